@@ -1,0 +1,93 @@
+"""graphjit: a static-graph tensor compiler with an eager mode beside it.
+
+`import graphjit as gj`; the public names are listed in ../shared/API.md.
+"""
+
+from graphjit import errors, ir
+from graphjit.errors import (
+    CheckpointError,
+    ControlFlowError,
+    DTypeError,
+    FeedError,
+    FetchError,
+    GradientError,
+    GraphjitError,
+    NumericsError,
+    ParseError,
+    ShapeError,
+    VerificationError,
+)
+
+from graphjit.frontend.control_flow import cond, while_loop
+from graphjit.frontend.graph import (
+    Graph,
+    Variable,
+    constant,
+    get_default_graph,
+    group,
+    placeholder,
+    reset_default_graph,
+)
+from graphjit.frontend.operators import install_graph_guards, install_operators
+from graphjit.frontend.ops import (
+    abs,
+    add,
+    argmax,
+    cast,
+    div,
+    equal,
+    exp,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    log,
+    log_softmax,
+    logical_and,
+    logical_not,
+    logical_or,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mul,
+    neg,
+    not_equal,
+    one_hot,
+    pow,
+    relu,
+    sigmoid,
+    sign,
+    softmax,
+    sqrt,
+    square,
+    stop_gradient,
+    sub,
+    sum,
+    tanh,
+    where,
+)
+from graphjit.frontend.shape_ops import (
+    broadcast_to,
+    concat,
+    expand_dims,
+    reshape,
+    squeeze,
+    stack,
+    transpose,
+)
+from graphjit.ir.types import bool_, float32, float64, int32, int64
+from graphjit.runtime.session import Session
+
+install_operators(ir.Value)
+install_graph_guards(ir.Value)
+install_operators(Variable)
+
+__version__ = "0.1.0"
+
+# The eager mode (gj.tensor, gj.autograd, gj.nn modules, gj.optim) registers its handler
+# with the op registry on import.
+from graphjit.frontend.eager import *  # noqa: E402,F401,F403

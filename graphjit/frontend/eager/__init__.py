@@ -1,0 +1,3 @@
+"""Eager mode (define-by-run): exported names are listed in __all__ (being built)."""
+
+__all__: list[str] = []

@@ -1,0 +1,190 @@
+"""The static graph: Graph, default graphs, placeholders, constants and Variables.
+
+A Graph is an open IR function: ops are appended to its block as the user builds them.
+Placeholders and variables live at its top level; the Session turns them into the
+arguments of the function it compiles.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from graphjit.errors import GraphjitError, ShapeError
+from graphjit.frontend import ops
+from graphjit.frontend.convert import graph_constant, operands
+from graphjit.ir import builder
+from graphjit.ir.core import Function, Module, Value
+from graphjit.ir.ops import bind
+from graphjit.ir.types import as_dtype
+
+
+class Graph:
+    """A dataflow graph being built; `with g.as_default():` makes new ops land in it."""
+
+    _ids = itertools.count()
+
+    def __init__(self):
+        self.function = Function("graph")
+        self.variables: dict[str, Variable] = {}
+        self.placeholders: dict[str, Value] = {}
+        self._name_counts: dict[str, int] = {}
+        self.id = next(Graph._ids)
+
+    @property
+    def block(self):
+        return self.function.block
+
+    @contextmanager
+    def as_default(self):
+        _graph_stack().append(self)
+        try:
+            with builder.insertion_point(self.block):
+                yield self
+        finally:
+            _graph_stack().pop()
+
+    def unique_name(self, base: str) -> str:
+        count = self._name_counts.get(base, 0)
+        self._name_counts[base] = count + 1
+        return base if count == 0 else f"{base}_{count}"
+
+    def as_module(self) -> Module:
+        return Module([self.function])
+
+    def as_text(self, locations: bool = False) -> str:
+        from graphjit.ir.printer import print_module
+
+        return print_module(self.as_module(), locations=locations)
+
+    def __str__(self) -> str:
+        return self.as_text()
+
+    def to_dot(self) -> str:
+        from graphjit.frontend.dot import graph_to_dot
+
+        return graph_to_dot(self.function)
+
+    @property
+    def ops(self):
+        return list(self.block.ops)
+
+
+_state = threading.local()
+_global_default = Graph()
+
+
+def _graph_stack() -> list:
+    if not hasattr(_state, "graphs"):
+        _state.graphs = []
+    return _state.graphs
+
+
+def get_default_graph() -> Graph:
+    stack = _graph_stack()
+    return stack[-1] if stack else _global_default
+
+
+def reset_default_graph() -> None:
+    global _global_default
+    _global_default = Graph()
+
+
+builder.set_default_block_provider(lambda: get_default_graph().block)
+
+
+def _top_level(name: str, attrs: dict) -> Value:
+    graph = get_default_graph()
+    return builder.create(name, (), attrs, block=graph.block).result
+
+
+def placeholder(dtype, shape=None, name: str | None = None) -> Value:
+    """A graph input fed at run time; None in `shape` is a dimension of any size."""
+    if shape is None:
+        raise ShapeError("placeholder needs a shape; use None for dimensions of any size")
+    graph = get_default_graph()
+    name = graph.unique_name(name or "placeholder")
+    shape = tuple(None if d is None or d == -1 else int(d) for d in shape)
+    value = _top_level("placeholder", {"name": name, "shape": shape, "dtype": as_dtype(dtype).name})
+    value.name_hint = name
+    graph.placeholders[name] = value
+    return value
+
+
+def constant(value, dtype=None, name: str | None = None) -> Value:
+    """A constant tensor; Python floats default to float32 and ints to int32 (as in TF1)."""
+    out = graph_constant(value, dtype)
+    out.name_hint = name
+    return out
+
+
+class Variable:
+    """Graph state that keeps its value between Session runs (TensorFlow 1's Variable)."""
+
+    def __init__(self, initial_value, dtype=None, name: str | None = None, trainable=True):
+        graph = get_default_graph()
+        array = np.array(initial_value, dtype=as_dtype(dtype).np if dtype is not None else None)
+        if array.dtype == np.float64 and dtype is None and not isinstance(initial_value, np.ndarray):
+            array = array.astype(np.float32)  # Python floats default to float32, as in TF1
+        self.initial_value = array
+        self.dtype = as_dtype(array.dtype)
+        self.shape = array.shape
+        self.name = graph.unique_name(name or "Variable")
+        self.graph = graph
+        self.trainable = trainable
+        self.value = _top_level(
+            "variable", {"name": self.name, "shape": array.shape, "dtype": self.dtype.name}
+        )
+        self.value.name_hint = self.name
+        graph.variables[self.name] = self
+
+    def __graphjit_value__(self) -> Value:
+        return self.value
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def assign(self, value) -> Value:
+        """An op that sets the variable; its result is the new value."""
+        (new,) = operands(value, dtype=self.dtype)
+        if tuple(new.shape) != tuple(self.shape):
+            if None in new.shape or np.broadcast_shapes(new.shape, self.shape) != self.shape:
+                raise ShapeError(
+                    f"cannot assign a value of shape {new.shape} to variable '{self.name}' "
+                    f"of shape {self.shape}"
+                )
+            new = bind("broadcast_to", new, shape=self.shape)
+        if builder.current_block() is not self.graph.block:
+            raise GraphjitError(
+                f"assign to variable '{self.name}' inside cond/while_loop is not supported: "
+                "return the new value from the branch or loop and assign it after"
+            )
+        out = builder.create("assign", [new], {"var": self.name}).result
+        out.name_hint = f"{self.name}/assign"
+        return out
+
+    def assign_add(self, delta) -> Value:
+        return self.assign(ops.add(self.value, delta))
+
+    def assign_sub(self, delta) -> Value:
+        return self.assign(ops.sub(self.value, delta))
+
+    def __repr__(self) -> str:
+        return f"<gj.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}>"
+
+
+def group(*ops):
+    """One op that runs all of `ops` (assigns, other groups); fetching it returns None."""
+    values = []
+    for op in ops:
+        if isinstance(op, Value):
+            values.append(op)
+        elif hasattr(op, "operands"):  # an Operation such as another group
+            values.extend(op.operands)
+        else:
+            raise GraphjitError(f"group takes tensors and ops, got {type(op).__name__}")
+    return builder.create("group", values)

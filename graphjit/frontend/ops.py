@@ -1,0 +1,212 @@
+"""The op functions of the public namespace, shared by the static and eager modes.
+
+Each is a thin wrapper over `bind`: it converts arguments (promotion, constants), checks
+them, and applies primitives; compositions (`relu`, `mean`, `softmax`, ...) get gradients
+and code generation from the primitives they use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.errors import DTypeError, ShapeError
+from graphjit.frontend.convert import as_tensor, operands, unwrap
+from graphjit.ir.ops import bind
+from graphjit.ir.types import as_dtype, bool_, float32, float64
+
+# ---- elementwise -------------------------------------------------------------------------
+
+
+def _binary(name):
+    def op(x, y):
+        return bind(name, *operands(x, y))
+
+    op.__name__ = name
+    op.__doc__ = f"Elementwise `{name}` with NumPy broadcasting and type promotion."
+    return op
+
+
+def _unary(name, float_only=False):
+    def op(x):
+        x = as_tensor(x)
+        if float_only and not x.dtype.is_floating:
+            x = bind("cast", x, dtype=float64.name if x.dtype.np.itemsize > 4 else float32.name)
+        return bind(name, x)
+
+    op.__name__ = name
+    op.__doc__ = f"Elementwise `{name}`" + (" (integers are cast to float)." if float_only else ".")
+    return op
+
+
+add, sub, mul, maximum, minimum, pow = map(_binary, ["add", "sub", "mul", "maximum", "minimum", "pow"])
+equal, not_equal, less, less_equal, greater, greater_equal = map(
+    _binary, ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
+)
+neg, abs, sign = map(_unary, ["neg", "abs", "sign"])
+exp, log, sqrt, tanh, sigmoid = (_unary(n, float_only=True) for n in ["exp", "log", "sqrt", "tanh", "sigmoid"])
+
+
+def div(x, y):
+    """True division; integer operands are divided as float64, as in NumPy."""
+    x, y = operands(x, y)
+    if not x.dtype.is_floating:
+        x, y = operands(x, y, dtype=float64)
+    return bind("div", x, y)
+
+
+def square(x):
+    x = as_tensor(x)
+    return bind("mul", x, x)
+
+
+def relu(x):
+    return maximum(x, 0)
+
+
+def cast(x, dtype):
+    x = as_tensor(x)
+    dtype = as_dtype(dtype)
+    return x if x.dtype == dtype else bind("cast", x, dtype=dtype.name)
+
+
+def stop_gradient(x):
+    """The identity, through which no gradient flows."""
+    return bind("stop_gradient", as_tensor(x))
+
+
+def _as_bool(x):
+    return cast(x, bool_)
+
+
+def logical_and(x, y):
+    return bind("logical_and", *operands(_as_bool(x), _as_bool(y)))
+
+
+def logical_or(x, y):
+    return bind("logical_or", *operands(_as_bool(x), _as_bool(y)))
+
+
+def logical_not(x):
+    return bind("logical_not", _as_bool(x))
+
+
+def where(condition, x, y):
+    """Elements of x where condition holds, else of y (broadcasting all three)."""
+    condition = _as_bool(condition)
+    x, y = operands(x, y)
+    return bind("select", condition, x, y)
+
+
+# ---- reductions --------------------------------------------------------------------------
+
+
+def normalize_axes(axis, rank: int) -> tuple:
+    """None means every axis; negative axes count from the end; result sorted, unique."""
+    if axis is None:
+        return tuple(range(rank))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = set()
+    for a in axes:
+        if not -rank <= a < rank:
+            raise ShapeError(f"axis {a} is out of range for a rank-{rank} tensor")
+        out.add(int(a) % rank)
+    return tuple(sorted(out))
+
+
+def _numeric(x):
+    x = as_tensor(x)
+    return cast(x, "int64") if x.dtype.is_bool else x
+
+
+def sum(x, axis=None, keepdims=False):
+    x = _numeric(x)
+    return bind("reduce_sum", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    x = _numeric(x)
+    if not x.dtype.is_floating:
+        x = cast(x, float64)
+    axes = normalize_axes(axis, x.ndim)
+    total = bind("reduce_sum", x, axes=axes, keepdims=keepdims)
+    return bind("div", total, bind("count", x, axes=axes))
+
+
+def max(x, axis=None, keepdims=False):
+    x = _numeric(x)
+    return bind("reduce_max", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def min(x, axis=None, keepdims=False):
+    x = _numeric(x)
+    return bind("reduce_min", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+def argmax(x, axis=None, keepdims=False):
+    """Index of the largest element (of the flattened tensor when axis is None), as int64."""
+    x = _numeric(x)
+    if axis is None:
+        flat = bind("reshape", x, shape=(-1,))
+        out = bind("argmax", flat, axis=0, keepdims=False)
+        return bind("reshape", out, shape=(1,) * x.ndim) if keepdims else out
+    (axis,) = normalize_axes(axis, x.ndim)
+    return bind("argmax", x, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))), computed stably by shifting with the (constant) maximum."""
+    x = as_tensor(x)
+    shift = stop_gradient(max(x, axis=axis, keepdims=True))
+    out = add(log(sum(exp(sub(x, shift)), axis=axis, keepdims=True)), shift)
+    return out if keepdims else squeeze(out, normalize_axes(axis, x.ndim))
+
+
+def softmax(x, axis=-1):
+    x = as_tensor(x)
+    e = exp(sub(x, stop_gradient(max(x, axis=axis, keepdims=True))))
+    return div(e, sum(e, axis=axis, keepdims=True))
+
+
+def log_softmax(x, axis=-1):
+    return sub(x, logsumexp(x, axis=axis, keepdims=True))
+
+
+# ---- linear algebra ----------------------------------------------------------------------
+
+
+def matmul(a, b):
+    """Matrix product with np.matmul's rules: batched, and rank-1 operands promoted."""
+    a, b = operands(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul operands must have rank >= 1 (use mul for scalars)")
+    squeeze_axes = []
+    if a.ndim == 1:
+        a = bind("expand_dims", a, axes=(0,))
+        squeeze_axes.append(-2)
+    if b.ndim == 1:
+        b = bind("expand_dims", b, axes=(1,))
+        squeeze_axes.append(-1)
+    out = bind("matmul", a, b)
+    if squeeze_axes:
+        out = bind("squeeze", out, axes=normalize_axes(squeeze_axes, out.ndim))
+    return out
+
+
+def one_hot(indices, depth: int, dtype=float32):
+    """A `depth`-long one-hot vector per index (out-of-range indices give zeros)."""
+    indices = as_tensor(indices)
+    if not indices.dtype.is_integer:
+        raise DTypeError(f"one_hot needs integer indices, got {indices.dtype.name}")
+    classes = operands(indices, np.arange(depth, dtype=indices.dtype.np))[1]
+    hits = equal(bind("expand_dims", indices, axes=(indices.ndim,)), classes)
+    return cast(hits, dtype)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean over the batch of -log softmax(logits)[label], for integer class labels."""
+    logits = as_tensor(logits)
+    depth = logits.shape[-1]
+    if depth is None:
+        raise ShapeError("softmax_cross_entropy needs the number of classes (last dim) known")
+    picked = mul(one_hot(unwrap(labels), depth, dtype=logits.dtype), log_softmax(logits))
+    return neg(mean(sum(picked, axis=-1)))

@@ -1,0 +1,121 @@
+"""Shape functions of the public namespace and basic-slicing `x[...]`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.errors import ShapeError
+from graphjit.frontend.convert import as_tensor, operands
+from graphjit.frontend.ops import normalize_axes
+from graphjit.ir.ops import as_list, bind
+
+
+def reshape(x, shape):
+    """Reshape; one dimension may be -1 (inferred)."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    return bind("reshape", as_tensor(x), shape=shape)
+
+
+def transpose(x, axes=None):
+    x = as_tensor(x)
+    perm = tuple(reversed(range(x.ndim))) if axes is None else normalize_perm(axes, x.ndim)
+    return bind("transpose", x, perm=perm)
+
+
+def normalize_perm(axes, rank: int) -> tuple:
+    perm = tuple(int(a) % rank if -rank <= a < rank else int(a) for a in axes)
+    if sorted(perm) != list(range(rank)):
+        raise ShapeError(f"axes {tuple(axes)} are not a permutation of {rank} axes")
+    return perm
+
+
+def broadcast_to(x, shape):
+    return bind("broadcast_to", as_tensor(x), shape=tuple(int(d) for d in shape))
+
+
+def expand_dims(x, axis):
+    x = as_tensor(x)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return bind("expand_dims", x, axes=normalize_axes(axes, x.ndim + len(axes)))
+
+
+def squeeze(x, axis=None):
+    """Remove size-1 axes (all known ones when axis is None)."""
+    x = as_tensor(x)
+    if axis is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim)
+    return bind("squeeze", x, axes=axes) if axes else x
+
+
+def concat(xs, axis=0):
+    xs = operands(*xs)
+    if not xs:
+        raise ShapeError("concat needs at least one tensor")
+    (axis,) = normalize_axes(axis, xs[0].ndim)
+    return bind("concat", *xs, axis=axis) if len(xs) > 1 else xs[0]
+
+
+def stack(xs, axis=0):
+    xs = operands(*xs)
+    if not xs:
+        raise ShapeError("stack needs at least one tensor")
+    (axis,) = normalize_axes(axis, xs[0].ndim + 1)
+    return concat([bind("expand_dims", x, axes=(axis,)) for x in xs], axis=axis)
+
+
+def split_like(x, refs, axis):
+    return as_list(bind("split_like", x, *refs, axis=axis))
+
+
+# ---- basic slicing -----------------------------------------------------------------------
+
+
+def getitem(x, key):
+    """x[key] for basic indexing: ints, slices, None (new axis) and Ellipsis."""
+    x = as_tensor(x)
+    key = key if isinstance(key, tuple) else (key,)
+    for k in key:
+        if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
+            raise ShapeError(f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}")
+    if sum(k is Ellipsis for k in key) > 1:
+        raise ShapeError("an index can only have a single ellipsis")
+    used = sum(k is not None and k is not Ellipsis for k in key)
+    if used > x.ndim:
+        raise ShapeError(f"too many indices ({used}) for a rank-{x.ndim} tensor")
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1 :]
+    spec, drop, new_axes, axis, out_axis = [], [], [], 0, 0
+    for k in key:
+        if k is None:
+            new_axes.append(out_axis)
+            out_axis += 1
+            continue
+        if isinstance(k, slice):
+            spec.append((k.start, k.stop, k.step))
+            out_axis += 1
+        else:
+            spec.append(_int_index(int(k), x.shape[axis]))
+            drop.append(axis)
+        axis += 1
+    return _apply_index(x, spec, drop, new_axes)
+
+
+def _int_index(i: int, dim) -> tuple:
+    if dim is not None and not -dim <= i < dim:
+        raise ShapeError(f"index {i} is out of bounds for a dimension of size {dim}")
+    if i >= 0:
+        return (i, i + 1, 1)
+    return (i, i + 1 if i != -1 else None, 1)
+
+
+def _apply_index(x, spec, drop, new_axes):
+    if any(t != (None, None, None) for t in spec):
+        x = bind("slice", x, spec=tuple(spec))
+    if drop:
+        x = bind("squeeze", x, axes=tuple(drop))
+    if new_axes:
+        x = bind("expand_dims", x, axes=tuple(new_axes))
+    return x

@@ -1,0 +1,204 @@
+"""THE op registry: every primitive is declared once, with its attributes, shape/dtype rule,
+NumPy reference kernel and VJP rule, next to each other (JAX's primitives are the model).
+
+Other layers look ops up here by name. `bind(name, *operands, **attrs)` applies an op to
+whatever its operands are: graph values get an op emitted at the builder's insertion point;
+eager tensors (whose handler the eager mode registers when imported) compute at once. VJP
+rules are written against `P`, a namespace of such binders, so one rule serves eager
+autograd, static autodiff and higher-order gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
+from graphjit.ir.core import Value
+
+NONDIFF = "nondifferentiable"  # a VJP marker: the op passes no cotangent to any operand
+
+
+@dataclass
+class OpDef:
+    """One primitive. `infer(types, attrs) -> [result types]`; `kernel(*arrays, **attrs)`
+    returns an array (or a tuple for several results); `vjp(cts, ins, outs, attrs)` returns
+    one cotangent (or None for zero) per operand."""
+
+    name: str
+    infer: Callable
+    kernel: Callable | None = None
+    vjp: Callable | str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)  # name -> default (REQUIRED if none)
+    elementwise: bool = False  # result[i] depends on operand[i] alone (after broadcasting)
+    side_effect: bool = False  # kept by DCE and kept in order
+    num_regions: int = 0
+    shape_only: tuple[int, ...] | str = ()  # operands read for their shape alone (or REST)
+
+    def normalize_attrs(self, attrs: dict) -> dict:
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise GraphjitError(f"op '{self.name}' has no attribute(s) {sorted(unknown)}")
+        out = {}
+        for key, default in self.attrs.items():
+            if key in attrs:
+                out[key] = attrs[key]
+            elif default is REQUIRED:
+                raise GraphjitError(f"op '{self.name}' needs attribute '{key}'")
+            else:
+                out[key] = default
+        return out
+
+    def infer_types(self, operands, attrs, regions=(), loc=None) -> list:
+        types = [v.type for v in operands]
+        try:
+            if self.num_regions:
+                return list(self.infer(types, attrs, regions))
+            return list(self.infer(types, attrs))
+        except GraphjitError as e:
+            if e.location is None and loc is not None:
+                raise type(e)(f"{e.raw_message} [op '{self.name}', built at {loc}]") from None
+            raise
+        except (ValueError, TypeError, IndexError) as e:
+            err = DTypeError if isinstance(e, TypeError) else ShapeError
+            raise err(f"{self.name}: {e}", location=loc) from None
+
+    def shape_only_operands(self, n: int) -> tuple[int, ...]:
+        return tuple(range(1, n)) if self.shape_only == REST else self.shape_only
+
+    @property
+    def differentiable(self) -> bool:
+        return self.vjp is not None and self.vjp != NONDIFF
+
+
+class _Required:
+    def __repr__(self):
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+REST = "rest"  # shape_only: every operand after the first
+
+
+def as_list(results) -> list:
+    """bind returns one value or a tuple; VJP rules want a list either way."""
+    return list(results) if isinstance(results, tuple) else [results]
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    if opdef.name in _REGISTRY:
+        raise GraphjitError(f"op '{opdef.name}' registered twice")
+    _REGISTRY[opdef.name] = opdef
+    return opdef
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise GraphjitError(f"unknown op '{name}'") from None
+
+
+def all_ops() -> dict[str, OpDef]:
+    return dict(_REGISTRY)
+
+
+# ---- bind: one entry point for both modes -------------------------------------------------
+
+
+class Handler:
+    """How ops apply to one kind of operand (graph values, eager tensors)."""
+
+    def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:
+        raise NotImplementedError
+
+    def lift(self, value, dtype) -> Any:
+        """Turn a Python/NumPy constant into an operand of this kind, of graphjit `dtype`."""
+        raise NotImplementedError
+
+
+_HANDLERS: dict[type, Handler] = {}
+
+
+def register_handler(cls: type, handler: Handler) -> None:
+    _HANDLERS[cls] = handler
+
+
+def handler_for(operands) -> Handler:
+    for x in operands:
+        h = _HANDLERS.get(type(x))
+        if h is None:
+            for cls, candidate in _HANDLERS.items():
+                if isinstance(x, cls):
+                    h = candidate
+                    break
+        if h is not None:
+            return h
+    raise GraphjitError(f"no tensor among operands {[type(x).__name__ for x in operands]}")
+
+
+def bind(name: str, *operands, **attrs):
+    """Apply op `name`; returns one result, or a tuple when the op has several."""
+    opdef = get_op(name)
+    handler = handler_for(operands)
+    if not all(_is_handled(x) for x in operands):
+        like = _constant_dtype_source(operands)
+        operands = [x if _is_handled(x) else handler.lift(x, like.dtype) for x in operands]
+    results = handler.apply(opdef, operands, opdef.normalize_attrs(attrs))
+    return results[0] if len(results) == 1 else tuple(results)
+
+
+def _constant_dtype_source(operands):
+    """A Python constant takes the dtype of the first tensor operand that is not boolean
+    (`select(mask, g, 0)` makes a 0 of g's dtype)."""
+    tensors = [x for x in operands if _is_handled(x)]
+    return next((x for x in tensors if not x.dtype.is_bool), tensors[0])
+
+
+def _is_handled(x) -> bool:
+    return any(isinstance(x, cls) for cls in _HANDLERS)
+
+
+class _Namespace:
+    """`P.mul(a, b)` is `bind("mul", a, b)`: the op-building namespace VJP rules use."""
+
+    def __getattr__(self, name: str) -> Callable:
+        get_op(name)
+        return lambda *operands, **attrs: bind(name, *operands, **attrs)
+
+
+P = _Namespace()
+
+
+class GraphHandler(Handler):
+    """Graph values: emit the op at the current insertion point."""
+
+    def apply(self, opdef, operands, attrs):
+        from graphjit.ir import builder
+
+        return builder.create(opdef.name, operands, attrs).results
+
+    def lift(self, value, dtype):
+        from graphjit.ir import builder
+
+        array = np.asarray(value, dtype=dtype.np)
+        return builder.create("constant", (), {"value": array}).result
+
+
+register_handler(Value, GraphHandler())
+
+
+def require(cond: bool, message: str, err=ShapeError) -> None:
+    if not cond:
+        raise err(message)
+
+
+def no_vjp_error(opdef: OpDef, loc=None) -> GradientError:
+    return GradientError(f"op '{opdef.name}' has no gradient (VJP) rule", location=loc)
+
+
+# Op families register themselves on import; the order here is the printer's catalogue order.
+from graphjit.ir.ops import elementwise, reduce, shape, linalg, state, control  # noqa: E402,F401

@@ -1,0 +1,77 @@
+"""Structured control flow with regions, after MLIR's scf dialect.
+
+    %r = cond %pred { then: ...; yield %a } { else: ...; yield %b }
+    %r = while (%x = %init) { before(%x): ...; condition %p } do { after(%x): ...; yield %x' }
+
+`while` runs `before` on the carried values; when its predicate is false the carried values
+are the results, otherwise `after` computes the next ones. `max_iterations` (or None) stops
+the loop after that many iterations, as TensorFlow 1 does. Regions may use values defined
+above them. The interpreter and code generators give these ops their meaning; autodiff
+differentiates them as region transformations.
+"""
+
+from __future__ import annotations
+
+from graphjit.errors import ControlFlowError, DTypeError
+from graphjit.ir.ops import REQUIRED, OpDef, register
+from graphjit.ir.types import shape_str
+
+
+def _type_list(types) -> str:
+    return "(" + ", ".join(str(t) for t in types) + ")"
+
+
+def yielded_types(region) -> list:
+    term = region.block.terminator
+    if term is None or term.name not in ("yield", "condition"):
+        raise ControlFlowError("region does not end in a terminator")
+    return [v.type for v in term.operands]
+
+
+def _check_pred(t, what) -> None:
+    if not (t.dtype.is_bool and t.shape == ()):
+        raise DTypeError(f"{what} must be a boolean scalar, got {t}")
+
+
+def _cond_infer(types, attrs, regions):
+    _check_pred(types[0], "cond predicate")
+    then_types, else_types = (yielded_types(r) for r in regions)
+    if then_types != else_types:
+        raise ControlFlowError(
+            f"cond branches return different types: true branch {_type_list(then_types)}, "
+            f"false branch {_type_list(else_types)}"
+        )
+    return then_types
+
+
+def _while_infer(types, attrs, regions):
+    before, after = regions
+    arg_types = [a.type for a in before.block.args]
+    if arg_types != list(types) or [a.type for a in after.block.args] != list(types):
+        raise ControlFlowError(f"while region arguments do not match {_type_list(types)}")
+    pred_types = yielded_types(before)
+    if len(pred_types) != 1:
+        raise ControlFlowError("while's before region must end in `condition %pred`")
+    _check_pred(pred_types[0], "while_loop condition")
+    body_types = yielded_types(after)
+    if len(body_types) != len(types):
+        raise ControlFlowError(
+            f"while_loop body returns {len(body_types)} values for {len(types)} loop variables"
+        )
+    for i, (old, new) in enumerate(zip(types, body_types)):
+        if old != new:
+            raise ControlFlowError(
+                f"while_loop body changes loop variable {i} from {old} to {new} "
+                f"(shapes {shape_str(old.shape)} -> {shape_str(new.shape)}); loop variables "
+                "must keep their shape and dtype"
+            )
+    return list(types)
+
+
+REGION = "region"  # a VJP marker: autodiff differentiates this op as a region transformation
+
+register(OpDef("cond", _cond_infer, None, REGION, num_regions=2))
+register(OpDef("while", _while_infer, None, REGION, num_regions=2, attrs={"max_iterations": None}))
+register(OpDef("yield", lambda t, a: [], None, REGION))
+register(OpDef("condition", lambda t, a: [], None, REGION))
+register(OpDef("return", lambda t, a: [], None, REGION))

@@ -1,0 +1,221 @@
+"""Elementwise primitives: NumPy broadcasting between operands of one dtype.
+
+The frontend inserts casts so that operands agree in dtype; the IR keeps broadcasting
+implicit (shape rule below) and autodiff undoes it with `sum_to`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.special
+
+from graphjit.errors import DTypeError, ShapeError
+from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register
+from graphjit.ir.types import TensorType, as_dtype, bool_, shape_str
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """NumPy broadcasting where a dimension may be None (unknown until specialisation)."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(rank):
+        dims = [s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            raise ShapeError(f"shapes {', '.join(shape_str(s) for s in shapes)} do not broadcast")
+        if known:
+            out.append(known.pop())
+        elif any(d is None for d in dims):
+            out.append(None)
+        else:
+            out.append(1)
+    return tuple(out)
+
+
+def _same_dtype(types) -> None:
+    dtypes = {t.dtype for t in types}
+    if len(dtypes) > 1:
+        names = ", ".join(sorted(d.name for d in dtypes))
+        raise DTypeError(f"operands have different dtypes ({names}); cast one of them first")
+
+
+def _kinds(types, allowed: str, what: str) -> None:
+    for t in types:
+        if t.dtype.np.kind not in allowed:
+            raise DTypeError(f"needs {what} operands, got {t.dtype.name}")
+
+
+def elementwise_rule(result_dtype=None, kinds="fiub", what="numeric"):
+    def infer(types, attrs):
+        _same_dtype(types)
+        _kinds(types, kinds, what)
+        shape = broadcast_shapes(*(t.shape for t in types))
+        return [TensorType(shape, result_dtype or types[0].dtype)]
+
+    return infer
+
+
+def statically_same_shape(a, b) -> bool:
+    return tuple(a.shape) == tuple(b.shape) and None not in tuple(a.shape)
+
+
+def unbroadcast(ct, x):
+    """Sum a cotangent down to operand `x`'s shape (the transpose of implicit broadcasting)."""
+    return ct if statically_same_shape(ct, x) else P.sum_to(ct, x)
+
+
+def unary(fn):
+    """A VJP rule for a one-operand op from `fn(g, x, y) -> cotangent of x`."""
+    return lambda cts, ins, outs, attrs: [fn(cts[0], ins[0], outs[0])]
+
+
+def binary(fx, fy):
+    """A VJP rule for a broadcasting two-operand op; each of fx, fy is `(g, x, y, out)`."""
+
+    def vjp(cts, ins, outs, attrs):
+        g, (x, y), out = cts[0], ins, outs[0]
+        return [unbroadcast(fx(g, x, y, out), x), unbroadcast(fy(g, x, y, out), y)]
+
+    return vjp
+
+
+def _elementwise(name, kernel, vjp, kinds="fiub", what="numeric", result_dtype=None):
+    rule = elementwise_rule(result_dtype, kinds, what)
+    register(OpDef(name, rule, kernel, vjp, elementwise=True))
+
+
+FLOAT = dict(kinds="f", what="floating-point")
+NUMERIC = dict(kinds="fiu", what="numeric")
+LOGICAL = dict(kinds="b", what="boolean", result_dtype=bool_)
+COMPARE = dict(result_dtype=bool_)
+
+
+# ---- unary -------------------------------------------------------------------------------
+
+_elementwise("neg", np.negative, unary(lambda g, x, y: P.neg(g)), **NUMERIC)
+_elementwise("exp", np.exp, unary(lambda g, x, y: P.mul(g, y)), **FLOAT)
+_elementwise("log", np.log, unary(lambda g, x, y: P.div(g, x)), **FLOAT)
+_elementwise("sqrt", np.sqrt, unary(lambda g, x, y: P.div(g, P.mul(y, 2))), **FLOAT)
+_elementwise("abs", np.abs, unary(lambda g, x, y: P.mul(g, P.sign(x))), **NUMERIC)
+_elementwise("sign", np.sign, NONDIFF, **NUMERIC)
+_elementwise("tanh", np.tanh, unary(lambda g, x, y: P.mul(g, P.sub(1, P.mul(y, y)))), **FLOAT)
+_elementwise(
+    "sigmoid",
+    scipy.special.expit,
+    unary(lambda g, x, y: P.mul(g, P.mul(y, P.sub(1, y)))),
+    **FLOAT,
+)
+_elementwise("logical_not", np.logical_not, NONDIFF, **LOGICAL)
+register(
+    OpDef(
+        "stop_gradient",
+        elementwise_rule(),
+        lambda x: x.copy(),
+        NONDIFF,
+        elementwise=True,
+    )
+)
+
+
+def _cast_infer(types, attrs):
+    return [TensorType(types[0].shape, as_dtype(attrs["dtype"]))]
+
+
+def _cast_vjp(cts, ins, outs, attrs):
+    x = ins[0]
+    if not x.dtype.is_floating or not as_dtype(attrs["dtype"]).is_floating:
+        return [None]
+    return [P.cast(cts[0], dtype=x.dtype.name)]
+
+
+register(
+    OpDef(
+        "cast",
+        _cast_infer,
+        lambda x, dtype: x.astype(as_dtype(dtype).np),
+        _cast_vjp,
+        attrs={"dtype": REQUIRED},
+        elementwise=True,
+    )
+)
+
+# ---- binary ------------------------------------------------------------------------------
+
+_elementwise("add", np.add, binary(lambda g, x, y, o: g, lambda g, x, y, o: g), **NUMERIC)
+_elementwise(
+    "sub", np.subtract, binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(g)), **NUMERIC
+)
+_elementwise(
+    "mul",
+    np.multiply,
+    binary(lambda g, x, y, o: P.mul(g, y), lambda g, x, y, o: P.mul(g, x)),
+    **NUMERIC,
+)
+_elementwise(
+    "div",
+    np.true_divide,
+    binary(lambda g, x, y, o: P.div(g, y), lambda g, x, y, o: P.neg(P.div(P.mul(g, o), y))),
+    **FLOAT,
+)
+
+
+def _pow_dy(g, x, y, out):
+    positive = P.greater(x, 0)
+    safe_x = P.select(positive, x, 1)
+    return P.select(positive, P.mul(P.mul(g, out), P.log(safe_x)), 0)
+
+
+_elementwise(
+    "pow",
+    np.power,
+    binary(lambda g, x, y, o: P.mul(g, P.mul(y, P.pow(x, P.sub(y, 1)))), _pow_dy),
+    **NUMERIC,
+)
+# Ties send the gradient to the second operand, so relu(x) = maximum(x, 0) has gradient 0 at 0.
+_elementwise(
+    "maximum",
+    np.maximum,
+    binary(
+        lambda g, x, y, o: P.select(P.greater(x, y), g, 0),
+        lambda g, x, y, o: P.select(P.greater(x, y), 0, g),
+    ),
+    **NUMERIC,
+)
+_elementwise(
+    "minimum",
+    np.minimum,
+    binary(
+        lambda g, x, y, o: P.select(P.less(x, y), g, 0),
+        lambda g, x, y, o: P.select(P.less(x, y), 0, g),
+    ),
+    **NUMERIC,
+)
+for _name, _fn in [
+    ("equal", np.equal),
+    ("not_equal", np.not_equal),
+    ("less", np.less),
+    ("less_equal", np.less_equal),
+    ("greater", np.greater),
+    ("greater_equal", np.greater_equal),
+]:
+    _elementwise(_name, _fn, NONDIFF, **COMPARE)
+_elementwise("logical_and", np.logical_and, NONDIFF, **LOGICAL)
+_elementwise("logical_or", np.logical_or, NONDIFF, **LOGICAL)
+
+# ---- select ------------------------------------------------------------------------------
+
+
+def _select_infer(types, attrs):
+    c, a, b = types
+    if not c.dtype.is_bool:
+        raise DTypeError(f"condition must be bool, got {c.dtype.name}")
+    _same_dtype([a, b])
+    return [TensorType(broadcast_shapes(c.shape, a.shape, b.shape), a.dtype)]
+
+
+def _select_vjp(cts, ins, outs, attrs):
+    g, (c, a, b) = cts[0], ins
+    return [None, unbroadcast(P.select(c, g, 0), a), unbroadcast(P.select(c, 0, g), b)]
+
+
+register(OpDef("select", _select_infer, np.where, _select_vjp, elementwise=True))

@@ -1,0 +1,89 @@
+"""Reductions over `axes` (a sorted tuple of non-negative axes), with `keepdims`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.errors import DTypeError, ShapeError
+from graphjit.ir.ops import NONDIFF, OpDef, P, register
+from graphjit.ir.types import TensorType, int64
+
+
+def reduced_shape(shape, axes, keepdims) -> tuple:
+    for a in axes:
+        if not 0 <= a < len(shape):
+            raise ShapeError(f"axis {a} is out of range for rank {len(shape)}")
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def _reduce_infer(types, attrs):
+    (x,) = types
+    if x.dtype.is_bool:
+        raise DTypeError("cannot reduce a boolean tensor; cast it first")
+    return [TensorType(reduced_shape(x.shape, attrs["axes"], attrs["keepdims"]), x.dtype)]
+
+
+def expand_back(g, x, attrs):
+    """Broadcast a reduction's cotangent back to the operand's shape."""
+    if not attrs["keepdims"] and attrs["axes"]:
+        g = P.expand_dims(g, axes=attrs["axes"])
+    return P.broadcast_like(g, x)
+
+
+def _sum_vjp(cts, ins, outs, attrs):
+    return [expand_back(cts[0], ins[0], attrs)]
+
+
+def _extremum_vjp(cts, ins, outs, attrs):
+    """Split the cotangent evenly between the elements that attain the extremum."""
+    x = ins[0]
+    hit = P.cast(P.equal(x, expand_back(outs[0], x, attrs)), dtype=x.dtype.name)
+    count = P.reduce_sum(hit, axes=attrs["axes"], keepdims=True)
+    return [P.mul(expand_back(cts[0], x, attrs), P.div(hit, P.broadcast_like(count, x)))]
+
+
+AXES = {"axes": (), "keepdims": False}
+
+
+def _reducer(np_fn):
+    return lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims))
+
+
+register(OpDef("reduce_sum", _reduce_infer, _reducer(np.sum), _sum_vjp, attrs=AXES))
+register(OpDef("reduce_max", _reduce_infer, _reducer(np.max), _extremum_vjp, attrs=AXES))
+register(OpDef("reduce_min", _reduce_infer, _reducer(np.min), _extremum_vjp, attrs=AXES))
+
+
+def _argmax_infer(types, attrs):
+    (x,) = types
+    return [TensorType(reduced_shape(x.shape, (attrs["axis"],), attrs["keepdims"]), int64)]
+
+
+register(
+    OpDef(
+        "argmax",
+        _argmax_infer,
+        lambda x, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims).astype(np.int64),
+        NONDIFF,
+        attrs={"axis": 0, "keepdims": False},
+    )
+)
+
+
+def _count_infer(types, attrs):
+    (x,) = types
+    reduced_shape(x.shape, attrs["axes"], False)
+    return [TensorType((), x.dtype)]
+
+
+def _count_kernel(x, axes):
+    return np.asarray(np.prod([x.shape[a] for a in axes], dtype=np.int64), dtype=x.dtype)
+
+
+# The number of elements along `axes` as a scalar of x's dtype: `mean` is sum / count, and
+# the count is only known once the Session has specialised unknown dimensions.
+register(
+    OpDef("count", _count_infer, _count_kernel, NONDIFF, attrs={"axes": ()}, shape_only=(0,))
+)

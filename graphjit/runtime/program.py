@@ -1,0 +1,79 @@
+"""From a graph and its fetches to the function a backend compiles.
+
+Pruning keeps the ops the fetches need; placeholders and variables become the function's
+arguments; the results are the fetched values followed by the variables' new values.
+Cloning re-infers every type from the fed shapes, which specialises unknown dimensions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphjit.errors import FetchError
+from graphjit.ir import builder
+from graphjit.ir.clone import clone_op
+from graphjit.ir.core import Block, Function, Operation, Value, captured_values
+
+
+INPUT_OPS = ("placeholder", "variable")
+
+
+@dataclass
+class Program:
+    """A function plus how its arguments and results map to feeds, variables, fetches."""
+
+    function: Function
+    placeholders: list[Value]  # graph placeholder values, one per leading argument
+    variables: list[str]  # variable names, one per remaining argument
+    fetches: list  # fetched graph values (None for op fetches), one per leading result
+    assigned: list[str]  # variable written by each remaining result, in order
+
+
+def needed_ops(block: Block, roots: list[Operation]) -> list[Operation]:
+    """The top-level ops of `block` that `roots` depend on, in block order."""
+    needed: set[Operation] = set()
+    stack = list(roots)
+    while stack:
+        op = stack.pop()
+        if op in needed:
+            continue
+        if op.parent is not block:
+            raise FetchError(f"'{op.name}' is not a top-level op of this graph", op=op)
+        needed.add(op)
+        for v in list(op.operands) + captured_values(op):
+            if v.op is not None and v.op not in needed:
+                stack.append(v.op)
+    return [op for op in block.ops if op in needed]
+
+
+def build_program(graph, fetch_values: list, fetch_ops: list, feed_types: dict) -> Program:
+    """`feed_types` maps each fed placeholder value to its concrete TensorType."""
+    roots = [v.op for v in fetch_values] + fetch_ops
+    for v in fetch_values:
+        if v.op is None or v.op.parent is not graph.block:
+            raise FetchError(f"cannot fetch {v!r}: it is not a top-level value of this graph")
+    ops = needed_ops(graph.block, roots)
+    placeholders = [op.result for op in ops if op.name == "placeholder"]
+    variables = [op for op in ops if op.name == "variable"]
+    arg_types = [feed_types.get(p, p.type) for p in placeholders] + [
+        op.result.type for op in variables
+    ]
+    fn = Function("main")
+    fn.body.blocks[0] = block = Block(arg_types, [p.name_hint for p in placeholders]
+                                      + [op.attrs["name"] for op in variables])
+    block.parent = fn.body
+    vmap = dict(zip(placeholders + [op.result for op in variables], block.args))
+    assigned, new_values = [], []
+    for op in ops:
+        if op.name in INPUT_OPS:
+            continue
+        clone = clone_op(op, vmap, block)
+        if op.name == "assign":
+            assigned.append(op.attrs["var"])
+            new_values.append(clone.result)
+    results = [vmap[v] for v in fetch_values] + new_values
+    builder.create("return", results, block=block, loc=None)
+    return Program(fn, placeholders, [op.attrs["name"] for op in variables],
+                   list(fetch_values), assigned)
+
+

@@ -1,0 +1,171 @@
+"""Session: runs fetches of a graph on a backend, holding the variables between runs."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from graphjit.errors import BackendError, FeedDTypeError, FeedError, FeedShapeError, FetchError
+from graphjit.ir.core import Operation, Value
+from graphjit.ir.types import shape_str
+from graphjit.nest import flatten, unflatten
+from graphjit.runtime import checkpoint
+from graphjit.runtime.program import Program, build_program, needed_ops
+
+BACKENDS = ("interpreter",)
+
+
+class Session:
+    """`Session(graph, backend=...)`: `run(fetches, feed_dict)` returns NumPy arrays in the
+    structure of `fetches`. Variables are initialised when the session opens."""
+
+    def __init__(self, graph=None, backend: str = "interpreter", check_numerics: bool = False):
+        if graph is None:
+            from graphjit.frontend.graph import get_default_graph  # the user's default
+
+            graph = get_default_graph()
+        if backend not in BACKENDS:
+            raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        self.graph = graph
+        self.backend = backend
+        self.check_numerics = check_numerics
+        self.variables: dict[str, np.ndarray] = {}
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+        self.closed = False
+        self._initialise_new_variables()
+
+    # -- context manager ----------------------------------------------------------------
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self._cache.clear()
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None):
+        if self.closed:
+            raise FetchError("this Session is closed")
+        leaves, spec = flatten(fetches)
+        values, ops = self._classify_fetches(leaves)
+        feeds = self._validate_feeds(feed_dict or {})
+        self._initialise_new_variables()
+        program = self._program(values, ops, feeds)
+        args = [feeds[p] for p in program.placeholders] + [
+            self.variables[name] for name in program.variables
+        ]
+        outs = self._execute(program, args)
+        n = len(program.fetches)
+        with self._lock:
+            for name, new in zip(program.assigned, outs[n:]):
+                self.variables[name] = new
+        results = iter(outs[:n])
+        return unflatten(spec, [None if v is None else next(results) for v in values_or_ops(leaves)])
+
+    def _execute(self, program: Program, args: list) -> list:
+        from graphjit.runtime.interpreter import Interpreter
+
+        return Interpreter(self.check_numerics).run(program.function, args)
+
+    def _program(self, values, ops, feeds) -> Program:
+        key = (tuple(values), tuple(ops), tuple((p, a.shape) for p, a in feeds.items()))
+        with self._lock:
+            program = self._cache.get(key)
+        if program is None:
+            self._check_feeds_present(values, ops, feeds)
+            feed_types = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}
+            program = build_program(self.graph, values, ops, feed_types)
+            with self._lock:
+                self._cache[key] = program
+        return program
+
+    def _classify_fetches(self, leaves):
+        values, ops = [], []
+        for leaf in leaves:
+            leaf = _unwrap(leaf)
+            if isinstance(leaf, Value):
+                values.append(leaf)
+            elif isinstance(leaf, Operation):
+                ops.append(leaf)
+            else:
+                raise FetchError(f"cannot fetch {leaf!r}: fetches are graph tensors or ops")
+            if (leaf.op if isinstance(leaf, Value) else leaf).parent is not self.graph.block:
+                raise FetchError(f"cannot fetch {leaf!r}: it does not belong to this session's graph"
+                                 " (or is inside a cond/while region)")
+        return values, ops
+
+    def _validate_feeds(self, feed_dict) -> dict:
+        feeds = {}
+        for key, value in feed_dict.items():
+            key = _unwrap(key)
+            if isinstance(key, str):
+                key = self.graph.placeholders.get(key.split(":")[0], key)
+            if not isinstance(key, Value) or key.op is None or key.op.name != "placeholder":
+                raise FeedError(f"cannot feed {key!r}: only placeholders can be fed")
+            if key.op.parent is not self.graph.block:
+                raise FeedError(f"placeholder '{key.op.attrs['name']}' is not in this graph")
+            feeds[key] = _convert_feed(key, value)
+        return feeds
+
+    def _check_feeds_present(self, values, ops, feeds) -> None:
+        roots = [v.op for v in values] + list(ops)
+        for op in needed_ops(self.graph.block, roots):
+            if op.name == "placeholder" and op.result not in feeds:
+                raise FeedError(
+                    f"placeholder '{op.attrs['name']}' needs a value in feed_dict", op=op
+                )
+
+    def _initialise_new_variables(self) -> None:
+        for name, var in self.graph.variables.items():
+            if name not in self.variables:
+                self.variables[name] = np.array(var.initial_value)
+
+    # -- checkpoints --------------------------------------------------------------------
+    def save(self, path: str) -> str:
+        """Write every variable to `path` atomically; returns the path."""
+        self._initialise_new_variables()
+        return checkpoint.save(path, self.variables)
+
+    def restore(self, path: str) -> None:
+        """Load variables saved by `save`; names, shapes and dtypes must match the graph."""
+        expected = {n: (v.shape, v.dtype.np) for n, v in self.graph.variables.items()}
+        loaded = checkpoint.load(path, expected)
+        with self._lock:
+            self.variables.update(loaded)
+
+
+def values_or_ops(leaves):
+    for leaf in leaves:
+        leaf = _unwrap(leaf)
+        yield leaf if isinstance(leaf, Value) else None
+
+
+def _unwrap(x):
+    hook = getattr(x, "__graphjit_value__", None)
+    return hook() if hook is not None else x
+
+
+def _convert_feed(placeholder: Value, value) -> np.ndarray:
+    t, name = placeholder.type, placeholder.op.attrs["name"]
+    array = np.asarray(value)
+    if array.dtype != t.dtype.np:
+        if not np.can_cast(array.dtype, t.dtype.np, casting="same_kind"):
+            raise FeedDTypeError(
+                f"cannot feed {array.dtype} data to placeholder '{name}' of dtype {t.dtype.name}",
+                op=placeholder.op,
+            )
+        array = array.astype(t.dtype.np)
+    if array.ndim != len(t.shape) or any(
+        d is not None and d != a for d, a in zip(t.shape, array.shape)
+    ):
+        raise FeedShapeError(
+            f"cannot feed shape {shape_str(array.shape)} to placeholder '{name}' of shape "
+            f"{shape_str(t.shape)}",
+            op=placeholder.op,
+        )
+    return array
