@@ -119,7 +119,10 @@ def _numeric(x):
 
 
 def sum(x, axis=None, keepdims=False):
-    x = _numeric(x)
+    """Sum; booleans and integers narrower than int64 are summed as int64, as in NumPy."""
+    x = as_tensor(x)
+    if x.dtype.is_bool or x.dtype.name == "int32":
+        x = cast(x, "int64")
     return bind("reduce_sum", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
 
 
@@ -158,7 +161,7 @@ def logsumexp(x, axis=None, keepdims=False):
     x = as_tensor(x)
     shift = stop_gradient(max(x, axis=axis, keepdims=True))
     out = add(log(sum(exp(sub(x, shift)), axis=axis, keepdims=True)), shift)
-    return out if keepdims else squeeze(out, normalize_axes(axis, x.ndim))
+    return out if keepdims else bind("squeeze", out, axes=normalize_axes(axis, x.ndim))
 
 
 def softmax(x, axis=-1):

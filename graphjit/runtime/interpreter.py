@@ -7,6 +7,7 @@ import numpy as np
 
 from graphjit.errors import BackendError, GraphjitError, NumericsError, ShapeError
 from graphjit.ir.core import Block, Function, Operation
+from graphjit.ir.ops.lists import TensorList
 
 TERMINATORS = frozenset({"yield", "condition", "return"})
 
@@ -40,13 +41,15 @@ class Interpreter:
         except (ValueError, IndexError) as e:
             raise ShapeError(f"{op.name} failed at run time: {e}", op=op) from None
         outs = out if isinstance(out, tuple) else (out,)
-        outs = [np.asarray(o) for o in outs]
+        outs = [o if isinstance(o, TensorList) else np.asarray(o) for o in outs]
         self._check(op, outs)
         return outs
 
     def _check(self, op: Operation, outs: list) -> None:
         for value, array in zip(op.results, outs):
             t = value.type
+            if isinstance(array, TensorList):
+                continue
             if array.dtype != t.dtype.np or array.ndim != len(t.shape) or any(
                 d is not None and d != a for d, a in zip(t.shape, array.shape)
             ):

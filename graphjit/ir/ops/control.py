@@ -71,7 +71,10 @@ def _while_infer(types, attrs, regions):
 REGION = "region"  # a VJP marker: autodiff differentiates this op as a region transformation
 
 register(OpDef("cond", _cond_infer, None, REGION, num_regions=2))
-register(OpDef("while", _while_infer, None, REGION, num_regions=2, attrs={"max_iterations": None}))
+# `taped` (set by autodiff) is the number of original loop values of a loop augmented to
+# also carry an iteration count and one tape per loop value (see passes/autodiff.py).
+WHILE_ATTRS = {"max_iterations": None, "taped": None}
+register(OpDef("while", _while_infer, None, REGION, num_regions=2, attrs=WHILE_ATTRS))
 register(OpDef("yield", lambda t, a: [], None, REGION))
 register(OpDef("condition", lambda t, a: [], None, REGION))
 register(OpDef("return", lambda t, a: [], None, REGION))

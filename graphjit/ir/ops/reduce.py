@@ -48,7 +48,9 @@ AXES = {"axes": (), "keepdims": False}
 
 
 def _reducer(np_fn):
-    return lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims))
+    return lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims)).astype(
+        x.dtype, copy=False
+    )
 
 
 register(OpDef("reduce_sum", _reduce_infer, _reducer(np.sum), _sum_vjp, attrs=AXES))
