@@ -20,6 +20,7 @@ from graphjit.errors import (
 
 from graphjit.frontend import nn_functional as nn  # the eager mode extends it below
 from graphjit.frontend.control_flow import cond, while_loop
+from graphjit.frontend import train
 from graphjit.frontend.gradients import gradients
 from graphjit.frontend.graph import (
     Graph,
