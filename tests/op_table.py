@@ -7,8 +7,8 @@ the coverage test knows when a newly registered op has no record.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import scipy.special
@@ -43,8 +43,10 @@ def sample(domain: str, shape, dtype, rng) -> np.ndarray:
     elif domain == "positive":
         x = rng.uniform(0.5, 2, shape)
     elif domain == "nonzero":
-        magnitude = rng.integers(1, 4, shape) if np.dtype(dtype).kind in "iu" else rng.uniform(
-            0.5, 2, shape
+        magnitude = (
+            rng.integers(1, 4, shape)
+            if np.dtype(dtype).kind in "iu"
+            else rng.uniform(0.5, 2, shape)
         )
         x = magnitude * rng.choice([-1, 1], shape)
     elif domain == "small_int":
@@ -60,9 +62,7 @@ def sample(domain: str, shape, dtype, rng) -> np.ndarray:
 
 def inputs_for(case: OpCase, shapes, dtype, seed=0) -> list:
     rng = np.random.default_rng(seed)
-    return [
-        sample(case.domain(i), s, case.fixed.get(i, dtype), rng) for i, s in enumerate(shapes)
-    ]
+    return [sample(case.domain(i), s, case.fixed.get(i, dtype), rng) for i, s in enumerate(shapes)]
 
 
 UNARY_SHAPES = [((),), ((7,),), ((3, 4),), ((2, 3, 4),)]
@@ -130,70 +130,189 @@ OP_TABLE: list[OpCase] = [
         ("bool", "real"),
         fixed={0: "bool"},
     ),
-    OpCase("cast_f32", lambda x: gj.cast(x, gj.float32), lambda x: x.astype(np.float32),
-           UNARY_SHAPES),
-    OpCase("cast_i32", lambda x: gj.cast(x, "int32"), lambda x: x.astype(np.int32),
-           UNARY_SHAPES, grad=False),
+    OpCase(
+        "cast_f32", lambda x: gj.cast(x, gj.float32), lambda x: x.astype(np.float32), UNARY_SHAPES
+    ),
+    OpCase(
+        "cast_i32",
+        lambda x: gj.cast(x, "int32"),
+        lambda x: x.astype(np.int32),
+        UNARY_SHAPES,
+        grad=False,
+    ),
     OpCase("stop_gradient", gj.stop_gradient, lambda x: x, UNARY_SHAPES, grad=False),
-    *[_reduce(n, f, a, k) for n, f in [("sum", np.sum), ("mean", np.mean)]
-      for a, k in [(None, False), (0, False), (-1, True), ((0, 2), False)]],
-    *[_reduce(n, f, a, k) for n, f in [("max", np.max), ("min", np.min)]
-      for a, k in [(None, False), (1, False), (-1, True)]],
+    *[
+        _reduce(n, f, a, k)
+        for n, f in [("sum", np.sum), ("mean", np.mean)]
+        for a, k in [(None, False), (0, False), (-1, True), ((0, 2), False)]
+    ],
+    *[
+        _reduce(n, f, a, k)
+        for n, f in [("max", np.max), ("min", np.min)]
+        for a, k in [(None, False), (1, False), (-1, True)]
+    ],
     _reduce("argmax", np.argmax, None, grad=False),
     _reduce("argmax", np.argmax, 1, grad=False),
-    OpCase("sum_int", lambda x: gj.sum(x, axis=0), lambda x: np.sum(x, axis=0),
-           REDUCE_SHAPES, ("small_int",), INTS, grad=False),
+    OpCase(
+        "sum_int",
+        lambda x: gj.sum(x, axis=0),
+        lambda x: np.sum(x, axis=0),
+        REDUCE_SHAPES,
+        ("small_int",),
+        INTS,
+        grad=False,
+    ),
     OpCase("mean_int", gj.mean, np.mean, REDUCE_SHAPES, ("small_int",), INTS, grad=False),
-    OpCase("logsumexp", lambda x: gj.logsumexp(x, axis=-1),
-           lambda x: scipy.special.logsumexp(x, axis=-1), REDUCE_SHAPES),
+    OpCase(
+        "logsumexp",
+        lambda x: gj.logsumexp(x, axis=-1),
+        lambda x: scipy.special.logsumexp(x, axis=-1),
+        REDUCE_SHAPES,
+    ),
     OpCase("softmax", gj.softmax, _softmax_ref, REDUCE_SHAPES),
-    OpCase("log_softmax", gj.log_softmax,
-           lambda x: scipy.special.log_softmax(x, axis=-1), REDUCE_SHAPES),
-    OpCase("reshape", lambda x: gj.reshape(x, (4, -1)), lambda x: x.reshape(4, -1),
-           [((2, 3, 4),), ((3, 4),)]),
+    OpCase(
+        "log_softmax",
+        gj.log_softmax,
+        lambda x: scipy.special.log_softmax(x, axis=-1),
+        REDUCE_SHAPES,
+    ),
+    OpCase(
+        "reshape",
+        lambda x: gj.reshape(x, (4, -1)),
+        lambda x: x.reshape(4, -1),
+        [((2, 3, 4),), ((3, 4),)],
+    ),
     OpCase("transpose", gj.transpose, np.transpose, REDUCE_SHAPES),
-    OpCase("transpose_perm", lambda x: gj.transpose(x, (1, 2, 0)),
-           lambda x: np.transpose(x, (1, 2, 0)), [((2, 3, 4),)]),
-    OpCase("broadcast_to", lambda x: gj.broadcast_to(x, (2, 3, 4)),
-           lambda x: np.broadcast_to(x, (2, 3, 4)), [((4,),), ((3, 1),), ((),)]),
-    OpCase("expand_dims", lambda x: gj.expand_dims(x, -1), lambda x: np.expand_dims(x, -1),
-           UNARY_SHAPES),
+    OpCase(
+        "transpose_perm",
+        lambda x: gj.transpose(x, (1, 2, 0)),
+        lambda x: np.transpose(x, (1, 2, 0)),
+        [((2, 3, 4),)],
+    ),
+    OpCase(
+        "broadcast_to",
+        lambda x: gj.broadcast_to(x, (2, 3, 4)),
+        lambda x: np.broadcast_to(x, (2, 3, 4)),
+        [((4,),), ((3, 1),), ((),)],
+    ),
+    OpCase(
+        "expand_dims",
+        lambda x: gj.expand_dims(x, -1),
+        lambda x: np.expand_dims(x, -1),
+        UNARY_SHAPES,
+    ),
     OpCase("squeeze", gj.squeeze, np.squeeze, [((3, 1, 4),), ((1, 1),)], dynamic=False),
-    OpCase("squeeze_axis", lambda x: gj.squeeze(x, 1), lambda x: np.squeeze(x, 1),
-           [((3, 1, 4),)]),
-    OpCase("concat", lambda x, y: gj.concat([x, y], axis=1),
-           lambda x, y: np.concatenate([x, y], axis=1), [((2, 3), (2, 5)), ((2, 1, 4), (2, 2, 4))]),
-    OpCase("stack", lambda x, y: gj.stack([x, y], axis=-1),
-           lambda x, y: np.stack([x, y], axis=-1), [((3,), (3,)), ((2, 3), (2, 3))]),
+    OpCase("squeeze_axis", lambda x: gj.squeeze(x, 1), lambda x: np.squeeze(x, 1), [((3, 1, 4),)]),
+    OpCase(
+        "concat",
+        lambda x, y: gj.concat([x, y], axis=1),
+        lambda x, y: np.concatenate([x, y], axis=1),
+        [((2, 3), (2, 5)), ((2, 1, 4), (2, 2, 4))],
+    ),
+    OpCase(
+        "stack",
+        lambda x, y: gj.stack([x, y], axis=-1),
+        lambda x, y: np.stack([x, y], axis=-1),
+        [((3,), (3,)), ((2, 3), (2, 3))],
+    ),
     *[
         OpCase(f"getitem{key!r}", lambda x, k=key: x[k], lambda x, k=key: x[k], [((4, 5, 6),)])
-        for key in [1, -1, (slice(1, 3),), (slice(None), 2), (Ellipsis, slice(None, None, -2)),
-                    (None, 0, slice(1, None)), (slice(-3, None), None, Ellipsis, 1)]
+        for key in [
+            1,
+            -1,
+            (slice(1, 3),),
+            (slice(None), 2),
+            (Ellipsis, slice(None, None, -2)),
+            (None, 0, slice(1, None)),
+            (slice(-3, None), None, Ellipsis, 1),
+        ]
     ],
-    OpCase("matmul", gj.matmul, np.matmul,
-           [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (3, 4, 2)), ((4,), (4, 3)),
-            ((3, 4), (4,))]),
-    OpCase("one_hot", lambda i: gj.one_hot(i, 4),
-           lambda i: np.eye(4, dtype=np.float32)[i], [((5,),), ((2, 3),)], ("label",), INTS,
-           grad=False),
-    OpCase("softmax_cross_entropy", gj.nn.softmax_cross_entropy,
-           lambda z, y: -np.mean(scipy.special.log_softmax(z, -1)[np.arange(len(y)), y]),
-           [((5, 4), (5,))], ("real", "label"), fixed={1: "int64"}, dynamic=False),
+    OpCase(
+        "matmul",
+        gj.matmul,
+        np.matmul,
+        [
+            ((3, 4), (4, 5)),
+            ((2, 3, 4), (4, 2)),
+            ((2, 1, 3, 4), (3, 4, 2)),
+            ((4,), (4, 3)),
+            ((3, 4), (4,)),
+        ],
+    ),
+    OpCase(
+        "one_hot",
+        lambda i: gj.one_hot(i, 4),
+        lambda i: np.eye(4, dtype=np.float32)[i],
+        [((5,),), ((2, 3),)],
+        ("label",),
+        INTS,
+        grad=False,
+    ),
+    OpCase(
+        "softmax_cross_entropy",
+        gj.nn.softmax_cross_entropy,
+        lambda z, y: -np.mean(scipy.special.log_softmax(z, -1)[np.arange(len(y)), y]),
+        [((5, 4), (5,))],
+        ("real", "label"),
+        fixed={1: "int64"},
+        dynamic=False,
+    ),
     # primitives the public functions reach only through gradients
-    OpCase("sum_to", lambda x, r: bind("sum_to", x, r), lambda x, r: _sum_to(x, r.shape),
-           [((2, 3, 4), (3, 1)), ((3, 4), ()), ((3, 4), (3, 4))]),
-    OpCase("broadcast_like", lambda x, r: bind("broadcast_like", x, r),
-           lambda x, r: np.broadcast_to(x, np.broadcast_shapes(x.shape, r.shape)),
-           [((3, 1), (2, 3, 4)), ((), (3,))]),
-    OpCase("reshape_like", lambda x, r: bind("reshape_like", x, r),
-           lambda x, r: x.reshape(r.shape), [((3, 4), (2, 6)), ((6,), (2, 3))]),
-    OpCase("unslice", lambda g, r: bind("unslice", g, r, spec=((1, 3, None), (None, None, 2))),
-           lambda g, r: _unslice(g, r, (slice(1, 3), slice(None, None, 2))), [((2, 2), (4, 4))]),
-    OpCase("split_like", lambda x, a, b: bind("split_like", x, a, b, axis=1)[1],
-           lambda x, a, b: x[:, a.shape[1]:], [((2, 5), (2, 2), (2, 3))]),
-    OpCase("count", lambda x: bind("count", x, axes=(0, 2)),
-           lambda x: np.asarray(x.shape[0] * x.shape[2], x.dtype), [((2, 3, 4),)], grad=False),
+    OpCase(
+        "sum_to",
+        lambda x, r: bind("sum_to", x, r),
+        lambda x, r: _sum_to(x, r.shape),
+        [((2, 3, 4), (3, 1)), ((3, 4), ()), ((3, 4), (3, 4))],
+    ),
+    OpCase(
+        "broadcast_like",
+        lambda x, r: bind("broadcast_like", x, r),
+        lambda x, r: np.broadcast_to(x, np.broadcast_shapes(x.shape, r.shape)),
+        [((3, 1), (2, 3, 4)), ((), (3,))],
+    ),
+    OpCase(
+        "reshape_like",
+        lambda x, r: bind("reshape_like", x, r),
+        lambda x, r: x.reshape(r.shape),
+        [((3, 4), (2, 6)), ((6,), (2, 3))],
+    ),
+    OpCase(
+        "unslice",
+        lambda g, r: bind("unslice", g, r, spec=((1, 3, None), (None, None, 2))),
+        lambda g, r: _unslice(g, r, (slice(1, 3), slice(None, None, 2))),
+        [((2, 2), (4, 4))],
+    ),
+    OpCase(
+        "split_like",
+        lambda x, a, b: bind("split_like", x, a, b, axis=1)[1],
+        lambda x, a, b: x[:, a.shape[1] :],
+        [((2, 5), (2, 2), (2, 3))],
+    ),
+    OpCase(
+        "tensor_lists",
+        lambda x, y: _list_ops(x, y),
+        lambda x, y: 3 * x + 2 * y,
+        [((3,), (3,)), ((2, 2), (2, 2))],
+        grad=False,
+    ),
+    OpCase(
+        "count",
+        lambda x: bind("count", x, axes=(0, 2)),
+        lambda x: np.asarray(x.shape[0] * x.shape[2], x.dtype),
+        [((2, 3, 4),)],
+        grad=False,
+    ),
 ]
+
+
+def _list_ops(x, y):
+    """Push x and y onto a list, add x at index 1, add the list and zeros to that, and
+    return the sum of the two elements: (2x) + (2y + x) = 3x + 2y."""
+    lst = bind("list_push", bind("list_push", bind("list_new", x), x), y)
+    one, zero = np.int64(1), np.int64(0)
+    bumped = bind("list_add_at", lst, one, x)
+    total = bind("list_add", bind("list_add", bumped, lst), bind("list_zeros_like", lst))
+    return bind("add", bind("list_get", total, one), bind("list_get", total, zero))
 
 
 def _sum_to(x, shape):
@@ -224,4 +343,6 @@ COVERED_ELSEWHERE = {
 
 
 def tolerance(dtype) -> dict:
-    return {"rtol": 1e-5, "atol": 1e-6} if str(dtype) == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+    return (
+        {"rtol": 1e-5, "atol": 1e-6} if str(dtype) == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+    )

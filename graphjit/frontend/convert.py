@@ -10,9 +10,9 @@ import numbers
 
 import numpy as np
 
-from graphjit.errors import DTypeError
+from graphjit.errors import DTypeError, GraphjitError
 from graphjit.ir import builder
-from graphjit.ir.core import Value
+from graphjit.ir.core import Block, Value, user_location
 from graphjit.ir.ops import handler_for
 from graphjit.ir.types import DType, as_dtype, float32, int32
 
@@ -62,8 +62,9 @@ def _is_weak(x) -> bool:
 
 def result_dtype(args) -> DType:
     """NumPy promotion over tensors, arrays and weak Python scalars."""
-    parts = [a.dtype.np if is_tensor(a) else (a if _is_weak(a) else np.asarray(a).dtype)
-             for a in args]
+    parts = [
+        a.dtype.np if is_tensor(a) else (a if _is_weak(a) else np.asarray(a).dtype) for a in args
+    ]
     if not any(is_tensor(a) or not _is_weak(a) for a in args):
         return default_dtype(np.result_type(*parts).type(0).item())
     try:
@@ -73,9 +74,37 @@ def result_dtype(args) -> DType:
     return as_dtype(promoted)
 
 
+def _top_block(block: Block | None) -> Block | None:
+    """The function-level block that `block` is nested in; None while a region being built
+    (a cond branch, a loop body) is not attached to its op yet."""
+    while block is not None and block.parent is not None and block.parent.parent is not None:
+        block = block.parent.parent.parent
+    return block if block is not None and block.parent is not None else None
+
+
+def check_same_graph(values) -> None:
+    """Graph values used by a new op must belong to the graph it is built in."""
+    here = _top_block(builder.current_block())
+    if here is None:  # inside a region being built: the graph is the default one
+        from graphjit.frontend.graph import get_default_graph
+
+        here = get_default_graph().block
+    for v in values:
+        if not isinstance(v, Value):
+            continue
+        home = _top_block(v.owner if isinstance(v.owner, Block) else v.owner.parent)
+        if home is not None and home is not here:
+            raise GraphjitError(
+                f"tensor '{v.name}' belongs to another graph than the one being built; "
+                "build it in this graph (with g.as_default(): ...)",
+                location=user_location(),
+            )
+
+
 def operands(*args, dtype=None) -> list:
     """Convert arguments to tensors of one mode and one dtype (the promoted one, or `dtype`)."""
     args = [unwrap(a) for a in args]
+    check_same_graph(args)
     target = as_dtype(dtype) if dtype is not None else result_dtype(args)
     tensors = [a for a in args if is_tensor(a)]
     handler = handler_for(tensors) if tensors else None
@@ -95,5 +124,6 @@ def as_tensor(x, dtype=None):
     """One argument as a tensor, keeping its own dtype unless `dtype` is given."""
     x = unwrap(x)
     if is_tensor(x):
+        check_same_graph([x])
         return operands(x, dtype=dtype)[0] if dtype is not None else x
     return graph_constant(x, dtype)

@@ -38,12 +38,16 @@ def _unary(name, float_only=False):
     return op
 
 
-add, sub, mul, maximum, minimum, pow = map(_binary, ["add", "sub", "mul", "maximum", "minimum", "pow"])
+add, sub, mul, maximum, minimum, pow = map(
+    _binary, ["add", "sub", "mul", "maximum", "minimum", "pow"]
+)
 equal, not_equal, less, less_equal, greater, greater_equal = map(
     _binary, ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
 )
 neg, abs, sign = map(_unary, ["neg", "abs", "sign"])
-exp, log, sqrt, tanh, sigmoid = (_unary(n, float_only=True) for n in ["exp", "log", "sqrt", "tanh", "sigmoid"])
+exp, log, sqrt, tanh, sigmoid = (
+    _unary(n, float_only=True) for n in ["exp", "log", "sqrt", "tanh", "sigmoid"]
+)
 
 
 def div(x, y):

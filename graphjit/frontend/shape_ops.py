@@ -78,7 +78,9 @@ def getitem(x, key):
     key = key if isinstance(key, tuple) else (key,)
     for k in key:
         if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
-            raise ShapeError(f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}")
+            raise ShapeError(
+                f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}"
+            )
     if sum(k is Ellipsis for k in key) > 1:
         raise ShapeError("an index can only have a single ellipsis")
     used = sum(k is not None and k is not Ellipsis for k in key)

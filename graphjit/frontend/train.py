@@ -20,9 +20,11 @@ class Optimizer:
         """An op that applies one update step to `var_list` (default: every trainable
         float variable of the graph that `loss` depends on)."""
         graph = get_default_graph()
-        candidates = var_list if var_list is not None else [
-            v for v in graph.variables.values() if v.trainable and v.dtype.is_floating
-        ]
+        candidates = (
+            var_list
+            if var_list is not None
+            else [v for v in graph.variables.values() if v.trainable and v.dtype.is_floating]
+        )
         grads = gradients(loss, candidates)
         pairs = [(g, v) for g, v in zip(grads, candidates) if g is not None]
         if not pairs:
@@ -36,8 +38,9 @@ class Optimizer:
         return group(*updates)
 
     def _slot(self, var: Variable, name: str) -> Variable:
-        return Variable(np.zeros(var.shape, var.dtype.np), name=f"{var.name}/{name}",
-                        trainable=False)
+        return Variable(
+            np.zeros(var.shape, var.dtype.np), name=f"{var.name}/{name}", trainable=False
+        )
 
 
 class SGD(Optimizer):

@@ -2,7 +2,10 @@
 
 from graphjit.ir import ops  # noqa: F401  (registers every primitive)
 from graphjit.ir.core import Block, Function, Location, Module, Operation, Region, Value
+from graphjit.ir.parser import parse
+from graphjit.ir.printer import print_module
 from graphjit.ir.types import DType, ListType, TensorType, as_dtype
+from graphjit.ir.verifier import verify
 
 __all__ = [
     "Block",
@@ -17,4 +20,7 @@ __all__ = [
     "Value",
     "as_dtype",
     "ops",
+    "parse",
+    "print_module",
+    "verify",
 ]

@@ -9,8 +9,8 @@ ops built outside any `with` go to the default graph.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 from graphjit.ir.core import Block, Operation, Region, user_location
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from graphjit.errors import GradientError
 from graphjit.ir import builder
-from graphjit.ir.core import Block, Operation, Region, Value, captured_values
 from graphjit.ir.clone import clone_op
-from graphjit.ir.ops import NONDIFF, P, as_list
+from graphjit.ir.core import Block, Operation, Region, Value, captured_values
+from graphjit.ir.ops import NONDIFF, P
 from graphjit.ir.ops.control import REGION
 from graphjit.ir.types import ListType, TensorType
 
@@ -113,7 +113,9 @@ class _error_context:
 
     def __exit__(self, kind, err, tb):
         if err is not None and not isinstance(err, GradientError):
-            raise GradientError(f"differentiating '{self.op.name}' failed: {err}", op=self.op) from err
+            raise GradientError(
+                f"differentiating '{self.op.name}' failed: {err}", op=self.op
+            ) from err
         return False
 
 
@@ -142,8 +144,10 @@ def cond_vjp(op: Operation, out_cts: list) -> dict:
     captures = [c for c in captured_values(op) if differentiable(c)]
     if not captures:
         return {}
-    grad_ys = [ct if ct is not None or not differentiable(r) else zeros_like(r)
-               for r, ct in zip(op.results, out_cts)]
+    grad_ys = [
+        ct if ct is not None or not differentiable(r) else zeros_like(r)
+        for r, ct in zip(op.results, out_cts)
+    ]
     regions = [_cond_branch_vjp(region.block, grad_ys, captures) for region in op.regions]
     backward = builder.create("cond", [op.operands[0]], regions=regions, loc=op.loc)
     return dict(zip(captures, backward.results))
@@ -154,8 +158,9 @@ def _cond_branch_vjp(forward: Block, grad_ys, captures) -> Region:
     with builder.insertion_point(block):
         ys = recompute(forward, forward.terminator.operands, {})
         grads = backprop(list(block.ops), ys, grad_ys, captures)
-        builder.create("yield", [g if g is not None else zeros_like(c)
-                                 for g, c in zip(grads, captures)])
+        builder.create(
+            "yield", [g if g is not None else zeros_like(c) for g, c in zip(grads, captures)]
+        )
     return Region(block)
 
 
@@ -208,8 +213,9 @@ def while_vjp(op: Operation, out_cts: list) -> dict:
     body_yield = after.terminator.operands[:n]
     captures = [c for c in _body_captures(after, n) if differentiable(c)]
     tape_cts = [out_cts[n + 1 + j] for j in range(n)]
-    init_cts = [out_cts[i] if out_cts[i] is not None else zeros_like(op.results[i])
-                for i in loop_vals]
+    init_cts = [
+        out_cts[i] if out_cts[i] is not None else zeros_like(op.results[i]) for i in loop_vals
+    ]
     init_acc = [zeros_like(c) for c in captures]
     inits = [count] + init_cts + init_acc
     cond_block = Block([v.type for v in inits])
@@ -233,8 +239,9 @@ def while_vjp(op: Operation, out_cts: list) -> dict:
             new_cts.append(ct)
         new_acc = [accumulate(a, g) for a, g in zip(acc, grads[len(loop_vals) :])]
         builder.create("yield", [k] + new_cts + new_acc)
-    backward = builder.create("while", inits, {"max_iterations": None},
-                              [Region(cond_block), Region(body)], loc=op.loc)
+    backward = builder.create(
+        "while", inits, {"max_iterations": None}, [Region(cond_block), Region(body)], loc=op.loc
+    )
     out = backward.results
     result = {op.operands[i]: out[1 + j] for j, i in enumerate(loop_vals)}
     for c, g in zip(captures, out[1 + len(loop_vals) :]):

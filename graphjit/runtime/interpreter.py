@@ -50,12 +50,15 @@ class Interpreter:
             t = value.type
             if isinstance(array, TensorList):
                 continue
-            if array.dtype != t.dtype.np or array.ndim != len(t.shape) or any(
-                d is not None and d != a for d, a in zip(t.shape, array.shape)
+            if (
+                array.dtype != t.dtype.np
+                or array.ndim != len(t.shape)
+                or any(d is not None and d != a for d, a in zip(t.shape, array.shape))
             ):
                 raise BackendError(
                     f"kernel of '{op.name}' returned {array.dtype}{list(array.shape)}, "
-                    f"expected {t}", op=op
+                    f"expected {t}",
+                    op=op,
                 )
             if self.check_numerics and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
                 what = "NaN" if np.isnan(array).any() else "infinity"

@@ -14,7 +14,6 @@ from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
 
-
 INPUT_OPS = ("placeholder", "variable")
 
 
@@ -59,8 +58,9 @@ def build_program(graph, fetch_values: list, fetch_ops: list, feed_types: dict) 
         op.result.type for op in variables
     ]
     fn = Function("main")
-    fn.body.blocks[0] = block = Block(arg_types, [p.name_hint for p in placeholders]
-                                      + [op.attrs["name"] for op in variables])
+    fn.body.blocks[0] = block = Block(
+        arg_types, [p.name_hint for p in placeholders] + [op.attrs["name"] for op in variables]
+    )
     block.parent = fn.body
     vmap = dict(zip(placeholders + [op.result for op in variables], block.args))
     assigned, new_values = [], []
@@ -73,7 +73,6 @@ def build_program(graph, fetch_values: list, fetch_ops: list, feed_types: dict) 
             new_values.append(clone.result)
     results = [vmap[v] for v in fetch_values] + new_values
     builder.create("return", results, block=block, loc=None)
-    return Program(fn, placeholders, [op.attrs["name"] for op in variables],
-                   list(fetch_values), assigned)
-
-
+    return Program(
+        fn, placeholders, [op.attrs["name"] for op in variables], list(fetch_values), assigned
+    )

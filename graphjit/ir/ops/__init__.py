@@ -10,13 +10,15 @@ autograd, static autodiff and higher-order gradients.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
 from graphjit.ir.core import Value
+from graphjit.ir.types import as_dtype
 
 NONDIFF = "nondifferentiable"  # a VJP marker: the op passes no cotangent to any operand
 
@@ -85,6 +87,8 @@ REST = "rest"  # shape_only: every operand after the first
 def as_list(results) -> list:
     """bind returns one value or a tuple; VJP rules want a list either way."""
     return list(results) if isinstance(results, tuple) else [results]
+
+
 _REGISTRY: dict[str, OpDef] = {}
 
 
@@ -145,17 +149,19 @@ def bind(name: str, *operands, **attrs):
     opdef = get_op(name)
     handler = handler_for(operands)
     if not all(_is_handled(x) for x in operands):
-        like = _constant_dtype_source(operands)
-        operands = [x if _is_handled(x) else handler.lift(x, like.dtype) for x in operands]
+        operands = [x if _is_handled(x) else handler.lift(x, _constant_dtype(x, operands))
+                    for x in operands]
     results = handler.apply(opdef, operands, opdef.normalize_attrs(attrs))
     return results[0] if len(results) == 1 else tuple(results)
 
 
-def _constant_dtype_source(operands):
-    """A Python constant takes the dtype of the first tensor operand that is not boolean
-    (`select(mask, g, 0)` makes a 0 of g's dtype)."""
-    tensors = [x for x in operands if _is_handled(x)]
-    return next((x for x in tensors if not x.dtype.is_bool), tensors[0])
+def _constant_dtype(constant, operands):
+    """NumPy constants keep their dtype; a Python scalar takes the dtype of the first tensor
+    operand that is not boolean (`select(mask, g, 0)` makes a 0 of g's dtype)."""
+    if isinstance(constant, (np.ndarray, np.generic)):
+        return as_dtype(constant.dtype)
+    tensors = [x for x in operands if _is_handled(x) and getattr(x, "dtype", None) is not None]
+    return next((x for x in tensors if not x.dtype.is_bool), tensors[0]).dtype
 
 
 def _is_handled(x) -> bool:

@@ -13,7 +13,7 @@ differentiates them as region transformations.
 from __future__ import annotations
 
 from graphjit.errors import ControlFlowError, DTypeError
-from graphjit.ir.ops import REQUIRED, OpDef, register
+from graphjit.ir.ops import OpDef, register
 from graphjit.ir.types import shape_str
 
 

@@ -73,9 +73,11 @@ def _get_infer(types, attrs):
 
 
 def _zeros(x):
-    return TensorList([_zeros(e) for e in x.elements()], x.length) if isinstance(
-        x, TensorList
-    ) else np.zeros_like(x)
+    return (
+        TensorList([_zeros(e) for e in x.elements()], x.length)
+        if isinstance(x, TensorList)
+        else np.zeros_like(x)
+    )
 
 
 def _add(a, b):

@@ -86,6 +86,4 @@ def _count_kernel(x, axes):
 
 # The number of elements along `axes` as a scalar of x's dtype: `mean` is sum / count, and
 # the count is only known once the Session has specialised unknown dimensions.
-register(
-    OpDef("count", _count_infer, _count_kernel, NONDIFF, attrs={"axes": ()}, shape_only=(0,))
-)
+register(OpDef("count", _count_infer, _count_kernel, NONDIFF, attrs={"axes": ()}, shape_only=(0,)))

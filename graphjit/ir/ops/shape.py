@@ -8,7 +8,7 @@ import numpy as np
 from graphjit.errors import ShapeError
 from graphjit.ir.ops import REQUIRED, REST, OpDef, P, as_list, register
 from graphjit.ir.ops.elementwise import broadcast_shapes, unbroadcast
-from graphjit.ir.types import TensorType, shape_str
+from graphjit.ir.types import shape_str
 
 
 def _zeros_for(cts, outs):
@@ -100,7 +100,9 @@ register(
 def _transpose_infer(types, attrs):
     perm = tuple(attrs["perm"])
     if sorted(perm) != list(range(types[0].rank)):
-        raise ShapeError(f"{perm} is not a permutation of the axes of a rank-{types[0].rank} tensor")
+        raise ShapeError(
+            f"{perm} is not a permutation of the axes of a rank-{types[0].rank} tensor"
+        )
     return [types[0].with_shape([types[0].shape[p] for p in perm])]
 
 
@@ -269,8 +271,9 @@ register(
         "split_like",
         lambda t, a: [r.with_dtype(t[0].dtype) for r in t[1:]],
         _split_like_kernel,
-        lambda cts, ins, outs, a: [P.concat(*_zeros_for(cts, outs), axis=a["axis"])]
-        + [None] * (len(ins) - 1),
+        lambda cts, ins, outs, a: (
+            [P.concat(*_zeros_for(cts, outs), axis=a["axis"])] + [None] * (len(ins) - 1)
+        ),
         attrs={"axis": REQUIRED},
         shape_only=REST,
     )
