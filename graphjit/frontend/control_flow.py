@@ -45,11 +45,19 @@ def while_loop(cond_fn, body_fn, loop_vars, max_iterations=None):
     `max_iterations` times; the body must keep each variable's dtype and shape."""
     if not isinstance(loop_vars, (tuple, list)):
         raise ControlFlowError("while_loop's loop_vars must be a list or tuple of tensors")
-    if not any(_is_graph(v) for v in loop_vars):
-        values = _eager_while(cond_fn, body_fn, list(loop_vars), max_iterations)
-    else:
+    if any(_is_graph(v) for v in loop_vars) or _condition_is_graph(cond_fn, loop_vars):
         values = _graph_while(cond_fn, body_fn, list(loop_vars), max_iterations)
+    else:
+        values = _eager_while(cond_fn, body_fn, list(loop_vars), max_iterations)
     return type(loop_vars)(values)
+
+
+def _condition_is_graph(cond_fn, loop_vars) -> bool:
+    """Python loop variables still make a graph loop when the condition reads a graph
+    tensor (`i < n` with `n` a placeholder). The probe's ops go to a scratch block that is
+    dropped."""
+    with builder.insertion_point(Block()):
+        return _is_graph(cond_fn(*loop_vars))
 
 
 def _graph_while(cond_fn, body_fn, loop_vars, max_iterations):

@@ -22,7 +22,8 @@ def _emit_block(block: Block, lines: list, ids: dict, indent: str) -> None:
         lines.append(f'{indent}{_node_id(ids, arg)} [label="arg {arg.type}", shape=ellipse];')
     for op in block.ops:
         node = _node_id(ids, op)
-        label = op.attrs.get("name") or op.attrs.get("var") or ""
+        label = str(op.attrs.get("name") or op.attrs.get("var") or "")
+        label = label.replace("\\", "\\\\").replace('"', '\\"')  # user names are free text
         types = ", ".join(str(r.type) for r in op.results)
         lines.append(f'{indent}{node} [label="{op.name} {label}\\n{types}"];')
         for r in op.results:

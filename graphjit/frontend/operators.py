@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from graphjit.errors import GraphjitError
 from graphjit.frontend import ops, shape_ops
+from graphjit.ir.core import user_location
 
 
 def _swap(fn):
@@ -46,17 +47,24 @@ METHODS = {
 
 def _no_bool(self):
     raise GraphjitError(
-        "a graph tensor has no Python truth value until the graph runs: use gj.cond(pred, ...) "
-        "or gj.while_loop(...) for control flow that depends on a tensor"
+        f"graph tensor '{self.name}' has no Python truth value until the graph runs: use "
+        "gj.cond(pred, ...) or gj.while_loop(...) for control flow that depends on a tensor",
+        location=user_location(),
     )
 
 
 def _no_iter(self):
-    raise GraphjitError("a graph tensor cannot be iterated in Python; index it (x[i]) instead")
+    raise GraphjitError(
+        f"graph tensor '{self.name}' cannot be iterated in Python; index it (x[i]) instead",
+        location=user_location(),
+    )
 
 
 def _no_len(self):
-    raise GraphjitError("len() of a graph tensor is not known while building; use .shape")
+    raise GraphjitError(
+        f"len() of graph tensor '{self.name}' is not known while building; use .shape",
+        location=user_location(),
+    )
 
 
 def install_operators(cls, methods: bool = True) -> None:

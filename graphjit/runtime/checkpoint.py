@@ -55,11 +55,16 @@ def load(path: str, expected: dict) -> dict:
             arrays = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path!r}") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError) as e:
         raise CheckpointError(f"checkpoint {path!r} is corrupt: {e}") from None
     if _META not in arrays:
         raise CheckpointError(f"{path!r} is not a graphjit checkpoint")
-    meta = json.loads(str(arrays.pop(_META)))
+    try:
+        meta = json.loads(str(arrays.pop(_META)))
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path!r} has corrupt metadata: {e}") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path!r} has corrupt metadata")
     if meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint format {meta.get('format_version')} is not supported")
     if meta.get("checksum") != _checksum(arrays):

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 
 from graphjit.errors import BackendError, FeedDTypeError, FeedError, FeedShapeError, FetchError
-from graphjit.ir.core import Operation, Value
+from graphjit.ir.core import Operation, Value, user_location
 from graphjit.ir.types import shape_str
 from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
@@ -93,10 +93,18 @@ class Session:
             elif isinstance(leaf, Operation):
                 ops.append(leaf)
             else:
-                raise FetchError(f"cannot fetch {leaf!r}: fetches are graph tensors or ops")
-            if (leaf.op if isinstance(leaf, Value) else leaf).parent is not self.graph.block:
-                raise FetchError(f"cannot fetch {leaf!r}: it does not belong to this session's graph"
-                                 " (or is inside a cond/while region)")
+                raise FetchError(
+                    f"cannot fetch {leaf!r}: fetches are graph tensors or ops",
+                    location=user_location(),
+                )
+            op = leaf.op if isinstance(leaf, Value) else leaf
+            if op is None or op.parent is not self.graph.block:
+                raise FetchError(
+                    f"cannot fetch {leaf!r}: it does not belong to this session's graph"
+                    " (or is inside a cond/while region)",
+                    op=op,
+                    location=_where(op),
+                )
         return values, ops
 
     def _validate_feeds(self, feed_dict) -> dict:
@@ -104,11 +112,21 @@ class Session:
         for key, value in feed_dict.items():
             key = _unwrap(key)
             if isinstance(key, str):
-                key = self.graph.placeholders.get(key.split(":")[0], key)
+                if key.split(":")[0] not in self.graph.placeholders:
+                    raise FeedError(
+                        f"cannot feed {key!r}: this graph has no placeholder of that name",
+                        location=user_location(),
+                    )
+                key = self.graph.placeholders[key.split(":")[0]]
             if not isinstance(key, Value) or key.op is None or key.op.name != "placeholder":
-                raise FeedError(f"cannot feed {key!r}: only placeholders can be fed")
+                op = key.op if isinstance(key, Value) else None
+                raise FeedError(
+                    f"cannot feed {key!r}: only placeholders can be fed", op=op, location=_where(op)
+                )
             if key.op.parent is not self.graph.block:
-                raise FeedError(f"placeholder '{key.op.attrs['name']}' is not in this graph")
+                raise FeedError(
+                    f"placeholder '{key.op.attrs['name']}' is not in this graph", op=key.op
+                )
             feeds[key] = _convert_feed(key, value)
         return feeds
 
@@ -145,6 +163,11 @@ def values_or_ops(leaves):
         yield leaf if isinstance(leaf, Value) else None
 
 
+def _where(op):
+    """Where an error about `op` points: the line that built it, else the user's current line."""
+    return op.loc if op is not None and op.loc is not None else user_location()
+
+
 def _unwrap(x):
     hook = getattr(x, "__graphjit_value__", None)
     return hook() if hook is not None else x
@@ -152,7 +175,12 @@ def _unwrap(x):
 
 def _convert_feed(placeholder: Value, value) -> np.ndarray:
     t, name = placeholder.type, placeholder.op.attrs["name"]
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise FeedError(
+            f"cannot feed {type(value).__name__} to placeholder '{name}': {e}", op=placeholder.op
+        ) from None
     if array.dtype != t.dtype.np:
         if not np.can_cast(array.dtype, t.dtype.np, casting="same_kind"):
             raise FeedDTypeError(

@@ -1,0 +1,248 @@
+"""Session.run: fetch structures, variables and assignment, feeds, specialisation on fed
+shapes, checkpoints, and check_numerics."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+import graphjit as gj
+
+FILE = os.path.basename(__file__)
+
+
+def next_line() -> int:
+    """The line after the caller's: where the call a test points at sits."""
+    return sys._getframe(1).f_lineno + 1
+
+
+def session(graph, **kwargs) -> gj.Session:
+    return gj.Session(graph, backend="interpreter", **kwargs)
+
+
+# ---- fetches -----------------------------------------------------------------------------
+
+Point = namedtuple("Point", ["x", "y"])
+
+
+def test_nested_fetches_keep_their_structure():
+    g = gj.Graph()
+    with g.as_default():
+        a = gj.constant([1.0, 2.0])
+        b = gj.constant(3)
+        c = gj.constant(True)
+    with session(g) as sess:
+        out = sess.run({"pair": (a, [b, c]), "point": Point(b, a), "one": [a]})
+    assert list(out) == ["pair", "point", "one"]
+    assert isinstance(out["pair"], tuple) and isinstance(out["pair"][1], list)
+    assert isinstance(out["point"], Point) and isinstance(out["one"], list)
+    np.testing.assert_array_equal(out["pair"][0], [1.0, 2.0])
+    assert out["pair"][1] == [3, True]
+    assert out["point"].x == 3 and isinstance(out["point"].y, np.ndarray)
+
+
+def test_fetching_an_op_returns_none():
+    g = gj.Graph()
+    with g.as_default():
+        v = gj.Variable(np.zeros(2, np.float32), name="v")
+        w = gj.Variable(1.0, name="w")
+        step = gj.group(v.assign_add(np.ones(2, np.float32)), w.assign(w * 2))
+        assign_w = w.assign(w + 1)
+    with session(g) as sess:
+        assert sess.run(step) is None
+        assert sess.run(assign_w.op) is None
+        out = sess.run({"step": step, "v": v, "w": [w]})
+    assert out["step"] is None
+    np.testing.assert_array_equal(out["v"], [1.0, 1.0])
+    assert out["w"] == [3.0]  # *2 by the group, then +1
+
+
+# ---- variables ---------------------------------------------------------------------------
+
+
+def test_variables_are_initialised_at_open_and_kept_between_runs():
+    g = gj.Graph()
+    with g.as_default():
+        v = gj.Variable(np.array([1.0, 2.0], np.float32), name="v")
+        count = gj.Variable(0, name="count")
+        add = v.assign_add(np.array([10.0, 20.0], np.float32))
+        sub = v.assign_sub(1.0)
+        set_zero = v.assign(np.zeros(2, np.float32))
+        tick = count.assign_add(1)
+    with session(g) as sess:
+        np.testing.assert_array_equal(sess.run(v), [1.0, 2.0])
+        np.testing.assert_array_equal(sess.run(add), [11.0, 22.0])
+        np.testing.assert_array_equal(sess.run(sub), [10.0, 21.0])
+        np.testing.assert_array_equal(sess.run(v), [10.0, 21.0])
+        assert [sess.run(tick) for _ in range(3)] == [1, 2, 3]
+        sess.run(set_zero)
+        np.testing.assert_array_equal(sess.run(v), [0.0, 0.0])
+    with session(g) as fresh:
+        np.testing.assert_array_equal(fresh.run(v), [1.0, 2.0])  # each session starts anew
+
+
+def test_a_run_reads_variables_as_they_were_when_it_started():
+    """A run that fetches both a variable (or a value computed from it) and an assign to it
+    sees the variable's value at the start of the run; the new value is written back when
+    the run ends, so the next run sees it."""
+    g = gj.Graph()
+    with g.as_default():
+        v = gj.Variable(np.array([1.0, 2.0], np.float32), name="v")
+        doubled = v * 2
+        update = v.assign(v + 100)
+    with session(g) as sess:
+        old, old_doubled, new = sess.run([v, doubled, update])
+        np.testing.assert_array_equal(old, [1.0, 2.0])
+        np.testing.assert_array_equal(old_doubled, [2.0, 4.0])
+        np.testing.assert_array_equal(new, [101.0, 102.0])
+        np.testing.assert_array_equal(sess.run(v), [101.0, 102.0])
+
+
+# ---- feeds -------------------------------------------------------------------------------
+
+
+def test_feed_by_placeholder_name():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [2], name="x")
+        y = x * 3
+    with session(g) as sess:
+        np.testing.assert_array_equal(sess.run(y, {"x": [1.0, 2.0]}), [3.0, 6.0])
+        np.testing.assert_array_equal(sess.run(y, {"x:0": [2.0, 2.0]}), [6.0, 6.0])
+
+
+def test_unknown_dimensions_are_specialised_per_fed_shape():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 3], name="x")
+        w = gj.Variable(np.arange(6, dtype=np.float32).reshape(3, 2), name="w")
+        y = gj.sum(x @ w, axis=1)
+    wv = np.arange(6, dtype=np.float32).reshape(3, 2)
+    rng = np.random.default_rng(0)
+    small, large = rng.normal(size=(2, 3)), rng.normal(size=(5, 3))
+    with session(g) as sess:
+        for data in [small, large, small, large[:1]]:
+            data = data.astype(np.float32)
+            got = sess.run(y, {x: data})
+            assert got.shape == (data.shape[0],)
+            np.testing.assert_allclose(got, (data @ wv).sum(axis=1), rtol=1e-5)
+
+
+# ---- checkpoints -------------------------------------------------------------------------
+
+
+def variable_graph(shape=(2, 2)):
+    g = gj.Graph()
+    with g.as_default():
+        v = gj.Variable(np.zeros(shape, np.float32), name="v")
+        step = gj.Variable(0, name="step")
+        update = gj.group(v.assign_add(1.5), step.assign_add(1))
+    return g, v, step, update
+
+
+def test_save_and_restore_round_trip(tmp_path):
+    g, v, step, update = variable_graph()
+    path = str(tmp_path / "model.ckpt")
+    with session(g) as sess:
+        sess.run(update)
+        assert sess.save(path) == path
+        sess.run(update)
+        sess.restore(path)
+        assert sess.run(step) == 1
+        np.testing.assert_array_equal(sess.run(v), np.full((2, 2), 1.5))
+    with session(g) as other:
+        other.restore(path)
+        assert other.run(step) == 1
+
+
+def test_restore_of_a_truncated_or_corrupt_file_raises(tmp_path):
+    g, *_ = variable_graph()
+    path = tmp_path / "model.ckpt"
+    with session(g) as sess:
+        sess.save(str(path))
+        data = path.read_bytes()
+        for name, content in [("half", data[: len(data) // 2]), ("garbage", b"not a zip")]:
+            bad = tmp_path / name
+            bad.write_bytes(content)
+            with pytest.raises(gj.CheckpointError):
+                sess.restore(str(bad))
+        with pytest.raises(gj.CheckpointError):
+            sess.restore(str(tmp_path / "missing.ckpt"))
+
+
+def test_restore_with_a_mismatched_variable_shape_raises(tmp_path):
+    path = str(tmp_path / "model.ckpt")
+    with session(variable_graph((2, 2))[0]) as sess:
+        sess.save(path)
+    with session(variable_graph((3,))[0]) as sess:
+        with pytest.raises(gj.CheckpointError, match="'v'"):
+            sess.restore(path)
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    g, _, _, update = variable_graph()
+    path = tmp_path / "model.ckpt"
+    with session(g) as sess:
+        sess.save(str(path))
+        before = path.read_bytes()
+        sess.run(update)
+
+        def failing_replace(src, dst):
+            raise OSError("disk full")
+
+        monkeypatch.setattr(os, "replace", failing_replace)
+        with pytest.raises(OSError):
+            sess.save(str(path))
+        monkeypatch.undo()
+        assert path.read_bytes() == before
+        assert os.listdir(tmp_path) == ["model.ckpt"]  # no temporary file left behind
+        sess.restore(str(path))
+        assert sess.run(g.variables["step"]) == 0
+
+
+# ---- check_numerics ----------------------------------------------------------------------
+
+
+def numerics_error(graph, fetch, feed_dict) -> gj.NumericsError:
+    with session(graph, check_numerics=True) as sess:
+        with pytest.raises(gj.NumericsError) as info:
+            sess.run(fetch, feed_dict)
+    return info.value
+
+
+def test_check_numerics_names_the_op_and_its_line():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [2], name="x")
+        line = next_line()
+        y = gj.log(x) * 2
+    err = numerics_error(g, y, {x: np.array([1.0, -1.0], np.float32)})
+    assert "'log'" in str(err) and f"{FILE}:{line}" in str(err)
+    with session(g) as sess:  # without the check, NaN is an ordinary result
+        assert np.isnan(sess.run(y, {x: np.array([1.0, -1.0], np.float32)})[1])
+
+
+def test_check_numerics_inside_a_cond_branch():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [2], name="x")
+        line = next_line()
+        y = gj.cond(gj.sum(x) < 0, lambda: gj.log(x), lambda: x)
+    err = numerics_error(g, y, {x: np.array([-1.0, -2.0], np.float32)})
+    assert "'log'" in str(err) and f"{FILE}:{line}" in str(err)
+    with session(g, check_numerics=True) as sess:  # the branch not taken does not run
+        np.testing.assert_array_equal(sess.run(y, {x: [0.0, 1.0]}), [0.0, 1.0])
+
+
+def test_check_numerics_inside_a_while_body():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [2], name="x")
+        line = next_line()
+        _, y = gj.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, gj.log(a)), [0, x])
+    err = numerics_error(g, y, {x: np.array([2.0, 3.0], np.float32)})  # log(log(2)) < 0
+    assert "'log'" in str(err) and f"{FILE}:{line}" in str(err)
