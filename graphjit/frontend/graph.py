@@ -15,7 +15,7 @@ import numpy as np
 
 from graphjit.errors import GraphjitError, ShapeError
 from graphjit.frontend import ops
-from graphjit.frontend.convert import graph_constant, operands
+from graphjit.frontend.convert import default_dtype, graph_constant, operands
 from graphjit.ir import builder
 from graphjit.ir.core import Function, Module, Value
 from graphjit.ir.ops import bind
@@ -126,9 +126,8 @@ class Variable:
 
     def __init__(self, initial_value, dtype=None, name: str | None = None, trainable=True):
         graph = get_default_graph()
-        array = np.array(initial_value, dtype=as_dtype(dtype).np if dtype is not None else None)
-        if array.dtype == np.float64 and dtype is None and not isinstance(initial_value, np.ndarray):
-            array = array.astype(np.float32)  # Python floats default to float32, as in TF1
+        # Python numbers default to float32 / int32 as constants do (TF1); arrays keep theirs.
+        array = np.array(initial_value, dtype=as_dtype(dtype or default_dtype(initial_value)).np)
         self.initial_value = array
         self.dtype = as_dtype(array.dtype)
         self.shape = array.shape

@@ -75,8 +75,11 @@ class Adam(Optimizer):
         m, v = self._slot(var, "m"), self._slot(var, "v")
         new_m = ops.add(ops.mul(m, self.beta1), ops.mul(grad, 1 - self.beta1))
         new_v = ops.add(ops.mul(v, self.beta2), ops.mul(ops.square(grad), 1 - self.beta2))
-        m_hat = ops.div(new_m, ops.sub(1.0, ops.pow(ops.cast(self.beta1, var.dtype), t)))
-        v_hat = ops.div(new_v, ops.sub(1.0, ops.pow(ops.cast(self.beta2, var.dtype), t)))
+        # beta ** t with beta made directly in the variable's dtype: a Python float alone
+        # becomes a float32 constant (TF1's rule), and 1 - 0.999f would be off by 1e-5
+        beta1, beta2 = (np.asarray(b, var.dtype.np) for b in (self.beta1, self.beta2))
+        m_hat = ops.div(new_m, ops.sub(1.0, ops.pow(beta1, t)))
+        v_hat = ops.div(new_v, ops.sub(1.0, ops.pow(beta2, t)))
         delta = ops.div(ops.mul(m_hat, self.learning_rate), ops.add(ops.sqrt(v_hat), self.epsilon))
         return [m.assign(new_m), v.assign(new_v), step.assign(t), var.assign_sub(delta)]
 

@@ -243,10 +243,8 @@ def while_vjp(op: Operation, out_cts: list) -> dict:
         "while", inits, {"max_iterations": None}, [Region(cond_block), Region(body)], loc=op.loc
     )
     out = backward.results
-    result = {op.operands[i]: out[1 + j] for j, i in enumerate(loop_vals)}
-    for c, g in zip(captures, out[1 + len(loop_vals) :]):
-        result[c] = accumulate(result.get(c), g)
-    return result
+    # one value may initialise several loop variables and be captured too: sum its cotangents
+    return _sum_by_value([op.operands[i] for i in loop_vals] + captures, out[1:])
 
 
 def _body_captures(after: Block, n: int) -> list[Value]:
