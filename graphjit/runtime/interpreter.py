@@ -15,7 +15,11 @@ TERMINATORS = frozenset({"yield", "condition", "return"})
 class Interpreter:
     def __init__(self, check_numerics: bool = False):
         self.check_numerics = check_numerics
-        self.region_ops = {"cond": self._run_cond, "while": self._run_while}
+        self.region_ops = {
+            "cond": self._run_cond,
+            "while": self._run_while,
+            "fused": self._run_fused,
+        }
 
     def run(self, fn: Function, args: list) -> list:
         env = dict(zip(fn.args, args))
@@ -67,6 +71,11 @@ class Interpreter:
     def _run_cond(self, op: Operation, env: dict) -> list:
         branch = op.regions[0 if bool(env[op.operands[0]]) else 1]
         return self.run_block(branch.block, env)
+
+    def _run_fused(self, op: Operation, env: dict) -> list:
+        body = op.regions[0].block
+        env.update(zip(body.args, [env[v] for v in op.operands], strict=True))
+        return self.run_block(body, env)
 
     def _run_while(self, op: Operation, env: dict) -> list:
         before, after = (r.block for r in op.regions)

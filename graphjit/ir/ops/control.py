@@ -75,6 +75,11 @@ register(OpDef("cond", _cond_infer, None, REGION, num_regions=2))
 # also carry an iteration count and one tape per loop value (see passes/autodiff.py).
 WHILE_ATTRS = {"max_iterations": None, "taped": None}
 register(OpDef("while", _while_infer, None, REGION, num_regions=2, attrs=WHILE_ATTRS))
+# A fused kernel made by the fusion pass: its region computes the results from the
+# operands (block arguments) with elementwise ops, broadcasts and a final reduction.
+register(
+    OpDef("fused", lambda t, a, regions: yielded_types(regions[0]), None, REGION, num_regions=1)
+)
 register(OpDef("yield", lambda t, a: [], None, REGION))
 register(OpDef("condition", lambda t, a: [], None, REGION))
 register(OpDef("return", lambda t, a: [], None, REGION))

@@ -1,0 +1,176 @@
+"""canonicalize: constant folding through the reference kernels, and algebraic identities
+that are exact in floating point. Each rule is one small pattern (see passes/rewrite.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.ir import builder
+from graphjit.ir.clone import clone_op
+from graphjit.ir.core import Function, Operation, Value
+from graphjit.ir.types import TensorType
+from graphjit.passes.manager import Pass
+from graphjit.passes.rewrite import apply_patterns
+
+# Folding a result larger than this would bloat the IR with a big literal.
+MAX_FOLDED_ELEMENTS = 1 << 12
+NOT_FOLDABLE = frozenset({"placeholder", "variable", "assign", "group", "list_new"})
+
+
+def constant_value(v: Value):
+    op = v.op
+    return op.attrs["value"] if op is not None and op.name == "constant" else None
+
+
+def _is_scalar_constant(v: Value, number) -> bool:
+    value = constant_value(v)
+    return value is not None and value.size == 1 and bool(np.all(value == number))
+
+
+def _static(v: Value) -> bool:
+    return isinstance(v.type, TensorType) and v.type.is_static
+
+
+def _placeholder_array(v: Value) -> np.ndarray:
+    """An array with v's shape and dtype for an operand read for its shape alone."""
+    return np.broadcast_to(np.zeros((), v.type.dtype.np), v.type.shape)
+
+
+def fold_constants(op: Operation):
+    opdef = op.opdef
+    if op.regions or opdef.kernel is None or opdef.side_effect or op.name in NOT_FOLDABLE:
+        return None
+    if not all(_static(r) and r.type.size <= MAX_FOLDED_ELEMENTS for r in op.results):
+        return None
+    shape_only = opdef.shape_only_operands(len(op.operands))
+    data_sizes = [v.type.size for i, v in enumerate(op.operands) if i not in shape_only]
+    if sum(r.type.size for r in op.results) > max(16, sum(data_sizes)):
+        return None  # broadcasting a constant: keep it small and let kernels broadcast
+    args = []
+    for i, v in enumerate(op.operands):
+        value = constant_value(v)
+        if value is None and i in shape_only and _static(v):
+            value = _placeholder_array(v)
+        if value is None:
+            return None
+        args.append(value)
+    with np.errstate(all="ignore"):
+        out = opdef.kernel(*args, **op.attrs)
+    outs = out if isinstance(out, tuple) else (out,)
+    return [
+        builder.create("constant", (), {"value": np.array(o, dtype=r.type.dtype.np)}).result
+        for o, r in zip(outs, op.results, strict=True)
+    ]
+
+
+def _same_type(a: Value, b: Value) -> bool:
+    return a.type == b.type and _static(a)
+
+
+def identities(op: Operation):
+    """x*1, 1*x, x+0, 0+x, x-0, x/1 (when the result has x's type), --x."""
+    if len(op.operands) != 2 or op.name not in _IDENTITY_CONSTANTS:
+        return None
+    x, y = op.operands
+    number, commutes = _IDENTITY_CONSTANTS[op.name]
+    if _is_scalar_constant(y, number) and _same_type(op.result, x):
+        return [x]
+    if commutes and _is_scalar_constant(x, number) and _same_type(op.result, y):
+        return [y]
+    return None
+
+
+_IDENTITY_CONSTANTS = {"mul": (1, True), "add": (0, True), "sub": (0, False), "div": (1, False)}
+
+
+def double_negation(op: Operation):
+    x = op.operands[0] if op.operands else None
+    if op.name == "neg" and x.op is not None and x.op.name == "neg":
+        return [x.op.operands[0]]
+    return None
+
+
+# Ops that are the identity when their result has their operand's type.
+_IDENTITY_WHEN_SAME_TYPE = frozenset(
+    {
+        "reshape",
+        "reshape_like",
+        "broadcast_to",
+        "broadcast_like",
+        "sum_to",
+        "cast",
+        "stop_gradient",
+        "transpose",
+        "squeeze",
+        "expand_dims",
+    }
+)
+
+
+def no_op_shapes(op: Operation):
+    if op.name in _IDENTITY_WHEN_SAME_TYPE and _same_type(op.result, op.operands[0]):
+        if op.name != "transpose" or list(op.attrs["perm"]) == sorted(op.attrs["perm"]):
+            return [op.operands[0]]
+    return None
+
+
+def reshape_chains(op: Operation):
+    """reshape(reshape(x)) -> reshape(x); transpose(transpose(x)) -> one transpose."""
+    x = op.operands[0] if op.operands else None
+    if x is None or x.op is None or x.op.name != op.name:
+        return None
+    inner = x.op.operands[0]
+    if op.name in ("reshape", "reshape_like") and _static(op.result):
+        return [builder.create("reshape", [inner], {"shape": op.result.type.shape}).result]
+    if op.name == "transpose":
+        perm = tuple(x.op.attrs["perm"][p] for p in op.attrs["perm"])
+        return [builder.create("transpose", [inner], {"perm": perm}).result]
+    return None
+
+
+def elementwise_operand_broadcasts(op: Operation):
+    """An elementwise op broadcasts implicitly, so an explicit broadcast of an operand that
+    the op would broadcast anyway can go: add(y, broadcast_like(c, y)) -> add(y, c)."""
+    if not op.opdef.elementwise or not _static(op.result):
+        return None
+    for i, v in enumerate(op.operands):
+        if v.op is None or v.op.name not in ("broadcast_like", "broadcast_to"):
+            continue
+        operands = list(op.operands)
+        operands[i] = v.op.operands[0]
+        try:
+            types = op.opdef.infer_types(operands, op.attrs)
+        except Exception:
+            continue
+        if types == [r.type for r in op.results]:
+            return builder.create(op.name, operands, op.attrs, loc=op.loc).results
+    return None
+
+
+def constant_cond(op: Operation):
+    """cond on a constant predicate is its taken branch."""
+    if op.name != "cond" or constant_value(op.operands[0]) is None:
+        return None
+    branch = op.regions[0 if bool(constant_value(op.operands[0])) else 1].block
+    vmap: dict = {}
+    for inner in branch.ops[:-1]:
+        clone_op(inner, vmap, builder.current_block(), reinfer=False)
+    return [vmap.get(v, v) for v in branch.terminator.operands]
+
+
+PATTERNS = (
+    fold_constants,
+    identities,
+    double_negation,
+    no_op_shapes,
+    reshape_chains,
+    elementwise_operand_broadcasts,
+    constant_cond,
+)
+
+
+class Canonicalize(Pass):
+    name = "canonicalize"
+
+    def run(self, fn: Function) -> None:
+        apply_patterns(fn, PATTERNS)

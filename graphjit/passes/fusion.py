@@ -1,0 +1,133 @@
+"""fusion: elementwise ops, broadcasts and reductions with their elementwise producers
+become one `fused` region op: one loop nest, no temporaries between its ops.
+
+Groups grow from consumers to producers. A producer joins its consumers' group when all
+of its users are in that group and its shape is the group's iteration shape, so no work is
+ever duplicated; a reduction is the last op of its group. Scalar constants are copied into
+the regions that use them. Matmul, shape ops and control flow stay outside (matmul goes to
+BLAS); every elementwise or reduction op ends up inside some `fused` op, so code
+generators only meet those ops inside kernels."""
+
+from __future__ import annotations
+
+from graphjit.ir import builder
+from graphjit.ir.clone import clone_op
+from graphjit.ir.core import Block, Function, Operation, Region, Value, captured_values
+from graphjit.ir.types import TensorType
+from graphjit.passes.manager import Pass
+
+REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min", "sum_to"})
+INDEX_MAPS = frozenset({"broadcast_like", "broadcast_to"})
+
+
+def fusible(op: Operation) -> bool:
+    if any(not isinstance(r.type, TensorType) for r in op.results + op.operands):
+        return False
+    return op.opdef.elementwise or op.name in REDUCTIONS or op.name in INDEX_MAPS
+
+
+def _iteration_shape(op: Operation) -> tuple:
+    return op.operands[0].type.shape if op.name in REDUCTIONS else op.result.type.shape
+
+
+def _is_inlinable_constant(v: Value) -> bool:
+    return v.op is not None and v.op.name == "constant" and v.type.size == 1
+
+
+class Fusion(Pass):
+    name = "fusion"
+
+    def run(self, fn: Function) -> None:
+        _fuse_block(fn.block)
+
+
+def _fuse_block(block: Block) -> None:
+    for op in block.ops:
+        for region in op.regions:
+            _fuse_block(region.block)
+    _outline(block, _group(block))
+
+
+def _group(block: Block) -> list[list[Operation]]:
+    """Greedy, in program order: a fusible op joins the group of one of its operands when
+    the iteration shapes agree and nothing outside the group has used the group's values
+    yet (such a user would sit between the group's ops: outlining would make a cycle).
+    A reduction closes its group."""
+    group_of: dict[Value, int] = {}
+    groups: list[list[Operation]] = []
+    shapes: list[tuple] = []
+    sealed: set[int] = set()
+    for op in block.ops:
+        used = {group_of[v] for v in _reads(op) if v in group_of}
+        target = None
+        if fusible(op):
+            shape = _iteration_shape(op)
+            candidates = [g for g in sorted(used) if g not in sealed and shapes[g] == shape]
+            if candidates and all(d is not None for d in shape):
+                target = candidates[0]
+            else:
+                target = len(groups)
+                groups.append([])
+                shapes.append(shape)
+            groups[target].append(op)
+            group_of.update(dict.fromkeys(op.results, target))
+            if op.name in REDUCTIONS:
+                sealed.add(target)
+        sealed |= used - {target}
+    return groups
+
+
+def _reads(op: Operation) -> list[Value]:
+    return op.operands + (captured_values(op) if op.regions else [])
+
+
+def _outline(block: Block, groups: list[list[Operation]]) -> None:
+    """Replace each group by one fused op at the position of its last op."""
+    last = {ops[-1]: ops for ops in groups}
+    member = {op for ops in groups for op in ops}
+    replaced: dict[Value, Value] = {}
+    new_ops = []
+    for op in block.ops:
+        if op in last:
+            fused, outputs = _make_fused(block, last[op])
+            replaced.update(zip(outputs, fused.results, strict=True))
+            new_ops.append(fused)
+        elif op not in member:
+            new_ops.append(op)
+    block.ops = new_ops
+    for op in block.walk():
+        op.operands = [replaced.get(v, v) for v in op.operands]
+
+
+def _make_fused(block: Block, ops: list[Operation]) -> tuple[Operation, list[Value]]:
+    """The fused op for `ops`, and the values of theirs that are used outside the group."""
+    defined = {r for op in ops for r in op.results}
+    members = set(ops)
+    outputs = [r for op in ops for r in op.results if _used_outside(r, members, block)]
+    inputs: dict[Value, None] = {}
+    for op in ops:
+        for v in op.operands:
+            if v not in defined and not _is_inlinable_constant(v):
+                inputs.setdefault(v, None)
+    inputs_list = list(inputs)
+    body = Block([v.type for v in inputs_list])
+    vmap = dict(zip(inputs_list, body.args, strict=True))
+    with builder.insertion_point(body):
+        for op in ops:
+            for v in op.operands:
+                if _is_inlinable_constant(v) and v not in vmap:
+                    clone_op(v.op, vmap, body)
+            clone_op(op, vmap, body, reinfer=False)
+        builder.create("yield", [vmap[r] for r in outputs])
+    fused = builder.create(
+        "fused", inputs_list, regions=[Region(body)], block=Block(), loc=ops[-1].loc
+    )
+    fused.parent = block
+    return fused, outputs
+
+
+def _used_outside(v: Value, members: set, block: Block) -> bool:
+    for op in block.ops:
+        if op not in members and v in _reads(op):
+            return True
+    return False

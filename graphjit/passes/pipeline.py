@@ -1,0 +1,18 @@
+"""The default optimisation pipeline that Session runs before code generation."""
+
+from __future__ import annotations
+
+from graphjit.passes.canonicalize import Canonicalize
+from graphjit.passes.cse import CSE
+from graphjit.passes.dce import DCE
+from graphjit.passes.fusion import Fusion
+from graphjit.passes.manager import PassManager
+
+
+def default_passes() -> list:
+    return [Canonicalize(), CSE(), DCE(), Fusion(), DCE()]
+
+
+def optimize(fn, verify_each=None, keep_ir=False):
+    """Run the default pipeline on `fn` in place; returns the PipelineReport."""
+    return PassManager(default_passes(), verify_each=verify_each, keep_ir=keep_ir).run(fn)
