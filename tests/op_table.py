@@ -339,6 +339,7 @@ COVERED_ELSEWHERE = {
     "yield": "tests/static/test_control_flow.py",
     "condition": "tests/static/test_control_flow.py",
     "return": "every Session run (the compiled function's terminator)",
+    "fused": "tests/passes (made by the fusion pass, run by every optimised Session)",
 }
 
 
