@@ -11,25 +11,32 @@ from graphjit.ir.core import Operation, Value, user_location
 from graphjit.ir.types import shape_str
 from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
-from graphjit.runtime.program import Program, build_program, needed_ops
-
-BACKENDS = ("interpreter",)
+from graphjit.runtime.executable import BACKENDS, Executable, compile_program
+from graphjit.runtime.inspect import CompileReport
+from graphjit.runtime.program import build_program, needed_ops
 
 
 class Session:
     """`Session(graph, backend=...)`: `run(fetches, feed_dict)` returns NumPy arrays in the
     structure of `fetches`. Variables are initialised when the session opens."""
 
-    def __init__(self, graph=None, backend: str = "interpreter", check_numerics: bool = False):
+    def __init__(
+        self,
+        graph=None,
+        backend: str = "interpreter",
+        check_numerics: bool = False,
+        optimize: bool | None = None,
+    ):
         if graph is None:
             from graphjit.frontend.graph import get_default_graph  # the user's default
 
             graph = get_default_graph()
         if backend not in BACKENDS:
-            raise BackendError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+            raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
         self.graph = graph
         self.backend = backend
         self.check_numerics = check_numerics
+        self.optimize = optimize
         self.variables: dict[str, np.ndarray] = {}
         self._cache: dict = {}
         self._lock = threading.Lock()
@@ -55,34 +62,42 @@ class Session:
         values, ops = self._classify_fetches(leaves)
         feeds = self._validate_feeds(feed_dict or {})
         self._initialise_new_variables()
-        program = self._program(values, ops, feeds)
+        executable = self._executable(values, ops, feeds)
+        program = executable.program
         args = [feeds[p] for p in program.placeholders] + [
             self.variables[name] for name in program.variables
         ]
-        outs = self._execute(program, args)
+        outs = executable.run(args)
         n = len(program.fetches)
         with self._lock:
-            for name, new in zip(program.assigned, outs[n:]):
+            for name, new in zip(program.assigned, outs[n:], strict=True):
                 self.variables[name] = new
-        results = iter(outs[:n])
-        return unflatten(spec, [None if v is None else next(results) for v in values_or_ops(leaves)])
+        fetched = iter(outs[:n])
+        return unflatten(spec, [next(fetched) if _is_value(x) else None for x in leaves])
 
-    def _execute(self, program: Program, args: list) -> list:
-        from graphjit.runtime.interpreter import Interpreter
+    def inspect(self, fetches, feed_dict=None) -> CompileReport:
+        """Compile (or reuse) what `run` would, and report on it: kernels, planned memory,
+        the IR after each pipeline stage, compile time."""
+        leaves, _ = flatten(fetches)
+        values, ops = self._classify_fetches(leaves)
+        feeds = self._validate_feeds(feed_dict or {})
+        self._initialise_new_variables()
+        return CompileReport.of(self._executable(values, ops, feeds, keep_ir=True))
 
-        return Interpreter(self.check_numerics).run(program.function, args)
-
-    def _program(self, values, ops, feeds) -> Program:
+    def _executable(self, values, ops, feeds, keep_ir=False) -> Executable:
         key = (tuple(values), tuple(ops), tuple((p, a.shape) for p, a in feeds.items()))
         with self._lock:
-            program = self._cache.get(key)
-        if program is None:
+            executable = self._cache.get(key)
+        if executable is None or (keep_ir and not executable.report.ir):
             self._check_feeds_present(values, ops, feeds)
             feed_types = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}
             program = build_program(self.graph, values, ops, feed_types)
+            executable = compile_program(
+                program, self.backend, self.check_numerics, self.optimize, keep_ir
+            )
             with self._lock:
-                self._cache[key] = program
-        return program
+                self._cache[key] = executable
+        return executable
 
     def _classify_fetches(self, leaves):
         values, ops = [], []
@@ -157,10 +172,8 @@ class Session:
             self.variables.update(loaded)
 
 
-def values_or_ops(leaves):
-    for leaf in leaves:
-        leaf = _unwrap(leaf)
-        yield leaf if isinstance(leaf, Value) else None
+def _is_value(x) -> bool:
+    return isinstance(_unwrap(x), Value)
 
 
 def _where(op):

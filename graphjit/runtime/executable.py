@@ -1,0 +1,56 @@
+"""Compiling a Program for a backend: the optimisation pipeline, then the backend's own
+lowering. An Executable runs the compiled function on argument arrays."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from graphjit.errors import BackendError
+from graphjit.passes.manager import PipelineReport
+from graphjit.passes.pipeline import optimize
+from graphjit.runtime.program import Program
+
+
+@dataclass
+class Executable:
+    program: Program
+    runner: object  # has run(args) -> list of outputs
+    report: PipelineReport = field(default_factory=PipelineReport)
+    compile_seconds: float = 0.0
+
+    def run(self, args: list) -> list:
+        return self.runner.run(args)
+
+
+class InterpreterRunner:
+    def __init__(self, program: Program, check_numerics: bool):
+        from graphjit.runtime.interpreter import Interpreter
+
+        self.function = program.function
+        self.interpreter = Interpreter(check_numerics)
+
+    def run(self, args: list) -> list:
+        return self.interpreter.run(self.function, args)
+
+
+def _interpreter(program: Program, check_numerics: bool):
+    return InterpreterRunner(program, check_numerics)
+
+
+# backend name -> (factory(program, check_numerics) -> runner, optimise by default)
+BACKENDS = {"interpreter": (_interpreter, False)}
+
+
+def compile_program(
+    program: Program, backend: str, check_numerics=False, optimize_ir=None, keep_ir=False
+) -> Executable:
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+    factory, optimise_by_default = BACKENDS[backend]
+    start = time.perf_counter()
+    report = PipelineReport()
+    if optimise_by_default if optimize_ir is None else optimize_ir:
+        report = optimize(program.function, keep_ir=keep_ir)
+    runner = factory(program, check_numerics)
+    return Executable(program, runner, report, time.perf_counter() - start)

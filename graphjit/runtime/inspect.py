@@ -1,0 +1,65 @@
+"""`sess.inspect(...)`: what the compiler made of a set of fetches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from graphjit.ir.core import Function
+from graphjit.passes.memory import plan_memory
+
+# Ops that launch no computation of their own.
+NOT_KERNELS = frozenset(
+    {"constant", "return", "yield", "condition", "group", "assign", "cond", "while"}
+)
+
+
+def count_kernels(fn: Function) -> int:
+    """Generated kernels: fused ops and the compute ops left outside them (matmul, copies),
+    counted once however often a loop runs them; ops inside fused regions are not."""
+    count = 0
+    stack = [fn.block]
+    while stack:
+        block = stack.pop()
+        for op in block.ops:
+            if op.name == "fused":
+                count += 1
+                continue
+            if op.name not in NOT_KERNELS:
+                count += 1
+            stack += [r.block for r in op.regions]
+    return count
+
+
+@dataclass
+class CompileReport:
+    kernels: int
+    arena_bytes: int
+    unplanned_bytes: int
+    ir: dict[str, str] = field(default_factory=dict)
+    compile_seconds: float = 0.0
+    pass_seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, executable) -> CompileReport:
+        fn = executable.program.function
+        plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
+        return cls(
+            kernels=count_kernels(fn),
+            arena_bytes=plan.arena_bytes,
+            unplanned_bytes=plan.unplanned_bytes,
+            ir=dict(executable.report.ir),
+            compile_seconds=executable.compile_seconds,
+            pass_seconds=dict(executable.report.seconds),
+        )
+
+    def __str__(self) -> str:
+        saved = 1 - self.arena_bytes / self.unplanned_bytes if self.unplanned_bytes else 0.0
+        lines = [
+            f"kernels:          {self.kernels}",
+            f"arena:            {self.arena_bytes} bytes "
+            f"(one buffer per value: {self.unplanned_bytes} bytes, {saved:.0%} saved)",
+            f"compile time:     {self.compile_seconds * 1e3:.1f} ms",
+            "pipeline stages:  " + ", ".join(self.ir) if self.ir else "pipeline stages:  (none)",
+        ]
+        lines += [f"  {name:<14} {sec * 1e3:.2f} ms" for name, sec in self.pass_seconds.items()]
+        return "\n".join(lines)
