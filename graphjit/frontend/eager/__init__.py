@@ -1,3 +1,63 @@
-"""Eager mode (define-by-run): exported names are listed in __all__ (being built)."""
+"""Eager mode (define-by-run), PyTorch-style: `gj.tensor`, tape autograd, `gj.nn`, `gj.optim`.
 
-__all__: list[str] = []
+Importing this package registers the eager handler with the op registry, so the op functions
+shared with the static graph (`gj.mul`, `gj.exp`, ...) and the VJP rules run on `gj.Tensor`.
+"""
+
+import sys
+
+from graphjit.frontend.convert import register_tensor_type
+from graphjit.frontend.eager.dispatch import HANDLER
+from graphjit.frontend.eager.grad_mode import (
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
+from graphjit.frontend.eager.tensor import Tensor
+from graphjit.frontend.eager.tensor_methods import install_tensor_methods
+from graphjit.ir.ops import register_handler
+
+register_handler(Tensor, HANDLER)
+register_tensor_type(Tensor)
+install_tensor_methods(Tensor)
+
+from graphjit.frontend.eager import autograd, nn, optim  # noqa: E402
+from graphjit.frontend.eager.factories import (  # noqa: E402
+    arange,
+    full,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+
+# `from graphjit.autograd import Function`, `import graphjit.nn as nn`: the spellings PyTorch
+# users reach for, resolving to the same modules as gj.autograd, gj.nn and gj.optim.
+for _module in (autograd, nn, optim):
+    sys.modules.setdefault(f"graphjit.{_module.__name__.rsplit('.', 1)[1]}", _module)
+
+__all__ = [
+    "Tensor",
+    "arange",
+    "autograd",
+    "enable_grad",
+    "full",
+    "is_grad_enabled",
+    "manual_seed",
+    "nn",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "optim",
+    "rand",
+    "randn",
+    "set_grad_enabled",
+    "tensor",
+    "zeros",
+    "zeros_like",
+]

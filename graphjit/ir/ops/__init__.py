@@ -10,6 +10,7 @@ autograd, static autodiff and higher-order gradients.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,8 @@ class OpDef:
     shape_only: tuple[int, ...] | str = ()  # operands read for their shape alone (or REST)
 
     def normalize_attrs(self, attrs: dict) -> dict:
+        if not attrs and not self.attrs:
+            return attrs  # most primitives: nothing to check (and this is eager's hot path)
         unknown = set(attrs) - set(self.attrs)
         if unknown:
             raise GraphjitError(f"op '{self.name}' has no attribute(s) {sorted(unknown)}")
@@ -148,9 +151,13 @@ def bind(name: str, *operands, **attrs):
     """Apply op `name`; returns one result, or a tuple when the op has several."""
     opdef = get_op(name)
     handler = handler_for(operands)
-    if not all(_is_handled(x) for x in operands):
-        operands = [x if _is_handled(x) else handler.lift(x, _constant_dtype(x, operands))
-                    for x in operands]
+    for x in operands:  # a plain loop, not all(...): bind is the eager mode's hot path
+        if type(x) not in _HANDLERS and not _is_handled(x):
+            operands = [
+                y if _is_handled(y) else handler.lift(y, _constant_dtype(y, operands))
+                for y in operands
+            ]
+            break
     results = handler.apply(opdef, operands, opdef.normalize_attrs(attrs))
     return results[0] if len(results) == 1 else tuple(results)
 
@@ -165,7 +172,7 @@ def _constant_dtype(constant, operands):
 
 
 def _is_handled(x) -> bool:
-    return any(isinstance(x, cls) for cls in _HANDLERS)
+    return type(x) in _HANDLERS or any(isinstance(x, cls) for cls in _HANDLERS)
 
 
 class _Namespace:
@@ -173,7 +180,9 @@ class _Namespace:
 
     def __getattr__(self, name: str) -> Callable:
         get_op(name)
-        return lambda *operands, **attrs: bind(name, *operands, **attrs)
+        binder = functools.partial(bind, name)
+        setattr(self, name, binder)  # later lookups find it without calling __getattr__
+        return binder
 
 
 P = _Namespace()
@@ -195,6 +204,13 @@ class GraphHandler(Handler):
 
 
 register_handler(Value, GraphHandler())
+
+
+def wants_cotangent(x) -> bool:
+    """False for an operand that says it needs no gradient (an eager tensor with
+    requires_grad False), so VJP rules can skip computing a cotangent nobody reads (for
+    example of the constant in `x * 0.5`). Graph values always get one."""
+    return getattr(x, "requires_grad", True)
 
 
 def require(cond: bool, message: str, err=ShapeError) -> None:

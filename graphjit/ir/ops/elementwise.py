@@ -10,7 +10,7 @@ import numpy as np
 import scipy.special
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register
+from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register, wants_cotangent
 from graphjit.ir.types import TensorType, as_dtype, bool_, shape_str
 
 
@@ -74,7 +74,10 @@ def binary(fx, fy):
 
     def vjp(cts, ins, outs, attrs):
         g, (x, y), out = cts[0], ins, outs[0]
-        return [unbroadcast(fx(g, x, y, out), x), unbroadcast(fy(g, x, y, out), y)]
+        return [
+            unbroadcast(fx(g, x, y, out), x) if wants_cotangent(x) else None,
+            unbroadcast(fy(g, x, y, out), y) if wants_cotangent(y) else None,
+        ]
 
     return vjp
 
@@ -215,7 +218,11 @@ def _select_infer(types, attrs):
 
 def _select_vjp(cts, ins, outs, attrs):
     g, (c, a, b) = cts[0], ins
-    return [None, unbroadcast(P.select(c, g, 0), a), unbroadcast(P.select(c, 0, g), b)]
+    return [
+        None,
+        unbroadcast(P.select(c, g, 0), a) if wants_cotangent(a) else None,
+        unbroadcast(P.select(c, 0, g), b) if wants_cotangent(b) else None,
+    ]
 
 
 register(OpDef("select", _select_infer, np.where, _select_vjp, elementwise=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.ir.ops import OpDef, P, register
+from graphjit.ir.ops import OpDef, P, register, wants_cotangent
 from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, unbroadcast
 from graphjit.ir.types import TensorType, shape_str
 
@@ -34,8 +34,8 @@ def swap_last(x):
 def _matmul_vjp(cts, ins, outs, attrs):
     g, (a, b) = cts[0], ins
     return [
-        unbroadcast(P.matmul(g, swap_last(b)), a),
-        unbroadcast(P.matmul(swap_last(a), g), b),
+        unbroadcast(P.matmul(g, swap_last(b)), a) if wants_cotangent(a) else None,
+        unbroadcast(P.matmul(swap_last(a), g), b) if wants_cotangent(b) else None,
     ]
 
 

@@ -1,0 +1,102 @@
+"""The eager handler: how registry ops apply to `gj.Tensor` operands.
+
+`apply` runs the op's NumPy reference kernel at once and, when grad mode is on and an
+operand requires grad, records a tape node. This is the per-op hot path of eager mode, so it
+does no stack inspection and no shape inference: a failing kernel is diagnosed afterwards,
+through the op's shape rule and the user's source line.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.errors import DTypeError, GraphjitError, ShapeError
+from graphjit.frontend.eager.anomaly import ANOMALY
+from graphjit.frontend.eager.grad_mode import _MODE
+from graphjit.frontend.eager.node import node_class
+from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.ir.core import user_location
+from graphjit.ir.ops import NONDIFF, Handler, OpDef
+
+_asarray = np.asarray
+
+
+def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
+    try:
+        if len(operands) == 2:  # (the common case, without building a list)
+            raw = opdef.kernel(operands[0]._data, operands[1]._data, **attrs)
+        else:
+            raw = opdef.kernel(*[t._data for t in operands], **attrs)
+    except GraphjitError:
+        raise
+    except Exception as e:
+        raise _kernel_error(opdef, operands, attrs, e) from None
+    if type(raw) is tuple:
+        results = [wrap(_asarray(r)) for r in raw]
+    else:
+        results = [wrap(_asarray(raw))]
+    if _MODE.enabled and opdef.vjp != NONDIFF:
+        for t in operands:
+            if t._requires_grad:
+                record(opdef, operands, attrs, results)
+                break
+    return results
+
+
+def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
+    """Put a node for this op on the tape; float results get it as their grad_fn (integer
+    and boolean results never carry gradients)."""
+    edges = []
+    for t in inputs:
+        if not t._requires_grad:
+            edges.append(None)
+        elif t.grad_fn is None:
+            edges.append((t, -1))
+        else:
+            edges.append((t.grad_fn, t._output_nr))
+    node = None
+    for index, r in enumerate(results):
+        if r._data.dtype.kind == "f":
+            if node is None:
+                node = node_class(opdef.name)(opdef, attrs, inputs, edges, results)
+                if ANOMALY[0]:
+                    node.location = user_location()
+            r.grad_fn = node
+            r._output_nr = index
+            r._requires_grad = True
+
+
+def _kernel_error(opdef: OpDef, operands: list, attrs: dict, error: Exception) -> GraphjitError:
+    """The op's shape/dtype rule usually explains a kernel failure better than NumPy does."""
+    location = user_location()
+    if not all(isinstance(t, Tensor) for t in operands):
+        kinds = ", ".join(type(t).__name__ for t in operands)
+        return GraphjitError(
+            f"op '{opdef.name}' mixes eager and graph tensors ({kinds}); turn the eager ones "
+            "into graph constants with gj.constant(t.numpy())",
+            location=location,
+        )
+    if opdef.kernel is None:
+        return GraphjitError(
+            f"op '{opdef.name}' has no kernel and cannot run eagerly", location=location
+        )
+    try:
+        opdef.infer_types(operands, attrs, loc=location)
+    except GraphjitError as explained:
+        return explained
+    except Exception:  # the rule itself choked: report the kernel's error
+        pass
+    kind = DTypeError if isinstance(error, TypeError) else ShapeError
+    return kind(f"{opdef.name}: {error}", location=location)
+
+
+class EagerHandler(Handler):
+    def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:
+        return run_op(opdef, operands, attrs)
+
+    def lift(self, value, dtype) -> Tensor:
+        # A copy: a tape node may save this constant, and the user may change their array.
+        return wrap(np.array(value, dtype=dtype.np))
+
+
+HANDLER = EagerHandler()

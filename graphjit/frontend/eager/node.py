@@ -1,0 +1,151 @@
+"""Tape nodes (`grad_fn`): what backward needs to run one recorded op's VJP rule.
+
+A node keeps its inputs (with the version each had when recorded) and its outputs' arrays,
+but not the output tensors themselves: output -> grad_fn -> output would be a reference
+cycle, and the tape would then outlive the user's tensors until the cycle collector ran.
+Outputs are rebuilt from the arrays when a VJP rule reads them.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from graphjit.errors import GradientError
+from graphjit.frontend.eager.anomaly import where_built
+from graphjit.frontend.eager.tensor import MUTATIONS, wrap_output
+from graphjit.ir.core import user_location
+from graphjit.ir.ops import OpDef, no_vjp_error
+
+# Nodes are numbered in creation order; a node's inputs come from older nodes, so running
+# nodes from the newest down is a valid order for backward.
+next_sequence_nr = itertools.count().__next__
+
+
+class Node:
+    """Base of every grad_fn. `edges[i]` says where input i's cotangent goes: None (the input
+    needs no gradient), `(node, output_index)` or `(leaf_tensor, -1)`."""
+
+    # `location` is set only under anomaly detection (see anomaly.py).
+    __slots__ = ("edges", "num_outputs", "retained", "sequence_nr", "location", "__weakref__")
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def next_functions(self) -> tuple:
+        """PyTorch's view of the edges: (grad_fn, or a leaf tensor, or None; output index)."""
+        return tuple((None, 0) if e is None else (e[0], max(e[1], 0)) for e in self.edges)
+
+    def apply(self, cts: list) -> list:
+        """Cotangents of the inputs (None where zero) from those of the outputs."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free what was saved for backward (unless the user asked to retain the graph)."""
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+def freed_error(what: str, location=None) -> GradientError:
+    return GradientError(
+        f"trying to backward through the graph a second time ({what} already freed its saved "
+        "tensors); pass retain_graph=True to the first backward() or autograd.grad() call to "
+        "backward through it again",
+        location=location or user_location(),
+    )
+
+
+def modified_error(
+    what: str, shape: tuple, version: int, saved_version: int, location=None
+) -> GradientError:
+    return GradientError(
+        f"a tensor of shape {shape} saved by {what} for the gradient computation was modified "
+        f"by an in-place operation (it is now at version {version}, expected version "
+        f"{saved_version}); clone it before modifying it in place",
+        location=location or user_location(),
+    )
+
+
+class OpNode(Node):
+    """One primitive application; its class is named after the op (`mul` -> MulBackward)."""
+
+    __slots__ = ("opdef", "attrs", "inputs", "input_versions", "out_data", "out_versions", "epoch")
+
+    def __init__(self, opdef: OpDef, attrs: dict, inputs: list, edges: tuple, results: list):
+        self.edges, self.num_outputs, self.retained = edges, len(results), None
+        self.sequence_nr = next_sequence_nr()
+        self.epoch = MUTATIONS[0]
+        self.opdef, self.attrs, self.inputs = opdef, attrs, inputs
+        self.input_versions = [t._version[0] for t in inputs]
+        # In-place ops on a node's output give that tensor a new array and version cell (see
+        # tensor_inplace.py), so these arrays keep the values the VJP rule reads; the cells
+        # still catch changes made through detach() aliases, which share array and cell.
+        if len(results) == 1:  # (most ops: skip the comprehensions)
+            self.out_data, self.out_versions = [results[0]._data], [results[0]._version]
+        else:
+            self.out_data = [r._data for r in results]
+            self.out_versions = [r._version for r in results]
+
+    def apply(self, cts: list) -> list:
+        inputs = self.inputs
+        if inputs is None:
+            raise freed_error(self.name, where_built(self))
+        vjp = self.opdef.vjp
+        if not callable(vjp):
+            raise no_vjp_error(self.opdef, where_built(self))
+        if self.epoch != MUTATIONS[0]:
+            self._check_versions()
+        data, versions = self.out_data, self.out_versions
+        if len(data) == 1:  # (most ops: skip the comprehension)
+            outs = [wrap_output(data[0], versions[0], self, 0)]
+        else:
+            outs = [wrap_output(d, versions[i], self, i) for i, d in enumerate(data)]
+        in_cts = vjp(cts, inputs, outs, self.attrs)
+        if len(in_cts) != len(inputs):
+            check_cotangents(self.name, in_cts, inputs)
+        for ct, x in zip(in_cts, inputs):
+            if ct is not None and ct._data.shape != x._data.shape:
+                check_cotangents(self.name, in_cts, [x.shape for x in inputs])
+        return in_cts
+
+    def _check_versions(self) -> None:
+        for tensor, version in zip(self.inputs, self.input_versions):
+            if tensor._version[0] != version:
+                raise modified_error(
+                    self.name, tensor.shape, tensor._version[0], version, where_built(self)
+                )
+        for data, cell in zip(self.out_data, self.out_versions):
+            if cell[0]:
+                name = f"{self.name} (as its output)"
+                raise modified_error(name, data.shape, cell[0], 0, where_built(self))
+
+    def release(self) -> None:
+        self.inputs = self.out_data = self.out_versions = None
+
+
+def check_cotangents(what: str, cts, shapes) -> None:
+    """A rule returning the wrong number or shape of cotangents is a bug in the rule: say so
+    here, naming the node, rather than failing later in some unrelated accumulation. `shapes`
+    are the inputs' shapes (None where not checked)."""
+    if len(cts) != len(shapes):
+        raise GradientError(f"{what} returned {len(cts)} gradients for {len(shapes)} inputs")
+    for i, (ct, shape) in enumerate(zip(cts, shapes)):
+        if ct is not None and shape is not None and ct.shape != shape:
+            raise GradientError(
+                f"{what} returned a gradient of shape {ct.shape} for input {i} of shape {shape}"
+            )
+
+
+_NODE_CLASSES: dict[str, type] = {}
+
+
+def node_class(op_name: str) -> type:
+    """The grad_fn class of an op: `reduce_sum` -> ReduceSumBackward (made once per op)."""
+    cls = _NODE_CLASSES.get(op_name)
+    if cls is None:
+        camel = "".join(part.capitalize() for part in op_name.split("_"))
+        cls = type(f"{camel}Backward", (OpNode,), {"__slots__": ()})
+        _NODE_CLASSES[op_name] = cls
+    return cls

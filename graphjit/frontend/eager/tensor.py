@@ -1,0 +1,276 @@
+"""`gj.Tensor`: a NumPy array plus what autograd needs (requires_grad, grad, grad_fn, version).
+
+Ops on tensors go through the op registry (`graphjit.ir.ops.bind`) and the eager handler in
+dispatch.py; the operators and op-mirroring methods are installed on the class by
+tensor_methods.py. Semantics follow PyTorch.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from graphjit.errors import DTypeError, GradientError, ShapeError
+from graphjit.frontend.eager.formatting import format_tensor
+from graphjit.ir.types import ALL_DTYPES, DType, TensorType, as_dtype
+
+DTYPE_OF = {d.np: d for d in ALL_DTYPES}
+# Python data follows PyTorch's defaults (floats -> float32, ints -> int64); arrays keep theirs.
+_PYTHON_DEFAULTS = {"f": np.float32, "i": np.int64, "u": np.int64, "b": np.bool_}
+
+
+def to_array(data, dtype=None) -> np.ndarray:
+    """A fresh array from tensors, arrays, Python numbers or nested lists of them."""
+    if isinstance(data, Tensor):
+        array = data._data.copy()
+    elif isinstance(data, (np.ndarray, np.generic)):
+        array = np.array(data)
+    else:
+        array = np.array(data)
+        default = _PYTHON_DEFAULTS.get(array.dtype.kind)
+        if dtype is None and default is not None:
+            array = array.astype(default, copy=False)
+    if dtype is not None:
+        array = array.astype(as_dtype(dtype).np, copy=False)
+    as_dtype(array.dtype)  # raises DTypeError naming the supported dtypes
+    return array
+
+
+class Tensor:
+    """An eager tensor. `Tensor(data, dtype=None, requires_grad=False)` is `gj.tensor(...)`."""
+
+    __slots__ = ("_data", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
+                 "__weakref__")  # fmt: skip
+
+    def __init__(self, data, dtype=None, requires_grad: bool = False):
+        init_tensor(self, to_array(data, dtype))
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ---- the array and its description ----------------------------------------------------
+
+    @property
+    def data(self) -> Tensor:
+        """The same array as a tensor outside autograd (changes through it are not tracked)."""
+        return wrap(self._data)
+
+    @data.setter
+    def data(self, value) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def dtype(self) -> DType:
+        try:
+            return DTYPE_OF[self._data.dtype]
+        except KeyError:
+            raise DTypeError(f"unsupported dtype {self._data.dtype}") from None
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def type(self) -> TensorType:
+        """The IR type, so that the registry's shape rules can describe a failed op."""
+        return TensorType(self.shape, self.dtype)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def numpy(self) -> np.ndarray:
+        return self._data
+
+    def item(self):
+        if self._data.size != 1:
+            raise ShapeError(f"item() needs a one-element tensor, got shape {self.shape}")
+        return self._data.item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        array = self._data if dtype is None else self._data.astype(dtype, copy=False)
+        return array.copy() if copy and array is self._data else array
+
+    # ---- autograd state --------------------------------------------------------------------
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if self.grad_fn is not None:
+            if not flag:
+                raise GradientError(
+                    "requires_grad can only be changed on leaf tensors; use detach() instead"
+                )
+            return self
+        if flag and self._data.dtype.kind != "f":
+            raise GradientError(
+                f"only floating-point tensors can require gradients, got {self.dtype.name}"
+            )
+        self._requires_grad = bool(flag)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self) -> Tensor | None:
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            value = wrap(to_array(value, self.dtype))
+        if value is not None and value.shape != self.shape:
+            raise ShapeError(f"assigned grad has shape {value.shape}, tensor has {self.shape}")
+        self._grad = value
+
+    def retain_grad(self) -> None:
+        """Keep the gradient of a non-leaf tensor in `.grad` during backward."""
+        if not self._requires_grad:
+            raise GradientError("retain_grad() on a tensor that does not require grad")
+        if self.grad_fn is None:
+            return  # leaves keep their gradient anyway
+        # A weak reference: the node must not keep its output alive (see node.py).
+        if self.grad_fn.retained is None:
+            self.grad_fn.retained = {}
+        self.grad_fn.retained[self._output_nr] = weakref.ref(self)
+
+    @property
+    def retains_grad(self) -> bool:
+        retained = self.grad_fn.retained if self.grad_fn is not None else None
+        return bool(retained) and retained.get(self._output_nr, lambda: None)() is self
+
+    def detach(self) -> Tensor:
+        """The same array and version counter, outside the tape."""
+        out = wrap(self._data)
+        out._version = self._version
+        return out
+
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
+        from graphjit.frontend.eager.engine import backward
+
+        backward([self], None if gradient is None else [gradient], retain_graph, create_graph)
+
+    # ---- Python protocol -------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        extras = []
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name}>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return format_tensor(self._data, extras)
+
+    __hash__ = object.__hash__  # `==` is elementwise, as in PyTorch; identity hashing
+
+    def _one_element(self, what: str):
+        if self._data.size != 1:
+            raise ShapeError(
+                f"{what} of a tensor with {self._data.size} elements is ambiguous; "
+                "use .any(), .all() or index one element"
+            )
+        return self._data.item()
+
+    def __bool__(self) -> bool:
+        return bool(self._one_element("the truth value"))
+
+    def __float__(self) -> float:
+        return float(self._one_element("float()"))
+
+    def __int__(self) -> int:
+        return int(self._one_element("int()"))
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iu":
+            raise DTypeError(f"only integer tensors can be used as an index, got {self.dtype}")
+        return int(self._one_element("an index"))
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __reduce_ex__(self, protocol):
+        # pickle and copy.deepcopy: the array and requires_grad, as a fresh leaf.
+        return (_rebuild, (self._data, self._requires_grad, type(self)))
+
+
+def _rebuild(array, requires_grad, cls):
+    out = cls.__new__(cls)
+    init_tensor(out, array.copy())
+    out._requires_grad = requires_grad
+    return out
+
+
+def init_tensor(t: Tensor, array: np.ndarray) -> None:
+    t._data = array
+    t._requires_grad = False
+    t._grad = None
+    t.grad_fn = None
+    t._output_nr = 0
+    t._version = [0]  # a cell shared with detach() aliases; bumped by in-place ops
+
+
+_new = object.__new__
+
+# Counts every in-place change to any tensor. A tape node notes the count when recorded; if it
+# is unchanged at backward time, none of its saved tensors can have changed, and the
+# per-tensor version checks are skipped (in-place ops are rare; backward is hot).
+MUTATIONS = [0]
+
+
+def bump_version(t: Tensor, new_cell: bool = False) -> None:
+    """Record an in-place change of t. `new_cell`: t got a new array, and its old version cell
+    stays with the arrays that others (its grad_fn) still hold."""
+    if new_cell:
+        t._version = [t._version[0] + 1]
+    else:
+        t._version[0] += 1
+    MUTATIONS[0] += 1
+
+
+def wrap(array: np.ndarray) -> Tensor:
+    """A leaf tensor around `array` (no copy): the fast constructor the op handler uses
+    (init_tensor inlined: this runs for every op result)."""
+    t = _new(Tensor)
+    t._data = array
+    t._requires_grad = False
+    t._grad = None
+    t.grad_fn = None
+    t._output_nr = 0
+    t._version = [0]
+    return t
+
+
+def wrap_output(array: np.ndarray, version: list, node, index: int) -> Tensor:
+    """Output `index` of tape node `node`, rebuilt from its saved array and version cell."""
+    t = wrap(array)
+    t._version = version
+    t._requires_grad = True
+    t.grad_fn = node
+    t._output_nr = index
+    return t
