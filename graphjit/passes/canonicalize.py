@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphjit.errors import GraphjitError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Function, Operation, Value
@@ -14,7 +15,9 @@ from graphjit.passes.rewrite import apply_patterns
 
 # Folding a result larger than this would bloat the IR with a big literal.
 MAX_FOLDED_ELEMENTS = 1 << 12
-NOT_FOLDABLE = frozenset({"placeholder", "variable", "assign", "group", "list_new"})
+# `constant` is already folded (its kernel returns its value): folding it again would
+# "change" the IR every round, so the driver would never reach its fixpoint.
+NOT_FOLDABLE = frozenset({"constant", "placeholder", "variable", "assign", "group", "list_new"})
 
 
 def constant_value(v: Value):
@@ -24,7 +27,10 @@ def constant_value(v: Value):
 
 def _is_scalar_constant(v: Value, number) -> bool:
     value = constant_value(v)
-    return value is not None and value.size == 1 and bool(np.all(value == number))
+    if value is None or value.size != 1 or not np.all(value == number):
+        return False
+    # IEEE: -0.0 + 0.0 is +0.0, so only x + (-0.0) and x - (+0.0) are exactly x.
+    return value.dtype.kind != "f" or bool(np.signbit(value).all() == np.signbit(number))
 
 
 def _static(v: Value) -> bool:
@@ -42,6 +48,8 @@ def fold_constants(op: Operation):
         return None
     if not all(_static(r) and r.type.size <= MAX_FOLDED_ELEMENTS for r in op.results):
         return None
+    if not all(isinstance(v.type, TensorType) for v in op.operands):
+        return None  # a tensor list is never a constant (list_get of one, say)
     shape_only = opdef.shape_only_operands(len(op.operands))
     data_sizes = [v.type.size for i, v in enumerate(op.operands) if i not in shape_only]
     if sum(r.type.size for r in op.results) > max(16, sum(data_sizes)):
@@ -54,11 +62,16 @@ def fold_constants(op: Operation):
         if value is None:
             return None
         args.append(value)
-    with np.errstate(all="ignore"):
-        out = opdef.kernel(*args, **op.attrs)
+    try:
+        with np.errstate(all="ignore"):
+            out = opdef.kernel(*args, **op.attrs)
+    except (ArithmeticError, ValueError, TypeError, IndexError, GraphjitError):
+        return None  # it fails when it runs, if it runs (it may sit in an untaken branch)
     outs = out if isinstance(out, tuple) else (out,)
     return [
-        builder.create("constant", (), {"value": np.array(o, dtype=r.type.dtype.np)}).result
+        builder.create(
+            "constant", (), {"value": np.array(o, dtype=r.type.dtype.np)}, loc=op.loc
+        ).result
         for o, r in zip(outs, op.results, strict=True)
     ]
 
@@ -68,7 +81,8 @@ def _same_type(a: Value, b: Value) -> bool:
 
 
 def identities(op: Operation):
-    """x*1, 1*x, x+0, 0+x, x-0, x/1 (when the result has x's type), --x."""
+    """x*1, 1*x, x+0, 0+x, x-0, x/1 (when the result has x's type); for floats the zero
+    must be -0.0 in x+0 and 0+x, and +0.0 in x-0, or x = -0.0 would change sign."""
     if len(op.operands) != 2 or op.name not in _IDENTITY_CONSTANTS:
         return None
     x, y = op.operands
@@ -80,7 +94,12 @@ def identities(op: Operation):
     return None
 
 
-_IDENTITY_CONSTANTS = {"mul": (1, True), "add": (0, True), "sub": (0, False), "div": (1, False)}
+_IDENTITY_CONSTANTS = {
+    "mul": (1, True),
+    "add": (-0.0, True),
+    "sub": (0.0, False),
+    "div": (1, False),
+}
 
 
 def double_negation(op: Operation):
@@ -121,10 +140,11 @@ def reshape_chains(op: Operation):
         return None
     inner = x.op.operands[0]
     if op.name in ("reshape", "reshape_like") and _static(op.result):
-        return [builder.create("reshape", [inner], {"shape": op.result.type.shape}).result]
+        shape = {"shape": op.result.type.shape}
+        return [builder.create("reshape", [inner], shape, loc=op.loc).result]
     if op.name == "transpose":
         perm = tuple(x.op.attrs["perm"][p] for p in op.attrs["perm"])
-        return [builder.create("transpose", [inner], {"perm": perm}).result]
+        return [builder.create("transpose", [inner], {"perm": perm}, loc=op.loc).result]
     return None
 
 

@@ -1,9 +1,9 @@
 """fusion: elementwise ops, broadcasts and reductions with their elementwise producers
 become one `fused` region op: one loop nest, no temporaries between its ops.
 
-Groups grow from consumers to producers. A producer joins its consumers' group when all
-of its users are in that group and its shape is the group's iteration shape, so no work is
-ever duplicated; a reduction is the last op of its group. Scalar constants are copied into
+Groups form in program order: an op joins its operands' groups when their iteration
+shape is its own and nothing outside them has read their values yet, so no work is ever
+duplicated; a reduction is the last op of its group. Scalar constants are copied into
 the regions that use them. Matmul, shape ops and control flow stay outside (matmul goes to
 BLAS); every elementwise or reduction op ends up inside some `fused` op, so code
 generators only meet those ops inside kernels."""
@@ -43,16 +43,19 @@ class Fusion(Pass):
 
 def _fuse_block(block: Block) -> None:
     for op in block.ops:
+        if op.name == "fused":
+            continue  # already a kernel: fusing its body again would nest kernels
         for region in op.regions:
             _fuse_block(region.block)
     _outline(block, _group(block))
 
 
 def _group(block: Block) -> list[list[Operation]]:
-    """Greedy, in program order: a fusible op joins the group of one of its operands when
-    the iteration shapes agree and nothing outside the group has used the group's values
-    yet (such a user would sit between the group's ops: outlining would make a cycle).
-    A reduction closes its group."""
+    """Greedy, in program order: a fusible op joins the groups of its operands whose
+    iteration shape is its own and whose values nothing outside them has used yet (such a
+    user would sit between the group's ops: outlining would make a cycle). When it joins
+    several, they merge, so two chains meeting at an op become one kernel. A reduction
+    closes its group."""
     group_of: dict[Value, int] = {}
     groups: list[list[Operation]] = []
     shapes: list[tuple] = []
@@ -64,7 +67,12 @@ def _group(block: Block) -> list[list[Operation]]:
             shape = _iteration_shape(op)
             candidates = [g for g in sorted(used) if g not in sealed and shapes[g] == shape]
             if candidates and all(d is not None for d in shape):
-                target = candidates[0]
+                target, *others = candidates
+                for other in others:
+                    for member in groups[other]:
+                        group_of.update(dict.fromkeys(member.results, target))
+                    groups[target] += groups[other]
+                    groups[other] = []
             else:
                 target = len(groups)
                 groups.append([])
@@ -74,7 +82,8 @@ def _group(block: Block) -> list[list[Operation]]:
             if op.name in REDUCTIONS:
                 sealed.add(target)
         sealed |= used - {target}
-    return groups
+    position = {op: i for i, op in enumerate(block.ops)}
+    return [sorted(ops, key=position.__getitem__) for ops in groups if ops]
 
 
 def _reads(op: Operation) -> list[Value]:

@@ -52,12 +52,13 @@ class PassManager:
         report = PipelineReport()
         self._record(report, "input", fn)
         for p in self.passes:
+            stage = _stage_name(report, p.name)
             start = time.perf_counter()
             p.run(fn)
-            report.seconds[p.name] = time.perf_counter() - start
+            report.seconds[stage] = time.perf_counter() - start
             if self.verify_each:
                 verify(fn)
-            self._record(report, p.name, fn)
+            self._record(report, stage, fn)
         return report
 
     def _record(self, report: PipelineReport, stage: str, fn: Function) -> None:
@@ -67,3 +68,12 @@ class PassManager:
         report.ir[stage] = text
         if self.print_ir:
             print(f"// ----- IR after {stage} -----\n{text}", file=sys.stderr)
+
+
+def _stage_name(report: PipelineReport, name: str) -> str:
+    """A pass that runs again (dce after fusion) gets its own stage: `dce`, then `dce#2`."""
+    stage, n = name, 1
+    while stage in report.seconds:
+        n += 1
+        stage = f"{name}#{n}"
+    return stage

@@ -1,0 +1,34 @@
+// RUN: dce
+// while (i, a, b, junk): the result is a; the condition reads i; a's update reads b, so
+// b stays though no result of it is used; junk feeds only itself, so it goes from the
+// operands, both regions' arguments and the yield.
+func @main(%x: tensor<f64>) {
+  %zero = constant {value = dense<0> : tensor<i32>} : () -> tensor<i32>
+  %w:4 = while %zero, %x, %x, %x : (tensor<i32>, tensor<f64>, tensor<f64>, tensor<f64>) -> (tensor<i32>, tensor<f64>, tensor<f64>, tensor<f64>) {
+  ^bb0(%i: tensor<i32>, %a: tensor<f64>, %b: tensor<f64>, %junk: tensor<f64>):
+    %ten = constant {value = dense<10> : tensor<i32>} : () -> tensor<i32>
+    %go = less %i, %ten : (tensor<i32>, tensor<i32>) -> tensor<i1>
+    condition %go : (tensor<i1>)
+  } do {
+  ^bb0(%i2: tensor<i32>, %a2: tensor<f64>, %b2: tensor<f64>, %junk2: tensor<f64>):
+    %one = constant {value = dense<1> : tensor<i32>} : () -> tensor<i32>
+    %i3 = add %i2, %one : (tensor<i32>, tensor<i32>) -> tensor<i32>
+    %a3 = add %a2, %b2 : (tensor<f64>, tensor<f64>) -> tensor<f64>
+    %b3 = tanh %b2 : (tensor<f64>) -> tensor<f64>
+    %junk3 = exp %junk2 : (tensor<f64>) -> tensor<f64>
+    yield %i3, %a3, %b3, %junk3 : (tensor<i32>, tensor<f64>, tensor<f64>, tensor<f64>)
+  }
+  return %w#1 : (tensor<f64>)
+}
+// CHECK:      [[W:%[0-9]+]]:3 = while %0, %arg0, %arg0 {{.*}} -> (tensor<i32>, tensor<f64>, tensor<f64>) {
+// CHECK-NEXT: ^bb0([[I:%arg[0-9]+]]: tensor<i32>, %{{arg[0-9]+}}: tensor<f64>, %{{arg[0-9]+}}: tensor<f64>):
+// CHECK:        condition
+// CHECK-NEXT: } do {
+// CHECK-NEXT: ^bb0([[I2:%arg[0-9]+]]: tensor<i32>, [[A2:%arg[0-9]+]]: tensor<f64>, [[B2:%arg[0-9]+]]: tensor<f64>):
+// CHECK-NOT:    exp
+// CHECK:        [[I3:%[0-9]+]] = add [[I2]]
+// CHECK-NEXT:   [[A3:%[0-9]+]] = add [[A2]], [[B2]]
+// CHECK-NEXT:   [[B3:%[0-9]+]] = tanh [[B2]]
+// CHECK-NEXT:   yield [[I3]], [[A3]], [[B3]] : (tensor<i32>, tensor<f64>, tensor<f64>)
+// CHECK-NEXT: }
+// CHECK-NEXT: return [[W]]#1
