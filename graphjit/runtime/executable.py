@@ -38,8 +38,14 @@ def _interpreter(program: Program, check_numerics: bool):
     return InterpreterRunner(program, check_numerics)
 
 
+def _llvm(program: Program, check_numerics: bool):
+    from graphjit.codegen.llvm import compile_llvm
+
+    return compile_llvm(program, check_numerics)
+
+
 # backend name -> (factory(program, check_numerics) -> runner, optimise by default)
-BACKENDS = {"interpreter": (_interpreter, False)}
+BACKENDS = {"interpreter": (_interpreter, False), "llvm": (_llvm, True)}
 
 
 def compile_program(

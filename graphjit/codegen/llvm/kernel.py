@@ -1,0 +1,109 @@
+"""One fused region op → one LLVM function: a loop nest over the iteration space that
+evaluates the region element by element with the scalar emitter table.
+
+    void kernel(T0* noalias in0, ..., U0* noalias out0, ...)
+
+Inputs broadcast to the iteration space by their strides (0 along broadcast axes); a
+reduction (always the region's last op) accumulates into its output, which is first set
+to the reduction's identity."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.loops import (
+    broadcast_strides,
+    contiguous_strides,
+    for_range,
+    loop_nest,
+    size_of,
+)
+from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
+from graphjit.errors import BackendError
+from graphjit.ir.core import Operation
+from graphjit.passes.fusion import REDUCTIONS
+
+
+def iteration_space(body) -> tuple:
+    for op in body.ops[:-1]:
+        if op.name in REDUCTIONS:
+            return op.operands[0].type.shape
+        if op.name != "constant":
+            return op.result.type.shape
+    return body.terminator.operands[0].type.shape
+
+
+def _keepdims_shape(op: Operation, space) -> tuple:
+    """The reduction's output shape with reduced axes kept as 1 (same memory layout)."""
+    if op.name == "sum_to":
+        return op.result.type.shape
+    axes = op.attrs["axes"]
+    return tuple(1 if i in axes else d for i, d in enumerate(space))
+
+
+def emit_kernel(module: ir.Module, op: Operation, name: str) -> ir.Function:
+    body = op.regions[0].block
+    outputs = body.terminator.operands
+    space = iteration_space(body)
+    reduction = next((o for o in body.ops if o.name in REDUCTIONS), None)
+    arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types), name)
+    fn.linkage = "internal"
+    for arg in fn.args:
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    in_ptrs, out_ptrs = fn.args[: len(body.args)], fn.args[len(body.args) :]
+    strides = [broadcast_strides(v.type.shape, space) for v in body.args]
+    for v in outputs:
+        if reduction is not None and v is reduction.result:
+            strides.append(broadcast_strides(_keepdims_shape(reduction, space), space))
+            _fill(b, out_ptrs[outputs.index(v)], v.type, identity(reduction.name, v.type.dtype))
+        else:
+            strides.append(contiguous_strides(space))
+    with loop_nest(b, space, strides) as offsets:
+        _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction)
+    b.ret_void()
+    return fn
+
+
+def _fill(b, ptr, t, value) -> None:
+    with for_range(b, size_of(t.shape), "fill") as i:
+        T.store(b, value, b.gep(ptr, [i]), t.dtype)
+
+
+def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction) -> None:
+    n_in = len(body.args)
+    env = {}
+    loaded = {}
+
+    def value(v):
+        if v in env:
+            return env[v]
+        i = body.args.index(v)
+        if i not in loaded:
+            loaded[i] = T.load(b, b.gep(in_ptrs[i], [offsets[i]]), v.type.dtype)
+        return loaded[i]
+
+    outputs = body.terminator.operands
+    for inner in body.ops[:-1]:
+        if inner.name == "constant":
+            env[inner.result] = T.constant(
+                inner.result.type.dtype, inner.attrs["value"].reshape(())
+            )
+        elif inner is reduction:
+            j = outputs.index(inner.result)
+            ptr = b.gep(out_ptrs[j], [offsets[n_in + j]])
+            acc = T.load(b, ptr, inner.result.type.dtype)
+            new = combine(b, inner.name, acc, value(inner.operands[0]), inner.result.type.dtype)
+            T.store(b, new, ptr, inner.result.type.dtype)
+        else:
+            emit = SCALAR_EMITTERS.get(inner.name)
+            if emit is None:
+                raise BackendError(f"llvm backend has no scalar rule for '{inner.name}'", op=inner)
+            shape_only = inner.opdef.shape_only_operands(len(inner.operands))
+            args = [value(v) for k, v in enumerate(inner.operands) if k not in shape_only]
+            env[inner.result] = emit(b, args, inner)
+    for j, v in enumerate(outputs):
+        if reduction is None or v is not reduction.result:
+            T.store(b, value(v), b.gep(out_ptrs[j], [offsets[n_in + j]]), v.type.dtype)

@@ -1,0 +1,90 @@
+"""Loop nests over static shapes, with strides per buffer, for kernels and copies."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+from llvmlite import ir
+
+from graphjit.codegen.llvm.types import I64
+
+
+@contextmanager
+def for_range(b: ir.IRBuilder, count: int, name: str = "i"):
+    """`with for_range(b, n) as i:` emits `for (i = 0; i < n; i++) { body }`."""
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(ir.Constant(I64, 0), pre)
+    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, done)
+    b.position_at_end(body)
+    yield index
+    index.add_incoming(b.add(index, ir.Constant(I64, 1), flags=("nsw", "nuw")), b.block)
+    b.branch(header)
+    b.position_at_end(done)
+
+
+def contiguous_strides(shape) -> list[int]:
+    """Element strides of a C-contiguous array of `shape`."""
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return strides[::-1]
+
+
+def broadcast_strides(shape, space) -> list[int]:
+    """Strides over iteration space `space` of an operand of `shape` broadcast to it."""
+    lead = len(space) - len(shape)
+    own = contiguous_strides(shape)
+    return [0] * lead + [
+        0 if d == 1 and s != 1 else st for d, s, st in zip(shape, space[lead:], own, strict=True)
+    ]
+
+
+def coalesce(space, strides_list):
+    """Merge adjacent axes along which every buffer is contiguous, so elementwise work over
+    same-shaped buffers becomes one flat loop (which vectorises best)."""
+    space = list(space)
+    strides_list = [list(s) for s in strides_list]
+    k = len(space) - 2
+    while k >= 0:
+        if all(s[k] == s[k + 1] * space[k + 1] for s in strides_list):
+            space[k : k + 2] = [space[k] * space[k + 1]]
+            for s in strides_list:
+                s[k : k + 2] = [s[k + 1]]
+        k -= 1
+    keep = [i for i, d in enumerate(space) if d != 1] or ([0] if space else [])
+    return [space[i] for i in keep], [[s[i] for i in keep] for s in strides_list]
+
+
+@contextmanager
+def loop_nest(b: ir.IRBuilder, space, strides_list, name="k"):
+    """Loops over `space`; yields one i64 element offset per buffer's strides."""
+    space, strides_list = coalesce(space, strides_list)
+    offsets = [ir.Constant(I64, 0) for _ in strides_list]
+    with _nest(b, space, strides_list, offsets, 0, name) as result:
+        yield result
+
+
+@contextmanager
+def _nest(b, space, strides_list, offsets, axis, name):
+    if axis == len(space):
+        yield offsets
+        return
+    with for_range(b, space[axis], f"{name}{axis}") as i:
+        inner = [
+            off if s[axis] == 0 else b.add(off, b.mul(i, ir.Constant(I64, s[axis])), flags=("nsw",))
+            for off, s in zip(offsets, strides_list, strict=True)
+        ]
+        with _nest(b, space, strides_list, inner, axis + 1, name) as result:
+            yield result
+
+
+def size_of(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))

@@ -1,0 +1,394 @@
+"""A whole optimised function → one native entry point:
+
+    i32 graphjit_entry(i8** inputs, i8** outputs, i8* arena)
+
+Every tensor value has a static size: function arguments come from `inputs`, constants
+are globals, other values live in the arena at offsets fixed at compile time, and the
+returned values are copied to `outputs`. `cond` and `while` become branches and loops in
+the same function, fused regions become kernel functions it calls, and matmul calls BLAS.
+Errors that only show at run time come back through the returned status word."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.blas import call_gemm
+from graphjit.codegen.llvm.kernel import emit_kernel
+from graphjit.codegen.llvm.loops import (
+    broadcast_strides,
+    contiguous_strides,
+    for_range,
+    loop_nest,
+    size_of,
+)
+from graphjit.errors import BackendError
+from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.types import TensorType
+
+ENTRY = "graphjit_entry"
+ALIGN = 64
+NO_STORAGE = frozenset({"constant", "group", "yield", "condition", "return"})
+
+
+def nbytes(v: Value) -> int:
+    return size_of(v.type.shape) * v.type.dtype.np.itemsize
+
+
+def arena_layout(fn: Function) -> tuple[dict[Value, int], int]:
+    """Byte offsets in the arena: the memory plan's when the pipeline made one, else one
+    buffer per value."""
+    plan = getattr(fn, "memory_plan", None)
+    if plan is not None and hasattr(plan, "offsets"):
+        return plan.offsets(), plan.arena_bytes
+    offsets, size = {}, 0
+    for op in fn.walk():
+        if op.name in NO_STORAGE or (op.parent and _in_fused(op)):
+            continue
+        for r in op.results:
+            if isinstance(r.type, TensorType):
+                offsets[r] = size
+                size += -(-nbytes(r) // ALIGN) * ALIGN
+    return offsets, size
+
+
+def _in_fused(op: Operation) -> bool:
+    block = op.parent
+    region = block.parent if block is not None else None
+    owner = region.parent if region is not None else None
+    return owner is not None and (owner.name == "fused" or _in_fused(owner))
+
+
+class Lowering:
+    """Builds the LLVM module for one function; `LOWERINGS` maps op names to methods."""
+
+    def __init__(self, fn: Function, name: str = "graphjit"):
+        self.fn = fn
+        self.module = ir.Module(name)
+        self.offsets, self.arena_bytes = arena_layout(fn)
+        entry_type = ir.FunctionType(T.I32, [T.I8P.as_pointer(), T.I8P.as_pointer(), T.I8P])
+        self.entry = ir.Function(self.module, entry_type, ENTRY)
+        self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
+        self.ptrs: dict[Value, ir.Value] = {}
+        self.kernels = 0
+        self.error_messages: list[str] = []
+
+    # -- buffers ------------------------------------------------------------------------
+    def ptr(self, v: Value) -> ir.Value:
+        if v not in self.ptrs:
+            if v.op is not None and v.op.name == "constant":
+                self.ptrs[v] = self._global_constant(v)
+            elif v in self.offsets:
+                self.ptrs[v] = self._arena_pointer(self.offsets[v])
+            else:
+                raise BackendError(f"llvm backend: no storage for {v!r}", op=v.op)
+        return self.ptrs[v]
+
+    def local(self, typ: ir.Type) -> ir.Value:
+        """Stack space allocated once in the entry block (never inside a loop)."""
+        with self.b.goto_entry_block():
+            return self.b.alloca(typ)
+
+    def typed(self, v: Value) -> ir.Value:
+        return T.typed_pointer(self.b, self.ptr(v), v.type.dtype)
+
+    def _arena_pointer(self, offset: int) -> ir.Value:
+        with self.b.goto_entry_block():
+            arena = self.entry.args[2]
+            return self.b.gep(arena, [ir.Constant(T.I64, offset)], inbounds=True)
+
+    def _global_constant(self, v: Value) -> ir.Value:
+        data = bytearray(v.op.attrs["value"].astype(v.type.dtype.np).tobytes()) or bytearray(1)
+        g = ir.GlobalVariable(self.module, ir.ArrayType(T.I8, len(data)), f"const{len(self.ptrs)}")
+        g.global_constant = True
+        g.linkage = "private"
+        g.align = ALIGN
+        g.initializer = ir.Constant(ir.ArrayType(T.I8, len(data)), data)
+        with self.b.goto_entry_block():
+            return self.b.bitcast(g, T.I8P)
+
+    # -- driving ------------------------------------------------------------------------
+    def lower(self) -> ir.Module:
+        inputs = self.entry.args[0]
+        with self.b.goto_entry_block():
+            for i, arg in enumerate(self.fn.args):
+                self.ptrs[arg] = self.b.load(self.b.gep(inputs, [ir.Constant(T.I64, i)]))
+        returned = self.lower_block(self.fn.block)
+        outputs = self.entry.args[1]
+        for j, v in enumerate(returned):
+            dst = self.b.load(self.b.gep(outputs, [ir.Constant(T.I64, j)]))
+            self.memcpy(dst, self.ptr(v), nbytes(v))
+        self.b.ret(ir.Constant(T.I32, 0))
+        return self.module
+
+    def lower_block(self, block: Block) -> list[Value]:
+        """Lower the ops of a block; return its terminator's operands."""
+        for op in block.ops:
+            if op.name in ("yield", "condition", "return"):
+                return list(op.operands)
+            method = LOWERINGS.get(op.name)
+            if method is None:
+                raise BackendError(f"the llvm backend cannot lower op '{op.name}'", op=op)
+            try:
+                method(self, op)
+            except BackendError:
+                raise
+            except Exception as e:  # name the IR op being lowered, as Numba's lowering does
+                raise BackendError(f"lowering '{op.name}' failed: {e}", op=op) from e
+        return []
+
+    def memcpy(self, dst, src, size: int) -> None:
+        if size:
+            fn = self.module.declare_intrinsic("llvm.memcpy", [T.I8P, T.I8P, T.I64])
+            self.b.call(fn, [dst, src, ir.Constant(T.I64, size), ir.Constant(T.I1, 0)])
+
+    def copy_value(self, dst: Value, src: Value) -> None:
+        self.memcpy(self.ptr(dst), self.ptr(src), nbytes(src))
+
+    def strided_copy(
+        self, src: Value, dst: Value, space, src_strides, dst_strides, src_base=0, dst_base=0
+    ):
+        sp, dp = self.typed(src), self.typed(dst)
+        with loop_nest(self.b, space, [src_strides, dst_strides], "copy") as (so, do):
+            so = self.b.add(so, ir.Constant(T.I64, src_base))
+            do = self.b.add(do, ir.Constant(T.I64, dst_base))
+            self.b.store(self.b.load(self.b.gep(sp, [so])), self.b.gep(dp, [do]))
+
+    # -- ops ----------------------------------------------------------------------------
+    def op_fused(self, op: Operation) -> None:
+        kernel = emit_kernel(self.module, op, f"kernel{self.kernels}")
+        self.kernels += 1
+        args = [self.typed(v) for v in op.operands] + [self.typed(r) for r in op.results]
+        self.b.call(kernel, args)
+
+    def op_copy(self, op: Operation) -> None:
+        """reshape-like ops: the same bytes in a new shape."""
+        self.copy_value(op.result, op.operands[0])
+
+    def op_assign(self, op: Operation) -> None:
+        self.copy_value(op.result, op.operands[0])
+
+    def op_nothing(self, op: Operation) -> None:
+        pass
+
+    def op_transpose(self, op: Operation) -> None:
+        x, out = op.operands[0], op.result
+        src = contiguous_strides(x.type.shape)
+        perm = op.attrs["perm"]
+        self.strided_copy(
+            x, out, out.type.shape, [src[p] for p in perm], contiguous_strides(out.type.shape)
+        )
+
+    def op_broadcast(self, op: Operation) -> None:
+        x, out = op.operands[0], op.result
+        space = out.type.shape
+        self.strided_copy(
+            x, out, space, broadcast_strides(x.type.shape, space), contiguous_strides(space)
+        )
+
+    def _slice_geometry(self, shape, spec):
+        strides = contiguous_strides(shape)
+        base, steps = 0, list(strides)
+        for axis, (start, stop, step) in enumerate(spec):
+            first, _, stride = slice(start, stop, step).indices(shape[axis])
+            base += first * strides[axis]
+            steps[axis] = stride * strides[axis]
+        return base, steps
+
+    def op_slice(self, op: Operation) -> None:
+        x, out = op.operands[0], op.result
+        base, steps = self._slice_geometry(x.type.shape, op.attrs["spec"])
+        self.strided_copy(
+            x, out, out.type.shape, steps, contiguous_strides(out.type.shape), src_base=base
+        )
+
+    def op_unslice(self, op: Operation) -> None:
+        g, out = op.operands[0], op.result
+        self.b.call(
+            self.module.declare_intrinsic("llvm.memset", [T.I8P, T.I64]),
+            [
+                self.ptr(out),
+                ir.Constant(T.I8, 0),
+                ir.Constant(T.I64, nbytes(out)),
+                ir.Constant(T.I1, 0),
+            ],
+        )
+        base, steps = self._slice_geometry(out.type.shape, op.attrs["spec"])
+        self.strided_copy(
+            g, out, g.type.shape, contiguous_strides(g.type.shape), steps, dst_base=base
+        )
+
+    def _pieces(self, whole: Value, parts: list[Value], axis: int):
+        """(part, offset into whole) for parts laid side by side along `axis`."""
+        stride = contiguous_strides(whole.type.shape)[axis]
+        start = 0
+        for part in parts:
+            yield part, start * stride
+            start += part.type.shape[axis]
+
+    def op_concat(self, op: Operation) -> None:
+        out, axis = op.result, op.attrs["axis"]
+        dst_strides = contiguous_strides(out.type.shape)
+        for part, offset in self._pieces(out, op.operands, axis):
+            shape = part.type.shape
+            self.strided_copy(
+                part, out, shape, contiguous_strides(shape), dst_strides, dst_base=offset
+            )
+
+    def op_split_like(self, op: Operation) -> None:
+        g, axis = op.operands[0], op.attrs["axis"]
+        src_strides = contiguous_strides(g.type.shape)
+        for part, offset in self._pieces(g, op.results, axis):
+            shape = part.type.shape
+            self.strided_copy(
+                g, part, shape, src_strides, contiguous_strides(shape), src_base=offset
+            )
+
+    def op_count(self, op: Operation) -> None:
+        x, out = op.operands[0], op.result
+        n = size_of([x.type.shape[a] for a in op.attrs["axes"]])
+        T.store(self.b, T.constant(out.type.dtype, n), self.typed(out), out.type.dtype)
+
+    def op_argmax(self, op: Operation) -> None:
+        x, out, axis = op.operands[0], op.result, op.attrs["axis"]
+        shape = x.type.shape
+        strides = contiguous_strides(shape)
+        outer = [d for i, d in enumerate(shape) if i != axis]
+        outer_strides = [s for i, s in enumerate(strides) if i != axis]
+        b, xp, op_ = self.b, self.typed(x), self.typed(out)
+        with loop_nest(b, outer, [outer_strides, contiguous_strides(outer)], "am") as (xo, oo):
+            best_i = self.local(T.I64)
+            best_v = self.local(T.register_type(x.type.dtype))
+            b.store(ir.Constant(T.I64, 0), best_i)
+            b.store(T.load(b, b.gep(xp, [xo]), x.type.dtype), best_v)
+            with for_range(b, shape[axis], "am.axis") as i:
+                v = T.load(
+                    b,
+                    b.gep(xp, [b.add(xo, b.mul(i, ir.Constant(T.I64, strides[axis])))]),
+                    x.type.dtype,
+                )
+                best = b.load(best_v)
+                if x.type.dtype.is_floating:  # the first NaN wins, as in NumPy
+                    better = b.or_(
+                        b.fcmp_ordered(">", v, best),
+                        b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("==", best, best)),
+                    )
+                else:
+                    better = b.icmp_signed(">", v, best)
+                with b.if_then(better):
+                    b.store(v, best_v)
+                    b.store(i, best_i)
+            b.store(b.load(best_i), b.gep(op_, [oo]))
+
+    def op_matmul(self, op: Operation) -> None:
+        a, bm, out = op.operands[0], op.operands[1], op.result
+        m, k = a.type.shape[-2:]
+        n = bm.type.shape[-1]
+        batch = out.type.shape[:-2]
+        a_strides = broadcast_strides(a.type.shape[:-2], batch)
+        b_strides = broadcast_strides(bm.type.shape[:-2], batch)
+        with loop_nest(
+            self.b, batch, [a_strides, b_strides, contiguous_strides(batch)], "mm"
+        ) as offs:
+            ap = self.b.gep(self.typed(a), [self.b.mul(offs[0], ir.Constant(T.I64, m * k))])
+            bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
+            cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
+            self._gemm(out.type.dtype, ap, bp, cp, m, n, k)
+
+    def _gemm(self, dtype, a, bm, c, m, n, k) -> None:
+        if dtype.name in ("float32", "float64") and m and n and k:
+            call_gemm(self.b, self.local, dtype.name, a, bm, c, m, n, k)
+            return
+        b = self.b  # integers (or empty shapes): a plain triple loop
+        with for_range(b, m, "mi") as i, for_range(b, n, "nj") as j:
+            acc = self.local(T.register_type(dtype))
+            b.store(T.constant(dtype, 0), acc)
+            with for_range(b, k, "kk") as p:
+                x = b.load(b.gep(a, [b.add(b.mul(i, ir.Constant(T.I64, k)), p)]))
+                y = b.load(b.gep(bm, [b.add(b.mul(p, ir.Constant(T.I64, n)), j)]))
+                prod = b.fmul(x, y) if dtype.is_floating else b.mul(x, y)
+                b.store(
+                    b.fadd(b.load(acc), prod) if dtype.is_floating else b.add(b.load(acc), prod),
+                    acc,
+                )
+            b.store(b.load(acc), b.gep(c, [b.add(b.mul(i, ir.Constant(T.I64, n)), j)]))
+
+    # -- control flow -------------------------------------------------------------------
+    def op_cond(self, op: Operation) -> None:
+        b = self.b
+        pred = T.load(b, self.typed(op.operands[0]), op.operands[0].type.dtype)
+        with b.if_else(pred) as (then, otherwise):
+            with then:
+                self._yield_into(op.regions[0].block, op.results)
+            with otherwise:
+                self._yield_into(op.regions[1].block, op.results)
+
+    def _yield_into(self, block: Block, results) -> None:
+        for r, v in zip(results, self.lower_block(block), strict=True):
+            if v is not r:
+                self.copy_value(r, v)
+
+    def op_while(self, op: Operation) -> None:
+        b = self.b
+        before, after = (r.block for r in op.regions)
+        for r, init in zip(op.results, op.operands, strict=True):
+            self.copy_value(r, init)
+        for block in (before, after):
+            self.ptrs.update({a: self.ptr(r) for a, r in zip(block.args, op.results, strict=True)})
+        limit = op.attrs["max_iterations"]
+        count = self.local(T.I64)
+        b.store(ir.Constant(T.I64, 0), count)
+        header, body, done = (
+            self.entry.append_basic_block(f"while.{s}") for s in ("header", "body", "done")
+        )
+        b.branch(header)
+        b.position_at_end(header)
+        (pred_value,) = self.lower_block(before)
+        go = T.load(b, self.typed(pred_value), pred_value.type.dtype)
+        if limit is not None:
+            go = b.and_(go, b.icmp_signed("<", b.load(count), ir.Constant(T.I64, limit)))
+        b.cbranch(go, body, done)
+        b.position_at_end(body)
+        self._carry(after.args, self.lower_block(after))
+        b.store(b.add(b.load(count), ir.Constant(T.I64, 1)), count)
+        b.branch(header)
+        b.position_at_end(done)
+
+    def _carry(self, args, yields) -> None:
+        """Copy each iteration's yields into the carried buffers; a yield that is itself a
+        carried value (a swap) is staged so that no copy reads an overwritten buffer."""
+        staged = {}
+        for a, v in zip(args, yields, strict=True):
+            if v in args and v is not a:
+                tmp = self.local(ir.ArrayType(T.I8, nbytes(v)))
+                staged[a] = self.b.bitcast(tmp, T.I8P)
+                self.memcpy(staged[a], self.ptr(v), nbytes(v))
+        for a, v in zip(args, yields, strict=True):
+            if a in staged:
+                self.memcpy(self.ptr(a), staged[a], nbytes(v))
+            elif v is not a:
+                self.memcpy(self.ptr(a), self.ptr(v), nbytes(v))
+
+
+LOWERINGS = {
+    "fused": Lowering.op_fused,
+    "matmul": Lowering.op_matmul,
+    "reshape": Lowering.op_copy,
+    "reshape_like": Lowering.op_copy,
+    "expand_dims": Lowering.op_copy,
+    "squeeze": Lowering.op_copy,
+    "transpose": Lowering.op_transpose,
+    "broadcast_to": Lowering.op_broadcast,
+    "broadcast_like": Lowering.op_broadcast,
+    "slice": Lowering.op_slice,
+    "unslice": Lowering.op_unslice,
+    "concat": Lowering.op_concat,
+    "split_like": Lowering.op_split_like,
+    "argmax": Lowering.op_argmax,
+    "count": Lowering.op_count,
+    "assign": Lowering.op_assign,
+    "constant": Lowering.op_nothing,
+    "group": Lowering.op_nothing,
+    "cond": Lowering.op_cond,
+    "while": Lowering.op_while,
+}

@@ -1,0 +1,265 @@
+"""THE table from op name to scalar emitter: how one element of each elementwise op is
+computed in LLVM IR. Fused kernels evaluate their region with it, element by element.
+
+An emitter is `emit(b, args, op) -> ir.Value`: `args` are register values of the operands
+(bool is i1), `op` the IR op (for its types and attributes)."""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from graphjit.codegen.llvm.types import F32, I1, register_type
+from graphjit.ir.types import as_dtype
+
+SCALAR_EMITTERS: dict = {}
+
+
+def emitter(*names):
+    def register(fn):
+        for name in names:
+            SCALAR_EMITTERS[name] = fn
+        return fn
+
+    return register
+
+
+def _dtype(op, i=0):
+    return op.operands[i].type.dtype
+
+
+def _is_float(op, i=0) -> bool:
+    return _dtype(op, i).is_floating
+
+
+def _intrinsic(b, name, x):
+    return b.call(b.module.declare_intrinsic(name, [x.type]), [x])
+
+
+def _mathlib():
+    try:
+        from graphjit.codegen.llvm import mathlib
+    except ImportError:  # the vectorisable library is optional until it lands
+        return None
+    return mathlib
+
+
+def _math(b, name, x):
+    lib = _mathlib()
+    if lib is not None and name in lib.MATH_FUNCTIONS:
+        return lib.emit_math(b, name, x)
+    if name in ("exp", "log"):
+        return _intrinsic(b, f"llvm.{name}", x)
+    suffix = "f" if x.type == F32 else ""
+    fn = b.module.globals.get(f"tanh{suffix}") or ir.Function(
+        b.module, ir.FunctionType(x.type, [x.type]), f"tanh{suffix}"
+    )
+    return b.call(fn, [x])
+
+
+def _const(t, value):
+    return ir.Constant(t, value)
+
+
+@emitter("add")
+def _add(b, a, op):
+    return b.fadd(*a) if _is_float(op) else b.add(*a)
+
+
+@emitter("sub")
+def _sub(b, a, op):
+    return b.fsub(*a) if _is_float(op) else b.sub(*a)
+
+
+@emitter("mul")
+def _mul(b, a, op):
+    return b.fmul(*a) if _is_float(op) else b.mul(*a)
+
+
+@emitter("div")
+def _div(b, a, op):
+    return b.fdiv(*a)
+
+
+@emitter("neg")
+def _neg(b, a, op):
+    return b.fneg(a[0]) if _is_float(op) else b.sub(_const(a[0].type, 0), a[0])
+
+
+@emitter("stop_gradient", "broadcast_like", "broadcast_to")
+def _identity(b, a, op):
+    """Broadcasts are index arithmetic, done by the kernel's loads: here, the identity."""
+    return a[0]
+
+
+@emitter("exp", "log", "tanh")
+def _transcendental(b, a, op):
+    return _math(b, op.name, a[0])
+
+
+@emitter("sqrt")
+def _sqrt(b, a, op):
+    return _intrinsic(b, "llvm.sqrt", a[0])
+
+
+@emitter("sigmoid")
+def _sigmoid(b, a, op):
+    lib = _mathlib()
+    if lib is not None and "sigmoid" in lib.MATH_FUNCTIONS:
+        return lib.emit_math(b, "sigmoid", a[0])
+    one = _const(a[0].type, 1.0)
+    return b.fdiv(one, b.fadd(one, _math(b, "exp", b.fneg(a[0]))))
+
+
+@emitter("abs")
+def _abs(b, a, op):
+    if _is_float(op):
+        return _intrinsic(b, "llvm.fabs", a[0])
+    negative = b.icmp_signed("<", a[0], _const(a[0].type, 0))
+    return b.select(negative, b.sub(_const(a[0].type, 0), a[0]), a[0])
+
+
+@emitter("sign")
+def _sign(b, a, op):
+    x, t = a[0], a[0].type
+    if _is_float(op):
+        pos = b.uitofp(b.fcmp_ordered(">", x, _const(t, 0.0)), t)
+        neg = b.uitofp(b.fcmp_ordered("<", x, _const(t, 0.0)), t)
+        return b.select(b.fcmp_unordered("uno", x, x), x, b.fsub(pos, neg))
+    pos = b.zext(b.icmp_signed(">", x, _const(t, 0)), t)
+    neg = b.zext(b.icmp_signed("<", x, _const(t, 0)), t)
+    return b.sub(pos, neg)
+
+
+def extremum(b, x, y, dtype, pred):
+    """NumPy's maximum (pred '>') or minimum ('<'): NaN if either operand is NaN."""
+    if not dtype.is_floating:
+        return b.select(b.icmp_signed(pred, x, y), x, y)
+    chosen = b.select(b.fcmp_ordered(pred, x, y), x, y)
+    return b.select(b.fcmp_unordered("uno", x, y), b.fadd(x, y), chosen)
+
+
+@emitter("maximum")
+def _maximum(b, a, op):
+    return extremum(b, *a, _dtype(op), ">")
+
+
+@emitter("minimum")
+def _minimum(b, a, op):
+    return extremum(b, *a, _dtype(op), "<")
+
+
+@emitter("pow")
+def _pow(b, a, op):
+    if _is_float(op):
+        return b.call(b.module.declare_intrinsic("llvm.pow", [a[0].type]), a)
+    return b.call(_int_pow(b.module, a[0].type), a)
+
+
+def _int_pow(module, t):
+    """x**n for integers by squaring (n < 0 gives 0 except for x = ±1, as NumPy errors)."""
+    name = f"graphjit.ipow.{t}"
+    if name in module.globals:
+        return module.globals[name]
+    fn = ir.Function(module, ir.FunctionType(t, [t, t]), name)
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    x, n = fn.args
+    loop, body, done = (fn.append_basic_block(s) for s in ("loop", "body", "done"))
+    entry = b.block
+    b.branch(loop)
+    b.position_at_end(loop)
+    result, base, exp = b.phi(t), b.phi(t), b.phi(t)
+    result.add_incoming(_const(t, 1), entry)
+    base.add_incoming(x, entry)
+    exp.add_incoming(n, entry)
+    b.cbranch(b.icmp_signed(">", exp, _const(t, 0)), body, done)
+    b.position_at_end(body)
+    odd = b.trunc(exp, I1)
+    result.add_incoming(b.select(odd, b.mul(result, base), result), body)
+    base.add_incoming(b.mul(base, base), body)
+    exp.add_incoming(b.ashr(exp, _const(t, 1)), body)
+    b.branch(loop)
+    b.position_at_end(done)
+    b.ret(result)
+    return fn
+
+
+_FCMP = {
+    "equal": "==",
+    "not_equal": "!=",
+    "less": "<",
+    "less_equal": "<=",
+    "greater": ">",
+    "greater_equal": ">=",
+}
+
+
+@emitter(*_FCMP)
+def _compare(b, a, op):
+    pred = _FCMP[op.name]
+    if _is_float(op):
+        # NaN compares unequal to everything, as in NumPy: ordered, except `!=` unordered.
+        return b.fcmp_unordered(pred, *a) if pred == "!=" else b.fcmp_ordered(pred, *a)
+    if _dtype(op).is_bool:
+        return b.icmp_unsigned(pred, *a)
+    return b.icmp_signed(pred, *a)
+
+
+@emitter("logical_and")
+def _and(b, a, op):
+    return b.and_(*a)
+
+
+@emitter("logical_or")
+def _or(b, a, op):
+    return b.or_(*a)
+
+
+@emitter("logical_not")
+def _not(b, a, op):
+    return b.xor(a[0], _const(I1, 1))
+
+
+@emitter("select")
+def _select(b, a, op):
+    return b.select(*a)
+
+
+@emitter("cast")
+def _cast(b, a, op):
+    src, dst = _dtype(op), as_dtype(op.attrs["dtype"])
+    x, t = a[0], register_type(dst)
+    if src == dst:
+        return x
+    if dst.is_bool:
+        zero = _const(x.type, 0.0 if src.is_floating else 0)
+        return (
+            b.fcmp_unordered("!=", x, zero) if src.is_floating else b.icmp_unsigned("!=", x, zero)
+        )
+    if src.is_floating and dst.is_floating:
+        return b.fptrunc(x, t) if t == F32 else b.fpext(x, t)
+    if src.is_floating:
+        return b.fptosi(x, t)
+    if dst.is_floating:
+        return b.uitofp(x, t) if src.is_bool else b.sitofp(x, t)
+    if src.is_bool:
+        return b.zext(x, t)
+    return b.trunc(x, t) if t.width < x.type.width else b.sext(x, t)
+
+
+# Reductions: how each folds one element into the accumulator, and its starting value.
+def combine(b, name, acc, x, dtype):
+    if name in ("reduce_sum", "sum_to"):
+        return b.fadd(acc, x, flags=("reassoc",)) if dtype.is_floating else b.add(acc, x)
+    return extremum(b, acc, x, dtype, ">" if name == "reduce_max" else "<")
+
+
+def identity(name, dtype):
+    t = register_type(dtype)
+    if name in ("reduce_sum", "sum_to"):
+        return ir.Constant(t, 0.0 if dtype.is_floating else 0)
+    sign = -1 if name == "reduce_max" else 1
+    if dtype.is_floating:
+        return ir.Constant(t, sign * float("inf"))
+    bits = t.width - 1
+    return ir.Constant(t, -(2**bits) if sign < 0 else 2**bits - 1)
