@@ -1,4 +1,5 @@
-"""The default optimisation pipeline that Session runs before code generation."""
+"""The default optimisation pipeline that Session runs before code generation; its last
+stage attaches the memory plan (`fn.memory_plan`) that code generators consume."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from graphjit.passes.cse import CSE
 from graphjit.passes.dce import DCE
 from graphjit.passes.fusion import Fusion
 from graphjit.passes.manager import PassManager
+from graphjit.passes.memory import PlanMemory
 
 
 def default_passes() -> list:
-    return [Canonicalize(), CSE(), DCE(), Fusion(), DCE()]
+    return [Canonicalize(), CSE(), DCE(), Fusion(), DCE(), PlanMemory()]
 
 
 def optimize(fn, verify_each=None, keep_ir=False):

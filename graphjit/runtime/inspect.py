@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphjit.ir.core import Function
-from graphjit.passes.memory import plan_memory
+from graphjit.passes.memory import ALIAS, VARIABLE, MemoryPlan, plan_memory
 
 # Ops that launch no computation of their own.
 NOT_KERNELS = frozenset(
@@ -33,33 +33,54 @@ def count_kernels(fn: Function) -> int:
 @dataclass
 class CompileReport:
     kernels: int
-    arena_bytes: int
-    unplanned_bytes: int
+    arena_bytes: int | None  # None while some shape is unknown
+    unplanned_bytes: int | None
+    peak_live_bytes: int | None = None
+    in_place: int = 0  # outputs written over an input's buffer (variables included)
+    aliases: int = 0  # views that share another value's storage
+    variables_in_place: int = 0  # assigns written straight into the variable
     ir: dict[str, str] = field(default_factory=dict)
     compile_seconds: float = 0.0
     pass_seconds: dict[str, float] = field(default_factory=dict)
+    memory_plan: MemoryPlan | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, executable) -> CompileReport:
         fn = executable.program.function
+        # the pipeline attaches the plan; an unoptimised function is planned here
         plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
         return cls(
             kernels=count_kernels(fn),
             arena_bytes=plan.arena_bytes,
             unplanned_bytes=plan.unplanned_bytes,
+            peak_live_bytes=plan.peak_live_bytes,
+            in_place=len(plan.in_place),
+            aliases=len(plan.of_kind(ALIAS)),
+            variables_in_place=sum(1 for v in plan.of_kind(VARIABLE) if v.op.name == "assign"),
+            memory_plan=plan,
             ir=dict(executable.report.ir),
             compile_seconds=executable.compile_seconds,
             pass_seconds=dict(executable.report.seconds),
         )
 
     def __str__(self) -> str:
-        saved = 1 - self.arena_bytes / self.unplanned_bytes if self.unplanned_bytes else 0.0
         lines = [
             f"kernels:          {self.kernels}",
-            f"arena:            {self.arena_bytes} bytes "
-            f"(one buffer per value: {self.unplanned_bytes} bytes, {saved:.0%} saved)",
+            f"arena:            {self._arena()}",
+            f"peak live:        {self.peak_live_bytes} bytes",
+            f"in place:         {self.in_place} outputs over their inputs "
+            f"({self.variables_in_place} variable updates), {self.aliases} aliases",
             f"compile time:     {self.compile_seconds * 1e3:.1f} ms",
             "pipeline stages:  " + ", ".join(self.ir) if self.ir else "pipeline stages:  (none)",
         ]
         lines += [f"  {name:<14} {sec * 1e3:.2f} ms" for name, sec in self.pass_seconds.items()]
         return "\n".join(lines)
+
+    def _arena(self) -> str:
+        if self.arena_bytes is None or self.unplanned_bytes is None:
+            return "unknown until shapes are known"
+        saved = 1 - self.arena_bytes / self.unplanned_bytes if self.unplanned_bytes else 0.0
+        return (
+            f"{self.arena_bytes} bytes "
+            f"(one buffer per value: {self.unplanned_bytes} bytes, {saved:.0%} saved)"
+        )
