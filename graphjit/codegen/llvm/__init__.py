@@ -8,8 +8,10 @@ import threading
 import numpy as np
 
 from graphjit.codegen.llvm.jit import CompiledModule
+from graphjit.codegen.llvm.lists import check_linear
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
 from graphjit.errors import RuntimeCheckError
+from graphjit.passes.memory import VARIABLE
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -20,6 +22,7 @@ class LLVMRunner:
 
     def __init__(self, program, check_numerics: bool = False):
         fn = program.function
+        check_linear(fn)
         lowering = Lowering(fn)
         self.llvm_ir = str(lowering.lower())
         self.compiled = CompiledModule(self.llvm_ir)
@@ -28,11 +31,22 @@ class LLVMRunner:
         self.arena = np.empty(max(lowering.arena_bytes, 1), np.uint8)
         self.out_types = [v.type for v in fn.block.terminator.operands]
         self.n_in = len(fn.args)
+        # Output slots whose value the kernel wrote into a variable's own storage: the
+        # result is that (updated) argument array itself.
+        self.in_variable = {
+            j: fn.args.index(lowering.plan.buffers[v].variable)
+            for j, v in enumerate(fn.block.terminator.operands)
+            if lowering.returned.get(v) == j
+            and getattr(lowering.plan.buffers.get(v), "kind", None) == VARIABLE
+        }
         self.lock = threading.Lock()
 
     def run(self, args: list) -> list:
         args = [np.ascontiguousarray(a) for a in args]
-        outs = [np.empty(t.shape, t.dtype.np) for t in self.out_types]
+        outs = [
+            args[self.in_variable[j]] if j in self.in_variable else np.empty(t.shape, t.dtype.np)
+            for j, t in enumerate(self.out_types)
+        ]
         in_ptrs = (ctypes.c_void_p * max(self.n_in, 1))(*[a.ctypes.data for a in args])
         out_ptrs = (ctypes.c_void_p * max(len(outs), 1))(*[o.ctypes.data for o in outs])
         with self.lock:

@@ -42,7 +42,9 @@ def _keepdims_shape(op: Operation, space) -> tuple:
     return tuple(1 if i in axes else d for i, d in enumerate(space))
 
 
-def emit_kernel(module: ir.Module, op: Operation, name: str) -> ir.Function:
+def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset()) -> ir.Function:
+    """`shared`: parameter indices that point at the same storage (an output written over
+    an input in place), which must not be declared noalias."""
     body = op.regions[0].block
     outputs = body.terminator.operands
     space = iteration_space(body)
@@ -50,8 +52,9 @@ def emit_kernel(module: ir.Module, op: Operation, name: str) -> ir.Function:
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types), name)
     fn.linkage = "internal"
-    for arg in fn.args:
-        arg.add_attribute("noalias")
+    for i, arg in enumerate(fn.args):
+        if i not in shared:
+            arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     in_ptrs, out_ptrs = fn.args[: len(body.args)], fn.args[len(body.args) :]
     strides = [broadcast_strides(v.type.shape, space) for v in body.args]

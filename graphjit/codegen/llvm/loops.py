@@ -11,8 +11,10 @@ from graphjit.codegen.llvm.types import I64
 
 
 @contextmanager
-def for_range(b: ir.IRBuilder, count: int, name: str = "i"):
-    """`with for_range(b, n) as i:` emits `for (i = 0; i < n; i++) { body }`."""
+def for_range(b: ir.IRBuilder, count, name: str = "i"):
+    """`with for_range(b, n) as i:` emits `for (i = 0; i < n; i++) { body }`; n is a
+    Python int or an i64 value."""
+    count = ir.Constant(I64, count) if isinstance(count, int) else count
     pre = b.block
     header = b.append_basic_block(f"{name}.header")
     body = b.append_basic_block(f"{name}.body")
@@ -21,7 +23,7 @@ def for_range(b: ir.IRBuilder, count: int, name: str = "i"):
     b.position_at_end(header)
     index = b.phi(I64, name=name)
     index.add_incoming(ir.Constant(I64, 0), pre)
-    b.cbranch(b.icmp_signed("<", index, ir.Constant(I64, count)), body, done)
+    b.cbranch(b.icmp_signed("<", index, count), body, done)
     b.position_at_end(body)
     yield index
     index.add_incoming(b.add(index, ir.Constant(I64, 1), flags=("nsw", "nuw")), b.block)

@@ -15,6 +15,7 @@ from llvmlite import ir
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.kernel import emit_kernel
+from graphjit.codegen.llvm.lists import LIST_LOWERINGS, ListLowering
 from graphjit.codegen.llvm.loops import (
     broadcast_strides,
     contiguous_strides,
@@ -24,39 +25,15 @@ from graphjit.codegen.llvm.loops import (
 )
 from graphjit.errors import BackendError
 from graphjit.ir.core import Block, Function, Operation, Value
-from graphjit.ir.types import TensorType
+from graphjit.ir.types import ListType, TensorType
+from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
 ENTRY = "graphjit_entry"
 ALIGN = 64
-NO_STORAGE = frozenset({"constant", "group", "yield", "condition", "return"})
 
 
 def nbytes(v: Value) -> int:
     return size_of(v.type.shape) * v.type.dtype.np.itemsize
-
-
-def arena_layout(fn: Function) -> tuple[dict[Value, int], int]:
-    """Byte offsets in the arena: the memory plan's when the pipeline made one, else one
-    buffer per value."""
-    plan = getattr(fn, "memory_plan", None)
-    if plan is not None and hasattr(plan, "offsets"):
-        return plan.offsets(), plan.arena_bytes
-    offsets, size = {}, 0
-    for op in fn.walk():
-        if op.name in NO_STORAGE or (op.parent and _in_fused(op)):
-            continue
-        for r in op.results:
-            if isinstance(r.type, TensorType):
-                offsets[r] = size
-                size += -(-nbytes(r) // ALIGN) * ALIGN
-    return offsets, size
-
-
-def _in_fused(op: Operation) -> bool:
-    block = op.parent
-    region = block.parent if block is not None else None
-    owner = region.parent if region is not None else None
-    return owner is not None and (owner.name == "fused" or _in_fused(owner))
 
 
 class Lowering:
@@ -64,25 +41,49 @@ class Lowering:
 
     def __init__(self, fn: Function, name: str = "graphjit"):
         self.fn = fn
+        self.plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
+        if self.plan.arena_bytes is None:
+            raise BackendError("the llvm backend needs every shape known (specialise first)")
+        self.arena_bytes = self.plan.arena_bytes
         self.module = ir.Module(name)
-        self.offsets, self.arena_bytes = arena_layout(fn)
         entry_type = ir.FunctionType(T.I32, [T.I8P.as_pointer(), T.I8P.as_pointer(), T.I8P])
         self.entry = ir.Function(self.module, entry_type, ENTRY)
         self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
         self.ptrs: dict[Value, ir.Value] = {}
+        self.returned = {}  # value -> index of the output slot it is computed into
+        for j, v in enumerate(fn.block.terminator.operands):
+            self.returned.setdefault(v, j)
         self.kernels = 0
         self.error_messages: list[str] = []
+        self.lists = ListLowering(self)
 
     # -- buffers ------------------------------------------------------------------------
     def ptr(self, v: Value) -> ir.Value:
+        """The i8* where tensor value v lives, as the memory plan says."""
         if v not in self.ptrs:
-            if v.op is not None and v.op.name == "constant":
-                self.ptrs[v] = self._global_constant(v)
-            elif v in self.offsets:
-                self.ptrs[v] = self._arena_pointer(self.offsets[v])
-            else:
-                raise BackendError(f"llvm backend: no storage for {v!r}", op=v.op)
+            self.ptrs[v] = self._storage(v)
         return self.ptrs[v]
+
+    def _storage(self, v: Value) -> ir.Value:
+        if v.op is not None and v.op.name == "constant":
+            return self._global_constant(v)
+        buf = self.plan.buffers.get(v)
+        if buf is None:
+            raise BackendError(f"llvm backend: the memory plan has no buffer for {v!r}", op=v.op)
+        if buf.kind == ARENA:
+            return self._arena_pointer(buf.offset)
+        if buf.kind == ALIAS:
+            return self.ptr(buf.alias_of)
+        if buf.kind == VARIABLE:
+            return self.ptr(buf.variable)
+        return self._output_pointer(self.returned[v])
+
+    def shares_storage(self, a: Value, b: Value) -> bool:
+        return self.ptr(a) is self.ptr(b)
+
+    def _output_pointer(self, j: int) -> ir.Value:
+        with self.b.goto_entry_block():
+            return self.b.load(self.b.gep(self.entry.args[1], [ir.Constant(T.I64, j)]))
 
     def local(self, typ: ir.Type) -> ir.Value:
         """Stack space allocated once in the entry block (never inside a loop)."""
@@ -111,15 +112,32 @@ class Lowering:
     def lower(self) -> ir.Module:
         inputs = self.entry.args[0]
         with self.b.goto_entry_block():
+            self.status = self.b.alloca(T.I32)
+            self.b.store(ir.Constant(T.I32, 0), self.status)
             for i, arg in enumerate(self.fn.args):
                 self.ptrs[arg] = self.b.load(self.b.gep(inputs, [ir.Constant(T.I64, i)]))
+        self.cleanup = self.entry.append_basic_block("cleanup")
         returned = self.lower_block(self.fn.block)
-        outputs = self.entry.args[1]
         for j, v in enumerate(returned):
-            dst = self.b.load(self.b.gep(outputs, [ir.Constant(T.I64, j)]))
-            self.memcpy(dst, self.ptr(v), nbytes(v))
-        self.b.ret(ir.Constant(T.I32, 0))
+            if (
+                self.returned.get(v) == j
+                and self.plan.buffers.get(v)
+                and self.plan.buffers[v].kind != ARENA
+            ):
+                continue  # computed in place in its output slot, or in its variable
+            self.memcpy(self._output_pointer(j), self.ptr(v), nbytes(v))
+        self.b.branch(self.cleanup)
+        self.b.position_at_end(self.cleanup)
+        self.lists.free_all()
+        self.b.ret(self.b.load(self.status))
         return self.module
+
+    def fail(self, message: str, condition: ir.Value) -> None:
+        """If `condition` holds at run time, stop with a status naming `message`."""
+        self.error_messages.append(message)
+        with self.b.if_then(condition, likely=False):
+            self.b.store(ir.Constant(T.I32, len(self.error_messages)), self.status)
+            self.b.branch(self.cleanup)
 
     def lower_block(self, block: Block) -> list[Value]:
         """Lower the ops of a block; return its terminator's operands."""
@@ -143,7 +161,10 @@ class Lowering:
             self.b.call(fn, [dst, src, ir.Constant(T.I64, size), ir.Constant(T.I1, 0)])
 
     def copy_value(self, dst: Value, src: Value) -> None:
-        self.memcpy(self.ptr(dst), self.ptr(src), nbytes(src))
+        if isinstance(src.type, ListType):
+            self.lists.copy_handle(dst, src)
+        elif not self.shares_storage(dst, src):
+            self.memcpy(self.ptr(dst), self.ptr(src), nbytes(src))
 
     def strided_copy(
         self, src: Value, dst: Value, space, src_strides, dst_strides, src_base=0, dst_base=0
@@ -156,13 +177,20 @@ class Lowering:
 
     # -- ops ----------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> None:
-        kernel = emit_kernel(self.module, op, f"kernel{self.kernels}")
+        values = op.operands + op.results
+        shared = {
+            i
+            for i, v in enumerate(values)
+            for j, w in enumerate(values)
+            if i != j and self.shares_storage(v, w)
+        }
+        kernel = emit_kernel(self.module, op, f"kernel{self.kernels}", frozenset(shared))
         self.kernels += 1
-        args = [self.typed(v) for v in op.operands] + [self.typed(r) for r in op.results]
+        args = [self.typed(v) for v in values]
         self.b.call(kernel, args)
 
     def op_copy(self, op: Operation) -> None:
-        """reshape-like ops: the same bytes in a new shape."""
+        """reshape-like ops: the same bytes in a new shape (a view when the plan allows)."""
         self.copy_value(op.result, op.operands[0])
 
     def op_assign(self, op: Operation) -> None:
@@ -325,16 +353,18 @@ class Lowering:
 
     def _yield_into(self, block: Block, results) -> None:
         for r, v in zip(results, self.lower_block(block), strict=True):
-            if v is not r:
-                self.copy_value(r, v)
+            self.copy_value(r, v)
 
     def op_while(self, op: Operation) -> None:
         b = self.b
         before, after = (r.block for r in op.regions)
-        for r, init in zip(op.results, op.operands, strict=True):
-            self.copy_value(r, init)
-        for block in (before, after):
-            self.ptrs.update({a: self.ptr(r) for a, r in zip(block.args, op.results, strict=True)})
+        carried = before.args
+        for c, arg, result in zip(carried, after.args, op.results, strict=True):
+            if isinstance(c.type, ListType):  # list handles: one slot per loop value
+                self.lists.share_slot(arg, c)
+                self.lists.share_slot(result, c)
+        for c, init in zip(carried, op.operands, strict=True):
+            self.copy_value(c, init)
         limit = op.attrs["max_iterations"]
         count = self.local(T.I64)
         b.store(ir.Constant(T.I64, 0), count)
@@ -349,25 +379,42 @@ class Lowering:
             go = b.and_(go, b.icmp_signed("<", b.load(count), ir.Constant(T.I64, limit)))
         b.cbranch(go, body, done)
         b.position_at_end(body)
-        self._carry(after.args, self.lower_block(after))
+        self._carry(carried, self.lower_block(after))
         b.store(b.add(b.load(count), ir.Constant(T.I64, 1)), count)
         b.branch(header)
         b.position_at_end(done)
+        for r, c in zip(op.results, carried, strict=True):
+            self.copy_value(r, c)
 
-    def _carry(self, args, yields) -> None:
-        """Copy each iteration's yields into the carried buffers; a yield that is itself a
-        carried value (a swap) is staged so that no copy reads an overwritten buffer."""
+    def _carry(self, carried, yields) -> None:
+        """Copy each iteration's yields into the carried buffers as one parallel copy: a
+        yield that lives in another carried buffer (a swap) is staged first."""
         staged = {}
-        for a, v in zip(args, yields, strict=True):
-            if v in args and v is not a:
-                tmp = self.local(ir.ArrayType(T.I8, nbytes(v)))
-                staged[a] = self.b.bitcast(tmp, T.I8P)
-                self.memcpy(staged[a], self.ptr(v), nbytes(v))
-        for a, v in zip(args, yields, strict=True):
-            if a in staged:
-                self.memcpy(self.ptr(a), staged[a], nbytes(v))
-            elif v is not a:
-                self.memcpy(self.ptr(a), self.ptr(v), nbytes(v))
+        for c, v in zip(carried, yields, strict=True):
+            if (
+                isinstance(v.type, TensorType)
+                and not self.shares_storage(c, v)
+                and any(
+                    self.shares_storage(v, other)
+                    for other in carried
+                    if isinstance(other.type, TensorType)
+                )
+            ):
+                tmp = self.b.bitcast(self.local(ir.ArrayType(T.I8, nbytes(v))), T.I8P)
+                self.memcpy(tmp, self.ptr(v), nbytes(v))
+                staged[c] = tmp
+        handles = {
+            c: self.lists.load_handle(v)
+            for c, v in zip(carried, yields, strict=True)
+            if isinstance(v.type, ListType)
+        }
+        for c, v in zip(carried, yields, strict=True):
+            if c in handles:
+                self.lists.store_handle(c, handles[c])
+            elif c in staged:
+                self.memcpy(self.ptr(c), staged[c], nbytes(v))
+            else:
+                self.copy_value(c, v)
 
 
 LOWERINGS = {
@@ -391,4 +438,5 @@ LOWERINGS = {
     "group": Lowering.op_nothing,
     "cond": Lowering.op_cond,
     "while": Lowering.op_while,
+    **LIST_LOWERINGS,
 }
