@@ -22,6 +22,6 @@ with g.as_default():
     sign = gj.cond(gj.sum(x) > 0, lambda: gj.constant(1.0), lambda: gj.constant(-1.0))
 
 print(g.as_text()[:600], "...\n")
-with gj.Session(g, backend="interpreter") as sess:
+with gj.Session(g) as sess:  # the LLVM backend: one native call per run
     loss_v, steps_v, sign_v = sess.run([loss, steps, sign], feed_dict={x: data, y: target})
     print(f"initial loss {loss_v:.4f}; the loop halved |x| {steps_v} times; sign {sign_v}")

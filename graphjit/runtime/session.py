@@ -23,7 +23,7 @@ class Session:
     def __init__(
         self,
         graph=None,
-        backend: str = "interpreter",
+        backend: str = "llvm",
         check_numerics: bool = False,
         optimize: bool | None = None,
     ):
@@ -39,6 +39,8 @@ class Session:
         self.optimize = optimize
         self.variables: dict[str, np.ndarray] = {}
         self._cache: dict = {}
+        self._valid_fetches: dict = {}  # fetch object -> validated Value or Operation
+        self._valid_feed_keys: dict = {}  # feed_dict key -> validated placeholder
         self._lock = threading.Lock()
         self.closed = False
         self._initialise_new_variables()
@@ -101,7 +103,13 @@ class Session:
 
     def _classify_fetches(self, leaves):
         values, ops = [], []
+        memo = self._valid_fetches
         for leaf in leaves:
+            known = memo.get(leaf) if _hashable(leaf) else None
+            if known is not None:  # validated before: the hot path of repeated runs
+                (values if isinstance(known, Value) else ops).append(known)
+                continue
+            original = leaf
             leaf = _unwrap(leaf)
             if isinstance(leaf, Value):
                 values.append(leaf)
@@ -120,30 +128,38 @@ class Session:
                     op=op,
                     location=_where(op),
                 )
+            memo[original] = leaf
         return values, ops
 
     def _validate_feeds(self, feed_dict) -> dict:
         feeds = {}
         for key, value in feed_dict.items():
-            key = _unwrap(key)
-            if isinstance(key, str):
-                if key.split(":")[0] not in self.graph.placeholders:
-                    raise FeedError(
-                        f"cannot feed {key!r}: this graph has no placeholder of that name",
-                        location=user_location(),
-                    )
-                key = self.graph.placeholders[key.split(":")[0]]
-            if not isinstance(key, Value) or key.op is None or key.op.name != "placeholder":
-                op = key.op if isinstance(key, Value) else None
-                raise FeedError(
-                    f"cannot feed {key!r}: only placeholders can be fed", op=op, location=_where(op)
-                )
-            if key.op.parent is not self.graph.block:
-                raise FeedError(
-                    f"placeholder '{key.op.attrs['name']}' is not in this graph", op=key.op
-                )
-            feeds[key] = _convert_feed(key, value)
+            placeholder = self._valid_feed_keys.get(key) if _hashable(key) else None
+            if placeholder is None:
+                placeholder = self._feed_key(key)
+                if _hashable(key):
+                    self._valid_feed_keys[key] = placeholder
+            feeds[placeholder] = _convert_feed(placeholder, value)
         return feeds
+
+    def _feed_key(self, key) -> Value:
+        """The placeholder that a feed_dict key names, or a FeedError saying why not."""
+        key = _unwrap(key)
+        if isinstance(key, str):
+            if key.split(":")[0] not in self.graph.placeholders:
+                raise FeedError(
+                    f"cannot feed {key!r}: this graph has no placeholder of that name",
+                    location=user_location(),
+                )
+            key = self.graph.placeholders[key.split(":")[0]]
+        if not isinstance(key, Value) or key.op is None or key.op.name != "placeholder":
+            op = key.op if isinstance(key, Value) else None
+            raise FeedError(
+                f"cannot feed {key!r}: only placeholders can be fed", op=op, location=_where(op)
+            )
+        if key.op.parent is not self.graph.block:
+            raise FeedError(f"placeholder '{key.op.attrs['name']}' is not in this graph", op=key.op)
+        return key
 
     def _check_feeds_present(self, values, ops, feeds) -> None:
         roots = [v.op for v in values] + list(ops)
@@ -154,6 +170,8 @@ class Session:
                 )
 
     def _initialise_new_variables(self) -> None:
+        if len(self.variables) == len(self.graph.variables):
+            return
         for name, var in self.graph.variables.items():
             if name not in self.variables:
                 self.variables[name] = np.array(var.initial_value)
@@ -172,6 +190,10 @@ class Session:
             self.variables.update(loaded)
 
 
+def _hashable(x) -> bool:
+    return getattr(type(x), "__hash__", None) is not None
+
+
 def _is_value(x) -> bool:
     return isinstance(_unwrap(x), Value)
 
@@ -187,7 +209,10 @@ def _unwrap(x):
 
 
 def _convert_feed(placeholder: Value, value) -> np.ndarray:
-    t, name = placeholder.type, placeholder.op.attrs["name"]
+    t = placeholder.type
+    if type(value) is np.ndarray and value.dtype == t.dtype.np and _shape_fits(value.shape, t):
+        return value  # the common case, checked without conversion
+    name = placeholder.op.attrs["name"]
     try:
         array = np.asarray(value)
     except (TypeError, ValueError) as e:
@@ -201,12 +226,16 @@ def _convert_feed(placeholder: Value, value) -> np.ndarray:
                 op=placeholder.op,
             )
         array = array.astype(t.dtype.np)
-    if array.ndim != len(t.shape) or any(
-        d is not None and d != a for d, a in zip(t.shape, array.shape)
-    ):
+    if not _shape_fits(array.shape, t):
         raise FeedShapeError(
             f"cannot feed shape {shape_str(array.shape)} to placeholder '{name}' of shape "
             f"{shape_str(t.shape)}",
             op=placeholder.op,
         )
     return array
+
+
+def _shape_fits(shape, t) -> bool:
+    return len(shape) == len(t.shape) and all(
+        d is None or d == a for d, a in zip(t.shape, shape, strict=True)
+    )

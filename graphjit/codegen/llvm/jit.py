@@ -18,19 +18,26 @@ _lock = threading.RLock()  # reentrant: optimise() asks for the target machine
 _target_machine = None
 
 
+def new_target_machine():
+    """A target machine for the host CPU. An MCJIT engine takes ownership of (and frees) the
+    one it is given, so each engine gets its own."""
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(),
+        features=llvm.get_host_cpu_features().flatten(),
+        opt=3,
+        codemodel="jitdefault",
+    )
+
+
 def target_machine():
+    """The shared target machine used for optimisation (never handed to an engine)."""
     global _target_machine
     with _lock:
         if _target_machine is None:
-            llvm.initialize_native_target()
-            llvm.initialize_native_asmprinter()
-            target = llvm.Target.from_default_triple()
-            _target_machine = target.create_target_machine(
-                cpu=llvm.get_host_cpu_name(),
-                features=llvm.get_host_cpu_features().flatten(),
-                opt=3,
-                codemodel="jitdefault",
-            )
+            _target_machine = new_target_machine()
         return _target_machine
 
 
@@ -63,10 +70,10 @@ class CompiledModule:
             print(str(module), file=sys.stderr)
         if os.environ.get("GRAPHJIT_DUMP_ASM", "") not in ("", "0"):
             print(tm.emit_assembly(module), file=sys.stderr)
+        # The engine owns the module from here on: keep no second reference to free it.
         with _lock:
-            self.engine = llvm.create_mcjit_compiler(module, tm)
+            self.engine = llvm.create_mcjit_compiler(module, new_target_machine())
             self.engine.finalize_object()
-        self.module = module
 
     def address(self, name: str) -> int:
         return self.engine.get_function_address(name)
