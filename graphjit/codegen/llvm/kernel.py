@@ -14,6 +14,7 @@ from llvmlite import ir
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import (
     broadcast_strides,
+    coalesce,
     contiguous_strides,
     for_range,
     loop_nest,
@@ -42,21 +43,25 @@ def _keepdims_shape(op: Operation, space) -> tuple:
     return tuple(1 if i in axes else d for i, d in enumerate(space))
 
 
-def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset()) -> ir.Function:
-    """`shared`: parameter indices that point at the same storage (an output written over
-    an input in place), which must not be declared noalias."""
+def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset()):
+    """Returns (function, outer extent, splittable). The function takes the buffers, then
+    `i64 lo, i64 hi`: the range of the outermost loop (after coalescing) to run, so that
+    threads can share a kernel without a reduction. `shared`: parameter indices that point
+    at the same storage (an output written over an input in place): not noalias."""
     body = op.regions[0].block
     outputs = body.terminator.operands
     space = iteration_space(body)
     reduction = next((o for o in body.ops if o.name in REDUCTIONS), None)
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types), name)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types + [T.I64, T.I64]), name)
     fn.linkage = "internal"
-    for i, arg in enumerate(fn.args):
+    for i, arg in enumerate(fn.args[: len(arg_types)]):
         if i not in shared:
             arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    in_ptrs, out_ptrs = fn.args[: len(body.args)], fn.args[len(body.args) :]
+    n_buffers = len(body.args) + len(outputs)
+    in_ptrs, out_ptrs = fn.args[: len(body.args)], fn.args[len(body.args) : n_buffers]
+    lo, hi = fn.args[n_buffers:]
     strides = [broadcast_strides(v.type.shape, space) for v in body.args]
     for v in outputs:
         if reduction is not None and v is reduction.result:
@@ -64,10 +69,11 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset())
             _fill(b, out_ptrs[outputs.index(v)], v.type, identity(reduction.name, v.type.dtype))
         else:
             strides.append(contiguous_strides(space))
-    with loop_nest(b, space, strides) as offsets:
+    with loop_nest(b, space, strides, outer=(lo, hi)) as offsets:
         _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction)
     b.ret_void()
-    return fn
+    coalesced, _ = coalesce(space, strides)
+    return fn, (coalesced[0] if coalesced else 1), reduction is None
 
 
 def _fill(b, ptr, t, value) -> None:

@@ -11,10 +11,11 @@ from graphjit.codegen.llvm.types import I64
 
 
 @contextmanager
-def for_range(b: ir.IRBuilder, count, name: str = "i"):
-    """`with for_range(b, n) as i:` emits `for (i = 0; i < n; i++) { body }`; n is a
-    Python int or an i64 value."""
+def for_range(b: ir.IRBuilder, count, name: str = "i", start=0):
+    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i++) { body }`; n and
+    start are Python ints or i64 values."""
     count = ir.Constant(I64, count) if isinstance(count, int) else count
+    start = ir.Constant(I64, start) if isinstance(start, int) else start
     pre = b.block
     header = b.append_basic_block(f"{name}.header")
     body = b.append_basic_block(f"{name}.body")
@@ -22,7 +23,7 @@ def for_range(b: ir.IRBuilder, count, name: str = "i"):
     b.branch(header)
     b.position_at_end(header)
     index = b.phi(I64, name=name)
-    index.add_incoming(ir.Constant(I64, 0), pre)
+    index.add_incoming(start, pre)
     b.cbranch(b.icmp_signed("<", index, count), body, done)
     b.position_at_end(body)
     yield index
@@ -66,20 +67,22 @@ def coalesce(space, strides_list):
 
 
 @contextmanager
-def loop_nest(b: ir.IRBuilder, space, strides_list, name="k"):
-    """Loops over `space`; yields one i64 element offset per buffer's strides."""
+def loop_nest(b: ir.IRBuilder, space, strides_list, name="k", outer=None):
+    """Loops over `space`; yields one i64 element offset per buffer's strides. `outer`
+    (lo, hi) restricts the outermost loop after coalescing (a thread's share)."""
     space, strides_list = coalesce(space, strides_list)
     offsets = [ir.Constant(I64, 0) for _ in strides_list]
-    with _nest(b, space, strides_list, offsets, 0, name) as result:
+    with _nest(b, space, strides_list, offsets, 0, name, outer) as result:
         yield result
 
 
 @contextmanager
-def _nest(b, space, strides_list, offsets, axis, name):
+def _nest(b, space, strides_list, offsets, axis, name, outer=None):
     if axis == len(space):
         yield offsets
         return
-    with for_range(b, space[axis], f"{name}{axis}") as i:
+    lo, hi = outer if axis == 0 and outer is not None else (0, space[axis])
+    with for_range(b, hi, f"{name}{axis}", start=lo) as i:
         inner = [
             off if s[axis] == 0 else b.add(off, b.mul(i, ir.Constant(I64, s[axis])), flags=("nsw",))
             for off, s in zip(offsets, strides_list, strict=True)

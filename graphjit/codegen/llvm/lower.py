@@ -14,7 +14,7 @@ from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
-from graphjit.codegen.llvm.kernel import emit_kernel
+from graphjit.codegen.llvm.kernel import emit_kernel, iteration_space
 from graphjit.codegen.llvm.lists import LIST_LOWERINGS, ListLowering
 from graphjit.codegen.llvm.loops import (
     broadcast_strides,
@@ -23,6 +23,7 @@ from graphjit.codegen.llvm.loops import (
     loop_nest,
     size_of,
 )
+from graphjit.codegen.llvm.parallel import call_split
 from graphjit.errors import BackendError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.types import ListType, TensorType
@@ -184,10 +185,13 @@ class Lowering:
             for j, w in enumerate(values)
             if i != j and self.shares_storage(v, w)
         }
-        kernel = emit_kernel(self.module, op, f"kernel{self.kernels}", frozenset(shared))
+        kernel, extent, splittable = emit_kernel(
+            self.module, op, f"kernel{self.kernels}", frozenset(shared)
+        )
         self.kernels += 1
         args = [self.typed(v) for v in values]
-        self.b.call(kernel, args)
+        elements = size_of(iteration_space(op.regions[0].block)) if splittable else 0
+        call_split(self, kernel, args, extent, elements)
 
     def op_copy(self, op: Operation) -> None:
         """reshape-like ops: the same bytes in a new shape (a view when the plan allows)."""

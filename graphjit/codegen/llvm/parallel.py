@@ -1,0 +1,72 @@
+"""Splitting a large kernel over the CPU's cores, from native code: the outermost loop's
+range is cut into one chunk per thread; pthreads run all chunks but the first, which the
+calling thread runs itself, then joins them. A thread that cannot be started runs inline.
+
+Below PARALLEL_MIN_ELEMENTS a thread costs more than it saves."""
+
+from __future__ import annotations
+
+import os
+
+from llvmlite import ir
+
+from graphjit.codegen.llvm import types as T
+
+PARALLEL_MIN_ELEMENTS = 1 << 17
+THREADS = max(1, min(os.cpu_count() or 1, 8))
+
+
+def _libc(module, name, ret, args):
+    fn = module.globals.get(name)
+    return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
+
+
+def _trampoline(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStructType):
+    """void* task(void* packet): unpack the buffers and range, run the kernel."""
+    fn = ir.Function(module, ir.FunctionType(T.I8P, [T.I8P]), f"{kernel.name}.task")
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    p = b.bitcast(fn.args[0], packet.as_pointer())
+    fields = [
+        b.load(b.gep(p, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
+        for i in range(len(packet.elements))
+    ]
+    b.call(kernel, fields)
+    b.ret(ir.Constant(T.I8P, None))
+    return fn
+
+
+def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, elements: int) -> None:
+    """Call `kernel(*buffers, lo, hi)` over [0, extent), on several threads when large."""
+    b = lowering.b
+    threads = min(THREADS, extent)
+    if threads < 2 or elements < PARALLEL_MIN_ELEMENTS:
+        b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
+        return
+    module = lowering.module
+    packet = ir.LiteralStructType([a.type for a in buffers] + [T.I64, T.I64])
+    task = _trampoline(module, kernel, packet)
+    create = _libc(module, "pthread_create", T.I32, [T.I64.as_pointer(), T.I8P, task.type, T.I8P])
+    join = _libc(module, "pthread_join", T.I32, [T.I64, T.I8P.as_pointer()])
+    bounds = [extent * t // threads for t in range(threads + 1)]
+    started = []
+    for t in range(1, threads):
+        slot = lowering.local(packet)
+        for i, value in enumerate(
+            buffers + [ir.Constant(T.I64, bounds[t]), ir.Constant(T.I64, bounds[t + 1])]
+        ):
+            b.store(value, b.gep(slot, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
+        tid = lowering.local(T.I64)
+        raw = b.bitcast(slot, T.I8P)
+        failed = b.icmp_signed(
+            "!=", b.call(create, [tid, ir.Constant(T.I8P, None), task, raw]), ir.Constant(T.I32, 0)
+        )
+        with b.if_then(failed, likely=False):
+            b.call(task, [raw])
+            b.store(ir.Constant(T.I64, 0), tid)
+        started.append(tid)
+    b.call(kernel, buffers + [ir.Constant(T.I64, bounds[0]), ir.Constant(T.I64, bounds[1])])
+    for tid in started:
+        handle = b.load(tid)
+        with b.if_then(b.icmp_unsigned("!=", handle, ir.Constant(T.I64, 0))):
+            b.call(join, [handle, ir.Constant(T.I8P.as_pointer(), None)])
