@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +42,7 @@ class Session:
         self._cache: dict = {}
         self._valid_fetches: dict = {}  # fetch object -> validated Value or Operation
         self._valid_feed_keys: dict = {}  # feed_dict key -> validated placeholder
+        self._run_plans: dict = {}  # _fast_key(...) -> _RunPlan: runs seen before
         self._lock = threading.Lock()
         self.closed = False
         self._initialise_new_variables()
@@ -60,20 +62,40 @@ class Session:
     def run(self, fetches, feed_dict=None):
         if self.closed:
             raise FetchError("this Session is closed")
+        key = _fast_key(fetches, feed_dict)
+        plan = self._run_plans.get(key) if key is not None else None
+        if plan is None:
+            return self._run_checked(fetches, feed_dict, key)
+        values = list(feed_dict.values()) if feed_dict else []
+        args = [values[i] for i in plan.feed_order]
+        return self._execute(plan.executable, args, plan.leaves, plan.spec)
+
+    def _run_checked(self, fetches, feed_dict, key):
+        """The full path: validate fetches and feeds, compile if needed, and remember how
+        to repeat this run without the checks when nothing about it changes."""
         leaves, spec = flatten(fetches)
         values, ops = self._classify_fetches(leaves)
         feeds = self._validate_feeds(feed_dict or {})
         self._initialise_new_variables()
         executable = self._executable(values, ops, feeds)
+        placeholders = executable.program.placeholders
+        if key is not None and all(
+            feeds[p] is v for p, v in zip(feeds, (feed_dict or {}).values())
+        ):
+            order = [list(feeds).index(p) for p in placeholders]
+            self._run_plans[key] = _RunPlan(executable, order, leaves, spec)
+        return self._execute(executable, [feeds[p] for p in placeholders], leaves, spec)
+
+    def _execute(self, executable: Executable, feed_args: list, leaves, spec):
         program = executable.program
-        args = [feeds[p] for p in program.placeholders] + [
-            self.variables[name] for name in program.variables
-        ]
-        outs = executable.run(args)
+        outs = executable.run(feed_args + [self.variables[name] for name in program.variables])
         n = len(program.fetches)
-        with self._lock:
-            for name, new in zip(program.assigned, outs[n:], strict=True):
-                self.variables[name] = new
+        if program.assigned:
+            with self._lock:
+                for name, new in zip(program.assigned, outs[n:], strict=True):
+                    self.variables[name] = new
+        if spec is None:  # one tensor or op
+            return outs[0] if n else None
         fetched = iter(outs[:n])
         return unflatten(spec, [next(fetched) if _is_value(x) else None for x in leaves])
 
@@ -188,6 +210,38 @@ class Session:
         loaded = checkpoint.load(path, expected)
         with self._lock:
             self.variables.update(loaded)
+
+
+@dataclass
+class _RunPlan:
+    """How to repeat a validated run: the executable, and which feed_dict value (by
+    position) feeds each of its placeholders."""
+
+    executable: Executable
+    feed_order: list[int]
+    leaves: list
+    spec: object
+
+
+def _fast_key(fetches, feed_dict):
+    """A key that identifies a run completely (fetches, feed keys, feed shapes and dtypes),
+    or None when the run must take the checked path (nested fetches, non-array feeds)."""
+    if type(fetches) in (list, tuple):
+        if not all(_hashable(f) and not isinstance(f, (list, tuple, dict)) for f in fetches):
+            return None
+        head = (type(fetches), *fetches)
+    elif _hashable(fetches) and not isinstance(fetches, str):
+        head = (fetches,)
+    else:
+        return None
+    if not feed_dict:
+        return head
+    parts = [head]
+    for k, v in feed_dict.items():
+        if type(v) is not np.ndarray or not _hashable(k):
+            return None
+        parts.append((k, v.shape, v.dtype))
+    return tuple(parts)
 
 
 def _hashable(x) -> bool:
