@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from graphjit.codegen.llvm.jit import CompiledModule
+from graphjit.codegen.llvm.jit import compile_module
 from graphjit.codegen.llvm.lists import check_linear
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
 from graphjit.errors import RuntimeCheckError
@@ -26,7 +26,7 @@ class LLVMRunner:
         check_linear(fn)
         lowering = Lowering(fn)
         self.llvm_ir = str(lowering.lower())
-        self.compiled = CompiledModule(self.llvm_ir)
+        self.compiled = compile_module(self.llvm_ir)
         self.entry = _ENTRY_TYPE(self.compiled.address(ENTRY))
         self.messages = lowering.error_messages
         self.arena = np.empty(max(lowering.arena_bytes, 1), np.uint8)

@@ -12,6 +12,7 @@ import threading
 
 import llvmlite.binding as llvm
 
+from graphjit.codegen.llvm import cache
 from graphjit.errors import BackendError
 
 _lock = threading.RLock()  # reentrant: optimise() asks for the target machine
@@ -61,10 +62,20 @@ def optimise(module: llvm.ModuleRef) -> None:
     builder.getModulePassManager().run(module, builder)
 
 
+def compile_module(ir_text: str) -> CompiledModule:
+    """Native code for an LLVM IR module, from the compile caches when possible."""
+    key = cache.cache_key(ir_text, llvm.get_host_cpu_name(), _features())
+    compiled = cache.memory_get(key)
+    if compiled is None:
+        compiled = CompiledModule(ir_text, key)
+        cache.memory_put(key, compiled)
+    return compiled
+
+
 class CompiledModule:
     """Native code for one module; keeps the engine (and so the code) alive."""
 
-    def __init__(self, ir_text: str):
+    def __init__(self, ir_text: str, key: str | None = None):
         tm = target_machine()
         try:
             module = llvm.parse_assembly(ir_text)
@@ -73,8 +84,10 @@ class CompiledModule:
             raise BackendError(f"generated LLVM IR is invalid: {e}") from None
         module.triple = tm.triple
         module.data_layout = str(tm.target_data)
-        with _lock:
-            optimise(module)
+        cached_object = cache.disk_load(key) if key is not None else None
+        if cached_object is None:  # a cached object was optimised before it was saved
+            with _lock:
+                optimise(module)
         if os.environ.get("GRAPHJIT_DUMP_LLVM", "") not in ("", "0"):
             print(str(module), file=sys.stderr)
         if os.environ.get("GRAPHJIT_DUMP_ASM", "") not in ("", "0"):
@@ -82,6 +95,11 @@ class CompiledModule:
         # The engine owns the module from here on: keep no second reference to free it.
         with _lock:
             self.engine = llvm.create_mcjit_compiler(module, new_target_machine())
+            if key is not None and cache.disk_dir() is not None:
+                self.engine.set_object_cache(
+                    lambda _module, payload: cache.disk_store(key, payload),
+                    lambda _module: cached_object,
+                )
             self.engine.finalize_object()
 
     def address(self, name: str) -> int:

@@ -1,0 +1,125 @@
+"""The LLVM backend's runtime: compile caches, status words, dumps, output reuse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import graphjit as gj
+from graphjit.codegen.llvm import cache
+from graphjit.ir import parse
+from graphjit.passes.pipeline import optimize
+from graphjit.runtime.executable import compile_program
+from graphjit.runtime.program import Program
+
+
+def chain_graph(n=64):
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [n], name="x")
+        y = gj.relu(x * 2 + 1) * gj.sigmoid(x) + gj.tanh(x)
+    return g, x, y
+
+
+def test_sessions_share_compiled_code_in_memory():
+    g, x, y = chain_graph()
+    first = gj.Session(g)
+    first.run(y, {x: np.ones(64, np.float32)})
+    runner_a = next(iter(first._cache.values())).runner
+    second = gj.Session(g)
+    second.run(y, {x: np.ones(64, np.float32)})
+    runner_b = next(iter(second._cache.values())).runner
+    assert runner_a.compiled is runner_b.compiled
+
+
+def test_memory_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(cache, "MEMORY_ENTRIES", 2)
+    cache.memory_clear()
+    for n in (3, 4, 5, 6):
+        g, x, y = chain_graph(n)
+        gj.Session(g).run(y, {x: np.ones(n, np.float32)})
+    assert cache.memory_size() == 2
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, graphjit as gj
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float64, [5], name="x")
+        y = gj.exp(x) * 3 + gj.sqrt(x)
+    print(gj.Session(g).run(y, {x: np.arange(1.0, 6.0)}).tolist())
+    """
+)
+
+
+def run_script(cache_dir):
+    env = dict(os.environ, GRAPHJIT_CACHE_DIR=str(cache_dir))
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_disk_cache_is_written_atomically_reused_and_survives_damage(tmp_path):
+    expected = (np.exp(np.arange(1.0, 6.0)) * 3 + np.sqrt(np.arange(1.0, 6.0))).tolist()
+    first = run_script(tmp_path)
+    files = list(tmp_path.glob("*.gjobj"))
+    assert len(files) == 1 and not list(tmp_path.glob(".tmp-*"))
+    assert np.allclose(eval(first.stdout), expected)
+    stamp = files[0].stat().st_mtime_ns
+    second = run_script(tmp_path)  # loaded from disk: the file is not rewritten
+    assert files[0].stat().st_mtime_ns == stamp
+    assert np.allclose(eval(second.stdout), expected)
+    data = bytearray(files[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    files[0].write_bytes(bytes(data))
+    third = run_script(tmp_path)
+    assert "damaged compile-cache file" in third.stderr
+    assert np.allclose(eval(third.stdout), expected)
+
+
+def test_runtime_check_comes_back_as_an_error_and_the_session_survives():
+    text = """
+    func @main(%arg0: tensor<3xf64>, %arg1: tensor<i64>) {
+      %0 = list_new %arg0 : (tensor<3xf64>) -> list<tensor<3xf64>>
+      %1 = list_push %0, %arg0 : (list<tensor<3xf64>>, tensor<3xf64>) -> list<tensor<3xf64>>
+      %2 = list_get %1, %arg1 : (list<tensor<3xf64>>, tensor<i64>) -> tensor<3xf64>
+      return %2 : (tensor<3xf64>)
+    }
+    """
+    fn = parse(text).functions[0]
+    optimize(fn)
+    executable = compile_program(Program(fn, [], [], [None], []), "llvm")
+    x = np.arange(3.0)
+    np.testing.assert_array_equal(executable.run([x, np.array(0)])[0], x)
+    with pytest.raises(gj.errors.RuntimeCheckError, match="index out of range"):
+        executable.run([x, np.array(1)])
+    np.testing.assert_array_equal(executable.run([x, np.array(0)])[0], x)
+
+
+def test_dump_llvm_prints_the_optimised_module():
+    script = SCRIPT.replace("[5]", "[7]").replace("6.0", "8.0")
+    env = dict(os.environ, GRAPHJIT_DUMP_LLVM="1")
+    env.pop("GRAPHJIT_CACHE_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "define" in out.stderr and "graphjit_entry" in out.stderr
+
+
+def test_output_arrays_held_by_the_user_are_never_reused():
+    g, x, y = chain_graph(8)
+    sess = gj.Session(g)
+    first = sess.run(y, {x: np.ones(8, np.float32)})
+    kept = first.copy()
+    second = sess.run(y, {x: np.zeros(8, np.float32)})
+    assert second is not first
+    np.testing.assert_array_equal(first, kept)
