@@ -56,8 +56,10 @@ def optimise(module: llvm.ModuleRef) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
-    pto.loop_unrolling = True
-    pto.loop_interleaving = True
+    # Unrolling and interleaving made the MLP training step compile 25% slower and ran
+    # no faster on kernels that already use 512-bit vectors; so they stay off.
+    pto.loop_unrolling = False
+    pto.loop_interleaving = False
     builder = llvm.create_pass_builder(tm, pto)
     builder.getModulePassManager().run(module, builder)
 
