@@ -9,7 +9,6 @@ import threading
 import numpy as np
 
 from graphjit.codegen.llvm.jit import compile_module
-from graphjit.codegen.llvm.lists import check_linear
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
 from graphjit.errors import RuntimeCheckError
 from graphjit.passes.memory import VARIABLE
@@ -23,7 +22,6 @@ class LLVMRunner:
 
     def __init__(self, program, check_numerics: bool = False):
         fn = program.function
-        check_linear(fn)
         lowering = Lowering(fn)
         self.llvm_ir = str(lowering.lower())
         self.compiled = compile_module(self.llvm_ir)

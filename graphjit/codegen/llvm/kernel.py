@@ -112,7 +112,12 @@ def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction) -> None:
                 raise BackendError(f"llvm backend has no scalar rule for '{inner.name}'", op=inner)
             shape_only = inner.opdef.shape_only_operands(len(inner.operands))
             args = [value(v) for k, v in enumerate(inner.operands) if k not in shape_only]
-            env[inner.result] = emit(b, args, inner)
+            try:
+                env[inner.result] = emit(b, args, inner)
+            except BackendError:
+                raise
+            except Exception as e:  # name the op inside the kernel, not just 'fused'
+                raise BackendError(f"emitting '{inner.name}' failed: {e}", op=inner) from e
     for j, v in enumerate(outputs):
         if reduction is None or v is not reduction.result:
             T.store(b, value(v), b.gep(out_ptrs[j], [offsets[n_in + j]]), v.type.dtype)

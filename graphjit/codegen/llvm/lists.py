@@ -4,8 +4,8 @@
 
 A list value is a handle (a header pointer) kept in an 8-byte stack slot per IR value.
 The IR gives lists value semantics; autodiff uses each list version once, so the ops
-that make a new version (push, add_at, add) update their operand in place, and lowering
-checks that nothing else reads the old version. Every header is chained into one list
+that make a new version (push, add_at, add) update their operand in place, unless other
+ops read that version too: then they update a copy. Every header is chained into one list
 that the entry point frees on its way out, error exits included."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from graphjit.ir.types import ListType
 
 HEADER = ir.LiteralStructType([T.I8P, T.I64, T.I64, T.I64, T.I8P])
 DATA, LENGTH, CAPACITY, ELEMENT_BYTES, NEXT = range(5)
-MUTATING = frozenset({"list_push", "list_add_at", "list_add"})
 
 
 def _libc(module: ir.Module, name: str, ret, args) -> ir.Function:
@@ -31,6 +30,7 @@ def _libc(module: ir.Module, name: str, ret, args) -> ir.Function:
 class ListLowering:
     def __init__(self, lowering):
         self.low = lowering
+        self.shared = shared_versions(lowering.fn)
         self.slots: dict[Value, ir.Value] = {}
         self.same_slot: dict[Value, Value] = {}  # a loop's region args and results share one
         self.chain = None  # i8** slot holding the newest header (for freeing)
@@ -61,6 +61,20 @@ class ListLowering:
     def copy_handle(self, dst: Value, src: Value) -> None:
         if self.slot(dst) is not self.slot(src):
             self.store_handle(dst, self.load_handle(src))
+
+    def writable_handle(self, v: Value) -> ir.Value:
+        """The handle an update may change in place: v's own, or a copy if v is shared."""
+        handle = self.load_handle(v)
+        if v not in self.shared:
+            return handle
+        length = self._get(handle, LENGTH)
+        copy = self._new(self.element_bytes(v), length)
+        size = self.b.mul(length, self._get(handle, ELEMENT_BYTES))
+        fn = self.low.module.declare_intrinsic("llvm.memcpy", [T.I8P, T.I8P, T.I64])
+        self.b.call(
+            fn, [self._get(copy, DATA), self._get(handle, DATA), size, ir.Constant(T.I1, 0)]
+        )
+        return copy
 
     def _field(self, handle, index):
         header = self.b.bitcast(handle, HEADER.as_pointer())
@@ -133,7 +147,7 @@ class ListLowering:
     def op_push(self, op: Operation) -> None:
         b = self.b
         lst, x = op.operands
-        handle = self.load_handle(lst)
+        handle = self.writable_handle(lst)
         length, capacity = self._get(handle, LENGTH), self._get(handle, CAPACITY)
         with b.if_then(b.icmp_unsigned("==", length, capacity)):
             grown = b.add(b.shl(capacity, ir.Constant(T.I64, 1)), ir.Constant(T.I64, 4))
@@ -181,7 +195,7 @@ class ListLowering:
 
     def op_add_at(self, op: Operation) -> None:
         lst, index, x = op.operands
-        handle = self.load_handle(lst)
+        handle = self.writable_handle(lst)
         i = self._index(op, handle, index)
         elem = lst.type.elem
         self._accumulate(self._element(handle, i), self.low.ptr(x), elem.dtype, int(elem.size))
@@ -189,27 +203,22 @@ class ListLowering:
 
     def op_add(self, op: Operation) -> None:
         a, other = op.operands
-        ha, hb = self.load_handle(a), self.load_handle(other)
+        ha, hb = self.writable_handle(a), self.load_handle(other)
         elem = a.type.elem
         total = self.b.mul(self._get(ha, LENGTH), ir.Constant(T.I64, int(elem.size)))
         self._accumulate(self._get(ha, DATA), self._get(hb, DATA), elem.dtype, total)
         self.store_handle(op.result, ha)
 
 
-def check_linear(fn) -> None:
-    """Ops that update a list in place need to be the only reader of the old version."""
+def shared_versions(fn) -> set:
+    """List values read by more than one op: an update of such a version must work on a
+    copy, so the other readers still see it unchanged (value semantics)."""
     uses: dict[Value, int] = {}
     for op in fn.walk():
         for v in op.operands:
             if isinstance(v.type, ListType):
                 uses[v] = uses.get(v, 0) + 1
-    for op in fn.walk():
-        if op.name in MUTATING and uses.get(op.operands[0], 0) > 1:
-            raise BackendError(
-                f"'{op.name}' updates a tensor list that is also read elsewhere; the llvm "
-                "backend needs each list version used once (run with backend='interpreter')",
-                op=op,
-            )
+    return {v for v, n in uses.items() if n > 1}
 
 
 def _method(name):

@@ -24,7 +24,7 @@ from graphjit.codegen.llvm.loops import (
     size_of,
 )
 from graphjit.codegen.llvm.parallel import call_split
-from graphjit.errors import BackendError
+from graphjit.errors import BackendError, ShapeError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.types import ListType, TensorType
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
@@ -178,6 +178,9 @@ class Lowering:
 
     # -- ops ----------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> None:
+        for inner in op.regions[0].block.ops:
+            if inner.name in ("reduce_max", "reduce_min"):
+                _no_empty_extremum(inner, inner.operands[0], inner.result)
         values = op.operands + op.results
         shared = {
             i
@@ -283,6 +286,7 @@ class Lowering:
 
     def op_argmax(self, op: Operation) -> None:
         x, out, axis = op.operands[0], op.result, op.attrs["axis"]
+        _no_empty_extremum(op, x, out)
         shape = x.type.shape
         strides = contiguous_strides(shape)
         outer = [d for i, d in enumerate(shape) if i != axis]
@@ -419,6 +423,13 @@ class Lowering:
                 self.memcpy(self.ptr(c), staged[c], nbytes(v))
             else:
                 self.copy_value(c, v)
+
+
+def _no_empty_extremum(op: Operation, x: Value, out: Value) -> None:
+    """max/min/argmax over an empty axis have no value (NumPy raises): shapes are static
+    here, so say so at compile time, naming the op."""
+    if size_of(x.type.shape) == 0 and size_of(out.type.shape) > 0:
+        raise ShapeError(f"{op.name} of an empty axis has no value (zero-size operand)", op=op)
 
 
 LOWERINGS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from graphjit.codegen.llvm.types import F32, I1, register_type
+from graphjit.errors import BackendError
 from graphjit.ir.types import as_dtype
 
 SCALAR_EMITTERS: dict = {}
@@ -248,16 +249,28 @@ def _cast(b, a, op):
 
 
 # Reductions: how each folds one element into the accumulator, and its starting value.
+_SUMS = ("reduce_sum", "sum_to")
+_EXTREMA = {"reduce_max": ">", "reduce_min": "<"}
+
+
+def _unknown_reduction(name):
+    return BackendError(f"llvm backend has no reduction rule for '{name}'")
+
+
 def combine(b, name, acc, x, dtype):
-    if name in ("reduce_sum", "sum_to"):
+    if name in _SUMS:
         return b.fadd(acc, x, flags=("reassoc",)) if dtype.is_floating else b.add(acc, x)
-    return extremum(b, acc, x, dtype, ">" if name == "reduce_max" else "<")
+    if name in _EXTREMA:
+        return extremum(b, acc, x, dtype, _EXTREMA[name])
+    raise _unknown_reduction(name)
 
 
 def identity(name, dtype):
     t = register_type(dtype)
-    if name in ("reduce_sum", "sum_to"):
+    if name in _SUMS:
         return ir.Constant(t, 0.0 if dtype.is_floating else 0)
+    if name not in _EXTREMA:
+        raise _unknown_reduction(name)
     sign = -1 if name == "reduce_max" else 1
     if dtype.is_floating:
         return ir.Constant(t, sign * float("inf"))

@@ -1,0 +1,99 @@
+"""Generated kernel source -> Numba CUDA kernels, and the PTX check.
+
+Each source is executed in a namespace that binds `cuda`, `math` and the Numba scalar types,
+then jit-compiled with its exact signature
+(every parameter a 1-D C-contiguous array). Equal sources are compiled once per process:
+graphs that differ only around a kernel share it.
+
+In the simulator, `math` is bound to NumPy's ufuncs: Python's math raises on log(-1) or
+exp(1000), where a GPU (and NumPy) gives NaN or inf. The generated source is the same."""
+
+from __future__ import annotations
+
+import math
+import types as pytypes
+
+import numpy as np
+
+from graphjit.codegen.cuda.source import KERNEL, NUMBA_TYPES, KernelSource
+from graphjit.codegen.cuda.target import simulating
+from graphjit.errors import BackendError
+
+PTX_TARGET = (9, 0)  # sm_90 (Hopper)
+
+# Every kernel compiled in this process, by source: what the PTX check compiles.
+GENERATED: dict[str, KernelSource] = {}
+_COMPILED: dict[tuple[str, bool], object] = {}
+_NAMESPACES: dict[bool, dict] = {}
+
+_SIMULATED_MATH = pytypes.SimpleNamespace(
+    exp=np.exp, log=np.log, sqrt=np.sqrt, tanh=np.tanh, inf=math.inf, nan=math.nan
+)
+
+
+def namespace(cuda) -> dict:
+    """The globals generated kernels see (built once per target)."""
+    sim = simulating(cuda)
+    if sim not in _NAMESPACES:
+        ns = {"cuda": cuda, "math": _SIMULATED_MATH if sim else math}
+        ns.update({name: getattr(cuda, name) for name in NUMBA_TYPES.values()})
+        _NAMESPACES[sim] = ns
+    return _NAMESPACES[sim]
+
+
+def signature(kernel: KernelSource) -> tuple:
+    from numba import types
+
+    return tuple(types.Array(getattr(types, NUMBA_TYPES[d]), 1, "C") for d in kernel.params)
+
+
+def python_function(cuda, kernel: KernelSource):
+    """The kernel as a plain Python function whose globals are the kernel namespace."""
+    ns = dict(namespace(cuda))
+    exec(compile(kernel.source, f"<graphjit cuda kernel: {kernel.label}>", "exec"), ns)
+    return ns[KERNEL]
+
+
+def compiled(cuda, kernel: KernelSource):
+    """The jit-compiled kernel (a dispatcher to configure with [grid, block])."""
+    key = (kernel.source, simulating(cuda))
+    if key not in _COMPILED:
+        try:
+            _COMPILED[key] = cuda.jit(signature(kernel))(python_function(cuda, kernel))
+        except Exception as e:  # a typing error names the kernel, not Numba's internals
+            raise BackendError(
+                f"cuda kernel ({kernel.label}) failed to compile: {e}\n{kernel.source}"
+            ) from e
+        GENERATED[kernel.source] = kernel
+    return _COMPILED[key]
+
+
+def ptx_unavailable() -> str | None:
+    """Why kernels cannot be compiled to PTX here, or None when they can (NVVM loads: it
+    needs no GPU, only numba-cuda's NVVM, e.g. from `pip install "numba-cuda[cu12]"`)."""
+    try:
+        from numba import cuda
+        from numba.cuda.cudadrv import nvvm
+    except ImportError as e:
+        return f"numba.cuda is not importable: {e}"
+    if simulating(cuda):
+        return "the CUDA simulator is enabled (NUMBA_ENABLE_CUDASIM): it has no PTX compiler"
+    try:
+        nvvm.NVVM()
+    except Exception as e:
+        return f"NVVM (libnvvm) was not found: {e}"
+    return None
+
+
+def compile_ptx(kernel: KernelSource, cc: tuple[int, int] = PTX_TARGET, opt: bool = True) -> str:
+    """The kernel's PTX for compute capability `cc`; a BackendError when it does not type
+    check or compile (what the simulator, which runs the source as Python, cannot see).
+    No GPU is needed."""
+    from numba import cuda
+
+    fn = python_function(cuda, kernel)
+    try:
+        ptx, _ = cuda.compile_ptx(fn, signature(kernel), cc=cc, opt=opt)
+    except Exception as e:
+        raise BackendError(f"cuda kernel ({kernel.label}) does not compile to PTX: {e}") from e
+    return ptx

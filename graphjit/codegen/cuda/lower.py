@@ -1,0 +1,297 @@
+"""An optimised function -> the host driver's schedule: a list of steps, each a Python
+callable on the run's frame (IR value -> device array, or tensor list).
+
+Buffers follow the memory plan. Arena values are views of one device arena allocated
+once per compiled function, at the plan's offsets (aliases share their source's view,
+in-place outputs the view of the input they overwrite); constants are uploaded once;
+arguments and returned values are bound per run (`Frame`). Fused ops, matmul and copies
+become kernel launches; `cond` and `while` become Python control flow that reads their
+predicate back from the device; tensor lists are Python lists of device arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from graphjit.codegen.cuda.compiler import compiled
+from graphjit.codegen.cuda.copies import COPY_LAUNCHES
+from graphjit.codegen.cuda.fused import fused_launches
+from graphjit.codegen.cuda.lists import LIST_LOWERINGS, ListOps
+from graphjit.codegen.cuda.matmul import matmul_launch
+from graphjit.codegen.cuda.source import Launch, Scratch, size_of
+from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.errors import BackendError, NumericsError
+from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.types import TensorType
+from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
+
+Step = Callable[[dict], None]
+
+
+def run_steps(steps: list[Step], frame: dict) -> None:
+    for step in steps:
+        step(frame)
+
+
+def read_scalar(array):
+    """One element copied back from the device (a predicate, a list index)."""
+    return array.copy_to_host()[0]
+
+
+class Lowering:
+    """Builds the schedule of one function; `LOWERINGS` maps op names to methods that
+    return the op's steps."""
+
+    def __init__(self, fn: Function, cuda, cfg: LaunchConfig, check_numerics: bool = False):
+        self.fn, self.cuda, self.cfg = fn, cuda, cfg
+        self.check_numerics = check_numerics
+        self.plan = fn.memory_plan
+        if self.plan.arena_bytes is None:
+            raise BackendError("the cuda backend needs every shape known (specialise first)")
+        self.arena = cuda.device_array(max(self.plan.arena_bytes, 1), np.uint8)
+        self.static: dict = {}  # value (or Scratch) -> device array, the same every run
+        self.views: dict[tuple, object] = {}  # (offset, nbytes, dtype) -> arena view
+        self.bound: dict[Value, Value] = {}  # value -> the argument or output it lives in
+        self.outputs: list[Value] = []  # values computed into a per-function output buffer
+        self.kernels = 0  # launches in the schedule
+        self.lists = ListOps(self)
+
+    # -- buffers --------------------------------------------------------------------------
+    def storage(self, v: Value) -> Value:
+        """The value owning v's storage: itself, an argument, or what it aliases."""
+        if v.op is None and v in self.fn.args:
+            return v
+        if v.op is not None and v.op.name == "constant":
+            return v
+        buf = self.plan.buffers.get(v)
+        if buf is None:
+            raise BackendError(f"cuda backend: the memory plan has no buffer for {v!r}", op=v.op)
+        if buf.kind == ALIAS:
+            return self.storage(buf.alias_of)
+        if buf.kind == VARIABLE:
+            return self.storage(buf.variable)
+        return v
+
+    def place(self, v: Value) -> None:
+        """Record where tensor value v lives: a static device array, or bound per run."""
+        if v in self.static or v in self.bound or not isinstance(v.type, TensorType):
+            return
+        root = self.storage(v)
+        if root.op is not None and root.op.name == "constant":
+            value = root.op.attrs["value"].astype(root.type.dtype.np).reshape(-1)
+            self.static[v] = self.cuda.to_device(np.ascontiguousarray(value))
+        elif root in self.fn.args:
+            self.bound[v] = root
+        elif self.plan.buffers[root].kind == ARENA:
+            self.static[v] = self._view(self.plan.buffers[root].offset, root)
+        else:  # a returned value: its own buffer, bound per run
+            self.bound[v] = root
+            if root not in self.outputs:
+                self.outputs.append(root)
+
+    def _view(self, offset: int, v: Value):
+        dtype = v.type.dtype.np
+        key = (offset, size_of(v.type.shape), dtype)
+        if key not in self.views:
+            raw = self.arena[offset : offset + key[1] * dtype.itemsize]
+            self.views[key] = raw.view(dtype)
+        return self.views[key]
+
+    def same_storage(self, a: Value, b: Value) -> bool:
+        for v in (a, b):
+            self.place(v)
+        if a in self.static and b in self.static:
+            return self.static[a] is self.static[b]
+        return self.bound.get(a, a) is self.bound.get(b, b)
+
+    @staticmethod
+    def read_index(array) -> int:
+        return int(read_scalar(array))
+
+    def scratch(self, s: Scratch):
+        if s not in self.static:
+            self.static[s] = self.cuda.device_array(max(s.size, 1), s.dtype.np)
+        return s
+
+    # -- steps ----------------------------------------------------------------------------
+    def lower(self) -> tuple[list[Step], list[Value]]:
+        """The top-level schedule and the returned values."""
+        for arg in self.fn.args:
+            self.place(arg)
+        return self.lower_block(self.fn.block)
+
+    def lower_block(self, block: Block) -> tuple[list[Step], list[Value]]:
+        steps: list[Step] = []
+        for op in block.ops:
+            if op.name in ("yield", "condition", "return"):
+                for v in op.operands:
+                    self.place(v)
+                return steps, list(op.operands)
+            method = LOWERINGS.get(op.name)
+            if method is None:
+                raise BackendError(f"the cuda backend cannot lower op '{op.name}'", op=op)
+            for v in op.operands + op.results:
+                self.place(v)
+            try:
+                steps += method(self, op)
+            except BackendError:
+                raise
+            except Exception as e:  # name the IR op whose lowering failed
+                raise BackendError(f"lowering '{op.name}' failed: {e}", op=op) from e
+            if self.check_numerics:
+                steps.append(self._numerics_check(op))
+        return steps, []
+
+    def launch(self, launches: list[Launch]) -> list[Step]:
+        steps = []
+        for launch in launches:
+            configured = compiled(self.cuda, launch.kernel)[launch.grid, launch.block]
+            args = tuple(self.scratch(a) if isinstance(a, Scratch) else a for a in launch.args)
+            steps.append(_launch_step(configured, args))
+            self.kernels += 1
+        return steps
+
+    def move(self, dst: Value, src: Value) -> list[Step]:
+        """dst takes src's value: a device copy between tensors (none when they share
+        storage), the same list object for tensor lists."""
+        if not isinstance(src.type, TensorType):
+            return [lambda frame: frame.__setitem__(dst, frame[src])]
+        if self.same_storage(dst, src) or not size_of(src.type.shape):
+            return []
+        return [lambda frame: frame[dst].copy_to_device(frame[src])]
+
+    def _numerics_check(self, op: Operation) -> Step:
+        """check_numerics: NaN or inf in a result names the op that made it (for a fused
+        kernel, the op inside it whose value was yielded)."""
+        makers = [op] * len(op.results)
+        if op.name == "fused":
+            makers = [v.op or op for v in op.regions[0].block.terminator.operands]
+        pairs = [
+            (r, m)
+            for r, m in zip(op.results, makers, strict=True)
+            if isinstance(r.type, TensorType) and r.type.dtype.is_floating
+        ]
+
+        def check(frame):
+            for v, maker in pairs:
+                a = frame[v].copy_to_host()
+                if not np.all(np.isfinite(a)):
+                    what = "NaN" if np.isnan(a).any() else "infinity"
+                    raise NumericsError(
+                        f"check_numerics: {what} in the result of '{maker.name}'", op=maker
+                    )
+
+        return check
+
+    # -- ops ------------------------------------------------------------------------------
+    def op_fused(self, op: Operation) -> list[Step]:
+        return self.launch(fused_launches(op, self.cfg))
+
+    def op_matmul(self, op: Operation) -> list[Step]:
+        return self.launch([matmul_launch(op, self.cfg)])
+
+    def op_copies(self, op: Operation) -> list[Step]:
+        return self.launch(COPY_LAUNCHES[op.name](op, self.cfg))
+
+    def op_view(self, op: Operation) -> list[Step]:
+        """reshape-like ops and assign: the same elements (a view when the plan allows)."""
+        return self.move(op.result, op.operands[0])
+
+    def op_nothing(self, op: Operation) -> list[Step]:
+        return []
+
+    def op_cond(self, op: Operation) -> list[Step]:
+        branches = [self._branch(region.block, op.results) for region in op.regions]
+        pred = op.operands[0]
+
+        def cond(frame):
+            run_steps(branches[0] if read_scalar(frame[pred]) else branches[1], frame)
+
+        return [cond]
+
+    def _branch(self, block: Block, results) -> list[Step]:
+        steps, yields = self.lower_block(block)
+        for r, v in zip(results, yields, strict=True):
+            steps += self.move(r, v)
+        return steps
+
+    def op_while(self, op: Operation) -> list[Step]:
+        before, after = (r.block for r in op.regions)
+        carried = before.args
+        enter = [s for c, v in zip(carried, op.operands, strict=True) for s in self.move(c, v)]
+        test, (pred,) = self.lower_block(before)
+        bind = [s for a, c in zip(after.args, carried, strict=True) for s in self.move(a, c)]
+        body, yields = self.lower_block(after)
+        body = bind + body + self._carry(carried, yields)
+        leave = [s for r, c in zip(op.results, carried, strict=True) for s in self.move(r, c)]
+        limit = op.attrs["max_iterations"]
+
+        def loop(frame):
+            run_steps(enter, frame)
+            count = 0
+            while limit is None or count < limit:
+                run_steps(test, frame)
+                if not read_scalar(frame[pred]):
+                    break
+                run_steps(body, frame)
+                count += 1
+            run_steps(leave, frame)
+
+        return [loop]
+
+    def _carry(self, carried, yields) -> list[Step]:
+        """Each iteration's yields into the carried buffers as one parallel copy: a yield
+        that lives in another carried buffer (a swap) is staged in a buffer of its own
+        first; list handles are read before any is rebound."""
+        tensors = [c for c in carried if isinstance(c.type, TensorType)]
+        staged, steps = {}, []
+        for c, v in zip(carried, yields, strict=True):
+            if isinstance(v.type, TensorType) and not self.same_storage(c, v):
+                if any(self.same_storage(v, other) for other in tensors):
+                    staged[c] = Scratch(v.type.dtype, size_of(v.type.shape))
+                    self.scratch(staged[c])
+                    steps.append(_copy_step(staged[c], v))
+        for c, v in zip(carried, yields, strict=True):
+            if c in staged:
+                steps.append(_copy_step(c, staged[c]))
+            elif isinstance(v.type, TensorType):
+                steps += self.move(c, v)
+        lists = [(c, v) for c, v in zip(carried, yields, strict=True) if c not in tensors]
+        if lists:
+            steps.append(_rebind(lists))
+        return steps
+
+
+def _launch_step(configured, args: tuple) -> Step:
+    def launch(frame):
+        configured(*[frame[a] for a in args])
+
+    return launch
+
+
+def _copy_step(dst, src) -> Step:
+    return lambda frame: frame[dst].copy_to_device(frame[src])
+
+
+def _rebind(pairs) -> Step:
+    def rebind(frame):
+        values = [frame[v] for _, v in pairs]
+        for (c, _), value in zip(pairs, values, strict=True):
+            frame[c] = value
+
+    return rebind
+
+
+LOWERINGS = {
+    "fused": Lowering.op_fused,
+    "matmul": Lowering.op_matmul,
+    **dict.fromkeys(COPY_LAUNCHES, Lowering.op_copies),
+    **dict.fromkeys(("reshape", "reshape_like", "expand_dims", "squeeze"), Lowering.op_view),
+    "assign": Lowering.op_view,
+    "constant": Lowering.op_nothing,
+    "group": Lowering.op_nothing,
+    "cond": Lowering.op_cond,
+    "while": Lowering.op_while,
+    **LIST_LOWERINGS,
+}

@@ -1,0 +1,77 @@
+"""Batched matmul as a tiled kernel: a block of tile x tile threads computes one tile of
+one output matrix, staging tiles of both operands through shared memory so each element
+is read from global memory once per tile instead of once per product. Batch dimensions
+broadcast as in np.matmul (stride 0 along broadcast axes)."""
+
+from __future__ import annotations
+
+from graphjit.codegen.cuda.source import (
+    Launch,
+    Writer,
+    broadcast_strides,
+    contiguous_strides,
+    coordinates,
+    header,
+    kernel_source,
+    literal,
+    numba_type,
+    offset,
+    size_of,
+)
+from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.ir.core import Operation
+
+
+def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
+    a, b, out = op.operands[0], op.operands[1], op.result
+    m, k = a.type.shape[-2:]
+    n = b.type.shape[-1]
+    batch = out.type.shape[:-2]
+    t = cfg.tile
+    tiles_m, tiles_n = -(-m // t), -(-n // t)
+    tasks = size_of(batch) * tiles_m * tiles_n
+    dtype = out.type.dtype
+    ctor, zero = numba_type(dtype), literal(0, dtype)
+    params = [("a", dtype), ("b", dtype), ("c", dtype)]
+    w = Writer()
+    with w.block(header(params)):
+        w.line("tx = cuda.threadIdx.x")
+        w.line("ty = cuda.threadIdx.y")
+        w.line(f"sa = cuda.shared.array(({t}, {t}), {ctor})")
+        w.line(f"sb = cuda.shared.array(({t}, {t}), {ctor})")
+        with w.block(f"for task in range(cuda.blockIdx.x, {tasks}, cuda.gridDim.x)"):
+            w.line(f"row = ((task // {tiles_n}) % {tiles_m}) * {t} + ty")
+            w.line(f"col = (task % {tiles_n}) * {t} + tx")
+            coords = coordinates(w, f"(task // {tiles_m * tiles_n})", batch, "c")
+            for name, v, size in (("abase", a, m * k), ("bbase", b, k * n)):
+                strides = broadcast_strides(v.type.shape[:-2], batch)
+                w.line(f"{name} = {offset(coords, [s * size for s in strides])}")
+            w.line(f"cbase = {offset(coords, [s * m * n for s in contiguous_strides(batch)])}")
+            w.line(f"acc = {zero}")
+            with w.block(f"for k0 in range(0, {k}, {t})"):
+                _stage(
+                    w, "sa", f"row < {m} and k0 + tx < {k}", f"a[abase + row * {k} + k0 + tx]", zero
+                )
+                _stage(
+                    w,
+                    "sb",
+                    f"k0 + ty < {k} and col < {n}",
+                    f"b[bbase + (k0 + ty) * {n} + col]",
+                    zero,
+                )
+                w.line("cuda.syncthreads()")
+                with w.block(f"for q in range({t})"):
+                    w.line(f"acc = {ctor}(acc + sa[ty, q] * sb[q, tx])")
+                w.line("cuda.syncthreads()")
+            with w.block(f"if row < {m} and col < {n}"):
+                w.line(f"c[cbase + row * {n} + col] = acc")
+    kernel = kernel_source(w, params, f"matmul {list(a.type.shape)} @ {list(b.type.shape)}")
+    return Launch(kernel, cfg.blocks(tasks), (t, t), (a, b, out))
+
+
+def _stage(w: Writer, tile: str, inside: str, load: str, zero: str) -> None:
+    """Each thread copies one element of the operand's tile (zero past its edge)."""
+    with w.block(f"if {inside}"):
+        w.line(f"{tile}[ty, tx] = {load}")
+    with w.block("else"):
+        w.line(f"{tile}[ty, tx] = {zero}")

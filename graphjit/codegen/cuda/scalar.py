@@ -1,0 +1,106 @@
+"""THE table from op name to CUDA scalar expression: how one element of each elementwise op
+is computed inside a generated kernel. `{0}`, `{1}`, ... are the operands: names of loaded,
+typed scalars or literals, so a template may repeat them. Templates are plain expressions,
+not calls to device functions: numba-cuda compiles a called device function for the current GPU, so a kernel
+calling one could not be compiled to PTX on a machine without a GPU.
+
+Fused kernels wrap every op's result in its dtype's constructor (`float32(...)`), so float32
+code stays float32 and integer arithmetic (which Numba widens to int64) wraps like NumPy's.
+NaN behaves as in NumPy: maximum/minimum propagate it, sign keeps it, comparisons with it
+are false except `!=`. Integer pow with a negative exponent is undefined, as NumPy refuses it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.codegen.cuda.source import literal, numba_type
+from graphjit.errors import BackendError
+from graphjit.ir.core import Operation
+from graphjit.ir.types import DType, as_dtype
+
+# NaN if either operand is NaN (their sum), else the larger (smaller) one, as NumPy's
+# maximum (minimum); integers never take the NaN branch.
+MAXIMUM = "({0} + {1} if {0} != {0} or {1} != {1} else ({0} if {0} > {1} else {1}))"
+MINIMUM = "({0} + {1} if {0} != {0} or {1} != {1} else ({0} if {0} < {1} else {1}))"
+
+CUDA_SCALAR: dict[str, str] = {
+    "neg": "(-{0})",
+    "exp": "math.exp({0})",
+    "log": "math.log({0})",
+    "sqrt": "math.sqrt({0})",
+    "tanh": "math.tanh({0})",
+    "sigmoid": "(1.0 / (1.0 + math.exp(-{0})))",
+    "abs": "abs({0})",
+    # NumPy's sign: 0 for ±0, NaN for NaN (x - x)
+    "sign": "(1 if {0} > 0 else (-1 if {0} < 0 else {0} - {0}))",
+    "logical_not": "(not {0})",
+    "stop_gradient": "{0}",
+    # index maps: the kernel's loads already index the operand as broadcast
+    "broadcast_like": "{0}",
+    "broadcast_to": "{0}",
+    "cast": "{0}",  # the result's constructor converts (to bool: CASTS_TO_BOOL)
+    "add": "({0} + {1})",
+    "sub": "({0} - {1})",
+    "mul": "({0} * {1})",
+    "div": "({0} / {1})",
+    "pow": "({0} ** {1})",
+    "maximum": MAXIMUM,
+    "minimum": MINIMUM,
+    "equal": "({0} == {1})",
+    "not_equal": "({0} != {1})",
+    "less": "({0} < {1})",
+    "less_equal": "({0} <= {1})",
+    "greater": "({0} > {1})",
+    "greater_equal": "({0} >= {1})",
+    "logical_and": "({0} and {1})",
+    "logical_or": "({0} or {1})",
+    "select": "({1} if {0} else {2})",
+}
+
+# A cast's source kind -> template, for casts to bool (other casts are the constructor's).
+CASTS_TO_BOOL = {"f": "({0} != 0.0)", "i": "({0} != 0)", "b": "{0}"}
+
+# Reductions: how a partial result absorbs one more element.
+COMBINE = {
+    "reduce_sum": "({0} + {1})",
+    "sum_to": "({0} + {1})",
+    "reduce_max": MAXIMUM,
+    "reduce_min": MINIMUM,
+}
+
+
+def kind(dtype: DType) -> str:
+    return "f" if dtype.is_floating else "b" if dtype.is_bool else "i"
+
+
+def scalar_expression(op: Operation, args: list[str]) -> str:
+    """The expression computing one element of elementwise `op` from operand expressions
+    `args`, converted to the result's dtype."""
+    entry = CUDA_SCALAR.get(op.name)
+    if entry is None:
+        raise BackendError(f"the cuda backend has no scalar rule for '{op.name}'", op=op)
+    result = op.result.type.dtype
+    if op.name == "cast" and as_dtype(op.attrs["dtype"]).is_bool:
+        entry = CASTS_TO_BOOL[kind(op.operands[0].type.dtype)]
+    return convert(entry.format(*args), result)
+
+
+def convert(expr: str, dtype: DType) -> str:
+    """`expr` as a value of `dtype` (bool expressions are bool already)."""
+    return expr if dtype.is_bool else f"{numba_type(dtype)}({expr})"
+
+
+def combine(name: str, acc: str, x: str, dtype: DType) -> str:
+    return convert(COMBINE[name].format(acc, x), dtype)
+
+
+def identity(name: str, dtype: DType) -> str:
+    """The value a reduction starts from: -0.0 for float sums (so a sum of -0.0s stays
+    -0.0), the most negative (positive) value for max (min)."""
+    if name in ("reduce_sum", "sum_to"):
+        return literal(-0.0 if dtype.is_floating else 0, dtype)
+    sign = -1 if name == "reduce_max" else 1
+    if dtype.is_floating:
+        return literal(sign * float("inf"), dtype)
+    info = np.iinfo(dtype.np)
+    return literal(info.min if sign < 0 else info.max, dtype)

@@ -1,0 +1,169 @@
+"""What every kernel generator shares: the generated kernel's description, a small
+indenting writer for its Python source, literals, and index arithmetic over static shapes.
+
+Every kernel parameter is a flat, C-contiguous 1-D device array: shapes are known once
+the Session has specialised them, so they are baked into the source as constants and a
+multi-dimensional index is arithmetic on one flat index (div/mod by constants)."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphjit.ir.types import DType
+
+# graphjit dtype name -> the Numba type name the kernel namespace binds (casts, shared memory)
+NUMBA_TYPES = {
+    "float32": "float32",
+    "float64": "float64",
+    "int32": "int32",
+    "int64": "int64",
+    "bool": "boolean",
+}
+KERNEL = "kernel"  # the name every generated source gives its kernel function
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Python source defining `def kernel(...)` and the dtype of each of its parameters (all
+    1-D C-contiguous arrays). Equal sources are one kernel, compiled once per process."""
+
+    source: str
+    params: tuple[str, ...]
+    label: str = ""  # what it computes, for messages
+
+
+@dataclass(eq=False, frozen=True)
+class Scratch:
+    """A kernel-private device buffer (a reduction's partial results), allocated once per
+    compiled function and reused by every run."""
+
+    dtype: DType
+    size: int
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch: `args` are IR values (their planned buffers) or Scratch buffers."""
+
+    kernel: KernelSource
+    grid: int
+    block: int | tuple[int, int]
+    args: tuple
+
+
+class Writer:
+    """Indented Python source, line by line."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def line(self, text: str) -> None:
+        self.lines.append("    " * self.depth + text)
+
+    @contextmanager
+    def block(self, header: str):
+        self.line(header + ":")
+        self.depth += 1
+        yield
+        self.depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def kernel_source(w: Writer, params: list[tuple[str, DType]], label: str) -> KernelSource:
+    return KernelSource(w.text(), tuple(d.name for _, d in params), label)
+
+
+def header(params: list[tuple[str, DType]]) -> str:
+    return f"def {KERNEL}({', '.join(name for name, _ in params)})"
+
+
+def numba_type(dtype: DType) -> str:
+    return NUMBA_TYPES[dtype.name]
+
+
+def literal(value, dtype: DType) -> str:
+    """A scalar of `dtype` as source text (typed, so float32 code stays float32)."""
+    if dtype.is_bool:
+        return "True" if bool(value) else "False"
+    ctor = numba_type(dtype)
+    if dtype.is_floating:
+        v = float(value)
+        if math.isnan(v):
+            text = "math.nan"
+        elif math.isinf(v):
+            text = "math.inf" if v > 0 else "-math.inf"
+        else:
+            text = repr(v)
+        return f"{ctor}({text})"
+    v = int(value)
+    # the most negative integer has no literal (its magnitude overflows before negation)
+    text = f"({v + 1} - 1)" if v == np.iinfo(dtype.np).min else str(v)
+    return f"{ctor}({text})"
+
+
+# ---- index arithmetic -----------------------------------------------------------------
+
+
+def size_of(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def contiguous_strides(shape) -> list[int]:
+    strides, step = [], 1
+    for d in reversed(shape):
+        strides.append(step)
+        step *= d
+    return strides[::-1]
+
+
+def broadcast_strides(shape, space) -> list[int]:
+    """Element strides over iteration space `space` of an operand of `shape` broadcast to it
+    (0 along broadcast axes)."""
+    lead = len(space) - len(shape)
+    own = contiguous_strides(shape)
+    return [0] * lead + [
+        0 if d == 1 and s != 1 else st for d, s, st in zip(shape, space[lead:], own, strict=True)
+    ]
+
+
+def coalesce(space, strides_list) -> tuple[list[int], list[list[int]]]:
+    """Merge adjacent axes along which every buffer is contiguous and drop size-1 axes: fewer
+    axes, fewer divisions per element."""
+    space = list(space)
+    strides_list = [list(s) for s in strides_list]
+    for k in range(len(space) - 2, -1, -1):
+        if all(s[k] == s[k + 1] * space[k + 1] for s in strides_list):
+            space[k : k + 2] = [space[k] * space[k + 1]]
+            for s in strides_list:
+                s[k : k + 2] = [s[k + 1]]
+    keep = [i for i, d in enumerate(space) if d != 1]
+    return [space[i] for i in keep], [[s[i] for i in keep] for s in strides_list]
+
+
+def coordinates(w: Writer, index: str, shape, prefix: str) -> list[str]:
+    """Emit `prefix<k> = ...`, the coordinates of flat (row-major) `index` over `shape`;
+    returns their names."""
+    names = []
+    for k, stride in enumerate(contiguous_strides(shape)):
+        name = f"{prefix}{k}"
+        expr = index if stride == 1 else f"({index} // {stride})"
+        if k > 0:
+            expr = f"{expr} % {shape[k]}"
+        w.line(f"{name} = {expr}")
+        names.append(name)
+    return names
+
+
+def offset(coords: list[str], strides, base: int = 0) -> str:
+    """The flat offset `base + sum(coord * stride)` as an expression."""
+    terms = [c if s == 1 else f"{c} * {s}" for c, s in zip(coords, strides, strict=True) if s]
+    if base or not terms:
+        terms.append(str(base))
+    return " + ".join(terms)
