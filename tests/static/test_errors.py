@@ -226,3 +226,12 @@ def test_shape_and_dtype_errors_are_value_and_type_errors():
     assert issubclass(gj.ShapeError, ValueError) and issubclass(gj.DTypeError, TypeError)
     for cls in [gj.FeedError, gj.FetchError, gj.ControlFlowError, gj.NumericsError]:
         assert issubclass(cls, gj.GraphjitError)
+
+
+def test_mixing_graph_and_eager_tensors_names_the_op_and_line():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [3])
+        with pytest.raises(gj.GraphjitError, match="mixes a graph tensor") as err:
+            x + gj.tensor([1.0, 2.0, 3.0])  # the offending line
+    assert "test_errors.py" in str(err.value) and "'add'" in str(err.value)

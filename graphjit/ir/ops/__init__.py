@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
-from graphjit.ir.core import Value
+from graphjit.ir.core import Value, user_location
 from graphjit.ir.types import as_dtype
 
 NONDIFF = "nondifferentiable"  # a VJP marker: the op passes no cotangent to any operand
@@ -194,6 +194,13 @@ class GraphHandler(Handler):
     def apply(self, opdef, operands, attrs):
         from graphjit.ir import builder
 
+        for x in operands:
+            if not isinstance(x, Value):
+                raise GraphjitError(
+                    f"op '{opdef.name}' mixes a graph tensor with a {type(x).__name__}: "
+                    "use gj.constant(t.numpy()) to put an eager tensor's value in a graph",
+                    location=user_location(),
+                )
         return builder.create(opdef.name, operands, attrs).results
 
     def lift(self, value, dtype):
