@@ -15,6 +15,12 @@ def default_passes() -> list:
     return [Canonicalize(), CSE(), DCE(), Fusion(), DCE(), PlanMemory()]
 
 
-def optimize(fn, verify_each=None, keep_ir=False):
-    """Run the default pipeline on `fn` in place; returns the PipelineReport."""
-    return PassManager(default_passes(), verify_each=verify_each, keep_ir=keep_ir).run(fn)
+def lowering_passes() -> list:
+    """What a code generator needs even when optimisation is off: kernels and a plan."""
+    return [Fusion(), DCE(), PlanMemory()]
+
+
+def optimize(fn, verify_each=None, keep_ir=False, passes=None):
+    """Run `passes` (the default pipeline) on `fn` in place; returns the PipelineReport."""
+    chosen = default_passes() if passes is None else passes
+    return PassManager(chosen, verify_each=verify_each, keep_ir=keep_ir).run(fn)

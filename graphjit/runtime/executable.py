@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from graphjit.errors import BackendError
 from graphjit.passes.manager import PipelineReport
-from graphjit.passes.pipeline import optimize
+from graphjit.passes.pipeline import lowering_passes, optimize
 from graphjit.runtime.program import Program
 
 
@@ -44,8 +44,27 @@ def _llvm(program: Program, check_numerics: bool):
     return compile_llvm(program, check_numerics)
 
 
-# backend name -> (factory(program, check_numerics) -> runner, optimise by default)
-BACKENDS = {"interpreter": (_interpreter, False), "llvm": (_llvm, True)}
+def _cuda(program: Program, check_numerics: bool):
+    from graphjit.codegen.cuda import compile_cuda
+
+    return compile_cuda(program, check_numerics)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How a backend compiles: its runner factory, whether the optimisation pipeline runs
+    by default, and whether it needs kernels (fusion and a memory plan) even without it."""
+
+    factory: object  # (program, check_numerics) -> runner with run(args) -> outputs
+    optimise_by_default: bool
+    needs_kernels: bool
+
+
+BACKENDS = {
+    "interpreter": Backend(_interpreter, optimise_by_default=False, needs_kernels=False),
+    "llvm": Backend(_llvm, optimise_by_default=True, needs_kernels=True),
+    "cuda": Backend(_cuda, optimise_by_default=True, needs_kernels=True),
+}
 
 
 def compile_program(
@@ -53,10 +72,12 @@ def compile_program(
 ) -> Executable:
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
-    factory, optimise_by_default = BACKENDS[backend]
+    chosen = BACKENDS[backend]
     start = time.perf_counter()
     report = PipelineReport()
-    if optimise_by_default if optimize_ir is None else optimize_ir:
+    if chosen.optimise_by_default if optimize_ir is None else optimize_ir:
         report = optimize(program.function, keep_ir=keep_ir)
-    runner = factory(program, check_numerics)
+    elif chosen.needs_kernels:  # unoptimised, but code generators only lower kernels
+        report = optimize(program.function, keep_ir=keep_ir, passes=lowering_passes())
+    runner = chosen.factory(program, check_numerics)
     return Executable(program, runner, report, time.perf_counter() - start)

@@ -123,3 +123,19 @@ def test_output_arrays_held_by_the_user_are_never_reused():
     second = sess.run(y, {x: np.zeros(8, np.float32)})
     assert second is not first
     np.testing.assert_array_equal(first, kept)
+
+
+def test_unoptimised_llvm_still_builds_kernels():
+    """optimize=False skips canonicalize and CSE, but code generation needs kernels."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float64, [4], name="x")
+        y = gj.tanh(x) * 2 + gj.sum(x)
+    feed = {x: np.arange(4.0)}
+    report = gj.Session(g, optimize=False).inspect(y, feed)
+    assert list(report.ir) == ["input", "fusion", "dce", "memory"]
+    np.testing.assert_allclose(
+        gj.Session(g, optimize=False).run(y, feed),
+        gj.Session(g, backend="interpreter").run(y, feed),
+        rtol=1e-12,
+    )

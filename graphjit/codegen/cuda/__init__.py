@@ -17,8 +17,7 @@ import numpy as np
 
 from graphjit.codegen.cuda.lower import Lowering, run_steps
 from graphjit.codegen.cuda.target import launch_config, numba_cuda
-from graphjit.passes.fusion import Fusion
-from graphjit.passes.memory import plan_memory
+from graphjit.passes.pipeline import lowering_passes, optimize
 
 
 class CudaRunner:
@@ -28,10 +27,8 @@ class CudaRunner:
     def __init__(self, program, check_numerics: bool = False):
         self.cuda = numba_cuda()
         fn = program.function
-        if getattr(fn, "memory_plan", None) is None:
-            # an unoptimised function (optimize=False): kernels still come from fused ops
-            Fusion().run(fn)
-            fn.memory_plan = plan_memory(fn)
+        if getattr(fn, "memory_plan", None) is None:  # kernels come from fused ops only
+            optimize(fn, passes=lowering_passes())
         self.lowering = Lowering(fn, self.cuda, launch_config(self.cuda), check_numerics)
         self.steps, self.returned = self.lowering.lower()
         self.args = list(fn.args)

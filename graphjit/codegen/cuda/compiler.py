@@ -1,20 +1,16 @@
 """Generated kernel source -> Numba CUDA kernels, and the PTX check.
 
-Each source is executed in a namespace that binds `cuda`, `math` and the Numba scalar types,
-then jit-compiled with its exact signature
-(every parameter a 1-D C-contiguous array). Equal sources are compiled once per process:
-graphs that differ only around a kernel share it.
-
-In the simulator, `math` is bound to NumPy's ufuncs: Python's math raises on log(-1) or
-exp(1000), where a GPU (and NumPy) gives NaN or inf. The generated source is the same."""
+Each source is executed in a namespace that binds `cuda`, `math` and the Numba scalar
+types, then jit-compiled with its exact signature (every parameter a 1-D C-contiguous
+array). Equal sources are compiled once per process: graphs that differ only around a
+kernel share it. The simulator runs the same source (simulator.py says what it binds
+differently)."""
 
 from __future__ import annotations
 
 import math
-import types as pytypes
 
-import numpy as np
-
+from graphjit.codegen.cuda import simulator
 from graphjit.codegen.cuda.source import KERNEL, NUMBA_TYPES, KernelSource
 from graphjit.codegen.cuda.target import simulating
 from graphjit.errors import BackendError
@@ -26,17 +22,17 @@ GENERATED: dict[str, KernelSource] = {}
 _COMPILED: dict[tuple[str, bool], object] = {}
 _NAMESPACES: dict[bool, dict] = {}
 
-_SIMULATED_MATH = pytypes.SimpleNamespace(
-    exp=np.exp, log=np.log, sqrt=np.sqrt, tanh=np.tanh, inf=math.inf, nan=math.nan
-)
-
 
 def namespace(cuda) -> dict:
     """The globals generated kernels see (built once per target)."""
+    from numba import types as numba_types
+
     sim = simulating(cuda)
     if sim not in _NAMESPACES:
-        ns = {"cuda": cuda, "math": _SIMULATED_MATH if sim else math}
-        ns.update({name: getattr(cuda, name) for name in NUMBA_TYPES.values()})
+        if sim:
+            simulator.make_shared_arrays_atomic()
+        ns = {"cuda": cuda, "math": simulator.SIMULATED_MATH if sim else math}
+        ns.update({name: getattr(numba_types, name) for name in NUMBA_TYPES.values()})
         _NAMESPACES[sim] = ns
     return _NAMESPACES[sim]
 

@@ -30,12 +30,14 @@ from graphjit.codegen.cuda.source import (
     header,
     kernel_source,
     literal,
+    no_empty_extremum,
     numba_type,
     offset,
     size_of,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.ir.core import Block, Operation, Value
+from graphjit.ir.types import int64
 from graphjit.passes.fusion import REDUCTIONS
 
 
@@ -48,26 +50,51 @@ def iteration_space(body: Block) -> tuple:
     return body.terminator.operands[0].type.shape
 
 
-def fused_launches(op: Operation, cfg: LaunchConfig) -> list[Launch]:
+def fused_launches(op: Operation, cfg: LaunchConfig, check: bool = False) -> list[Launch]:
+    """The launches computing fused `op`; with `check` (check_numerics) its kernel flags
+    the first op of the region whose result has a NaN or an infinity."""
     body = op.regions[0].block
     reduction = next((inner for inner in body.ops if inner.name in REDUCTIONS), None)
+    flag = _Flag(body) if check else None
     if reduction is None:
-        return [_elementwise(op, body, cfg)]
-    return _ReductionKernel(op, body, reduction, cfg).launches()
+        return [_elementwise(op, body, cfg, flag)]
+    return _ReductionKernel(op, body, reduction, cfg, flag).launches()
 
 
-def _params(op: Operation) -> list[tuple[str, object]]:
-    return [(f"in{k}", v.type.dtype) for k, v in enumerate(op.operands)] + [
-        (f"out{j}", v.type.dtype) for j, v in enumerate(op.results)
-    ]
+class _Flag:
+    """check_numerics inside a kernel: after each floating-point op n, a non-finite result
+    (x - x is 0 exactly for finite x) lowers the flag to 2n (NaN) or 2n + 1 (infinity)."""
+
+    def __init__(self, body: Block):
+        self.scratch = Scratch(int64, 1)
+        self.checks = tuple(body.ops)
+
+    def emit(self, w: Writer, n: int, name: str) -> None:
+        with w.block(f"if {name} - {name} != 0"):
+            w.line(f"cuda.atomic.min(flag, 0, {2 * n} if {name} != {name} else {2 * n + 1})")
+
+    def launch(self, kernel, grid, block, args) -> Launch:
+        return Launch(kernel, grid, block, args + (self.scratch,), self.scratch, self.checks)
+
+
+def _params(op: Operation, flag) -> list[tuple[str, object]]:
+    params = [(f"in{k}", v.type.dtype) for k, v in enumerate(op.operands)]
+    params += [(f"out{j}", v.type.dtype) for j, v in enumerate(op.results)]
+    return params + ([("flag", int64)] if flag else [])
+
+
+def _launch(kernel, grid, block, args, flag) -> Launch:
+    if flag is None:
+        return Launch(kernel, grid, block, args)
+    return flag.launch(kernel, grid, block, args)
 
 
 class _Evaluator:
     """Emits the region's scalar code for one element. `index(k, arg)` gives the expression
     indexing input k at the current element; loads are emitted on first use."""
 
-    def __init__(self, w: Writer, body: Block, index):
-        self.w, self.body, self.index = w, body, index
+    def __init__(self, w: Writer, body: Block, index, flag: _Flag | None):
+        self.w, self.body, self.index, self.flag = w, body, index, flag
         self.env: dict[Value, str] = {}
 
     def value(self, v: Value) -> str:
@@ -89,6 +116,8 @@ class _Evaluator:
             args = [self.value(v) for k, v in enumerate(inner.operands) if k not in skip]
             self.w.line(f"t{n} = {scalar_expression(inner, args)}")
             self.env[inner.result] = f"t{n}"
+            if self.flag and inner.result.type.dtype.is_floating:
+                self.flag.emit(self.w, n, f"t{n}")
 
     def store(self, outputs, where: str, skip: Value | None = None) -> None:
         for j, v in enumerate(outputs):
@@ -96,23 +125,24 @@ class _Evaluator:
                 self.w.line(f"out{j}[{where}] = {self.value(v)}")
 
 
-def _elementwise(op: Operation, body: Block, cfg: LaunchConfig) -> Launch:
+def _elementwise(op: Operation, body: Block, cfg: LaunchConfig, flag) -> Launch:
     space = iteration_space(body)
     n = size_of(space)
     flat = contiguous_strides(space)
     strides = [broadcast_strides(a.type.shape, space) for a in body.args]
+    # inputs of the space's own shape are read at element i; the others through strides
+    broadcast = [k for k, s in enumerate(strides) if s != flat and n > 1]
     w = Writer()
-    params = _params(op)
+    params = _params(op, flag)
     with w.block(header(params)):
         with w.block(f"for i in range(cuda.grid(1), {n}, cuda.gridsize(1))"):
-            broadcast = [k for k, s in enumerate(strides) if s != flat and size_of(space) > 1]
             indexes = _broadcast_indexes(w, space, flat, [strides[k] for k in broadcast])
             by_input = dict(zip(broadcast, indexes, strict=True))
-            ev = _Evaluator(w, body, lambda k, _: by_input.get(k, "i"))
+            ev = _Evaluator(w, body, lambda k, _: by_input.get(k, "i"), flag)
             ev.run()
             ev.store(body.terminator.operands, "i")
     kernel = kernel_source(w, params, f"fused elementwise over {list(space)}")
-    return Launch(kernel, cfg.grid(n), cfg.block, tuple(op.operands + op.results))
+    return _launch(kernel, cfg.grid(n), cfg.block, tuple(op.operands + op.results), flag)
 
 
 def _broadcast_indexes(w: Writer, space, flat, strides_list) -> list[str]:
@@ -126,9 +156,11 @@ def _broadcast_indexes(w: Writer, space, flat, strides_list) -> list[str]:
 
 
 class _ReductionKernel:
-    def __init__(self, op: Operation, body: Block, reduction: Operation, cfg: LaunchConfig):
-        self.op, self.body, self.reduction, self.cfg = op, body, reduction, cfg
+    def __init__(self, op, body: Block, reduction: Operation, cfg: LaunchConfig, flag):
+        self.op, self.body, self.reduction, self.cfg, self.flag = op, body, reduction, cfg, flag
         self.space = iteration_space(body)
+        if reduction.name in ("reduce_max", "reduce_min"):
+            no_empty_extremum(reduction, self.space, reduction.result.type.shape)
         self.dtype = reduction.result.type.dtype
         keep = _keepdims_shape(reduction, self.space)
         self.reduced = [k for k, d in enumerate(self.space) if keep[k] == 1 and d != 1]
@@ -153,17 +185,19 @@ class _ReductionKernel:
         cfg, m, p = self.cfg, self.outputs, self.parts
         args = tuple(self.op.operands + self.op.results)
         if p == 1:
-            return [Launch(self._fold(result), cfg.blocks(m * p), cfg.block, args)]
+            return [_launch(self._fold(result), cfg.blocks(m), cfg.block, args, self.flag)]
         partial = Scratch(self.dtype, m * p)
+        fold = self._fold(None)
         return [
-            Launch(self._fold(None), cfg.blocks(m * p), cfg.block, args + (partial,)),
+            _launch(fold, cfg.blocks(m * p), cfg.block, args + (partial,), self.flag),
             Launch(self._finish(), cfg.blocks(m), cfg.block, (partial, target)),
         ]
 
     def _fold(self, result: int | None) -> KernelSource:
         """The first pass; `result` is the output index it writes, or None: partials."""
         cfg, m, p, r = self.cfg, self.outputs, self.parts, self.length
-        params = _params(self.op) + ([] if result is not None else [("part", self.dtype)])
+        params = _params(self.op, None) + ([] if result is not None else [("part", self.dtype)])
+        params += [("flag", int64)] if self.flag else []
         w = Writer()
         with w.block(header(params)):
             self._prologue(w)
@@ -189,7 +223,7 @@ class _ReductionKernel:
             strides = broadcast_strides(arg.type.shape, self.space)
             return offset(names, [strides[a] for a in axes])
 
-        ev = _Evaluator(w, self.body, index)
+        ev = _Evaluator(w, self.body, index, self.flag)
         ev.run(stop=self.reduction)
         x = ev.value(self.reduction.operands[0])
         w.line(f"acc = {combine(self.reduction.name, 'acc', x, self.dtype)}")

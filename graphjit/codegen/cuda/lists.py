@@ -21,8 +21,8 @@ class ListOps:
         self.low = lowering
 
     def _kernel(self, source, n: int):
-        cfg = self.low.cfg
-        return compiled(self.low.cuda, source)[cfg.grid(n), cfg.block]
+        kernel, config = compiled(self.low.cuda, source), (self.low.cfg.grid(n), self.low.cfg.block)
+        return lambda *arrays: kernel[config](*arrays)
 
     def _empty(self, t: TensorType):
         return self.low.cuda.device_array(size_of(t.shape), t.dtype.np)

@@ -21,12 +21,17 @@ from graphjit.codegen.cuda.lists import LIST_LOWERINGS, ListOps
 from graphjit.codegen.cuda.matmul import matmul_launch
 from graphjit.codegen.cuda.source import Launch, Scratch, size_of
 from graphjit.codegen.cuda.target import LaunchConfig
-from graphjit.errors import BackendError, NumericsError
+from graphjit.errors import BackendError, GraphjitError, NumericsError
 from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.ops.debug import numerics_message
 from graphjit.ir.types import TensorType
+from graphjit.passes.fusion import REDUCTIONS
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 
 Step = Callable[[dict], None]
+# Ops whose results Session(check_numerics=True) does not scan: region ops' results come
+# from their regions' ops (checked there), the check_numerics op reports in its own words.
+NOT_SCANNED = frozenset({"cond", "while", "constant", "check_numerics"})
 
 
 def run_steps(steps: list[Step], frame: dict) -> None:
@@ -79,8 +84,10 @@ class Lowering:
             return
         root = self.storage(v)
         if root.op is not None and root.op.name == "constant":
-            value = root.op.attrs["value"].astype(root.type.dtype.np).reshape(-1)
-            self.static[v] = self.cuda.to_device(np.ascontiguousarray(value))
+            if root not in self.static:  # uploaded once, shared by the views of it
+                value = root.op.attrs["value"].astype(root.type.dtype.np).reshape(-1)
+                self.static[root] = self.cuda.to_device(np.ascontiguousarray(value))
+            self.static[v] = self.static[root]
         elif root in self.fn.args:
             self.bound[v] = root
         elif self.plan.buffers[root].kind == ARENA:
@@ -111,7 +118,7 @@ class Lowering:
 
     def scratch(self, s: Scratch):
         if s not in self.static:
-            self.static[s] = self.cuda.device_array(max(s.size, 1), s.dtype.np)
+            self.static[s] = self.cuda.device_array(s.size, s.dtype.np)
         return s
 
     # -- steps ----------------------------------------------------------------------------
@@ -135,20 +142,21 @@ class Lowering:
                 self.place(v)
             try:
                 steps += method(self, op)
-            except BackendError:
+            except GraphjitError:
                 raise
             except Exception as e:  # name the IR op whose lowering failed
                 raise BackendError(f"lowering '{op.name}' failed: {e}", op=op) from e
-            if self.check_numerics:
+            if self.check_numerics and op.name not in NOT_SCANNED:
                 steps.append(self._numerics_check(op))
         return steps, []
 
     def launch(self, launches: list[Launch]) -> list[Step]:
         steps = []
         for launch in launches:
-            configured = compiled(self.cuda, launch.kernel)[launch.grid, launch.block]
+            kernel = compiled(self.cuda, launch.kernel)
             args = tuple(self.scratch(a) if isinstance(a, Scratch) else a for a in launch.args)
-            steps.append(_launch_step(configured, args))
+            step = _launch_step(kernel, (launch.grid, launch.block), args)
+            steps += [step] if launch.flag is None else _flagged(step, launch)
             self.kernels += 1
         return steps
 
@@ -162,31 +170,25 @@ class Lowering:
         return [lambda frame: frame[dst].copy_to_device(frame[src])]
 
     def _numerics_check(self, op: Operation) -> Step:
-        """check_numerics: NaN or inf in a result names the op that made it (for a fused
-        kernel, the op inside it whose value was yielded)."""
-        makers = [op] * len(op.results)
+        """check_numerics on the host: NaN or inf in a result names the op that made it. A
+        fused kernel checks its ops itself (Launch.flag); only its reduction is left."""
+        pairs = [(r, op) for r in op.results]
         if op.name == "fused":
-            makers = [v.op or op for v in op.regions[0].block.terminator.operands]
-        pairs = [
-            (r, m)
-            for r, m in zip(op.results, makers, strict=True)
-            if isinstance(r.type, TensorType) and r.type.dtype.is_floating
-        ]
+            made_by = [v.op for v in op.regions[0].block.terminator.operands]
+            pairs = [(r, m) for r, m in zip(op.results, made_by) if m and m.name in REDUCTIONS]
+        pairs = [(r, m) for r, m in pairs if _is_float_tensor(r)]
 
         def check(frame):
             for v, maker in pairs:
                 a = frame[v].copy_to_host()
                 if not np.all(np.isfinite(a)):
-                    what = "NaN" if np.isnan(a).any() else "infinity"
-                    raise NumericsError(
-                        f"check_numerics: {what} in the result of '{maker.name}'", op=maker
-                    )
+                    _non_finite(maker, bool(np.isnan(a).any()))
 
         return check
 
     # -- ops ------------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> list[Step]:
-        return self.launch(fused_launches(op, self.cfg))
+        return self.launch(fused_launches(op, self.cfg, self.check_numerics))
 
     def op_matmul(self, op: Operation) -> list[Step]:
         return self.launch([matmul_launch(op, self.cfg)])
@@ -200,6 +202,18 @@ class Lowering:
 
     def op_nothing(self, op: Operation) -> list[Step]:
         return []
+
+    def op_check_numerics(self, op: Operation) -> list[Step]:
+        """The identity (a view in the plan), or a NumericsError with the op's message."""
+        x, message = op.operands[0], op.attrs["message"]
+
+        def check(frame):
+            a = frame[x].copy_to_host()
+            if not np.all(np.isfinite(a)):
+                has_nan = bool(np.isnan(a).any())
+                raise NumericsError(numerics_message(message, has_nan), op=op)
+
+        return [check] + self.move(op.result, x)
 
     def op_cond(self, op: Operation) -> list[Step]:
         branches = [self._branch(region.block, op.results) for region in op.regions]
@@ -247,7 +261,7 @@ class Lowering:
         tensors = [c for c in carried if isinstance(c.type, TensorType)]
         staged, steps = {}, []
         for c, v in zip(carried, yields, strict=True):
-            if isinstance(v.type, TensorType) and not self.same_storage(c, v):
+            if _is_tensor(v) and size_of(v.type.shape) and not self.same_storage(c, v):
                 if any(self.same_storage(v, other) for other in tensors):
                     staged[c] = Scratch(v.type.dtype, size_of(v.type.shape))
                     self.scratch(staged[c])
@@ -263,11 +277,43 @@ class Lowering:
         return steps
 
 
-def _launch_step(configured, args: tuple) -> Step:
+def _launch_step(kernel, config: tuple, args: tuple) -> Step:
+    """Configured at each launch: the simulator's kernel[grid, block] configures (and
+    returns) the kernel object itself, which other launch sites share."""
+
     def launch(frame):
-        configured(*[frame[a] for a in args])
+        kernel[config](*[frame[a] for a in args])
 
     return launch
+
+
+_UNFLAGGED = 2**62
+
+
+def _flagged(step: Step, launch: Launch) -> list[Step]:
+    """Reset the launch's numerics flag, launch, and raise for the op the kernel flagged."""
+    flag, checks = launch.flag, launch.checks
+    reset = np.array([_UNFLAGGED], np.int64)
+
+    def check(frame):
+        code = int(read_scalar(frame[flag]))
+        if code != _UNFLAGGED:
+            _non_finite(checks[code // 2], code % 2 == 0)
+
+    return [lambda frame: frame[flag].copy_to_device(reset), step, check]
+
+
+def _non_finite(op: Operation, nan: bool):
+    what = "NaN" if nan else "infinity"
+    raise NumericsError(f"check_numerics: {what} in the result of '{op.name}'", op=op)
+
+
+def _is_tensor(v: Value) -> bool:
+    return isinstance(v.type, TensorType)
+
+
+def _is_float_tensor(v: Value) -> bool:
+    return _is_tensor(v) and v.type.dtype.is_floating
 
 
 def _copy_step(dst, src) -> Step:
@@ -289,6 +335,7 @@ LOWERINGS = {
     **dict.fromkeys(COPY_LAUNCHES, Lowering.op_copies),
     **dict.fromkeys(("reshape", "reshape_like", "expand_dims", "squeeze"), Lowering.op_view),
     "assign": Lowering.op_view,
+    "check_numerics": Lowering.op_check_numerics,
     "constant": Lowering.op_nothing,
     "group": Lowering.op_nothing,
     "cond": Lowering.op_cond,
