@@ -1,0 +1,33 @@
+"""The registry of workloads, in the order reports show them. A workload module defines
+its data and one builder per mode (see `graphjit.bench.core.Workload`)."""
+
+from __future__ import annotations
+
+from graphjit.bench.core import Workload
+from graphjit.bench.workloads import elementwise, linreg, loop_grad, loops, mlp, rnn
+
+WORKLOADS: tuple[Workload, ...] = (
+    mlp.FORWARD,
+    mlp.TRAIN_STEP,
+    elementwise.WORKLOAD,
+    loops.LOOP_ADD,
+    loops.COND_LOOP,
+    loop_grad.WORKLOAD,
+    linreg.WORKLOAD,
+    rnn.FORWARD,
+    rnn.BACKWARD,
+)
+
+
+def workload_names() -> list[str]:
+    return [workload.name for workload in WORKLOADS]
+
+
+def select_workloads(names: list[str] | None, workloads=WORKLOADS) -> list[Workload]:
+    if not names:
+        return list(workloads)
+    by_name = {workload.name: workload for workload in workloads}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"unknown workload(s) {unknown}; choose from {list(by_name)}")
+    return [by_name[name] for name in names]
