@@ -14,6 +14,7 @@ from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
+from graphjit.codegen.llvm.control import op_cond, op_while
 from graphjit.codegen.llvm.kernel import emit_kernel, iteration_space
 from graphjit.codegen.llvm.lists import LIST_LOWERINGS, ListLowering
 from graphjit.codegen.llvm.loops import (
@@ -21,26 +22,24 @@ from graphjit.codegen.llvm.loops import (
     contiguous_strides,
     for_range,
     loop_nest,
+    nbytes,
     size_of,
 )
+from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
 from graphjit.codegen.llvm.parallel import call_split
-from graphjit.errors import BackendError, ShapeError
+from graphjit.errors import BackendError, RuntimeCheckError, ShapeError
 from graphjit.ir.core import Block, Function, Operation, Value
-from graphjit.ir.types import ListType, TensorType
+from graphjit.ir.types import ListType
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
 ENTRY = "graphjit_entry"
 ALIGN = 64
 
 
-def nbytes(v: Value) -> int:
-    return size_of(v.type.shape) * v.type.dtype.np.itemsize
-
-
 class Lowering:
     """Builds the LLVM module for one function; `LOWERINGS` maps op names to methods."""
 
-    def __init__(self, fn: Function, name: str = "graphjit"):
+    def __init__(self, fn: Function, name: str = "graphjit", check_numerics: bool = False):
         self.fn = fn
         self.plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
         if self.plan.arena_bytes is None:
@@ -55,8 +54,10 @@ class Lowering:
         for j, v in enumerate(fn.block.terminator.operands):
             self.returned.setdefault(v, j)
         self.kernels = 0
-        self.error_messages: list[str] = []
+        self.errors: list[tuple] = []  # status word - 1 -> (error class, message, op)
         self.lists = ListLowering(self)
+        self.absorbed = absorbed_transposes(fn)
+        self.numerics = NumericsChecks(self) if check_numerics else None
 
     # -- buffers ------------------------------------------------------------------------
     def ptr(self, v: Value) -> ir.Value:
@@ -133,11 +134,12 @@ class Lowering:
         self.b.ret(self.b.load(self.status))
         return self.module
 
-    def fail(self, message: str, condition: ir.Value) -> None:
-        """If `condition` holds at run time, stop with a status naming `message`."""
-        self.error_messages.append(message)
+    def fail(self, message: str, condition: ir.Value, error=RuntimeCheckError, op=None) -> None:
+        """If `condition` holds at run time, stop with a status that the runner turns into
+        `error(message, op=op)`."""
+        self.errors.append((error, message, op))
         with self.b.if_then(condition, likely=False):
-            self.b.store(ir.Constant(T.I32, len(self.error_messages)), self.status)
+            self.b.store(ir.Constant(T.I32, len(self.errors)), self.status)
             self.b.branch(self.cleanup)
 
     def lower_block(self, block: Block) -> list[Value]:
@@ -154,6 +156,8 @@ class Lowering:
                 raise
             except Exception as e:  # name the IR op being lowered, as Numba's lowering does
                 raise BackendError(f"lowering '{op.name}' failed: {e}", op=op) from e
+            if self.numerics is not None:
+                self.numerics.after(op)
         return []
 
     def memcpy(self, dst, src, size: int) -> None:
@@ -189,10 +193,12 @@ class Lowering:
             if i != j and self.shares_storage(v, w)
         }
         kernel, extent, splittable = emit_kernel(
-            self.module, op, f"kernel{self.kernels}", frozenset(shared)
+            self.module, op, f"kernel{self.kernels}", frozenset(shared), self.numerics
         )
         self.kernels += 1
         args = [self.typed(v) for v in values]
+        if self.numerics is not None:
+            args.append(self.numerics.kernel_slot())
         elements = size_of(iteration_space(op.regions[0].block)) if splittable else 0
         call_split(self, kernel, args, extent, elements)
 
@@ -207,6 +213,8 @@ class Lowering:
         pass
 
     def op_transpose(self, op: Operation) -> None:
+        if op.result in self.absorbed:
+            return  # every user is a matmul that reads the operand with BLAS's 'T' flag
         x, out = op.operands[0], op.result
         src = contiguous_strides(x.type.shape)
         perm = op.attrs["perm"]
@@ -318,6 +326,9 @@ class Lowering:
 
     def op_matmul(self, op: Operation) -> None:
         a, bm, out = op.operands[0], op.operands[1], op.result
+        if a in self.absorbed or bm in self.absorbed:
+            self._gemm_transposed(a, bm, out)
+            return
         m, k = a.type.shape[-2:]
         n = bm.type.shape[-1]
         batch = out.type.shape[:-2]
@@ -330,6 +341,28 @@ class Lowering:
             bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
             cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
             self._gemm(out.type.dtype, ap, bp, cp, m, n, k)
+
+    def _gemm_transposed(self, a: Value, bm: Value, out: Value) -> None:
+        """A 2-D float matmul whose operand is a transposed matrix: BLAS reads the
+        transpose's source with the 'T' flag, so the transpose is never copied."""
+        trans_a, trans_b = a in self.absorbed, bm in self.absorbed
+        src_a = a.op.operands[0] if trans_a else a
+        src_b = bm.op.operands[0] if trans_b else bm
+        m, k = a.type.shape
+        n = bm.type.shape[-1]
+        call_gemm(
+            self.b,
+            self.local,
+            out.type.dtype.name,
+            self.typed(src_a),
+            self.typed(src_b),
+            self.typed(out),
+            m,
+            n,
+            k,
+            trans_a,
+            trans_b,
+        )
 
     def _gemm(self, dtype, a, bm, c, m, n, k) -> None:
         if dtype.name in ("float32", "float64") and m and n and k:
@@ -349,80 +382,32 @@ class Lowering:
                 )
             b.store(b.load(acc), b.gep(c, [b.add(b.mul(i, ir.Constant(T.I64, n)), j)]))
 
-    # -- control flow -------------------------------------------------------------------
-    def op_cond(self, op: Operation) -> None:
-        b = self.b
-        pred = T.load(b, self.typed(op.operands[0]), op.operands[0].type.dtype)
-        with b.if_else(pred) as (then, otherwise):
-            with then:
-                self._yield_into(op.regions[0].block, op.results)
-            with otherwise:
-                self._yield_into(op.regions[1].block, op.results)
 
-    def _yield_into(self, block: Block, results) -> None:
-        for r, v in zip(results, self.lower_block(block), strict=True):
-            self.copy_value(r, v)
+def absorbed_transposes(fn: Function) -> set[Value]:
+    """Results of 2-D transposes read only by 2-D float matmuls (with nonzero sizes): the
+    matmuls pass BLAS the 'T' flag instead, so no transposed copy is made."""
+    users: dict[Value, list[Operation]] = {}
+    for op in fn.walk():
+        for v in op.operands:
+            users.setdefault(v, []).append(op)
+    absorbed = set()
+    for op in fn.walk():
+        if op.name != "transpose" or op.result.type.rank != 2 or tuple(op.attrs["perm"]) != (1, 0):
+            continue
+        readers = users.get(op.result, [])
+        if readers and all(_gemm_ready(u) for u in readers):
+            absorbed.add(op.result)
+    return absorbed
 
-    def op_while(self, op: Operation) -> None:
-        b = self.b
-        before, after = (r.block for r in op.regions)
-        carried = before.args
-        for c, arg, result in zip(carried, after.args, op.results, strict=True):
-            if isinstance(c.type, ListType):  # list handles: one slot per loop value
-                self.lists.share_slot(arg, c)
-                self.lists.share_slot(result, c)
-        for c, init in zip(carried, op.operands, strict=True):
-            self.copy_value(c, init)
-        limit = op.attrs["max_iterations"]
-        count = self.local(T.I64)
-        b.store(ir.Constant(T.I64, 0), count)
-        header, body, done = (
-            self.entry.append_basic_block(f"while.{s}") for s in ("header", "body", "done")
-        )
-        b.branch(header)
-        b.position_at_end(header)
-        (pred_value,) = self.lower_block(before)
-        go = T.load(b, self.typed(pred_value), pred_value.type.dtype)
-        if limit is not None:
-            go = b.and_(go, b.icmp_signed("<", b.load(count), ir.Constant(T.I64, limit)))
-        b.cbranch(go, body, done)
-        b.position_at_end(body)
-        self._carry(carried, self.lower_block(after))
-        b.store(b.add(b.load(count), ir.Constant(T.I64, 1)), count)
-        b.branch(header)
-        b.position_at_end(done)
-        for r, c in zip(op.results, carried, strict=True):
-            self.copy_value(r, c)
 
-    def _carry(self, carried, yields) -> None:
-        """Copy each iteration's yields into the carried buffers as one parallel copy: a
-        yield that lives in another carried buffer (a swap) is staged first."""
-        staged = {}
-        for c, v in zip(carried, yields, strict=True):
-            if (
-                isinstance(v.type, TensorType)
-                and not self.shares_storage(c, v)
-                and any(
-                    self.shares_storage(v, other)
-                    for other in carried
-                    if isinstance(other.type, TensorType)
-                )
-            ):
-                tmp = self.b.bitcast(self.local(ir.ArrayType(T.I8, nbytes(v))), T.I8P)
-                self.memcpy(tmp, self.ptr(v), nbytes(v))
-                staged[c] = tmp
-        handles = {
-            c: self.lists.load_handle(v)
-            for c, v in zip(carried, yields, strict=True)
-            if isinstance(v.type, ListType)
-        }
-        for c, v in zip(carried, yields, strict=True):
-            if c in handles:
-                self.lists.store_handle(c, handles[c])
-            elif c in staged:
-                self.memcpy(self.ptr(c), staged[c], nbytes(v))
-            else:
-                self.copy_value(c, v)
+def _gemm_ready(op: Operation) -> bool:
+    if op.name != "matmul" or op.result.type.dtype.name not in ("float32", "float64"):
+        return False
+    return (
+        all(v.type.rank == 2 for v in op.operands)
+        and size_of(op.result.type.shape) > 0
+        and (op.operands[0].type.shape[-1] > 0)
+    )
 
 
 def _no_empty_extremum(op: Operation, x: Value, out: Value) -> None:
@@ -448,10 +433,11 @@ LOWERINGS = {
     "split_like": Lowering.op_split_like,
     "argmax": Lowering.op_argmax,
     "count": Lowering.op_count,
+    "check_numerics": op_check_numerics,
     "assign": Lowering.op_assign,
     "constant": Lowering.op_nothing,
     "group": Lowering.op_nothing,
-    "cond": Lowering.op_cond,
-    "while": Lowering.op_while,
+    "cond": op_cond,
+    "while": op_while,
     **LIST_LOWERINGS,
 }
