@@ -16,13 +16,13 @@ from graphjit.errors import (
     GraphjitError,
     NumericsError,
     ParseError,
+    ResourceError,
     ShapeError,
     VerificationError,
 )
-
 from graphjit.frontend import nn_functional as nn  # the eager mode extends it below
-from graphjit.frontend.control_flow import cond, while_loop
 from graphjit.frontend import train
+from graphjit.frontend.control_flow import cond, while_loop
 from graphjit.frontend.gradients import gradients
 from graphjit.frontend.graph import (
     Graph,
@@ -39,6 +39,7 @@ from graphjit.frontend.ops import (
     add,
     argmax,
     cast,
+    check_numerics,
     div,
     equal,
     exp,
@@ -96,3 +97,4 @@ __version__ = "0.1.0"
 # The eager mode (gj.tensor, gj.autograd, gj.nn modules, gj.optim) registers its handler
 # with the op registry on import.
 from graphjit.frontend.eager import *  # noqa: E402,F401,F403
+from graphjit.frontend.function import function  # noqa: E402 (needs the eager mode)

@@ -73,6 +73,11 @@ class NumericsError(GraphjitError, FloatingPointError):
     """check_numerics found NaN or infinity in an op's result."""
 
 
+class ResourceError(GraphjitError, MemoryError):
+    """A tensor or a compiled program would need more memory than the limit allows; raised
+    before anything is allocated."""
+
+
 class CheckpointError(GraphjitError, OSError):
     """A checkpoint file is missing, corrupt, or does not match the graph's variables."""
 

@@ -44,7 +44,9 @@ def while_loop(cond_fn, body_fn, loop_vars, max_iterations=None):
     """Repeat `loop_vars = body_fn(*loop_vars)` while `cond_fn(*loop_vars)`, at most
     `max_iterations` times; the body must keep each variable's dtype and shape."""
     if not isinstance(loop_vars, (tuple, list)):
-        raise ControlFlowError("while_loop's loop_vars must be a list or tuple of tensors")
+        raise ControlFlowError(
+            "while_loop's loop_vars must be a list or tuple of tensors", location=user_location()
+        )
     if any(_is_graph(v) for v in loop_vars) or _condition_is_graph(cond_fn, loop_vars):
         values = _graph_while(cond_fn, body_fn, list(loop_vars), max_iterations)
     else:
@@ -70,12 +72,29 @@ def _graph_while(cond_fn, body_fn, loop_vars, max_iterations):
     after = Block(types)
     with builder.insertion_point(after):
         new = _body_outputs(body_fn(*after.args), len(inits))
-        new = [as_tensor(v) if is_tensor(unwrap(v)) else operands(v, dtype=t.dtype)[0]
-               for v, t in zip(new, types)]
+        new = [
+            as_tensor(v) if is_tensor(unwrap(v)) else operands(v, dtype=t.dtype)[0]
+            for v, t in zip(new, types)
+        ]
         builder.create("yield", new)
-    limit = None if max_iterations is None else int(max_iterations)
+    limit = _iteration_limit(max_iterations)
     op = builder.create("while", inits, {"max_iterations": limit}, [Region(before), Region(after)])
     return op.results
+
+
+def _iteration_limit(max_iterations) -> int | None:
+    if max_iterations is None:
+        return None
+    try:
+        limit = int(max_iterations)
+    except (TypeError, ValueError):
+        limit = -1
+    if limit < 0:
+        raise ControlFlowError(
+            f"while_loop's max_iterations must be None or a count >= 0, got {max_iterations!r}",
+            location=user_location(),
+        )
+    return limit
 
 
 def _body_outputs(out, n: int) -> list:

@@ -52,7 +52,9 @@ def graph_constant(value, dtype=None) -> Value:
     try:
         array = np.array(value, dtype=dtype.np)
     except (TypeError, ValueError) as e:
-        raise DTypeError(f"cannot make a {dtype.name} constant from {value!r}: {e}") from None
+        raise DTypeError(
+            f"cannot make a {dtype.name} constant from {value!r}: {e}", location=user_location()
+        ) from None
     return builder.create("constant", (), {"value": array}).result
 
 
@@ -70,7 +72,7 @@ def result_dtype(args) -> DType:
     try:
         promoted = np.result_type(*parts)
     except TypeError as e:
-        raise DTypeError(f"cannot combine dtypes: {e}") from None
+        raise DTypeError(f"cannot combine dtypes: {e}", location=user_location()) from None
     return as_dtype(promoted)
 
 

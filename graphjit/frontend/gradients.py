@@ -5,7 +5,7 @@ from __future__ import annotations
 from graphjit.errors import GradientError, ShapeError
 from graphjit.frontend.convert import as_tensor, operands, unwrap
 from graphjit.ir import builder
-from graphjit.ir.core import Value
+from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import P
 from graphjit.passes.autodiff import backprop
 
@@ -20,7 +20,10 @@ def gradients(ys, xs, grad_ys=None) -> list:
     xs = [unwrap(x) for x in _as_list(xs)]
     for x in xs:
         if not isinstance(x, Value):
-            raise GradientError(f"gradients: xs must be graph tensors or Variables, got {x!r}")
+            raise GradientError(
+                f"gradients: xs must be graph tensors or Variables, got {x!r}",
+                location=user_location(),
+            )
     seeds = _seeds(ys, grad_ys)
     block = builder.current_block()
     return backprop(list(block.ops), ys, seeds, xs)
@@ -35,7 +38,9 @@ def _seeds(ys, grad_ys) -> list:
         return [P.broadcast_like(1, y) if y.dtype.is_floating else None for y in ys]
     grad_ys = _as_list(grad_ys)
     if len(grad_ys) != len(ys):
-        raise GradientError(f"gradients: {len(grad_ys)} grad_ys for {len(ys)} ys")
+        raise GradientError(
+            f"gradients: {len(grad_ys)} grad_ys for {len(ys)} ys", location=user_location()
+        )
     seeds = []
     for y, g in zip(ys, grad_ys):
         if g is None:
@@ -43,6 +48,9 @@ def _seeds(ys, grad_ys) -> list:
             continue
         (g,) = operands(g, dtype=y.dtype)
         if tuple(g.shape) != tuple(y.shape) and None not in g.shape + y.shape:
-            raise ShapeError(f"gradients: grad_y of shape {g.shape} for y of shape {y.shape}")
+            raise ShapeError(
+                f"gradients: grad_y of shape {g.shape} for y of shape {y.shape}",
+                location=user_location(),
+            )
         seeds.append(g)
     return seeds

@@ -17,7 +17,7 @@ from graphjit.errors import GraphjitError, ShapeError
 from graphjit.frontend import ops
 from graphjit.frontend.convert import default_dtype, graph_constant, operands
 from graphjit.ir import builder
-from graphjit.ir.core import Function, Module, Value
+from graphjit.ir.core import Function, Module, Value, user_location
 from graphjit.ir.ops import bind
 from graphjit.ir.types import as_dtype
 
@@ -104,10 +104,17 @@ def _top_level(name: str, attrs: dict) -> Value:
 def placeholder(dtype, shape=None, name: str | None = None) -> Value:
     """A graph input fed at run time; None in `shape` is a dimension of any size."""
     if shape is None:
-        raise ShapeError("placeholder needs a shape; use None for dimensions of any size")
+        raise ShapeError(
+            "placeholder needs a shape; use None for dimensions of any size",
+            location=user_location(),
+        )
     graph = get_default_graph()
     name = graph.unique_name(name or "placeholder")
     shape = tuple(None if d is None or d == -1 else int(d) for d in shape)
+    if any(d is not None and d < 0 for d in shape):
+        raise ShapeError(
+            f"placeholder '{name}' has a negative dimension in {shape}", location=user_location()
+        )
     value = _top_level("placeholder", {"name": name, "shape": shape, "dtype": as_dtype(dtype).name})
     value.name_hint = name
     graph.placeholders[name] = value
@@ -151,16 +158,18 @@ class Variable:
         """An op that sets the variable; its result is the new value."""
         (new,) = operands(value, dtype=self.dtype)
         if tuple(new.shape) != tuple(self.shape):
-            if None in new.shape or np.broadcast_shapes(new.shape, self.shape) != self.shape:
+            if not _broadcasts_to(new.shape, self.shape):
                 raise ShapeError(
                     f"cannot assign a value of shape {new.shape} to variable '{self.name}' "
-                    f"of shape {self.shape}"
+                    f"of shape {self.shape}",
+                    location=user_location(),
                 )
             new = bind("broadcast_to", new, shape=self.shape)
         if builder.current_block() is not self.graph.block:
             raise GraphjitError(
                 f"assign to variable '{self.name}' inside cond/while_loop is not supported: "
-                "return the new value from the branch or loop and assign it after"
+                "return the new value from the branch or loop and assign it after",
+                location=user_location(),
             )
         out = builder.create("assign", [new], {"var": self.name}).result
         out.name_hint = f"{self.name}/assign"
@@ -176,6 +185,15 @@ class Variable:
         return f"<gj.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}>"
 
 
+def _broadcasts_to(shape, target) -> bool:
+    if None in shape:
+        return False
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:  # not broadcastable at all
+        return False
+
+
 def group(*ops):
     """One op that runs all of `ops` (assigns, other groups); fetching it returns None."""
     values = []
@@ -185,5 +203,7 @@ def group(*ops):
         elif hasattr(op, "operands"):  # an Operation such as another group
             values.extend(op.operands)
         else:
-            raise GraphjitError(f"group takes tensors and ops, got {type(op).__name__}")
+            raise GraphjitError(
+                f"group takes tensors and ops, got {type(op).__name__}", location=user_location()
+            )
     return builder.create("group", values)

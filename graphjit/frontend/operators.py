@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphjit.errors import GraphjitError
+from graphjit.errors import GraphjitError, ShapeError
 from graphjit.frontend import ops, shape_ops
 from graphjit.ir.core import user_location
 
@@ -38,11 +38,43 @@ OPERATORS = {
 
 METHODS = {
     name: getattr(ops, name)
-    for name in ["exp", "log", "sqrt", "square", "abs", "sign", "tanh", "sigmoid", "relu",
-                 "neg", "sum", "mean", "max", "min", "argmax", "softmax", "log_softmax",
-                 "logsumexp", "matmul", "cast"]
-} | {name: getattr(shape_ops, name)
-     for name in ["reshape", "transpose", "expand_dims", "squeeze", "broadcast_to"]}
+    for name in [
+        "exp",
+        "log",
+        "sqrt",
+        "square",
+        "abs",
+        "sign",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "neg",
+        "sum",
+        "mean",
+        "max",
+        "min",
+        "argmax",
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+        "matmul",
+        "cast",
+    ]
+} | {
+    name: getattr(shape_ops, name)
+    for name in ["reshape", "transpose", "expand_dims", "squeeze", "broadcast_to"]
+}
+
+
+def _matrix_transpose(x):
+    """PyTorch's `x.t()` (vectors and scalars unchanged), so that modules written for eager
+    tensors (`gj.nn.Linear`) also build graphs for gj.function."""
+    if x.ndim > 2:
+        raise ShapeError(f"t() expects a tensor of rank <= 2, got rank {x.ndim}")
+    return shape_ops.transpose(x) if x.ndim == 2 else x
+
+
+METHODS |= {"t": _matrix_transpose, "T": property(shape_ops.transpose)}
 
 
 def _no_bool(self):

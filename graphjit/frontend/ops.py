@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.frontend.convert import as_tensor, operands, unwrap
-from graphjit.ir.ops import bind
+from graphjit.frontend.convert import as_tensor, is_tensor, operands, result_dtype, unwrap
+from graphjit.ir.core import user_location
+from graphjit.ir.ops import bind, handler_for
 from graphjit.ir.types import as_dtype, bool_, float32, float64
 
 # ---- elementwise -------------------------------------------------------------------------
@@ -78,6 +79,12 @@ def stop_gradient(x):
     return bind("stop_gradient", as_tensor(x))
 
 
+def check_numerics(x, message: str):
+    """x unchanged; where x holds NaN or ±inf, the run (eagerly: this call) raises
+    NumericsError with `message` (TensorFlow's tf.debugging.check_numerics)."""
+    return bind("check_numerics", as_tensor(x), message=str(message))
+
+
 def _as_bool(x):
     return cast(x, bool_)
 
@@ -97,6 +104,10 @@ def logical_not(x):
 def where(condition, x, y):
     """Elements of x where condition holds, else of y (broadcasting all three)."""
     condition = _as_bool(condition)
+    if not (is_tensor(unwrap(x)) or is_tensor(unwrap(y))):
+        # constant branches take the condition's mode (eager tensors or graph constants)
+        dtype = result_dtype([x, y])
+        x, y = (handler_for([condition]).lift(v, dtype) for v in (x, y))
     x, y = operands(x, y)
     return bind("select", condition, x, y)
 
@@ -112,7 +123,9 @@ def normalize_axes(axis, rank: int) -> tuple:
     out = set()
     for a in axes:
         if not -rank <= a < rank:
-            raise ShapeError(f"axis {a} is out of range for a rank-{rank} tensor")
+            raise ShapeError(
+                f"axis {a} is out of range for a rank-{rank} tensor", location=user_location()
+            )
         out.add(int(a) % rank)
     return tuple(sorted(out))
 
@@ -185,7 +198,9 @@ def matmul(a, b):
     """Matrix product with np.matmul's rules: batched, and rank-1 operands promoted."""
     a, b = operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ShapeError("matmul operands must have rank >= 1 (use mul for scalars)")
+        raise ShapeError(
+            "matmul operands must have rank >= 1 (use mul for scalars)", location=user_location()
+        )
     squeeze_axes = []
     if a.ndim == 1:
         a = bind("expand_dims", a, axes=(0,))
@@ -203,7 +218,9 @@ def one_hot(indices, depth: int, dtype=float32):
     """A `depth`-long one-hot vector per index (out-of-range indices give zeros)."""
     indices = as_tensor(indices)
     if not indices.dtype.is_integer:
-        raise DTypeError(f"one_hot needs integer indices, got {indices.dtype.name}")
+        raise DTypeError(
+            f"one_hot needs integer indices, got {indices.dtype.name}", location=user_location()
+        )
     classes = operands(indices, np.arange(depth, dtype=indices.dtype.np))[1]
     hits = equal(bind("expand_dims", indices, axes=(indices.ndim,)), classes)
     return cast(hits, dtype)
@@ -214,6 +231,9 @@ def softmax_cross_entropy(logits, labels):
     logits = as_tensor(logits)
     depth = logits.shape[-1]
     if depth is None:
-        raise ShapeError("softmax_cross_entropy needs the number of classes (last dim) known")
+        raise ShapeError(
+            "softmax_cross_entropy needs the number of classes (last dim) known",
+            location=user_location(),
+        )
     picked = mul(one_hot(unwrap(labels), depth, dtype=logits.dtype), log_softmax(logits))
     return neg(mean(sum(picked, axis=-1)))

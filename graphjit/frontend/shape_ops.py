@@ -7,6 +7,7 @@ import numpy as np
 from graphjit.errors import ShapeError
 from graphjit.frontend.convert import as_tensor, operands
 from graphjit.frontend.ops import normalize_axes
+from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
 
 
@@ -25,7 +26,9 @@ def transpose(x, axes=None):
 def normalize_perm(axes, rank: int) -> tuple:
     perm = tuple(int(a) % rank if -rank <= a < rank else int(a) for a in axes)
     if sorted(perm) != list(range(rank)):
-        raise ShapeError(f"axes {tuple(axes)} are not a permutation of {rank} axes")
+        raise ShapeError(
+            f"axes {tuple(axes)} are not a permutation of {rank} axes", location=user_location()
+        )
     return perm
 
 
@@ -52,7 +55,7 @@ def squeeze(x, axis=None):
 def concat(xs, axis=0):
     xs = operands(*xs)
     if not xs:
-        raise ShapeError("concat needs at least one tensor")
+        raise ShapeError("concat needs at least one tensor", location=user_location())
     (axis,) = normalize_axes(axis, xs[0].ndim)
     return bind("concat", *xs, axis=axis) if len(xs) > 1 else xs[0]
 
@@ -60,7 +63,7 @@ def concat(xs, axis=0):
 def stack(xs, axis=0):
     xs = operands(*xs)
     if not xs:
-        raise ShapeError("stack needs at least one tensor")
+        raise ShapeError("stack needs at least one tensor", location=user_location())
     (axis,) = normalize_axes(axis, xs[0].ndim + 1)
     return concat([bind("expand_dims", x, axes=(axis,)) for x in xs], axis=axis)
 
@@ -79,13 +82,16 @@ def getitem(x, key):
     for k in key:
         if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
             raise ShapeError(
-                f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}"
+                f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}",
+                location=user_location(),
             )
     if sum(k is Ellipsis for k in key) > 1:
-        raise ShapeError("an index can only have a single ellipsis")
+        raise ShapeError("an index can only have a single ellipsis", location=user_location())
     used = sum(k is not None and k is not Ellipsis for k in key)
     if used > x.ndim:
-        raise ShapeError(f"too many indices ({used}) for a rank-{x.ndim} tensor")
+        raise ShapeError(
+            f"too many indices ({used}) for a rank-{x.ndim} tensor", location=user_location()
+        )
     if Ellipsis in key:
         i = key.index(Ellipsis)
         key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1 :]
@@ -107,7 +113,9 @@ def getitem(x, key):
 
 def _int_index(i: int, dim) -> tuple:
     if dim is not None and not -dim <= i < dim:
-        raise ShapeError(f"index {i} is out of bounds for a dimension of size {dim}")
+        raise ShapeError(
+            f"index {i} is out of bounds for a dimension of size {dim}", location=user_location()
+        )
     if i >= 0:
         return (i, i + 1, 1)
     return (i, i + 1 if i != -1 else None, 1)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from graphjit.errors import DTypeError
+from graphjit.ir.core import user_location
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,13 @@ def as_dtype(x) -> DType:
     try:
         npd = np.dtype(x)
     except TypeError as e:
-        raise DTypeError(f"not a dtype: {x!r}") from e
+        raise DTypeError(f"not a dtype: {x!r}", location=user_location()) from e
     if npd in _BY_NP:
         return _BY_NP[npd]
-    raise DTypeError(f"unsupported dtype {npd}; graphjit supports {[d.name for d in ALL_DTYPES]}")
+    supported = [d.name for d in ALL_DTYPES]
+    raise DTypeError(
+        f"unsupported dtype {npd}; graphjit supports {supported}", location=user_location()
+    )
 
 
 def dtype_from_short(short: str) -> DType:
@@ -85,7 +90,7 @@ class TensorType:
 
     @property
     def size(self) -> int | None:
-        return int(np.prod(self.shape)) if self.is_static else None
+        return math.prod(self.shape) if self.is_static else None  # exact: no int64 overflow
 
     def with_shape(self, shape) -> TensorType:
         return TensorType(tuple(shape), self.dtype)

@@ -68,6 +68,8 @@ def fold_constants(op: Operation):
     except (ArithmeticError, ValueError, TypeError, IndexError, GraphjitError):
         return None  # it fails when it runs, if it runs (it may sit in an untaken branch)
     outs = out if isinstance(out, tuple) else (out,)
+    if any(np.asarray(o).dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outs):
+        return None  # keep the op that makes NaN/inf, so check_numerics can name it
     return [
         builder.create(
             "constant", (), {"value": np.array(o, dtype=r.type.dtype.np)}, loc=op.loc

@@ -6,9 +6,9 @@ pass attaches the plan as `fn.memory_plan` for the code generators.
 
 Kinds. "arena": scratch at `offset` in one 64-byte aligned arena per run. "output": a
 returned value, in an allocation of its own per run (a returned view is a copy). "alias":
-shares the storage of `alias_of` (views: reshape, expand_dims, squeeze, reshape_like; a
-while's body arguments and results share the loop-carried buffer of its before-region
-argument). "variable": written into the storage of the argument `variable`.
+shares the storage of `alias_of` (views: reshape, expand_dims, squeeze, reshape_like,
+check_numerics; a while's body arguments and results share the loop-carried buffer of its
+before-region argument). "variable": written into the storage of the argument `variable`.
 Control flow: a while copies its operands into the carried buffers on entry and its yield
 copies into them (reading first those operands that live in carried buffers: a parallel
 copy); a returned while result is copied out; cond branches' yields copy into the results.
@@ -46,7 +46,8 @@ from graphjit.passes.manager import Pass
 ARENA, OUTPUT, ALIAS, VARIABLE = "arena", "output", "alias", "variable"
 _ARG, _CONST = "arg", "const"  # storages the plan does not allocate
 ALIGNMENT = 64
-VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze", "reshape_like"})
+# check_numerics returns its operand unchanged: a view too
+VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze", "reshape_like", "check_numerics"})
 
 
 @dataclass(frozen=True)

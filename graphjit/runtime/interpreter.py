@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphjit.errors import BackendError, GraphjitError, NumericsError, ShapeError
+from graphjit.errors import (
+    BackendError,
+    GraphjitError,
+    NumericsError,
+    ResourceError,
+    ShapeError,
+)
 from graphjit.ir.core import Block, Function, Operation
 from graphjit.ir.ops.lists import TensorList
 
@@ -40,10 +46,14 @@ class Interpreter:
             raise BackendError(f"the interpreter cannot run op '{op.name}' here", op=op)
         try:
             out = kernel(*[env[v] for v in op.operands], **op.attrs)
+        except NumericsError as e:  # a check_numerics op: point at the line that built it
+            raise NumericsError(e.raw_message, op=op) from None
         except GraphjitError:
             raise
         except (ValueError, IndexError) as e:
             raise ShapeError(f"{op.name} failed at run time: {e}", op=op) from None
+        except MemoryError:
+            raise ResourceError(f"out of memory computing '{op.name}'", op=op) from None
         outs = out if isinstance(out, tuple) else (out,)
         outs = [o if isinstance(o, TensorList) else np.asarray(o) for o in outs]
         self._check(op, outs)

@@ -7,12 +7,14 @@ Cloning re-infers every type from the fed shapes, which specialises unknown dime
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-from graphjit.errors import FetchError
+from graphjit.errors import FetchError, ResourceError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
+from graphjit.ir.types import TensorType
 
 INPUT_OPS = ("placeholder", "variable")
 
@@ -45,8 +47,12 @@ def needed_ops(block: Block, roots: list[Operation]) -> list[Operation]:
     return [op for op in block.ops if op in needed]
 
 
-def build_program(graph, fetch_values: list, fetch_ops: list, feed_types: dict) -> Program:
-    """`feed_types` maps each fed placeholder value to its concrete TensorType."""
+def build_program(
+    graph, fetch_values: list, fetch_ops: list, feed_types: dict, max_tensor_bytes=None
+) -> Program:
+    """`feed_types` maps each fed placeholder value to its concrete TensorType. Raises
+    ResourceError, before anything is allocated, when a specialised tensor would exceed
+    `max_tensor_bytes` (default: `memory_limit()`)."""
     roots = [v.op for v in fetch_values] + fetch_ops
     for v in fetch_values:
         if v.op is None or v.op.parent is not graph.block:
@@ -73,6 +79,42 @@ def build_program(graph, fetch_values: list, fetch_ops: list, feed_types: dict) 
             new_values.append(clone.result)
     results = [vmap[v] for v in fetch_values] + new_values
     builder.create("return", results, block=block, loc=None)
+    check_tensor_sizes(fn, memory_limit() if max_tensor_bytes is None else max_tensor_bytes)
     return Program(
         fn, placeholders, [op.attrs["name"] for op in variables], list(fetch_values), assigned
     )
+
+
+def memory_limit() -> int:
+    """The most bytes one tensor may take: GRAPHJIT_MAX_TENSOR_BYTES, else physical memory
+    (a bigger tensor could never be allocated; better a clear error than the OOM killer)."""
+    configured = os.environ.get("GRAPHJIT_MAX_TENSOR_BYTES")
+    if configured:
+        return int(configured)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: no limit we can know
+        return 1 << 62
+
+
+def check_tensor_sizes(fn: Function, limit: int) -> None:
+    """Raise ResourceError naming the first op (and its line) whose result would not fit."""
+    for op in fn.walk():
+        for v in op.results:
+            if not isinstance(v.type, TensorType) or not v.type.is_static:
+                continue
+            size = v.type.size * v.type.dtype.np.itemsize
+            if size > limit:
+                raise ResourceError(
+                    f"'{op.name}' would make a {v.type} of {_human(size)}, more than "
+                    f"the {_human(limit)} a tensor may take (max_tensor_bytes)",
+                    op=op,
+                )
+
+
+def _human(nbytes: int) -> str:
+    units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    size, i = float(nbytes), 0
+    while size >= 1024 and i < len(units) - 1:
+        size, i = size / 1024, i + 1
+    return f"{size:.3g} {units[i]}"

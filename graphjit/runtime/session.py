@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,21 @@ from graphjit.runtime.program import build_program, needed_ops
 
 class Session:
     """`Session(graph, backend=...)`: `run(fetches, feed_dict)` returns NumPy arrays in the
-    structure of `fetches`. Variables are initialised when the session opens."""
+    structure of `fetches`. Variables are initialised when the session opens.
+
+    `check_numerics`: a run whose ops produce NaN or ±inf raises NumericsError naming the
+    first such op and its line. `cache_size`: how many compiled signatures (fetches and
+    feed shapes) the session keeps; the least recently used is dropped beyond that, and
+    its native code freed once nothing else uses it. `max_tensor_bytes`: a specialised
+    tensor bigger than this is a ResourceError before anything is allocated (default:
+    physical memory, or GRAPHJIT_MAX_TENSOR_BYTES).
+
+    Threads: one Session may be used from several threads at once. Each `run` sees its
+    own feeds and returns its own result arrays; runs of one compiled signature take turns
+    on its scratch arena, runs of different signatures overlap; concurrent first calls may
+    each compile, and all of them get correct results. Runs that assign variables from
+    several threads apply their updates in some order, each run reading the values as
+    they were when it started (as in TF1). `close()` must not race with `run`."""
 
     def __init__(
         self,
@@ -27,19 +42,30 @@ class Session:
         backend: str = "llvm",
         check_numerics: bool = False,
         optimize: bool | None = None,
+        cache_size: int = 64,
+        max_tensor_bytes: int | None = None,
     ):
         if graph is None:
             from graphjit.frontend.graph import get_default_graph  # the user's default
 
             graph = get_default_graph()
         if backend not in BACKENDS:
-            raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
+            raise BackendError(
+                f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}",
+                location=user_location(),
+            )
         self.graph = graph
         self.backend = backend
         self.check_numerics = check_numerics
         self.optimize = optimize
+        if cache_size < 1:
+            raise BackendError(
+                f"cache_size must be at least 1, got {cache_size}", location=user_location()
+            )
+        self.cache_size = cache_size
+        self.max_tensor_bytes = max_tensor_bytes
         self.variables: dict[str, np.ndarray] = {}
-        self._cache: dict = {}
+        self._cache: OrderedDict = OrderedDict()  # signature -> Executable, oldest first
         self._valid_fetches: dict = {}  # fetch object -> validated Value or Operation
         self._valid_feed_keys: dict = {}  # feed_dict key -> validated placeholder
         self._run_plans: dict = {}  # _fast_key(...) -> _RunPlan: runs seen before
@@ -55,17 +81,32 @@ class Session:
         self.close()
 
     def close(self) -> None:
+        """Free what the session holds: compiled executables (and with them their arenas
+        and, unless another session shares it, their native code) and variable storage."""
         self.closed = True
-        self._cache.clear()
+        with self._lock:
+            self._cache.clear()
+            self._run_plans = {}
+            self._valid_fetches.clear()
+            self._valid_feed_keys.clear()
+            self.variables = {}
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise FetchError("this Session is closed", location=user_location())
 
     # -- running ------------------------------------------------------------------------
     def run(self, fetches, feed_dict=None):
         if self.closed:
-            raise FetchError("this Session is closed")
+            self._check_open()
         key = _fast_key(fetches, feed_dict)
         plan = self._run_plans.get(key) if key is not None else None
         if plan is None:
             return self._run_checked(fetches, feed_dict, key)
+        try:  # keep the signature's executable recent in the LRU order
+            self._cache.move_to_end(plan.signature)
+        except KeyError:  # evicted by another thread meanwhile: the plan still works
+            pass
         values = list(feed_dict.values()) if feed_dict else []
         args = [values[i] for i in plan.feed_order]
         return self._execute(plan.executable, args, plan.leaves, plan.spec)
@@ -77,13 +118,16 @@ class Session:
         values, ops = self._classify_fetches(leaves)
         feeds = self._validate_feeds(feed_dict or {})
         self._initialise_new_variables()
+        signature = _signature(values, ops, feeds)
         executable = self._executable(values, ops, feeds)
         placeholders = executable.program.placeholders
         if key is not None and all(
             feeds[p] is v for p, v in zip(feeds, (feed_dict or {}).values())
         ):
             order = [list(feeds).index(p) for p in placeholders]
-            self._run_plans[key] = _RunPlan(executable, order, leaves, spec)
+            with self._lock:  # not for a signature another thread evicted meanwhile
+                if signature in self._cache:
+                    self._run_plans[key] = _RunPlan(executable, order, leaves, spec, signature)
         return self._execute(executable, [feeds[p] for p in placeholders], leaves, spec)
 
     def _execute(self, executable: Executable, feed_args: list, leaves, spec):
@@ -102,6 +146,7 @@ class Session:
     def inspect(self, fetches, feed_dict=None) -> CompileReport:
         """Compile (or reuse) what `run` would, and report on it: kernels, planned memory,
         the IR after each pipeline stage, compile time."""
+        self._check_open()
         leaves, _ = flatten(fetches)
         values, ops = self._classify_fetches(leaves)
         feeds = self._validate_feeds(feed_dict or {})
@@ -109,19 +154,34 @@ class Session:
         return CompileReport.of(self._executable(values, ops, feeds, keep_ir=True))
 
     def _executable(self, values, ops, feeds, keep_ir=False) -> Executable:
-        key = (tuple(values), tuple(ops), tuple((p, a.shape) for p, a in feeds.items()))
+        key = _signature(values, ops, feeds)
         with self._lock:
             executable = self._cache.get(key)
+            if executable is not None:
+                self._cache.move_to_end(key)
         if executable is None or (keep_ir and not executable.report.ir):
             self._check_feeds_present(values, ops, feeds)
             feed_types = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}
-            program = build_program(self.graph, values, ops, feed_types)
+            program = build_program(self.graph, values, ops, feed_types, self.max_tensor_bytes)
             executable = compile_program(
                 program, self.backend, self.check_numerics, self.optimize, keep_ir
             )
-            with self._lock:
-                self._cache[key] = executable
+            self._remember(key, executable)
         return executable
+
+    def _remember(self, key, executable: Executable) -> None:
+        """Cache `executable`, dropping the least recently used beyond `cache_size` (and
+        the run plans that refer to them, so that nothing keeps them alive)."""
+        with self._lock:
+            self._cache[key] = executable
+            self._cache.move_to_end(key)
+            evicted = set()
+            while len(self._cache) > self.cache_size:
+                evicted.add(self._cache.popitem(last=False)[0])
+            if evicted:  # a new dict, so that lock-free readers never see one changing
+                self._run_plans = {
+                    k: plan for k, plan in self._run_plans.items() if plan.signature not in evicted
+                }
 
     def _classify_fetches(self, leaves):
         values, ops = [], []
@@ -201,11 +261,13 @@ class Session:
     # -- checkpoints --------------------------------------------------------------------
     def save(self, path: str) -> str:
         """Write every variable to `path` atomically; returns the path."""
+        self._check_open()
         self._initialise_new_variables()
         return checkpoint.save(path, self.variables)
 
     def restore(self, path: str) -> None:
         """Load variables saved by `save`; names, shapes and dtypes must match the graph."""
+        self._check_open()
         expected = {n: (v.shape, v.dtype.np) for n, v in self.graph.variables.items()}
         loaded = checkpoint.load(path, expected)
         with self._lock:
@@ -221,6 +283,12 @@ class _RunPlan:
     feed_order: list[int]
     leaves: list
     spec: object
+    signature: tuple  # the executable's key in the session's cache
+
+
+def _signature(values, ops, feeds) -> tuple:
+    """What a compiled executable is specialised on: fetches and fed shapes."""
+    return (tuple(values), tuple(ops), tuple((p, a.shape) for p, a in feeds.items()))
 
 
 def _fast_key(fetches, feed_dict):

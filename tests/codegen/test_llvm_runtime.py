@@ -139,30 +139,3 @@ def test_unoptimised_llvm_still_builds_kernels():
         gj.Session(g, backend="interpreter").run(y, feed),
         rtol=1e-12,
     )
-
-
-def test_transposed_matmul_operands_use_blas_flags_not_copies():
-    rng = np.random.default_rng(0)
-    arrays = {
-        n: rng.normal(size=s)
-        for n, s in {"a": (5, 3), "b": (4, 3), "c": (5, 4), "d": (3, 5)}.items()
-    }
-    g = gj.Graph()
-    with g.as_default():
-        a, b, c, d = (gj.placeholder(gj.float64, v.shape, name=n) for n, v in arrays.items())
-        fetches = [
-            a @ gj.transpose(b),
-            gj.transpose(a) @ c,
-            gj.transpose(c) @ gj.transpose(d),
-            gj.transpose(b),
-        ]
-    feed = {a: arrays["a"], b: arrays["b"], c: arrays["c"], d: arrays["d"]}
-    sess = gj.Session(g)
-    got = sess.run(fetches, feed)
-    expected = gj.Session(g, backend="interpreter").run(fetches, feed)
-    for x, y in zip(got, expected, strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-12)
-    from graphjit.codegen.llvm.lower import absorbed_transposes
-
-    fn = next(iter(sess._cache.values())).program.function
-    assert len(absorbed_transposes(fn)) == 3  # the fetched transpose is still copied

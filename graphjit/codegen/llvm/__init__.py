@@ -10,7 +10,8 @@ import numpy as np
 
 from graphjit.codegen.llvm.jit import compile_module
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
-from graphjit.errors import RuntimeCheckError
+from graphjit.codegen.llvm.numerics import NUMERICS_STATUS
+from graphjit.errors import ResourceError
 from graphjit.passes.memory import VARIABLE
 
 _ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -22,12 +23,13 @@ class LLVMRunner:
 
     def __init__(self, program, check_numerics: bool = False):
         fn = program.function
-        lowering = Lowering(fn)
+        lowering = Lowering(fn, check_numerics=check_numerics)
         self.llvm_ir = str(lowering.lower())
         self.compiled = compile_module(self.llvm_ir)
         self.entry = _ENTRY_TYPE(self.compiled.address(ENTRY))
-        self.messages = lowering.error_messages
-        self.arena = np.empty(max(lowering.arena_bytes, 1), np.uint8)
+        self.errors = lowering.errors
+        self.numerics = lowering.numerics
+        self.arena = _allocate_arena(lowering.arena_bytes)
         self.out_types = [v.type for v in fn.block.terminator.operands]
         self.n_in = len(fn.args)
         # Output slots whose value the kernel wrote into a variable's own storage: the
@@ -55,8 +57,14 @@ class LLVMRunner:
                 out_ptrs[j] = _address(o)
             status = self.entry(in_ptrs, out_ptrs, self.arena_ptr)
         if status:
-            raise RuntimeCheckError(self.messages[status - 1])
+            raise self._error(status)
         return outs
+
+    def _error(self, status: int) -> Exception:
+        if status >= NUMERICS_STATUS:
+            return self.numerics.error(status - NUMERICS_STATUS)
+        error, message, op = self.errors[status - 1]
+        return error(message, op=op)
 
     def _outputs(self, args: list) -> list:
         """Arrays for the results. An output array of the previous run that nobody holds any
@@ -87,6 +95,15 @@ def _address(a: np.ndarray) -> int:
         return ctypes.addressof(ctypes.c_char.from_buffer(a))
     except (TypeError, ValueError, BufferError):
         return a.ctypes.data
+
+
+def _allocate_arena(nbytes: int) -> np.ndarray:
+    try:
+        return np.empty(max(nbytes, 1), np.uint8)
+    except MemoryError:  # every tensor fits, but not all that must be live at once
+        raise ResourceError(
+            f"the program needs a {nbytes}-byte scratch arena, which cannot be allocated"
+        ) from None
 
 
 def compile_llvm(program, check_numerics: bool = False) -> LLVMRunner:

@@ -24,22 +24,8 @@ def gemm_address(dtype_name: str) -> int:
     return _capsule_pointer(capsule, _capsule_name(capsule))
 
 
-def call_gemm(
-    b: ir.IRBuilder,
-    local,
-    dtype_name: str,
-    a,
-    bmat,
-    c,
-    m: int,
-    n: int,
-    k: int,
-    trans_a: bool = False,
-    trans_b: bool = False,
-) -> None:
-    """C (m×n) = op(A) @ op(B), row-major, where op transposes a matrix stored transposed
-    (trans_a: A is stored k×m). Column-major BLAS computes Cᵀ = op(B)ᵀ op(A)ᵀ: a row-major
-    buffer read column-major is its transpose, so the flags swap places."""
+def call_gemm(b: ir.IRBuilder, local, dtype_name: str, a, bmat, c, m: int, n: int, k: int) -> None:
+    """C (m×n) = A (m×k) @ B (k×n), all row-major: column-major BLAS computes Cᵀ = Bᵀ Aᵀ."""
     t = F32 if dtype_name == "float32" else F64
     tp = t.as_pointer()
     i32p, i8p = I32.as_pointer(), I8.as_pointer()
@@ -53,19 +39,19 @@ def call_gemm(
         b.store(ir.Constant(typ, value), ptr)
         return ptr
 
-    flag_b, flag_a = slot(ord("T" if trans_b else "N"), I8), slot(ord("T" if trans_a else "N"), I8)
+    no_trans = slot(ord("N"), I8)
     alpha, beta = slot(1.0, t), slot(0.0, t)
     args = [
-        flag_b,
-        flag_a,
+        no_trans,
+        no_trans,
         slot(n, I32),
         slot(m, I32),
         slot(k, I32),
         alpha,
         bmat,
-        slot(k if trans_b else n, I32),
+        slot(n, I32),
         a,
-        slot(m if trans_a else k, I32),
+        slot(k, I32),
         beta,
         c,
         slot(n, I32),

@@ -65,19 +65,29 @@ def optimise(module: llvm.ModuleRef) -> None:
 
 
 def compile_module(ir_text: str) -> CompiledModule:
-    """Native code for an LLVM IR module, from the compile caches when possible."""
+    """Native code for an LLVM IR module, from the compile caches when possible. Threads
+    compile one at a time (LLVM's global context is not thread-safe), and a thread that
+    waited for another's compile of the same module reuses it."""
     key = cache.cache_key(ir_text, llvm.get_host_cpu_name(), _features())
     compiled = cache.memory_get(key)
     if compiled is None:
-        compiled = CompiledModule(ir_text, key)
-        cache.memory_put(key, compiled)
+        with _lock:
+            compiled = cache.memory_get(key)
+            if compiled is None:
+                compiled = CompiledModule(ir_text, key)
+                cache.memory_put(key, compiled)
     return compiled
 
 
 class CompiledModule:
-    """Native code for one module; keeps the engine (and so the code) alive."""
+    """Native code for one module; keeps the engine (and so the code) alive. Freed (the
+    engine disposed) when the last runner using it and the compile cache let go of it."""
 
     def __init__(self, ir_text: str, key: str | None = None):
+        with _lock:  # parsing, optimising and JIT-linking all use LLVM's global context
+            self._compile(ir_text, key)
+
+    def _compile(self, ir_text: str, key: str | None) -> None:
         tm = target_machine()
         try:
             module = llvm.parse_assembly(ir_text)
@@ -88,21 +98,25 @@ class CompiledModule:
         module.data_layout = str(tm.target_data)
         cached_object = cache.disk_load(key) if key is not None else None
         if cached_object is None:  # a cached object was optimised before it was saved
-            with _lock:
-                optimise(module)
+            optimise(module)
         if os.environ.get("GRAPHJIT_DUMP_LLVM", "") not in ("", "0"):
             print(str(module), file=sys.stderr)
         if os.environ.get("GRAPHJIT_DUMP_ASM", "") not in ("", "0"):
             print(tm.emit_assembly(module), file=sys.stderr)
         # The engine owns the module from here on: keep no second reference to free it.
-        with _lock:
-            self.engine = llvm.create_mcjit_compiler(module, new_target_machine())
-            if key is not None and cache.disk_dir() is not None:
-                self.engine.set_object_cache(
-                    lambda _module, payload: cache.disk_store(key, payload),
-                    lambda _module: cached_object,
-                )
-            self.engine.finalize_object()
+        self.engine = llvm.create_mcjit_compiler(module, new_target_machine())
+        if key is not None and cache.disk_dir() is not None:
+            self.engine.set_object_cache(
+                lambda _module, payload: cache.disk_store(key, payload),
+                lambda _module: cached_object,
+            )
+        self.engine.finalize_object()
 
     def address(self, name: str) -> int:
         return self.engine.get_function_address(name)
+
+    def __del__(self, lock=_lock, finalizing=sys.is_finalizing):  # (globals go at exit)
+        engine = getattr(self, "engine", None)
+        if engine is not None and not finalizing():
+            with lock:  # dispose now, and not while another thread compiles
+                engine.close()

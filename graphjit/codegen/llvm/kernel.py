@@ -20,6 +20,7 @@ from graphjit.codegen.llvm.loops import (
     loop_nest,
     size_of,
 )
+from graphjit.codegen.llvm.numerics import KernelChecks
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
@@ -43,25 +44,31 @@ def _keepdims_shape(op: Operation, space) -> tuple:
     return tuple(1 if i in axes else d for i, d in enumerate(space))
 
 
-def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset()):
+def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(), numerics=None):
     """Returns (function, outer extent, splittable). The function takes the buffers, then
     `i64 lo, i64 hi`: the range of the outermost loop (after coalescing) to run, so that
     threads can share a kernel without a reduction. `shared`: parameter indices that point
-    at the same storage (an output written over an input in place): not noalias."""
+    at the same storage (an output written over an input in place): not noalias. With
+    `numerics` (a NumericsChecks), an `i32*` slot comes before lo and hi: the kernel folds
+    into it the code of the first inner op that made NaN or infinity."""
     body = op.regions[0].block
     outputs = body.terminator.operands
     space = iteration_space(body)
     reduction = next((o for o in body.ops if o.name in REDUCTIONS), None)
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), arg_types + [T.I64, T.I64]), name)
+    slot_type = [T.I32.as_pointer()] if numerics is not None else []
+    fn = ir.Function(
+        module, ir.FunctionType(ir.VoidType(), arg_types + slot_type + [T.I64, T.I64]), name
+    )
     fn.linkage = "internal"
     for i, arg in enumerate(fn.args[: len(arg_types)]):
         if i not in shared:
             arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    checks = KernelChecks(b, numerics) if numerics is not None else None  # before any loop
     n_buffers = len(body.args) + len(outputs)
     in_ptrs, out_ptrs = fn.args[: len(body.args)], fn.args[len(body.args) : n_buffers]
-    lo, hi = fn.args[n_buffers:]
+    lo, hi = fn.args[-2:]
     strides = [broadcast_strides(v.type.shape, space) for v in body.args]
     for v in outputs:
         if reduction is not None and v is reduction.result:
@@ -70,7 +77,12 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset())
         else:
             strides.append(contiguous_strides(space))
     with loop_nest(b, space, strides, outer=(lo, hi)) as offsets:
-        _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction)
+        _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks)
+    if checks is not None:
+        if reduction is not None and reduction.result.type.dtype.is_floating:
+            j = outputs.index(reduction.result)
+            checks.check_buffer(reduction, out_ptrs[j], size_of(reduction.result.type.shape))
+        checks.publish(fn.args[n_buffers])
     b.ret_void()
     coalesced, _ = coalesce(space, strides)
     return fn, (coalesced[0] if coalesced else 1), reduction is None
@@ -81,7 +93,7 @@ def _fill(b, ptr, t, value) -> None:
         T.store(b, value, b.gep(ptr, [i]), t.dtype)
 
 
-def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction) -> None:
+def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks=None) -> None:
     n_in = len(body.args)
     env = {}
     loaded = {}
@@ -118,6 +130,8 @@ def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction) -> None:
                 raise
             except Exception as e:  # name the op inside the kernel, not just 'fused'
                 raise BackendError(f"emitting '{inner.name}' failed: {e}", op=inner) from e
+        if checks is not None and inner is not reduction and inner.result.type.dtype.is_floating:
+            checks.check(inner, env[inner.result])
     for j, v in enumerate(outputs):
         if reduction is None or v is not reduction.result:
             T.store(b, value(v), b.gep(out_ptrs[j], [offsets[n_in + j]]), v.type.dtype)

@@ -14,7 +14,7 @@ from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
-from graphjit.errors import BackendError
+from graphjit.errors import BackendError, ResourceError
 from graphjit.ir.core import Operation, Value
 from graphjit.ir.types import ListType
 
@@ -97,9 +97,11 @@ class ListLowering:
         malloc = _libc(module, "malloc", T.I8P, [T.I64])
         calloc = _libc(module, "calloc", T.I8P, [T.I64, T.I64])
         handle = b.call(malloc, [ir.Constant(T.I64, 40)])
+        self._fail_if_null(handle)
         data = b.call(
             calloc, [b.add(length, ir.Constant(T.I64, 1)), ir.Constant(T.I64, element_bytes)]
         )
+        self._fail_if_null(data)
         for index, value in (
             (DATA, data),
             (LENGTH, length),
@@ -110,6 +112,11 @@ class ListLowering:
             b.store(value, self._field(handle, index))
         b.store(handle, self.chain)
         return handle
+
+    def _fail_if_null(self, pointer, op=None) -> None:
+        """An allocation that failed stops the run with a ResourceError, not a crash."""
+        null = self.b.icmp_unsigned("==", pointer, ir.Constant(T.I8P, None))
+        self.low.fail("out of memory growing a tensor list", null, ResourceError, op)
 
     def free_all(self) -> None:
         if self.chain is None:
@@ -155,6 +162,7 @@ class ListLowering:
             data = b.call(
                 realloc, [self._get(handle, DATA), b.mul(grown, self._get(handle, ELEMENT_BYTES))]
             )
+            self._fail_if_null(data, op)  # the old buffer stays on the chain, to be freed
             b.store(data, self._field(handle, DATA))
             b.store(grown, self._field(handle, CAPACITY))
         self.low.memcpy(self._element(handle, length), self.low.ptr(x), self.element_bytes(lst))

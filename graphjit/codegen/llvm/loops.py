@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 
-import numpy as np
 from llvmlite import ir
 
 from graphjit.codegen.llvm.types import I64
@@ -92,4 +92,9 @@ def _nest(b, space, strides_list, offsets, axis, name, outer=None):
 
 
 def size_of(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(shape)
+
+
+def nbytes(v) -> int:
+    """The bytes of a tensor value of static shape."""
+    return size_of(v.type.shape) * v.type.dtype.np.itemsize

@@ -56,7 +56,6 @@ class Lowering:
         self.kernels = 0
         self.errors: list[tuple] = []  # status word - 1 -> (error class, message, op)
         self.lists = ListLowering(self)
-        self.absorbed = absorbed_transposes(fn)
         self.numerics = NumericsChecks(self) if check_numerics else None
 
     # -- buffers ------------------------------------------------------------------------
@@ -213,8 +212,6 @@ class Lowering:
         pass
 
     def op_transpose(self, op: Operation) -> None:
-        if op.result in self.absorbed:
-            return  # every user is a matmul that reads the operand with BLAS's 'T' flag
         x, out = op.operands[0], op.result
         src = contiguous_strides(x.type.shape)
         perm = op.attrs["perm"]
@@ -326,9 +323,6 @@ class Lowering:
 
     def op_matmul(self, op: Operation) -> None:
         a, bm, out = op.operands[0], op.operands[1], op.result
-        if a in self.absorbed or bm in self.absorbed:
-            self._gemm_transposed(a, bm, out)
-            return
         m, k = a.type.shape[-2:]
         n = bm.type.shape[-1]
         batch = out.type.shape[:-2]
@@ -341,28 +335,6 @@ class Lowering:
             bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
             cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
             self._gemm(out.type.dtype, ap, bp, cp, m, n, k)
-
-    def _gemm_transposed(self, a: Value, bm: Value, out: Value) -> None:
-        """A 2-D float matmul whose operand is a transposed matrix: BLAS reads the
-        transpose's source with the 'T' flag, so the transpose is never copied."""
-        trans_a, trans_b = a in self.absorbed, bm in self.absorbed
-        src_a = a.op.operands[0] if trans_a else a
-        src_b = bm.op.operands[0] if trans_b else bm
-        m, k = a.type.shape
-        n = bm.type.shape[-1]
-        call_gemm(
-            self.b,
-            self.local,
-            out.type.dtype.name,
-            self.typed(src_a),
-            self.typed(src_b),
-            self.typed(out),
-            m,
-            n,
-            k,
-            trans_a,
-            trans_b,
-        )
 
     def _gemm(self, dtype, a, bm, c, m, n, k) -> None:
         if dtype.name in ("float32", "float64") and m and n and k:
@@ -381,33 +353,6 @@ class Lowering:
                     acc,
                 )
             b.store(b.load(acc), b.gep(c, [b.add(b.mul(i, ir.Constant(T.I64, n)), j)]))
-
-
-def absorbed_transposes(fn: Function) -> set[Value]:
-    """Results of 2-D transposes read only by 2-D float matmuls (with nonzero sizes): the
-    matmuls pass BLAS the 'T' flag instead, so no transposed copy is made."""
-    users: dict[Value, list[Operation]] = {}
-    for op in fn.walk():
-        for v in op.operands:
-            users.setdefault(v, []).append(op)
-    absorbed = set()
-    for op in fn.walk():
-        if op.name != "transpose" or op.result.type.rank != 2 or tuple(op.attrs["perm"]) != (1, 0):
-            continue
-        readers = users.get(op.result, [])
-        if readers and all(_gemm_ready(u) for u in readers):
-            absorbed.add(op.result)
-    return absorbed
-
-
-def _gemm_ready(op: Operation) -> bool:
-    if op.name != "matmul" or op.result.type.dtype.name not in ("float32", "float64"):
-        return False
-    return (
-        all(v.type.rank == 2 for v in op.operands)
-        and size_of(op.result.type.shape) > 0
-        and (op.operands[0].type.shape[-1] > 0)
-    )
 
 
 def _no_empty_extremum(op: Operation, x: Value, out: Value) -> None:

@@ -3,6 +3,8 @@ gradients work when dimensions are unknown until the Session specialises them.""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from graphjit.errors import ShapeError
@@ -24,13 +26,13 @@ def reshape_shape(in_shape, shape) -> tuple:
         raise ShapeError(f"invalid target shape {shape}")
     if None in in_shape:
         return tuple(None if d == -1 else d for d in shape)
-    total = int(np.prod(in_shape))
-    known = int(np.prod([d for d in shape if d != -1]))
+    total = math.prod(in_shape)  # exact Python ints: huge shapes must not wrap around
+    known = math.prod(d for d in shape if d != -1)
     if -1 in shape:
         if known == 0 or total % known:
             raise ShapeError(f"cannot reshape {shape_str(in_shape)} to {shape}")
         shape = tuple(total // known if d == -1 else d for d in shape)
-    if int(np.prod(shape)) != total:
+    if math.prod(shape) != total:
         raise ShapeError(f"cannot reshape {shape_str(in_shape)} ({total} elements) to {shape}")
     return shape
 

@@ -1,0 +1,441 @@
+"""`gj.function`: trace a Python function into a graph once per input signature (the
+arguments' structure, tensor shapes and dtypes, other arguments' values, module identities),
+compile it in a Session, cache it, and run the compiled graph from then on.
+
+Module parameters become graph Variables, copied in before each run and back out when the
+function assigns them. NumPy in, NumPy out; gj.Tensor in, gj.Tensor out, and when gradients
+are wanted the call is one tape node (`CompiledFunctionBackward`) whose backward is itself a
+gj.function: the vector-Jacobian product, traced with `gj.gradients` and `grad_ys`
+placeholders, so `.backward()` flows through compiled calls to any order.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import linecache
+import logging
+import os
+import sys
+import weakref
+from contextlib import contextmanager
+
+import numpy as np
+
+from graphjit.errors import GraphjitError
+from graphjit.frontend.convert import unwrap
+from graphjit.frontend.eager.function import Function as AutogradFunction
+from graphjit.frontend.eager.grad_mode import is_grad_enabled
+from graphjit.frontend.eager.nn import Module
+from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
+from graphjit.frontend.gradients import gradients
+from graphjit.frontend.graph import Graph, Variable, placeholder
+from graphjit.ir.core import Value
+from graphjit.ir.types import as_dtype
+from graphjit.runtime.session import Session
+
+_log = logging.getLogger("graphjit.function")
+_TENSORS = (Tensor, np.ndarray, np.generic)
+
+
+def function(fn=None, *, backend: str = "llvm", check_numerics: bool = False, optimize=None):
+    """Decorator: trace `fn` on its first call per input signature, compile, cache, reuse.
+
+    Works on functions, on methods (`@gj.function` in a class body), on bound methods and on
+    `gj.nn.Module` instances (`gj.function(model)` compiles `model.forward`)."""
+    if fn is None:
+        return lambda f: function(f, backend=backend, check_numerics=check_numerics,
+                                  optimize=optimize)  # fmt: skip
+    options = {"backend": backend, "check_numerics": check_numerics, "optimize": optimize}
+    if isinstance(fn, Module):
+        return BoundFunction(TracedFunction(type(fn).forward, **options), fn)
+    if inspect.ismethod(fn):
+        return BoundFunction(TracedFunction(fn.__func__, **options), fn.__self__)
+    return TracedFunction(fn, **options)
+
+
+class TracedFunction:
+    """What `@gj.function` returns: call it like the function. `trace_count` counts traces;
+    `concrete(*args)` gives the traced specialisation (its `.graph` and `.session`)."""
+
+    def __init__(self, fn, backend="llvm", check_numerics=False, optimize=None):
+        self.__name__ = self.__qualname__ = type(fn).__name__  # (partials have no name)
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.options = {"backend": backend, "check_numerics": check_numerics, "optimize": optimize}
+        self.signature = inspect.signature(fn)
+        code = getattr(fn, "__code__", None)
+        self.global_names = _global_names(code) if code is not None else set()
+        self.trace_count = 0
+        self.retrace_reasons: list[str] = []
+        self._cache: dict = {}
+        self._vjp: TracedFunction | None = None
+
+    def __get__(self, instance, owner=None):
+        return self if instance is None else BoundFunction(self, instance)
+
+    def __repr__(self) -> str:
+        return f"<gj.function {self.__qualname__}: {self.trace_count} trace(s)>"
+
+    def __call__(self, *args, **kwargs):
+        call = _Call(self, args, kwargs)
+        if call.symbolic:  # called while tracing another function: inline it
+            return self.call_python(call.bound.arguments)
+        concrete = self._concrete(call)
+        as_tensors = any(isinstance(x, Tensor) for x in call.leaves)
+        if as_tensors and concrete.fetches and _records_gradient(call, concrete):
+            outs = CompiledFunction.apply(
+                (self, concrete, call), *call.tensor_leaves(), *concrete.params
+            )
+            return concrete.assemble(list(outs))
+        arrays = concrete.run(call)
+        return concrete.assemble([wrap(a) for a in arrays] if as_tensors else arrays)
+
+    def concrete(self, *args, **kwargs) -> ConcreteFunction:
+        """The traced and compiled specialisation for these arguments (tracing if needed)."""
+        return self._concrete(_Call(self, args, kwargs))
+
+    def call_python(self, arguments: dict):
+        """Run the Python function on (symbolic) arguments given by parameter name."""
+        bound = inspect.BoundArguments(self.signature, dict(arguments))
+        try:
+            return self.fn(*bound.args, **bound.kwargs)
+        except GraphjitError as e:
+            _add_tracing_context(e, self.__name__)
+            raise
+
+    def _concrete(self, call: _Call) -> ConcreteFunction:
+        concrete = self._cache.get(call.key)
+        if concrete is None:
+            if self._cache:
+                self._explain_retrace(call)
+            self.trace_count += 1
+            concrete = self._cache[call.key] = ConcreteFunction(self, call)
+        return concrete
+
+    def _explain_retrace(self, call: _Call) -> None:
+        diffs = min((_differences(c.signature, call) for c in self._cache.values()), key=len)
+        message = (
+            f"gj.function '{self.__name__}' traces again (trace {self.trace_count + 1}); "
+            f"vs the closest cached signature: {'; '.join(diffs)}"
+        )
+        self.retrace_reasons.append(message)
+        _log.info(message)
+        if os.environ.get("GRAPHJIT_EXPLAIN_RETRACE", "") not in ("", "0"):
+            print(message, file=sys.stderr)
+
+    @property
+    def vjp(self) -> TracedFunction:
+        """The vector-Jacobian product `vjp(arguments, captured, mask, cotangents)` (see
+        `_vjp`); a gj.function itself, so its calls are taped too (higher order)."""
+        if self._vjp is None:
+            self._vjp = TracedFunction(functools.partial(_vjp, self), **self.options)
+            self._vjp.__name__ = self._vjp.__qualname__ = f"vjp({self.__name__})"
+        return self._vjp
+
+
+class BoundFunction:
+    """A TracedFunction with its first argument (a module or `self`) bound."""
+
+    def __init__(self, traced: TracedFunction, instance):
+        self.traced, self.instance = traced, instance
+
+    def __call__(self, *args, **kwargs):
+        return self.traced(self.instance, *args, **kwargs)
+
+    def concrete(self, *args, **kwargs) -> ConcreteFunction:
+        return self.traced.concrete(self.instance, *args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.traced, name)
+
+
+# ---- the arguments of one call ------------------------------------------------------------
+
+
+class _Call:
+    """One call's arguments, flattened: leaves, their paths ("x", "xs[1]"), and the key that
+    selects a trace. Modules the function reads from globals or closures (`model` in
+    `lambda x: model(x)`) follow the arguments' leaves, as if passed too."""
+
+    def __init__(self, traced: TracedFunction, args, kwargs):
+        self.bound = traced.signature.bind(*args, **kwargs)
+        self.leaves, self.paths = [], []
+        self.spec = _flatten(self.bound.arguments, "", self.leaves, self.paths)
+        self.symbolic = any(isinstance(x, (Value, Variable)) for x in self.leaves)
+        self.captured = [] if self.symbolic else _captured_modules(traced)
+        for name, module in self.captured:
+            self.leaves.append(module)
+            self.paths.append(name)
+        self.keys = () if self.symbolic else tuple(map(_leaf_key, self.leaves, self.paths))
+        self.key = (self.spec, self.keys)
+
+    def tensor_leaves(self) -> list:
+        return [x for x in self.leaves if isinstance(x, _TENSORS)]
+
+    def named_modules(self) -> list:
+        return [(p, x) for x, p in zip(self.leaves, self.paths) if isinstance(x, Module)]
+
+    def arguments_with(self, tensors) -> dict:
+        """The arguments by name, with the tensor leaves replaced by `tensors`."""
+        it = iter(tensors)
+        leaves = [next(it) if isinstance(x, _TENSORS) else x for x in self.leaves]
+        return _unflatten(self.spec, iter(leaves))  # (captured modules trail: not used)
+
+
+def _captured_modules(traced: TracedFunction) -> list:
+    """(name, module) for each Module among the closure cells and globals the function reads."""
+    fn, found = traced.fn, {}
+    if not hasattr(fn, "__code__"):  # (a partial, a callable object)
+        return []
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            found[name] = cell.cell_contents
+        except ValueError:  # a cell not filled yet
+            pass
+    for name in traced.global_names:
+        found.setdefault(name, fn.__globals__.get(name))
+    return [(name, m) for name, m in found.items() if isinstance(m, Module)]
+
+
+def _global_names(code) -> set:
+    """Names a code object and the functions nested in it may read as globals (attribute
+    names too: a false match only adds an unused module)."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _global_names(const)
+    return names
+
+
+def _flatten(x, path: str, leaves: list, paths: list):
+    """Leaves of nested dicts, lists and tuples, in order; returns a hashable spec."""
+    if isinstance(x, dict):
+        keys = tuple(x)
+        subs = [_flatten(x[k], f"{path}[{k!r}]" if path else str(k), leaves, paths) for k in keys]
+        return (dict, keys, tuple(subs))
+    if isinstance(x, (list, tuple)):
+        subs = [_flatten(v, f"{path}[{i}]", leaves, paths) for i, v in enumerate(x)]
+        return (type(x), None, tuple(subs))
+    leaves.append(x)
+    paths.append(path)
+    return None
+
+
+def _unflatten(spec, leaves):
+    if spec is None:
+        return next(leaves)
+    kind, keys, subs = spec
+    items = [_unflatten(s, leaves) for s in subs]
+    if kind is dict:
+        return dict(zip(keys, items))
+    return kind(*items) if hasattr(kind, "_fields") else kind(items)  # namedtuples
+
+
+def _leaf_key(x, path: str) -> tuple:
+    if isinstance(x, _TENSORS):
+        dtype = np.asarray(x).dtype
+        as_dtype(dtype)  # an unsupported dtype fails here, naming the supported ones
+        return ("tensor", tuple(x.shape), dtype.name)
+    if isinstance(x, Module):
+        params = tuple((p.shape, p._data.dtype.name) for p in x.parameters())
+        return ("module", weakref.ref(x), params)  # a dead module's key matches nothing
+    if isinstance(x, slice):  # unhashable before Python 3.12
+        return ("constant", slice, (x.start, x.stop, x.step))
+    try:
+        hash(x)
+    except TypeError:
+        raise GraphjitError(
+            f"gj.function: argument '{path}' ({type(x).__name__}) is neither a tensor nor a "
+            "hashable constant; pass arrays, gj.Tensors, Python numbers or nested lists of them"
+        ) from None
+    return ("constant", type(x), x)  # the type too: f(1) and f(1.0) trace differently
+
+
+def _describe(key: tuple) -> str:
+    kind, a, b = key
+    if kind == "tensor":
+        return f"{b} tensor of shape {a}"
+    if kind == "module":
+        return f"{type(a()).__name__} module at {id(a()):#x}" if a() else "a deleted module"
+    return f"constant {b!r}"
+
+
+def _differences(old: tuple, new: _Call) -> list[str]:
+    """What changed from an earlier call's (spec, paths, keys) to this call's."""
+    spec, paths, keys = old
+    if spec != new.spec:
+        return [f"the arguments' structure changed ({paths} -> {new.paths})"]
+    return [
+        f"argument '{path}' changed from {_describe(a)} to {_describe(b)}"
+        for path, a, b in zip(new.paths, keys, new.keys)
+        if a != b
+    ]
+
+
+# ---- one traced and compiled specialisation -----------------------------------------------
+
+
+class ConcreteFunction:
+    """The graph traced for one signature and the Session that runs it: placeholders for
+    the tensor arguments, Variables for the modules' parameters, the outputs to fetch, and
+    the assigns the function made (run with every call)."""
+
+    def __init__(self, traced: TracedFunction, call: _Call):
+        self.signature = (call.spec, call.paths, call.keys)  # (not the arguments themselves)
+        self.graph = Graph()
+        named = _module_parameters(call.named_modules())
+        self.params = [p for _, p in named]
+        with self.graph.as_default():
+            self.placeholders = [
+                placeholder(np.asarray(x).dtype, x.shape, name=path)
+                for x, path in zip(call.leaves, call.paths)
+                if isinstance(x, _TENSORS)
+            ]
+            self.variables = [Variable(p._data, name=name) for name, p in named]
+            swap = {id(p): v for p, v in zip(self.params, self.variables)}
+            with _parameters_replaced([m for _, m in call.named_modules()], swap):
+                out = traced.call_python(call.arguments_with(self.placeholders))
+        self.out_leaves: list = []
+        self.out_spec = _flatten(out, "", self.out_leaves, [])
+        self.fetch_index = [i for i, x in enumerate(self.out_leaves) if _is_graph(x)]
+        self.fetches = [unwrap(self.out_leaves[i]) for i in self.fetch_index]
+        self.assigns = [op for op in self.graph.block.ops if op.name == "assign"]
+        assigned = {op.attrs["var"] for op in self.assigns}
+        self.written_back = [(v, p) for v, p in zip(self.variables, self.params)
+                             if v.name in assigned]  # fmt: skip
+        self.session = Session(self.graph, **traced.options)
+
+    def run(self, call: _Call) -> list:
+        """The fetched outputs as arrays; parameters are copied in first and out after."""
+        inputs = [np.asarray(x) for x in call.tensor_leaves()]
+        for var, p in zip(self.variables, self.params):
+            self.session.variables[var.name] = np.ascontiguousarray(p._data)
+        results = self.session.run(
+            self.fetches + self.assigns, dict(zip(self.placeholders, inputs))
+        )
+        for var, p in self.written_back:
+            new = self.session.variables[var.name]
+            if new is not p._data:  # (the compiled code may have written p's array in place)
+                np.copyto(p._data, new)
+            bump_version(p)  # an in-place change, as optimizer.step() makes
+        owned = inputs + [p._data for p in self.params]
+        return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
+
+    def assemble(self, fetched: list):
+        """The function's output structure, with `fetched` for its graph tensors."""
+        leaves = list(self.out_leaves)
+        for i, value in zip(self.fetch_index, fetched):
+            leaves[i] = value
+        return _unflatten(self.out_spec, iter(leaves))
+
+
+def _is_graph(x) -> bool:
+    return isinstance(unwrap(x), Value)
+
+
+def _not_aliasing(array, owned: list):
+    """Results never share memory with the caller's inputs or parameters (an identity
+    function's output is a copy), so changing one cannot change the other."""
+    shared = isinstance(array, np.ndarray) and any(np.may_share_memory(array, o) for o in owned)
+    return array.copy() if shared else array
+
+
+def _module_parameters(named_modules: list) -> list:
+    """(name, parameter) for each parameter (or, while tracing, the Variable standing in for
+    it) of (path, module) pairs, each once, in a fixed order: the VJP's inputs line up with
+    the tape node's."""
+    found: dict = {}
+    for path, module in named_modules:
+        for name, p in module.named_parameters(path):
+            found.setdefault(id(p), (name, p))
+    return list(found.values())
+
+
+@contextmanager
+def _parameters_replaced(modules: list, swap: dict):
+    """While tracing, each module's parameters are the graph Variables that stand for them,
+    so that `self.weight` in `forward` reads the Variable."""
+    replaced = []
+    for module in modules:
+        for m in module.modules():
+            for name, p in m._parameters.items():
+                if id(p) in swap:
+                    replaced.append((m._parameters, name, p))
+                    m._parameters[name] = swap[id(p)]
+    try:
+        yield
+    finally:
+        for params, name, p in reversed(replaced):
+            params[name] = p
+
+
+def _add_tracing_context(error: GraphjitError, name: str) -> None:
+    """Say that the error happened while tracing, and show the user's line."""
+    if getattr(error, "_tracing_context", False):
+        return  # (an inner gj.function added it already)
+    error._tracing_context = True
+    where = error.location
+    source = linecache.getline(where.file, where.line).strip() if where else ""
+    context = f"\n  while tracing gj.function '{name}', where tensor arguments are symbolic"
+    if source:  # (the location itself is in the message already)
+        context += f"\n  at {where}: {source}"
+    if "truth value" in error.raw_message:
+        context += (
+            "\n  Python `if`/`while` cannot branch on a traced value: use gj.cond or "
+            "gj.while_loop, or pass the value as a Python number (one trace per value)"
+        )
+    error.args = (str(error) + context, *error.args[1:])
+
+
+# ---- gradients through compiled calls -----------------------------------------------------
+
+
+def _records_gradient(call: _Call, concrete: ConcreteFunction) -> bool:
+    tensors = [x for x in call.leaves if isinstance(x, Tensor)] + concrete.params
+    return is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+class CompiledFunction(AutogradFunction):
+    """One tape node for a compiled call; its backward runs the compiled VJP."""
+
+    @staticmethod
+    def forward(ctx, state, *tensors):
+        traced, concrete, call = state
+        ctx.state = state
+        ctx.save_for_backward(*tensors)
+        return tuple(wrap(a) for a in concrete.run(call))
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        traced, concrete, call = ctx.state
+        saved = ctx.saved_tensors  # (raises if an input was changed in place since)
+        n = len(saved) - len(concrete.params)
+        arguments = call.arguments_with(saved[:n])
+        captured = tuple(m for _, m in call.captured)
+        mask = tuple(ctx.needs_input_grad[1:])
+        grads = traced.vjp(arguments, captured, mask, list(cotangents))
+        return (None, *grads)
+
+
+def _vjp(primal: TracedFunction, arguments: dict, captured: tuple, mask, cotangents) -> list:
+    """Traced by `primal.vjp`: the gradients of primal's float outputs, weighted by
+    `cotangents` (one per tensor output), w.r.t. its tensor `arguments` and then the
+    parameters of its modules (`captured`: those read from globals and closures), each None
+    where `mask` says no gradient is needed or nothing depends on it."""
+    out: list = []
+    _flatten(primal.call_python(arguments), "", out, [])
+    pairs = [
+        (unwrap(y), ct)
+        for y, ct in zip([y for y in out if _is_graph(y)], cotangents)
+        if unwrap(y).dtype.is_floating
+    ]
+    leaves: list = []
+    _flatten(arguments, "", leaves, [])
+    modules = [("", x) for x in [*leaves, *captured] if isinstance(x, Module)]
+    xs = [x for x in leaves if _is_graph(x)] + [p for _, p in _module_parameters(modules)]
+    wanted = [x for x, needed in zip(xs, mask) if needed]
+    grads = iter([None] * len(wanted))
+    if pairs and wanted:
+        grads = iter(gradients([y for y, _ in pairs], wanted, [ct for _, ct in pairs]))
+    return [next(grads) if needed else None for needed in mask]

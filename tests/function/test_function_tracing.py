@@ -1,0 +1,178 @@
+"""gj.function's tracing: one trace per signature, retraces and their explanation, what
+counts as a constant, results in the mode of the arguments, and the error for Python
+control flow on a traced value. The interpreter backend where compiling is not the point."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphjit as gj
+
+
+def traced(fn):
+    return gj.function(fn, backend="interpreter")
+
+
+def test_same_signature_traces_once_and_new_shapes_or_dtypes_retrace():
+    @traced
+    def f(x, y):
+        return x * y + 1
+
+    a = np.arange(3.0)
+    np.testing.assert_array_equal(f(a, a), a * a + 1)
+    f(a + 1, a - 1)
+    f(a.tolist() and np.ones(3), np.zeros(3))
+    assert f.trace_count == 1
+    f(np.ones(4), np.ones(4))  # new shape
+    f(np.ones(3, np.float32), np.ones(3, np.float32))  # new dtype
+    assert f.trace_count == 3
+    f(np.ones(4), np.ones(4))
+    assert f.trace_count == 3
+
+
+def test_python_constants_are_part_of_the_signature():
+    @traced
+    def scale(x, factor, mode="mul"):
+        return x * factor if mode == "mul" else x + factor
+
+    x = np.ones(2)
+    assert scale(x, 2.0).tolist() == [2.0, 2.0]
+    assert scale(x, 2.0).tolist() == [2.0, 2.0] and scale.trace_count == 1
+    assert scale(x, 3.0).tolist() == [3.0, 3.0]
+    assert scale(x, 3.0, mode="add").tolist() == [4.0, 4.0]
+    assert scale(x, 3).tolist() == [3.0, 3.0]  # int 3 is another constant than float 3.0
+    assert scale.trace_count == 4
+
+
+def test_explain_retrace_names_the_argument_that_changed(monkeypatch, capsys):
+    monkeypatch.setenv("GRAPHJIT_EXPLAIN_RETRACE", "1")
+
+    @traced
+    def f(x, n):
+        return x * n
+
+    f(np.ones(3), 2)
+    assert capsys.readouterr().err == ""  # the first trace is no retrace
+    f(np.ones(4), 2)
+    f(np.ones(4, np.float32), 5)
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        "argument 'x' changed from float64 tensor of shape (3,) to float64 tensor of shape (4,)"
+        in err[0]
+    )
+    assert "to float32 tensor of shape (4,)" in err[1]
+    assert "argument 'n' changed from constant 2 to constant 5" in err[1]
+    assert f.retrace_reasons == [line for line in err]
+
+
+def test_retrace_reasons_are_kept_without_printing(capsys):
+    f = traced(lambda xs: xs[0] + xs[1])
+    f([np.ones(2), np.ones(2)])
+    f((np.ones(2), np.ones(2)))
+    assert capsys.readouterr().err == ""
+    assert "structure changed" in f.retrace_reasons[0]
+
+
+def test_python_if_on_a_traced_value_names_the_users_line():
+    @traced
+    def relu_or_shift(x):
+        if gj.sum(x) > 0:  # the line the error must name
+            return x
+        return x + 1
+
+    with pytest.raises(gj.GraphjitError) as info:
+        relu_or_shift(np.ones(2))
+    message = str(info.value)
+    assert (
+        f"{__file__}:" in message and "if gj.sum(x) > 0:  # the line the error must name" in message
+    )
+    assert "gj.cond" in message and "gj.while_loop" in message and "relu_or_shift" in message
+
+
+def test_python_while_on_a_traced_value_is_refused_too():
+    @traced
+    def halve(x):
+        while gj.max(x) > 1:
+            x = x / 2
+        return x
+
+    with pytest.raises(gj.GraphjitError, match="while gj.max"):
+        halve(np.array([8.0]))
+
+
+def test_nested_structures_and_non_tensor_outputs():
+    @traced
+    def f(batch, scale):
+        return {"sum": batch["a"] + batch["b"][0], "scaled": [batch["a"] * scale], "note": "ok"}
+
+    out = f({"a": np.ones(2), "b": (np.full(2, 2.0),)}, 3.0)
+    assert out["note"] == "ok" and out["sum"].tolist() == [3.0, 3.0]
+    assert out["scaled"][0].tolist() == [3.0, 3.0]
+
+
+def test_tensor_arguments_give_tensor_results_numpy_gives_numpy():
+    f = traced(lambda x: x * 2)
+    assert isinstance(f(np.ones(2)), np.ndarray)
+    out = f(gj.ones(2, dtype="float64"))
+    assert isinstance(out, gj.Tensor) and out.tolist() == [2.0, 2.0] and out.grad_fn is None
+    assert f.trace_count == 1  # a gj.Tensor and an array of one shape and dtype share a trace
+
+
+def test_results_never_alias_the_inputs():
+    identity = traced(lambda x: x)
+    a = np.ones(3)
+    out = identity(a)
+    out[0] = 5.0
+    assert a[0] == 1.0
+
+
+def test_numpy_scalars_are_tensors_python_numbers_constants():
+    f = traced(lambda a: a * 2)
+    assert f(np.float64(1.5)) == 3.0 and f(np.float64(2.5)) == 5.0
+    assert f.trace_count == 1
+
+
+def test_unhashable_non_tensor_arguments_are_refused():
+    f = traced(lambda x, options: x)
+    with pytest.raises(gj.GraphjitError, match=r"argument 'options\['a'\]' \(bytearray\)"):
+        f(np.ones(1), {"a": bytearray(b"x")})
+
+
+def test_a_function_called_while_tracing_is_inlined():
+    inner = traced(lambda x: x + 1)
+    outer = traced(lambda x: inner(x) * 2)
+    assert outer(np.zeros(2)).tolist() == [2.0, 2.0]
+    assert inner.trace_count == 0 and outer.trace_count == 1
+
+
+def test_concrete_gives_the_graph_and_session():
+    f = traced(lambda x: gj.exp(x))
+    concrete = f.concrete(np.ones((2, 3), np.float32))
+    assert "exp" in concrete.graph.as_text() and concrete.session.backend == "interpreter"
+    assert f.concrete(np.zeros((2, 3), np.float32)) is concrete
+
+
+def test_variables_made_inside_keep_their_state_per_signature():
+    @traced
+    def count(x):
+        calls = gj.Variable(0, name="calls")
+        calls.assign_add(1)
+        return x + gj.cast(calls.value, "float64")
+
+    assert count(np.zeros(1)).tolist() == [0.0]
+    assert count(np.zeros(1)).tolist() == [1.0]  # each run sees the value at its start
+
+
+def test_the_default_backend_is_llvm():
+    f = gj.function(lambda x: gj.tanh(x) * 2)
+    x = np.linspace(-1, 1, 5)
+    np.testing.assert_allclose(f(x), np.tanh(x) * 2, rtol=1e-12)
+    assert f.concrete(x).session.backend == "llvm"
+
+
+def test_where_with_constant_branches_follows_the_condition_mode():
+    clip_sign = lambda x: gj.where(x > 0, 1.0, -1.0)  # both branches Python numbers
+    x = np.array([2.0, -3.0])
+    assert clip_sign(gj.tensor(x)).tolist() == [1.0, -1.0]  # eager
+    assert traced(clip_sign)(x).tolist() == [1.0, -1.0]  # graph

@@ -1,0 +1,154 @@
+"""Differential fuzzing: random well-typed programs (see fuzz_graphs.py) run on the
+interpreter (the oracle), the llvm backend, the eager mode and gj.function; their values
+and gradients (gj.gradients in the graph, .backward() eagerly) must agree.
+
+Each hypothesis example is one graph holding one to three random expressions (one
+compile per backend); a "case" below is one expression. The default (CI) profile runs a
+few hundred cases, deterministically. The long profile runs >= 10,000:
+
+    GRAPHJIT_FUZZ=long python -m pytest tests/reliability -q
+
+Bugs found by fuzzing are pinned below as @example programs or plain tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from fuzz_graphs import Node, Program, build, programs
+from hypothesis import given
+from reliability_helpers import COUNTS, assert_close, fuzz_settings
+
+import graphjit as gj
+
+
+def static_results(program: Program, backend: str, order: int = 1):
+    """(values, gradients) of the program as one graph run on `backend`; with order 2, the
+    gradients of sum(gradient * weight) (second derivatives) instead. The llvm backend
+    gets non-contiguous copies of the inputs."""
+    g = gj.Graph()
+    with g.as_default():
+        xs = [gj.placeholder(a.dtype, a.shape, name=f"x{i}") for i, a in enumerate(program.inputs)]
+        outs = [build(e, xs) for e in program.exprs]
+        grads = gj.gradients(program.loss(outs), xs)
+        if order == 2:
+            grads = gj.gradients(second_loss(grads), xs)
+    present = [d for d in grads if d is not None]
+    feeds = program.inputs if backend == "interpreter" else map(strided, program.inputs)
+    with gj.Session(g, backend=backend) as sess:
+        values, fetched = sess.run([outs, present], dict(zip(xs, feeds)))
+    it = iter(fetched)
+    return values, [None if d is None else next(it) for d in grads]
+
+
+def second_loss(grads):
+    """A scalar of the first derivatives, for second derivatives (0 when there are none)."""
+    terms = [
+        gj.sum(d * np.cos(np.arange(d.shape[-1] if d.shape else 1))) for d in grads if d is not None
+    ]
+    return sum(terms[1:], terms[0]) if terms else None
+
+
+def strided(a: np.ndarray) -> np.ndarray:
+    """The values of `a` as a non-contiguous view (every other element of a bigger array)."""
+    if a.ndim == 0:
+        return a
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    view = big[..., ::2]
+    view[...] = a
+    return view
+
+
+def eager_results(program: Program, order: int = 1):
+    xs = [gj.tensor(a, requires_grad=True) for a in program.inputs]
+    outs = [build(e, xs) for e in program.exprs]
+    loss = program.loss(outs)
+    if order == 2 and loss.requires_grad:
+        grads = gj.autograd.grad(loss, xs, create_graph=True, allow_unused=True)
+        loss = second_loss(grads)
+    if loss is not None and loss.requires_grad:
+        loss.backward()
+    return [o.numpy() for o in outs], [None if x.grad is None else x.grad.numpy() for x in xs]
+
+
+def function_results(program: Program):
+    """Through gj.function: traced, compiled, and differentiated through the compiled call."""
+    fn = gj.function(lambda *xs: [build(e, list(xs)) for e in program.exprs])
+    values = fn(*program.inputs)
+    xs = [gj.tensor(a, requires_grad=True) for a in program.inputs]
+    loss = program.loss(fn(*xs))
+    if loss.requires_grad:
+        loss.backward()
+    return values, [None if x.grad is None else x.grad.numpy() for x in xs]
+
+
+def assert_agree(got, want, inputs, what: str) -> None:
+    """Values leaf by leaf; a gradient that is None (no path) must be zero elsewhere."""
+    (got_values, got_grads), (want_values, want_grads) = got, want
+    for k, (a, b) in enumerate(zip(got_values, want_values, strict=True)):
+        assert_close(a, b, f"{what}: value of expression {k}")
+    for i, (a, b, x) in enumerate(zip(got_grads, want_grads, inputs, strict=True)):
+        zero = np.zeros_like(x)
+        assert_close(zero if a is None else a, zero if b is None else b, f"{what}: d/dx{i}")
+
+
+def check_program(program: Program, with_function: bool = True) -> None:
+    expected = static_results(program, "interpreter")
+    for k, (e, value) in enumerate(zip(program.exprs, expected[0], strict=True)):
+        assert value.shape == e.shape, f"expression {k}: the generator's shape is wrong"
+    assert_agree(static_results(program, "llvm"), expected, program.inputs, "llvm")
+    assert_agree(eager_results(program), expected, program.inputs, "eager")
+    if with_function and hasattr(gj, "function"):
+        assert_agree(function_results(program), expected, program.inputs, "gj.function")
+    COUNTS["cases"] += len(program.exprs)
+    COUNTS["examples"] += 1
+
+
+@fuzz_settings(ci_examples=90, long_examples=4000)
+@given(programs())
+def test_backends_agree_on_random_float64_programs(program):
+    check_program(program, with_function=False)
+
+
+@fuzz_settings(ci_examples=20, long_examples=800)
+@given(programs(max_exprs=2, max_depth=2, dtype=np.float32))
+def test_backends_agree_on_random_float32_programs(program):
+    check_program(program, with_function=False)
+
+
+@fuzz_settings(ci_examples=15, long_examples=600)
+@given(programs(max_exprs=2))
+def test_gj_function_agrees_on_random_programs(program):
+    check_program(program, with_function=True)
+
+
+@fuzz_settings(ci_examples=15, long_examples=600)
+@given(programs(max_exprs=2, max_depth=2))
+def test_second_derivatives_agree_on_random_programs(program):
+    """gj.gradients of gj.gradients on both backends, vs eager create_graph=True."""
+    expected = static_results(program, "interpreter", order=2)
+    assert_agree(static_results(program, "llvm", order=2), expected, program.inputs, "llvm")
+    assert_agree(eager_results(program, order=2), expected, program.inputs, "eager")
+    COUNTS["second-order cases"] += len(program.exprs)
+
+
+def leaf(shape, index=0) -> Node:
+    return Node("leaf", shape, attrs={"index": index})
+
+
+def test_the_generator_covers_every_kind():
+    """A guard for the fuzzer itself: the drawn programs use every kind of node."""
+    from fuzz_graphs import _BUILDERS
+
+    seen: set = set()
+
+    @fuzz_settings(ci_examples=300, long_examples=300)
+    @given(programs())
+    def collect(program):
+        stack = list(program.exprs)
+        while stack:
+            node = stack.pop()
+            seen.add(node.kind)
+            stack.extend(node.args)
+
+    collect()
+    assert set(_BUILDERS) <= seen, sorted(set(_BUILDERS) - seen)
