@@ -114,25 +114,6 @@ def test_while_inside_cond_inside_while():
 # ---- captures and variables ----------------------------------------------------------------
 
 
-def test_captures_read_outer_values_and_the_variables_current_value():
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float32, [3], name="x")
-        v = gj.Variable(np.array([1.0, 2.0, 3.0], np.float32), name="v")
-        offset = gj.constant(10.0)
-        y = gj.cond(gj.sum(x) > 0, lambda: x * v, lambda: x + offset)
-        _, z = gj.while_loop(lambda i, a: i < 2, lambda i, a: (i + 1, a + v), [0, x])
-        scale_v = v.assign(v * 10)
-    pos, neg = np.ones(3, np.float32), -np.ones(3, np.float32)
-    with gj.Session(g, backend="llvm") as sess:
-        np.testing.assert_array_equal(sess.run(y, {x: pos}), [1, 2, 3])
-        np.testing.assert_array_equal(sess.run(y, {x: neg}), [9, 9, 9])
-        np.testing.assert_array_equal(sess.run(z, {x: pos}), [3, 5, 7])
-        sess.run(scale_v)
-        np.testing.assert_array_equal(sess.run(y, {x: pos}), [10, 20, 30])
-        np.testing.assert_array_equal(sess.run(z, {x: pos}), [21, 41, 61])
-
-
 def test_loop_updates_a_variable_across_runs():
     """A variable read by a loop and assigned from its result, three runs in a row."""
     g = gj.Graph()

@@ -94,7 +94,8 @@ def test_nested_loops_with_inner_bound_from_outer_counter():
     assert run(g, total, {n: 5, scale: 0.5}) == pytest.approx(expected)
 
 
-def test_captures_read_outer_values_and_the_variables_current_value():
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_captures_read_outer_values_and_the_variables_current_value(backend):
     g = gj.Graph()
     with g.as_default():
         x = gj.placeholder(gj.float32, [3], name="x")
@@ -104,7 +105,7 @@ def test_captures_read_outer_values_and_the_variables_current_value():
         _, z = gj.while_loop(lambda i, a: i < 2, lambda i, a: (i + 1, a + v), [0, x])
         scale_v = v.assign(v * 10)
     pos, neg = np.ones(3, np.float32), -np.ones(3, np.float32)
-    with gj.Session(g, backend="interpreter") as sess:
+    with gj.Session(g, backend=backend) as sess:
         np.testing.assert_allclose(sess.run(y, {x: pos}), [1, 2, 3])
         np.testing.assert_allclose(sess.run(y, {x: neg}), [9, 9, 9])
         np.testing.assert_allclose(sess.run(z, {x: pos}), [3, 5, 7])
