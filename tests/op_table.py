@@ -36,6 +36,11 @@ class OpCase:
         return self.domains[min(i, len(self.domains) - 1)]
 
 
+def swap(shape: tuple, transposed: bool) -> tuple:
+    """`shape` with its last two axes swapped when `transposed`."""
+    return shape[:-2] + shape[:-3:-1] if transposed else shape
+
+
 def sample(domain: str, shape, dtype, rng) -> np.ndarray:
     """Inputs away from kinks and singularities, so finite differences are meaningful."""
     if domain == "real":
@@ -239,6 +244,22 @@ OP_TABLE: list[OpCase] = [
             ((3, 4), (4,)),
         ],
     ),
+    *[
+        OpCase(
+            f"matmul_transpose_{'a' * ta}{'b' * tb}",
+            lambda a, b, ta=ta, tb=tb: gj.matmul(a, b, transpose_a=ta, transpose_b=tb),
+            lambda a, b, ta=ta, tb=tb: np.matmul(
+                np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b
+            ),
+            [
+                (swap((3, 4), ta), swap((4, 5), tb)),
+                (swap((2, 3, 4), ta), swap((4, 2), tb)),
+                (swap((2, 1, 3, 4), ta), swap((3, 4, 2), tb)),
+            ],
+            dtypes=FLOATS + INTS,
+        )
+        for ta, tb in [(True, False), (False, True), (True, True)]
+    ],
     OpCase(
         "one_hot",
         lambda i: gj.one_hot(i, 4),

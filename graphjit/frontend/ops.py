@@ -194,12 +194,18 @@ def log_softmax(x, axis=-1):
 # ---- linear algebra ----------------------------------------------------------------------
 
 
-def matmul(a, b):
-    """Matrix product with np.matmul's rules: batched, and rank-1 operands promoted."""
+def matmul(a, b, transpose_a=False, transpose_b=False):
+    """Matrix product with np.matmul's rules: batched, and rank-1 operands promoted.
+    `transpose_a`/`transpose_b` (as in tf.matmul) swap an operand's last two axes first,
+    without copying it."""
     a, b = operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(
             "matmul operands must have rank >= 1 (use mul for scalars)", location=user_location()
+        )
+    if (transpose_a and a.ndim < 2) or (transpose_b and b.ndim < 2):
+        raise ShapeError(
+            "matmul can transpose only operands of rank >= 2", location=user_location()
         )
     squeeze_axes = []
     if a.ndim == 1:
@@ -208,7 +214,7 @@ def matmul(a, b):
     if b.ndim == 1:
         b = bind("expand_dims", b, axes=(1,))
         squeeze_axes.append(-1)
-    out = bind("matmul", a, b)
+    out = bind("matmul", a, b, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
     if squeeze_axes:
         out = bind("squeeze", out, axes=normalize_axes(squeeze_axes, out.ndim))
     return out

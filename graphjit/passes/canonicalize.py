@@ -169,6 +169,29 @@ def elementwise_operand_broadcasts(op: Operation):
     return None
 
 
+def _swaps_last_two_axes(v: Value) -> bool:
+    if v.op is None or v.op.name != "transpose":
+        return False
+    perm = list(v.op.attrs["perm"])
+    n = len(perm)
+    return n >= 2 and perm == list(range(n - 2)) + [n - 1, n - 2]
+
+
+def matmul_transposed_operands(op: Operation):
+    """matmul(transpose(x), y) -> matmul(x, y, transpose_a): BLAS reads x transposed, so
+    the transpose (a copy of the whole matrix) is gone once nothing else uses it."""
+    if op.name != "matmul":
+        return None
+    operands, attrs = list(op.operands), dict(op.attrs)
+    for i, flag in enumerate(("transpose_a", "transpose_b")):
+        if _swaps_last_two_axes(operands[i]):
+            operands[i] = operands[i].op.operands[0]
+            attrs[flag] = not attrs[flag]
+    if attrs == op.attrs:
+        return None
+    return builder.create("matmul", operands, attrs, loc=op.loc).results
+
+
 def constant_cond(op: Operation):
     """cond on a constant predicate is its taken branch."""
     if op.name != "cond" or constant_value(op.operands[0]) is None:
@@ -187,6 +210,7 @@ PATTERNS = (
     no_op_shapes,
     reshape_chains,
     elementwise_operand_broadcasts,
+    matmul_transposed_operands,
     constant_cond,
 )
 

@@ -7,10 +7,10 @@ same function runs on graph placeholders (static), on eager tensors and inside
 `gj.function`, because the gj ops serve every mode.
 
 Kinds: elementwise unary and binary ops (with broadcasting), scalar affine maps,
-reductions (sum/mean/max/min over an axis, two axes or all, with keepdims), matmul (plain
-and batched), transpose, reshape, slices (steps ±1, ±2) and integer indexing, concat,
-expand_dims, squeeze, broadcast_to, where, cond, and while loops whose trip count depends
-on the data, nested in each other. Magnitudes stay moderate (tanh, 1 + x² denominators) so
+reductions (sum/mean/max/min over an axis, two axes or all, with keepdims), matmul (plain,
+batched, operands transposed by flag), transpose, reshape, slices (steps ±1, ±2) and
+integer indexing, concat, expand_dims, squeeze, broadcast_to, where, cond, and while
+loops whose trip count depends on the data, nested in each other. Magnitudes stay moderate (tanh, 1 + x² denominators) so
 that values, not overflow, are compared.
 """
 
@@ -133,7 +133,7 @@ _BUILDERS = {
     "reduce": lambda n, arg: REDUCE[n.attrs["fn"]](
         arg(0), axis=n.attrs["axis"], keepdims=n.attrs["keepdims"]
     ),
-    "matmul": lambda n, arg: gj.matmul(arg(0), arg(1)),
+    "matmul": lambda n, arg: gj.matmul(arg(0), arg(1), **n.attrs),
     "transpose": lambda n, arg: gj.transpose(arg(0), n.attrs["perm"]),
     "reshape": lambda n, arg: gj.reshape(arg(0), n.shape),
     "index": lambda n, arg: arg(0)[n.attrs["key"]],
@@ -253,7 +253,13 @@ def _matmul(draw, shape, depth, ctx):
     else:
         batch, (m, n) = shape[:-2], shape[-2:]
         right_batch = draw(st.sampled_from([batch, (), tuple(1 for _ in batch)]))
-        shapes = [batch + (m, k), right_batch + (k, n)]
+        flags = {"transpose_a": draw(st.booleans()), "transpose_b": draw(st.booleans())}
+        a, b = (
+            (k, m) if flags["transpose_a"] else (m, k),
+            (n, k) if flags["transpose_b"] else (k, n),
+        )
+        shapes = [batch + a, right_batch + b]
+        return Node("matmul", shape, tuple(draw_expr(draw, s, depth, ctx) for s in shapes), flags)
     return Node("matmul", shape, tuple(draw_expr(draw, s, depth, ctx) for s in shapes))
 
 

@@ -20,12 +20,14 @@ from graphjit.codegen.cuda.source import (
 )
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.ir.core import Operation
+from graphjit.ir.ops.linalg import matrix_dims
 
 
 def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
     a, b, out = op.operands[0], op.operands[1], op.result
-    m, k = a.type.shape[-2:]
-    n = b.type.shape[-1]
+    ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
+    m, k = matrix_dims(a.type.shape, ta)
+    n = matrix_dims(b.type.shape, tb)[1]
     batch = out.type.shape[:-2]
     t = cfg.tile
     tiles_m, tiles_n = -(-m // t), -(-n // t)
@@ -49,24 +51,28 @@ def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
             w.line(f"cbase = {offset(coords, [s * m * n for s in contiguous_strides(batch)])}")
             w.line(f"acc = {zero}")
             with w.block(f"for k0 in range(0, {k}, {t})"):
-                _stage(
-                    w, "sa", f"row < {m} and k0 + tx < {k}", f"a[abase + row * {k} + k0 + tx]", zero
-                )
-                _stage(
-                    w,
-                    "sb",
-                    f"k0 + ty < {k} and col < {n}",
-                    f"b[bbase + (k0 + ty) * {n} + col]",
-                    zero,
-                )
+                a_at = _element("abase", "row", "k0 + tx", m, k, ta)
+                _stage(w, "sa", f"row < {m} and k0 + tx < {k}", f"a[{a_at}]", zero)
+                b_at = _element("bbase", "k0 + ty", "col", k, n, tb)
+                _stage(w, "sb", f"k0 + ty < {k} and col < {n}", f"b[{b_at}]", zero)
                 w.line("cuda.syncthreads()")
                 with w.block(f"for q in range({t})"):
                     w.line(f"acc = {ctor}(acc + sa[ty, q] * sb[q, tx])")
                 w.line("cuda.syncthreads()")
             with w.block(f"if row < {m} and col < {n}"):
                 w.line(f"c[cbase + row * {n} + col] = acc")
-    kernel = kernel_source(w, params, f"matmul {list(a.type.shape)} @ {list(b.type.shape)}")
+    flags = "".join(f" {name}" for name in ("transpose_a", "transpose_b") if op.attrs[name])
+    title = f"matmul {list(a.type.shape)} @ {list(b.type.shape)}{flags}"
+    kernel = kernel_source(w, params, title)
     return Launch(kernel, cfg.blocks(tasks), (t, t), (a, b, out))
+
+
+def _element(base: str, row: str, col: str, rows: int, cols: int, transposed: bool) -> str:
+    """The flat index of [row, col] of a rows×cols row-major matrix, stored transposed
+    (cols×rows) when `transposed`."""
+    if transposed:
+        return f"{base} + ({col}) * {rows} + {row}"
+    return f"{base} + ({row}) * {cols} + {col}"
 
 
 def _stage(w: Writer, tile: str, inside: str, load: str, zero: str) -> None:

@@ -29,6 +29,7 @@ from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
 from graphjit.codegen.llvm.parallel import call_split
 from graphjit.errors import BackendError, RuntimeCheckError, ShapeError
 from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
@@ -323,8 +324,9 @@ class Lowering:
 
     def op_matmul(self, op: Operation) -> None:
         a, bm, out = op.operands[0], op.operands[1], op.result
-        m, k = a.type.shape[-2:]
-        n = bm.type.shape[-1]
+        ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
+        m, k = matrix_dims(a.type.shape, ta)
+        n = matrix_dims(bm.type.shape, tb)[1]
         batch = out.type.shape[:-2]
         a_strides = broadcast_strides(a.type.shape[:-2], batch)
         b_strides = broadcast_strides(bm.type.shape[:-2], batch)
@@ -334,19 +336,26 @@ class Lowering:
             ap = self.b.gep(self.typed(a), [self.b.mul(offs[0], ir.Constant(T.I64, m * k))])
             bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
             cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
-            self._gemm(out.type.dtype, ap, bp, cp, m, n, k)
+            self._gemm(out.type.dtype, ap, bp, cp, (m, n, k), (ta, tb))
 
-    def _gemm(self, dtype, a, bm, c, m, n, k) -> None:
+    def _gemm(self, dtype, a, bm, c, sizes, transposed) -> None:
+        m, n, k = sizes
         if dtype.name in ("float32", "float64") and m and n and k:
-            call_gemm(self.b, self.local, dtype.name, a, bm, c, m, n, k)
+            call_gemm(self.b, self.local, dtype.name, a, bm, c, m, n, k, *transposed)
             return
         b = self.b  # integers (or empty shapes): a plain triple loop
+
+        def element(ptr, row, col, rows, cols, flipped):
+            """ptr[row, col] of a row-major rows×cols matrix, stored transposed if flipped."""
+            row, col, width = (col, row, rows) if flipped else (row, col, cols)
+            return b.load(b.gep(ptr, [b.add(b.mul(row, ir.Constant(T.I64, width)), col)]))
+
         with for_range(b, m, "mi") as i, for_range(b, n, "nj") as j:
             acc = self.local(T.register_type(dtype))
             b.store(T.constant(dtype, 0), acc)
             with for_range(b, k, "kk") as p:
-                x = b.load(b.gep(a, [b.add(b.mul(i, ir.Constant(T.I64, k)), p)]))
-                y = b.load(b.gep(bm, [b.add(b.mul(p, ir.Constant(T.I64, n)), j)]))
+                x = element(a, i, p, m, k, transposed[0])
+                y = element(bm, p, j, k, n, transposed[1])
                 prod = b.fmul(x, y) if dtype.is_floating else b.mul(x, y)
                 b.store(
                     b.fadd(b.load(acc), prod) if dtype.is_floating else b.add(b.load(acc), prod),
