@@ -158,7 +158,7 @@ def test_a_nan_made_from_constants_is_not_folded_away():
 
 
 def test_threads_of_a_split_kernel_report_a_late_nan():
-    """Kernels over >= 2^17 elements run on several threads; each folds its finding in."""
+    """Large kernels run on several threads; each folds its finding in."""
     g, x, out = graph_with(lambda x: gj.tanh(gj.sqrt(x) * 2.0))
     data = np.ones(1 << 19)
     data[-3] = -1.0  # in the last thread's share

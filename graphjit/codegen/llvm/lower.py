@@ -26,7 +26,7 @@ from graphjit.codegen.llvm.loops import (
     size_of,
 )
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
-from graphjit.codegen.llvm.parallel import call_split
+from graphjit.codegen.llvm.parallel import call_split, kernel_work
 from graphjit.errors import BackendError, RuntimeCheckError, ShapeError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops.linalg import matrix_dims
@@ -199,8 +199,9 @@ class Lowering:
         args = [self.typed(v) for v in values]
         if self.numerics is not None:
             args.append(self.numerics.kernel_slot())
-        elements = size_of(iteration_space(op.regions[0].block)) if splittable else 0
-        call_split(self, kernel, args, extent, elements)
+        body = op.regions[0].block
+        work = kernel_work(body, size_of(iteration_space(body))) if splittable else 0
+        call_split(self, kernel, args, extent, work)
 
     def op_copy(self, op: Operation) -> None:
         """reshape-like ops: the same bytes in a new shape (a view when the plan allows)."""

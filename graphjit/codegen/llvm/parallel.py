@@ -2,7 +2,11 @@
 range is cut into one chunk per thread; pthreads run all chunks but the first, which the
 calling thread runs itself, then joins them. A thread that cannot be started runs inline.
 
-Below PARALLEL_MIN_ELEMENTS a thread costs more than it saves."""
+A thread costs tens of microseconds to start and join, and right after a BLAS call it
+competes with BLAS's own threads, which spin a while before they sleep: so a kernel is
+split only when its estimated work (elements x per-element cost of its ops) is at least
+PARALLEL_MIN_WORK. The MLP's bias + relu over 128x1024 stays on one thread; the 16M
+element tanh/sigmoid chain is split."""
 
 from __future__ import annotations
 
@@ -12,7 +16,11 @@ from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
 
-PARALLEL_MIN_ELEMENTS = 1 << 17
+PARALLEL_MIN_WORK = 1 << 19
+# Per-element cost of an op in a kernel, relative to an add (loads and stores included):
+# the transcendentals are polynomial approximations; ops not named here cost 1.
+ELEMENT_COST = {"exp": 8, "log": 8, "tanh": 10, "sigmoid": 10, "pow": 20, "div": 2, "sqrt": 2}
+FREE_OPS = frozenset({"constant", "yield", "broadcast_like", "broadcast_to", "stop_gradient"})
 THREADS = max(1, min(os.cpu_count() or 1, 8))
 
 
@@ -36,11 +44,18 @@ def _trampoline(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStruct
     return fn
 
 
-def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, elements: int) -> None:
-    """Call `kernel(*buffers, lo, hi)` over [0, extent), on several threads when large."""
+def kernel_work(body, elements: int) -> int:
+    """Estimated work of a kernel whose region `body` runs once per element."""
+    per_element = sum(ELEMENT_COST.get(op.name, 1) for op in body.ops if op.name not in FREE_OPS)
+    return elements * max(1, per_element)
+
+
+def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: int) -> None:
+    """Call `kernel(*buffers, lo, hi)` over [0, extent), on several threads when the
+    kernel's `work` (see kernel_work) pays for them."""
     b = lowering.b
     threads = min(THREADS, extent)
-    if threads < 2 or elements < PARALLEL_MIN_ELEMENTS:
+    if threads < 2 or work < PARALLEL_MIN_WORK:
         b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
         return
     module = lowering.module
