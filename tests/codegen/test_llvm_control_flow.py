@@ -1,15 +1,22 @@
 """cond and while_loop on the llvm backend (branches and loops inside the one native entry)
 against the interpreter and plain Python: the canonical loop, nesting, captures, variables,
-max_iterations, mixed-dtype and swapped loop variables."""
+max_iterations, mixed-dtype and swapped loop variables. The programs the cuda suite runs
+as well are in tests/programs.py."""
 
 from __future__ import annotations
 
 import numpy as np
+import programs
 import pytest
-from llvm_helpers import assert_matches, compare_backends, run_on
-from static.test_control_flow import CANONICAL_CASES, canonical_graph, python_canonical
+from llvm_helpers import assert_matches, compare_backends
+from programs import CANONICAL_CASES
 
 import graphjit as gj
+
+
+def check(program: programs.Program, **tol) -> None:
+    programs.check(program, compare_backends, **tol)
+
 
 # ---- the canonical example ---------------------------------------------------------------
 
@@ -17,61 +24,24 @@ import graphjit as gj
 def test_canonical_loop_with_fed_bound():
     """`for i in range(n): result = result * 2 if sum(result) > 0 else result + 1` for
     positive, negative and zero sums and zero iterations, in one llvm Session."""
-    g, n, result, out = canonical_graph()
-    with gj.Session(g, backend="llvm") as sess:
-        for case in CANONICAL_CASES:
-            steps, start = case.values
-            feed = {n: steps, result: np.array(start, np.float32)}
-            got = sess.run(out, feed)
-            assert_matches(got, run_on("interpreter", g, out, feed), case.id)
-            np.testing.assert_array_equal(got, python_canonical(steps, start))
+    programs.check_canonical_loop_in_one_session("llvm", assert_matches)
 
 
 @pytest.mark.parametrize("steps, start", CANONICAL_CASES)
 def test_canonical_loop_with_constant_bound(steps, start):
-    g, _, result, out = canonical_graph(n_const=steps)
-    got = compare_backends(g, out, {result: np.array(start, np.float32)})
-    np.testing.assert_array_equal(got, python_canonical(steps, start))
+    check(programs.canonical_loop(steps, start, constant_bound=True))
 
 
 def test_canonical_loop_fetching_its_input_and_counter():
-    """The loop's initial value is a fed array: running the loop must not write to it."""
-    g, n, result, out = canonical_graph()
-    with g.as_default():
-        doubled = result * 2
-    start = np.array([1.0, -4.0, 2.5], np.float32)
-    got = compare_backends(g, [result, out, doubled], {n: 3, result: start})
-    np.testing.assert_array_equal(got[0], start)
-    np.testing.assert_array_equal(got[2], 2 * start)
+    check(programs.canonical_loop_fetching_its_input())
 
 
 # ---- nesting -----------------------------------------------------------------------------
 
 
-def nested_loops_graph():
-    g = gj.Graph()
-    with g.as_default():
-        n = gj.placeholder(gj.int32, [], name="n")
-        scale = gj.placeholder(gj.float64, [], name="scale")
-        v = gj.placeholder(gj.float64, [5], name="v")
-
-        def outer_body(i, total, vec):
-            def inner_body(j, t, w):
-                return j + 1, t + gj.cast(i * j + 1, gj.float64) * scale, w * 0.5 + t
-
-            _, total, vec = gj.while_loop(lambda j, t, w: j < i, inner_body, [0, total, vec])
-            return i + 1, total, vec
-
-        out = gj.while_loop(lambda i, t, w: i < n, outer_body, [0, gj.constant(0.0, gj.float64), v])
-    return g, n, scale, v, list(out)
-
-
 @pytest.mark.parametrize("n", [0, 1, 5])
 def test_nested_loops_with_inner_bound_from_outer_counter(n):
-    g, n_ph, scale, v, out = nested_loops_graph()
-    count, total, _ = compare_backends(g, out, {n_ph: n, scale: 0.5, v: np.arange(5.0)})
-    assert count == n
-    assert total == pytest.approx(sum((i * j + 1) * 0.5 for i in range(n) for j in range(i)))
+    check(programs.nested_loops(n, size=5, scale=0.5))
 
 
 def test_cond_inside_while_inside_cond():
@@ -93,38 +63,14 @@ def test_cond_inside_while_inside_cond():
 
 
 def test_while_inside_cond_inside_while():
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float32, [3], name="x")
-
-        def outer(i, even, a):
-            def inner():
-                return gj.while_loop(lambda j, b: j < i, lambda j, b: (j + 1, b + 1.0), [0, a])[1]
-
-            return i + 1, gj.logical_not(even), gj.cond(even, inner, lambda: a * -1.0)
-
-        out = gj.while_loop(lambda i, e, a: i < 5, outer, [0, gj.constant(True), x])
-    got = compare_backends(g, list(out), {x: np.array([0.5, 1.0, -3.0], np.float32)})
-    expected = np.array([0.5, 1.0, -3.0], np.float32)
-    for i in range(5):
-        expected = expected + i if i % 2 == 0 else -expected
-    np.testing.assert_array_equal(got[2], expected)
+    check(programs.while_inside_cond_inside_while(iterations=5))
 
 
 # ---- captures and variables ----------------------------------------------------------------
 
 
 def test_loop_updates_a_variable_across_runs():
-    """A variable read by a loop and assigned from its result, three runs in a row."""
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float64, [4], name="x")
-        v = gj.Variable(np.array([0.5, -1.0, 2.0, 0.0]), name="v")
-        _, a = gj.while_loop(lambda i, a: i < 3, lambda i, a: (i + 1, a * 0.5 + v), [0, x])
-        update = v.assign(a - v)
-    data = np.array([1.0, 2.0, 3.0, 4.0])
-    got = compare_backends(g, [a, update], {x: data}, runs=3)
-    assert not np.array_equal(got[0][1], got[2][1])  # the variable did change
+    check(programs.loop_updating_a_variable())
 
 
 def test_loop_body_yielding_a_captured_value_and_shared_initial_values():
@@ -140,36 +86,14 @@ def test_loop_body_yielding_a_captured_value_and_shared_initial_values():
 
 
 def test_cond_branches_returning_inputs_unchanged():
-    g = gj.Graph()
-    with g.as_default():
-        p = gj.placeholder(gj.bool_, [], name="p")
-        x = gj.placeholder(gj.int32, [3], name="x")
-        y = gj.placeholder(gj.int32, [3], name="y")
-        a, b = gj.cond(p, lambda: (x, y), lambda: (y, x))
-    data = {x: np.array([1, 2, 3], np.int32), y: np.array([4, 5, 6], np.int32)}
-    for flag in (True, False):
-        got = compare_backends(g, [a, b, x, y], {**data, p: flag})
-        np.testing.assert_array_equal(got[0], [1, 2, 3] if flag else [4, 5, 6])
+    check(programs.cond_branches_returning_inputs_unchanged())
 
 
 # ---- max_iterations --------------------------------------------------------------------------
 
 
 def test_max_iterations_stops_the_loop_with_the_state_so_far():
-    g = gj.Graph()
-    fetches = []
-    with g.as_default():
-        x = gj.placeholder(gj.float32, [2], name="x")
-        for limit in (0, 1, 4, 10, None):
-            fetches.append(
-                gj.while_loop(
-                    lambda i, a: i < 6, lambda i, a: (i + 1, a * 2), [0, x], max_iterations=limit
-                )
-            )
-    got = compare_backends(g, fetches, {x: np.array([1.0, -3.0], np.float32)})
-    for (count, acc), expected in zip(got, [0, 1, 4, 6, 6], strict=True):
-        assert count == expected
-        np.testing.assert_array_equal(acc, np.array([1.0, -3.0]) * 2**expected)
+    check(programs.max_iterations(limits=(0, 1, 4, 10, None)))
 
 
 def test_max_iterations_with_data_dependent_condition():
@@ -188,35 +112,7 @@ def test_max_iterations_with_data_dependent_condition():
 
 
 def test_loop_variables_of_different_dtypes():
-    g = gj.Graph()
-    with g.as_default():
-        loop_vars = (
-            gj.constant(0, gj.int64),
-            gj.constant([1.0, 2.0]),
-            gj.constant(True),
-            gj.constant(0.0, gj.float64),
-            gj.constant([7, -3], gj.int32),
-        )
-        out = gj.while_loop(
-            lambda i, f, b, d, k: i < 5,
-            lambda i, f, b, d, k: (
-                i + 1,
-                f * 1.5,
-                gj.logical_not(b),
-                d + gj.cast(i, gj.float64),
-                k * 2 - gj.cast(b, gj.int32),
-            ),
-            loop_vars,
-        )
-    i, f, b, d, k = compare_backends(g, list(out))
-    assert (i.dtype, f.dtype, b.dtype, d.dtype, k.dtype) == (
-        np.int64,
-        np.float32,
-        np.bool_,
-        np.float64,
-        np.int32,
-    )
-    assert i == 5 and b == np.False_ and d == 10.0
+    check(programs.loop_variables_of_different_dtypes())
 
 
 def test_swapping_loop_variables():

@@ -1,92 +1,43 @@
 """Gradient graphs on the llvm backend against the interpreter: every differentiable op-table
 record (gj.gradients of sum(fn(x) * w), one graph per record and dtype over all its shapes),
-gradients through cond, and through while loops, whose tapes are tensor lists."""
+gradients through cond, and through while loops, whose tapes are tensor lists. The
+programs the cuda suite runs as well are in tests/programs.py."""
 
 from __future__ import annotations
 
 import numpy as np
+import programs
 import pytest
 from llvm_helpers import compare_backends
+from programs import GRADIENT_CASES, gradients_of
 
 import graphjit as gj
-from op_table import OP_TABLE, inputs_for
+
+
+def check(program: programs.Program, **tol) -> None:
+    programs.check(program, compare_backends, **tol)
+
 
 # ---- the op table ----------------------------------------------------------------------------
 
 
-def gradient_graph(case, dtype):
-    """One graph: for each of the record's shapes, the gradients of sum(fn(x) * w) with respect
-    to every float input, w a fixed random cotangent of the output's dtype."""
-    g = gj.Graph()
-    fetches, feeds = [], {}
-    rng = np.random.default_rng(1)
-    with g.as_default():
-        for j, shapes in enumerate(case.shapes):
-            arrays = inputs_for(case, shapes, dtype, seed=j)
-            xs = [gj.placeholder(a.dtype, a.shape, name=f"s{j}_x{i}") for i, a in enumerate(arrays)]
-            feeds.update(zip(xs, arrays))
-            y = case.fn(*xs)
-            w = rng.uniform(-1.5, 1.5, y.shape).astype(y.dtype.np)
-            wrt = [x for x in xs if x.dtype.is_floating]
-            fetches += [d for d in gj.gradients(gj.sum(y * w), wrt) if d is not None]
-    return g, fetches, feeds
-
-
-GRAD_CASES = [
-    pytest.param(case, dtype, id=f"{case.name}-{dtype}")
-    for case in OP_TABLE
-    if case.grad
-    for dtype in case.dtypes
-    if dtype.startswith("float")
-]
-
-
-@pytest.mark.parametrize("case, dtype", GRAD_CASES)
+@pytest.mark.parametrize("case, dtype", GRADIENT_CASES)
 def test_op_gradient_matches_interpreter(case, dtype):
-    g, fetches, feeds = gradient_graph(case, dtype)
-    assert fetches, f"{case.name}: no gradient to compare"
-    compare_backends(g, fetches, feeds, what=case.name)
+    check(programs.op_gradient(case, dtype))
 
 
 def test_every_differentiable_record_is_compared():
-    names = {p.values[0].name for p in GRAD_CASES}
+    names = {p.values[0].name for p in GRADIENT_CASES}
     assert {"exp", "pow", "where", "matmul", "softmax_cross_entropy", "unslice"} <= names
-    assert "sign" not in names and len(GRAD_CASES) > 2 * 40
+    assert "sign" not in names and len(GRADIENT_CASES) > 2 * 40
 
 
 # ---- cond ----------------------------------------------------------------------------------
 
 
-def compare_gradients(build, arrays, second_order=False):
-    """y = build(*placeholders shaped like arrays) and its gradient with respect to every
-    input (and, with second_order, the gradient of the sum of those), on both backends.
-    Returns y and the gradients, None where an input has none."""
-    arrays = [np.asarray(a) for a in arrays]
-    g = gj.Graph()
-    with g.as_default():
-        xs = [gj.placeholder(a.dtype, a.shape, name=f"x{i}") for i, a in enumerate(arrays)]
-        y = build(*xs)
-        grads = gj.gradients(y, xs)
-        if second_order:
-            connected = [d for d in grads if d is not None]
-            total = gj.sum(connected[0])
-            for d in connected[1:]:
-                total = total + gj.sum(d)
-            grads += gj.gradients(total, xs)
-    fetches = [y] + [d for d in grads if d is not None]
-    got = iter(compare_backends(g, fetches, dict(zip(xs, arrays))))
-    return [next(got)] + [None if d is None else next(got) for d in grads]
-
-
 @pytest.mark.parametrize("pv", [1.0, -1.0])
 def test_cond_gradient_to_values_captured_by_either_branch(pv):
-    def build(p, a, b, c):
-        r = gj.cond(p > 0, lambda: a * b + gj.exp(a), lambda: c * c * b)
-        return gj.sum(r * np.array([1.0, -3.0]))
-
-    a, b, c = np.array([0.5, -1.5]), np.array([2.0, 0.3]), np.array([1.2, -0.7])
-    _, _, da, db, dc = compare_gradients(build, [np.array(pv), a, b, c])
-    np.testing.assert_array_equal(dc if pv > 0 else da, 0)
+    check(programs.cond_gradient_to_values_captured_by_either_branch(pv))
 
 
 @pytest.mark.parametrize("xv", [[0.3, 0.4], [-0.3, -0.4]])
@@ -97,7 +48,7 @@ def test_cond_with_several_results_and_an_unused_one(xv):
         )
         return gj.sum(r1) + 2 * gj.sum(r2)
 
-    compare_gradients(build, [np.array(xv), np.array([1.1, -0.6])])
+    check(gradients_of(build, [np.array(xv), np.array([1.1, -0.6])]))
 
 
 @pytest.mark.parametrize("pv", [1.0, -1.0])
@@ -105,70 +56,37 @@ def test_cond_branch_returning_a_captured_value(pv):
     def build(p, x, y):
         return gj.sum(gj.cond(p > 0, lambda: x, lambda: y) * np.array([1.0, 2.0]))
 
-    _, _, dx, dy = compare_gradients(
-        build, [np.array(pv), np.array([1.0, 2.0], np.float32), np.array([3.0, 4.0], np.float32)]
-    )
-    np.testing.assert_array_equal(dx if pv > 0 else dy, [1.0, 2.0])
+    def expect(_y, _dp, dx, dy):
+        np.testing.assert_array_equal(dx if pv > 0 else dy, [1.0, 2.0])
+
+    arrays = [np.array(pv), np.array([1.0, 2.0], np.float32), np.array([3.0, 4.0], np.float32)]
+    check(gradients_of(build, arrays, expect=expect))
 
 
 @pytest.mark.parametrize("xv", [0.8, -0.6])
 def test_second_derivative_through_cond(xv):
-    def build(x, c):
-        return gj.cond(x > 0, lambda: x * x * x * c + 2 * x, lambda: 3 * x**4 - x * x * c)
-
-    _, dx, dc, d2x, d2c = compare_gradients(build, [np.array(xv), np.array(1.7)], True)
-    c = 1.7
-    if xv > 0:  # d/dx and d/dc of dy/dx + dy/dc = 3 c x^2 + 2 + x^3
-        np.testing.assert_allclose([d2x, d2c], [6 * c * xv + 3 * xv**2, 3 * xv**2], rtol=1e-12)
-    else:  # 12 x^3 - 2 c x - x^2
-        np.testing.assert_allclose([d2x, d2c], [36 * xv**2 - 2 * c - 2 * xv, -2 * xv], rtol=1e-12)
+    check(programs.second_derivative_through_cond(xv))
 
 
 # ---- while loops (tapes are tensor lists) ---------------------------------------------------------
 
-W = np.array([1.5, 1.2, 1.1])
-A0 = np.array([1.0, 2.0, 3.0])
-
-
-def grow(w, a0, max_iterations=None):
-    """while sum(a) < 50: a = a * w + 1 (a data-dependent trip count)."""
-    (a,) = gj.while_loop(
-        lambda a: gj.sum(a) < 50, lambda a: (a * w + 1,), [a0], max_iterations=max_iterations
-    )
-    return a
-
 
 @pytest.mark.parametrize("scale", [0.5, 1.0, 20.0], ids=["long", "short", "zero-trips"])
 def test_data_dependent_while(scale):
-    compare_gradients(lambda w, a0: gj.sum(gj.square(grow(w, a0))), [W, A0 * scale])
+    check(programs.data_dependent_while(scale))
 
 
 @pytest.mark.parametrize("limit", [0, 1, 3])
 def test_while_stopped_by_max_iterations(limit):
-    compare_gradients(lambda w, a0: gj.sum(gj.square(grow(w, a0, limit))), [W, A0])
+    check(programs.data_dependent_while(max_iterations=limit))
 
 
 def test_nested_while_inner_trip_count_is_outer_counter():
-    def build(w, a0):
-        def outer_body(i, a):
-            _, b = gj.while_loop(lambda j, b: j < i, lambda j, b: (j + 1, b * w + 0.5), [0, a])
-            return i + 1, gj.tanh(b)
-
-        _, a = gj.while_loop(lambda i, a: i < 4, outer_body, [0, a0])
-        return gj.sum(a * np.array([1.0, 2.0, -1.0]))
-
-    compare_gradients(build, [np.array([0.9, 0.3, -0.7]), np.array([0.2, -0.4, 0.6])])
+    check(programs.nested_while_inner_trip_count_is_outer_counter(outer_trips=4))
 
 
 def test_cond_inside_loop_body():
-    def build(w, a0):
-        def body(i, a):
-            return i + 1, gj.cond(gj.sum(a) > 2, lambda: a * w, lambda: a + w * w)
-
-        _, a = gj.while_loop(lambda i, a: i < 6, body, [0, a0])
-        return gj.sum(gj.square(a))
-
-    compare_gradients(build, [np.array([0.8, 1.3]), np.array([0.4, 0.9])])
+    check(programs.cond_inside_loop_body(trips=6))
 
 
 @pytest.mark.parametrize("pv", [1.0, -1.0])
@@ -180,7 +98,7 @@ def test_loop_inside_cond_branch(pv):
 
         return gj.sum(gj.cond(p > 0, looped, lambda: x * 3) * np.array([2.0, -1.0]))
 
-    compare_gradients(build, [np.array(pv), np.array([0.7, -0.2]), np.array([1.4, 0.6])])
+    check(gradients_of(build, [np.array(pv), np.array([0.7, -0.2]), np.array([1.4, 0.6])]))
 
 
 def test_loop_with_mixed_dtype_loop_variables():
@@ -200,11 +118,11 @@ def test_loop_with_mixed_dtype_loop_variables():
         )
         return gj.sum(acc) + gj.sum(s * s) + gj.sum(gj.cast(f32, gj.float64))
 
-    compare_gradients(build, [np.array([0.3, -0.5]), np.array([0.9, 1.1])])
+    check(gradients_of(build, [np.array([0.3, -0.5]), np.array([0.9, 1.1])]))
 
 
 def test_second_order_through_data_dependent_while():
-    compare_gradients(lambda w, a0: gj.sum(gj.square(grow(w, a0))), [W, A0], second_order=True)
+    check(programs.data_dependent_while(second_order=True))
 
 
 def test_second_derivative_of_power_computed_by_loop():
@@ -232,4 +150,4 @@ def test_second_order_through_cond_in_loop():
         return gj.sum(a)
 
     for xv in ([0.3, -0.1], [-0.5, 0.2]):
-        compare_gradients(build, [np.array(xv)], second_order=True)
+        check(gradients_of(build, [np.array(xv)], second_order=True))

@@ -15,40 +15,27 @@ tests/codegen/test_mathlib.py; here they only take part in the op-table comparis
 from __future__ import annotations
 
 import numpy as np
+import programs
 import pytest
-from llvm_helpers import assert_matches, run_on
+from llvm_helpers import assert_matches, compare_backends, run_on
+from programs import (
+    OPS,
+    RECORD_CASES,
+    TRANSCENDENTAL,
+    arity,
+    floats,
+    is_elementwise,
+    special_inputs,
+)
 
 import graphjit as gj
 import graphjit.codegen.llvm as llvm_backend
-from graphjit.ir.ops import all_ops
+from graphjit.codegen.llvm import parallel
 from op_table import OP_TABLE, inputs_for
 
-TRANSCENDENTAL = frozenset({"exp", "log", "tanh", "sigmoid"})
-STRUCTURAL = frozenset({"placeholder", "constant", "return"})
 
-
-def traced_ops(case) -> set[str]:
-    """The primitives a record builds (graph construction only: nothing is compiled)."""
-    g = gj.Graph()
-    with g.as_default():
-        xs = [
-            gj.placeholder(a.dtype, a.shape, name=f"x{i}")
-            for i, a in enumerate(inputs_for(case, case.shapes[0], case.dtypes[0]))
-        ]
-        case.fn(*xs)
-    return {op.name for op in g.function.walk()} - STRUCTURAL
-
-
-_OPS = {id(case): traced_ops(case) for case in OP_TABLE}  # records may share a name
-
-
-def is_elementwise(case) -> bool:
-    ops = _OPS[id(case)]
-    return bool(ops) and all(all_ops()[name].elementwise for name in ops)
-
-
-def arity(case) -> int:
-    return len(case.shapes[0])
+def check(program: programs.Program, **tol) -> None:
+    programs.check(program, compare_backends, **tol)
 
 
 # ---- input shapes ------------------------------------------------------------------------
@@ -63,105 +50,32 @@ def elementwise_shapes(n: int) -> list[tuple]:
     return shapes + [broadcast]
 
 
-def largest(shapes_list) -> tuple:
-    return max(shapes_list, key=lambda shapes: sum(np.prod(s, dtype=int) for s in shapes))
-
-
-def noncontiguous(a: np.ndarray, k: int) -> np.ndarray:
-    """The values of `a` as a view that is not C-contiguous: transposed (Fortran order), or
-    every other element of a bigger buffer along every axis (backwards when k % 4 == 3)."""
-    if a.ndim == 0:
-        return a
-    if sum(d > 1 for d in a.shape) >= 2 and k % 2 == 0:
-        view = np.asfortranarray(a)
-    else:
-        every_other = (slice(None, None, -2 if k % 4 == 3 else 2),) * a.ndim
-        view = np.zeros(tuple(2 * d for d in a.shape), a.dtype)[every_other]
-        view[...] = a
-    assert a.size <= 1 or not view.flags.c_contiguous
-    return view
-
-
-def input_sets(case, dtype) -> list[tuple[str, list[np.ndarray]]]:
-    """(label, arrays) for every shape set one graph of `case` applies the record to."""
-    sets = [
-        (f"shapes {shapes}", inputs_for(case, shapes, dtype, seed=j))
-        for j, shapes in enumerate(case.shapes)
-    ]
-    big = inputs_for(case, largest(case.shapes), dtype, seed=100)
-    sets.append(("non-contiguous", [noncontiguous(a, k) for k, a in enumerate(big)]))
-    if is_elementwise(case):
-        sets += [
-            (f"shapes {shapes}", inputs_for(case, shapes, dtype, seed=200 + j))
-            for j, shapes in enumerate(elementwise_shapes(arity(case)))
-        ]
-    return sets
-
-
-def build(case, sets):
-    """One graph: the record applied to each set's placeholders; returns it, the fetches
-    and the feeds."""
-    g = gj.Graph()
-    fetches, feeds = [], {}
-    with g.as_default():
-        for j, (_, arrays) in enumerate(sets):
-            xs = [gj.placeholder(a.dtype, a.shape, name=f"s{j}_x{i}") for i, a in enumerate(arrays)]
-            feeds.update(zip(xs, arrays))
-            fetches.append(case.fn(*xs))
-    return g, fetches, feeds
-
-
-def compare(case, sets, **kw):
-    g, fetches, feeds = build(case, sets)
-    expected = run_on("interpreter", g, fetches, feeds)
-    got = run_on("llvm", g, fetches, feeds)
-    for (label, _), a, b in zip(sets, got, expected, strict=True):
-        assert_matches(a, b, f"{case.name} {label}", **kw)
-    return got, expected
+def input_sets(case, dtype) -> list[list[np.ndarray]]:
+    """The record's own shapes, the largest again as transposed and strided views, and for
+    elementwise records every shape of `elementwise_shapes`."""
+    return programs.input_sets(
+        case,
+        dtype,
+        seed=100,
+        vary_layout=True,
+        elementwise_shapes=elementwise_shapes,
+        elementwise_seed=200,
+    )
 
 
 # ---- the op table --------------------------------------------------------------------------
 
-CASES = [
-    pytest.param(
-        case,
-        dtype,
-        id=f"{case.name}-{dtype}",
-    )
-    for case in OP_TABLE
-    for dtype in case.dtypes
-]
 
-
-@pytest.mark.parametrize("case, dtype", CASES)
+@pytest.mark.parametrize("case, dtype", RECORD_CASES)
 def test_record_matches_interpreter(case, dtype):
     sets = input_sets(case, dtype)
     assert len(sets) > len(case.shapes)
-    compare(case, sets)
+    check(programs.record(case, sets))
 
 
 # ---- special values --------------------------------------------------------------------------
 
 SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, -1.0, 0.5, -2.5, 3.0, 1e-30, -1e30]
-
-
-def special_inputs(case, dtype) -> list[np.ndarray]:
-    """Input i varies along axis i over SPECIAL (all combinations once broadcast); a boolean
-    input is a checkerboard over the whole space."""
-    n, m = arity(case), len(SPECIAL)
-    arrays = []
-    for i in range(n):
-        if case.fixed.get(i) == "bool":
-            arrays.append(np.indices((m,) * n).sum(0) % 2 == 0)
-        else:
-            shape = [1] * n
-            shape[i] = m
-            arrays.append(np.array(SPECIAL, dtype).reshape(shape))
-    return arrays
-
-
-def floats(case) -> list[str]:
-    return [d for d in case.dtypes if d.startswith("float")]
 
 
 def _special_elementwise():
@@ -170,26 +84,21 @@ def _special_elementwise():
         c
         for c in OP_TABLE
         if is_elementwise(c)
-        and not _OPS[id(c)] & TRANSCENDENTAL
+        and not OPS[id(c)] & TRANSCENDENTAL
         and c.name != "cast_i32"
         and floats(c)
     ]
 
 
-def _special_reductions():
-    reductions = {"reduce_sum", "reduce_max", "reduce_min", "sum_to", "argmax"}
-    return [c for c in OP_TABLE if _OPS[id(c)] & reductions and not _OPS[id(c)] & TRANSCENDENTAL]
-
-
 SPECIAL_ELEMENTWISE = _special_elementwise()
-SPECIAL_REDUCTIONS = _special_reductions()
+SPECIAL_REDUCTIONS = programs.REDUCTION_RECORDS
 
 
 @pytest.mark.parametrize("case", SPECIAL_ELEMENTWISE, ids=lambda c: c.name)
 def test_special_values_through_elementwise_records(case):
     """Every combination of special values, in float64 and float32, in one graph."""
-    sets = [(dtype, special_inputs(case, dtype)) for dtype in floats(case)]
-    compare(case, sets, signed_zeros=True)
+    sets = [special_inputs(case, dtype, SPECIAL) for dtype in floats(case)]
+    check(programs.record(case, sets), signed_zeros=True)
 
 
 DESIGNED = np.array(
@@ -222,10 +131,10 @@ def test_special_values_through_reductions(case):
         for j, shapes in enumerate(case.shapes):
             x = special_array(shapes[0], dtype, seed=j)
             rest = inputs_for(case, shapes, dtype)[1:]  # sum_to's shape operand
-            sets.append((f"{dtype} {shapes}", [x, *rest]))
+            sets.append([x, *rest])
         if arity(case) == 1 and any(len(s[0]) == 2 for s in case.shapes):
-            sets.append((f"{dtype} designed", [DESIGNED.astype(dtype)]))
-    compare(case, sets, signed_zeros=True)
+            sets.append([DESIGNED.astype(dtype)])
+    check(programs.record(case, sets), signed_zeros=True)
 
 
 def test_the_record_filters_pick_what_they_should():
@@ -250,7 +159,9 @@ def test_the_record_filters_pick_what_they_should():
 def test_large_kernels_split_over_threads(monkeypatch):
     """Kernels above the parallel threshold run in chunks on several threads: odd extents,
     an outer extent of 3 (uneven chunks), broadcasting, booleans, integers, and a reduction
-    over the same large input (which stays on one thread)."""
+    over the same large input (which stays on one thread). The threshold is lowered so
+    that every kernel here is split, cheap ones included."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1 << 12)
     rng = np.random.default_rng(5)
     n = 300_007
     arrays = {

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections import namedtuple
 
 import numpy as np
+import programs
 import pytest
+from programs import (
+    CANONICAL_CASES,
+    canonical_graph,  # noqa: F401  (tests/passes/test_differential.py imports it from here)
+    python_canonical,
+)
 
 import graphjit as gj
 
@@ -16,60 +22,21 @@ def run(graph, fetches, feed_dict=None):
         return sess.run(fetches, feed_dict)
 
 
-# ---- the canonical example ---------------------------------------------------------------
-
-
-def python_canonical(n: int, start) -> np.ndarray:
-    result = np.array(start, np.float32)
-    for _ in range(n):
-        result = result * 2 if np.sum(result) > 0 else result + 1
-    return result
-
-
-def canonical_graph(n_const=None):
-    """`for i in range(n): result = result * 2 if sum(result) > 0 else result + 1`."""
-    g = gj.Graph()
-    with g.as_default():
-        n = gj.placeholder(gj.int32, [], name="n") if n_const is None else gj.constant(n_const)
-        result = gj.placeholder(gj.float32, [None], name="result")
-
-        def body(i, r):
-            return i + 1, gj.cond(gj.sum(r) > 0, lambda: r * 2, lambda: r + 1)
-
-        _, out = gj.while_loop(lambda i, r: i < n, body, [0, result])
-    return g, n, result, out
-
-
-CANONICAL_CASES = [
-    pytest.param(3, [1.0, 2.0], id="positive"),
-    pytest.param(4, [-3.0, 0.5], id="negative-then-positive"),
-    pytest.param(3, [-5.0, -1.0, -2.0], id="negative"),
-    pytest.param(2, [0.0], id="zero-sum"),
-    pytest.param(0, [-1.0, 4.0], id="zero-iterations"),
-]
+# ---- the canonical example (tests/programs.py) -------------------------------------------
 
 
 @pytest.mark.parametrize("n, start", CANONICAL_CASES)
 def test_canonical_loop_with_fed_bound_matches_python(n, start):
-    g, n_ph, result, out = canonical_graph()
-    got = run(g, out, {n_ph: n, result: np.array(start, np.float32)})
-    np.testing.assert_array_equal(got, python_canonical(n, start))
+    programs.check_expected(programs.canonical_loop(n, start))
 
 
 @pytest.mark.parametrize("n, start", CANONICAL_CASES)
 def test_canonical_loop_with_constant_bound_matches_python(n, start):
-    g, _, result, out = canonical_graph(n_const=n)
-    got = run(g, out, {result: np.array(start, np.float32)})
-    np.testing.assert_array_equal(got, python_canonical(n, start))
+    programs.check_expected(programs.canonical_loop(n, start, constant_bound=True))
 
 
 def test_one_session_runs_the_canonical_loop_for_every_case():
-    g, n_ph, result, out = canonical_graph()
-    with gj.Session(g, backend="interpreter") as sess:
-        for case in CANONICAL_CASES:
-            n, start = case.values
-            got = sess.run(out, {n_ph: n, result: np.array(start, np.float32)})
-            np.testing.assert_array_equal(got, python_canonical(n, start))
+    programs.check_canonical_loop_in_one_session("interpreter")
 
 
 # ---- nesting and captures ----------------------------------------------------------------
@@ -96,22 +63,7 @@ def test_nested_loops_with_inner_bound_from_outer_counter():
 
 @pytest.mark.parametrize("backend", ["interpreter", "llvm"])
 def test_captures_read_outer_values_and_the_variables_current_value(backend):
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float32, [3], name="x")
-        v = gj.Variable(np.array([1.0, 2.0, 3.0], np.float32), name="v")
-        offset = gj.constant(10.0)
-        y = gj.cond(gj.sum(x) > 0, lambda: x * v, lambda: x + offset)
-        _, z = gj.while_loop(lambda i, a: i < 2, lambda i, a: (i + 1, a + v), [0, x])
-        scale_v = v.assign(v * 10)
-    pos, neg = np.ones(3, np.float32), -np.ones(3, np.float32)
-    with gj.Session(g, backend=backend) as sess:
-        np.testing.assert_allclose(sess.run(y, {x: pos}), [1, 2, 3])
-        np.testing.assert_allclose(sess.run(y, {x: neg}), [9, 9, 9])
-        np.testing.assert_allclose(sess.run(z, {x: pos}), [3, 5, 7])
-        sess.run(scale_v)
-        np.testing.assert_allclose(sess.run(y, {x: pos}), [10, 20, 30])
-        np.testing.assert_allclose(sess.run(z, {x: pos}), [21, 41, 61])
+    programs.check_captures_in_one_session(backend)
 
 
 def test_while_inside_cond():
@@ -133,17 +85,9 @@ def test_while_inside_cond():
 # ---- max_iterations ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("limit, expected_count", [(0, 0), (1, 1), (4, 4), (10, 6), (None, 6)])
-def test_max_iterations_stops_the_loop_with_the_state_so_far(limit, expected_count):
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float32, [2], name="x")
-        i, acc = gj.while_loop(
-            lambda i, a: i < 6, lambda i, a: (i + 1, a * 2), [0, x], max_iterations=limit
-        )
-    count, got = run(g, [i, acc], {x: np.array([1.0, -3.0], np.float32)})
-    assert count == expected_count
-    np.testing.assert_allclose(got, np.array([1.0, -3.0]) * 2**expected_count)
+@pytest.mark.parametrize("limit", [0, 1, 4, 10, None])
+def test_max_iterations_stops_the_loop_with_the_state_so_far(limit):
+    programs.check_expected(programs.max_iterations([limit]))
 
 
 # ---- structures and dtypes ---------------------------------------------------------------
@@ -185,25 +129,11 @@ def test_cond_of_a_list_returns_a_list():
 
 
 def test_loop_variables_of_different_dtypes():
-    g = gj.Graph()
-    with g.as_default():
-        loop_vars = (
-            gj.constant(0, gj.int64),
-            gj.constant([1.0, 2.0]),
-            gj.constant(True),
-            gj.constant(0.0, gj.float64),
-        )
-        out = gj.while_loop(
-            lambda i, f, b, d: i < 5,
-            lambda i, f, b, d: (i + 1, f * 1.5, gj.logical_not(b), d + gj.cast(i, gj.float64)),
-            loop_vars,
-        )
-    assert isinstance(out, tuple)
-    assert [v.dtype for v in out] == [gj.int64, gj.float32, gj.bool_, gj.float64]
-    i, f, b, d = run(g, out)
-    assert (i.dtype, f.dtype, b.dtype, d.dtype) == (np.int64, np.float32, np.bool_, np.float64)
-    assert i == 5 and b == np.False_ and d == 10.0
-    np.testing.assert_allclose(f, np.array([1.0, 2.0]) * 1.5**5, rtol=1e-6)
+    program = programs.loop_variables_of_different_dtypes()
+    assert isinstance(program.fetches, tuple)
+    dtypes = [v.dtype for v in program.fetches]
+    assert dtypes == [gj.int64, gj.float32, gj.bool_, gj.float64, gj.int32]
+    programs.check_expected(program)
 
 
 def test_single_loop_variable_body_may_return_the_tensor_itself():

@@ -1,5 +1,6 @@
-"""Scaffolding the workload modules share: wrapping a graphjit or TF1 session, a jitted
-JAX function or a torch function into a Prepared run, and the standard builder table."""
+"""Scaffolding the workload modules share: placeholders shaped like a workload's data,
+wrapping a graphjit or TF1 session, a jitted JAX function or a torch function into a
+Prepared run, and the standard builder table."""
 
 from __future__ import annotations
 
@@ -26,14 +27,7 @@ def gj_session(graph, fetches, feed_dict, backend: str, readout_fetches=None) ->
     with graph.as_default():
         trivial = gj.constant(F32(0), name="bench_trivial")
     session = gj.Session(graph, backend=backend)
-    readout = None
-    if readout_fetches is not None:
-        readout = lambda _output: session.run(readout_fetches)
-    return Prepared(
-        run=lambda: session.run(fetches, feed_dict),
-        readout=readout,
-        trivial=lambda: session.run(trivial),
-    )
+    return _session_runs(session, fetches, feed_dict, trivial, readout_fetches)
 
 
 def tf1_session(graph, fetches, feed_dict, readout_fetches=None) -> Prepared:
@@ -44,6 +38,12 @@ def tf1_session(graph, fetches, feed_dict, readout_fetches=None) -> Prepared:
         init = tf.global_variables_initializer()
     session = tf.Session(graph=graph)
     session.run(init)
+    return _session_runs(session, fetches, feed_dict, trivial, readout_fetches)
+
+
+def _session_runs(session, fetches, feed_dict, trivial, readout_fetches) -> Prepared:
+    """The runs of a graphjit or TF1 session: `fetches`, the `trivial` constant (dispatch
+    overhead) and, for the check only, `readout_fetches`."""
     readout = None
     if readout_fetches is not None:
         readout = lambda _output: session.run(readout_fetches)
@@ -52,6 +52,21 @@ def tf1_session(graph, fetches, feed_dict, readout_fetches=None) -> Prepared:
         readout=readout,
         trivial=lambda: session.run(trivial),
     )
+
+
+def placeholders(framework, data: dict, *names: str) -> list:
+    """A placeholder of `framework` (graphjit, or TF1's `tf.compat.v1`) for each named
+    input in `data`, in the graph being built: the array's dtype and shape, or an int32
+    scalar for an int (a trip count, a length)."""
+    made = []
+    for name in names:
+        value = data[name]
+        if isinstance(value, int):
+            dtype, shape = framework.int32, []
+        else:
+            dtype, shape = getattr(framework, value.dtype.name), value.shape
+        made.append(framework.placeholder(dtype, shape=shape, name=name))
+    return made
 
 
 def jax_call(fn: Callable, *args, note: str = "") -> Prepared:
@@ -73,24 +88,24 @@ def torch_tensors(*arrays, requires_grad: bool = False) -> list:
     return [torch.tensor(a, requires_grad=requires_grad) for a in arrays]
 
 
-def standard_builders(
-    *,
-    static: Callable,
-    eager: Builder,
-    numpy: Builder,
-    torch: Callable,
-    jax: Builder,
-    tf1: Builder,
-) -> dict[str, Builder]:
-    """The builder table for the modes of `modes.MODES`: `static(data, backend)` serves
-    both graphjit static modes and `torch(data, compiled)` both PyTorch modes."""
+MODE_BUILDERS = ("static", "eager", "numpy", "torch", "jax", "tf1")
+
+
+def standard_builders(namespace: dict, prefix: str = "build_", **bound) -> dict[str, Builder]:
+    """The builder table for the modes of `modes.MODES`, from a workload module's builders
+    `{prefix}static`, `{prefix}eager`, `{prefix}numpy`, `{prefix}torch`, `{prefix}jax`
+    and `{prefix}tf1`, looked up in `namespace` (the module's `globals()`):
+    `static(data, backend)` serves both graphjit static modes and `torch(data, compiled)`
+    both PyTorch modes. Keyword arguments in `bound` (such as `train=True`) are passed to
+    every builder."""
+    build = {kind: functools.partial(namespace[prefix + kind], **bound) for kind in MODE_BUILDERS}
     return {
-        "gj-llvm": functools.partial(static, backend="llvm"),
-        "gj-interp": functools.partial(static, backend="interpreter"),
-        "gj-eager": eager,
-        "numpy": numpy,
-        "torch": functools.partial(torch, compiled=False),
-        "torch-compile": functools.partial(torch, compiled=True),
-        "jax-jit": jax,
-        "tf1": tf1,
+        "gj-llvm": functools.partial(build["static"], backend="llvm"),
+        "gj-interp": functools.partial(build["static"], backend="interpreter"),
+        "gj-eager": build["eager"],
+        "numpy": build["numpy"],
+        "torch": functools.partial(build["torch"], compiled=False),
+        "torch-compile": functools.partial(build["torch"], compiled=True),
+        "jax-jit": build["jax"],
+        "tf1": build["tf1"],
     }

@@ -75,12 +75,5 @@ WORKLOAD = Workload(
     description="relu(x*2+1)*sigmoid(x)+tanh(x) on a float32 vector",
     sizes={"tiny": {"n": 1000}, "quick": {"n": 1 << 20}, "full": {"n": 1 << 24}},
     make_data=make_data,
-    builders=standard_builders(
-        static=build_static,
-        eager=build_eager,
-        numpy=build_numpy,
-        torch=build_torch,
-        jax=build_jax,
-        tf1=build_tf1,
-    ),
+    builders=standard_builders(globals()),
 )

@@ -13,6 +13,7 @@ from graphjit.bench.workloads.common import (
     F32,
     gj_session,
     jax_call,
+    placeholders,
     rng,
     standard_builders,
     tf1_session,
@@ -59,8 +60,7 @@ def build_static(data: dict, backend: str) -> Prepared:
 
     graph = gj.Graph()
     with graph.as_default():
-        x = gj.placeholder(gj.float32, shape=data["x"].shape, name="x")
-        y = gj.placeholder(gj.float32, shape=data["y"].shape, name="y")
+        x, y = placeholders(gj, data, "x", "y")
         w, b = gj.Variable(data["w"], name="w"), gj.Variable(data["b"], name="b")
         loss = gj.mean(gj.square(x @ w + b - y))
         step = gj.train.SGD(LEARNING_RATE).minimize(loss)
@@ -146,8 +146,7 @@ def build_tf1(data: dict) -> Prepared:
     tf = peers.tf1()
     graph = tf.Graph()
     with graph.as_default():
-        x = tf.placeholder(tf.float32, shape=data["x"].shape, name="x")
-        y = tf.placeholder(tf.float32, shape=data["y"].shape, name="y")
+        x, y = placeholders(tf, data, "x", "y")
         w, b = tf.Variable(data["w"], name="w"), tf.Variable(data["b"], name="b")
         loss = tf.reduce_mean(tf.square(tf.matmul(x, w) + b - y))
         step = tf.train.GradientDescentOptimizer(LEARNING_RATE).minimize(loss)
@@ -164,14 +163,7 @@ WORKLOAD = Workload(
         "full": {"samples": 256, "features": 8, "epochs": 1000},
     },
     make_data=make_data,
-    builders=standard_builders(
-        static=build_static,
-        eager=build_eager,
-        numpy=build_numpy,
-        torch=build_torch,
-        jax=build_jax,
-        tf1=build_tf1,
-    ),
+    builders=standard_builders(globals()),
     notes={
         "gj-llvm": "one Session.run of the train op per epoch",
         "gj-interp": "one Session.run of the train op per epoch",

@@ -13,6 +13,7 @@ from graphjit.bench.workloads.common import (
     F32,
     gj_session,
     jax_call,
+    placeholders,
     rng,
     standard_builders,
     tf1_session,
@@ -52,9 +53,7 @@ def build_static(data: dict, backend: str) -> Prepared:
 
     graph = gj.Graph()
     with graph.as_default():
-        x = gj.placeholder(gj.float32, shape=data["x"].shape, name="x")
-        w = gj.placeholder(gj.float32, shape=data["w"].shape, name="w")
-        n = gj.placeholder(gj.int32, shape=[], name="n")
+        x, w, n = placeholders(gj, data, "x", "w", "n")
         start = [gj.constant(0, gj.int32), x]
         _, y = gj.while_loop(lambda i, v: i < n, lambda i, v: (i + 1, gj.tanh(v * w)), start)
         loss = gj.sum(y)
@@ -109,9 +108,7 @@ def build_tf1(data: dict) -> Prepared:
     tf = peers.tf1()
     graph = tf.Graph()
     with graph.as_default():
-        x = tf.placeholder(tf.float32, shape=data["x"].shape, name="x")
-        w = tf.placeholder(tf.float32, shape=data["w"].shape, name="w")
-        n = tf.placeholder(tf.int32, shape=[], name="n")
+        x, w, n = placeholders(tf, data, "x", "w", "n")
         _, y = tf.while_loop(lambda i, v: i < n, lambda i, v: (i + 1, tf.tanh(v * w)), [0, x])
         loss = tf.reduce_sum(y)
         (grad_w,) = tf.gradients(loss, [w])
@@ -127,14 +124,7 @@ WORKLOAD = Workload(
         "full": {"size": 256, "n": 1000},
     },
     make_data=make_data,
-    builders=standard_builders(
-        static=build_static,
-        eager=build_eager,
-        numpy=build_numpy,
-        torch=build_torch,
-        jax=build_jax,
-        tf1=build_tf1,
-    ),
+    builders=standard_builders(globals()),
     tolerance=10.0,  # a thousand float32 steps forward and back
     notes={
         "jax-jit": "trip count static (lax.fori_loop, recompiled per n): JAX cannot "

@@ -14,6 +14,7 @@ from graphjit.bench.workloads.common import (
     F32,
     gj_session,
     jax_call,
+    placeholders,
     rng,
     standard_builders,
     tf1_session,
@@ -55,8 +56,7 @@ def add_static(data: dict, backend: str) -> Prepared:
 
     graph = gj.Graph()
     with graph.as_default():
-        x = gj.placeholder(gj.float32, shape=data["x"].shape, name="x")
-        n = gj.placeholder(gj.int32, shape=[], name="n")
+        x, n = placeholders(gj, data, "x", "n")
         start = [gj.constant(0, gj.int32), x]
         _, y = gj.while_loop(lambda i, v: i < n, lambda i, v: (i + 1, v + 1), start)
     return gj_session(graph, y, {x: data["x"], n: np.int32(data["n"])}, backend)
@@ -100,8 +100,7 @@ def add_tf1(data: dict) -> Prepared:
     tf = peers.tf1()
     graph = tf.Graph()
     with graph.as_default():
-        x = tf.placeholder(tf.float32, shape=data["x"].shape, name="x")
-        n = tf.placeholder(tf.int32, shape=[], name="n")
+        x, n = placeholders(tf, data, "x", "n")
         _, y = tf.while_loop(lambda i, v: i < n, lambda i, v: (i + 1, v + 1), [0, x])
     return tf1_session(graph, y, {x: data["x"], n: data["n"]})
 
@@ -126,8 +125,7 @@ def cond_static(data: dict, backend: str) -> Prepared:
 
     graph = gj.Graph()
     with graph.as_default():
-        x = gj.placeholder(gj.float32, shape=data["x"].shape, name="x")
-        n = gj.placeholder(gj.int32, shape=[], name="n")
+        x, n = placeholders(gj, data, "x", "n")
 
         def body(i, v):
             return i + 1, gj.cond(gj.sum(v) > 0, lambda: v * 2, lambda: v + 1)
@@ -183,8 +181,7 @@ def cond_tf1(data: dict) -> Prepared:
     tf = peers.tf1()
     graph = tf.Graph()
     with graph.as_default():
-        x = tf.placeholder(tf.float32, shape=data["x"].shape, name="x")
-        n = tf.placeholder(tf.int32, shape=[], name="n")
+        x, n = placeholders(tf, data, "x", "n")
 
         def body(i, v):
             return i + 1, tf.cond(tf.reduce_sum(v) > 0, lambda: v * 2, lambda: v + 1)
@@ -202,14 +199,7 @@ LOOP_ADD = Workload(
         "full": {"size": 16, "n": 1000},
     },
     make_data=make_add_data,
-    builders=standard_builders(
-        static=add_static,
-        eager=add_eager,
-        numpy=add_numpy,
-        torch=add_torch,
-        jax=add_jax,
-        tf1=add_tf1,
-    ),
+    builders=standard_builders(globals(), prefix="add_"),
     notes={"torch-compile": TORCH_COMPILE_NOTE},
 )
 
@@ -222,13 +212,6 @@ COND_LOOP = Workload(
         "full": {"size": 256, "n": 1000},
     },
     make_data=make_cond_data,
-    builders=standard_builders(
-        static=cond_static,
-        eager=cond_eager,
-        numpy=cond_numpy,
-        torch=cond_torch,
-        jax=cond_jax,
-        tf1=cond_tf1,
-    ),
+    builders=standard_builders(globals(), prefix="cond_"),
     notes={"torch-compile": TORCH_COMPILE_NOTE + " (the branch as torch.cond)"},
 )

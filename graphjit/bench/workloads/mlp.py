@@ -4,8 +4,6 @@ step is returned; the parameters after it are checked)."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from graphjit.bench import peers
@@ -214,18 +212,6 @@ def build_tf1(data: dict, train: bool) -> Prepared:
     return tf1_session(graph, [step, loss], feeds, readout_fetches=params)
 
 
-def _builders(train: bool) -> dict:
-    bind = lambda builder: functools.partial(builder, train=train)
-    return standard_builders(
-        static=bind(build_static),
-        eager=bind(build_eager),
-        numpy=bind(build_numpy),
-        torch=bind(build_torch),
-        jax=bind(build_jax),
-        tf1=bind(build_tf1),
-    )
-
-
 SIZES = {
     "tiny": {"batch": 8, "inputs": 16, "hidden": 16, "classes": 10},
     "quick": {"batch": 64, "inputs": 256, "hidden": 256, "classes": 10},
@@ -237,7 +223,7 @@ FORWARD = Workload(
     description="MLP forward: loss of a 1024-1024-1024-10 relu net, batch 128 (full size)",
     sizes=SIZES,
     make_data=make_data,
-    builders=_builders(train=False),
+    builders=standard_builders(globals(), train=False),
 )
 
 TRAIN_STEP = Workload(
@@ -245,7 +231,7 @@ TRAIN_STEP = Workload(
     description="MLP SGD training step: forward, backward, parameter update",
     sizes=SIZES,
     make_data=make_data,
-    builders=_builders(train=True),
+    builders=standard_builders(globals(), train=True),
     notes={
         "torch-compile": "torch.compile compiles the loss (AOTAutograd its backward); the update is eager"
     },

@@ -5,8 +5,6 @@ with a `while_loop` in the static graphs. Two workloads: the forward pass (loss
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from graphjit.bench import peers
@@ -15,6 +13,7 @@ from graphjit.bench.workloads.common import (
     F32,
     gj_session,
     jax_call,
+    placeholders,
     rng,
     standard_builders,
     tf1_session,
@@ -68,8 +67,7 @@ def build_static(data: dict, backend: str, backward: bool) -> Prepared:
     steps, batch, inputs = data["xs"].shape
     graph = gj.Graph()
     with graph.as_default():
-        xs = gj.placeholder(gj.float32, shape=data["xs"].shape, name="xs")
-        length = gj.placeholder(gj.int32, shape=[], name="length")
+        xs, length = placeholders(gj, data, "xs", "length")
         params = [gj.placeholder(gj.float32, shape=p.shape) for p in data["params"]]
         wx, wh, b = params
         flat_xs = gj.reshape(xs, [steps, batch * inputs])
@@ -142,8 +140,7 @@ def build_tf1(data: dict, backward: bool) -> Prepared:
     tf = peers.tf1()
     graph = tf.Graph()
     with graph.as_default():
-        xs = tf.placeholder(tf.float32, shape=data["xs"].shape, name="xs")
-        length = tf.placeholder(tf.int32, shape=[], name="length")
+        xs, length = placeholders(tf, data, "xs", "length")
         params = [tf.placeholder(tf.float32, shape=p.shape) for p in data["params"]]
         wx, wh, b = params
 
@@ -156,18 +153,6 @@ def build_tf1(data: dict, backward: bool) -> Prepared:
     feeds = {xs: data["xs"], length: data["length"]}
     feeds.update(zip(params, data["params"]))
     return tf1_session(graph, fetches, feeds)
-
-
-def _builders(backward: bool) -> dict:
-    bind = lambda builder: functools.partial(builder, backward=backward)
-    return standard_builders(
-        static=bind(build_static),
-        eager=bind(build_eager),
-        numpy=bind(build_numpy),
-        torch=bind(build_torch),
-        jax=bind(build_jax),
-        tf1=bind(build_tf1),
-    )
 
 
 SIZES = {
@@ -186,7 +171,7 @@ FORWARD = Workload(
     description="tanh RNN (hidden 64, input 32, batch 16) over a variable-length sequence",
     sizes=SIZES,
     make_data=make_data,
-    builders=_builders(backward=False),
+    builders=standard_builders(globals(), backward=False),
     notes=COMMON_NOTES,
 )
 
@@ -195,7 +180,7 @@ BACKWARD = Workload(
     description="the RNN's loss and its gradients for wx, wh, b (backprop through time)",
     sizes=SIZES,
     make_data=make_data,
-    builders=_builders(backward=True),
+    builders=standard_builders(globals(), backward=True),
     tolerance=3.0,
     notes={
         **COMMON_NOTES,

@@ -7,118 +7,59 @@ reductions; reductions big enough to split over blocks."""
 from __future__ import annotations
 
 import numpy as np
+import programs
 import pytest
-from cuda_helpers import assert_matches, compare_backends, run_on
+from cuda_helpers import compare_backends
+from programs import (
+    OPS,
+    RECORD_CASES,
+    TRANSCENDENTAL,
+    floats,
+    is_elementwise,
+    special_inputs,
+)
 
 import graphjit as gj
-from graphjit.ir.ops import all_ops
 from op_table import OP_TABLE, inputs_for
 
-TRANSCENDENTAL = frozenset({"exp", "log", "tanh", "sigmoid"})
-REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min", "sum_to", "argmax"})
+
+def check(program: programs.Program, **tol) -> None:
+    programs.check(program, compare_backends, **tol)
 
 
-def traced_ops(case) -> set[str]:
-    g = gj.Graph()
-    with g.as_default():
-        arrays = inputs_for(case, case.shapes[0], case.dtypes[0])
-        case.fn(*[gj.placeholder(a.dtype, a.shape, name=f"x{i}") for i, a in enumerate(arrays)])
-    return {op.name for op in g.function.walk()} - {"placeholder", "constant", "return"}
+def input_sets(case, dtype) -> list[list[np.ndarray]]:
+    """The record's own shapes, the largest again strided, and for elementwise records a
+    broadcasting case."""
+    return programs.input_sets(
+        case,
+        dtype,
+        seed=9,
+        vary_layout=False,
+        elementwise_shapes=lambda n: [((3, 1), (1, 5), (5,))[:n]],
+        elementwise_seed=10,
+    )
 
 
-_OPS = {id(case): traced_ops(case) for case in OP_TABLE}
-
-
-def is_elementwise(case) -> bool:
-    ops = _OPS[id(case)]
-    return bool(ops) and all(all_ops()[name].elementwise for name in ops)
-
-
-def noncontiguous(a: np.ndarray) -> np.ndarray:
-    """The values of `a` as every other element of a bigger buffer (not C-contiguous)."""
-    if a.ndim == 0:
-        return a
-    view = np.zeros(tuple(2 * d for d in a.shape), a.dtype)[(slice(None, None, 2),) * a.ndim]
-    view[...] = a
-    return view
-
-
-def input_sets(case, dtype) -> list[tuple[str, list[np.ndarray]]]:
-    sets = [
-        (f"shapes {shapes}", inputs_for(case, shapes, dtype, seed=j))
-        for j, shapes in enumerate(case.shapes)
-    ]
-    big = max(case.shapes, key=lambda shapes: sum(np.prod(s, dtype=int) for s in shapes))
-    sets.append(("non-contiguous", [noncontiguous(a) for a in inputs_for(case, big, dtype, 9)]))
-    if is_elementwise(case):
-        n = len(case.shapes[0])
-        shapes = ((3, 1), (1, 5), (5,))[:n]
-        sets.append(("broadcast", inputs_for(case, shapes, dtype, seed=10)))
-    return sets
-
-
-def compare(case, sets):
-    g = gj.Graph()
-    fetches, feeds = [], {}
-    with g.as_default():
-        for j, (_, arrays) in enumerate(sets):
-            xs = [gj.placeholder(a.dtype, a.shape, name=f"s{j}_x{i}") for i, a in enumerate(arrays)]
-            feeds.update(zip(xs, arrays))
-            fetches.append(case.fn(*xs))
-    expected = run_on("interpreter", g, fetches, feeds)
-    got = run_on("cuda", g, fetches, feeds)
-    for (label, _), a, b in zip(sets, got, expected, strict=True):
-        assert_matches(a, b, f"{case.name} {label}")
-
-
-CASES = [
-    pytest.param(case, dtype, id=f"{case.name}-{dtype}")
-    for case in OP_TABLE
-    for dtype in case.dtypes
-]
-
-
-@pytest.mark.parametrize("case, dtype", CASES)
+@pytest.mark.parametrize("case, dtype", RECORD_CASES)
 def test_record_matches_interpreter(case, dtype):
-    compare(case, input_sets(case, dtype))
+    check(programs.record(case, input_sets(case, dtype)))
 
 
 # ---- special values ------------------------------------------------------------------------
 
 SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1.0, -2.5, 1e-30]
 
-
-def special_inputs(case, dtype) -> list[np.ndarray]:
-    """Input i varies along axis i over SPECIAL (every combination once broadcast)."""
-    n, m = len(case.shapes[0]), len(SPECIAL)
-    arrays = []
-    for i in range(n):
-        if case.fixed.get(i) == "bool":
-            arrays.append(np.indices((m,) * n).sum(0) % 2 == 0)
-        else:
-            shape = [1] * n
-            shape[i] = m
-            arrays.append(np.array(SPECIAL, dtype).reshape(shape))
-    return arrays
-
-
-def floats(case) -> list[str]:
-    return [d for d in case.dtypes if d.startswith("float")]
-
-
 SPECIAL_ELEMENTWISE = [
     c
     for c in OP_TABLE
-    if is_elementwise(c) and not _OPS[id(c)] & (TRANSCENDENTAL | {"cast"}) and floats(c)
+    if is_elementwise(c) and not OPS[id(c)] & (TRANSCENDENTAL | {"cast"}) and floats(c)
 ]
-SPECIAL_REDUCTIONS = [
-    c for c in OP_TABLE if _OPS[id(c)] & REDUCTIONS and not _OPS[id(c)] & TRANSCENDENTAL
-]
+SPECIAL_REDUCTIONS = programs.REDUCTION_RECORDS
 
 
 @pytest.mark.parametrize("case", SPECIAL_ELEMENTWISE, ids=lambda c: c.name)
 def test_special_values_through_elementwise_records(case):
-    compare(case, [(dtype, special_inputs(case, dtype)) for dtype in floats(case)])
+    check(programs.record(case, [special_inputs(case, dtype, SPECIAL) for dtype in floats(case)]))
 
 
 DESIGNED = np.array(
@@ -141,8 +82,8 @@ def test_special_values_through_reductions(case):
             x = np.resize(np.array(SPECIAL, dtype), case.shapes[0][0])
         else:
             x = DESIGNED.astype(dtype)
-        sets.append((dtype, [x, *rest]))
-    compare(case, sets)
+        sets.append([x, *rest])
+    check(programs.record(case, sets))
 
 
 def test_the_record_filters_pick_what_they_should():
