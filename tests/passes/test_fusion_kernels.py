@@ -79,18 +79,20 @@ def test_mlp_training_step_kernels_sit_between_matmuls():
     stray = [op.name for op in outside if op.opdef.elementwise or op.name in REDUCTIONS]
     assert not stray, f"elementwise/reduction ops outside fused kernels: {stray}"
     # Outside the kernels: 5 matmuls (2 forward; backward d(hidden), d(w2), d(w1) -- the
-    # input needs no gradient), the 3 transposes feeding them, and the expand_dims of the
-    # labels for one_hot. Nothing else.
+    # input needs no gradient; the backward ones read their operands transposed through
+    # their flags, with no transpose copies), and the expand_dims of the labels for
+    # one_hot. Nothing else.
     assert Counter(op.name for op in outside if op.name != "fused") == {
         "matmul": 5,
-        "transpose": 3,
         "expand_dims": 1,
     }
-    # 24 kernels seen: those 9 plus 15 fused. 7 fused kernels end in a reduction (softmax's
-    # max and sum, the cross-entropy's two sums, the three sum_to's of the backward pass);
-    # the other 8 are bias+tanh after the first matmul, log(sum)+max and its gradient
+    matmuls = [op for op in outside if op.name == "matmul"]
+    assert sum(op.attrs["transpose_a"] + op.attrs["transpose_b"] for op in matmuls) == 3
+    # The fused kernels: 7 end in a reduction (softmax's max and sum, the cross-entropy's
+    # two sums, the three sum_to's of the backward pass); the other 8 are bias+tanh after the first matmul, log(sum)+max and its gradient
     # (both [8, 1], broadcast to [8, 3] by their consumers), the scalar mean, and one SGD
     # update per variable (each reads a matmul or a sum_to, so it cannot join earlier).
+    # With the 6 ops above, that is at most 5 kernels per matmul.
     n_matmuls = 5
     assert report.kernels <= 5 * n_matmuls, report.ir["fusion"]
     _assert_kernel_boundaries_are_forced(fn)

@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+from graphjit.codegen.llvm import compile_worker
 from graphjit.codegen.llvm.jit import compile_module
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
 from graphjit.codegen.llvm.numerics import NUMERICS_STATUS
@@ -23,6 +24,7 @@ class LLVMRunner:
 
     def __init__(self, program, check_numerics: bool = False):
         fn = program.function
+        compile_worker.prestart()  # its start-up overlaps the lowering below
         lowering = Lowering(fn, check_numerics=check_numerics)
         self.llvm_ir = str(lowering.lower())
         self.compiled = compile_module(self.llvm_ir)

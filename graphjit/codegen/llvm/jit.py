@@ -1,45 +1,32 @@
 """LLVM module → verified, O3-optimised native code for the host CPU, through MCJIT.
 
 The module is parsed and verified before it is compiled, so a code-generation bug is a
-BackendError, never a crash. GRAPHJIT_DUMP_LLVM=1 prints the optimised LLVM IR,
-GRAPHJIT_DUMP_ASM=1 the assembly."""
+BackendError, never a crash. Optimisation and code generation happen in a recycled worker
+process (compile_worker.py): llvmlite leaks memory on every run of the O3 pipeline, and an
+LLVM abort there ends only the worker; this process loads the object code it returns
+through MCJIT's object cache, as it does an object from the disk cache. The target machine
+and pipeline are configured in one place, target.py.
+
+GRAPHJIT_COMPILE_WORKER=0 optimises and compiles in this process instead (so does setting
+GRAPHJIT_DUMP_LLVM=1, which prints the optimised LLVM IR, or GRAPHJIT_DUMP_ASM=1, the
+assembly)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
+import warnings
 
 import llvmlite.binding as llvm
 
-from graphjit.codegen.llvm import cache
+from graphjit.codegen.llvm import cache, compile_worker, target
 from graphjit.errors import BackendError
 
 _lock = threading.RLock()  # reentrant: optimise() asks for the target machine
 _target_machine = None
-
-
-def _features() -> str:
-    """The host's features; on AVX-512 CPUs also lift LLVM's preference for 256-bit vectors
-    (a heuristic against clock throttling that halves our kernels' throughput)."""
-    features = llvm.get_host_cpu_features().flatten()
-    if "+avx512f" in features:
-        features += ",-prefer-256-bit"
-    return features
-
-
-def new_target_machine():
-    """A target machine for the host CPU. An MCJIT engine takes ownership of (and frees) the
-    one it is given, so each engine gets its own."""
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
-    target = llvm.Target.from_default_triple()
-    return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(),
-        features=_features(),
-        opt=3,
-        codemodel="jitdefault",
-    )
+_features = target.features
+new_target_machine = target.new_target_machine
 
 
 def target_machine():
@@ -52,23 +39,14 @@ def target_machine():
 
 
 def optimise(module: llvm.ModuleRef) -> None:
-    tm = target_machine()
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
-    # Unrolling and interleaving made the MLP training step compile 25% slower and ran
-    # no faster on kernels that already use 512-bit vectors; so they stay off.
-    pto.loop_unrolling = False
-    pto.loop_interleaving = False
-    builder = llvm.create_pass_builder(tm, pto)
-    builder.getModulePassManager().run(module, builder)
+    target.optimise(module, target_machine())
 
 
 def compile_module(ir_text: str) -> CompiledModule:
     """Native code for an LLVM IR module, from the compile caches when possible. Threads
     compile one at a time (LLVM's global context is not thread-safe), and a thread that
     waited for another's compile of the same module reuses it."""
-    key = cache.cache_key(ir_text, llvm.get_host_cpu_name(), _features())
+    key = cache.cache_key(ir_text, target.cpu_name(), _features())
     compiled = cache.memory_get(key)
     if compiled is None:
         with _lock:
@@ -77,6 +55,26 @@ def compile_module(ir_text: str) -> CompiledModule:
                 compiled = CompiledModule(ir_text, key)
                 cache.memory_put(key, compiled)
     return compiled
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def _object_from_worker(ir_text: str) -> bytes | None:
+    """The worker's object code for the module; None if no worker can run here."""
+    try:
+        return compile_worker.compile_object(ir_text)
+    except compile_worker.WorkerUnavailable as e:
+        warnings.warn(
+            f"{e}; compiling in this process instead (set GRAPHJIT_COMPILE_WORKER=0 to "
+            "do so without this warning)",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return None
+    except compile_worker.CompileError as e:
+        raise BackendError(f"LLVM could not compile the module: {e}") from None
 
 
 class CompiledModule:
@@ -90,26 +88,38 @@ class CompiledModule:
     def _compile(self, ir_text: str, key: str | None) -> None:
         tm = target_machine()
         try:
-            module = llvm.parse_assembly(ir_text)
-            module.verify()
+            module = target.parse(ir_text)
         except RuntimeError as e:
             raise BackendError(f"generated LLVM IR is invalid: {e}") from None
-        module.triple = tm.triple
-        module.data_layout = str(tm.target_data)
-        cached_object = cache.disk_load(key) if key is not None else None
-        if cached_object is None:  # a cached object was optimised before it was saved
+        target.prepare(module, tm)
+        dump_llvm, dump_asm = _flag("GRAPHJIT_DUMP_LLVM"), _flag("GRAPHJIT_DUMP_ASM")
+        obj = cache.disk_load(key) if key is not None else None  # optimised before saved
+        made_here = False
+        if obj is None and compile_worker.enabled() and not (dump_llvm or dump_asm):
+            try:
+                obj = _object_from_worker(ir_text)
+            except BackendError:
+                module.close()
+                raise
+            if obj is not None and key is not None:
+                cache.disk_store(key, obj)  # (a no-op without GRAPHJIT_CACHE_DIR)
+        if obj is None:
             optimise(module)
-        if os.environ.get("GRAPHJIT_DUMP_LLVM", "") not in ("", "0"):
+            made_here = True
+        if dump_llvm:
             print(str(module), file=sys.stderr)
-        if os.environ.get("GRAPHJIT_DUMP_ASM", "") not in ("", "0"):
+        if dump_asm:
             print(tm.emit_assembly(module), file=sys.stderr)
         # The engine owns the module from here on: keep no second reference to free it.
         self.engine = llvm.create_mcjit_compiler(module, new_target_machine())
-        if key is not None and cache.disk_dir() is not None:
-            self.engine.set_object_cache(
-                lambda _module, payload: cache.disk_store(key, payload),
-                lambda _module: cached_object,
-            )
+        if obj is not None or (key is not None and cache.disk_dir() is not None):
+            pending = [obj] if obj is not None else []  # handed over once, then dropped
+
+            def store(_module, payload):
+                if made_here and key is not None:
+                    cache.disk_store(key, payload)
+
+            self.engine.set_object_cache(store, lambda _module: pending.pop() if pending else None)
         self.engine.finalize_object()
 
     def address(self, name: str) -> int:
