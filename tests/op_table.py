@@ -261,6 +261,16 @@ OP_TABLE: list[OpCase] = [
         for ta, tb in [(True, False), (False, True), (True, True)]
     ],
     OpCase(
+        "gemm",
+        lambda a, b, c: bind("gemm", a, b, c, alpha=-0.5, transpose_b=True),
+        lambda a, b, c: c - 0.5 * np.matmul(a, np.swapaxes(b, -1, -2)),
+        [
+            ((3, 4), (5, 4), (3, 5)),
+            ((2, 3, 4), (2, 4), (2, 3, 2)),
+            ((2, 1, 3, 4), (3, 2, 4), (2, 3, 3, 2)),
+        ],
+    ),
+    OpCase(
         "one_hot",
         lambda i: gj.one_hot(i, 4),
         lambda i: np.eye(4, dtype=np.float32)[i],

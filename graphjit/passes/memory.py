@@ -24,7 +24,8 @@ whose lives overlap never share bytes.
 In place. A fused kernel without reductions (or an elementwise op) writes an output over
 an input of the same type that it reads only pointwise when that storage's last read is
 this op (`reuses`): the backend loads element i of its inputs before storing element i of
-its outputs, in one loop nest, and does not mark the pair noalias.
+its outputs, in one loop nest, and does not mark the pair noalias. A gemm writes over its
+accumulator the same way (BLAS's C is read and written in place).
 An `assign`'s value is computed straight into the variable (the assign is then a no-op)
 when it is the variable's only assign, its result is returned once, its value is made by
 an op that would otherwise write an arena buffer and is not returned itself, and no read
@@ -151,6 +152,8 @@ def in_place_pairs(op: Operation) -> list[tuple[int, int]]:
         ins = [i for i, a in enumerate(body.args) if _read_pointwise(a, body)]
     elif op.opdef.elementwise and not op.regions:
         outs, ins = range(len(op.results)), range(len(op.operands))
+    elif op.name == "gemm":  # BLAS reads C[i, j] then writes it: C = alpha A B + C
+        outs, ins = [0], [2]
     else:
         return []
     return [

@@ -7,12 +7,13 @@ from graphjit.passes.canonicalize import Canonicalize
 from graphjit.passes.cse import CSE
 from graphjit.passes.dce import DCE
 from graphjit.passes.fusion import Fusion
+from graphjit.passes.gemm import Gemm
 from graphjit.passes.manager import PassManager
 from graphjit.passes.memory import PlanMemory
 
 
 def default_passes() -> list:
-    return [Canonicalize(), CSE(), DCE(), Fusion(), DCE(), PlanMemory()]
+    return [Canonicalize(), CSE(), Gemm(), DCE(), Fusion(), DCE(), PlanMemory()]
 
 
 def lowering_passes() -> list:

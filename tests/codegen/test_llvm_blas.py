@@ -79,8 +79,9 @@ def test_backward_pass_has_no_transpose_copies():
 
 
 def test_weight_update_in_place_never_clobbers_a_transposed_operand():
-    """The gradient of x reads w transposed while w's update is written in place: the
-    plan must order them (a BLAS 'T' flag hidden from the plan once broke this)."""
+    """The gradient of x reads w transposed while w's update is written in place (both
+    updates are gemms accumulating into their variables): the plan must order them (a
+    BLAS 'T' flag hidden from the plan once broke this)."""
     rng = np.random.default_rng(1)
     xs, w0 = rng.normal(size=(5, 3)), rng.normal(size=(3, 4))
     g = gj.Graph()
@@ -89,6 +90,9 @@ def test_weight_update_in_place_never_clobbers_a_transposed_operand():
         w = gj.Variable(w0, name="w")
         loss = gj.sum(gj.tanh(x @ w))
         step = gj.train.SGD(0.5).minimize(loss)
+    sess = gj.Session(g)
+    final = sess.inspect(step).ir["memory"]
+    assert final.count(" = gemm ") == 2  # each update accumulates into its variable
     results = {}
     for backend in ("interpreter", "llvm"):
         sess = gj.Session(g, backend=backend)

@@ -25,7 +25,7 @@ def test_case(path):
 
 def test_every_optimisation_pass_has_cases():
     """(memory planning is tested in test_memory.py.)"""
-    passes = {"canonicalize", "cse", "dce", "fusion"}
+    passes = {"canonicalize", "cse", "gemm", "dce", "fusion"}
     assert passes <= set(PASSES)
     folders = {p.parent.name for p in CASES}
     assert passes <= folders, f"passes without a case folder under {CASES_DIR}"

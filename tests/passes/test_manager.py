@@ -130,11 +130,11 @@ def test_print_ir_env_shows_a_sessions_pipeline(monkeypatch, capsys):
         sess.run(y, {x: np.zeros(3)})
     err = capsys.readouterr().err
     stages = [p.name for p in default_passes()]
-    assert stages[:5] == ["canonicalize", "cse", "dce", "fusion", "dce"]
+    assert stages[:6] == ["canonicalize", "cse", "gemm", "dce", "fusion", "dce"]
     headers = [line for line in err.splitlines() if line.startswith("// ----- IR after")]
-    assert headers[:6] == [
+    assert headers[:7] == [
         f"// ----- IR after {s} -----"
-        for s in ["input", "canonicalize", "cse", "dce", "fusion", "dce#2"]
+        for s in ["input", "canonicalize", "cse", "gemm", "dce", "fusion", "dce#2"]
     ]
     assert "mul" in err.split("after canonicalize")[0]  # x * 1.0 before canonicalize only
     assert "mul" not in err.split("after canonicalize")[1]
@@ -161,7 +161,7 @@ def test_inspect_reports_kernels_memory_ir_and_time():
     assert report.unplanned_bytes >= (12 + 6 + 6) * 4
     assert 0 < report.arena_bytes <= report.unplanned_bytes
     stages = list(report.ir)
-    assert stages[0] == "input" and stages[1:5] == ["canonicalize", "cse", "dce", "fusion"]
+    assert stages[0] == "input" and stages[1:6] == ["canonicalize", "cse", "gemm", "dce", "fusion"]
     assert "tensor<3x4xf32>" in report.ir["input"]  # specialised to the fed shape
     assert "fused" not in report.ir["input"] and "fused" in report.ir["fusion"]
     assert set(report.pass_seconds) == set(stages[1:])
@@ -173,7 +173,7 @@ def test_inspect_str_is_a_readable_summary():
     text = str(report)
     assert "kernels:          3" in text
     assert f"{report.arena_bytes} bytes" in text
-    assert "pipeline stages:  input, canonicalize, cse, dce, fusion" in text
+    assert "pipeline stages:  input, canonicalize, cse, gemm, dce, fusion" in text
     assert "compile time:" in text and " ms" in text
 
 

@@ -174,6 +174,8 @@ def check_reuse(v, b, plan):
     assert b.reuses in op.operands and b.reuses.type == v.type
     if op.name == "fused":
         assert not any(inner.name in REDUCTIONS for inner in op.regions[0].block.ops)
+    elif op.name == "gemm":  # BLAS accumulates into C in place: C is its third operand
+        assert b.reuses is op.operands[2]
     else:
         assert op.opdef.elementwise
     if b.kind == mem.ARENA:

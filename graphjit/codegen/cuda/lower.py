@@ -332,6 +332,7 @@ def _rebind(pairs) -> Step:
 LOWERINGS = {
     "fused": Lowering.op_fused,
     "matmul": Lowering.op_matmul,
+    "gemm": Lowering.op_matmul,
     **dict.fromkeys(COPY_LAUNCHES, Lowering.op_copies),
     **dict.fromkeys(("reshape", "reshape_like", "expand_dims", "squeeze"), Lowering.op_view),
     "assign": Lowering.op_view,

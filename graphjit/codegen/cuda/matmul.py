@@ -34,7 +34,8 @@ def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
     tasks = size_of(batch) * tiles_m * tiles_n
     dtype = out.type.dtype
     ctor, zero = numba_type(dtype), literal(0, dtype)
-    params = [("a", dtype), ("b", dtype), ("c", dtype)]
+    accumulate = op.name == "gemm"  # c = c_in + alpha * a @ b
+    params = [("a", dtype), ("b", dtype)] + [("c_in", dtype)] * accumulate + [("c", dtype)]
     w = Writer()
     with w.block(header(params)):
         w.line("tx = cuda.threadIdx.x")
@@ -60,11 +61,16 @@ def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
                     w.line(f"acc = {ctor}(acc + sa[ty, q] * sb[q, tx])")
                 w.line("cuda.syncthreads()")
             with w.block(f"if row < {m} and col < {n}"):
-                w.line(f"c[cbase + row * {n} + col] = acc")
+                at = f"cbase + row * {n} + col"
+                if accumulate:
+                    alpha = literal(op.attrs["alpha"], dtype)
+                    w.line(f"c[{at}] = {ctor}(c_in[{at}] + {alpha} * acc)")
+                else:
+                    w.line(f"c[{at}] = acc")
     flags = "".join(f" {name}" for name in ("transpose_a", "transpose_b") if op.attrs[name])
     title = f"matmul {list(a.type.shape)} @ {list(b.type.shape)}{flags}"
     kernel = kernel_source(w, params, title)
-    return Launch(kernel, cfg.blocks(tasks), (t, t), (a, b, out))
+    return Launch(kernel, cfg.blocks(tasks), (t, t), (*op.operands, out))
 
 
 def _element(base: str, row: str, col: str, rows: int, cols: int, transposed: bool) -> str:

@@ -83,10 +83,12 @@ def gemm(dtype_name: str) -> Gemm:
     return found
 
 
-def call_gemm(b: ir.IRBuilder, local, dtype_name: str, a, bmat, c, m, n, k, ta, tb) -> None:
-    """C (m×n) = op(A) @ op(B), row-major, op a transpose where ta/tb say so (A is k×m when
-    ta, B is n×k when tb). Column-major BLAS computes Cᵀ = op(B)ᵀ op(A)ᵀ: B's row-major
-    storage is its transpose in column-major, so the flags carry over unchanged."""
+def call_gemm(b: ir.IRBuilder, local, dtype_name: str, pointers, sizes, transposed, scaling):
+    """C (m×n) = alpha·op(A) @ op(B) (+ C when accumulating), row-major, op a transpose
+    where `transposed` says so (A is k×m, B n×k then). Column-major BLAS computes
+    Cᵀ = op(B)ᵀ op(A)ᵀ: B's row-major storage is its transpose in column-major, so the
+    flags carry over unchanged."""
+    (a, bmat, c), (m, n, k), (ta, tb), (alpha, accumulate) = pointers, sizes, transposed, scaling
     t = F32 if dtype_name == "float32" else F64
     blas = gemm(dtype_name)
     tp, ip, i8p = t.as_pointer(), blas.int_type.as_pointer(), I8.as_pointer()
@@ -105,6 +107,7 @@ def call_gemm(b: ir.IRBuilder, local, dtype_name: str, a, bmat, c, m, n, k, ta, 
     def flag(transposed):
         return slot(ord("T" if transposed else "N"), I8)
 
-    args = [flag(tb), flag(ta), integer(n), integer(m), integer(k), slot(1.0, t), bmat]
-    args += [integer(k if tb else n), a, integer(m if ta else k), slot(0.0, t), c, integer(n)]
+    beta = slot(1.0 if accumulate else 0.0, t)
+    args = [flag(tb), flag(ta), integer(n), integer(m), integer(k), slot(alpha, t), bmat]
+    args += [integer(k if tb else n), a, integer(m if ta else k), beta, c, integer(n)]
     b.call(function, args)

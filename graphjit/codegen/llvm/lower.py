@@ -324,8 +324,13 @@ class Lowering:
             b.store(b.load(best_i), b.gep(op_, [oo]))
 
     def op_matmul(self, op: Operation) -> None:
+        """matmul, and gemm: its accumulator is first copied into the result (unless the
+        plan put the result in the accumulator's storage), then BLAS adds alpha·A·B."""
         a, bm, out = op.operands[0], op.operands[1], op.result
         ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
+        alpha, accumulate = op.attrs.get("alpha", 1.0), op.name == "gemm"
+        if accumulate:
+            self.copy_value(out, op.operands[2])
         m, k = matrix_dims(a.type.shape, ta)
         n = matrix_dims(bm.type.shape, tb)[1]
         batch = out.type.shape[:-2]
@@ -337,13 +342,15 @@ class Lowering:
             ap = self.b.gep(self.typed(a), [self.b.mul(offs[0], ir.Constant(T.I64, m * k))])
             bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
             cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
-            self._gemm(out.type.dtype, ap, bp, cp, (m, n, k), (ta, tb))
+            self._gemm(out.type.dtype, ap, bp, cp, (m, n, k), (ta, tb), (alpha, accumulate))
 
-    def _gemm(self, dtype, a, bm, c, sizes, transposed) -> None:
+    def _gemm(self, dtype, a, bm, c, sizes, transposed, scaling=(1.0, False)) -> None:
         m, n, k = sizes
         if dtype.name in ("float32", "float64") and m and n and k:
-            call_gemm(self.b, self.local, dtype.name, a, bm, c, m, n, k, *transposed)
+            call_gemm(self.b, self.local, dtype.name, (a, bm, c), sizes, transposed, scaling)
             return
+        if scaling[1]:
+            return  # a gemm (floats only) with k = 0 adds nothing to its accumulator
         b = self.b  # integers (or empty shapes): a plain triple loop
 
         def element(ptr, row, col, rows, cols, flipped):
@@ -375,6 +382,7 @@ def _no_empty_extremum(op: Operation, x: Value, out: Value) -> None:
 LOWERINGS = {
     "fused": Lowering.op_fused,
     "matmul": Lowering.op_matmul,
+    "gemm": Lowering.op_matmul,
     "reshape": Lowering.op_copy,
     "reshape_like": Lowering.op_copy,
     "expand_dims": Lowering.op_copy,

@@ -3,13 +3,17 @@
 `transpose_a` / `transpose_b` (as in tf.matmul) multiply by an operand's last two axes
 swapped without moving any data: BLAS reads the operand transposed. The VJP uses them for
 the cotangents (g @ bᵀ, aᵀ @ g), and canonicalize folds an explicit swap of the last two
-axes into them, so no backward pass copies a weight matrix just to transpose it."""
+axes into them, so no backward pass copies a weight matrix just to transpose it.
+
+`gemm(a, b, c)` is BLAS's own form, c + alpha·op(a)·op(b): the gemm pass makes it from a
+matmul whose only use is to be scaled and added to a tensor of its type, so that an SGD
+step `w - lr * (xᵀ @ g)` is one BLAS call accumulating into w's storage."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from graphjit.errors import ShapeError
+from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.ops import OpDef, P, register, wants_cotangent
 from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, unbroadcast
 from graphjit.ir.types import TensorType, shape_str
@@ -73,6 +77,35 @@ def _matmul_vjp(cts, ins, outs, attrs):
     return [da, db]
 
 
+def _gemm_infer(types, attrs):
+    (out,) = _matmul_infer(types[:2], attrs)
+    if not out.dtype.is_floating:
+        raise DTypeError(f"gemm needs floating-point operands, got {out.dtype.name}")
+    if types[2] != out:
+        raise ShapeError(f"gemm accumulates into {types[2]}, but the product is {out}")
+    return [out]
+
+
+def _gemm_kernel(a, b, c, alpha=1.0, transpose_a=False, transpose_b=False):
+    product = _matmul_kernel(a, b, transpose_a, transpose_b)
+    return (c + c.dtype.type(alpha) * product).astype(c.dtype, copy=False)
+
+
+def _gemm_vjp(cts, ins, outs, attrs):
+    g, alpha = cts[0], attrs["alpha"]
+    da, db = _matmul_vjp([g if alpha == 1 else P.mul(g, alpha)], ins[:2], outs, attrs)
+    return [da, db, g]
+
+
+register(
+    OpDef(
+        "gemm",
+        _gemm_infer,
+        _gemm_kernel,
+        _gemm_vjp,
+        attrs={"alpha": 1.0, "transpose_a": False, "transpose_b": False},
+    )
+)
 register(
     OpDef(
         "matmul",
