@@ -5,6 +5,7 @@
 
 from graphjit import errors, ir
 from graphjit.errors import (
+    BackendError,
     CheckpointError,
     ControlFlowError,
     DTypeError,
@@ -17,6 +18,7 @@ from graphjit.errors import (
     NumericsError,
     ParseError,
     ResourceError,
+    RuntimeCheckError,
     ShapeError,
     VerificationError,
 )
