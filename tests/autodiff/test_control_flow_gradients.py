@@ -7,19 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fd import Compiled, assert_close, check_gradients, numeric_grad
+from programs import A0, W, grow
 
 import graphjit as gj
-
-W = np.array([1.5, 1.2, 1.1])
-A0 = np.array([1.0, 2.0, 3.0])
-
-
-def grow(w, a0, max_iterations=None):
-    """while sum(a) < 50: a = a * w + 1 (a data-dependent trip count)."""
-    (a,) = gj.while_loop(
-        lambda a: gj.sum(a) < 50, lambda a: (a * w + 1,), [a0], max_iterations=max_iterations
-    )
-    return a
 
 
 def grow_ref(w, a, max_iterations=None):
