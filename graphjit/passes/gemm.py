@@ -29,7 +29,7 @@ def use_counts(fn: Function) -> Counter:
 
 def scalar_constant(v: Value) -> float | None:
     value = constant_value(v)
-    return float(value) if value is not None and value.size == 1 else None
+    return float(value.item()) if value is not None and value.size == 1 else None
 
 
 def scaled_product(v: Value, uses: Counter):

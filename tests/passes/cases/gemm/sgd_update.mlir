@@ -1,6 +1,7 @@
 // RUN: gemm dce
 // An SGD step w - lr * (xᵀ @ g) becomes one gemm accumulating into w (alpha = -lr), with
-// the product's transpose flags; so does c + (a @ b) and (s * a @ b) + c.
+// the product's transpose flags; so does c + (a @ b) and (s * a @ b) + c, s a scalar or
+// a one-element constant.
 func @main(%x: tensor<8x4xf32>, %g: tensor<8x3xf32>, %w: tensor<4x3xf32>) {
   %p = matmul %x, %g {transpose_a = true} : (tensor<8x4xf32>, tensor<8x3xf32>) -> tensor<4x3xf32>
   %lr = constant {value = dense<0.5> : tensor<f32>} : () -> tensor<f32>
@@ -9,8 +10,8 @@ func @main(%x: tensor<8x4xf32>, %g: tensor<8x3xf32>, %w: tensor<4x3xf32>) {
   %q = matmul %x, %g {transpose_a = true} : (tensor<8x4xf32>, tensor<8x3xf32>) -> tensor<4x3xf32>
   %sum = add %w, %q : (tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<4x3xf32>
   %r = matmul %x, %g {transpose_a = true} : (tensor<8x4xf32>, tensor<8x3xf32>) -> tensor<4x3xf32>
-  %two = constant {value = dense<2.0> : tensor<f32>} : () -> tensor<f32>
-  %t = mul %two, %r : (tensor<f32>, tensor<4x3xf32>) -> tensor<4x3xf32>
+  %two = constant {value = dense<[2.0]> : tensor<1xf32>} : () -> tensor<1xf32>
+  %t = mul %two, %r : (tensor<1xf32>, tensor<4x3xf32>) -> tensor<4x3xf32>
   %u = add %t, %w : (tensor<4x3xf32>, tensor<4x3xf32>) -> tensor<4x3xf32>
   return %new, %sum, %u : (tensor<4x3xf32>, tensor<4x3xf32>, tensor<4x3xf32>)
 }
