@@ -34,17 +34,17 @@ class InterpreterRunner:
         return self.interpreter.run(self.function, args)
 
 
-def _interpreter(program: Program, check_numerics: bool):
-    return InterpreterRunner(program, check_numerics)
+def _interpreter(program: Program, check_numerics: bool, flush_denormals: bool):
+    return InterpreterRunner(program, check_numerics)  # NumPy: IEEE subnormals always
 
 
-def _llvm(program: Program, check_numerics: bool):
+def _llvm(program: Program, check_numerics: bool, flush_denormals: bool):
     from graphjit.codegen.llvm import compile_llvm
 
-    return compile_llvm(program, check_numerics)
+    return compile_llvm(program, check_numerics, flush_denormals)
 
 
-def _cuda(program: Program, check_numerics: bool):
+def _cuda(program: Program, check_numerics: bool, flush_denormals: bool):
     from graphjit.codegen.cuda import compile_cuda
 
     return compile_cuda(program, check_numerics)
@@ -55,7 +55,7 @@ class Backend:
     """How a backend compiles: its runner factory, whether the optimisation pipeline runs
     by default, and whether it needs kernels (fusion and a memory plan) even without it."""
 
-    factory: object  # (program, check_numerics) -> runner with run(args) -> outputs
+    factory: object  # (program, check_numerics, flush_denormals) -> runner with run(args)
     optimise_by_default: bool
     needs_kernels: bool
 
@@ -68,7 +68,12 @@ BACKENDS = {
 
 
 def compile_program(
-    program: Program, backend: str, check_numerics=False, optimize_ir=None, keep_ir=False
+    program: Program,
+    backend: str,
+    check_numerics=False,
+    optimize_ir=None,
+    keep_ir=False,
+    flush_denormals=True,
 ) -> Executable:
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
@@ -79,5 +84,5 @@ def compile_program(
         report = optimize(program.function, keep_ir=keep_ir)
     elif chosen.needs_kernels:  # unoptimised, but code generators only lower kernels
         report = optimize(program.function, keep_ir=keep_ir, passes=lowering_passes())
-    runner = chosen.factory(program, check_numerics)
+    runner = chosen.factory(program, check_numerics, flush_denormals)
     return Executable(program, runner, report, time.perf_counter() - start)

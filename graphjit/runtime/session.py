@@ -27,7 +27,11 @@ class Session:
     feed shapes) the session keeps; the least recently used is dropped beyond that, and
     its native code freed once nothing else uses it. `max_tensor_bytes`: a specialised
     tensor bigger than this is a ResourceError before anything is allocated (default:
-    physical memory, or GRAPHJIT_MAX_TENSOR_BYTES).
+    physical memory, or GRAPHJIT_MAX_TENSOR_BYTES). `flush_denormals`: the llvm backend's
+    native code runs with subnormal floats flushed to zero (x86 FTZ and DAZ, as XLA and
+    TensorFlow do), because arithmetic on them is up to 100x slower (vanishing gradients
+    through a long loop end there); False keeps IEEE gradual underflow, as the interpreter
+    and eager mode always do.
 
     Threads: one Session may be used from several threads at once. Each `run` sees its
     own feeds and returns its own result arrays; runs of one compiled signature take turns
@@ -44,6 +48,7 @@ class Session:
         optimize: bool | None = None,
         cache_size: int = 64,
         max_tensor_bytes: int | None = None,
+        flush_denormals: bool = True,
     ):
         if graph is None:
             from graphjit.frontend.graph import get_default_graph  # the user's default
@@ -64,6 +69,7 @@ class Session:
             )
         self.cache_size = cache_size
         self.max_tensor_bytes = max_tensor_bytes
+        self.flush_denormals = flush_denormals
         self.variables: dict[str, np.ndarray] = {}
         self._cache: OrderedDict = OrderedDict()  # signature -> Executable, oldest first
         self._valid_fetches: dict = {}  # fetch object -> validated Value or Operation
@@ -164,7 +170,12 @@ class Session:
             feed_types = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}
             program = build_program(self.graph, values, ops, feed_types, self.max_tensor_bytes)
             executable = compile_program(
-                program, self.backend, self.check_numerics, self.optimize, keep_ir
+                program,
+                self.backend,
+                self.check_numerics,
+                self.optimize,
+                keep_ir,
+                self.flush_denormals,
             )
             self._remember(key, executable)
         return executable

@@ -139,3 +139,63 @@ def test_unoptimised_llvm_still_builds_kernels():
         gj.Session(g, backend="interpreter").run(y, feed),
         rtol=1e-12,
     )
+
+
+# ---- subnormals ------------------------------------------------------------------------------
+
+TINY = np.float32(1e-20)  # TINY * TINY = 1e-40, a float32 subnormal
+
+
+def subnormal_graph(n=4):
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [n], name="x")
+        product = x * TINY  # a subnormal result
+        passed = x * 1.0 + x * 0.5  # subnormal inputs
+    return g, x, product, passed
+
+
+def test_subnormals_flush_to_zero_in_native_code_by_default():
+    g, x, product, passed = subnormal_graph()
+    with gj.Session(g) as sess:
+        assert not sess.run(product, {x: np.full(4, TINY)}).any()
+        assert not sess.run(passed, {x: np.full(4, 1e-40, np.float32)}).any()
+    assert TINY * TINY > 0  # and Python's own arithmetic is untouched afterwards
+
+
+def test_flush_denormals_false_keeps_gradual_underflow_like_the_interpreter():
+    g, x, product, passed = subnormal_graph()
+    feeds = [{x: np.full(4, TINY)}, {x: np.full(4, 1e-40, np.float32)}]
+    for fetch, feed in zip([product, passed], feeds):
+        with gj.Session(g, flush_denormals=False) as sess:
+            got = sess.run(fetch, feed)
+        with gj.Session(g, backend="interpreter") as sess:
+            want = sess.run(fetch, feed)
+        assert want.all()
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_callers_floating_point_mode_survives_a_failed_run():
+    """The status-word exit restores MXCSR too (else NumPy would flush from then on)."""
+    text = """
+    func @main(%arg0: tensor<3xf32>, %arg1: tensor<i64>) {
+      %0 = list_new %arg0 : (tensor<3xf32>) -> list<tensor<3xf32>>
+      %1 = list_get %0, %arg1 : (list<tensor<3xf32>>, tensor<i64>) -> tensor<3xf32>
+      return %1 : (tensor<3xf32>)
+    }
+    """
+    fn = parse(text).functions[0]
+    optimize(fn)
+    executable = compile_program(Program(fn, [], [], [None], []), "llvm")
+    with pytest.raises(gj.errors.RuntimeCheckError):
+        executable.run([np.ones(3, np.float32), np.array(5)])
+    assert np.float32(1e-20) * np.float32(1e-20) > 0
+
+
+def test_threads_of_a_split_kernel_flush_too(monkeypatch):
+    from graphjit.codegen.llvm import parallel
+
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1 << 10)
+    g, x, product, _ = subnormal_graph(n=1 << 14)
+    with gj.Session(g) as sess:
+        assert not sess.run(product, {x: np.full(1 << 14, TINY)}).any()

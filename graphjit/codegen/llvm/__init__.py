@@ -22,10 +22,10 @@ class LLVMRunner:
     """Runs the native entry: argument and output pointers in, a status word out. The
     arena is allocated once per executable and reused; a lock keeps two threads off it."""
 
-    def __init__(self, program, check_numerics: bool = False):
+    def __init__(self, program, check_numerics: bool = False, flush_denormals: bool = True):
         fn = program.function
         compile_worker.prestart()  # its start-up overlaps the lowering below
-        lowering = Lowering(fn, check_numerics=check_numerics)
+        lowering = Lowering(fn, check_numerics=check_numerics, flush_denormals=flush_denormals)
         self.llvm_ir = str(lowering.lower())
         self.compiled = compile_module(self.llvm_ir)
         self.entry = _ENTRY_TYPE(self.compiled.address(ENTRY))
@@ -108,5 +108,5 @@ def _allocate_arena(nbytes: int) -> np.ndarray:
         ) from None
 
 
-def compile_llvm(program, check_numerics: bool = False) -> LLVMRunner:
-    return LLVMRunner(program, check_numerics)
+def compile_llvm(program, check_numerics=False, flush_denormals=True) -> LLVMRunner:
+    return LLVMRunner(program, check_numerics, flush_denormals)

@@ -10,6 +10,7 @@ Errors that only show at run time come back through the returned status word."""
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
@@ -34,14 +35,22 @@ from graphjit.ir.types import ListType
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
 ENTRY = "graphjit_entry"
+MXCSR_FTZ, MXCSR_DAZ = 1 << 15, 1 << 6  # flush results / treat inputs as zero if subnormal
 ALIGN = 64
 
 
 class Lowering:
     """Builds the LLVM module for one function; `LOWERINGS` maps op names to methods."""
 
-    def __init__(self, fn: Function, name: str = "graphjit", check_numerics: bool = False):
+    def __init__(
+        self,
+        fn: Function,
+        name: str = "graphjit",
+        check_numerics: bool = False,
+        flush_denormals: bool = False,
+    ):
         self.fn = fn
+        self.flush_denormals = flush_denormals
         self.plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
         if self.plan.arena_bytes is None:
             raise BackendError("the llvm backend needs every shape known (specialise first)")
@@ -119,6 +128,7 @@ class Lowering:
             for i, arg in enumerate(self.fn.args):
                 self.ptrs[arg] = self.b.load(self.b.gep(inputs, [ir.Constant(T.I64, i)]))
         self.cleanup = self.entry.append_basic_block("cleanup")
+        restore_fp = self.flush_subnormals() if self.flush_denormals else None
         returned = self.lower_block(self.fn.block)
         for j, v in enumerate(returned):
             if (
@@ -131,8 +141,28 @@ class Lowering:
         self.b.branch(self.cleanup)
         self.b.position_at_end(self.cleanup)
         self.lists.free_all()
+        if restore_fp is not None:
+            restore_fp()
         self.b.ret(self.b.load(self.status))
         return self.module
+
+    def flush_subnormals(self):
+        """Set x86's FTZ and DAZ bits for this call (threads it starts inherit them); returns
+        what restores the caller's MXCSR on the way out. Elsewhere: nothing to do."""
+        if not llvm.get_process_triple().startswith(("x86_64", "i386", "i686")):
+            return None
+        mxcsr_type = ir.FunctionType(ir.VoidType(), [T.I8P])
+        store, load = (
+            self.module.globals.get(name) or ir.Function(self.module, mxcsr_type, name)
+            for name in ("llvm.x86.sse.stmxcsr", "llvm.x86.sse.ldmxcsr")
+        )
+        saved, flushed = self.local(T.I32), self.local(T.I32)
+        with self.b.goto_entry_block():
+            self.b.call(store, [self.b.bitcast(saved, T.I8P)])
+            ftz_daz = ir.Constant(T.I32, MXCSR_FTZ | MXCSR_DAZ)
+            self.b.store(self.b.or_(self.b.load(saved), ftz_daz), flushed)
+            self.b.call(load, [self.b.bitcast(flushed, T.I8P)])
+        return lambda: self.b.call(load, [self.b.bitcast(saved, T.I8P)])
 
     def fail(self, message: str, condition: ir.Value, error=RuntimeCheckError, op=None) -> None:
         """If `condition` holds at run time, stop with a status that the runner turns into
