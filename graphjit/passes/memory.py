@@ -25,7 +25,9 @@ In place. A fused kernel without reductions (or an elementwise op) writes an out
 an input of the same type that it reads only pointwise when that storage's last read is
 this op (`reuses`): the backend loads element i of its inputs before storing element i of
 its outputs, in one loop nest, and does not mark the pair noalias. A gemm writes over its
-accumulator the same way (BLAS's C is read and written in place).
+accumulator the same way (BLAS's C is read and written in place). In a loop body, a
+kernel that makes carried value j from body argument j (read last there) writes straight
+into carried buffer j, so the yield copies nothing.
 An `assign`'s value is computed straight into the variable (the assign is then a no-op)
 when it is the variable's only assign, its result is returned once, its value is made by
 an op that would otherwise write an arena buffer and is not returned itself, and no read
@@ -204,6 +206,7 @@ class _Planner:
         self._record_reads(self.fn.block, ())
         self._make_storages()
         self._variables_in_place()
+        self._loop_results_in_place()
         self._kernels_in_place()
         return self._result()
 
@@ -357,6 +360,39 @@ class _Planner:
         pairs = in_place_pairs(op)
         j, i = op.results.index(out), op.operands.index(sharing[0])
         return sharing[0] if (j, i) in pairs else None
+
+    def _loop_results_in_place(self) -> None:
+        """A kernel in a loop body that makes the value yielded as carried value j, reading
+        body argument j pointwise and last, writes straight into carried buffer j: the
+        value is then where the next iteration reads it, and the yield copies nothing."""
+        for loop in self.ops:
+            if loop.name != "while":
+                continue
+            body = loop.regions[1].block
+            yields = list(body.terminator.operands)
+            for arg, y in zip(body.args, yields, strict=True):
+                if not _is_tensor(y) or yields.count(y) != 1 or y.op is None:
+                    continue
+                if y.op.parent is not body or self._find(y) is not y or self.kind[y] != ARENA:
+                    continue
+                carried = self._find(arg)
+                reused = self._in_place_operand(y.op, y, carried)
+                if reused is None or self._read_after(carried, y.op, body):
+                    continue
+                self._join(y, carried)
+                self.reuses[y] = reused
+
+    def _read_after(self, storage: Value, op: Operation, block: Block) -> bool:
+        """Does anything after `op` in `block` (the terminator and nested regions included)
+        read a value in `storage`?"""
+        members = set(self.members[storage])
+        later = block.ops[block.ops.index(op) + 1 :]
+        return any(
+            v in members
+            for after in later
+            for inner in (after.walk() if after.name != "fused" else [after])
+            for v in inner.operands
+        )
 
     def _kernels_in_place(self) -> None:
         for op in self.ops:

@@ -168,3 +168,21 @@ def test_blas_call_inside_a_loop_inside_a_cond():
     feeds = {a: sym + sym.T, v0: rng.normal(size=(6, 1))}
     for steps in (0, 1, 30):
         compare_backends(g, v, {**feeds, n: steps}, what=f"n={steps}")
+
+
+def test_loop_body_kernel_writing_its_carried_buffer_in_place():
+    """w = w * 0.5 + t writes straight into w's carried buffer (no copy at the yield). Its
+    input and output pointers are then equal: once they were two pointers LLVM was told
+    did not alias, and it hoisted the loads of w out of the loop (w came out as if the
+    body had run once)."""
+    g = gj.Graph()
+    with g.as_default():
+        n = gj.placeholder(gj.int32, [], name="n")
+        v = gj.placeholder(gj.float64, [5], name="v")
+        body = lambda j, t, w: (j + 1, t + 1.0, w * 0.5 + t)
+        out = gj.while_loop(lambda j, t, w: j < n, body, [0, gj.constant(0.0, gj.float64), v])
+    feeds = {n: 3, v: np.arange(5.0)}
+    plan = gj.Session(g).inspect(out, feeds).memory_plan
+    assert sum(1 for b in plan.buffers.values() if b.reuses is not None) >= 2
+    got = compare_backends(g, out, feeds)
+    np.testing.assert_array_equal(got[2], np.arange(5.0) / 8 + 2.5)

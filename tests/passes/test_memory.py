@@ -443,3 +443,23 @@ def test_checker_catches_a_clobbered_value():
     plan.buffers[b_val] = plan.buffers[a_val]  # pretend b took a's bytes
     with pytest.raises(AssertionError, match="overwritten"):
         check_plan(fn, plan)
+
+
+def test_loop_body_writes_carried_values_in_place_unless_read_later():
+    """j + 1 and w * 0.5 + t are written into their carried buffers (the yield copies
+    nothing); t + 1 is not, because the kernel of w reads the old t after it."""
+    g = gj.Graph()
+    with g.as_default():
+        n = gj.placeholder(gj.int32, (), "n")
+        v = gj.placeholder(gj.float64, (5,), "v")
+        body = lambda j, t, w: (j + 1, t + 1.0, w * 0.5 + t)
+        out = gj.while_loop(lambda j, t, w: j < n, body, [0, gj.constant(0.0, gj.float64), v])
+    program, plan = planned(g, list(out), feeds={v: (5,)})
+    (loop,) = [op for op in program.function.block.ops if op.name == "while"]
+    body_block = loop.regions[1].block
+    j_next, t_next, w_next = body_block.terminator.operands
+    j_arg, t_arg, w_arg = body_block.args
+    assert plan.buffers[j_next].reuses is j_arg
+    assert plan.buffers[w_next].reuses is w_arg
+    assert plan.buffers[t_next].reuses is None
+    assert plan.buffers[w_next].offset == plan.buffers[w_arg].offset

@@ -60,6 +60,7 @@ class Lowering:
         self.entry = ir.Function(self.module, entry_type, ENTRY)
         self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
         self.ptrs: dict[Value, ir.Value] = {}
+        self.arena_pointers: dict[int, ir.Value] = {}
         self.returned = {}  # value -> index of the output slot it is computed into
         for j, v in enumerate(fn.block.terminator.operands):
             self.returned.setdefault(v, j)
@@ -105,9 +106,16 @@ class Lowering:
         return T.typed_pointer(self.b, self.ptr(v), v.type.dtype)
 
     def _arena_pointer(self, offset: int) -> ir.Value:
-        with self.b.goto_entry_block():
-            arena = self.entry.args[2]
-            return self.b.gep(arena, [ir.Constant(T.I64, offset)], inbounds=True)
+        """One pointer per offset: values the plan puts at the same offset (in place, or
+        reusing dead storage) must share it, or shares_storage would call them distinct
+        and a kernel would mark an input it overwrites noalias (LLVM then hoisted a loop
+        body's loads of a carried buffer out of the loop)."""
+        if offset not in self.arena_pointers:
+            with self.b.goto_entry_block():
+                arena = self.entry.args[2]
+                at = ir.Constant(T.I64, offset)
+                self.arena_pointers[offset] = self.b.gep(arena, [at], inbounds=True)
+        return self.arena_pointers[offset]
 
     def _global_constant(self, v: Value) -> ir.Value:
         data = bytearray(v.op.attrs["value"].astype(v.type.dtype.np).tobytes()) or bytearray(1)
