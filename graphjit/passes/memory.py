@@ -24,10 +24,11 @@ whose lives overlap never share bytes.
 In place. A fused kernel without reductions (or an elementwise op) writes an output over
 an input of the same type that it reads only pointwise when that storage's last read is
 this op (`reuses`): the backend loads element i of its inputs before storing element i of
-its outputs, in one loop nest, and does not mark the pair noalias. A gemm writes over its
-accumulator the same way (BLAS's C is read and written in place). In a loop body, a
-kernel that makes carried value j from body argument j (read last there) writes straight
-into carried buffer j, so the yield copies nothing.
+its outputs, in one loop nest, and does not mark the pair noalias. Other ops declare such
+pairs in the registry (`OpDef.overwrites`: a gemm writes over its accumulator, which BLAS
+reads and writes in place). In a loop body, a kernel that makes carried value j from body
+argument j (read last there) writes straight into carried buffer j, so the yield copies
+nothing.
 An `assign`'s value is computed straight into the variable (the assign is then a no-op)
 when it is the variable's only assign, its result is returned once, its value is made by
 an op that would otherwise write an arena buffer and is not returned itself, and no read
@@ -152,16 +153,14 @@ def in_place_pairs(op: Operation) -> list[tuple[int, int]]:
         produced = {r for inner in body.ops for r in inner.results}
         outs = [j for j, y in enumerate(body.terminator.operands) if y in produced]
         ins = [i for i, a in enumerate(body.args) if _read_pointwise(a, body)]
+        pairs = [(j, i) for j in outs for i in ins]
     elif op.opdef.elementwise and not op.regions:
-        outs, ins = range(len(op.results)), range(len(op.operands))
-    elif op.name == "gemm":  # BLAS reads C[i, j] then writes it: C = alpha A B + C
-        outs, ins = [0], [2]
+        pairs = [(j, i) for j in range(len(op.results)) for i in range(len(op.operands))]
     else:
-        return []
+        pairs = op.opdef.overwrites  # declared by the op (a gemm's accumulator)
     return [
         (j, i)
-        for j in outs
-        for i in ins
+        for j, i in pairs
         if _is_tensor(op.results[j])
         and op.results[j].type == op.operands[i].type
         and op.results[j].type.is_static

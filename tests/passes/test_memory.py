@@ -174,8 +174,8 @@ def check_reuse(v, b, plan):
     assert b.reuses in op.operands and b.reuses.type == v.type
     if op.name == "fused":
         assert not any(inner.name in REDUCTIONS for inner in op.regions[0].block.ops)
-    elif op.name == "gemm":  # BLAS accumulates into C in place: C is its third operand
-        assert b.reuses is op.operands[2]
+    elif op.opdef.overwrites:  # declared by the op (a gemm's accumulator)
+        assert (0, op.operands.index(b.reuses)) in op.opdef.overwrites
     else:
         assert op.opdef.elementwise
     if b.kind == mem.ARENA:

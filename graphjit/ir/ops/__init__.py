@@ -39,6 +39,9 @@ class OpDef:
     side_effect: bool = False  # kept by DCE and kept in order
     num_regions: int = 0
     shape_only: tuple[int, ...] | str = ()  # operands read for their shape alone (or REST)
+    # (result, operand) pairs a backend may compute in place: it reads each element of
+    # the operand before it writes that element of the result (elementwise ops: any pair)
+    overwrites: tuple[tuple[int, int], ...] = ()
 
     def normalize_attrs(self, attrs: dict) -> dict:
         if not attrs and not self.attrs:

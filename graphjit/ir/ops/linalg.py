@@ -104,6 +104,7 @@ register(
         _gemm_kernel,
         _gemm_vjp,
         attrs={"alpha": 1.0, "transpose_a": False, "transpose_b": False},
+        overwrites=((0, 2),),  # BLAS reads C[i, j], then writes alpha·(AB)[i, j] + C[i, j]
     )
 )
 register(
