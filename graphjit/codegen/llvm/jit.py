@@ -25,8 +25,6 @@ from graphjit.errors import BackendError
 
 _lock = threading.RLock()  # reentrant: optimise() asks for the target machine
 _target_machine = None
-_features = target.features
-new_target_machine = target.new_target_machine
 
 
 def target_machine():
@@ -34,7 +32,7 @@ def target_machine():
     global _target_machine
     with _lock:
         if _target_machine is None:
-            _target_machine = new_target_machine()
+            _target_machine = target.new_target_machine()
         return _target_machine
 
 
@@ -46,7 +44,7 @@ def compile_module(ir_text: str) -> CompiledModule:
     """Native code for an LLVM IR module, from the compile caches when possible. Threads
     compile one at a time (LLVM's global context is not thread-safe), and a thread that
     waited for another's compile of the same module reuses it."""
-    key = cache.cache_key(ir_text, target.cpu_name(), _features())
+    key = cache.cache_key(ir_text, target.cpu_name(), target.features())
     compiled = cache.memory_get(key)
     if compiled is None:
         with _lock:
@@ -111,7 +109,7 @@ class CompiledModule:
         if dump_asm:
             print(tm.emit_assembly(module), file=sys.stderr)
         # The engine owns the module from here on: keep no second reference to free it.
-        self.engine = llvm.create_mcjit_compiler(module, new_target_machine())
+        self.engine = llvm.create_mcjit_compiler(module, target.new_target_machine())
         if obj is not None or (key is not None and cache.disk_dir() is not None):
             pending = [obj] if obj is not None else []  # handed over once, then dropped
 
