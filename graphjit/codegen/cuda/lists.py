@@ -118,17 +118,3 @@ class ListOps:
         (a, b), result = op.operands, op.result
         plus = self.adder(a.type)
         return [lambda frame: frame.__setitem__(result, plus(frame[a], frame[b]))]
-
-
-def _method(name):
-    return lambda lowering, op: getattr(lowering.lists, name)(op)
-
-
-LIST_LOWERINGS = {
-    "list_new": _method("op_new"),
-    "list_push": _method("op_push"),
-    "list_get": _method("op_get"),
-    "list_zeros_like": _method("op_zeros_like"),
-    "list_add_at": _method("op_add_at"),
-    "list_add": _method("op_add"),
-}

@@ -17,10 +17,11 @@ import numpy as np
 from graphjit.codegen.cuda.compiler import compiled
 from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
-from graphjit.codegen.cuda.lists import LIST_LOWERINGS, ListOps
+from graphjit.codegen.cuda.lists import ListOps
 from graphjit.codegen.cuda.matmul import matmul_launch
 from graphjit.codegen.cuda.source import Launch, Scratch, size_of
 from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.codegen.lists import list_lowerings
 from graphjit.errors import BackendError, GraphjitError, NumericsError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops.debug import numerics_message
@@ -341,5 +342,5 @@ LOWERINGS = {
     "group": Lowering.op_nothing,
     "cond": Lowering.op_cond,
     "while": Lowering.op_while,
-    **LIST_LOWERINGS,
+    **list_lowerings(),
 }

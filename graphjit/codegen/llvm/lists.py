@@ -227,17 +227,3 @@ def shared_versions(fn) -> set:
             if isinstance(v.type, ListType):
                 uses[v] = uses.get(v, 0) + 1
     return {v for v, n in uses.items() if n > 1}
-
-
-def _method(name):
-    return lambda lowering, op: getattr(lowering.lists, name)(op)
-
-
-LIST_LOWERINGS = {
-    "list_new": _method("op_new"),
-    "list_push": _method("op_push"),
-    "list_get": _method("op_get"),
-    "list_zeros_like": _method("op_zeros_like"),
-    "list_add_at": _method("op_add_at"),
-    "list_add": _method("op_add"),
-}

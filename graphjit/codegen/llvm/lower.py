@@ -13,11 +13,12 @@ from __future__ import annotations
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from graphjit.codegen.lists import list_lowerings
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
 from graphjit.codegen.llvm.kernel import emit_kernel, iteration_space
-from graphjit.codegen.llvm.lists import LIST_LOWERINGS, ListLowering
+from graphjit.codegen.llvm.lists import ListLowering
 from graphjit.codegen.llvm.loops import (
     broadcast_strides,
     contiguous_strides,
@@ -440,5 +441,5 @@ LOWERINGS = {
     "group": Lowering.op_nothing,
     "cond": op_cond,
     "while": op_while,
-    **LIST_LOWERINGS,
+    **list_lowerings(),
 }
