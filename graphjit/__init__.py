@@ -7,6 +7,7 @@ from graphjit import errors, ir
 from graphjit.errors import (
     BackendError,
     CheckpointError,
+    ConfigError,
     ControlFlowError,
     DTypeError,
     FeedDTypeError,
@@ -89,12 +90,11 @@ from graphjit.frontend.shape_ops import (
 )
 from graphjit.ir.types import bool_, float32, float64, int32, int64
 from graphjit.runtime.session import Session
+from graphjit.version import __version__
 
 install_operators(ir.Value)
 install_graph_guards(ir.Value)
 install_operators(Variable)
-
-__version__ = "0.1.0"
 
 # The eager mode (gj.tensor, gj.autograd, gj.nn modules, gj.optim) registers its handler
 # with the op registry on import.

@@ -86,5 +86,10 @@ class BackendError(GraphjitError):
     """A backend is unavailable or cannot lower an op."""
 
 
+class ConfigError(GraphjitError, ValueError):
+    """An environment variable (GRAPHJIT_*) has a value graphjit cannot use; the message
+    names the variable and the values it takes."""
+
+
 class RuntimeCheckError(GraphjitError):
     """A runtime check inside compiled code failed."""

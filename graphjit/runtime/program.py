@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from graphjit import config
 from graphjit.errors import FetchError, ResourceError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
@@ -88,9 +89,9 @@ def build_program(
 def memory_limit() -> int:
     """The most bytes one tensor may take: GRAPHJIT_MAX_TENSOR_BYTES, else physical memory
     (a bigger tensor could never be allocated; better a clear error than the OOM killer)."""
-    configured = os.environ.get("GRAPHJIT_MAX_TENSOR_BYTES")
-    if configured:
-        return int(configured)
+    configured = config.max_tensor_bytes()  # ConfigError if it is not a whole number >= 1
+    if configured is not None:
+        return configured
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # no sysconf: no limit we can know

@@ -1,0 +1,190 @@
+"""graphjit's environment variables, read and validated in one place.
+
+Each variable has one function here that returns its parsed value. A value that cannot be
+used is a ConfigError naming the variable, the value and what it accepts, raised when the
+value is first needed (never at `import graphjit`), so a typo is a clear message instead of
+a KeyError or ValueError from deep inside a compile. The exception is GRAPHJIT_CACHE_DIR:
+the disk cache is an optimisation, so a directory that cannot be used is a warning and
+graphjit compiles without it (codegen/llvm/cache.py checks the directory itself).
+
+Values are parsed once per distinct raw string (the cache is keyed by it, so a test or a
+program that changes os.environ sees the new value at the next call).
+
+This module sits at the bottom of the layering: it imports the standard library and
+graphjit.errors only."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+
+from graphjit.errors import ConfigError
+
+_parsed: dict[tuple[str, str | None], object] = {}
+_lock = threading.Lock()
+
+FLAG_VALUES = ("", "0", "1", "false", "true")  # case-insensitive
+
+
+def _read(name: str, parse: Callable[[str | None], object]):
+    """`parse(raw)` for the variable's current raw value (None when unset), once per raw
+    value; a ConfigError from `parse` is raised again at each call (nothing is cached)."""
+    raw = os.environ.get(name)
+    key = (name, raw)
+    try:
+        return _parsed[key]
+    except KeyError:
+        pass
+    value = parse(raw)
+    with _lock:
+        _parsed[key] = value
+    return value
+
+
+def _invalid(name: str, raw: str, accepted: str) -> ConfigError:
+    return ConfigError(f"environment variable {name}={raw!r} is not valid: it takes {accepted}")
+
+
+# ---- switches ---------------------------------------------------------------------------------
+
+
+def flag(name: str, default: bool = False) -> bool:
+    """A boolean switch: unset or "" is `default`; "1"/"true" on, "0"/"false" off (any
+    case, surrounding spaces ignored); anything else is a ConfigError."""
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return default
+        value = raw.strip().lower()
+        if value in ("1", "true"):
+            return True
+        if value in ("0", "false"):
+            return False
+        raise _invalid(name, raw, '"1" or "true" (on), "0" or "false" (off), or nothing')
+
+    return _read(name, parse)
+
+
+def debug() -> bool:
+    """GRAPHJIT_DEBUG: verify the IR after every pass."""
+    return flag("GRAPHJIT_DEBUG")
+
+
+def print_ir() -> bool:
+    """GRAPHJIT_PRINT_IR: print the IR after every pipeline stage."""
+    return flag("GRAPHJIT_PRINT_IR")
+
+
+def explain_retrace() -> bool:
+    """GRAPHJIT_EXPLAIN_RETRACE: print why each gj.function retrace happened."""
+    return flag("GRAPHJIT_EXPLAIN_RETRACE")
+
+
+def compile_worker() -> bool:
+    """GRAPHJIT_COMPILE_WORKER: optimise and compile in the worker process (default on)."""
+    return flag("GRAPHJIT_COMPILE_WORKER", default=True)
+
+
+def dump_llvm() -> bool:
+    """GRAPHJIT_DUMP_LLVM: print the optimised LLVM IR of every compiled module."""
+    return flag("GRAPHJIT_DUMP_LLVM")
+
+
+def dump_asm() -> bool:
+    """GRAPHJIT_DUMP_ASM: print the assembly of every compiled module."""
+    return flag("GRAPHJIT_DUMP_ASM")
+
+
+def blas() -> str:
+    """GRAPHJIT_BLAS: whose BLAS matmul calls, "numpy" (its bundled OpenBLAS; the default)
+    or "scipy"."""
+
+    def parse(raw):
+        value = (raw or "").strip().lower()
+        if value in ("", "numpy"):
+            return "numpy"
+        if value == "scipy":
+            return "scipy"
+        raise _invalid("GRAPHJIT_BLAS", raw, '"numpy" (the default) or "scipy"')
+
+    return _read("GRAPHJIT_BLAS", parse)
+
+
+# ---- numbers ----------------------------------------------------------------------------------
+
+
+def _integer(name: str, raw: str, minimum: int, accepted: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise _invalid(name, raw, accepted) from None
+    if value < minimum:
+        raise _invalid(name, raw, accepted)
+    return value
+
+
+JIT_CACHE_SIZE_DEFAULT = 256
+
+
+def jit_cache_size() -> int:
+    """GRAPHJIT_JIT_CACHE_SIZE: how many compiled modules the process-wide in-memory cache
+    keeps (a whole number >= 0; default 256)."""
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return JIT_CACHE_SIZE_DEFAULT
+        accepted = f"a whole number >= 0 (compiled modules kept; default {JIT_CACHE_SIZE_DEFAULT})"
+        return _integer("GRAPHJIT_JIT_CACHE_SIZE", raw, 0, accepted)
+
+    return _read("GRAPHJIT_JIT_CACHE_SIZE", parse)
+
+
+def max_tensor_bytes() -> int | None:
+    """GRAPHJIT_MAX_TENSOR_BYTES: the most bytes one tensor may take (a whole number >= 1);
+    None when unset (the caller uses physical memory)."""
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return None
+        accepted = "a whole number of bytes >= 1 (the largest tensor allowed)"
+        return _integer("GRAPHJIT_MAX_TENSOR_BYTES", raw, 1, accepted)
+
+    return _read("GRAPHJIT_MAX_TENSOR_BYTES", parse)
+
+
+COMPILE_TIMEOUT_DEFAULT = 60.0
+
+
+def compile_timeout() -> float:
+    """GRAPHJIT_COMPILE_TIMEOUT: seconds the compile worker may take over a module before it
+    is taken to be stuck (plus an allowance for the module's size, see compile_worker.py);
+    a number > 0, default 60."""
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return COMPILE_TIMEOUT_DEFAULT
+        accepted = f"a number of seconds > 0 (default {COMPILE_TIMEOUT_DEFAULT:g})"
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise _invalid("GRAPHJIT_COMPILE_TIMEOUT", raw, accepted) from None
+        if not (value > 0 and math.isfinite(value)):
+            raise _invalid("GRAPHJIT_COMPILE_TIMEOUT", raw, accepted)
+        return value
+
+    return _read("GRAPHJIT_COMPILE_TIMEOUT", parse)
+
+
+# ---- paths ------------------------------------------------------------------------------------
+
+
+def cache_dir() -> str | None:
+    """GRAPHJIT_CACHE_DIR: the on-disk compile cache's directory, made absolute; None when
+    unset or empty. Whether it can be used (and trusted) is checked by the cache, which
+    warns and compiles without a disk cache when it cannot."""
+    raw = os.environ.get("GRAPHJIT_CACHE_DIR")
+    if raw is None or raw.strip() == "":
+        return None
+    return os.path.abspath(os.path.expanduser(raw))  # (not cached: it depends on the cwd)
