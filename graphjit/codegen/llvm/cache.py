@@ -2,29 +2,72 @@
 
 In memory: one process-wide LRU of compiled modules keyed by their LLVM IR, so sessions
 that compile the same program share it; evicting an entry only drops the cache's
-reference (a runner still using the code keeps it alive).
+reference (a runner still using the code keeps it alive). Its size is
+GRAPHJIT_JIT_CACHE_SIZE (config.py), read when first needed.
 
 On disk (when GRAPHJIT_CACHE_DIR is set): MCJIT's object code, keyed by a hash of the IR,
-the host CPU and features and the library versions. Files are written atomically and
-carry a format tag and a checksum; a damaged or foreign file is ignored (with a warning)
-and the code is compiled again."""
+the host CPU and features and the library versions. Loading an entry runs its code in this
+process, so nothing in the directory is trusted until it is authenticated:
+
+- The directory is created 0700 and refused (a warning; compiles then use no disk cache)
+  unless it is a directory owned by this user and not writable by group or others (the
+  rule pip and OpenSSH apply). Every access goes through one descriptor opened on it and
+  checked with fstat, so renaming the path after the check changes nothing.
+- A per-user secret, KEY_BYTES random bytes in KEY_NAME, created 0600 and published
+  atomically (written to a temporary file, then hard-linked under its name, which fails if
+  another process got there first: its key is used then). It is refused unless it is a
+  regular file of ours, neither readable nor writable by group or others, of exactly
+  KEY_BYTES bytes.
+- An entry is FORMAT + HMAC-SHA256(secret, FORMAT + cache key + NUL + object code) +
+  object code, so a planted file, a damaged one or one copied from another key fails to
+  authenticate. Entries are opened with O_NOFOLLOW and O_NONBLOCK (a symlink fails, a FIFO
+  does not block) and accepted only as regular files of ours of at most MAX_ENTRY_BYTES,
+  read with a bounded read.
+- A bad entry costs a recompile, nothing more: it is deleted, the module compiled again
+  (and stored afresh), and a CacheWarning says so (Python's default filter shows each
+  kind of problem once).
+
+Files are written atomically: a temporary file in the directory, fsynced, then renamed;
+temporaries left by a killed writer are removed by the next writer."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import hmac
 import os
-import tempfile
+import re
+import secrets
+import stat
 import threading
+import time
 import warnings
 from collections import OrderedDict
 
 import llvmlite
 
-FORMAT = b"graphjit-object-v1\n"
-MEMORY_ENTRIES = int(os.environ.get("GRAPHJIT_JIT_CACHE_SIZE", "256"))
+from graphjit import config
+from graphjit.version import __version__
+
+FORMAT = b"graphjit-object-v2\n"
+MAC_BYTES = 32  # HMAC-SHA256
+KEY_NAME = "graphjit-cache.key"
+KEY_BYTES = 32
+MAX_ENTRY_BYTES = 256 << 20  # object code larger than this is neither stored nor loaded
+SUFFIX = ".gjobj"
+TMP_PREFIX = ".tmp-"
+STALE_SECONDS = 3600.0  # a temporary file untouched this long belongs to no live writer
+
+# None: GRAPHJIT_JIT_CACHE_SIZE (default 256). Tests set a number here.
+MEMORY_ENTRIES: int | None = None
 
 _memory: OrderedDict = OrderedDict()
 _lock = threading.Lock()
+_swept: set = set()  # (st_dev, st_ino) of directories whose stale temporaries are gone
+
+
+class CacheWarning(UserWarning):
+    """The disk cache refused a directory, a key file or an entry (and compiled anyway)."""
 
 
 def memory_get(key: str):
@@ -36,10 +79,11 @@ def memory_get(key: str):
 
 
 def memory_put(key: str, compiled) -> None:
+    limit = MEMORY_ENTRIES if MEMORY_ENTRIES is not None else config.jit_cache_size()
     with _lock:
         _memory[key] = compiled
         _memory.move_to_end(key)
-        while len(_memory) > MEMORY_ENTRIES:
+        while len(_memory) > limit:
             _memory.popitem(last=False)
 
 
@@ -53,8 +97,6 @@ def memory_size() -> int:
 
 
 def cache_key(ir_text: str, cpu: str, features: str) -> str:
-    from graphjit import __version__
-
     digest = hashlib.sha256()
     for part in (ir_text, cpu, features, llvmlite.__version__, __version__):
         digest.update(part.encode())
@@ -62,48 +104,347 @@ def cache_key(ir_text: str, cpu: str, features: str) -> str:
     return digest.hexdigest()
 
 
+# ---- the disk cache ---------------------------------------------------------------------------
+
+
 def disk_dir() -> str | None:
-    return os.environ.get("GRAPHJIT_CACHE_DIR") or None
-
-
-def _path(directory: str, key: str) -> str:
-    return os.path.join(directory, f"{key}.gjobj")
+    """The disk cache's directory if one is configured and usable (else None, with a
+    warning when one is configured but refused)."""
+    directory = _Directory.open()
+    if directory is None:
+        return None
+    directory.close()
+    return directory.path
 
 
 def disk_load(key: str) -> bytes | None:
-    directory = disk_dir()
+    """The object code stored under `key`, if there is an authentic entry; None otherwise
+    (a bad entry is deleted, with a warning)."""
+    directory = _Directory.open()
     if directory is None:
         return None
     try:
-        with open(_path(directory, key), "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    head, checksum, payload = (
-        data[: len(FORMAT)],
-        data[len(FORMAT) : len(FORMAT) + 64],
-        data[len(FORMAT) + 64 :],
-    )
-    if head != FORMAT or checksum != hashlib.sha256(payload).hexdigest().encode():
-        warnings.warn(f"ignoring damaged compile-cache file {_path(directory, key)}", stacklevel=2)
-        return None
-    return payload
+        return directory.load(key)
+    finally:
+        directory.close()
 
 
 def disk_store(key: str, payload: bytes) -> None:
-    """Write atomically: a temporary file in the same directory, fsynced, then renamed."""
-    directory = disk_dir()
+    """Store object code under `key`, atomically (a no-op without a usable directory)."""
+    directory = _Directory.open()
     if directory is None:
         return
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".gjobj", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(FORMAT + hashlib.sha256(payload).hexdigest().encode() + payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, _path(directory, key))
+        directory.store(key, payload)
+    finally:
+        directory.close()
+
+
+def _warn(message: str) -> None:
+    # The text names the directory and the kind of problem, not the entry: the default
+    # warning filter shows each once per process.
+    warnings.warn(message, CacheWarning, stacklevel=3)
+
+
+_NAME = re.compile(r"[0-9A-Za-z_-]{1,128}\Z")
+_TEMPORARY = re.compile(re.escape(TMP_PREFIX) + r"(?:key-)?(\d+)-[0-9a-f]+(?:\.gjobj)?\Z")
+_OLD_TEMPORARY = re.compile(re.escape(TMP_PREFIX) + r"[^/]*\.gjobj\Z")  # (mkstemp's, before v2)
+_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class _Directory:
+    """An open, checked cache directory and its secret key."""
+
+    def __init__(self, path: str, fd: int, secret: bytes):
+        self.path, self.fd, self.secret = path, fd, secret
+
+    @classmethod
+    def open(cls) -> _Directory | None:
+        path = config.cache_dir()
+        if path is None:
+            return None
+        fd = _open_directory(path)
+        if fd is None:
+            return None
+        try:
+            secret = _secret(path, fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        if secret is None:
+            os.close(fd)
+            return None
+        return cls(path, fd, secret)
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def _mac(self, key: str, payload: bytes) -> bytes:
+        mac = hmac.new(self.secret, FORMAT, hashlib.sha256)
+        mac.update(key.encode() + b"\0")
+        mac.update(payload)
+        return mac.digest()
+
+    def load(self, key: str) -> bytes | None:
+        name = _entry_name(key)
+        try:
+            fd = os.open(name, os.O_RDONLY | _FLAGS, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            why = "it is a symbolic link" if e.errno == errno.ELOOP else f"it cannot be read ({e})"
+            self._reject(name, None, why)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                self._reject(name, st, "it is not a regular file")
+                return None
+            if st.st_uid != os.geteuid():
+                self._reject(name, st, f"it is owned by uid {st.st_uid}, not by this user")
+                return None
+            limit = len(FORMAT) + MAC_BYTES + MAX_ENTRY_BYTES
+            if st.st_size > limit:
+                self._reject(name, st, f"it is larger than {limit} bytes")
+                return None
+            data = _read_at_most(fd, limit + 1)
+        except OSError as e:
+            self._reject(name, None, f"it cannot be read ({e})")
+            return None
+        finally:
+            os.close(fd)
+        head, mac = data[: len(FORMAT)], data[len(FORMAT) : len(FORMAT) + MAC_BYTES]
+        payload = data[len(FORMAT) + MAC_BYTES :]
+        if len(data) > limit:
+            why = f"it is larger than {limit} bytes"
+        elif head != FORMAT:
+            why = f"its format is not {FORMAT.decode().strip()}"
+        elif not hmac.compare_digest(mac, self._mac(key, payload)):
+            why = "it fails its authentication (HMAC)"
+        else:
+            return payload
+        self._reject(name, st, why)
+        return None
+
+    def _reject(self, name: str, st, why: str) -> None:
+        """Delete a bad entry (the one that was read: not a good one written since)."""
+        try:
+            now = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+            if st is None or (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+                if stat.S_ISDIR(now.st_mode):
+                    os.rmdir(name, dir_fd=self.fd)
+                else:
+                    os.unlink(name, dir_fd=self.fd)
+        except OSError:
+            pass  # gone already, or not ours to delete: either way it is not loaded
+        _warn(
+            f"ignoring damaged compile-cache file in {self.path}: {why}; it was deleted "
+            "and the module is compiled again"
+        )
+
+    def store(self, key: str, payload: bytes) -> None:
+        name = _entry_name(key)
+        if len(payload) > MAX_ENTRY_BYTES:
+            return  # it could never be loaded
+        self._sweep()
+        tmp = f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}{SUFFIX}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FLAGS, 0o600, dir_fd=self.fd)
+        except OSError as e:
+            _warn(f"could not write the compile cache in {self.path}: {e}")
+            return
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(FORMAT + self._mac(key, payload) + payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except OSError as e:
+            _unlink(tmp, self.fd)
+            _warn(f"could not write the compile cache in {self.path}: {e}")
+
+    def _sweep(self) -> None:
+        """Once per process and directory: remove temporary files whose writer is dead (its
+        pid is in the name) or that nobody has touched for STALE_SECONDS."""
+        st = os.fstat(self.fd)
+        if (st.st_dev, st.st_ino) in _swept:
+            return
+        _swept.add((st.st_dev, st.st_ino))
+        try:
+            names = os.listdir(self.fd)
+        except OSError:
+            return
+        for name in names:
+            match = _TEMPORARY.match(name)
+            if match is None and not _OLD_TEMPORARY.match(name):
+                continue
+            if match is not None and int(match.group(1)) == os.getpid():
+                continue
+            try:
+                age = time.time() - os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if age > STALE_SECONDS or (match is not None and not _alive(int(match.group(1)))):
+                _unlink(name, self.fd)
+
+
+def _entry_name(key: str) -> str:
+    if not _NAME.match(key):
+        raise ValueError(f"not a compile-cache key: {key!r}")
+    return key + SUFFIX
+
+
+def _open_directory(path: str) -> int | None:
+    """A descriptor on the cache directory (created 0700 if need be), or None (warned) if it
+    cannot be used or trusted."""
+
+    def refuse(why: str) -> None:
+        _warn(f"not using GRAPHJIT_CACHE_DIR={path}: {why}; compiling without a disk cache")
+
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        warnings.warn(f"could not write the compile cache: {e}", stacklevel=2)
+        refuse(f"it cannot be created ({e.strerror or e})")
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        refuse(f"it cannot be opened ({e.strerror or e})")
+        return None
+    st = os.fstat(fd)
+    why = None
+    if not stat.S_ISDIR(st.st_mode):
+        why = "it is not a directory"
+    elif st.st_uid != os.geteuid():
+        why = f"it is owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
+    elif st.st_mode & 0o022:
+        why = (
+            f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):03o}); "
+            "chmod go-w it to use it"
+        )
+    elif not os.access(path, os.W_OK | os.X_OK):
+        why = "it is not writable"
+    if why is not None:
+        os.close(fd)
+        refuse(why)
+        return None
+    return fd
+
+
+def _secret(path: str, fd: int, create: bool = True) -> bytes | None:
+    """The directory's secret key (created if there is none), or None (warned) if the key
+    file cannot be trusted."""
+
+    def refuse(why: str) -> None:
+        _warn(
+            f"not using GRAPHJIT_CACHE_DIR={path}: its key file {KEY_NAME} {why}; "
+            "compiling without a disk cache"
+        )
+
+    try:
+        key_fd = os.open(KEY_NAME, os.O_RDONLY | _FLAGS, dir_fd=fd)
+    except FileNotFoundError:
+        if create:
+            return _create_secret(path, fd)
+        refuse("was removed while being created")
+        return None
+    except OSError as e:
+        refuse("is a symbolic link" if e.errno == errno.ELOOP else f"cannot be read ({e})")
+        return None
+    try:
+        st = os.fstat(key_fd)
+        mode = stat.S_IMODE(st.st_mode)
+        if not stat.S_ISREG(st.st_mode):
+            why = "is not a regular file"
+        elif st.st_uid != os.geteuid():
+            why = f"is owned by uid {st.st_uid}, not by this user"
+        elif mode & 0o077:
+            why = f"is open to group or others (mode {mode:03o}); it must be 0600"
+        elif st.st_size != KEY_BYTES:
+            why = f"is {st.st_size} bytes, not {KEY_BYTES}"
+        else:
+            secret = _read_at_most(key_fd, KEY_BYTES + 1)
+            if len(secret) == KEY_BYTES:
+                return secret
+            why = f"is {len(secret)} bytes, not {KEY_BYTES}"
+    except OSError as e:
+        why = f"cannot be read ({e})"
+    finally:
+        os.close(key_fd)
+    refuse(why)
+    return None
+
+
+def _create_secret(path: str, fd: int) -> bytes | None:
+    """Make the key: KEY_BYTES random bytes written 0600 to a temporary file, then linked
+    under KEY_NAME. If another process linked its key first, read that one instead."""
+    secret = secrets.token_bytes(KEY_BYTES)
+    tmp = f"{TMP_PREFIX}key-{os.getpid()}-{secrets.token_hex(8)}"
+    try:
+        tmp_fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FLAGS, 0o600, dir_fd=fd)
+        try:
+            _write_all(tmp_fd, secret)
+            os.fsync(tmp_fd)
+        finally:
+            os.close(tmp_fd)
+        try:
+            os.link(tmp, KEY_NAME, src_dir_fd=fd, dst_dir_fd=fd)
+        except FileExistsError:
+            return _secret(path, fd, create=False)  # another process won the race
+        except OSError:  # a file system without hard links: create it in place
+            try:
+                key_fd = os.open(
+                    KEY_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FLAGS, 0o600, dir_fd=fd
+                )
+            except FileExistsError:
+                return _secret(path, fd, create=False)
+            try:
+                _write_all(key_fd, secret)
+                os.fsync(key_fd)
+            finally:
+                os.close(key_fd)
+    except OSError as e:
+        _warn(
+            f"not using GRAPHJIT_CACHE_DIR={path}: its key file {KEY_NAME} cannot be "
+            f"created ({e}); compiling without a disk cache"
+        )
+        return None
+    finally:
+        _unlink(tmp, fd)
+    return secret
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks, left = [], limit
+    while left > 0:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _unlink(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process (or a pid we cannot ask about): keep its file
+    return True

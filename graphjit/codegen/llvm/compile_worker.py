@@ -75,7 +75,9 @@ class WorkerUnavailable(CompileError):
 
 
 def enabled() -> bool:
-    return os.environ.get("GRAPHJIT_COMPILE_WORKER", "") != "0"
+    from graphjit import config  # (not at the top: the worker itself runs without graphjit)
+
+    return config.compile_worker()
 
 
 # ---- the parent's side ------------------------------------------------------------------------

@@ -13,13 +13,13 @@ assembly)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import warnings
 
 import llvmlite.binding as llvm
 
+from graphjit import config
 from graphjit.codegen.llvm import cache, compile_worker, target
 from graphjit.errors import BackendError
 
@@ -55,10 +55,6 @@ def compile_module(ir_text: str) -> CompiledModule:
     return compiled
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
-
-
 def _object_from_worker(ir_text: str) -> bytes | None:
     """The worker's object code for the module; None if no worker can run here."""
     try:
@@ -90,7 +86,7 @@ class CompiledModule:
         except RuntimeError as e:
             raise BackendError(f"generated LLVM IR is invalid: {e}") from None
         target.prepare(module, tm)
-        dump_llvm, dump_asm = _flag("GRAPHJIT_DUMP_LLVM"), _flag("GRAPHJIT_DUMP_ASM")
+        dump_llvm, dump_asm = config.dump_llvm(), config.dump_asm()
         obj = cache.disk_load(key) if key is not None else None  # optimised before saved
         made_here = False
         if obj is None and compile_worker.enabled() and not (dump_llvm or dump_asm):
