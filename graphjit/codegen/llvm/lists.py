@@ -98,8 +98,11 @@ class ListLowering:
         calloc = _libc(module, "calloc", T.I8P, [T.I64, T.I64])
         handle = b.call(malloc, [ir.Constant(T.I64, 40)])
         self._fail_if_null(handle)
+        # calloc checks count x size for overflow; never 0 bytes (empty elements), whose
+        # result may be NULL and would read as a failure
         data = b.call(
-            calloc, [b.add(length, ir.Constant(T.I64, 1)), ir.Constant(T.I64, element_bytes)]
+            calloc,
+            [b.add(length, ir.Constant(T.I64, 1)), ir.Constant(T.I64, max(element_bytes, 1))],
         )
         self._fail_if_null(data)
         for index, value in (
@@ -112,6 +115,21 @@ class ListLowering:
             b.store(value, self._field(handle, index))
         b.store(handle, self.chain)
         return handle
+
+    def _checked_bytes(self, count, element_bytes: int, op) -> ir.Value:
+        """count x element_bytes for an allocation, at least 1 (realloc(p, 0) frees p,
+        which the chain would free again), and a ResourceError if it overflows."""
+        b = self.b
+        with_flag = ir.LiteralStructType([T.I64, T.I1])
+        mul = _libc(self.low.module, "llvm.umul.with.overflow.i64", with_flag, [T.I64, T.I64])
+        product = b.call(mul, [count, ir.Constant(T.I64, max(element_bytes, 1))])
+        self.low.fail(
+            "a tensor list would need more bytes than the address space holds",
+            b.extract_value(product, 1),
+            ResourceError,
+            op,
+        )
+        return b.extract_value(product, 0)
 
     def _fail_if_null(self, pointer, op=None) -> None:
         """An allocation that failed stops the run with a ResourceError, not a crash."""
@@ -158,10 +176,9 @@ class ListLowering:
         length, capacity = self._get(handle, LENGTH), self._get(handle, CAPACITY)
         with b.if_then(b.icmp_unsigned("==", length, capacity)):
             grown = b.add(b.shl(capacity, ir.Constant(T.I64, 1)), ir.Constant(T.I64, 4))
+            size = self._checked_bytes(grown, self.element_bytes(lst), op)
             realloc = _libc(self.low.module, "realloc", T.I8P, [T.I8P, T.I64])
-            data = b.call(
-                realloc, [self._get(handle, DATA), b.mul(grown, self._get(handle, ELEMENT_BYTES))]
-            )
+            data = b.call(realloc, [self._get(handle, DATA), size])
             self._fail_if_null(data, op)  # the old buffer stays on the chain, to be freed
             b.store(data, self._field(handle, DATA))
             b.store(grown, self._field(handle, CAPACITY))
