@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+
 from graphjit.errors import ControlFlowError
 from graphjit.frontend.convert import as_tensor, is_tensor, operands, unwrap
 from graphjit.ir import builder
@@ -50,7 +52,7 @@ def while_loop(cond_fn, body_fn, loop_vars, max_iterations=None):
     if any(_is_graph(v) for v in loop_vars) or _condition_is_graph(cond_fn, loop_vars):
         values = _graph_while(cond_fn, body_fn, list(loop_vars), max_iterations)
     else:
-        values = _eager_while(cond_fn, body_fn, list(loop_vars), max_iterations)
+        values = _eager_while(cond_fn, body_fn, list(loop_vars), _iteration_limit(max_iterations))
     return type(loop_vars)(values)
 
 
@@ -82,19 +84,26 @@ def _graph_while(cond_fn, body_fn, loop_vars, max_iterations):
     return op.results
 
 
+# Native loops count iterations in a signed 64-bit integer. A larger bound cannot be
+# reached (2**63 iterations take centuries), so it is clamped to this one, which is exact.
+MAX_ITERATIONS_LIMIT = 2**63 - 1
+
+
 def _iteration_limit(max_iterations) -> int | None:
+    """None, or the integer bound (not a float: `inf` or `2.5` is an error, not a guess)."""
     if max_iterations is None:
         return None
     try:
-        limit = int(max_iterations)
-    except (TypeError, ValueError):
+        limit = operator.index(max_iterations)
+    except TypeError:
         limit = -1
     if limit < 0:
         raise ControlFlowError(
-            f"while_loop's max_iterations must be None or a count >= 0, got {max_iterations!r}",
+            "while_loop's max_iterations must be None or an integer >= 0, got "
+            f"{max_iterations!r}",
             location=user_location(),
         )
-    return limit
+    return min(limit, MAX_ITERATIONS_LIMIT)
 
 
 def _body_outputs(out, n: int) -> list:

@@ -48,8 +48,9 @@ def op_while(low, op: Operation) -> None:
     b.position_at_end(header)
     (pred_value,) = low.lower_block(before)
     go = T.load(b, low.typed(pred_value), pred_value.type.dtype)
-    if limit is not None:
-        go = b.and_(go, b.icmp_signed("<", b.load(count), ir.Constant(T.I64, limit)))
+    if limit is not None:  # (the frontend clamps it to the i64 range; parsed IR may not)
+        bound = ir.Constant(T.I64, min(max(limit, 0), 2**63 - 1))
+        go = b.and_(go, b.icmp_signed("<", b.load(count), bound))
     b.cbranch(go, body, done)
     b.position_at_end(body)
     _carry(low, carried, low.lower_block(after))
@@ -63,20 +64,16 @@ def op_while(low, op: Operation) -> None:
 def _carry(low, carried, yields) -> None:
     """Copy each iteration's yields into the carried buffers as one parallel copy: a
     yield that lives in another carried buffer (a swap) is staged first."""
-    staged = {}
-    for c, v in zip(carried, yields, strict=True):
-        if (
-            isinstance(v.type, TensorType)
-            and not low.shares_storage(c, v)
-            and any(
-                low.shares_storage(v, other)
-                for other in carried
-                if isinstance(other.type, TensorType)
-            )
-        ):
-            tmp = low.b.bitcast(low.local(ir.ArrayType(T.I8, nbytes(v))), T.I8P)
-            low.memcpy(tmp, low.ptr(v), nbytes(v))
-            staged[c] = tmp
+    moves = [
+        (c, v)
+        for c, v in zip(carried, yields, strict=True)
+        if isinstance(v.type, TensorType)
+        and not low.shares_storage(c, v)
+        and any(low.shares_storage(v, o) for o in carried if isinstance(o.type, TensorType))
+    ]
+    staged = dict(zip((c for c, _ in moves), low.scratch([nbytes(v) for _, v in moves])))
+    for c, v in moves:
+        low.memcpy(staged[c], low.ptr(v), nbytes(v))
     handles = {
         c: low.lists.load_handle(v)
         for c, v in zip(carried, yields, strict=True)

@@ -14,6 +14,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit.codegen.lists import list_lowerings
+from graphjit.codegen.llvm import faults
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
@@ -29,7 +30,7 @@ from graphjit.codegen.llvm.loops import (
 )
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
 from graphjit.codegen.llvm.parallel import call_split, kernel_work
-from graphjit.errors import BackendError, RuntimeCheckError, ShapeError
+from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType
@@ -55,7 +56,10 @@ class Lowering:
         self.plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
         if self.plan.arena_bytes is None:
             raise BackendError("the llvm backend needs every shape known (specialise first)")
-        self.arena_bytes = self.plan.arena_bytes
+        # Scratch for staging copies lives in the arena after the plan's buffers: nothing
+        # the size of a tensor may go on the native stack (8 MiB, and threads get less).
+        self.scratch_base = -(-self.plan.arena_bytes // ALIGN) * ALIGN
+        self.scratch_bytes = 0
         self.module = ir.Module(name)
         entry_type = ir.FunctionType(T.I32, [T.I8P.as_pointer(), T.I8P.as_pointer(), T.I8P])
         self.entry = ir.Function(self.module, entry_type, ENTRY)
@@ -69,6 +73,7 @@ class Lowering:
         self.errors: list[tuple] = []  # status word - 1 -> (error class, message, op)
         self.lists = ListLowering(self)
         self.numerics = NumericsChecks(self) if check_numerics else None
+        self.fault_slot = None  # i32 that kernels with value checks OR their bits into
 
     # -- buffers ------------------------------------------------------------------------
     def ptr(self, v: Value) -> ir.Value:
@@ -102,6 +107,22 @@ class Lowering:
         """Stack space allocated once in the entry block (never inside a loop)."""
         with self.b.goto_entry_block():
             return self.b.alloca(typ)
+
+    @property
+    def arena_bytes(self) -> int:
+        return (
+            self.scratch_base + self.scratch_bytes if self.scratch_bytes else self.plan.arena_bytes
+        )
+
+    def scratch(self, sizes: list[int]) -> list[ir.Value]:
+        """Pointers to scratch buffers of these byte sizes, live until the next call (the
+        region is shared by every staging copy: each is used and done before the next)."""
+        pointers, offset = [], self.scratch_base
+        for size in sizes:
+            pointers.append(self._arena_pointer(offset))
+            offset += -(-size // ALIGN) * ALIGN
+        self.scratch_bytes = max(self.scratch_bytes, offset - self.scratch_base)
+        return pointers
 
     def typed(self, v: Value) -> ir.Value:
         return T.typed_pointer(self.b, self.ptr(v), v.type.dtype)
@@ -191,7 +212,7 @@ class Lowering:
                 raise BackendError(f"the llvm backend cannot lower op '{op.name}'", op=op)
             try:
                 method(self, op)
-            except BackendError:
+            except GraphjitError:
                 raise
             except Exception as e:  # name the IR op being lowered, as Numba's lowering does
                 raise BackendError(f"lowering '{op.name}' failed: {e}", op=op) from e
@@ -221,9 +242,6 @@ class Lowering:
 
     # -- ops ----------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> None:
-        for inner in op.regions[0].block.ops:
-            if inner.name in ("reduce_max", "reduce_min"):
-                _no_empty_extremum(inner, inner.operands[0], inner.result)
         values = op.operands + op.results
         shared = {
             i
@@ -231,16 +249,20 @@ class Lowering:
             for j, w in enumerate(values)
             if i != j and self.shares_storage(v, w)
         }
-        kernel, extent, splittable = emit_kernel(
+        kernel, extent, splittable, fallible = emit_kernel(
             self.module, op, f"kernel{self.kernels}", frozenset(shared), self.numerics
         )
         self.kernels += 1
         args = [self.typed(v) for v in values]
         if self.numerics is not None:
             args.append(self.numerics.kernel_slot())
+        if fallible:
+            args.append(faults.call_slot(self))
         body = op.regions[0].block
         work = kernel_work(body, size_of(iteration_space(body))) if splittable else 0
         call_split(self, kernel, args, extent, work)
+        if fallible:
+            faults.fail_on_faults(self, fallible)
 
     def op_copy(self, op: Operation) -> None:
         """reshape-like ops: the same bytes in a new shape (a view when the plan allows)."""
@@ -332,7 +354,6 @@ class Lowering:
 
     def op_argmax(self, op: Operation) -> None:
         x, out, axis = op.operands[0], op.result, op.attrs["axis"]
-        _no_empty_extremum(op, x, out)
         shape = x.type.shape
         strides = contiguous_strides(shape)
         outer = [d for i, d in enumerate(shape) if i != axis]
@@ -409,13 +430,6 @@ class Lowering:
                     acc,
                 )
             b.store(b.load(acc), b.gep(c, [b.add(b.mul(i, ir.Constant(T.I64, n)), j)]))
-
-
-def _no_empty_extremum(op: Operation, x: Value, out: Value) -> None:
-    """max/min/argmax over an empty axis have no value (NumPy raises): shapes are static
-    here, so say so at compile time, naming the op."""
-    if size_of(x.type.shape) == 0 and size_of(out.type.shape) > 0:
-        raise ShapeError(f"{op.name} of an empty axis has no value (zero-size operand)", op=op)
 
 
 LOWERINGS = {
