@@ -48,7 +48,9 @@ class Interpreter:
             out = kernel(*[env[v] for v in op.operands], **op.attrs)
         except NumericsError as e:  # a check_numerics op: point at the line that built it
             raise NumericsError(e.raw_message, op=op) from None
-        except GraphjitError:
+        except GraphjitError as e:
+            if e.op is None and e.location is None:  # a kernel's own check: name the op
+                raise type(e)(e.raw_message, op=op) from None
             raise
         except (ValueError, IndexError) as e:
             raise ShapeError(f"{op.name} failed at run time: {e}", op=op) from None

@@ -17,7 +17,6 @@ from graphjit.codegen.cuda.source import (
     header,
     kernel_source,
     literal,
-    no_empty_extremum,
     offset,
     size_of,
 )
@@ -167,7 +166,6 @@ def _split_like(op: Operation, cfg: LaunchConfig) -> list[Launch]:
 
 def _argmax(op: Operation, cfg: LaunchConfig) -> list[Launch]:
     x, out = op.operands[0], op.result
-    no_empty_extremum(op, x.type.shape, out.type.shape)
     kernel = argmax(x.type.dtype, x.type.shape, op.attrs["axis"])
     return [Launch(kernel, cfg.grid(size_of(out.type.shape)), cfg.block, (x, out))]
 

@@ -30,7 +30,6 @@ from graphjit.codegen.cuda.source import (
     header,
     kernel_source,
     literal,
-    no_empty_extremum,
     numba_type,
     offset,
     size_of,
@@ -159,8 +158,6 @@ class _ReductionKernel:
     def __init__(self, op, body: Block, reduction: Operation, cfg: LaunchConfig, flag):
         self.op, self.body, self.reduction, self.cfg, self.flag = op, body, reduction, cfg, flag
         self.space = iteration_space(body)
-        if reduction.name in ("reduce_max", "reduce_min"):
-            no_empty_extremum(reduction, self.space, reduction.result.type.shape)
         self.dtype = reduction.result.type.dtype
         keep = _keepdims_shape(reduction, self.space)
         self.reduced = [k for k, d in enumerate(self.space) if keep[k] == 1 and d != 1]

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphjit.errors import ShapeError
 from graphjit.ir.types import DType
 
 # graphjit dtype name -> the Numba type name the kernel namespace binds (casts, shared memory)
@@ -79,13 +78,6 @@ class Writer:
 
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
-
-
-def no_empty_extremum(op, x_shape, out_shape) -> None:
-    """max/min/argmax over an empty axis have no value (NumPy raises): shapes are static
-    here, so say so when compiling, naming the op."""
-    if size_of(x_shape) == 0 and size_of(out_shape) > 0:
-        raise ShapeError(f"{op.name} of an empty axis has no value (zero-size operand)", op=op)
 
 
 def kernel_source(w: Writer, params: list[tuple[str, DType]], label: str) -> KernelSource:

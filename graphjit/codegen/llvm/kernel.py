@@ -12,6 +12,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.faults import KernelFaults, fallible_ops
 from graphjit.codegen.llvm.loops import (
     broadcast_strides,
     coalesce,
@@ -50,13 +51,16 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
     threads can share a kernel without a reduction. `shared`: parameter indices that point
     at the same storage (an output written over an input in place): not noalias. With
     `numerics` (a NumericsChecks), an `i32*` slot comes before lo and hi: the kernel folds
-    into it the code of the first inner op that made NaN or infinity."""
+    into it the code of the first inner op that made NaN or infinity. When inner ops can
+    fail on their values (faults.py), another `i32*` slot follows for their bits; the
+    fourth result lists those ops."""
     body = op.regions[0].block
     outputs = body.terminator.operands
     space = iteration_space(body)
     reduction = next((o for o in body.ops if o.name in REDUCTIONS), None)
+    fallible = fallible_ops(body)
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
-    slot_type = [T.I32.as_pointer()] if numerics is not None else []
+    slot_type = [T.I32.as_pointer()] * ((numerics is not None) + bool(fallible))
     fn = ir.Function(
         module, ir.FunctionType(ir.VoidType(), arg_types + slot_type + [T.I64, T.I64]), name
     )
@@ -66,6 +70,7 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
             arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     checks = KernelChecks(b, numerics) if numerics is not None else None  # before any loop
+    faults = KernelFaults(b, fallible) if fallible else None
     n_buffers = len(body.args) + len(outputs)
     in_ptrs, out_ptrs = fn.args[: len(body.args)], fn.args[len(body.args) : n_buffers]
     lo, hi = fn.args[-2:]
@@ -77,15 +82,17 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
         else:
             strides.append(contiguous_strides(space))
     with loop_nest(b, space, strides, outer=(lo, hi)) as offsets:
-        _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks)
+        _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks, faults)
     if checks is not None:
         if reduction is not None and reduction.result.type.dtype.is_floating:
             j = outputs.index(reduction.result)
             checks.check_buffer(reduction, out_ptrs[j], size_of(reduction.result.type.shape))
         checks.publish(fn.args[n_buffers])
+    if faults is not None:
+        faults.publish(fn.args[n_buffers + (checks is not None)])
     b.ret_void()
     coalesced, _ = coalesce(space, strides)
-    return fn, (coalesced[0] if coalesced else 1), reduction is None
+    return fn, (coalesced[0] if coalesced else 1), reduction is None, fallible
 
 
 def _fill(b, ptr, t, value) -> None:
@@ -93,7 +100,7 @@ def _fill(b, ptr, t, value) -> None:
         T.store(b, value, b.gep(ptr, [i]), t.dtype)
 
 
-def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks=None) -> None:
+def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks=None, faults=None):
     n_in = len(body.args)
     env = {}
     loaded = {}
@@ -130,6 +137,8 @@ def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks=None) -> No
                 raise
             except Exception as e:  # name the op inside the kernel, not just 'fused'
                 raise BackendError(f"emitting '{inner.name}' failed: {e}", op=inner) from e
+            if faults is not None:
+                faults.check(inner, args)
         if checks is not None and inner is not reduction and inner.result.type.dtype.is_floating:
             checks.check(inner, env[inner.result])
     for j, v in enumerate(outputs):

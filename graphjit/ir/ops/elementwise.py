@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.special
 
-from graphjit.errors import DTypeError, ShapeError
+from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
 from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register, wants_cotangent
 from graphjit.ir.types import TensorType, as_dtype, bool_, shape_str
 
@@ -168,9 +168,20 @@ def _pow_dy(g, x, y, out):
     return P.select(positive, P.mul(P.mul(g, out), P.log(safe_x)), 0)
 
 
+# NumPy refuses integer powers with a negative exponent (the result is not an integer);
+# every backend raises RuntimeCheckError with this message, checked on the values.
+NEGATIVE_INTEGER_POWER = "integers to negative integer powers are not allowed"
+
+
+def _power(x, y):
+    if np.asarray(y).dtype.kind in "iu" and np.any(np.asarray(y) < 0):
+        raise RuntimeCheckError(NEGATIVE_INTEGER_POWER)
+    return np.power(x, y)
+
+
 _elementwise(
     "pow",
-    np.power,
+    _power,
     binary(lambda g, x, y, o: P.mul(g, P.mul(y, P.pow(x, P.sub(y, 1)))), _pow_dy),
     **NUMERIC,
 )

@@ -25,6 +25,22 @@ def _reduce_infer(types, attrs):
     return [TensorType(reduced_shape(x.shape, attrs["axes"], attrs["keepdims"]), x.dtype)]
 
 
+def _no_empty_axis(name: str, shape, axes) -> None:
+    """max/min/argmax over an axis of length 0 have no value (NumPy raises, even when the
+    result is empty). Checked in the shape rule, so every backend and eager mode raise
+    the same ShapeError once the length is known (at specialisation for fed shapes)."""
+    if any(shape[a] == 0 for a in axes if 0 <= a < len(shape)):
+        raise ShapeError(f"{name} of an empty axis has no value (zero-size operand)")
+
+
+def _extremum_infer(name: str):
+    def infer(types, attrs):
+        _no_empty_axis(name, types[0].shape, attrs["axes"])
+        return _reduce_infer(types, attrs)
+
+    return infer
+
+
 def expand_back(g, x, attrs):
     """Broadcast a reduction's cotangent back to the operand's shape."""
     if not attrs["keepdims"] and attrs["axes"]:
@@ -54,12 +70,13 @@ def _reducer(np_fn):
 
 
 register(OpDef("reduce_sum", _reduce_infer, _reducer(np.sum), _sum_vjp, attrs=AXES))
-register(OpDef("reduce_max", _reduce_infer, _reducer(np.max), _extremum_vjp, attrs=AXES))
-register(OpDef("reduce_min", _reduce_infer, _reducer(np.min), _extremum_vjp, attrs=AXES))
+for _name, _np_fn in (("reduce_max", np.max), ("reduce_min", np.min)):
+    register(OpDef(_name, _extremum_infer(_name), _reducer(_np_fn), _extremum_vjp, attrs=AXES))
 
 
 def _argmax_infer(types, attrs):
     (x,) = types
+    _no_empty_axis("argmax", x.shape, (attrs["axis"],))
     return [TensorType(reduced_shape(x.shape, (attrs["axis"],), attrs["keepdims"]), int64)]
 
 
