@@ -2,6 +2,12 @@
 
 One promotion rule for both modes (NumPy's, with Python scalars weak: a Python scalar
 combined with a tensor takes the tensor's dtype unless it needs a float).
+
+Which mode a Python or NumPy constant takes: that of the tensors it is combined with; with
+none, the op functions (`eager_ok=True`) compute eagerly unless a graph is being built
+(`with g.as_default()`, a cond branch or loop body, gj.function tracing), as jax.numpy and
+torch do; graph-building callers (control flow, gradients, Variable.assign) always get graph
+constants.
 """
 
 from __future__ import annotations
@@ -14,13 +20,28 @@ from graphjit.errors import DTypeError, GraphjitError
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Value, user_location
 from graphjit.ir.ops import handler_for
-from graphjit.ir.types import DType, as_dtype, float32, int32
+from graphjit.ir.types import DType, as_dtype, float32, int32, int64
 
 _TENSOR_TYPES: list[type] = [Value]  # the eager Tensor class adds itself when imported
+_EAGER_HANDLER: list = []  # the eager mode's handler, once it is imported
 
 
-def register_tensor_type(cls: type) -> None:
+def register_tensor_type(cls: type, eager_handler=None) -> None:
     _TENSOR_TYPES.append(cls)
+    if eager_handler is not None:
+        _EAGER_HANDLER[:] = [eager_handler]
+
+
+def building_graph() -> bool:
+    """True while ops land at an explicit insertion point: inside `with g.as_default()`, a
+    cond branch or loop body being built, or a gj.function trace."""
+    return bool(builder._stack())  # (the builder's own stack; empty means the default graph)
+
+
+def context_handler():
+    """The handler for constants that no tensor gives a mode to: eager outside graph
+    building (when the eager mode is loaded), else None (graph constants)."""
+    return _EAGER_HANDLER[0] if _EAGER_HANDLER and not building_graph() else None
 
 
 def is_tensor(x) -> bool:
@@ -103,13 +124,29 @@ def check_same_graph(values) -> None:
             )
 
 
-def operands(*args, dtype=None) -> list:
-    """Convert arguments to tensors of one mode and one dtype (the promoted one, or `dtype`)."""
+def eager_dtype(value) -> DType:
+    """An eager constant's dtype: PyTorch's defaults (Python ints are int64), else as
+    `default_dtype`."""
+    dtype = default_dtype(value)
+    if dtype == int32 and not isinstance(value, (np.ndarray, np.generic)):
+        return int64
+    return dtype
+
+
+def operands(*args, dtype=None, eager_ok: bool = False) -> list:
+    """Convert arguments to tensors of one mode and one dtype (the promoted one, or `dtype`).
+    Constants take the mode of the tensors among `args`; with none, graph constants, or
+    with `eager_ok` the mode of the context (see `context_handler`)."""
     args = [unwrap(a) for a in args]
     check_same_graph(args)
-    target = as_dtype(dtype) if dtype is not None else result_dtype(args)
     tensors = [a for a in args if is_tensor(a)]
-    handler = handler_for(tensors) if tensors else None
+    handler = handler_for(tensors) if tensors else (context_handler() if eager_ok else None)
+    if dtype is not None:
+        target = as_dtype(dtype)
+    else:
+        target = result_dtype(args)
+        if handler is not None and not tensors and all(map(_is_weak, args)):
+            target = int64 if target == int32 else target  # (eager: PyTorch's int64)
     out = []
     for a in args:
         if not is_tensor(a):
@@ -122,10 +159,36 @@ def operands(*args, dtype=None) -> list:
     return out
 
 
-def as_tensor(x, dtype=None):
-    """One argument as a tensor, keeping its own dtype unless `dtype` is given."""
+def as_tensor(x, dtype=None, eager_ok: bool = False):
+    """One argument as a tensor, keeping its own dtype unless `dtype` is given. A constant
+    becomes a graph constant, or with `eager_ok` takes the mode of the context."""
     x = unwrap(x)
     if is_tensor(x):
         check_same_graph([x])
         return operands(x, dtype=dtype)[0] if dtype is not None else x
-    return graph_constant(x, dtype)
+    handler = context_handler() if eager_ok else None
+    if handler is None:
+        return graph_constant(x, dtype)
+    return lift(handler, x, as_dtype(dtype) if dtype is not None else eager_dtype(x))
+
+
+def constant_like(value, dtype, context=(), eager_ok: bool = True):
+    """`value` as a tensor of `dtype` (an already-tensor value is cast), in the mode of the
+    tensors among `context`, or with none the mode of the context."""
+    value = unwrap(value)
+    if is_tensor(value):
+        return operands(value, dtype=dtype)[0]
+    tensors = [t for t in map(unwrap, context) if is_tensor(t)]
+    handler = handler_for(tensors) if tensors else (context_handler() if eager_ok else None)
+    if handler is None:
+        return graph_constant(value, dtype)
+    return lift(handler, value, as_dtype(dtype))
+
+
+def lift(handler, value, dtype: DType):
+    try:
+        return handler.lift(value, dtype)
+    except (TypeError, ValueError) as e:
+        raise DTypeError(
+            f"cannot make a {dtype.name} constant from {value!r}: {e}", location=user_location()
+        ) from None

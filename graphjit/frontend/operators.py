@@ -31,7 +31,9 @@ OPERATORS = {
     "__gt__": ops.greater,
     "__ge__": ops.greater_equal,
     "__and__": ops.logical_and,
+    "__rand__": _swap(ops.logical_and),
     "__or__": ops.logical_or,
+    "__ror__": _swap(ops.logical_or),
     "__invert__": ops.logical_not,
     "__getitem__": shape_ops.getitem,
 }

@@ -10,10 +10,22 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.frontend.convert import as_tensor, is_tensor, operands, result_dtype, unwrap
+from graphjit.frontend import convert
+from graphjit.frontend.convert import constant_like, is_tensor, result_dtype, unwrap
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind, handler_for
 from graphjit.ir.types import as_dtype, bool_, float32, float64
+
+
+def as_tensor(x, dtype=None):
+    """An op function's argument as a tensor: constants combined with no tensor compute
+    eagerly unless a graph is being built (see convert.py)."""
+    return convert.as_tensor(x, dtype, eager_ok=True)
+
+
+def operands(*args, dtype=None) -> list:
+    return convert.operands(*args, dtype=dtype, eager_ok=True)
+
 
 # ---- elementwise -------------------------------------------------------------------------
 
@@ -85,16 +97,18 @@ def check_numerics(x, message: str):
     return bind("check_numerics", as_tensor(x), message=str(message))
 
 
-def _as_bool(x):
-    return cast(x, bool_)
+def _as_bool(x, *context):
+    """x as a boolean tensor; a Python or NumPy constant takes the mode of the tensors in
+    `context` (so `logical_and(True, t)` stays eager with an eager t)."""
+    return constant_like(x, bool_, context)
 
 
 def logical_and(x, y):
-    return bind("logical_and", *operands(_as_bool(x), _as_bool(y)))
+    return bind("logical_and", *operands(_as_bool(x, y), _as_bool(y, x)))
 
 
 def logical_or(x, y):
-    return bind("logical_or", *operands(_as_bool(x), _as_bool(y)))
+    return bind("logical_or", *operands(_as_bool(x, y), _as_bool(y, x)))
 
 
 def logical_not(x):
@@ -103,7 +117,7 @@ def logical_not(x):
 
 def where(condition, x, y):
     """Elements of x where condition holds, else of y (broadcasting all three)."""
-    condition = _as_bool(condition)
+    condition = _as_bool(condition, x, y)
     if not (is_tensor(unwrap(x)) or is_tensor(unwrap(y))):
         # constant branches take the condition's mode (eager tensors or graph constants)
         dtype = result_dtype([x, y])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.frontend.convert import as_tensor, operands
-from graphjit.frontend.ops import normalize_axes
+from graphjit.frontend.ops import as_tensor, normalize_axes, operands
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
 

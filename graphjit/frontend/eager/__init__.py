@@ -19,7 +19,7 @@ from graphjit.frontend.eager.tensor_methods import install_tensor_methods
 from graphjit.ir.ops import register_handler
 
 register_handler(Tensor, HANDLER)
-register_tensor_type(Tensor)
+register_tensor_type(Tensor, HANDLER)
 install_tensor_methods(Tensor)
 
 from graphjit.frontend.eager import autograd, nn, optim  # noqa: E402

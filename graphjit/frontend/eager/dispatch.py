@@ -15,7 +15,7 @@ from graphjit.frontend.eager.anomaly import ANOMALY
 from graphjit.frontend.eager.grad_mode import _MODE
 from graphjit.frontend.eager.node import node_class
 from graphjit.frontend.eager.tensor import Tensor, wrap
-from graphjit.ir.core import user_location
+from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
 
 _asarray = np.asarray
@@ -71,10 +71,14 @@ def _kernel_error(opdef: OpDef, operands: list, attrs: dict, error: Exception) -
     location = user_location()
     if not all(isinstance(t, Tensor) for t in operands):
         kinds = ", ".join(type(t).__name__ for t in operands)
+        if any(isinstance(t, Value) for t in operands):
+            return GraphjitError(
+                f"op '{opdef.name}' mixes eager and graph tensors ({kinds}); turn the eager "
+                "ones into graph constants with gj.constant(t.numpy())",
+                location=location,
+            )
         return GraphjitError(
-            f"op '{opdef.name}' mixes eager and graph tensors ({kinds}); turn the eager ones "
-            "into graph constants with gj.constant(t.numpy())",
-            location=location,
+            f"op '{opdef.name}' got operands that are not tensors ({kinds})", location=location
         )
     if opdef.kernel is None:
         return GraphjitError(

@@ -199,9 +199,15 @@ class GraphHandler(Handler):
 
         for x in operands:
             if not isinstance(x, Value):
+                if _is_handled(x):  # a tensor of another mode: eager
+                    raise GraphjitError(
+                        f"op '{opdef.name}' mixes a graph tensor with a {type(x).__name__} "
+                        "(an eager tensor): use gj.constant(t.numpy()) to put an eager "
+                        "tensor's value in a graph",
+                        location=user_location(),
+                    )
                 raise GraphjitError(
-                    f"op '{opdef.name}' mixes a graph tensor with a {type(x).__name__}: "
-                    "use gj.constant(t.numpy()) to put an eager tensor's value in a graph",
+                    f"op '{opdef.name}' got an operand of type {type(x).__name__}, not a tensor",
                     location=user_location(),
                 )
         return builder.create(opdef.name, operands, attrs).results
