@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -273,6 +275,49 @@ def test_a_worker_that_never_says_ready_is_killed(fresh, monkeypatch):
     )
     with pytest.warns(RuntimeWarning, match="did not start within 0.5 s"):
         check(jit.CompiledModule(source(1)), 1)
+
+
+def test_a_stopped_worker_is_killed_and_the_compile_retried_on_a_fresh_one(fresh, monkeypatch):
+    monkeypatch.setenv("GRAPHJIT_COMPILE_TIMEOUT", "1")
+    check(jit.CompiledModule(source(1)), 1)
+    stopped = compile_worker.worker_pid()
+    os.kill(stopped, signal.SIGSTOP)  # alive, but it will never answer
+    start = time.monotonic()
+    check(jit.CompiledModule(source(2)), 2)
+    assert time.monotonic() - start < 10
+    assert compile_worker.worker_pid() not in (None, stopped)
+    assert not os.path.exists(f"/proc/{stopped}")  # killed and reaped
+
+
+# A worker that starts, says it is ready, and then never answers a request.
+WEDGED = [
+    sys.executable,
+    "-c",
+    "import os, struct, time; os.write(1, struct.pack('<BQQ', 0, 0, 0)); time.sleep(60)",
+]
+
+
+def test_two_stuck_workers_are_a_backend_error_saying_so(fresh, monkeypatch):
+    monkeypatch.setenv("GRAPHJIT_COMPILE_TIMEOUT", "0.5")
+    monkeypatch.setattr(compile_worker, "_command", lambda: WEDGED)
+    spawns = compile_worker.spawns
+    with pytest.raises(BackendError, match=r"did not answer within 0\.5\d* s.*fresh worker") as e:
+        jit.CompiledModule(source(1))
+    assert compile_worker.spawns - spawns == 2
+    pids = [int(p) for p in re.findall(r"pid (\d+)", str(e.value))]
+    assert len(set(pids)) == 2 and not any(os.path.exists(f"/proc/{p}") for p in pids)
+    assert "GRAPHJIT_COMPILE_TIMEOUT" in str(e.value)
+    monkeypatch.undo()
+    check(jit.CompiledModule(source(2)), 2)  # a real worker again
+
+
+def test_the_compile_timeout_grows_with_the_module(monkeypatch):
+    monkeypatch.setenv("GRAPHJIT_COMPILE_TIMEOUT", "2")
+    assert compile_worker.compile_timeout(0) == 2.0
+    per_second = compile_worker.IR_BYTES_PER_SECOND
+    assert compile_worker.compile_timeout(10 * per_second) == 12.0
+    monkeypatch.delenv("GRAPHJIT_COMPILE_TIMEOUT")
+    assert compile_worker.compile_timeout(0) == 60.0
 
 
 def run_script(script: str) -> subprocess.CompletedProcess:

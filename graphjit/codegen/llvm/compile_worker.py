@@ -17,6 +17,11 @@ the object code; the parent's MCJIT engine loads that object through its object 
   between compiles is replaced silently. A worker that cannot start at all (it dies
   before saying it is ready) makes compile_object raise WorkerUnavailable: jit.py then
   compiles in its own process, with a warning.
+- Stuck workers: a worker that does not answer within the compile timeout (stopped by
+  SIGSTOP, or wedged) is killed and the module sent to a fresh worker, once; if that one
+  does not answer either, the compile is a CompileError saying so. The timeout is
+  GRAPHJIT_COMPILE_TIMEOUT seconds (default 60; config.py) plus one second per
+  IR_BYTES_PER_SECOND bytes of IR, so a large module gets longer.
 - Threads: one request at a time (under a lock; jit.py compiles under its own lock too).
 - Processes: the worker belongs to the process that started it. A forked child closes its
   copies of the socket and the stderr file (os.register_at_fork) and starts its own worker
@@ -52,10 +57,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 RECYCLE_AFTER = 128  # compiles per worker
 MAX_RSS = 512 << 20  # bytes: a worker this large is replaced after its current compile
 STARTUP_TIMEOUT = 60.0  # seconds for a new worker to say it is ready
+IR_BYTES_PER_SECOND = 50_000  # the compile timeout grows by a second per this much IR
 
 REQUEST = struct.Struct("<BQ")  # op, payload length
 REPLY = struct.Struct("<BQQ")  # status, the worker's resident memory, payload length
@@ -74,10 +81,24 @@ class WorkerUnavailable(CompileError):
     """No worker could be started here (compile in this process instead)."""
 
 
+class WorkerStuck(CompileError):
+    """The worker did not answer within the compile timeout (stopped or wedged); it was
+    killed."""
+
+
 def enabled() -> bool:
     from graphjit import config  # (not at the top: the worker itself runs without graphjit)
 
     return config.compile_worker()
+
+
+def compile_timeout(ir_bytes: int) -> float:
+    """Seconds a worker may take over a module of `ir_bytes` bytes of IR before it is taken
+    to be stuck: GRAPHJIT_COMPILE_TIMEOUT (a ConfigError if it is not a number > 0), plus
+    a second per IR_BYTES_PER_SECOND bytes."""
+    from graphjit import config
+
+    return config.compile_timeout() + ir_bytes / IR_BYTES_PER_SECOND
 
 
 # ---- the parent's side ------------------------------------------------------------------------
@@ -94,6 +115,7 @@ class Worker:
         self.owner = os.getpid()
         self.compiles = 0
         self.ready = False
+        self._deadline: float | None = None  # (time.monotonic) for the current exchange
         self.stderr, stderr_path = tempfile.mkstemp(prefix="graphjit-worker-", suffix=".err")
         os.unlink(stderr_path)
         self.sock, theirs = socket.socketpair()
@@ -113,12 +135,15 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid
 
-    def compile(self, ir_text: str) -> bytes:
-        """The object code, or CompileError: the worker's error (it stays), or how it died
-        (it is gone)."""
+    def compile(self, ir_text: str, timeout: float | None = None) -> bytes:
+        """The object code, or CompileError: the worker's error (it stays), how it died (it
+        is gone), or WorkerStuck if it did not answer within `timeout` seconds (killed)."""
+        payload = ir_text.encode()
+        if timeout is None:
+            timeout = compile_timeout(len(payload))
         try:
             if not self.ready:
-                self.sock.settimeout(STARTUP_TIMEOUT)
+                self._deadline = time.monotonic() + STARTUP_TIMEOUT
                 try:
                     self._read_reply(expect_ready=True)
                 except TimeoutError:
@@ -127,14 +152,22 @@ class Worker:
                         f"the LLVM compile worker (pid {self.pid}) did not start within "
                         f"{STARTUP_TIMEOUT:g} s"
                     ) from None
-                self.sock.settimeout(None)
                 self.ready = True
-            payload = ir_text.encode()
-            self._send(REQUEST.pack(COMPILE, len(payload)) + payload)
-            status, rss, data = self._read_reply()
+            self._deadline = time.monotonic() + timeout
+            try:
+                self._send(REQUEST.pack(COMPILE, len(payload)) + payload)
+                status, rss, data = self._read_reply()
+            except TimeoutError:
+                self.kill()
+                raise WorkerStuck(
+                    f"the LLVM compile worker (pid {self.pid}) did not answer within "
+                    f"{timeout:.3g} s (stopped, or stuck on this module) and was killed"
+                ) from None
+            finally:
+                self._deadline = None
         except (EOFError, OSError):  # it died (a send to a dead worker is an OSError too)
             raise self._died() from None
-        except WorkerUnavailable:
+        except (WorkerUnavailable, WorkerStuck):
             raise
         except BaseException:  # e.g. KeyboardInterrupt mid-request: out of step, so stop it
             self.kill()
@@ -150,7 +183,20 @@ class Worker:
         return self.sock is not None and self.proc.poll() is None
 
     def _send(self, data: bytes) -> None:
+        """Send all of `data` (TimeoutError past the deadline: a stopped worker does not
+        empty the socket's buffer)."""
+        self.sock.settimeout(self._time_left())
         self.sock.sendall(data, getattr(socket, "MSG_NOSIGNAL", 0))
+
+    def _time_left(self) -> float:
+        """Seconds to the current deadline (TimeoutError if it has passed); 5 s outside
+        an exchange (the EXIT request on stopping)."""
+        if self._deadline is None:
+            return 5.0
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        return left
 
     def _read_reply(self, expect_ready: bool = False):
         status, rss, n = REPLY.unpack(self._receive(REPLY.size))
@@ -163,6 +209,7 @@ class Worker:
         buffer = bytearray(n)
         view, got = memoryview(buffer), 0
         while got < n:
+            self.sock.settimeout(self._time_left())
             chunk = self.sock.recv_into(view[got:])
             if not chunk:
                 raise EOFError
@@ -251,32 +298,51 @@ _unavailable: str | None = None  # why no worker can be started here, once that 
 
 def compile_object(ir_text: str) -> bytes:
     """Object code for a verified LLVM IR module, made by the worker (started if need be).
-    CompileError if it fails; WorkerUnavailable if no worker can run here."""
+    CompileError if it fails; WorkerUnavailable if no worker can run here. A worker that
+    does not answer in time is killed and the module tried once more on a fresh one."""
     global _worker, _unavailable
+    timeout = compile_timeout(len(ir_text.encode()))
     with _lock:
-        if _unavailable is not None:
-            raise WorkerUnavailable(_unavailable)
-        worker = _worker
-        if worker is not None and (worker.owner != os.getpid() or not worker.alive()):
-            if worker.owner != os.getpid():
-                worker.abandon()  # (the fork hook did this already, unless it did not run)
-            else:
-                worker.kill()  # died between compiles (killed?): not this module's doing
-            worker = _worker = None
-        if worker is None:
+        stuck = None
+        while True:
+            worker = _running_worker()
             try:
-                worker = _worker = Worker()
+                return worker.compile(ir_text, timeout)
+            except WorkerStuck as e:
+                if stuck is not None:
+                    raise CompileError(
+                        f"{stuck}; a fresh worker (pid {worker.pid}) did not answer within "
+                        f"{timeout:.3g} s either and was killed (raise GRAPHJIT_COMPILE_TIMEOUT "
+                        "if this module needs longer)"
+                    ) from None
+                stuck = e
             except WorkerUnavailable as e:
                 _unavailable = str(e)
                 raise
+            finally:
+                if not worker.alive():
+                    _worker = None
+
+
+def _running_worker() -> Worker:
+    """This process's worker, started if there is none (or it died). Under _lock."""
+    global _worker, _unavailable
+    if _unavailable is not None:
+        raise WorkerUnavailable(_unavailable)
+    worker = _worker
+    if worker is not None and (worker.owner != os.getpid() or not worker.alive()):
+        if worker.owner != os.getpid():
+            worker.abandon()  # (the fork hook did this already, unless it did not run)
+        else:
+            worker.kill()  # died between compiles (killed?): not this module's doing
+        worker = _worker = None
+    if worker is None:
         try:
-            return worker.compile(ir_text)
+            worker = _worker = Worker()
         except WorkerUnavailable as e:
             _unavailable = str(e)
             raise
-        finally:
-            if not worker.alive():
-                _worker = None
+    return worker
 
 
 def prestart() -> None:
