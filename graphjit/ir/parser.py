@@ -5,14 +5,20 @@ Newlines carry no meaning, and `//` starts a comment, so hand-written test IR ma
 out freely. Values must be defined before they are used, and are visible in the block
 that defines them and in the regions nested below it. Errors are ParseError with the line
 and column of the offending token.
+
+Hostile text gets a ParseError too, never another exception: nesting (regions, list
+attributes, dense literals, list types) is limited to MAX_NESTING levels, tensor ranks to
+MAX_RANK, dimensions to the int64 range, integers in a dense constant to its element type,
+a finite float literal must not overflow to infinity, and bytes must be UTF-8.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
+import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,12 +29,24 @@ from graphjit.ir.ops import get_op
 from graphjit.ir.printer import DEFAULT_REGION_SEPARATOR, REGION_SEPARATORS, scalars_to_array
 from graphjit.ir.types import ALL_DTYPES, DType, ListType, TensorType, dtype_from_short
 
+# How deep regions, list attributes, dense literals and list types may nest, each counted on
+# its own. The parser recurses once per level; this keeps it (and the verifier, printer and
+# passes that walk the result) far from Python's recursion limit.
+MAX_NESTING = 64
+# The most dimensions a tensor type may have: NumPy's limit for an array.
+MAX_RANK = 64
+# Dimensions, result counts and indices, and location lines must fit in int64.
+MAX_INDEX = 2**63 - 1
+# Integer attribute literals may be any Python int up to this many digits (Python's own
+# limit for converting text to int).
+MAX_INT_DIGITS = 4300
+
 _LEXER = re.compile(
     r"""
     (?P<skip>[ \t\r\n]+|//[^\n]*)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<type>tensor<[^<>\n]*>)
-  | (?P<number>(?:-?(?:\d+\.\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+|\d+|inf)|nan)(?![\w.]))
+  | (?P<number>(?:-?(?:[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+|[0-9]+|inf)|nan)(?![\w.]))
   | (?P<value>%\w+)
   | (?P<symbol>@[A-Za-z_][\w.$]*|@"(?:[^"\\\n]|\\.)*")
   | (?P<label>\^\w+)
@@ -38,6 +56,8 @@ _LEXER = re.compile(
     re.VERBOSE,
 )
 _SHORTS = ", ".join(d.short for d in ALL_DTYPES)
+_DIGITS = re.compile(r"[0-9]+")
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 @dataclass
@@ -48,9 +68,24 @@ class Token:
     column: int
 
 
-def parse(text: str) -> Module:
-    """Parse a module: zero or more `func` definitions."""
-    return _Parser(tokenize(text)).module()
+def parse(text: str | bytes) -> Module:
+    """Parse a module: zero or more `func` definitions. Bytes must be UTF-8."""
+    return _Parser(tokenize(_as_text(text))).module()
+
+
+def _as_text(text) -> str:
+    if isinstance(text, str):
+        return text
+    if not isinstance(text, (bytes, bytearray, memoryview)):
+        raise TypeError(f"parse() takes str or bytes, not {type(text).__name__}")
+    data = bytes(text)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        column = len(data[line_start : e.start].decode("utf-8", "replace")) + 1
+        raise ParseError(f"invalid UTF-8 byte 0x{data[e.start]:02x}", line, column) from None
 
 
 def tokenize(text: str) -> list[Token]:
@@ -85,6 +120,7 @@ class _Parser:
         self.scopes: list[dict[str, list[Value]]] = []  # innermost block last
         self.defined: set[str] = set()  # every name defined in the current function
         self.pending_args: list[Token] = []  # names of the next block's arguments
+        self.depths: dict[str, int] = {}  # how deep each kind of nesting is at the moment
 
     # ---- token helpers ------------------------------------------------------------------
 
@@ -123,6 +159,24 @@ class _Parser:
         tok = self.tok
         self.pos += 1
         return tok
+
+    @contextmanager
+    def nested(self, what: str):
+        """One level deeper in `what` (regions, ...); a ParseError past MAX_NESTING."""
+        depth = self.depths.get(what, 0) + 1
+        if depth > MAX_NESTING:
+            raise self.error(f"nesting deeper than {MAX_NESTING} ({what})")
+        self.depths[what] = depth
+        try:
+            yield
+        finally:
+            self.depths[what] = depth - 1
+
+    def index(self, tok: Token, what: str) -> int:
+        """A non-negative integer token that must fit in int64 (a count, index, line)."""
+        if not _DIGITS.fullmatch(tok.text) or len(tok.text) > 19 or int(tok.text) > MAX_INDEX:
+            raise self.error(f"{what} must be an integer from 0 to {MAX_INDEX}", tok)
+        return int(tok.text)
 
     def sequence(self, opener: str, closer: str, item) -> list:
         """`opener item, item, ... closer`, the shape of every list in the format."""
@@ -163,6 +217,10 @@ class _Parser:
 
     def region(self, first: Block | None = None) -> Region:
         """`{ ops }`; a region's first block and any later ones start with a label."""
+        with self.nested("regions"):
+            return self._region(first)
+
+    def _region(self, first: Block | None) -> Region:
         self.expect("{")
         if first is None:
             first = self.labelled_block() if self.tok.kind == "label" else Block()
@@ -235,9 +293,9 @@ class _Parser:
         tok, count = self.next(), 1
         if self.accept(":"):
             count_tok = self.expect_kind("number", "a result count")
-            if not count_tok.text.isdigit() or int(count_tok.text) < 1:
+            count = self.index(count_tok, "a result count")
+            if count < 1:
                 raise self.error("result count must be a positive integer", count_tok)
-            count = int(count_tok.text)
         self.expect("=")
         return tok, count
 
@@ -256,8 +314,8 @@ class _Parser:
             raise self.error(f"use of undefined value {tok.text}", tok)
         if self.accept("#"):
             index_tok = self.expect_kind("number", "a result index")
-            index = int(index_tok.text) if index_tok.text.isdigit() else -1
-            if not 0 <= index < len(values):
+            index = self.index(index_tok, "a result index")
+            if index >= len(values):
                 raise self.error(f"{tok.text} has no result #{index_tok.text}", index_tok)
             return values[index]
         if len(values) != 1:
@@ -291,11 +349,9 @@ class _Parser:
         self.expect("(")
         file_tok = self.expect_kind("string", "a file name string")
         self.expect(":")
-        line_tok = self.expect_kind("number", "a line number")
-        if not line_tok.text.isdigit():
-            raise self.error("a line number must be a non-negative integer", line_tok)
+        line = self.index(self.expect_kind("number", "a line number"), "a line number")
         self.expect(")")
-        return Location(_unquote(file_tok, file_tok.text), int(line_tok.text))
+        return Location(_unquote(file_tok, file_tok.text), line)
 
     def regions(self, op_name: str) -> list[Region]:
         regions = []
@@ -313,18 +369,24 @@ class _Parser:
     def type(self):
         if self.tok.kind == "type":
             return self.tensor_type(self.next())
-        if self.accept("list"):
-            self.expect("<")
-            elem = self.type()
-            self.expect(">")
+        if self.at("list"):
+            with self.nested("list types"):
+                self.next()
+                self.expect("<")
+                elem = self.type()
+                self.expect(">")
             return ListType(elem)
         raise self.error(f"expected a type but found {self.tok.text or 'end of input'!r}")
 
     def tensor_type(self, tok: Token) -> TensorType:
         *dims, short = tok.text[len("tensor<") : -1].split("x")
         dtype = self.dtype(short, tok)
-        if not all(d == "?" or d.isdigit() for d in dims):
+        if not all(d == "?" or _DIGITS.fullmatch(d) for d in dims):
             raise self.error(f"bad dimensions in {tok.text}: use digits or ?", tok)
+        if len(dims) > MAX_RANK:
+            raise self.error(f"rank {len(dims)} exceeds the limit of {MAX_RANK}", tok)
+        if any(d != "?" and (len(d) > 19 or int(d) > MAX_INDEX) for d in dims):
+            raise self.error(f"a dimension of {tok.text[:80]} exceeds {MAX_INDEX}", tok)
         return TensorType(tuple(None if d == "?" else int(d) for d in dims), dtype)
 
     # ---- attributes ---------------------------------------------------------------------
@@ -348,11 +410,12 @@ class _Parser:
     def attr_value(self):
         tok = self.tok
         if tok.kind == "number":
-            return _number_value(self.next().text)
+            return self.number(self.next())
         if tok.kind == "string":
             return _unquote(tok, self.next().text)
         if self.at("["):
-            return tuple(self.sequence("[", "]", self.attr_value))
+            with self.nested("list attributes"):
+                return tuple(self.sequence("[", "]", self.attr_value))
         words = {"none": None, "true": True, "false": False}
         if tok.kind == "ident" and tok.text in words:
             return words[self.next().text]
@@ -389,34 +452,72 @@ class _Parser:
         shape, scalars = body
         if shape != ttype.shape:
             raise self.error(f"dense literal has shape {shape} but its type is {ttype}", start)
+        self.check_scalars(scalars, ttype, start)
         try:
-            return scalars_to_array(scalars, ttype.dtype).reshape(shape)
+            with np.errstate(over="ignore"):
+                array = scalars_to_array(scalars, ttype.dtype).reshape(shape)
         except (ValueError, OverflowError) as e:
             raise self.error(f"bad element in dense literal of {ttype}: {e}", start) from None
+        if ttype.dtype.is_floating:
+            finite = np.array([s not in ("inf", "-inf", "nan") for s in scalars])
+            if np.any(finite & np.isinf(array.reshape(-1))):
+                raise self.error(
+                    f"bad element in dense literal of {ttype}: a finite float overflows", start
+                )
+        return array
+
+    def check_scalars(self, scalars: list[str], ttype: TensorType, start: Token) -> None:
+        """Integer elements within the element type's range (before NumPy sees them)."""
+        if not ttype.dtype.is_integer:
+            return
+        info = np.iinfo(ttype.dtype.np)
+        for s in scalars:
+            if _INTEGER.fullmatch(s) and (len(s) > 21 or not info.min <= int(s) <= info.max):
+                raise self.error(
+                    f"bad element in dense literal of {ttype}: {s[:40]} is out of the range "
+                    f"of {ttype.dtype.short} [{info.min}, {info.max}]",
+                    start,
+                )
 
     def dense_bytes(self, tok: Token, ttype: TensorType) -> np.ndarray:
         try:
             data = base64.b64decode(_unquote(tok, tok.text), validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, or non-ASCII text
             raise self.error(f"bad base64 data: {e}", tok) from None
         little = ttype.dtype.np.newbyteorder("<")
         if len(data) != ttype.size * little.itemsize:
             raise self.error(f"{len(data)} bytes do not hold a {ttype}", tok)
-        return np.frombuffer(data, dtype=little).astype(ttype.dtype.np).reshape(ttype.shape)
+        try:  # an empty array of gigantic dimensions is still too big for NumPy
+            return np.frombuffer(data, dtype=little).astype(ttype.dtype.np).reshape(ttype.shape)
+        except ValueError as e:
+            raise self.error(f"cannot hold a {ttype}: {e}", tok) from None
 
     def literal(self) -> tuple[tuple, list[str]]:
         """A scalar or nested rectangular list: its shape and its elements in order."""
         if self.tok.kind == "number" or self.at("true") or self.at("false"):
             return (), [self.next().text]
-        start = self.expect("[")
-        parts = [self.literal()]
-        while self.accept(","):
-            parts.append(self.literal())
-        self.expect("]")
+        with self.nested("dense literals"):
+            start = self.expect("[")
+            parts = [self.literal()]
+            while self.accept(","):
+                parts.append(self.literal())
+            self.expect("]")
         if any(shape != parts[0][0] for shape, _ in parts):
             raise self.error("dense literal rows differ in shape", start)
         return (len(parts),) + parts[0][0], [s for _, scalars in parts for s in scalars]
 
-
-def _number_value(text: str):
-    return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+    def number(self, tok: Token) -> int | float:
+        """An attribute's number: a Python int (of at most MAX_INT_DIGITS digits) or float;
+        a float written finite must not overflow to infinity."""
+        text = tok.text
+        if _INTEGER.fullmatch(text):
+            try:  # int() has its own limit, which a program may have set lower
+                if len(text.lstrip("-")) <= MAX_INT_DIGITS:
+                    return int(text)
+            except ValueError:
+                pass
+            raise self.error(f"integer literal longer than {MAX_INT_DIGITS} digits", tok)
+        value = float(text)
+        if math.isinf(value) and "inf" not in text:
+            raise self.error(f"float literal {text[:40]} is out of range", tok)
+        return value

@@ -152,7 +152,7 @@ class _FunctionVerifier:
             inferred = opdef.infer_types(op.operands, op.attrs, op.regions)
         except GraphjitError as e:
             raise self.fail(op, f"its shape rule rejects it: {e.raw_message}") from None
-        except (KeyError, AttributeError, ValueError, TypeError, IndexError) as e:
+        except (KeyError, AttributeError, ValueError, TypeError, IndexError, ArithmeticError) as e:
             # a rule fed malformed IR (a list-typed operand, say) may fail in other ways
             raise self.fail(op, f"its shape rule fails: {type(e).__name__}: {e}") from None
         actual = [r.type for r in op.results]
