@@ -348,11 +348,12 @@ def _convert_feed(placeholder: Value, value) -> np.ndarray:
     name = placeholder.op.attrs["name"]
     try:
         array = np.asarray(value)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise FeedError(
             f"cannot feed {type(value).__name__} to placeholder '{name}': {e}", op=placeholder.op
         ) from None
     if array.dtype != t.dtype.np:
+        _check_integer_range(array, placeholder)
         if not np.can_cast(array.dtype, t.dtype.np, casting="same_kind"):
             raise FeedDTypeError(
                 f"cannot feed {array.dtype} data to placeholder '{name}' of dtype {t.dtype.name}",
@@ -372,3 +373,33 @@ def _shape_fits(shape, t) -> bool:
     return len(shape) == len(t.shape) and all(
         d is None or d == a for d, a in zip(t.shape, shape, strict=True)
     )
+
+
+def _check_integer_range(array: np.ndarray, placeholder: Value) -> None:
+    """Integers fed to an integer placeholder of another dtype must fit it: a cast would
+    wrap them around (int64 2**40 to int32 is 0). Costs a min and max only when the source
+    type's range does not fit in the target's. Python ints beyond every NumPy integer type
+    arrive as an object array."""
+    target = placeholder.type.dtype.np
+    if target.kind not in "iu" or array.size == 0:
+        return
+    if array.dtype.kind in "iu":
+        if np.can_cast(array.dtype, target, casting="safe"):
+            return
+        lo, hi = int(array.min()), int(array.max())
+    elif array.dtype.kind == "O":
+        ints = [x for x in array.flat if isinstance(x, (int, np.integer))]
+        if not ints:
+            return  # not integers: the dtype check says so
+        lo, hi = int(min(ints)), int(max(ints))
+    else:
+        return
+    info = np.iinfo(target)
+    bad = lo if lo < info.min else hi if hi > info.max else None
+    if bad is not None:
+        name = placeholder.op.attrs["name"]
+        raise FeedError(
+            f"cannot feed {bad} to placeholder '{name}' of dtype {placeholder.type.dtype.name}: "
+            f"its values must lie in [{info.min}, {info.max}]",
+            op=placeholder.op,
+        )

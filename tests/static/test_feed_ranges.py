@@ -1,0 +1,129 @@
+"""Feeds whose values do not fit the placeholder's dtype are a FeedError naming the
+placeholder, never a silent wrap-around (issue 14): int64 2**40 fed to an int32
+placeholder used to become 0."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphjit as gj
+from graphjit.errors import FeedDTypeError
+
+I32_MAX, I64_MAX = 2**31 - 1, 2**63 - 1
+
+
+def graph(dtype, shape=(None,)):
+    g = gj.Graph()
+    with g.as_default():
+        k = gj.placeholder(dtype, list(shape), name="k")
+    return g, k
+
+
+def run(dtype, value, shape=(None,)):
+    g, k = graph(dtype, shape)
+    with gj.Session(g, backend="interpreter") as sess:
+        return sess.run(k, {k: value})
+
+
+def assert_range_error(dtype, value, bad, shape=(None,)):
+    with pytest.raises(gj.FeedError) as info:
+        run(dtype, value, shape)
+    message = str(info.value)
+    assert "'k'" in message and str(bad) in message and dtype.name in message, message
+
+
+@pytest.mark.parametrize(
+    "value, bad",
+    [
+        (np.array([2**40]), 2**40),  # was 0
+        (np.array([1, -(2**31) - 1], np.int64), -(2**31) - 1),
+        (np.array([I32_MAX + 1], np.uint32), I32_MAX + 1),
+        (np.array([2**63], np.uint64), 2**63),
+        ([3, 2**40], 2**40),  # a Python list becomes int64 first
+        (2**40, 2**40),  # a Python scalar too
+    ],
+)
+def test_integers_out_of_int32_range_are_feed_errors(value, bad):
+    assert_range_error(gj.int32, value, bad, () if np.ndim(value) == 0 else (None,))
+
+
+@pytest.mark.parametrize(
+    "value, bad",
+    [
+        (np.array([I64_MAX + 1], np.uint64), I64_MAX + 1),  # was -2**63
+        (np.array([2**64 - 1], np.uint64), 2**64 - 1),  # was -1
+        ([2**63], 2**63),  # NumPy makes it uint64
+        ([2**70, 1], 2**70),  # beyond every NumPy integer: an object array
+        ([-(2**63) - 1], -(2**63) - 1),
+        (2**100, 2**100),
+    ],
+)
+def test_integers_out_of_int64_range_are_feed_errors(value, bad):
+    assert_range_error(gj.int64, value, bad, () if np.ndim(value) == 0 else (None,))
+
+
+@pytest.mark.parametrize(
+    "dtype, value",
+    [
+        (gj.int32, np.array([-(2**31), I32_MAX], np.int64)),  # the edges fit
+        (gj.int32, np.array([0, I32_MAX], np.uint64)),
+        (gj.int32, np.array([7], np.int16)),
+        (gj.int32, np.array([True, False])),
+        (gj.int32, np.array([], np.int64)),
+        (gj.int64, np.array([I64_MAX], np.uint64)),
+        (gj.int64, [-(2**63), I64_MAX]),
+        (gj.int64, np.array([2**32 - 1], np.uint32)),
+    ],
+)
+def test_integers_in_range_convert_exactly(dtype, value):
+    got = run(dtype, value)
+    assert got.dtype == dtype.np
+    np.testing.assert_array_equal(got, np.asarray(value).astype(object))
+
+
+@pytest.mark.parametrize("value", [[np.nan], [np.inf], [-np.inf], [1.5], [1e30], [2.0]])
+@pytest.mark.parametrize("dtype", [gj.int32, gj.int64])
+def test_floats_to_an_integer_placeholder_are_dtype_errors(dtype, value):
+    """same_kind casting already refuses float → int, so NaN, infinity, fractions and
+    huge values never reach a cast that would make garbage of them."""
+    with pytest.raises(FeedDTypeError, match="'k'"):
+        run(dtype, np.array(value))
+
+
+def test_integers_to_a_bool_placeholder_are_dtype_errors():
+    with pytest.raises(FeedDTypeError, match="'k'"):
+        run(gj.bool_, np.array([2**40]))
+
+
+def test_bools_and_integers_to_float_placeholders_convert():
+    np.testing.assert_array_equal(run(gj.float32, np.array([True, False])), [1.0, 0.0])
+    np.testing.assert_array_equal(run(gj.float64, np.array([2**40])), [2.0**40])
+    np.testing.assert_array_equal(run(gj.float64, np.array([2**64 - 1], np.uint64)), [2.0**64])
+
+
+def test_a_range_error_after_a_good_run_of_the_same_signature():
+    """The remembered run plan of a repeated run skips validation only for feeds that
+    needed no conversion; an int64 feed to an int32 placeholder is checked every time."""
+    g, k = graph(gj.int32)
+    with g.as_default():
+        y = k + 1
+    with gj.Session(g, backend="interpreter") as sess:
+        for _ in range(2):
+            np.testing.assert_array_equal(sess.run(y, {k: np.array([1, 2])}), [2, 3])
+        with pytest.raises(gj.FeedError, match="'k'"):
+            sess.run(y, {k: np.array([1, 2**40])})
+        exact = np.array([1, 2], np.int32)
+        for _ in range(2):
+            np.testing.assert_array_equal(sess.run(y, {k: exact}), [2, 3])
+
+
+def test_range_error_points_at_the_placeholder_line():
+    g = gj.Graph()
+    with g.as_default():
+        k = gj.placeholder(gj.int32, [None], name="k")
+        line = k.op.loc.line
+    with gj.Session(g, backend="interpreter") as sess:
+        with pytest.raises(gj.FeedError) as info:
+            sess.run(k, {"k": np.array([2**40])})
+    assert info.value.op is k.op and f":{line}" in str(info.value)
