@@ -140,7 +140,7 @@ def rewrite_checkpoint(path: str, change) -> None:
     "change, message",
     [
         (lambda arrays, meta: arrays["w"].__setitem__(0, 99.0), "fails its checksum"),
-        (lambda arrays, meta: arrays.update(extra=np.ones(2)), "fails its checksum"),
+        (lambda arrays, meta: arrays.update(extra=np.ones(2)), "'extra' that the graph does not"),
         (lambda arrays, meta: meta.update(format_version=99), "format 99 is not supported"),
         (lambda arrays, meta: meta.pop("checksum"), "fails its checksum"),
     ],
