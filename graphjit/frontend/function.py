@@ -15,13 +15,13 @@ import functools
 import inspect
 import linecache
 import logging
-import os
 import sys
 import weakref
 from contextlib import contextmanager
 
 import numpy as np
 
+from graphjit import config
 from graphjit.errors import GraphjitError
 from graphjit.frontend.convert import unwrap
 from graphjit.frontend.eager.function import Function as AutogradFunction
@@ -121,7 +121,7 @@ class TracedFunction:
         )
         self.retrace_reasons.append(message)
         _log.info(message)
-        if os.environ.get("GRAPHJIT_EXPLAIN_RETRACE", "") not in ("", "0"):
+        if config.explain_retrace():
             print(message, file=sys.stderr)
 
     @property

@@ -7,11 +7,11 @@ when asked (for `sess.inspect`), and prints it with GRAPHJIT_PRINT_IR=1.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 
+from graphjit import config
 from graphjit.ir.core import Function
 from graphjit.ir.printer import print_function
 from graphjit.ir.verifier import verify
@@ -28,7 +28,7 @@ class Pass:
 
 
 def debug_mode() -> bool:
-    return os.environ.get("GRAPHJIT_DEBUG", "") not in ("", "0")
+    return config.debug()
 
 
 @dataclass
@@ -41,11 +41,7 @@ class PassManager:
     def __init__(self, passes, verify_each=None, keep_ir=False, print_ir=None):
         self.passes = list(passes)
         self.verify_each = debug_mode() if verify_each is None else verify_each
-        self.print_ir = (
-            os.environ.get("GRAPHJIT_PRINT_IR", "") not in ("", "0")
-            if print_ir is None
-            else print_ir
-        )
+        self.print_ir = config.print_ir() if print_ir is None else print_ir
         self.keep_ir = keep_ir or self.print_ir
 
     def run(self, fn: Function) -> PipelineReport:

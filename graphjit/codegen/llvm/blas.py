@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from graphjit import config
 from graphjit.codegen.llvm.types import F32, F64, I8, I32, I64
 
 # (symbol pattern, integer width) of the Fortran gemm in NumPy's bundled OpenBLAS builds
@@ -70,7 +71,7 @@ def gemm(dtype_name: str) -> Gemm:
     letter = "s" if dtype_name == "float32" else "d"
     symbol = f"graphjit_{letter}gemm"
     found = None
-    library = None if os.environ.get("GRAPHJIT_BLAS") == "scipy" else _numpy_openblas()
+    library = None if config.blas() == "scipy" else _numpy_openblas()
     for pattern, int_type in _NUMPY_GEMMS if library is not None else ():
         function = getattr(library, pattern.format(letter), None)
         if function is not None:
