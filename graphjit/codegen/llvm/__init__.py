@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 
-from graphjit.codegen.llvm import compile_worker
+from graphjit.codegen.llvm import compile_worker, interrupt
 from graphjit.codegen.llvm.jit import compile_module
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
 from graphjit.codegen.llvm.numerics import NUMERICS_STATUS
@@ -30,6 +30,7 @@ class LLVMRunner:
         self.compiled = compile_module(self.llvm_ir)
         self.entry = _ENTRY_TYPE(self.compiled.address(ENTRY))
         self.errors = lowering.errors
+        self.interruptible = lowering.interrupt_start is not None
         self.numerics = lowering.numerics
         self.arena = _allocate_arena(lowering.arena_bytes)
         self.out_types = [v.type for v in fn.block.terminator.operands]
@@ -50,6 +51,8 @@ class LLVMRunner:
 
     def run(self, args: list) -> list:
         args = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in args]
+        if self.interruptible:
+            interrupt.ensure_hook()
         with self.lock:
             outs = self._outputs(args)
             in_ptrs, out_ptrs = self.in_ptrs, self.out_ptrs
@@ -66,6 +69,8 @@ class LLVMRunner:
         if status >= NUMERICS_STATUS:
             return self.numerics.error(status - NUMERICS_STATUS)
         error, message, op = self.errors[status - 1]
+        if error is KeyboardInterrupt:
+            interrupt.raise_interrupt()
         return error(message, op=op)
 
     def _outputs(self, args: list) -> list:

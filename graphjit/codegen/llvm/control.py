@@ -55,6 +55,7 @@ def op_while(low, op: Operation) -> None:
     b.position_at_end(body)
     _carry(low, carried, low.lower_block(after))
     b.store(b.add(b.load(count), ir.Constant(T.I64, 1)), count)
+    low.poll_interrupt()  # every back-edge: Ctrl-C stops a loop of any length
     b.branch(header)
     b.position_at_end(done)
     for r, c in zip(op.results, carried, strict=True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from graphjit.codegen.llvm import interrupt
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.faults import KernelFaults, fallible_ops
 from graphjit.codegen.llvm.loops import (
@@ -19,6 +20,7 @@ from graphjit.codegen.llvm.loops import (
     contiguous_strides,
     for_range,
     loop_nest,
+    polls,
     size_of,
 )
 from graphjit.codegen.llvm.numerics import KernelChecks
@@ -81,7 +83,8 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
             _fill(b, out_ptrs[outputs.index(v)], v.type, identity(reduction.name, v.type.dtype))
         else:
             strides.append(contiguous_strides(space))
-    with loop_nest(b, space, strides, outer=(lo, hi)) as offsets:
+    poll = _interrupt_poll(b, module) if polls(space) else None
+    with loop_nest(b, space, strides, outer=(lo, hi), poll=poll) as offsets:
         _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks, faults)
     if checks is not None:
         if reduction is not None and reduction.result.type.dtype.is_floating:
@@ -93,6 +96,18 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
     b.ret_void()
     coalesced, _ = coalesce(space, strides)
     return fn, (coalesced[0] if coalesced else 1), reduction is None, fallible
+
+
+def _interrupt_poll(b: ir.IRBuilder, module: ir.Module):
+    """A long kernel returns early on Ctrl-C (the entry point then stops the run): it reads
+    the interrupt counter as it starts and compares between chunks of its loop."""
+    start = interrupt.read_counter(b, module)
+
+    def poll(b: ir.IRBuilder) -> None:
+        with b.if_then(interrupt.interrupted(b, module, start), likely=False):
+            b.ret_void()
+
+    return poll
 
 
 def _fill(b, ptr, t, value) -> None:

@@ -11,9 +11,9 @@ from graphjit.codegen.llvm.types import I64
 
 
 @contextmanager
-def for_range(b: ir.IRBuilder, count, name: str = "i", start=0):
-    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i++) { body }`; n and
-    start are Python ints or i64 values."""
+def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
+    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i += step) { body }`; n
+    and start are Python ints or i64 values."""
     count = ir.Constant(I64, count) if isinstance(count, int) else count
     start = ir.Constant(I64, start) if isinstance(start, int) else start
     pre = b.block
@@ -27,7 +27,7 @@ def for_range(b: ir.IRBuilder, count, name: str = "i", start=0):
     b.cbranch(b.icmp_signed("<", index, count), body, done)
     b.position_at_end(body)
     yield index
-    index.add_incoming(b.add(index, ir.Constant(I64, 1), flags=("nsw", "nuw")), b.block)
+    index.add_incoming(b.add(index, ir.Constant(I64, step), flags=("nsw", "nuw")), b.block)
     b.branch(header)
     b.position_at_end(done)
 
@@ -67,22 +67,55 @@ def coalesce(space, strides_list):
 
 
 @contextmanager
-def loop_nest(b: ir.IRBuilder, space, strides_list, name="k", outer=None):
+def loop_nest(b: ir.IRBuilder, space, strides_list, name="k", outer=None, poll=None):
     """Loops over `space`; yields one i64 element offset per buffer's strides. `outer`
-    (lo, hi) restricts the outermost loop after coalescing (a thread's share)."""
+    (lo, hi) restricts the outermost loop after coalescing (a thread's share). `poll(b)`
+    emits a check that may leave the loop nest (Ctrl-C): a nest of more than
+    `poll_elements` elements runs its outermost loop in chunks and polls between them, so
+    the inner loops stay free of it (and vectorise)."""
     space, strides_list = coalesce(space, strides_list)
     offsets = [ir.Constant(I64, 0) for _ in strides_list]
-    with _nest(b, space, strides_list, offsets, 0, name, outer) as result:
+    with _nest(b, space, strides_list, offsets, 0, name, outer, poll) as result:
         yield result
 
 
+POLL_ELEMENTS = 1 << 16  # about 0.1-1 ms of kernel work between two polls
+
+
+def polls(space) -> bool:
+    """Whether a loop nest over `space` is long enough to poll for Ctrl-C."""
+    return size_of(space) > POLL_ELEMENTS
+
+
 @contextmanager
-def _nest(b, space, strides_list, offsets, axis, name, outer=None):
+def _outer_range(b, lo, hi, name, space, poll):
+    """The outermost loop, in chunks with a poll before each when the nest is long."""
+    if poll is None or not polls(space):
+        with for_range(b, hi, name, start=lo) as i:
+            yield i
+        return
+    rows = max(1, POLL_ELEMENTS // max(1, size_of(space[1:])))
+    hi = ir.Constant(I64, hi) if isinstance(hi, int) else hi
+    with for_range(b, hi, f"{name}.chunk", start=lo, step=rows) as first:
+        poll(b)
+        end = b.add(first, ir.Constant(I64, rows))
+        end = b.select(b.icmp_signed("<", end, hi), end, hi)
+        with for_range(b, end, name, start=first) as i:
+            yield i
+
+
+@contextmanager
+def _nest(b, space, strides_list, offsets, axis, name, outer=None, poll=None):
     if axis == len(space):
         yield offsets
         return
     lo, hi = outer if axis == 0 and outer is not None else (0, space[axis])
-    with for_range(b, hi, f"{name}{axis}", start=lo) as i:
+    loop = (
+        _outer_range(b, lo, hi, f"{name}{axis}", space, poll)
+        if axis == 0
+        else for_range(b, hi, f"{name}{axis}", start=lo)
+    )
+    with loop as i:
         inner = [
             off if s[axis] == 0 else b.add(off, b.mul(i, ir.Constant(I64, s[axis])), flags=("nsw",))
             for off, s in zip(offsets, strides_list, strict=True)

@@ -14,7 +14,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit.codegen.lists import list_lowerings
-from graphjit.codegen.llvm import faults
+from graphjit.codegen.llvm import faults, interrupt
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
@@ -26,6 +26,7 @@ from graphjit.codegen.llvm.loops import (
     for_range,
     loop_nest,
     nbytes,
+    polls,
     size_of,
 )
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
@@ -74,6 +75,8 @@ class Lowering:
         self.lists = ListLowering(self)
         self.numerics = NumericsChecks(self) if check_numerics else None
         self.fault_slot = None  # i32 that kernels with value checks OR their bits into
+        self.interrupt_start = None  # the interrupt counter as the call began (if polled)
+        self.interrupt_status = None
 
     # -- buffers ------------------------------------------------------------------------
     def ptr(self, v: Value) -> ir.Value:
@@ -202,6 +205,20 @@ class Lowering:
             self.b.store(ir.Constant(T.I32, len(self.errors)), self.status)
             self.b.branch(self.cleanup)
 
+    def poll_interrupt(self, b: ir.IRBuilder | None = None) -> None:
+        """Stop the run if a SIGINT arrived since the call began (see interrupt.py)."""
+        b = b or self.b
+        if self.interrupt_start is None:
+            current = b.block
+            b.position_at_start(self.entry.entry_basic_block)
+            self.interrupt_start = interrupt.read_counter(b, self.module)
+            b.position_at_end(current)
+            self.errors.append((KeyboardInterrupt, "interrupted", None))
+            self.interrupt_status = len(self.errors)
+        with b.if_then(interrupt.interrupted(b, self.module, self.interrupt_start), likely=False):
+            b.store(ir.Constant(T.I32, self.interrupt_status), self.status)
+            b.branch(self.cleanup)
+
     def lower_block(self, block: Block) -> list[Value]:
         """Lower the ops of a block; return its terminator's operands."""
         for op in block.ops:
@@ -235,7 +252,9 @@ class Lowering:
         self, src: Value, dst: Value, space, src_strides, dst_strides, src_base=0, dst_base=0
     ):
         sp, dp = self.typed(src), self.typed(dst)
-        with loop_nest(self.b, space, [src_strides, dst_strides], "copy") as (so, do):
+        with loop_nest(
+            self.b, space, [src_strides, dst_strides], "copy", poll=self.poll_interrupt
+        ) as (so, do):
             so = self.b.add(so, ir.Constant(T.I64, src_base))
             do = self.b.add(do, ir.Constant(T.I64, dst_base))
             self.b.store(self.b.load(self.b.gep(sp, [so])), self.b.gep(dp, [do]))
@@ -261,6 +280,8 @@ class Lowering:
         body = op.regions[0].block
         work = kernel_work(body, size_of(iteration_space(body))) if splittable else 0
         call_split(self, kernel, args, extent, work)
+        if polls(iteration_space(body)):  # it may have returned early for a Ctrl-C
+            self.poll_interrupt()
         if fallible:
             faults.fail_on_faults(self, fallible)
 
@@ -359,7 +380,9 @@ class Lowering:
         outer = [d for i, d in enumerate(shape) if i != axis]
         outer_strides = [s for i, s in enumerate(strides) if i != axis]
         b, xp, op_ = self.b, self.typed(x), self.typed(out)
-        with loop_nest(b, outer, [outer_strides, contiguous_strides(outer)], "am") as (xo, oo):
+        with loop_nest(
+            b, outer, [outer_strides, contiguous_strides(outer)], "am", poll=self.poll_interrupt
+        ) as (xo, oo):
             best_i = self.local(T.I64)
             best_v = self.local(T.register_type(x.type.dtype))
             b.store(ir.Constant(T.I64, 0), best_i)
