@@ -88,7 +88,8 @@ def save(path: str, arrays: dict) -> str:
 
 
 def _create_temporary(directory: str) -> tuple[int, str]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         name = f"{TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(6)}{TMP_SUFFIX}"
         tmp = os.path.join(directory, name)
@@ -158,7 +159,7 @@ def load(path: str, expected: dict) -> dict:
     """Read a checkpoint; `expected` maps variable names to (shape, dtype)."""
     path = os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path!r}") from None
     except OSError as e:

@@ -149,7 +149,9 @@ def _warn(message: str) -> None:
 _NAME = re.compile(r"[0-9A-Za-z_-]{1,128}\Z")
 _TEMPORARY = re.compile(re.escape(TMP_PREFIX) + r"(?:key-)?(\d+)-[0-9a-f]+(?:\.gjobj)?\Z")
 _OLD_TEMPORARY = re.compile(re.escape(TMP_PREFIX) + r"[^/]*\.gjobj\Z")  # (mkstemp's, before v2)
-_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+# Safe opening needs O_NOFOLLOW and opening relative to a directory descriptor (POSIX).
+_SAFE_OPEN = hasattr(os, "O_NOFOLLOW") and os.open in os.supports_dir_fd
 
 
 class _Directory:
@@ -162,6 +164,12 @@ class _Directory:
     def open(cls) -> _Directory | None:
         path = config.cache_dir()
         if path is None:
+            return None
+        if not _SAFE_OPEN:
+            _warn(
+                f"not using GRAPHJIT_CACHE_DIR={path}: this platform cannot open files "
+                "without following symbolic links; compiling without a disk cache"
+            )
             return None
         fd = _open_directory(path)
         if fd is None:
@@ -309,7 +317,9 @@ def _open_directory(path: str) -> int | None:
         refuse(f"it cannot be created ({e.strerror or e})")
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
     except OSError as e:
         refuse(f"it cannot be opened ({e.strerror or e})")
         return None

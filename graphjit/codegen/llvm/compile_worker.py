@@ -301,7 +301,7 @@ def compile_object(ir_text: str) -> bytes:
     CompileError if it fails; WorkerUnavailable if no worker can run here. A worker that
     does not answer in time is killed and the module tried once more on a fresh one."""
     global _worker, _unavailable
-    timeout = compile_timeout(len(ir_text.encode()))
+    timeout = compile_timeout(len(ir_text))  # (characters: about the bytes, no copy)
     with _lock:
         stuck = None
         while True:
