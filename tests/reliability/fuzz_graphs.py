@@ -9,9 +9,15 @@ same function runs on graph placeholders (static), on eager tensors and inside
 Kinds: elementwise unary and binary ops (with broadcasting), scalar affine maps,
 reductions (sum/mean/max/min over an axis, two axes or all, with keepdims), matmul (plain,
 batched, operands transposed by flag), transpose, reshape, slices (steps ±1, ±2) and
-integer indexing, concat, expand_dims, squeeze, broadcast_to, where, cond, and while
-loops whose trip count depends on the data, nested in each other. Magnitudes stay moderate (tanh, 1 + x² denominators) so
-that values, not overflow, are compared.
+integer indexing, concat, expand_dims, squeeze, broadcast_to, where, cond, while loops
+whose trip count depends on the data, and loops that swap two carried values, nested in
+each other. Dimensions are now and then 0. Magnitudes stay moderate (tanh, 1 + x²
+denominators) so that values, not overflow, are compared.
+
+Some programs are meant to fail (max/min over an empty axis): every mode must then raise
+the same GraphjitError subclass as the interpreter. `big_loop_programs` draws elementwise
+programs around loops whose carried values are 8 MiB or more (the native stack's size),
+with inputs made from a drawn seed (hypothesis does not draw megabytes well).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ class Context:
 
     inputs: list = field(default_factory=list)
     loops: list = field(default_factory=list)
+    kinds: frozenset | None = None  # the node kinds allowed (None: all)
 
 
 # ---- building ops from a tree ------------------------------------------------------------
@@ -126,6 +133,20 @@ def _build_counted_while(node, arg):
     return out
 
 
+def _build_swap_while(node, arg):
+    """Two carried values that trade places every iteration (the second also mixed with
+    the first), so each yield lives in the other's buffer: a parallel copy."""
+    a = node.attrs
+
+    def body(i, x, y):
+        if a["mix"]:
+            return i + 1, y, x * 0.5 + gj.tanh(arg(2, (x,))) * 0.5
+        return i + 1, y, x
+
+    _, x, y = gj.while_loop(lambda i, x, y: i < a["trips"], body, [0, arg(0), arg(1)])
+    return x + y * 0.25
+
+
 _BUILDERS = {
     "unary": lambda n, arg: UNARY[n.attrs["fn"]](arg(0)),
     "affine": lambda n, arg: arg(0) * n.attrs["scale"] + n.attrs["shift"],
@@ -147,6 +168,7 @@ _BUILDERS = {
     ),
     "while": _build_while,
     "counted_while": _build_counted_while,
+    "swap_while": _build_swap_while,
 }
 
 
@@ -157,7 +179,12 @@ def draw_expr(draw, shape: tuple, depth: int, ctx: Context) -> Node:
     """A tree of at most `depth` levels of ops computing a tensor of `shape`. Leaves come
     last among the choices: below the depth limit most nodes are ops (hypothesis favours,
     and shrinks towards, the first choices)."""
-    kinds = [k for k, (ok, _) in _DRAWERS.items() if ok(shape, ctx)] if depth > 0 else []
+    kinds = [
+        k
+        for k, (ok, _) in _DRAWERS.items()
+        if ok(shape, ctx) and (ctx.kinds is None or k in ctx.kinds)
+    ]
+    kinds = kinds if depth > 0 else []
     kind = draw(st.sampled_from(kinds + ["leaf"]))
     if kind == "leaf":
         return _draw_leaf(draw, shape, ctx)
@@ -240,8 +267,8 @@ def _reduce(draw, shape, depth, ctx):
         p = draw(st.integers(0, len(shape)))
         child = shape[:p] + (draw(SIZES),) + shape[p:]
         axis, keepdims, reduced = p, False, [child[p]]
-    if 0 in reduced and fn in ("max", "min"):
-        fn = "sum"  # max/min of nothing has no value (NumPy raises): not a fair test
+    if 0 in reduced and fn in ("max", "min") and not draw(st.integers(0, 3)) == 0:
+        fn = "sum"  # max/min of nothing has no value: now and then kept, to compare errors
     arg = draw_expr(draw, child, depth, ctx)
     return Node("reduce", shape, (arg,), {"fn": fn, "axis": axis, "keepdims": keepdims})
 
@@ -361,6 +388,17 @@ def _while(draw, shape, depth, ctx, kind="while"):
     return Node(kind, shape, (init, body), attrs)
 
 
+def _swap_while(draw, shape, depth, ctx):
+    first, second = draw_expr(draw, shape, depth, ctx), draw_expr(draw, shape, depth, ctx)
+    ctx.loops.append(shape)
+    try:
+        mixed = draw_expr(draw, shape, depth, ctx)
+    finally:
+        ctx.loops.pop()
+    attrs = {"trips": draw(st.integers(0, 3)), "mix": draw(st.booleans())}
+    return Node("swap_while", shape, (first, second, mixed), attrs)
+
+
 _DRAWERS = {  # kind -> (applies to this target shape?, drawer)
     "unary": (lambda s, c: True, _unary),
     "affine": (lambda s, c: True, _affine),
@@ -381,6 +419,7 @@ _DRAWERS = {  # kind -> (applies to this target shape?, drawer)
         lambda s, c: len(c.loops) < 2,
         lambda draw, shape, depth, ctx: _while(draw, shape, depth, ctx, "counted_while"),
     ),
+    "swap_while": (lambda s, c: len(c.loops) < 2, _swap_while),
 }
 
 
@@ -423,3 +462,21 @@ def programs(draw, max_exprs: int = 3, max_depth: int = 3, dtype=np.float64) -> 
         for e in exprs
     ]
     return Program(exprs, inputs, weights)
+
+
+# Elementwise kinds and loops: programs whose every value has the drawn (large) shape.
+BIG_KINDS = frozenset({"unary", "affine", "binary", "while", "counted_while", "swap_while"})
+BIG_BYTES = 8 << 20  # the default native stack: loop values at least this large
+
+
+@st.composite
+def big_loop_programs(draw, dtype=np.float32) -> Program:
+    """A program around loops carrying values of >= 8 MiB (a loop at the top)."""
+    n = BIG_BYTES // np.dtype(dtype).itemsize * draw(st.sampled_from([1, 2]))
+    ctx = Context(kinds=BIG_KINDS)
+    kind = draw(st.sampled_from(["swap_while", "while", "counted_while"]))
+    expr = _DRAWERS[kind][1](draw, (n,), 2, ctx)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    inputs = [rng.uniform(-2, 2, s).astype(dtype) for s in ctx.inputs]
+    weights = [(1.0 + 0.5 * np.cos(np.arange(n))).astype(dtype)]
+    return Program([expr], inputs, weights)

@@ -14,7 +14,7 @@ Bugs found by fuzzing are pinned below as @example programs or plain tests.
 from __future__ import annotations
 
 import numpy as np
-from fuzz_graphs import Node, Program, build, programs
+from fuzz_graphs import Node, Program, big_loop_programs, build, programs
 from hypothesis import given
 from reliability_helpers import COUNTS, assert_close, fuzz_settings
 
@@ -91,14 +91,32 @@ def assert_agree(got, want, inputs, what: str) -> None:
         assert_close(zero if a is None else a, zero if b is None else b, f"{what}: d/dx{i}")
 
 
+def outcome(run):
+    """(results, None), or (None, the GraphjitError subclass it raised)."""
+    try:
+        return run(), None
+    except gj.GraphjitError as e:
+        return None, type(e)
+
+
 def check_program(program: Program, with_function: bool = True) -> None:
-    expected = static_results(program, "interpreter")
+    """Every mode computes what the interpreter computes, or raises the same error class."""
+    modes = {
+        "llvm": lambda: static_results(program, "llvm"),
+        "eager": lambda: eager_results(program),
+    }
+    if with_function and hasattr(gj, "function"):
+        modes["gj.function"] = lambda: function_results(program)
+    expected, error = outcome(lambda: static_results(program, "interpreter"))
+    if error is not None:
+        for name, run in modes.items():
+            assert outcome(run)[1] is error, f"{name}: not the interpreter's {error.__name__}"
+        COUNTS["cases raising the same error"] += len(program.exprs)
+        return
     for k, (e, value) in enumerate(zip(program.exprs, expected[0], strict=True)):
         assert value.shape == e.shape, f"expression {k}: the generator's shape is wrong"
-    assert_agree(static_results(program, "llvm"), expected, program.inputs, "llvm")
-    assert_agree(eager_results(program), expected, program.inputs, "eager")
-    if with_function and hasattr(gj, "function"):
-        assert_agree(function_results(program), expected, program.inputs, "gj.function")
+    for name, run in modes.items():
+        assert_agree(run(), expected, program.inputs, name)
     COUNTS["cases"] += len(program.exprs)
     COUNTS["examples"] += 1
 
@@ -129,6 +147,15 @@ def test_second_derivatives_agree_on_random_programs(program):
     assert_agree(static_results(program, "llvm", order=2), expected, program.inputs, "llvm")
     assert_agree(eager_results(program, order=2), expected, program.inputs, "eager")
     COUNTS["second-order cases"] += len(program.exprs)
+
+
+@fuzz_settings(ci_examples=3, long_examples=60)
+@given(big_loop_programs())
+def test_backends_agree_on_loops_carrying_8_mib_values(program):
+    """Loop values at least as large as the native stack, swapped between iterations: once
+    staged on the stack, they crashed the process (issue 14)."""
+    check_program(program, with_function=False)
+    COUNTS["cases with 8 MiB loop values"] += 1
 
 
 def leaf(shape, index=0) -> Node:
