@@ -3,7 +3,8 @@
 `apply` runs the op's NumPy reference kernel at once and, when grad mode is on and an
 operand requires grad, records a tape node. This is the per-op hot path of eager mode, so it
 does no stack inspection and no shape inference: a failing kernel is diagnosed afterwards,
-through the op's shape rule and the user's source line.
+through the op's shape rule and the user's source line. Shape ops that can share their
+operand's storage make views instead (views.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import numpy as np
 from graphjit.errors import DTypeError, GraphjitError, ShapeError
 from graphjit.frontend.eager.anomaly import ANOMALY
 from graphjit.frontend.eager.grad_mode import _MODE
-from graphjit.frontend.eager.node import node_class
+from graphjit.frontend.eager.node import STALE, check_stale, node_class
 from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
 
@@ -36,6 +38,9 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
     else:
         results = [wrap(_asarray(raw))]
     if _MODE.enabled and opdef.vjp != NONDIFF:
+        for t in operands:  # views whose base changed in place: bring grad_fn up to date
+            if t._base is not None and t._version[0] != t._view_seen:
+                sync_view(t)
         for t in operands:
             if t._requires_grad:
                 record(opdef, operands, attrs, results)
@@ -50,10 +55,10 @@ def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
     for t in inputs:
         if not t._requires_grad:
             edges.append(None)
-        elif t.grad_fn is None:
+        elif t._grad_fn is None:
             edges.append((t, -1))
         else:
-            edges.append((t.grad_fn, t._output_nr))
+            edges.append((t._grad_fn, t._output_nr))
     node = None
     for index, r in enumerate(results):
         if r._data.dtype.kind == "f":
@@ -61,7 +66,7 @@ def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
                 node = node_class(opdef.name)(opdef, attrs, inputs, edges, results)
                 if ANOMALY[0]:
                     node.location = user_location()
-            r.grad_fn = node
+            r._grad_fn = node
             r._output_nr = index
             r._requires_grad = True
 
@@ -96,6 +101,13 @@ def _kernel_error(opdef: OpDef, operands: list, attrs: dict, error: Exception) -
 
 class EagerHandler(Handler):
     def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:
+        if STALE:  # (only while a VJP rule runs with a saved tensor changed in place)
+            check_stale(opdef, operands)
+        view = VIEW_KERNELS.get(opdef.name)
+        if view is not None:
+            results = run_view(opdef, operands, attrs, view)
+            if results is not None:
+                return results
         return run_op(opdef, operands, attrs)
 
     def lift(self, value, dtype) -> Tensor:

@@ -65,7 +65,7 @@ def _root_cotangents(tensors: tuple, gradients) -> list:
 
 
 def _root_cotangent(t: Tensor, gradient) -> Tensor:
-    if not isinstance(t, Tensor) or not t._requires_grad:
+    if not isinstance(t, Tensor) or not t.requires_grad:
         raise GradientError(
             "backward: the tensor does not require grad and has no grad_fn (no input of the "
             "computation requires grad, or it ran under no_grad)"

@@ -100,7 +100,7 @@ def _like(t: Tensor) -> tuple:
 
 
 def _edge(arg):
-    if not isinstance(arg, Tensor) or not arg._requires_grad:
+    if not isinstance(arg, Tensor) or not arg.requires_grad:
         return None
     return (arg, -1) if arg.grad_fn is None else (arg.grad_fn, arg._output_nr)
 
@@ -138,7 +138,7 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+        needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         tracking = is_grad_enabled() and any(needs)
         ctx = FunctionCtx(needs if tracking else (False,) * len(args))
         ctx._function_name = f"{cls.__name__}Backward"
@@ -164,8 +164,10 @@ class Function:
 
 def _own_output(out: Tensor, args: tuple) -> Tensor:
     """The tensor that gets the new grad_fn: forward's own result, or a new tensor over the
-    same array where forward returned an input (whose history must not change)."""
-    if out.grad_fn is None and not out._requires_grad and not any(out is a for a in args):
+    same array where forward returned an input (whose history must not change) or a view
+    (whose history follows its base's)."""
+    own = out.grad_fn is None and not out._requires_grad and out._base is None
+    if own and not any(out is a for a in args):
         return out
     alias = wrap(out._data)
     alias._version = out._version

@@ -1,9 +1,17 @@
 """Tape nodes (`grad_fn`): what backward needs to run one recorded op's VJP rule.
 
-A node keeps its inputs (with the version each had when recorded) and its outputs' arrays,
-but not the output tensors themselves: output -> grad_fn -> output would be a reference
-cycle, and the tape would then outlive the user's tensors until the cycle collector ran.
-Outputs are rebuilt from the arrays when a VJP rule reads them.
+A node keeps its inputs (with the version each had when recorded) and its outputs' arrays
+and version cells, but not the output tensors themselves: output -> grad_fn -> output would
+be a reference cycle, and the tape would then outlive the user's tensors until the cycle
+collector ran. Outputs are rebuilt from the arrays when a VJP rule reads them.
+
+In-place ops overwrite storage (as PyTorch's do), so a saved input or output may have
+changed by backward time; its version says so. Such a tensor is an error only if the VJP
+rule reads its values, as PyTorch's saved-variable check is only for what the formula
+saved: while the rule runs, the changed tensors are listed in STALE, and the eager handler
+refuses an op that reads one (an operand read for its shape alone is fine). So
+`y = x * 2; y.add_(1)` backpropagates (mul's rule does not read its output), and
+`y = x.exp(); y.add_(1)` raises (exp's rule does).
 """
 
 from __future__ import annotations
@@ -61,17 +69,36 @@ def modified_error(
     what: str, shape: tuple, version: int, saved_version: int, location=None
 ) -> GradientError:
     return GradientError(
-        f"a tensor of shape {shape} saved by {what} for the gradient computation was modified "
-        f"by an in-place operation (it is now at version {version}, expected version "
+        "one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: a tensor of shape {shape} saved by {what} was modified by an "
+        f"in-place operation (it is now at version {version}, expected version "
         f"{saved_version}); clone it before modifying it in place",
         location=location or user_location(),
     )
 
 
+# id(tensor) -> (tensor, error) for the saved tensors that changed in place since the node
+# running its VJP rule saved them (see the module's docstring); empty outside such a rule.
+STALE: dict = {}
+
+
+def check_stale(opdef: OpDef, operands: list) -> None:
+    """Called by the eager handler while STALE is not empty: refuse to read a changed value."""
+    shape_only = None
+    for i, x in enumerate(operands):
+        entry = STALE.get(id(x))
+        if entry is not None and entry[0] is x:
+            if shape_only is None:
+                shape_only = opdef.shape_only_operands(len(operands))
+            if i not in shape_only:
+                raise entry[1]
+
+
 class OpNode(Node):
     """One primitive application; its class is named after the op (`mul` -> MulBackward)."""
 
-    __slots__ = ("opdef", "attrs", "inputs", "input_versions", "out_data", "out_versions", "epoch")
+    __slots__ = ("opdef", "attrs", "inputs", "input_versions", "out_data", "out_versions",
+                 "out_saved", "epoch")  # fmt: skip
 
     def __init__(self, opdef: OpDef, attrs: dict, inputs: list, edges: tuple, results: list):
         self.edges, self.num_outputs, self.retained = edges, len(results), None
@@ -79,14 +106,15 @@ class OpNode(Node):
         self.epoch = MUTATIONS[0]
         self.opdef, self.attrs, self.inputs = opdef, attrs, inputs
         self.input_versions = [t._version[0] for t in inputs]
-        # In-place ops on a node's output give that tensor a new array and version cell (see
-        # tensor_inplace.py), so these arrays keep the values the VJP rule reads; the cells
-        # still catch changes made through detach() aliases, which share array and cell.
+        # The outputs' arrays and version cells (shared with their views and aliases), and
+        # the versions they had when saved (a view's cell may not start at 0).
         if len(results) == 1:  # (most ops: skip the comprehensions)
-            self.out_data, self.out_versions = [results[0]._data], [results[0]._version]
+            cell = results[0]._version
+            self.out_data, self.out_versions, self.out_saved = [results[0]._data], [cell], cell[0]
         else:
             self.out_data = [r._data for r in results]
             self.out_versions = [r._version for r in results]
+            self.out_saved = [r._version[0] for r in results]
 
     def apply(self, cts: list) -> list:
         inputs = self.inputs
@@ -95,14 +123,16 @@ class OpNode(Node):
         vjp = self.opdef.vjp
         if not callable(vjp):
             raise no_vjp_error(self.opdef, where_built(self))
-        if self.epoch != MUTATIONS[0]:
-            self._check_versions()
         data, versions = self.out_data, self.out_versions
         if len(data) == 1:  # (most ops: skip the comprehension)
             outs = [wrap_output(data[0], versions[0], self, 0)]
         else:
             outs = [wrap_output(d, versions[i], self, i) for i, d in enumerate(data)]
-        in_cts = vjp(cts, inputs, outs, self.attrs)
+        stale = self._changed(outs) if self.epoch != MUTATIONS[0] else None
+        if stale:
+            in_cts = _run_guarded(vjp, cts, inputs, outs, self.attrs, stale)
+        else:
+            in_cts = vjp(cts, inputs, outs, self.attrs)
         if len(in_cts) != len(inputs):
             check_cotangents(self.name, in_cts, inputs)
         for ct, x in zip(in_cts, inputs):
@@ -110,19 +140,35 @@ class OpNode(Node):
                 check_cotangents(self.name, in_cts, [x.shape for x in inputs])
         return in_cts
 
-    def _check_versions(self) -> None:
+    def _changed(self, outs: list) -> dict:
+        """The saved inputs and outputs changed in place since recording, as STALE entries."""
+        changed = {}
         for tensor, version in zip(self.inputs, self.input_versions):
             if tensor._version[0] != version:
-                raise modified_error(
+                error = modified_error(
                     self.name, tensor.shape, tensor._version[0], version, where_built(self)
                 )
-        for data, cell in zip(self.out_data, self.out_versions):
-            if cell[0]:
+                changed[id(tensor)] = (tensor, error)
+        saved = [self.out_saved] if len(outs) == 1 else self.out_saved
+        for out, version in zip(outs, saved):
+            if out._version[0] != version:
                 name = f"{self.name} (as its output)"
-                raise modified_error(name, data.shape, cell[0], 0, where_built(self))
+                error = modified_error(name, out.shape, out._version[0], version, where_built(self))
+                changed[id(out)] = (out, error)
+        return changed
 
     def release(self) -> None:
-        self.inputs = self.out_data = self.out_versions = None
+        self.inputs = self.out_data = self.out_versions = self.out_saved = None
+
+
+def _run_guarded(vjp, cts, inputs, outs, attrs, stale: dict) -> list:
+    previous = dict(STALE)
+    STALE.update(stale)
+    try:
+        return vjp(cts, inputs, outs, attrs)
+    finally:
+        STALE.clear()
+        STALE.update(previous)
 
 
 def check_cotangents(what: str, cts, shapes) -> None:

@@ -3,6 +3,11 @@
 Ops on tensors go through the op registry (`graphjit.ir.ops.bind`) and the eager handler in
 dispatch.py; the operators and op-mirroring methods are installed on the class by
 tensor_methods.py. Semantics follow PyTorch.
+
+A view (`x[1:]`, `x.T`, `x.view(...)`, see views.py) holds a NumPy view of its base's array,
+shares its base's version cell, and knows its base (`_base`, never itself a view) and the
+view ops that lead there (`_view_chain`). Its grad_fn is brought up to date lazily: when the
+shared version has moved since `_view_seen`, the base may have a new history.
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ def to_array(data, dtype=None) -> np.ndarray:
 class Tensor:
     """An eager tensor. `Tensor(data, dtype=None, requires_grad=False)` is `gj.tensor(...)`."""
 
-    __slots__ = ("_data", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
-                 "__weakref__")  # fmt: skip
+    __slots__ = ("_data", "_requires_grad", "_grad", "_grad_fn", "_output_nr", "_version",
+                 "_base", "_view_chain", "_view_seen", "__weakref__")  # fmt: skip
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         init_tensor(self, to_array(data, dtype))
@@ -58,6 +63,7 @@ class Tensor:
     @data.setter
     def data(self, value) -> None:
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        self._base = self._view_chain = None  # (its own array now, as in PyTorch)
 
     @property
     def shape(self) -> tuple:
@@ -107,6 +113,8 @@ class Tensor:
 
     @property
     def requires_grad(self) -> bool:
+        if self._base is not None and self._version[0] != self._view_seen:
+            SYNC_VIEW[0](self)
         return self._requires_grad
 
     @requires_grad.setter
@@ -128,8 +136,23 @@ class Tensor:
         return self
 
     @property
+    def grad_fn(self):
+        """The tape node that made this tensor (None for leaves)."""
+        if self._base is not None and self._version[0] != self._view_seen:
+            SYNC_VIEW[0](self)
+        return self._grad_fn
+
+    @grad_fn.setter
+    def grad_fn(self, node) -> None:
+        self._grad_fn = node
+
+    @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
+
+    def _is_view(self) -> bool:
+        """Whether this tensor shares its storage with a base as a view (PyTorch's name)."""
+        return self._base is not None
 
     @property
     def grad(self) -> Tensor | None:
@@ -160,7 +183,8 @@ class Tensor:
         return bool(retained) and retained.get(self._output_nr, lambda: None)() is self
 
     def detach(self) -> Tensor:
-        """The same array and version counter, outside the tape."""
+        """The same array and version counter, outside the tape (not a view: in-place
+        changes to it are not recorded anywhere, but do bump the shared version)."""
         out = wrap(self._data)
         out._version = self._version
         return out
@@ -230,9 +254,15 @@ def init_tensor(t: Tensor, array: np.ndarray) -> None:
     t._data = array
     t._requires_grad = False
     t._grad = None
-    t.grad_fn = None
+    t._grad_fn = None
     t._output_nr = 0
-    t._version = [0]  # a cell shared with detach() aliases; bumped by in-place ops
+    t._version = [0]  # a cell shared with views and detach() aliases; bumped by in-place ops
+    t._base = t._view_chain = None
+    t._view_seen = 0
+
+
+# views.py's `sync_view(t)`: brings a view's grad_fn up to date with its base's history.
+SYNC_VIEW: list = [None]
 
 
 _new = object.__new__
@@ -243,13 +273,10 @@ _new = object.__new__
 MUTATIONS = [0]
 
 
-def bump_version(t: Tensor, new_cell: bool = False) -> None:
-    """Record an in-place change of t. `new_cell`: t got a new array, and its old version cell
-    stays with the arrays that others (its grad_fn) still hold."""
-    if new_cell:
-        t._version = [t._version[0] + 1]
-    else:
-        t._version[0] += 1
+def bump_version(t: Tensor) -> None:
+    """Record an in-place change of t: its version cell is shared with its base, every view
+    of that base and detach() aliases, so all of them see the change."""
+    t._version[0] += 1
     MUTATIONS[0] += 1
 
 
@@ -260,9 +287,12 @@ def wrap(array: np.ndarray) -> Tensor:
     t._data = array
     t._requires_grad = False
     t._grad = None
-    t.grad_fn = None
+    t._grad_fn = None
     t._output_nr = 0
     t._version = [0]
+    t._base = None
+    t._view_chain = None
+    t._view_seen = 0
     return t
 
 
@@ -271,6 +301,6 @@ def wrap_output(array: np.ndarray, version: list, node, index: int) -> Tensor:
     t = wrap(array)
     t._version = version
     t._requires_grad = True
-    t.grad_fn = node
+    t._grad_fn = node
     t._output_nr = index
     return t

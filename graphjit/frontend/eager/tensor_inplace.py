@@ -1,15 +1,14 @@
 """In-place ops on `gj.Tensor` (`add_`, `mul_`, `x -= y`, `x[i] = v`, ...), PyTorch's rules:
 
-- a leaf that requires grad may only change in place with grad mode off (`gj.no_grad()`, as
-  optimizers do);
-- otherwise the op is recorded like its out-of-place form applied to the old value, and the
-  tensor takes over the new grad_fn;
-- every change bumps the tensor's version, so a tape node that saved the old value refuses
-  to run backward with the new one.
-
-A tensor with a grad_fn gets a new array instead of being overwritten: its grad_fn saved the
-old array, and the VJP rules read it. Tensors without one are overwritten, so that detach()
-aliases see the change, as PyTorch's shared storage does.
+- a leaf that requires grad, or a view of one, may only change in place with grad mode off
+  (`gj.no_grad()`, as optimizers do);
+- otherwise the op is recorded like its out-of-place form applied to the old value (a copy,
+  so the write cannot change what that node saved), and the tensor takes over the new
+  grad_fn; through a view, the base gets a CopySlices node instead and the view is
+  re-derived from it (views.py);
+- the new value is written into the tensor's own storage, so its base, its other views and
+  its detach() aliases see it, and the shared version is bumped: a tape node that saved the
+  old value and reads it in backward refuses to run (node.py).
 """
 
 from __future__ import annotations
@@ -20,18 +19,23 @@ from graphjit.errors import DTypeError, GradientError, ShapeError
 from graphjit.frontend import ops
 from graphjit.frontend.eager.grad_mode import is_grad_enabled
 from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
+from graphjit.frontend.eager.views import check_view_of_leaf, check_writable, rebase
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind
 
 
 def _requires_grad(x) -> bool:
-    return isinstance(x, Tensor) and x._requires_grad
+    return isinstance(x, Tensor) and x.requires_grad
 
 
 def apply_inplace(self: Tensor, compute, *others) -> Tensor:
     """Set self to `compute(old value of self)`, recording on the tape when grad mode is on."""
-    recording = is_grad_enabled() and (self._requires_grad or any(map(_requires_grad, others)))
-    if recording and self.grad_fn is None and self._requires_grad:
+    check_writable(self)
+    grad_mode = is_grad_enabled()
+    if grad_mode and self._base is not None:
+        check_view_of_leaf(self)
+    recording = grad_mode and (self.requires_grad or any(map(_requires_grad, others)))
+    if recording and self._grad_fn is None and self._requires_grad:
         raise GradientError(
             "a leaf tensor that requires grad was changed in place while grad mode is on; do it "
             "under `with gj.no_grad():` (as an optimizer step does) or on a clone()",
@@ -39,19 +43,24 @@ def apply_inplace(self: Tensor, compute, *others) -> Tensor:
         )
     result = compute(_old_value(self) if recording else self)
     result = _fit(self, result)
-    _write(self, result._data)
-    if result.grad_fn is not None:
-        self.grad_fn, self._output_nr, self._requires_grad = result.grad_fn, result._output_nr, True
+    np.copyto(self._data, result._data)
+    bump_version(self)
+    if recording and result._requires_grad:
+        if self._base is not None:
+            rebase(self, result)
+        else:
+            self._grad_fn, self._output_nr = result._grad_fn, result._output_nr
+            self._requires_grad = True
     return self
 
 
 def _old_value(self: Tensor) -> Tensor:
-    """What the recorded op reads: the current value, as a tensor the write cannot change."""
-    if self.grad_fn is None:
-        return wrap(self._data.copy())
-    alias = wrap(self._data)  # _write gives self a new array; this one stays as it is
-    alias.grad_fn, alias._output_nr, alias._requires_grad = self.grad_fn, self._output_nr, True
-    return alias
+    """What the recorded op reads: the current value, with self's history, in an array the
+    write cannot change."""
+    old = wrap(self._data.copy())
+    if self._requires_grad:
+        old._grad_fn, old._output_nr, old._requires_grad = self._grad_fn, self._output_nr, True
+    return old
 
 
 def _fit(self: Tensor, result: Tensor) -> Tensor:
@@ -70,15 +79,6 @@ def _fit(self: Tensor, result: Tensor) -> Tensor:
             location=user_location(),
         )
     return result
-
-
-def _write(self: Tensor, array: np.ndarray) -> None:
-    if self.grad_fn is None:
-        np.copyto(self._data, array)
-        bump_version(self)
-    else:
-        self._data = array
-        bump_version(self, new_cell=True)
 
 
 def _scaled(other, alpha):
@@ -121,20 +121,32 @@ def zero_(self):
     return copy_(self, 0)
 
 
+def _basic_key(key) -> bool:
+    key = key if isinstance(key, tuple) else (key,)
+    return all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in key)
+
+
 def setitem(self, key, value) -> None:
-    """`x[key] = value`, with NumPy indexing; not recorded, so only outside the tape."""
-    if is_grad_enabled() and (self._requires_grad or _requires_grad(value)):
+    """`x[key] = value`. Basic indexing (ints, slices, None, ...) is `x[key].copy_(value)`, as
+    in PyTorch: recorded when grad mode is on and either side requires grad. Other keys
+    (masks, index arrays) use NumPy's indexing and are not recorded."""
+    recording = is_grad_enabled() and (self.requires_grad or _requires_grad(value))
+    if _basic_key(key):
+        if recording:
+            copy_(self[key], value)
+            return
+        check_writable(self)
+        if is_grad_enabled() and self._base is not None:
+            check_view_of_leaf(self)
+    elif recording:
         raise GradientError(
-            "x[...] = value is not recorded on the tape; use gj.where or gj.concat to build "
-            "the tensor, or assign under gj.no_grad()",
+            "x[mask or index array] = value is not recorded on the tape; use gj.where or "
+            "gj.concat to build the tensor, use basic indexing (ints and slices), or assign "
+            "under gj.no_grad()",
             location=user_location(),
         )
-    array = self._data.copy() if self.grad_fn is not None else self._data
-    array[key] = value._data if isinstance(value, Tensor) else value
-    if self.grad_fn is not None:
-        _write(self, array)
-    else:
-        bump_version(self)
+    self._data[key] = value._data if isinstance(value, Tensor) else value
+    bump_version(self)
 
 
 INPLACE_METHODS = {

@@ -1,7 +1,8 @@
 """Operators and methods of `gj.Tensor`: the table shared with graph tensors
-(frontend/operators.py), plus PyTorch's spellings: `dim=`/`keepdim=` for `axis=`/`keepdims=`,
-`view`, `unsqueeze`, `permute`, `x.transpose(0, 1)`, `float()`, `clamp`, `==` elementwise,
-and the in-place ops of tensor_inplace.py."""
+(frontend/operators.py: `reshape`, `transpose(0, 1)`, `permute`, `unsqueeze`, `flatten`,
+`expand`, `mT`, ...), plus PyTorch's spellings: `dim=`/`keepdim=` for `axis=`/`keepdims=`,
+`view` (which refuses to copy), `contiguous`, `float()`, `clamp`, `==` elementwise, and the
+in-place ops of tensor_inplace.py. Shape methods give views (views.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from graphjit.frontend import ops, shape_ops
 from graphjit.frontend.eager.dispatch import run_op
 from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.tensor_inplace import INPLACE_METHODS
-from graphjit.frontend.operators import install_operators
+from graphjit.frontend.operators import install_operators, shape_args
+from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind, get_op
 
 _AXIS_METHODS = {
@@ -45,44 +47,56 @@ def with_torch_aliases(fn):
     return method
 
 
-def _shape_args(shape: tuple) -> tuple:
-    """`x.reshape(2, 3)` and `x.reshape((2, 3))` alike."""
-    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-        return tuple(shape[0])
-    return shape
+def view(self, *shape):
+    """PyTorch's view: a reshape that shares this tensor's storage; raises where that needs
+    a copy (a non-contiguous layout), where `reshape` would copy."""
+    shape = tuple(int(d) for d in shape_args(shape))
+    try:
+        np.reshape(self._data, shape, copy=False)
+    except ValueError:
+        try:
+            np.reshape(self._data, shape)
+        except ValueError:
+            pass  # a wrong shape: reshape's own error explains it
+        else:
+            raise ShapeError(
+                "view size is not compatible with input tensor's size and stride (at least one "
+                f"dimension spans across two contiguous subspaces): cannot view {self.shape} "
+                f"as {shape} without a copy; use .reshape(...) instead",
+                location=user_location(),
+            ) from None
+    return shape_ops.reshape(self, shape)
 
 
-def reshape(self, *shape):
-    return shape_ops.reshape(self, _shape_args(shape))
+def contiguous(self):
+    """self if its storage is in row-major order, else a copy that is (on the tape)."""
+    if self._data.flags.c_contiguous:
+        return self
+    out = clone(self)  # (keeps the layout, as PyTorch's clone does; then made row-major)
+    out._data = np.ascontiguousarray(out._data)
+    return out
 
 
-def transpose(self, *axes):
-    """Two ints swap those dimensions (PyTorch's `x.transpose(0, 1)`); otherwise `axes` is a
-    permutation (or nothing: reverse them), as in `gj.transpose`."""
-    if len(axes) == 2 and all(isinstance(a, (int, np.integer)) for a in axes):
-        perm = list(range(self.ndim))
-        first, second = (int(a) % self.ndim if self.ndim else int(a) for a in axes)
-        perm[first], perm[second] = perm[second], perm[first]
-        return shape_ops.transpose(self, perm)
-    return shape_ops.transpose(self, _shape_args(axes) if axes else None)
+def is_contiguous(self) -> bool:
+    return bool(self._data.flags.c_contiguous)
 
 
-def permute(self, *dims):
-    return shape_ops.transpose(self, _shape_args(dims))
+def view_as(self, other):
+    return view(self, other.shape)
+
+
+def reshape_as(self, other):
+    return shape_ops.reshape(self, other.shape)
+
+
+def expand_as(self, other):
+    return shape_ops.broadcast_to(self, other.shape)
 
 
 def matrix_transpose(self):
     if self.ndim > 2:
         raise ShapeError(f"t() expects a tensor of rank <= 2, got rank {self.ndim}")
     return shape_ops.transpose(self) if self.ndim == 2 else self
-
-
-def unsqueeze(self, dim: int):
-    return shape_ops.expand_dims(self, dim)
-
-
-def flatten(self):
-    return shape_ops.reshape(self, (-1,))
 
 
 def clamp(self, min=None, max=None):  # (PyTorch's argument names)
@@ -124,14 +138,14 @@ def all_(self) -> Tensor:
 
 METHODS = {
     **{name: with_torch_aliases(fn) for name, fn in _AXIS_METHODS.items()},
-    "reshape": reshape,
-    "view": reshape,
-    "transpose": transpose,
-    "permute": permute,
+    "view": view,
+    "view_as": view_as,
+    "reshape_as": reshape_as,
+    "expand_as": expand_as,
+    "contiguous": contiguous,
+    "is_contiguous": is_contiguous,
     "t": matrix_transpose,
     "T": property(shape_ops.transpose),
-    "unsqueeze": unsqueeze,
-    "flatten": flatten,
     "clamp": clamp,
     "clip": clamp,
     "add": ops.add,
