@@ -16,6 +16,7 @@ import numpy as np
 from graphjit.codegen.cuda.source import literal, numba_type
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
+from graphjit.ir.ops.elementwise import float_range_of
 from graphjit.ir.types import DType, as_dtype
 
 # NaN if either operand is NaN (their sum), else the larger (smaller) one, as NumPy's
@@ -82,6 +83,9 @@ def scalar_expression(op: Operation, args: list[str]) -> str:
     result = op.result.type.dtype
     if op.name == "cast" and as_dtype(op.attrs["dtype"]).is_bool:
         entry = CASTS_TO_BOOL[kind(op.operands[0].type.dtype)]
+    elif op.name == "cast" and op.operands[0].type.dtype.is_floating and kind(result) == "i":
+        low, high = float_range_of(result.np)  # NaN, out of range: the minimum, as elsewhere
+        entry = f"({{0}} if {{0}} >= {low!r} and {{0}} < {high!r} else {low!r})"
     return convert(entry.format(*args), result)
 
 

@@ -6,10 +6,12 @@ An emitter is `emit(b, args, op) -> ir.Value`: `args` are register values of the
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from graphjit.codegen.llvm.types import F32, I1, register_type
 from graphjit.errors import BackendError
+from graphjit.ir.ops.elementwise import float_range_of
 from graphjit.ir.types import as_dtype
 
 SCALAR_EMITTERS: dict = {}
@@ -239,8 +241,13 @@ def _cast(b, a, op):
         )
     if src.is_floating and dst.is_floating:
         return b.fptrunc(x, t) if t == F32 else b.fpext(x, t)
-    if src.is_floating:
-        return b.fptosi(x, t)
+    if src.is_floating:  # NaN and out-of-range values: the minimum (fptosi gives poison)
+        low, high = float_range_of(dst.np)
+        inside = b.and_(
+            b.fcmp_ordered(">=", x, ir.Constant(x.type, low)),
+            b.fcmp_ordered("<", x, ir.Constant(x.type, high)),
+        )
+        return b.select(inside, b.fptosi(x, t), ir.Constant(t, int(np.iinfo(dst.np).min)))
     if dst.is_floating:
         return b.uitofp(x, t) if src.is_bool else b.sitofp(x, t)
     if src.is_bool:

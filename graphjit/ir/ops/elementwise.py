@@ -120,6 +120,25 @@ register(
 )
 
 
+def cast_values(x: np.ndarray, to: np.dtype) -> np.ndarray:
+    """x.astype(to), with float -> integer defined where C leaves it undefined: NaN and
+    values outside the integer's range become its minimum (what x86 and so NumPy there
+    give), on every platform and backend alike."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f" or np.dtype(to).kind not in "iu":
+        return x.astype(to)
+    low, high = float_range_of(to)
+    inside = (x >= low) & (x < high)
+    safe = np.where(inside, x, 0).astype(to)
+    return np.where(inside, safe, np.iinfo(to).min).astype(to, copy=False)
+
+
+def float_range_of(to) -> tuple[float, float]:
+    """[low, high): the floats whose truncation fits integer dtype `to` (exact powers of 2)."""
+    info = np.iinfo(to)
+    return float(info.min), float(info.max) + 1.0
+
+
 def _cast_infer(types, attrs):
     return [TensorType(types[0].shape, as_dtype(attrs["dtype"]))]
 
@@ -135,7 +154,7 @@ register(
     OpDef(
         "cast",
         _cast_infer,
-        lambda x, dtype: x.astype(as_dtype(dtype).np),
+        lambda x, dtype: cast_values(x, as_dtype(dtype).np),
         _cast_vjp,
         attrs={"dtype": REQUIRED},
         elementwise=True,
