@@ -69,10 +69,10 @@ def modified_error(
     what: str, shape: tuple, version: int, saved_version: int, location=None
 ) -> GradientError:
     return GradientError(
-        "one of the variables needed for gradient computation has been modified by an "
-        f"inplace operation: a tensor of shape {shape} saved by {what} was modified by an "
-        f"in-place operation (it is now at version {version}, expected version "
-        f"{saved_version}); clone it before modifying it in place",
+        f"a tensor of shape {shape} saved by {what} for the gradient computation was modified "
+        f"by an in-place operation (it is now at version {version}, expected version "
+        f"{saved_version}; PyTorch: one of the variables needed for gradient computation has "
+        "been modified by an inplace operation); clone it before modifying it in place",
         location=location or user_location(),
     )
 
@@ -91,7 +91,16 @@ def check_stale(opdef: OpDef, operands: list) -> None:
             if shape_only is None:
                 shape_only = opdef.shape_only_operands(len(operands))
             if i not in shape_only:
-                raise entry[1]
+                raise _StaleRead(entry[1])
+
+
+class _StaleRead(Exception):
+    """Carries the error out of the VJP rule, so that its traceback ends at backward's
+    node rather than deep inside the rule."""
+
+    def __init__(self, error: GradientError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class OpNode(Node):
@@ -166,6 +175,8 @@ def _run_guarded(vjp, cts, inputs, outs, attrs, stale: dict) -> list:
     STALE.update(stale)
     try:
         return vjp(cts, inputs, outs, attrs)
+    except _StaleRead as stale_read:
+        raise stale_read.error from None
     finally:
         STALE.clear()
         STALE.update(previous)
