@@ -199,6 +199,22 @@ def test_setitem_is_recorded_like_copy_into_a_view():
     assert x.grad.tolist() == [0.0, 3.0, 3.0]
 
 
+def test_setitem_with_a_tensor_index_and_leading_unit_dims():
+    w = gj.tensor([2.0], requires_grad=True)
+    b = gj.zeros(3)
+    b[gj.tensor(1)] = w * 5  # a (1,) value into one element, as NumPy and PyTorch allow
+    assert b.tolist() == [0.0, 10.0, 0.0]
+    b.sum().backward()
+    assert w.grad.tolist() == [5.0]
+
+
+def test_a_view_as_the_argument_of_a_compiled_function():
+    x = gj.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    square_sum = gj.function(lambda a: (a * a).sum(), backend="interpreter")
+    square_sum((x * 1).T[1:]).backward()
+    assert x.grad.tolist() == [[0.0, 2.0, 4.0], [0.0, 8.0, 10.0]]
+
+
 def test_other_views_follow_the_new_history_of_the_base():
     x = gj.tensor([1.0, 2.0, 3.0], requires_grad=True)
     y = x * 1

@@ -223,6 +223,8 @@ def accumulate_grad(t: Tensor, ct: Tensor, create_graph: bool) -> None:
     if ct._data.dtype != t._data.dtype:
         ct = bind("cast", ct, dtype=t.dtype.name)
     if t._grad is None:
+        if create_graph and ct._base is not None:  # a view (of a cotangent somebody holds)
+            ct = bind("cast", ct, dtype=ct.dtype.name)  # a copy that stays on the tape
         t._grad = ct if create_graph else wrap(ct._data.copy())
     elif create_graph or t._grad._requires_grad:
         t._grad = bind("add", t._grad, ct)

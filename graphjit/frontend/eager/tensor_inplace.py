@@ -121,9 +121,16 @@ def zero_(self):
     return copy_(self, 0)
 
 
-def _basic_key(key) -> bool:
-    key = key if isinstance(key, tuple) else (key,)
-    return all(k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice)) for k in key)
+def _basic_key(key):
+    """The key with 0-d integer tensors as ints, if it is basic indexing; else None."""
+    out = []
+    for k in key if isinstance(key, tuple) else (key,):
+        if isinstance(k, Tensor) and k.ndim == 0 and k._data.dtype.kind in "iu":
+            k = int(k)
+        if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
+            return None
+        out.append(k)
+    return tuple(out)
 
 
 def setitem(self, key, value) -> None:
@@ -131,9 +138,14 @@ def setitem(self, key, value) -> None:
     in PyTorch: recorded when grad mode is on and either side requires grad. Other keys
     (masks, index arrays) use NumPy's indexing and are not recorded."""
     recording = is_grad_enabled() and (self.requires_grad or _requires_grad(value))
-    if _basic_key(key):
+    basic = _basic_key(key)
+    if basic is not None:
         if recording:
-            copy_(self[key], value)
+            target = self[basic]
+            extra = value.ndim - target.ndim if isinstance(value, Tensor) else 0
+            if extra > 0 and all(d == 1 for d in value.shape[:extra]):
+                value = value.reshape(value.shape[extra:])  # (leading 1s, as NumPy allows)
+            copy_(target, value)
             return
         check_writable(self)
         if is_grad_enabled() and self._base is not None:
