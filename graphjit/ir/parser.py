@@ -70,7 +70,11 @@ class Token:
 
 def parse(text: str | bytes) -> Module:
     """Parse a module: zero or more `func` definitions. Bytes must be UTF-8."""
-    return _Parser(tokenize(_as_text(text))).module()
+    parser = _Parser(tokenize(_as_text(text)))
+    try:
+        return parser.module()
+    except RecursionError:  # within MAX_NESTING, but called with little stack left
+        raise parser.error("nesting too deep for the remaining Python stack") from None
 
 
 def _as_text(text) -> str:
