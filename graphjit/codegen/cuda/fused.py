@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import math
 
-from graphjit.codegen.cuda.scalar import combine, identity, scalar_expression
+from graphjit.codegen.cuda.scalar import (
+    CUDA_CHECKS,
+    combine,
+    fallible_ops,
+    identity,
+    scalar_expression,
+)
 from graphjit.codegen.cuda.source import (
     KernelSource,
     Launch,
@@ -54,23 +60,32 @@ def fused_launches(op: Operation, cfg: LaunchConfig, check: bool = False) -> lis
     the first op of the region whose result has a NaN or an infinity."""
     body = op.regions[0].block
     reduction = next((inner for inner in body.ops if inner.name in REDUCTIONS), None)
-    flag = _Flag(body) if check else None
+    flag = _Flag(body, check) if check or fallible_ops(body) else None
     if reduction is None:
         return [_elementwise(op, body, cfg, flag)]
     return _ReductionKernel(op, body, reduction, cfg, flag).launches()
 
 
 class _Flag:
-    """check_numerics inside a kernel: after each floating-point op n, a non-finite result
-    (x - x is 0 exactly for finite x) lowers the flag to 2n (NaN) or 2n + 1 (infinity)."""
+    """Checks inside a kernel, folded into one int64 by atomic min. check_numerics: after
+    each floating-point op n, a non-finite result (x - x is 0 exactly for finite x) lowers
+    the flag to 2n (NaN) or 2n + 1 (infinity). Value checks (an integer power with a
+    negative exponent, the CUDA_CHECKS table) lower it to -(n + 1), below every numerics
+    code: a failed check is reported first, as the other backends stop at it."""
 
-    def __init__(self, body: Block):
+    def __init__(self, body: Block, numerics: bool):
         self.scratch = Scratch(int64, 1)
         self.checks = tuple(body.ops)
+        self.numerics = numerics
+        self.fallible = frozenset(fallible_ops(body))
 
-    def emit(self, w: Writer, n: int, name: str) -> None:
-        with w.block(f"if {name} - {name} != 0"):
-            w.line(f"cuda.atomic.min(flag, 0, {2 * n} if {name} != {name} else {2 * n + 1})")
+    def emit(self, w: Writer, n: int, inner: Operation, name: str, args: list[str]) -> None:
+        if inner in self.fallible:
+            with w.block(f"if {CUDA_CHECKS[inner.name].format(*args)}"):
+                w.line(f"cuda.atomic.min(flag, 0, {-(n + 1)})")
+        if self.numerics and inner.result.type.dtype.is_floating:
+            with w.block(f"if {name} - {name} != 0"):
+                w.line(f"cuda.atomic.min(flag, 0, {2 * n} if {name} != {name} else {2 * n + 1})")
 
     def launch(self, kernel, grid, block, args) -> Launch:
         return Launch(kernel, grid, block, args + (self.scratch,), self.scratch, self.checks)
@@ -115,8 +130,8 @@ class _Evaluator:
             args = [self.value(v) for k, v in enumerate(inner.operands) if k not in skip]
             self.w.line(f"t{n} = {scalar_expression(inner, args)}")
             self.env[inner.result] = f"t{n}"
-            if self.flag and inner.result.type.dtype.is_floating:
-                self.flag.emit(self.w, n, f"t{n}")
+            if self.flag:
+                self.flag.emit(self.w, n, inner, f"t{n}", args)
 
     def store(self, outputs, where: str, skip: Value | None = None) -> None:
         for j, v in enumerate(outputs):

@@ -22,9 +22,10 @@ from graphjit.codegen.cuda.matmul import matmul_launch
 from graphjit.codegen.cuda.source import Launch, Scratch, size_of
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.codegen.lists import list_lowerings
-from graphjit.errors import BackendError, GraphjitError, NumericsError
+from graphjit.errors import BackendError, GraphjitError, NumericsError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops.debug import numerics_message
+from graphjit.ir.ops.elementwise import VALUE_CHECKS
 from graphjit.ir.types import TensorType
 from graphjit.passes.fusion import REDUCTIONS
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
@@ -298,6 +299,9 @@ def _flagged(step: Step, launch: Launch) -> list[Step]:
 
     def check(frame):
         code = int(read_scalar(frame[flag]))
+        if code < 0:  # a value check failed (see fused._Flag)
+            op = checks[-code - 1]
+            raise RuntimeCheckError(VALUE_CHECKS[op.name], op=op)
         if code != _UNFLAGGED:
             _non_finite(checks[code // 2], code % 2 == 0)
 

@@ -7,7 +7,7 @@ calling one could not be compiled to PTX on a machine without a GPU.
 Fused kernels wrap every op's result in its dtype's constructor (`float32(...)`), so float32
 code stays float32 and integer arithmetic (which Numba widens to int64) wraps like NumPy's.
 NaN behaves as in NumPy: maximum/minimum propagate it, sign keeps it, comparisons with it
-are false except `!=`. Integer pow with a negative exponent is undefined, as NumPy refuses it."""
+are false except `!=`. Integer pow with a negative exponent is a RuntimeCheckError (CUDA_CHECKS)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,20 @@ CUDA_SCALAR: dict[str, str] = {
     "select": "({1} if {0} else {2})",
 }
 
+# Value checks: op name -> a condition on its operands that is true for a bad element
+# (RuntimeCheckError, as in the reference kernel), for the integer dtypes it applies to;
+# the op's integer template computes 0 there instead (`**` would raise in the simulator).
+CUDA_CHECKS = {"pow": "{1} < 0"}
+INTEGER_TEMPLATES = {"pow": "({0} ** {1} if {1} >= 0 else 0)"}
+
+
+def fallible_ops(body) -> list[Operation]:
+    """The inner ops of a fused region whose values are checked."""
+    return [
+        op for op in body.ops if op.name in CUDA_CHECKS and not op.result.type.dtype.is_floating
+    ]
+
+
 # A cast's source kind -> template, for casts to bool (other casts are the constructor's).
 CASTS_TO_BOOL = {"f": "({0} != 0.0)", "i": "({0} != 0)", "b": "{0}"}
 
@@ -81,7 +95,9 @@ def scalar_expression(op: Operation, args: list[str]) -> str:
     if entry is None:
         raise BackendError(f"the cuda backend has no scalar rule for '{op.name}'", op=op)
     result = op.result.type.dtype
-    if op.name == "cast" and as_dtype(op.attrs["dtype"]).is_bool:
+    if kind(result) == "i" and op.name in INTEGER_TEMPLATES:
+        entry = INTEGER_TEMPLATES[op.name]
+    elif op.name == "cast" and as_dtype(op.attrs["dtype"]).is_bool:
         entry = CASTS_TO_BOOL[kind(op.operands[0].type.dtype)]
     elif op.name == "cast" and op.operands[0].type.dtype.is_floating and kind(result) == "i":
         low, high = float_range_of(result.np)  # NaN, out of range: the minimum, as elsewhere

@@ -15,9 +15,9 @@ from llvmlite import ir
 from graphjit.codegen.llvm import types as T
 from graphjit.errors import RuntimeCheckError
 from graphjit.ir.core import Block, Operation
-from graphjit.ir.ops.elementwise import NEGATIVE_INTEGER_POWER
+from graphjit.ir.ops.elementwise import VALUE_CHECKS
 
-MAX_CHECKS = 32  # one bit each in an i32
+BITS = 32  # one bit per check in an i32; checks past the 31st share the last bit
 
 
 def _negative_integer_exponent(b: ir.IRBuilder, args, op: Operation):
@@ -26,29 +26,28 @@ def _negative_integer_exponent(b: ir.IRBuilder, args, op: Operation):
     return b.icmp_signed("<", args[1], ir.Constant(args[1].type, 0))
 
 
-SCALAR_CHECKS = {"pow": (_negative_integer_exponent, NEGATIVE_INTEGER_POWER)}
+SCALAR_CHECKS = {"pow": _negative_integer_exponent}  # messages: VALUE_CHECKS
 
 
 def fallible_ops(body: Block) -> list[Operation]:
     """The inner ops of a fused region that need a check, in program order."""
-    ops = [
-        op for op in body.ops if op.name in SCALAR_CHECKS and not (op.result.type.dtype.is_floating)
+    return [
+        op for op in body.ops if op.name in SCALAR_CHECKS and not op.result.type.dtype.is_floating
     ]
-    return ops[:MAX_CHECKS]
 
 
 class KernelFaults:
     """Inside one kernel: the running OR of the bits of the checks that failed."""
 
     def __init__(self, b: ir.IRBuilder, ops: list[Operation]):
-        self.b, self.bits = b, {op: 1 << i for i, op in enumerate(ops)}
+        self.b, self.bits = b, {op: 1 << min(i, BITS - 1) for i, op in enumerate(ops)}
         self.acc = b.alloca(T.I32)  # in the kernel's entry block: promoted to a register
         b.store(ir.Constant(T.I32, 0), self.acc)
 
     def check(self, inner: Operation, args) -> None:
         if inner not in self.bits:
             return
-        bad = SCALAR_CHECKS[inner.name][0](self.b, args, inner)
+        bad = SCALAR_CHECKS[inner.name](self.b, args, inner)
         if bad is not None:
             bit = self.b.select(bad, ir.Constant(T.I32, self.bits[inner]), ir.Constant(T.I32, 0))
             self.b.store(self.b.or_(self.b.load(self.acc), bit), self.acc)
@@ -70,8 +69,7 @@ def fail_on_faults(lowering, ops: list[Operation]) -> None:
     """After a kernel call: stop the run with the first failed check's error."""
     b = lowering.b
     found = b.load(lowering.fault_slot)
-    for i, op in enumerate(ops):
-        failed = b.icmp_unsigned(
-            "!=", b.and_(found, ir.Constant(T.I32, 1 << i)), ir.Constant(T.I32, 0)
-        )
-        lowering.fail(SCALAR_CHECKS[op.name][1], failed, RuntimeCheckError, op)
+    for i, op in enumerate(ops[:BITS]):
+        bit = ir.Constant(T.I32, 1 << i)
+        failed = b.icmp_unsigned("!=", b.and_(found, bit), ir.Constant(T.I32, 0))
+        lowering.fail(VALUE_CHECKS[op.name], failed, RuntimeCheckError, op)

@@ -190,6 +190,9 @@ def _pow_dy(g, x, y, out):
 # NumPy refuses integer powers with a negative exponent (the result is not an integer);
 # every backend raises RuntimeCheckError with this message, checked on the values.
 NEGATIVE_INTEGER_POWER = "integers to negative integer powers are not allowed"
+# Ops whose integer results are checked on their values at run time, and the message of
+# the RuntimeCheckError; each code generator has a table of the conditions.
+VALUE_CHECKS = {"pow": NEGATIVE_INTEGER_POWER}
 
 
 def _power(x, y):

@@ -112,3 +112,36 @@ def test_check_numerics_op_raises_with_its_message_and_passes_finite_values():
         with pytest.raises(gj.NumericsError, match="log\\(x\\) went bad: the tensor has NaN"):
             sess.run(z, {x: np.array([1.0, -1.0, 2.0])})
     compare_backends(g, [y, z, dx], {x: np.array([1.0, 3.0, 2.0])})
+
+
+@pytest.mark.parametrize("check_numerics", [False, True])
+def test_hostile_values_give_the_other_backends_answers(check_numerics):
+    """Issue 14 on cuda: an integer power with a negative exponent is the same
+    RuntimeCheckError as on the interpreter and llvm (a kernel's value check lowers its
+    flag), float -> int casts of NaN and out-of-range values are the integer's minimum, and
+    max over an empty axis is the shape rule's ShapeError."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.int32, [None])
+        n = gj.placeholder(gj.int32, [None])
+        f = gj.placeholder(gj.float32, [None])
+        power = gj.pow(x, n) + 1
+        cast = gj.cast(f * 2.0, gj.int32)
+        empty = gj.max(gj.reshape(f, [-1, 1]), axis=0)
+    feeds = {x: np.array([2, 3, 4], np.int32), n: np.array([1, 0, 2], np.int32)}
+    values = np.array([np.nan, np.inf, 3e30, -1.6], np.float32)
+
+    def run(backend, fetches, feed):
+        with gj.Session(g, backend=backend, check_numerics=check_numerics) as sess:
+            return sess.run(fetches, feed)
+
+    np.testing.assert_array_equal(run("cuda", power, feeds), [3, 2, 17])
+    low = np.iinfo(np.int32).min
+    if not check_numerics:  # (which would name the NaN)
+        np.testing.assert_array_equal(run("cuda", cast, {f: values}), [low, low, low, -3])
+    feeds[n] = np.array([1, -1, 2], np.int32)
+    for backend in ("interpreter", "cuda"):
+        with pytest.raises(gj.RuntimeCheckError, match="negative integer powers"):
+            run(backend, power, feeds)
+        with pytest.raises(gj.ShapeError, match="empty axis"):
+            run(backend, empty, {f: np.zeros(0, np.float32)})
