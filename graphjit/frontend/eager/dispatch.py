@@ -29,7 +29,9 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
             raw = opdef.kernel(operands[0]._data, operands[1]._data, **attrs)
         else:
             raw = opdef.kernel(*[t._data for t in operands], **attrs)
-    except GraphjitError:
+    except GraphjitError as e:
+        if e.op is None and e.location is None:  # a kernel's own value check: say where
+            raise type(e)(f"{opdef.name}: {e.raw_message}", location=user_location()) from None
         raise
     except Exception as e:
         raise _kernel_error(opdef, operands, attrs, e) from None
