@@ -55,7 +55,7 @@ def as_dtype(x) -> DType:
         return _BY_NAME[x]
     try:
         npd = np.dtype(x)
-    except TypeError as e:
+    except (TypeError, ValueError, SyntaxError) as e:  # np.dtype(",x") is a SyntaxError
         raise DTypeError(f"not a dtype: {x!r}", location=user_location()) from e
     if npd in _BY_NP:
         return _BY_NP[npd]

@@ -166,6 +166,17 @@ def test_verifier_reports_shape_rules_that_overflow():
         verify(module)
 
 
+@pytest.mark.parametrize("dtype", [",ool", "i4,(2", "("])
+def test_verifier_reports_dtype_strings_numpy_cannot_read(dtype):
+    """np.dtype(",ool") raises SyntaxError (it reads comma strings with ast), which escaped
+    as_dtype and so the verifier (found by the fuzzer)."""
+    text = body(
+        f'%0 = placeholder {{dtype = "{dtype}", name = "p", shape = []}} : () -> tensor<i1>'
+    )
+    with pytest.raises(GraphjitError, match="not a dtype"):
+        verify(parse(text))
+
+
 # ---- the limits themselves ------------------------------------------------------------
 
 
