@@ -1,15 +1,24 @@
 """Checkpoints: every variable in one .npz file (a zip of .npy members, the metadata
-first), written atomically, with a format version and a checksum that loading verifies.
+first), written atomically. The metadata (format version 2) lists every variable with its
+dtype, shape and the SHA-256 of its data bytes (the .npy member's bytes after its header),
+so each variable can be verified alone.
 
 Loading trusts nothing in the file until it has been checked against the graph, and checks
 before it inflates: the file must be a regular file and a zip; the metadata member (at
-most META_MAX_BYTES) is read first, and its format version checked; every member must be
-one of the graph's variables (an unexpected or missing one is an error); each member's
-declared size (the zip's) must fit its compressed size (a compression-ratio bomb is
-refused before inflating), and its .npy header, read from the member's first bytes, must
-give the variable's dtype and shape and account for the declared size exactly. Only then
-are the arrays read, each into one buffer of the size the graph expects, and the checksum
-verified. So a crafted file costs at most the memory the graph's variables need.
+most META_MAX_BYTES of JSON in a 0-d string .npy, whose header is checked before its data
+is read) is read first, and its format version and its structure (types, ranges) checked;
+every member must be listed in the metadata, and every variable the graph expects must be
+listed, with the graph's dtype and shape. Only the expected variables' members are read:
+each one's declared size (the zip's) must fit its compressed size (a compression-ratio
+bomb is refused before inflating), and its .npy header, read from the member's first
+bytes, must give the variable's dtype and shape and account for the declared size
+exactly. Then its data is read into one buffer of the size the graph expects and its
+SHA-256 checked. Members the graph does not have (a training graph's optimizer slots,
+restored into an inference graph) are never opened, so a crafted file costs at most the
+memory the graph's variables need, plus the metadata.
+
+Format 1 files (one checksum over all arrays) still load, but only into a graph with
+exactly their variables: their checksum cannot be verified without reading every member.
 
 Saving writes a temporary file beside the target (named TMP_PREFIX + host + pid + random
 + TMP_SUFFIX, created with mode 0666 so that the umask, or the directory's default ACL,
@@ -36,10 +45,12 @@ import numpy as np
 
 from graphjit.errors import CheckpointError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what save writes
+SUPPORTED_VERSIONS = (1, 2)  # what load reads
 _META = "__graphjit_meta__"
 _SUFFIX = ".npy"
-META_MAX_BYTES = 1 << 16  # the metadata is a short JSON string
+META_MAX_BYTES = 1 << 20  # the metadata's JSON: ~115 bytes + the name a variable
+MAX_DIMS = 64  # NumPy's limit on an array's rank
 NPY_HEADER_MAX = 1 << 16  # an .npy header is at most 64 KiB (format 1.0's length field)
 DEFLATE_MAX_RATIO = 1032  # no deflate stream inflates more than this (RFC 1951 limit)
 TMP_PREFIX = ".tmp-graphjit-"
@@ -52,12 +63,40 @@ _TEMPORARY = re.compile(
 _OLD_TEMPORARY = re.compile(r"\.tmp-[A-Za-z0-9_]{8}" + re.escape(TMP_SUFFIX) + r"\Z")  # mkstemp's
 
 
+_DTYPE_STR = re.compile(r"[<>|=]?[A-Za-z][A-Za-z0-9\[\]]{0,30}\Z")  # numpy's dtype.str
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+
+
 def _checksum(arrays: dict) -> str:
+    """Format 1's checksum: one digest over every array (so verifying needs all of them)."""
     digest = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         digest.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
     return digest.hexdigest()
+
+
+def _stored(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array whose bytes are the data np.save writes for `array` (Fortran
+    order for a Fortran-contiguous array, C order otherwise)."""
+    if array.flags.f_contiguous and not array.flags.c_contiguous:
+        return array.T
+    return np.ascontiguousarray(array)
+
+
+def _sha256(data) -> str:
+    """The SHA-256 of a C-contiguous array's (or a buffer's) bytes."""
+    if isinstance(data, np.ndarray):
+        data = data.reshape(-1).view(np.uint8)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _describe(array: np.ndarray) -> dict:
+    return {
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+        "sha256": _sha256(_stored(array)),
+    }
 
 
 # ---- saving -----------------------------------------------------------------------------------
@@ -67,9 +106,17 @@ def save(path: str, arrays: dict) -> str:
     """Write to a temporary file beside `path`, fsync it, then rename it over `path`, so a
     crash mid-write leaves the previous checkpoint intact."""
     path = os.fspath(path)
-    meta = {"format_version": FORMAT_VERSION, "checksum": _checksum(arrays)}
+    arrays = {name: np.asanyarray(a) for name, a in arrays.items()}
+    variables = {name: _describe(a) for name, a in arrays.items()}
+    meta = json.dumps({"format_version": FORMAT_VERSION, "variables": variables})
+    if len(meta) > META_MAX_BYTES:
+        raise CheckpointError(
+            f"cannot save {len(arrays)} variables: their metadata would be {len(meta)} bytes, "
+            f"more than the {META_MAX_BYTES} a checkpoint may hold"
+        )
     buffer = io.BytesIO()
-    np.savez(buffer, **{_META: np.array(json.dumps(meta))}, **arrays)  # the metadata first
+    # the metadata first, as ASCII JSON bytes (json.dumps escapes any other character)
+    np.savez(buffer, **{_META: np.array(meta.encode("ascii"))}, **arrays)
     directory = os.path.dirname(os.path.abspath(path))
     remove_stale_temporaries(directory)
     fd, tmp = _create_temporary(directory)
@@ -186,12 +233,34 @@ def load(path: str, expected: dict) -> dict:
             raise CheckpointError(f"checkpoint {path!r} is corrupt: {e}") from None
 
 
+def _short(value) -> str:
+    """A value from the file, for a message: repr, cut short."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _dtype_name(text: str) -> str:
+    try:
+        return str(np.dtype(text))
+    except Exception:  # only for the message: any dtype string numpy cannot read
+        return repr(text)
+
+
 class _Reader:
     def __init__(self, z: zipfile.ZipFile, path: str, file_size: int):
         self.z, self.path, self.file_size = z, path, file_size
 
     def corrupt(self, why: str) -> CheckpointError:
         return CheckpointError(f"checkpoint {self.path!r} is corrupt: {why}")
+
+    def bad_meta(self, why: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {self.path!r} has corrupt metadata: {why}")
+
+    def mismatch(self, name, saved_dtype, saved_shape, dtype, shape) -> CheckpointError:
+        return CheckpointError(
+            f"variable '{name}' in checkpoint {self.path!r} is "
+            f"{saved_dtype}{saved_shape}, the graph's is {dtype}{shape}"
+        )
 
     def load(self, expected: dict) -> dict:
         infos = self.z.infolist()
@@ -204,10 +273,83 @@ class _Reader:
         if meta_info is None:
             raise CheckpointError(f"{self.path!r} is not a graphjit checkpoint")
         meta = self.read_meta(meta_info)
-        if meta.get("format_version") != FORMAT_VERSION:
+        version = meta.get("format_version")
+        if type(version) is not int or version not in SUPPORTED_VERSIONS:
             raise CheckpointError(
-                f"checkpoint format {meta.get('format_version')} is not supported"
+                f"checkpoint {self.path!r}: format {_short(version)} is not supported"
             )
+        expected = {
+            name: (tuple(int(d) for d in shape), np.dtype(dtype))
+            for name, (shape, dtype) in expected.items()
+        }
+        if version == 1:
+            return self.load_v1(members, meta, expected)
+        return self.load_v2(members, meta, expected)
+
+    # -- format 2: a checksum per variable; members the graph lacks are left unread ----------
+
+    def load_v2(self, members: dict, meta: dict, expected: dict) -> dict:
+        listed = self.listed_variables(meta)
+        for member in members:
+            if not member.endswith(_SUFFIX) or member[: -len(_SUFFIX)] not in listed:
+                raise self.corrupt(f"it has a member {member!r} that its metadata does not list")
+        for name in listed:
+            if name + _SUFFIX not in members:
+                raise self.corrupt(f"its metadata lists a variable '{name}' that it does not hold")
+        for name, (shape, dtype) in expected.items():
+            if name not in listed:
+                raise CheckpointError(f"checkpoint {self.path!r} has no variable '{name}'")
+            saved_dtype, saved_shape, _ = listed[name]
+            if saved_dtype != dtype.str or saved_shape != shape:
+                raise self.mismatch(name, _dtype_name(saved_dtype), saved_shape, dtype, shape)
+        # Every declared size and every header first, then the data: nothing large is
+        # read from a file that fails a check, and nothing at all from the members of
+        # variables the graph does not have.
+        headers = {
+            name: self.read_header(members[name + _SUFFIX], name, shape, dtype)
+            for name, (shape, dtype) in expected.items()
+        }
+        arrays = {}
+        for name, (shape, dtype) in expected.items():
+            fortran, offset = headers[name]
+            data = self.read_data(
+                members[name + _SUFFIX], math.prod(shape) * dtype.itemsize, offset
+            )
+            if _sha256(data) != listed[name][2]:
+                raise CheckpointError(
+                    f"checkpoint {self.path!r} fails its checksum for variable '{name}': "
+                    "it is corrupt"
+                )
+            arrays[name] = _array(data, dtype, shape, fortran)
+        return arrays
+
+    def listed_variables(self, meta: dict) -> dict:
+        """The metadata's variables, {name: (dtype string, shape, sha256)}, each checked
+        for type and range (the names are JSON object keys, so strings)."""
+        variables = meta.get("variables")
+        if not isinstance(variables, dict):
+            raise self.bad_meta("it has no 'variables' object")
+        listed = {}
+        for name, entry in variables.items():
+            if not isinstance(entry, dict):
+                raise self.bad_meta(f"variable {_short(name)} is {_short(entry)}")
+            dtype, shape, digest = entry.get("dtype"), entry.get("shape"), entry.get("sha256")
+            if not isinstance(dtype, str) or not _DTYPE_STR.match(dtype):
+                raise self.bad_meta(f"variable {_short(name)} has dtype {_short(dtype)}")
+            if (
+                not isinstance(shape, list)
+                or len(shape) > MAX_DIMS
+                or not all(type(d) is int and 0 <= d < 1 << 63 for d in shape)
+            ):
+                raise self.bad_meta(f"variable {_short(name)} has shape {_short(shape)}")
+            if not isinstance(digest, str) or not _SHA256.match(digest):
+                raise self.bad_meta(f"variable {_short(name)} has sha256 {_short(digest)}")
+            listed[name] = (dtype, tuple(shape), digest)
+        return listed
+
+    # -- format 1: one checksum over every array, so every member must be the graph's -----
+
+    def load_v1(self, members: dict, meta: dict, expected: dict) -> dict:
         for name in expected:
             if name + _SUFFIX not in members:
                 raise CheckpointError(f"checkpoint {self.path!r} has no variable '{name}'")
@@ -216,20 +358,25 @@ class _Reader:
                 shown = member[: -len(_SUFFIX)] if member.endswith(_SUFFIX) else member
                 raise CheckpointError(
                     f"checkpoint {self.path!r} has a variable '{shown}' that the graph does "
-                    "not have"
+                    "not have (a format 1 checkpoint restores only into a graph with exactly "
+                    "its variables)"
                 )
-        # Every declared size and every header first, then the data: nothing large is
-        # read from a file that fails a check.
         headers = {
             name: self.read_header(members[name + _SUFFIX], name, shape, dtype)
             for name, (shape, dtype) in expected.items()
         }
-        arrays = {
-            name: self.read_data(members[name + _SUFFIX], *headers[name]) for name in expected
-        }
+        arrays = {}
+        for name, (shape, dtype) in expected.items():
+            fortran, offset = headers[name]
+            data = self.read_data(
+                members[name + _SUFFIX], math.prod(shape) * dtype.itemsize, offset
+            )
+            arrays[name] = _array(data, dtype, shape, fortran)
         if meta.get("checksum") != _checksum(arrays):
             raise CheckpointError(f"checkpoint {self.path!r} fails its checksum: it is corrupt")
         return arrays
+
+    # -- members -----------------------------------------------------------------------
 
     def check_declared_size(self, info: zipfile.ZipInfo, limit: int) -> None:
         """Before inflating: the member's declared size is at most `limit`, and no more
@@ -253,52 +400,70 @@ class _Reader:
                 f"{limit} it can need"
             )
 
+    def npy_header(self, member, info: zipfile.ZipInfo):
+        """(shape, Fortran order, dtype, offset of the data) from an open member's .npy
+        header (at most NPY_HEADER_MAX bytes; NumPy refuses object dtypes' headers only
+        when reading data, so the callers check the dtype)."""
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            header = np.lib.format.read_array_header_1_0(member, NPY_HEADER_MAX)
+        elif version == (2, 0):
+            header = np.lib.format.read_array_header_2_0(member, NPY_HEADER_MAX)
+        else:
+            raise self.corrupt(f"member {info.filename!r} is .npy format {version}")
+        return (*header, member.tell())
+
     def read_meta(self, info: zipfile.ZipInfo) -> dict:
-        self.check_declared_size(info, META_MAX_BYTES)
+        """The metadata: a 0-d string .npy (bytes in format 2, str in format 1) holding a
+        JSON object. Its header is checked before anything is allocated for its data."""
+        self.check_declared_size(info, NPY_HEADER_MAX + META_MAX_BYTES)
         with self.z.open(info) as member:
-            data = member.read(META_MAX_BYTES + 1)
+            shape, _, dtype, offset = self.npy_header(member, info)
+            if dtype.kind not in "SU" or shape != ():
+                raise self.bad_meta(f"a {dtype}{shape} array, not a string")
+            if dtype.itemsize > META_MAX_BYTES:
+                raise self.bad_meta(
+                    f"{dtype.itemsize} bytes, more than the {META_MAX_BYTES} allowed"
+                )
+            if info.file_size != offset + dtype.itemsize:
+                raise self.corrupt(
+                    f"member {info.filename!r} declares {info.file_size} bytes, its header "
+                    f"{offset + dtype.itemsize}"
+                )
+            data = member.read(dtype.itemsize)
+        if len(data) != dtype.itemsize:
+            raise self.corrupt(f"member {info.filename!r} ends early")
         try:
-            text = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-            if text.dtype.kind != "U" or text.shape != ():
-                raise ValueError(f"a {text.dtype}{text.shape} array, not a string")
+            text = np.frombuffer(data, dtype)[0]
+            if dtype.kind == "S":
+                text = bytes(text).decode("utf-8")
             meta = json.loads(str(text))
-        except ValueError as e:
-            raise CheckpointError(f"checkpoint {self.path!r} has corrupt metadata: {e}") from None
+        except (ValueError, RecursionError) as e:  # (UnicodeError is a ValueError)
+            raise self.bad_meta(str(e)[:200]) from None
         if not isinstance(meta, dict):
-            raise CheckpointError(f"checkpoint {self.path!r} has corrupt metadata")
+            raise self.bad_meta(f"{type(meta).__name__}, not an object")
         return meta
 
-    def read_header(self, info: zipfile.ZipInfo, name: str, shape, dtype):
-        """(dtype, shape, Fortran order, offset of the data) from the member's .npy header,
-        which must agree with the variable's; the declared size must be exactly header and
-        data."""
-        shape, dtype = tuple(int(d) for d in shape), np.dtype(dtype)
+    def read_header(self, info: zipfile.ZipInfo, name: str, shape: tuple, dtype: np.dtype):
+        """(Fortran order, offset of the data) from the member's .npy header, which must
+        agree with the variable's dtype and shape; the declared size must be exactly header
+        and data."""
         nbytes = math.prod(shape) * dtype.itemsize
         self.check_declared_size(info, NPY_HEADER_MAX + nbytes)
         with self.z.open(info) as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                header = np.lib.format.read_array_header_1_0(member, NPY_HEADER_MAX)
-            elif version == (2, 0):
-                header = np.lib.format.read_array_header_2_0(member, NPY_HEADER_MAX)
-            else:
-                raise self.corrupt(f"member {info.filename!r} is .npy format {version}")
-            offset = member.tell()
-        saved_shape, fortran, saved_dtype = header
+            saved_shape, fortran, saved_dtype, offset = self.npy_header(member, info)
         if saved_dtype.hasobject or saved_shape != shape or saved_dtype != dtype:
-            raise CheckpointError(
-                f"variable '{name}' in checkpoint {self.path!r} is "
-                f"{saved_dtype}{saved_shape}, the graph's is {dtype}{shape}"
-            )
+            raise self.mismatch(name, saved_dtype, saved_shape, dtype, shape)
         if info.file_size != offset + nbytes:
             raise self.corrupt(
                 f"member {info.filename!r} declares {info.file_size} bytes, its header "
                 f"{offset + nbytes}"
             )
-        return dtype, shape, fortran, offset
+        return fortran, offset
 
-    def read_data(self, info: zipfile.ZipInfo, dtype, shape, fortran, offset) -> np.ndarray:
-        buffer = bytearray(math.prod(shape) * dtype.itemsize)
+    def read_data(self, info: zipfile.ZipInfo, nbytes: int, offset: int) -> bytearray:
+        """The member's `nbytes` of data after its header, into one buffer."""
+        buffer = bytearray(nbytes)
         view, got = memoryview(buffer), 0
         with self.z.open(info) as member:
             member.seek(offset)  # (re-reads only the header)
@@ -307,4 +472,8 @@ class _Reader:
                 if not n:
                     raise self.corrupt(f"member {info.filename!r} ends early")
                 got += n
-        return np.frombuffer(buffer, dtype).reshape(shape, order="F" if fortran else "C")
+        return buffer
+
+
+def _array(data: bytearray, dtype: np.dtype, shape: tuple, fortran: bool) -> np.ndarray:
+    return np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")

@@ -1,6 +1,7 @@
 """Crash-safe files: checkpoints and the on-disk compile cache are written atomically (a
 process killed in the middle of a write leaves the previous file intact, and no partial
-file under the target name), and loading verifies a format version and a checksum."""
+file under the target name), and loading verifies a format version and a checksum per
+variable."""
 
 from __future__ import annotations
 
@@ -129,22 +130,32 @@ def rewrite_checkpoint(path: str, change) -> None:
     graphjit's own checks (not zip's CRCs) can notice."""
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays.pop("__graphjit_meta__")))
+    meta = json.loads(arrays.pop("__graphjit_meta__").item().decode())  # format 2: bytes
     change(arrays, meta)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays, __graphjit_meta__=np.array(json.dumps(meta)))
+    np.savez(buffer, **arrays, __graphjit_meta__=np.array(json.dumps(meta).encode()))
     open(path, "wb").write(buffer.getvalue())
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (lambda arrays, meta: arrays["w"].__setitem__(0, 99.0), "fails its checksum"),
-        (lambda arrays, meta: arrays.update(extra=np.ones(2)), "'extra' that the graph does not"),
+        (
+            lambda arrays, meta: arrays["w"].__setitem__(0, 99.0),
+            "fails its checksum for variable 'w'",
+        ),
+        (  # an array the metadata does not list: the file is not what save wrote
+            lambda arrays, meta: arrays.update(extra=np.ones(2)),
+            "member 'extra.npy' that its metadata does not list",
+        ),
+        (lambda arrays, meta: arrays.pop("w"), "lists a variable 'w' that it does not hold"),
         (lambda arrays, meta: meta.update(format_version=99), "format 99 is not supported"),
-        (lambda arrays, meta: meta.pop("checksum"), "fails its checksum"),
+        (
+            lambda arrays, meta: meta["variables"]["w"].pop("sha256"),
+            "corrupt metadata: variable 'w' has sha256 None",
+        ),
     ],
-    ids=["changed-value", "added-array", "future-format", "no-checksum"],
+    ids=["changed-value", "added-array", "removed-array", "future-format", "no-checksum"],
 )
 def test_checkpoint_checksum_and_format_version_are_verified(tmp_path, change, message):
     path = str(tmp_path / "model.ckpt")
