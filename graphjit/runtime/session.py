@@ -277,7 +277,9 @@ class Session:
         return checkpoint.save(path, self.variables)
 
     def restore(self, path: str) -> None:
-        """Load variables saved by `save`; names, shapes and dtypes must match the graph."""
+        """Load the graph's variables from a checkpoint written by `save`: each must be there
+        with its shape and dtype; variables the file has beyond the graph's (an optimizer's
+        slots, when an inference graph restores a training checkpoint) are not read."""
         self._check_open()
         expected = {n: (v.shape, v.dtype.np) for n, v in self.graph.variables.items()}
         loaded = checkpoint.load(path, expected)
