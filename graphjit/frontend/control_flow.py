@@ -99,8 +99,7 @@ def _iteration_limit(max_iterations) -> int | None:
         limit = -1
     if limit < 0:
         raise ControlFlowError(
-            "while_loop's max_iterations must be None or an integer >= 0, got "
-            f"{max_iterations!r}",
+            f"while_loop's max_iterations must be None or an integer >= 0, got {max_iterations!r}",
             location=user_location(),
         )
     return min(limit, MAX_ITERATIONS_LIMIT)

@@ -20,7 +20,7 @@ from graphjit.errors import DTypeError, GraphjitError
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Value, user_location
 from graphjit.ir.ops import handler_for
-from graphjit.ir.types import DType, as_dtype, float32, int32, int64
+from graphjit.ir.types import DType, array_of, as_dtype, float32, int32, int64
 
 _TENSOR_TYPES: list[type] = [Value]  # the eager Tensor class adds itself when imported
 _EAGER_HANDLER: list = []  # the eager mode's handler, once it is imported
@@ -71,11 +71,9 @@ def default_dtype(value) -> DType:
 def graph_constant(value, dtype=None) -> Value:
     dtype = as_dtype(dtype) if dtype is not None else default_dtype(value)
     try:
-        array = np.array(value, dtype=dtype.np)
-    except (TypeError, ValueError) as e:
-        raise DTypeError(
-            f"cannot make a {dtype.name} constant from {value!r}: {e}", location=user_location()
-        ) from None
+        array = array_of(value, dtype)
+    except DTypeError as e:
+        raise DTypeError(f"constant: {e.raw_message}", location=user_location()) from None
     return builder.create("constant", (), {"value": array}).result
 
 

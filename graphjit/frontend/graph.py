@@ -13,13 +13,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from graphjit.errors import GraphjitError, ShapeError
+from graphjit.errors import DTypeError, GraphjitError, ShapeError
 from graphjit.frontend import ops
 from graphjit.frontend.convert import default_dtype, graph_constant, operands
 from graphjit.ir import builder
 from graphjit.ir.core import Function, Module, Value, user_location
 from graphjit.ir.ops import bind
-from graphjit.ir.types import as_dtype
+from graphjit.ir.types import array_of, as_dims, as_dtype
 
 
 class Graph:
@@ -110,7 +110,7 @@ def placeholder(dtype, shape=None, name: str | None = None) -> Value:
         )
     graph = get_default_graph()
     name = graph.unique_name(name or "placeholder")
-    shape = tuple(None if d is None or d == -1 else int(d) for d in shape)
+    shape = tuple(None if d == -1 else d for d in as_dims(shape, unknown=True))
     if any(d is not None and d < 0 for d in shape):
         raise ShapeError(
             f"placeholder '{name}' has a negative dimension in {shape}", location=user_location()
@@ -134,7 +134,10 @@ class Variable:
     def __init__(self, initial_value, dtype=None, name: str | None = None, trainable=True):
         graph = get_default_graph()
         # Python numbers default to float32 / int32 as constants do (TF1); arrays keep theirs.
-        array = np.array(initial_value, dtype=as_dtype(dtype or default_dtype(initial_value)).np)
+        try:
+            array = array_of(initial_value, as_dtype(dtype or default_dtype(initial_value)))
+        except DTypeError as e:
+            raise DTypeError(f"Variable: {e.raw_message}", location=user_location()) from None
         self.initial_value = array
         self.dtype = as_dtype(array.dtype)
         self.shape = array.shape

@@ -8,12 +8,12 @@ from graphjit.errors import ShapeError
 from graphjit.frontend.ops import as_tensor, normalize_axes, operands
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
+from graphjit.ir.types import as_dims
 
 
 def reshape(x, shape):
     """Reshape; one dimension may be -1 (inferred)."""
-    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
-    return bind("reshape", as_tensor(x), shape=shape)
+    return bind("reshape", as_tensor(x), shape=as_dims(shape))
 
 
 def transpose(x, axes=None):
@@ -32,7 +32,7 @@ def normalize_perm(axes, rank: int) -> tuple:
 
 
 def broadcast_to(x, shape):
-    return bind("broadcast_to", as_tensor(x), shape=tuple(int(d) for d in shape))
+    return bind("broadcast_to", as_tensor(x), shape=as_dims(shape))
 
 
 def expand_dims(x, axis):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 import numpy as np
 
-from graphjit.errors import DTypeError
+from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.core import user_location
 
 
@@ -65,6 +66,50 @@ def as_dtype(x) -> DType:
     )
 
 
+def integer_out_of_range(array: np.ndarray, to: np.dtype):
+    """The first value of `array` that integer dtype `to` cannot hold (a cast would wrap
+    it: int64 2**40 becomes int32 0), or None. Looks at min and max only when the source
+    type's range does not fit; Python ints beyond every NumPy type arrive as objects."""
+    if np.dtype(to).kind not in "iu" or array.size == 0:
+        return None
+    if array.dtype.kind in "iu":
+        if np.can_cast(array.dtype, to, casting="safe"):
+            return None
+        lo, hi = int(array.min()), int(array.max())
+    elif array.dtype.kind == "O":
+        ints = [x for x in array.flat if isinstance(x, (int, np.integer))]
+        if not ints:
+            return None
+        lo, hi = int(min(ints)), int(max(ints))
+    else:
+        return None
+    info = np.iinfo(to)
+    return lo if lo < info.min else hi if hi > info.max else None
+
+
+def array_of(data, dtype: DType, copy: bool = True) -> np.ndarray:
+    """`data` as an array of `dtype` (a copy unless `copy` is False and `data` is already
+    one), refusing integers that do not fit it instead of wrapping them."""
+    try:
+        raw = data if isinstance(data, np.ndarray) else np.array(data)
+        bad = integer_out_of_range(raw, dtype.np)
+        if raw.dtype.kind == "f" and dtype.np.kind in "iu" and not np.isfinite(raw).all():
+            bad = raw[~np.isfinite(raw)].flat[0]  # (a cast would make it the minimum)
+        if bad is None:
+            return raw.astype(dtype.np, copy=copy)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise DTypeError(f"cannot make {dtype.name} values of {_short(data)}: {e}") from None
+    info = np.iinfo(dtype.np)
+    raise DTypeError(
+        f"{bad} does not fit {dtype.name}: its values must lie in [{info.min}, {info.max}]"
+    )
+
+
+def _short(data) -> str:
+    text = repr(data)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def dtype_from_short(short: str) -> DType:
     return _BY_SHORT[short]
 
@@ -111,6 +156,18 @@ class ListType:
 
     def __str__(self) -> str:
         return f"list<{self.elem}>"
+
+
+def as_dims(shape, unknown: bool = False) -> tuple:
+    """A shape argument as a tuple of ints (None too if `unknown`): each dimension must be
+    an integer (`operator.index`), not a float that int() would truncate or overflow on."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        return tuple(None if unknown and d is None else operator.index(d) for d in shape)
+    except TypeError:
+        raise ShapeError(
+            f"shape dimensions must be integers, got {_short(shape)}", location=user_location()
+        ) from None
 
 
 def shape_str(shape) -> str:

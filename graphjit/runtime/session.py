@@ -10,7 +10,7 @@ import numpy as np
 
 from graphjit.errors import BackendError, FeedDTypeError, FeedError, FeedShapeError, FetchError
 from graphjit.ir.core import Operation, Value, user_location
-from graphjit.ir.types import shape_str
+from graphjit.ir.types import integer_out_of_range, shape_str
 from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
 from graphjit.runtime.executable import BACKENDS, Executable, compile_program
@@ -378,30 +378,14 @@ def _shape_fits(shape, t) -> bool:
 
 
 def _check_integer_range(array: np.ndarray, placeholder: Value) -> None:
-    """Integers fed to an integer placeholder of another dtype must fit it: a cast would
-    wrap them around (int64 2**40 to int32 is 0). Costs a min and max only when the source
-    type's range does not fit in the target's. Python ints beyond every NumPy integer type
-    arrive as an object array."""
-    target = placeholder.type.dtype.np
-    if target.kind not in "iu" or array.size == 0:
-        return
-    if array.dtype.kind in "iu":
-        if np.can_cast(array.dtype, target, casting="safe"):
-            return
-        lo, hi = int(array.min()), int(array.max())
-    elif array.dtype.kind == "O":
-        ints = [x for x in array.flat if isinstance(x, (int, np.integer))]
-        if not ints:
-            return  # not integers: the dtype check says so
-        lo, hi = int(min(ints)), int(max(ints))
-    else:
-        return
-    info = np.iinfo(target)
-    bad = lo if lo < info.min else hi if hi > info.max else None
+    """Integers fed to an integer placeholder of another dtype must fit it (a cast would
+    wrap them around)."""
+    target = placeholder.type.dtype
+    bad = integer_out_of_range(array, target.np)
     if bad is not None:
-        name = placeholder.op.attrs["name"]
+        info = np.iinfo(target.np)
         raise FeedError(
-            f"cannot feed {bad} to placeholder '{name}' of dtype {placeholder.type.dtype.name}: "
-            f"its values must lie in [{info.min}, {info.max}]",
+            f"cannot feed {bad} to placeholder '{placeholder.op.attrs['name']}' of dtype "
+            f"{target.name}: its values must lie in [{info.min}, {info.max}]",
             op=placeholder.op,
         )

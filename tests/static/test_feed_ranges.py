@@ -127,3 +127,62 @@ def test_range_error_points_at_the_placeholder_line():
         with pytest.raises(gj.FeedError) as info:
             sess.run(k, {"k": np.array([2**40])})
     assert info.value.op is k.op and f":{line}" in str(info.value)
+
+
+# ---- the same rule for constants, variables and eager tensors --------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v, d: gj.constant(v, dtype=d),
+        lambda v, d: gj.Variable(v, dtype=d),
+    ],
+    ids=["constant", "Variable"],
+)
+@pytest.mark.parametrize(
+    "value, dtype",
+    [(2**40, gj.int32), ([1, 2**31], gj.int32), (2**64, gj.int64), (float("nan"), gj.int32)],
+)
+def test_graph_values_that_do_not_fit_their_dtype_are_refused(make, value, dtype):
+    """np.array(2**40, dtype=int32) wraps (or raised a bare OverflowError): a DTypeError
+    naming the value and the user's line instead."""
+    with gj.Graph().as_default(), pytest.raises(gj.DTypeError, match="does not fit") as info:
+        make(value, dtype)
+    assert "test_feed_ranges.py" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "data, dtype",
+    [([2**40], gj.int32), (np.array([2**40]), gj.int32), ([2**70], None), ([np.inf], gj.int64)],
+)
+def test_eager_tensors_that_do_not_fit_their_dtype_are_refused(data, dtype):
+    with pytest.raises(gj.DTypeError, match="does not fit"):
+        gj.tensor(data, dtype=dtype)
+
+
+def test_values_that_fit_keep_working():
+    assert gj.tensor([2**31 - 1], dtype=gj.int32).numpy().tolist() == [2**31 - 1]
+    assert gj.tensor(np.float64(1.5)).dtype == gj.float64  # NumPy scalars keep their dtype
+    assert gj.tensor([1, 2]).dtype == gj.int64 and gj.tensor(1.5).dtype == gj.float32
+    with gj.Graph().as_default():
+        assert gj.constant(2.7, dtype=gj.int32).op.attrs["value"] == 2  # truncates, as NumPy
+        assert gj.constant(-(2**31), dtype=gj.int32).op.attrs["value"] == -(2**31)
+
+
+@pytest.mark.parametrize("dim", [float("inf"), float("nan"), 2.5, 2.0, "2"])
+def test_shape_arguments_must_be_integers(dim):
+    """int() truncated 2.5 to 2 and raised a bare OverflowError on inf: a ShapeError for
+    every shape argument, static and eager."""
+    with gj.Graph().as_default():
+        x = gj.placeholder(gj.float32, [None])
+        for make in (
+            lambda: gj.broadcast_to(x, [dim]),
+            lambda: gj.reshape(x, [dim, -1]),
+            lambda: gj.placeholder(gj.float32, [None, dim]),
+        ):
+            with pytest.raises(gj.ShapeError, match="must be integers"):
+                make()
+    for make in (lambda: gj.zeros(dim, 2), lambda: gj.tensor(np.ones(4)).view(dim, -1)):
+        with pytest.raises(gj.ShapeError, match="must be integers"):
+            make()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.frontend.eager.tensor import Tensor, wrap
-from graphjit.ir.types import as_dtype
+from graphjit.ir.types import as_dims, as_dtype
 
 _generator = np.random.default_rng()
 
@@ -31,8 +31,8 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 def _size(size: tuple) -> tuple:
     """`zeros(2, 3)` and `zeros((2, 3))` alike."""
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
-        return tuple(int(d) for d in size[0])
-    return tuple(int(d) for d in size)
+        return as_dims(size[0])
+    return as_dims(size)
 
 
 def _leaf(array: np.ndarray, dtype, requires_grad: bool) -> Tensor:

@@ -18,7 +18,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, ShapeError
 from graphjit.frontend.eager.formatting import format_tensor
-from graphjit.ir.types import ALL_DTYPES, DType, TensorType, as_dtype
+from graphjit.ir.types import ALL_DTYPES, DType, TensorType, array_of, as_dtype
 
 DTYPE_OF = {d.np: d for d in ALL_DTYPES}
 # Python data follows PyTorch's defaults (floats -> float32, ints -> int64); arrays keep theirs.
@@ -29,15 +29,15 @@ def to_array(data, dtype=None) -> np.ndarray:
     """A fresh array from tensors, arrays, Python numbers or nested lists of them."""
     if isinstance(data, Tensor):
         array = data._data.copy()
-    elif isinstance(data, (np.ndarray, np.generic)):
-        array = np.array(data)
     else:
         array = np.array(data)
         default = _PYTHON_DEFAULTS.get(array.dtype.kind)
-        if dtype is None and default is not None:
-            array = array.astype(default, copy=False)
-    if dtype is not None:
-        array = array.astype(as_dtype(dtype).np, copy=False)
+        if dtype is None and default is not None and not isinstance(data, (np.ndarray, np.generic)):
+            dtype = default
+        if dtype is None and array.dtype.kind == "O":  # Python ints beyond int64, say
+            dtype = np.int64
+    if dtype is not None:  # (refusing integers the dtype cannot hold, not wrapping them)
+        array = array_of(array, as_dtype(dtype), copy=False)
     as_dtype(array.dtype)  # raises DTypeError naming the supported dtypes
     return array
 

@@ -18,6 +18,7 @@ from graphjit.frontend.eager.tensor_inplace import INPLACE_METHODS
 from graphjit.frontend.operators import install_operators, shape_args
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind, get_op
+from graphjit.ir.types import as_dims
 
 _AXIS_METHODS = {
     "sum": ops.sum,
@@ -50,7 +51,7 @@ def with_torch_aliases(fn):
 def view(self, *shape):
     """PyTorch's view: a reshape that shares this tensor's storage; raises where that needs
     a copy (a non-contiguous layout), where `reshape` would copy."""
-    shape = tuple(int(d) for d in shape_args(shape))
+    shape = as_dims(shape_args(shape))
     try:
         np.reshape(self._data, shape, copy=False)
     except ValueError:

@@ -69,7 +69,7 @@ class OpDef:
             if e.location is None and loc is not None:
                 raise type(e)(f"{e.raw_message} [op '{self.name}', built at {loc}]") from None
             raise
-        except (ValueError, TypeError, IndexError) as e:
+        except (ValueError, TypeError, IndexError, ArithmeticError) as e:  # (a dim of inf)
             err = DTypeError if isinstance(e, TypeError) else ShapeError
             raise err(f"{self.name}: {e}", location=loc) from None
 
