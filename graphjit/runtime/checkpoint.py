@@ -44,6 +44,7 @@ import zlib
 import numpy as np
 
 from graphjit.errors import CheckpointError
+from graphjit.files import process_alive
 
 FORMAT_VERSION = 2  # what save writes
 SUPPORTED_VERSIONS = (1, 2)  # what load reads
@@ -167,22 +168,12 @@ def remove_stale_temporaries(directory: str) -> None:
         dead = False
         if match is not None and match.group(1) == _HOST:
             pid = int(match.group(2))
-            dead = pid != os.getpid() and not _alive(pid)
+            dead = pid != os.getpid() and not process_alive(pid)
         if dead or now - st.st_mtime > STALE_SECONDS:
             try:
                 os.unlink(entry.path)
             except OSError:
                 pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True  # another user's process (or a pid we cannot ask about): leave it
-    return True
 
 
 def _fsync_directory(directory: str) -> None:
@@ -302,9 +293,20 @@ class _Reader:
             saved_dtype, saved_shape, _ = listed[name]
             if saved_dtype != dtype.str or saved_shape != shape:
                 raise self.mismatch(name, _dtype_name(saved_dtype), saved_shape, dtype, shape)
-        # Every declared size and every header first, then the data: nothing large is
-        # read from a file that fails a check, and nothing at all from the members of
-        # variables the graph does not have.
+
+        def verified(name: str, data) -> None:
+            if _sha256(data) != listed[name][2]:
+                raise CheckpointError(
+                    f"checkpoint {self.path!r} fails its checksum for variable '{name}': "
+                    "it is corrupt"
+                )
+
+        return self.read_expected(members, expected, verified)
+
+    def read_expected(self, members: dict, expected: dict, check=None) -> dict:
+        """The graph's variables: every declared size and every header first, then the
+        data (each passed to `check(name, data)` before it is used): nothing large is read
+        from a file that fails a check, and nothing at all from members the graph lacks."""
         headers = {
             name: self.read_header(members[name + _SUFFIX], name, shape, dtype)
             for name, (shape, dtype) in expected.items()
@@ -315,11 +317,8 @@ class _Reader:
             data = self.read_data(
                 members[name + _SUFFIX], math.prod(shape) * dtype.itemsize, offset
             )
-            if _sha256(data) != listed[name][2]:
-                raise CheckpointError(
-                    f"checkpoint {self.path!r} fails its checksum for variable '{name}': "
-                    "it is corrupt"
-                )
+            if check is not None:
+                check(name, data)
             arrays[name] = _array(data, dtype, shape, fortran)
         return arrays
 
@@ -361,17 +360,7 @@ class _Reader:
                     "not have (a format 1 checkpoint restores only into a graph with exactly "
                     "its variables)"
                 )
-        headers = {
-            name: self.read_header(members[name + _SUFFIX], name, shape, dtype)
-            for name, (shape, dtype) in expected.items()
-        }
-        arrays = {}
-        for name, (shape, dtype) in expected.items():
-            fortran, offset = headers[name]
-            data = self.read_data(
-                members[name + _SUFFIX], math.prod(shape) * dtype.itemsize, offset
-            )
-            arrays[name] = _array(data, dtype, shape, fortran)
+        arrays = self.read_expected(members, expected)
         if meta.get("checksum") != _checksum(arrays):
             raise CheckpointError(f"checkpoint {self.path!r} fails its checksum: it is corrupt")
         return arrays

@@ -47,6 +47,7 @@ from collections import OrderedDict
 import llvmlite
 
 from graphjit import config
+from graphjit.files import process_alive
 from graphjit.version import __version__
 
 FORMAT = b"graphjit-object-v2\n"
@@ -294,7 +295,9 @@ class _Directory:
                 age = time.time() - os.stat(name, dir_fd=self.fd, follow_symlinks=False).st_mtime
             except OSError:
                 continue
-            if age > STALE_SECONDS or (match is not None and not _alive(int(match.group(1)))):
+            if age > STALE_SECONDS or (
+                match is not None and not process_alive(int(match.group(1)))
+            ):
                 _unlink(name, self.fd)
 
 
@@ -448,13 +451,3 @@ def _unlink(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True  # someone else's process (or a pid we cannot ask about): keep its file
-    return True
