@@ -154,6 +154,18 @@ def max_tensor_bytes() -> int | None:
     return _read("GRAPHJIT_MAX_TENSOR_BYTES", parse)
 
 
+def tensor_bytes_limit() -> int:
+    """The most bytes one tensor may take: GRAPHJIT_MAX_TENSOR_BYTES, else physical memory
+    (a bigger tensor could never be allocated; better a clear error than the OOM killer)."""
+    configured = max_tensor_bytes()  # ConfigError if it is not a whole number >= 1
+    if configured is not None:
+        return configured
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf: no limit we can know
+        return 1 << 62
+
+
 COMPILE_TIMEOUT_DEFAULT = 60.0
 
 

@@ -7,9 +7,12 @@ and code generation from the primitives they use.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
-from graphjit.errors import DTypeError, ShapeError
+from graphjit import config
+from graphjit.errors import DTypeError, ResourceError, ShapeError
 from graphjit.frontend import convert
 from graphjit.frontend.convert import constant_like, is_tensor, result_dtype, unwrap
 from graphjit.ir.core import user_location
@@ -133,7 +136,10 @@ def normalize_axes(axis, rank: int) -> tuple:
     """None means every axis; negative axes count from the end; result sorted, unique."""
     if axis is None:
         return tuple(range(rank))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    try:
+        axes = tuple(map(operator.index, (axis,) if np.ndim(axis) == 0 else axis))
+    except TypeError:
+        raise ShapeError(f"axes must be integers, got {axis!r}", location=user_location()) from None
     out = set()
     for a in axes:
         if not -rank <= a < rank:
@@ -234,6 +240,25 @@ def matmul(a, b, transpose_a=False, transpose_b=False):
     return out
 
 
+def _classes(depth, dtype: np.dtype) -> np.ndarray:
+    """0, 1, ..., depth - 1: refused before it is allocated if it could not be."""
+    try:
+        depth = operator.index(depth)
+    except TypeError:
+        raise DTypeError(
+            f"one_hot's depth must be an integer, got {depth!r}", location=user_location()
+        ) from None
+    if depth < 0:
+        raise ShapeError(f"one_hot's depth must be >= 0, got {depth}", location=user_location())
+    if depth * dtype.itemsize > config.tensor_bytes_limit():
+        raise ResourceError(
+            f"one_hot's depth {depth} would need more memory than a tensor may take "
+            "(GRAPHJIT_MAX_TENSOR_BYTES, else physical memory)",
+            location=user_location(),
+        )
+    return np.arange(depth, dtype=dtype)
+
+
 def one_hot(indices, depth: int, dtype=float32):
     """A `depth`-long one-hot vector per index (out-of-range indices give zeros)."""
     indices = as_tensor(indices)
@@ -241,7 +266,7 @@ def one_hot(indices, depth: int, dtype=float32):
         raise DTypeError(
             f"one_hot needs integer indices, got {indices.dtype.name}", location=user_location()
         )
-    classes = operands(indices, np.arange(depth, dtype=indices.dtype.np))[1]
+    classes = operands(indices, _classes(depth, indices.dtype.np))[1]
     hits = equal(bind("expand_dims", indices, axes=(indices.ndim,)), classes)
     return cast(hits, dtype)
 

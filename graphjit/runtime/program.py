@@ -7,7 +7,6 @@ Cloning re-infers every type from the fed shapes, which specialises unknown dime
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from graphjit import config
@@ -53,7 +52,7 @@ def build_program(
 ) -> Program:
     """`feed_types` maps each fed placeholder value to its concrete TensorType. Raises
     ResourceError, before anything is allocated, when a specialised tensor would exceed
-    `max_tensor_bytes` (default: `memory_limit()`)."""
+    `max_tensor_bytes` (default: `config.tensor_bytes_limit()`)."""
     roots = [v.op for v in fetch_values] + fetch_ops
     for v in fetch_values:
         if v.op is None or v.op.parent is not graph.block:
@@ -80,22 +79,12 @@ def build_program(
             new_values.append(clone.result)
     results = [vmap[v] for v in fetch_values] + new_values
     builder.create("return", results, block=block, loc=None)
-    check_tensor_sizes(fn, memory_limit() if max_tensor_bytes is None else max_tensor_bytes)
+    check_tensor_sizes(
+        fn, config.tensor_bytes_limit() if max_tensor_bytes is None else max_tensor_bytes
+    )
     return Program(
         fn, placeholders, [op.attrs["name"] for op in variables], list(fetch_values), assigned
     )
-
-
-def memory_limit() -> int:
-    """The most bytes one tensor may take: GRAPHJIT_MAX_TENSOR_BYTES, else physical memory
-    (a bigger tensor could never be allocated; better a clear error than the OOM killer)."""
-    configured = config.max_tensor_bytes()  # ConfigError if it is not a whole number >= 1
-    if configured is not None:
-        return configured
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # no sysconf: no limit we can know
-        return 1 << 62
 
 
 def check_tensor_sizes(fn: Function, limit: int) -> None:

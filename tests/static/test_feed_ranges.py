@@ -186,3 +186,51 @@ def test_shape_arguments_must_be_integers(dim):
     for make in (lambda: gj.zeros(dim, 2), lambda: gj.tensor(np.ones(4)).view(dim, -1)):
         with pytest.raises(gj.ShapeError, match="must be integers"):
             make()
+
+
+# ---- hostile arguments are GraphjitErrors, in both modes -------------------------------------
+
+
+def both_modes(build):
+    """build(x) on a graph placeholder and on an eager tensor of shape (2, 3)."""
+    with gj.Graph().as_default():
+        yield lambda: build(gj.placeholder(gj.float32, [2, 3]))
+    yield lambda: build(gj.tensor(np.ones((2, 3), np.float32)))
+
+
+HOSTILE = {
+    "axis 1.5": (lambda x: gj.sum(x, axis=1.5), gj.ShapeError),
+    "one_hot depth -3": (lambda x: gj.one_hot(gj.cast(x, gj.int32), -3), gj.ShapeError),
+    "one_hot depth 2**40": (lambda x: gj.one_hot(gj.cast(x, gj.int32), 2**40), gj.ResourceError),
+    "one_hot depth 2.0": (lambda x: gj.one_hot(gj.cast(x, gj.int32), 2.0), gj.DTypeError),
+    "int32 + 2**40": (lambda x: gj.cast(x, gj.int32) + 2**40, gj.DTypeError),
+    "int64 ** 2**70": (lambda x: gj.cast(x, gj.int64) ** 2**70, gj.DTypeError),
+    "reshape to (-2, 3)": (lambda x: gj.reshape(x, [-2, 3]), gj.ShapeError),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_arguments_are_the_same_error_in_both_modes(case):
+    """Found hunting the class of issue 14's bugs: each raised a bare TypeError,
+    OverflowError or MemoryError (one_hot tried to allocate 4 TiB at build time), or, for
+    the eager reshape, silently took -2 as -1."""
+    build, error = HOSTILE[case]
+    for make in both_modes(build):
+        with pytest.raises(error) as info:
+            make()
+        assert "test_feed_ranges.py" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gj.zeros(2**40),
+        lambda: gj.ones(2**20, 2**20),
+        lambda: gj.randn(2**40),
+        lambda: gj.arange(2**40),
+        lambda: gj.zeros_like(gj.broadcast_to(gj.tensor(np.ones(1)), (2**40,))),
+    ],
+)
+def test_eager_factories_refuse_tensors_larger_than_memory_before_allocating(make):
+    with pytest.raises(gj.ResourceError, match="more than a tensor may take"):
+        make()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphjit.errors import DTypeError, GraphjitError, ShapeError
+from graphjit.errors import DTypeError, GraphjitError, ResourceError, ShapeError
 from graphjit.frontend.eager.anomaly import ANOMALY
 from graphjit.frontend.eager.grad_mode import _MODE
 from graphjit.frontend.eager.node import STALE, check_stale, node_class
@@ -19,6 +19,7 @@ from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
+from graphjit.ir.types import array_of
 
 _asarray = np.asarray
 
@@ -29,6 +30,10 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
             raw = opdef.kernel(operands[0]._data, operands[1]._data, **attrs)
         else:
             raw = opdef.kernel(*[t._data for t in operands], **attrs)
+    except MemoryError:
+        raise ResourceError(
+            f"out of memory computing '{opdef.name}'", location=user_location()
+        ) from None
     except GraphjitError as e:
         if e.op is None and e.location is None:  # a kernel's own value check: say where
             raise type(e)(f"{opdef.name}: {e.raw_message}", location=user_location()) from None
@@ -114,7 +119,13 @@ class EagerHandler(Handler):
 
     def lift(self, value, dtype) -> Tensor:
         # A copy: a tape node may save this constant, and the user may change their array.
-        return wrap(np.array(value, dtype=dtype.np))
+        try:
+            return wrap(np.array(value, dtype=dtype.np))
+        except (OverflowError, ValueError, TypeError):  # (2**40 for int32: never wrapped)
+            try:
+                return wrap(array_of(value, dtype))
+            except DTypeError as e:
+                raise DTypeError(e.raw_message, location=user_location()) from None
 
 
 HANDLER = EagerHandler()

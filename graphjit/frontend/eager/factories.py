@@ -5,9 +5,14 @@ Random tensors come from one module-level NumPy generator that `gj.manual_seed` 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from graphjit import config
+from graphjit.errors import ResourceError, ShapeError
 from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.ir.core import user_location
 from graphjit.ir.types import as_dims, as_dtype
 
 _generator = np.random.default_rng()
@@ -40,26 +45,52 @@ def _leaf(array: np.ndarray, dtype, requires_grad: bool) -> Tensor:
     return wrap(array).requires_grad_(requires_grad) if requires_grad else wrap(array)
 
 
+def _new(make, shape: tuple, dtype, requires_grad: bool) -> Tensor:
+    """A leaf of `make(shape, np_dtype)`, refused with a ResourceError before anything is
+    allocated if it could not be (ones(2**20, 2**20) would meet the OOM killer or NumPy's
+    MemoryError)."""
+    np_dtype = as_dtype(dtype).np
+    nbytes = math.prod(shape) * np_dtype.itemsize
+    if nbytes > config.tensor_bytes_limit():
+        raise ResourceError(
+            f"a {np_dtype} tensor of shape {shape} would take {nbytes} bytes, more than a "
+            "tensor may take (GRAPHJIT_MAX_TENSOR_BYTES, else physical memory)",
+            location=user_location(),
+        )
+    try:
+        return _leaf(make(shape, np_dtype), np_dtype, requires_grad)
+    except MemoryError:
+        raise ResourceError(
+            f"out of memory making a tensor of shape {shape}", location=user_location()
+        ) from None
+
+
+def _sampled(sample):
+    """Samples drawn as float64, then cast: the stream a seed gives stays the same."""
+    return lambda shape, _dtype: sample(shape)
+
+
 def zeros(*size, dtype="float32", requires_grad: bool = False) -> Tensor:
-    return _leaf(np.zeros(_size(size)), dtype, requires_grad)
+    return _new(np.zeros, _size(size), dtype, requires_grad)
 
 
 def ones(*size, dtype="float32", requires_grad: bool = False) -> Tensor:
-    return _leaf(np.ones(_size(size)), dtype, requires_grad)
+    return _new(np.ones, _size(size), dtype, requires_grad)
 
 
 def full(size, fill_value, dtype="float32", requires_grad: bool = False) -> Tensor:
-    return _leaf(np.full(_size((size,)), fill_value), dtype, requires_grad)
+    fill = lambda shape, np_dtype: np.full(shape, fill_value, np_dtype)
+    return _new(fill, _size((size,)), dtype, requires_grad)
 
 
 def randn(*size, dtype="float32", requires_grad: bool = False) -> Tensor:
     """Standard normal samples."""
-    return _leaf(_generator.standard_normal(_size(size)), dtype, requires_grad)
+    return _new(_sampled(_generator.standard_normal), _size(size), dtype, requires_grad)
 
 
 def rand(*size, dtype="float32", requires_grad: bool = False) -> Tensor:
     """Uniform samples in [0, 1)."""
-    return _leaf(_generator.random(_size(size)), dtype, requires_grad)
+    return _new(_sampled(_generator.random), _size(size), dtype, requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -67,14 +98,17 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
     float32 otherwise, as in PyTorch."""
     if end is None:
         start, end = 0, start
-    array = np.arange(start, end, step)
-    default = "float32" if array.dtype.kind == "f" else "int64"
-    return _leaf(array, dtype or default, requires_grad)
+    if step == 0:
+        raise ShapeError("arange's step must not be 0", location=user_location())
+    length = max(0, math.ceil((end - start) / step))
+    floats = any(isinstance(v, (float, np.floating)) for v in (start, end, step))
+    dtype = dtype or ("float32" if floats else "int64")
+    return _new(lambda shape, _: np.arange(start, end, step), (length,), dtype, requires_grad)
 
 
 def zeros_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.zeros(t.shape), dtype or t.dtype, requires_grad)
+    return _new(np.zeros, t.shape, dtype or t.dtype, requires_grad)
 
 
 def ones_like(t: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _leaf(np.ones(t.shape), dtype or t.dtype, requires_grad)
+    return _new(np.ones, t.shape, dtype or t.dtype, requires_grad)

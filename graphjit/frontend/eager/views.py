@@ -26,6 +26,8 @@ from graphjit.ir.ops import bind
 
 
 def _reshape(x: np.ndarray, shape) -> np.ndarray | None:
+    if any(d < -1 for d in shape) or list(shape).count(-1) > 1:
+        return None  # NumPy takes any negative as -1: the kernel's rule refuses it
     try:
         return np.reshape(x, shape, copy=False)
     except ValueError:  # a copy is needed (or the shape is wrong): not a view

@@ -19,7 +19,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
 from graphjit.ir.core import Value, user_location
-from graphjit.ir.types import as_dtype
+from graphjit.ir.types import array_of, as_dtype
 
 NONDIFF = "nondifferentiable"  # a VJP marker: the op passes no cotangent to any operand
 
@@ -215,7 +215,13 @@ class GraphHandler(Handler):
     def lift(self, value, dtype):
         from graphjit.ir import builder
 
-        array = np.asarray(value, dtype=dtype.np)
+        try:
+            array = np.asarray(value, dtype=dtype.np)
+        except (OverflowError, ValueError, TypeError):  # (2**40 for int32: never wrapped)
+            try:
+                array = array_of(value, dtype)
+            except DTypeError as e:
+                raise DTypeError(e.raw_message, location=user_location()) from None
         return builder.create("constant", (), {"value": array}).result
 
 

@@ -41,7 +41,7 @@ register(
     OpDef(
         "reshape",
         lambda t, a: [t[0].with_shape(reshape_shape(t[0].shape, a["shape"]))],
-        lambda x, shape: np.reshape(x, shape).copy(),
+        lambda x, shape: np.reshape(x, reshape_shape(x.shape, shape)).copy(),  # (the rule's -1)
         lambda cts, ins, outs, a: [P.reshape_like(cts[0], ins[0])],
         attrs={"shape": REQUIRED},
     )
