@@ -52,6 +52,18 @@ BINARY = {
     "pow": lambda x, y: gj.pow(gj.square(x) + 0.5, gj.tanh(y)),
 }
 REDUCE = {"sum": gj.sum, "mean": gj.mean, "max": gj.max, "min": gj.min}
+# Integer programs: wrapping arithmetic over the whole range, and pow whose exponent may be
+# negative (an error every mode must raise alike).
+INT_UNARY = {"ineg": gj.neg, "iabs": gj.abs, "isquare": lambda x: x * x}
+INT_BINARY = {
+    "iadd": gj.add,
+    "isub": gj.sub,
+    "imul": gj.mul,
+    "imaximum": gj.maximum,
+    "iminimum": gj.minimum,
+    "ipow": lambda x, y: gj.pow(x, gj.minimum(gj.maximum(y, -1), 3)),
+}
+INT_REDUCE = ("sum", "max", "min")
 MAX_RANK = 3
 DIMS = st.integers(1, 4)  # where an op needs a non-empty axis
 SIZES = st.sampled_from([1, 2, 3, 4, 2, 3, 1, 0])  # tensor dims: now and then empty
@@ -76,6 +88,7 @@ class Context:
     inputs: list = field(default_factory=list)
     loops: list = field(default_factory=list)
     kinds: frozenset | None = None  # the node kinds allowed (None: all)
+    integer: bool = False  # draw integer ops (INT_UNARY, ...)
 
 
 # ---- building ops from a tree ------------------------------------------------------------
@@ -148,9 +161,9 @@ def _build_swap_while(node, arg):
 
 
 _BUILDERS = {
-    "unary": lambda n, arg: UNARY[n.attrs["fn"]](arg(0)),
+    "unary": lambda n, arg: {**UNARY, **INT_UNARY}[n.attrs["fn"]](arg(0)),
     "affine": lambda n, arg: arg(0) * n.attrs["scale"] + n.attrs["shift"],
-    "binary": lambda n, arg: BINARY[n.attrs["fn"]](arg(0), arg(1)),
+    "binary": lambda n, arg: {**BINARY, **INT_BINARY}[n.attrs["fn"]](arg(0), arg(1)),
     "reduce": lambda n, arg: REDUCE[n.attrs["fn"]](
         arg(0), axis=n.attrs["axis"], keepdims=n.attrs["keepdims"]
     ),
@@ -205,7 +218,7 @@ def _draw_leaf(draw, shape, ctx) -> Node:
 
 
 def _unary(draw, shape, depth, ctx):
-    fn = draw(st.sampled_from(sorted(UNARY)))
+    fn = draw(st.sampled_from(sorted(INT_UNARY if ctx.integer else UNARY)))
     return Node("unary", shape, (draw_expr(draw, shape, depth, ctx),), {"fn": fn})
 
 
@@ -237,7 +250,7 @@ def _pair(draw, shape) -> list:
 
 
 def _binary(draw, shape, depth, ctx):
-    fn = draw(st.sampled_from(sorted(BINARY)))
+    fn = draw(st.sampled_from(sorted(INT_BINARY if ctx.integer else BINARY)))
     if draw(st.booleans()):
         shapes = [shape, _smaller(draw, shape)]
     else:
@@ -249,7 +262,7 @@ def _binary(draw, shape, depth, ctx):
 
 
 def _reduce(draw, shape, depth, ctx):
-    fn = draw(st.sampled_from(sorted(REDUCE)))
+    fn = draw(st.sampled_from(sorted(INT_REDUCE if ctx.integer else REDUCE)))
     how = draw(st.sampled_from(["axis", "two_axes", "keepdims", "all"]))
     ones = [i for i, d in enumerate(shape) if d == 1]
     if how == "keepdims" and ones:
@@ -480,3 +493,23 @@ def big_loop_programs(draw, dtype=np.float32) -> Program:
     inputs = [rng.uniform(-2, 2, s).astype(dtype) for s in ctx.inputs]
     weights = [(1.0 + 0.5 * np.cos(np.arange(n))).astype(dtype)]
     return Program([expr], inputs, weights)
+
+
+# Kinds that keep an integer program integer (no tanh in loops, no scalar float maps).
+INT_KINDS = frozenset(
+    {"unary", "binary", "reduce", "matmul", "transpose", "reshape", "index", "concat"}
+    | {"expand", "squeeze", "broadcast", "where"}
+)
+
+
+@st.composite
+def integer_programs(draw, dtype=np.int32) -> Program:
+    """Integer programs over values from the whole range (INT_MIN and INT_MAX included):
+    arithmetic wraps, and pow meets negative exponents."""
+    ctx = Context(kinds=INT_KINDS, integer=True)
+    exprs = [draw_expr(draw, draw(SHAPES), 3, ctx) for _ in range(draw(st.integers(1, 2)))]
+    info = np.iinfo(dtype)
+    edges = st.sampled_from([info.min, info.max, 0, -1, 1, 2])
+    elements = st.one_of(st.integers(-3, 3), st.integers(info.min, info.max), edges)
+    inputs = [draw(hnp.arrays(dtype, s, elements=elements)) for s in ctx.inputs]
+    return Program(exprs, inputs, [None] * len(exprs))

@@ -14,7 +14,7 @@ Bugs found by fuzzing are pinned below as @example programs or plain tests.
 from __future__ import annotations
 
 import numpy as np
-from fuzz_graphs import Node, Program, big_loop_programs, build, programs
+from fuzz_graphs import Node, Program, big_loop_programs, build, integer_programs, programs
 from hypothesis import example, given
 from reliability_helpers import COUNTS, assert_close, fuzz_settings
 
@@ -166,6 +166,35 @@ def test_backends_agree_on_loops_carrying_8_mib_values(program):
     staged on the stack, they crashed the process (issue 14)."""
     check_program(program, with_function=False)
     COUNTS["programs with 8 MiB loop values"] += 1
+
+
+def integer_results(program: Program, mode: str) -> list:
+    """The values of an integer program (no gradients) in one mode."""
+    if mode == "eager":
+        xs = [gj.tensor(a) for a in program.inputs]
+        return [build(e, xs).numpy() for e in program.exprs]
+    g = gj.Graph()
+    with g.as_default():
+        xs = [gj.placeholder(a.dtype, a.shape, name=f"x{i}") for i, a in enumerate(program.inputs)]
+        outs = [build(e, xs) for e in program.exprs]
+    with gj.Session(g, backend=mode) as sess:
+        return sess.run(outs, dict(zip(xs, program.inputs, strict=True)))
+
+
+@fuzz_settings(ci_examples=40, long_examples=2000)
+@given(integer_programs(dtype=np.int32) | integer_programs(dtype=np.int64))
+def test_backends_agree_on_random_integer_programs(program):
+    """Bit for bit, wrapping included; or the same error class (a negative exponent)."""
+    expected, error = outcome(lambda: integer_results(program, "interpreter"))
+    for mode in ("llvm", "eager"):
+        got, got_error = outcome(lambda: integer_results(program, mode))
+        assert got_error is error, f"{mode}: {got_error} where the interpreter raised {error}"
+        if error is None:
+            for k, (a, b) in enumerate(zip(got, expected, strict=True)):
+                assert_close(a, b, f"{mode}: value of expression {k}")
+    COUNTS["integer cases" if error is None else "cases raising the same error"] += len(
+        program.exprs
+    )
 
 
 def leaf(shape, index=0) -> Node:
