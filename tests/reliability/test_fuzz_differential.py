@@ -14,6 +14,7 @@ Bugs found by fuzzing are pinned below as @example programs or plain tests.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fuzz_graphs import Node, Program, big_loop_programs, build, integer_programs, programs
 from hypothesis import example, given
 from reliability_helpers import COUNTS, assert_close, fuzz_settings
@@ -237,3 +238,18 @@ def test_abs_of_a_float32_subnormal_input_regression():
     assert want == 1.5
     assert gj.Session(g, flush_denormals=False).run(dx, {p: x}) == want
     assert gj.Session(g).run(dx, {p: x}) == 0.0  # flushed: the gradient of |0|
+
+
+def test_an_error_in_an_untaken_branch_is_a_graphs_alone():
+    """Found by the long profile, and by design (TF1 and PyTorch differ alike): a graph
+    builds both branches of a cond, so a shape error in the untaken one is raised when the
+    graph is built; eager mode runs the taken branch only. The generator therefore keeps
+    erring ops out of branches and loop bodies."""
+    x, empty = np.array(1.0), np.zeros(0)
+
+    def program(a, e):
+        return gj.cond(gj.abs(a) > 0.137, lambda: gj.abs(a), lambda: gj.max(gj.abs(e), axis=0))
+
+    with gj.Graph().as_default(), pytest.raises(gj.ShapeError, match="empty axis"):
+        program(gj.placeholder(gj.float64, []), gj.placeholder(gj.float64, [0]))
+    assert float(program(gj.tensor(x), gj.tensor(empty)).numpy()) == 1.0
