@@ -1,6 +1,6 @@
 """graphjit: a static-graph tensor compiler with an eager mode beside it.
 
-`import graphjit as gj`; the public names are listed in ../shared/API.md.
+`import graphjit as gj`; the public names are listed in docs/api.md.
 """
 
 from graphjit import errors, ir
@@ -23,7 +23,6 @@ from graphjit.errors import (
     ShapeError,
     VerificationError,
 )
-from graphjit.frontend import nn_functional as nn  # the eager mode extends it below
 from graphjit.frontend import train
 from graphjit.frontend.control_flow import cond, while_loop
 from graphjit.frontend.gradients import gradients

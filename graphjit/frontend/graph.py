@@ -64,7 +64,7 @@ class Graph:
         return self.as_text()
 
     def to_dot(self) -> str:
-        from graphjit.frontend.dot import graph_to_dot
+        from graphjit.frontend.graphviz import graph_to_dot
 
         return graph_to_dot(self.function)
 

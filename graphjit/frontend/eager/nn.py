@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import numpy as np
 
 from graphjit.errors import DTypeError, GraphjitError
-from graphjit.frontend import nn_functional as functional
 from graphjit.frontend import ops
+from graphjit.frontend import ops as functional  # gj.nn.functional: the ops of both modes
 from graphjit.frontend.eager import factories
 from graphjit.frontend.eager import nn_utils as utils
 from graphjit.frontend.eager.tensor import Tensor, init_tensor, to_array
-from graphjit.frontend.nn_functional import (
+from graphjit.frontend.ops import (
     log_softmax,
     relu,
     sigmoid,
