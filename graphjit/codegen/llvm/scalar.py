@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from graphjit.codegen.llvm import mathlib
 from graphjit.codegen.llvm.types import F32, I1, register_type
 from graphjit.errors import BackendError
 from graphjit.ir.ops.elementwise import float_range_of
@@ -36,27 +37,6 @@ def _is_float(op, i=0) -> bool:
 
 def _intrinsic(b, name, x):
     return b.call(b.module.declare_intrinsic(name, [x.type]), [x])
-
-
-def _mathlib():
-    try:
-        from graphjit.codegen.llvm import mathlib
-    except ImportError:  # the vectorisable library is optional until it lands
-        return None
-    return mathlib
-
-
-def _math(b, name, x):
-    lib = _mathlib()
-    if lib is not None and name in lib.MATH_FUNCTIONS:
-        return lib.emit_math(b, name, x)
-    if name in ("exp", "log"):
-        return _intrinsic(b, f"llvm.{name}", x)
-    suffix = "f" if x.type == F32 else ""
-    fn = b.module.globals.get(f"tanh{suffix}") or ir.Function(
-        b.module, ir.FunctionType(x.type, [x.type]), f"tanh{suffix}"
-    )
-    return b.call(fn, [x])
 
 
 def _const(t, value):
@@ -94,23 +74,15 @@ def _identity(b, a, op):
     return a[0]
 
 
-@emitter("exp", "log", "tanh")
+@emitter("exp", "log", "tanh", "sigmoid")
 def _transcendental(b, a, op):
-    return _math(b, op.name, a[0])
+    """Straight-line, vectorisable bodies from mathlib (no libm call)."""
+    return mathlib.emit_math(b, op.name, a[0])
 
 
 @emitter("sqrt")
 def _sqrt(b, a, op):
     return _intrinsic(b, "llvm.sqrt", a[0])
-
-
-@emitter("sigmoid")
-def _sigmoid(b, a, op):
-    lib = _mathlib()
-    if lib is not None and "sigmoid" in lib.MATH_FUNCTIONS:
-        return lib.emit_math(b, "sigmoid", a[0])
-    one = _const(a[0].type, 1.0)
-    return b.fdiv(one, b.fadd(one, _math(b, "exp", b.fneg(a[0]))))
 
 
 @emitter("abs")
