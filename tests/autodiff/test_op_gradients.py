@@ -105,8 +105,6 @@ def test_every_differentiable_record_is_checked():
 
 @pytest.mark.parametrize("case, shapes", GRAD_CASES)
 def test_eager_gradient_equals_static(case, shapes):
-    if not hasattr(gj, "tensor"):
-        pytest.skip("eager mode (gj.tensor with requires_grad/backward) is not available yet")
     arrays = inputs_for(case, shapes, "float64")
     static, wrt, w = static_gradients(case, arrays)
     tensors = [gj.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]

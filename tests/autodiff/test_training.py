@@ -181,9 +181,6 @@ def test_matches_pytorch_update_formulas(problem, optimizer):
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_static_and_eager_optimizers_follow_the_same_trajectory(problem, optimizer):
-    optim = getattr(gj, "optim", None)
-    if not (hasattr(gj, "tensor") and hasattr(optim, "SGD") and hasattr(optim, "Adam")):
-        pytest.skip("eager mode (gj.tensor, gj.optim.SGD/Adam) is not available yet")
     sess, step, _, variables, feed = static_trainer(problem, optimizer)
     make, loss_fn, _ = PROBLEMS[problem]
     init, x, y = make()

@@ -1,17 +1,20 @@
 """The harness end to end on tiny sizes: every workload in every installed mode, the JSON
-schema, the tables and the plot. Timings are produced, never asserted.
+schema, the tables and the plot; and the same with every peer library hidden, so that
+skipping is tested on every machine. Timings are produced, never asserted.
 
 torch.compile runs with its "eager" backend here: dynamo still traces every builder, but
 inductor's code generation (tens of seconds on two cores) is left to `graphjit bench`."""
 
 import json
+import sys
 
 import pytest
 
-from graphjit.bench import MODES, WORKLOADS, BenchConfig, report, run_benchmarks
+from graphjit.bench import MODES, WORKLOADS, BenchConfig, peers, report, run_benchmarks
 from graphjit.bench.schema import REPORT_SCHEMA, validate
 
 CORE_MODES = {"gj-llvm", "gj-interp", "gj-eager", "numpy"}
+PEER_MODULES = {"torch": "torch", "torch-compile": "torch", "jax-jit": "jax", "tf1": "tensorflow"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -45,13 +48,41 @@ def test_every_installed_mode_computes_the_reference_result(tiny_report):
             assert cell["compile_s"] > 0
 
 
-def test_missing_peers_are_skipped_with_their_reason(tiny_report):
+def test_every_mode_is_available_or_says_why_not(tiny_report):
+    for mode in tiny_report["modes"]:
+        assert mode["available"] == (mode["skip_reason"] is None), mode
     reasons = {m["name"]: m["skip_reason"] for m in tiny_report["modes"] if not m["available"]}
     for _, cell in cells(tiny_report):
         if cell["mode"] in reasons:
             assert cell["status"] == "skipped"
             assert cell["reason"] == reasons[cell["mode"]]
             assert cell["timing"] is None
+
+
+def test_missing_peers_are_skipped_with_their_reason(monkeypatch):
+    """Every peer hidden (an import of it fails, as when it is not installed), whatever this
+    machine has installed: the real probes must report each peer mode skipped, with the
+    reason, and the graphjit and NumPy modes must still run."""
+    for module in PEER_MODULES.values():
+        monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+    # the torch.compile probe caches its verdict per backend: ask the uncached function
+    monkeypatch.setattr(peers, "_torch_compile_problem", peers._torch_compile_problem.__wrapped__)
+    config = BenchConfig(size="tiny", repeat=1, warmup=0, workloads=["loop_add"], progress=False)
+    hidden = report.to_json(run_benchmarks(config))
+    modes = {m["name"]: m for m in hidden["modes"]}
+    assert {name for name, m in modes.items() if not m["available"]} == set(PEER_MODULES)
+    for name, module in PEER_MODULES.items():
+        assert modes[name]["skip_reason"].startswith(f"{module} is not installed"), modes[name]
+    for _, cell in cells(hidden):
+        if cell["mode"] in PEER_MODULES:
+            assert cell["status"] == "skipped"
+            assert cell["reason"] == modes[cell["mode"]]["skip_reason"]
+            assert cell["timing"] is None and cell["speedup_vs_eager"] is None
+        else:
+            assert cell["status"] == "ok", (cell["mode"], cell["reason"])
+    validate(hidden)
+    text = report.format_table(hidden)
+    assert all(f"SKIPPED: {modes[name]['skip_reason']}" in text for name in PEER_MODULES)
 
 
 def test_static_modes_report_dispatch_overhead(tiny_report):
