@@ -13,6 +13,15 @@ Check text is matched literally, except `{{regex}}` (a regular expression),
 `[[NAME:regex]]` (matches the regex and binds NAME to what it matched) and `[[NAME]]`
 (the text NAME was bound to). The IR parser treats `//` lines as comments, so the case
 file is parsed as it is.
+
+Besides the pipeline's passes, RUN may name `autodiff`: each function then returns, after
+what it returned, the gradient of the sum of its returned float values with respect to each
+float argument that they depend on (what `gj.gradients` emits, seeded with ones). After the
+`memory` pass the output shows each function's plan below it, one comment line per planned
+value, named as in the printed IR:
+
+    // memory: %5 arena offset=0 bytes=16 over %arg0      (kind, where, and the notes:
+    // memory: arena 64 bytes, peak live 64 bytes          views / into / over a value)
 """
 
 from __future__ import annotations
@@ -21,13 +30,36 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphjit.ir import parse, print_module, verify
-from graphjit.passes.manager import PassManager
+from graphjit.ir import parse, verify
+from graphjit.ir.builder import create, insertion_point
+from graphjit.ir.ops import P
+from graphjit.ir.printer import print_function
+from graphjit.passes.autodiff import backprop, differentiable
+from graphjit.passes.manager import Pass, PassManager
 from graphjit.passes.pipeline import default_passes
 
 CASES_DIR = Path(__file__).parent / "cases"
-# Every pass of the default pipeline, by its name.
-PASSES = {type(p).name: type(p) for p in default_passes()}
+
+
+class Autodiff(Pass):
+    """`return ys` becomes `return ys, d(sum ys)/dx...` for the float arguments x that some
+    y depends on: the IR that `gj.gradients(ys, xs)` emits, so a case can check it."""
+
+    name = "autodiff"
+    repeatable = False  # a second run differentiates the gradients again
+
+    def run(self, fn) -> None:
+        ret = fn.block.ops.pop()
+        ys = list(ret.operands)
+        xs = [x for x in fn.args if differentiable(x)]
+        with insertion_point(fn.block):
+            seeds = [P.broadcast_like(1, y) if differentiable(y) else None for y in ys]
+            grads = backprop(list(fn.block.ops), ys, seeds, xs)
+            create("return", ys + [g for g in grads if g is not None])
+
+
+# Every pass of the default pipeline, and autodiff, by its name.
+PASSES = {type(p).name: type(p) for p in default_passes()} | {Autodiff.name: Autodiff}
 
 _DIRECTIVE = re.compile(r"//\s*(RUN|CHECK|CHECK-NEXT|CHECK-NOT):(.*)$")
 _PIECE = re.compile(r"\{\{(.+?)\}\}|\[\[(\w+):(.+?)\]\]|\[\[(\w+)\]\]")
@@ -97,14 +129,45 @@ def parse_case(source: str) -> Case:
     return Case(source, passes, checks)
 
 
+def repeatable(pass_names: list[str]) -> bool:
+    """Whether running the passes on their own output must change nothing."""
+    return all(getattr(PASSES[name], "repeatable", True) for name in pass_names)
+
+
 def run_passes(source: str, pass_names: list[str]) -> str:
-    """Parse the IR, verify it, run the passes with verification after each, print it."""
+    """Parse the IR, verify it, run the passes with verification after each, print it
+    (with the memory plan of each function that has one)."""
     module = parse(source)
     verify(module)
     manager = PassManager([PASSES[name]() for name in pass_names], verify_each=True)
+    printed = []
     for fn in module.functions:
         manager.run(fn)
-    return print_module(module)
+        printed.append(print_function(fn) + describe_plan(getattr(fn, "memory_plan", None)))
+    return "\n".join(printed)
+
+
+def describe_plan(plan) -> str:
+    """The memory plan as comment lines (so the output still parses), one per value."""
+    if plan is None:
+        return ""
+    lines = []
+    for value, b in plan.buffers.items():
+        where = "" if b.offset is None else f" offset={b.offset}"
+        notes = [
+            f" {label} {plan.names.get(w, '?')}"
+            for label, w in (("views", b.alias_of), ("into", b.variable), ("over", b.reuses))
+            if w is not None
+        ]
+        name = plan.names.get(value, "?")
+        lines.append(f"// memory: {name} {b.kind}{where} bytes={b.nbytes}{''.join(notes)}")
+    if plan.arena_bytes is None:
+        lines.append("// memory: arena size unknown until shapes are known")
+    else:
+        lines.append(
+            f"// memory: arena {plan.arena_bytes} bytes, peak live {plan.peak_live_bytes} bytes"
+        )
+    return "".join(line + "\n" for line in lines)
 
 
 def match(output: str, checks: list[Check]) -> None:
