@@ -20,6 +20,7 @@ from graphjit.ir import builder
 from graphjit.ir.core import Function, Module, Value, user_location
 from graphjit.ir.ops import bind
 from graphjit.ir.types import array_of, as_dims, as_dtype
+from graphjit.runtime.session import set_default_graph_provider
 
 
 class Graph:
@@ -94,6 +95,7 @@ def reset_default_graph() -> None:
 
 
 builder.set_default_block_provider(lambda: get_default_graph().block)
+set_default_graph_provider(get_default_graph)  # Session() with no graph uses it
 
 
 def _top_level(name: str, attrs: dict) -> Value:

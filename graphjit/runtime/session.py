@@ -17,6 +17,25 @@ from graphjit.runtime.executable import BACKENDS, Executable, compile_program
 from graphjit.runtime.inspect import CompileReport
 from graphjit.runtime.program import build_program, needed_ops
 
+# () -> the graph a Session uses when it is given none. The frontend, which owns the user's
+# default graph, registers it (`set_default_graph_provider`): the runtime sits below the
+# frontend and never imports it. A graph is anything with `block`, `placeholders` and
+# `variables` (see runtime/program.py).
+_default_graph_provider = None
+
+
+def set_default_graph_provider(provider) -> None:
+    global _default_graph_provider
+    _default_graph_provider = provider
+
+
+def _default_graph():
+    if _default_graph_provider is None:
+        raise FetchError(
+            "Session() needs a graph: no default graph is registered", location=user_location()
+        )
+    return _default_graph_provider()
+
 
 class Session:
     """`Session(graph, backend=...)`: `run(fetches, feed_dict)` returns NumPy arrays in the
@@ -51,9 +70,7 @@ class Session:
         flush_denormals: bool = True,
     ):
         if graph is None:
-            from graphjit.frontend.graph import get_default_graph  # the user's default
-
-            graph = get_default_graph()
+            graph = _default_graph()
         if backend not in BACKENDS:
             raise BackendError(
                 f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}",
