@@ -98,4 +98,4 @@ install_operators(Variable)
 # The eager mode (gj.tensor, gj.autograd, gj.nn modules, gj.optim) registers its handler
 # with the op registry on import.
 from graphjit.frontend.eager import *  # noqa: E402,F401,F403
-from graphjit.frontend.function import function  # noqa: E402 (needs the eager mode)
+from graphjit.frontend.tracing import function  # noqa: E402 (needs the eager mode)

@@ -301,7 +301,7 @@ def test_the_hot_path_does_no_stack_inspection(monkeypatch):
     def forbidden():
         raise AssertionError("stack inspected on the hot path")
 
-    for module in ("dispatch", "node", "engine", "anomaly", "function"):
+    for module in ("dispatch", "node", "engine", "anomaly", "custom_function"):
         monkeypatch.setattr(
             f"graphjit.frontend.eager.{module}.user_location", forbidden, raising=False
         )

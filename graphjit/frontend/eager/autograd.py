@@ -1,8 +1,8 @@
 """`gj.autograd`: backward, grad, custom Functions, gradcheck (PyTorch's torch.autograd)."""
 
 from graphjit.frontend.eager.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
+from graphjit.frontend.eager.custom_function import Function, FunctionCtx
 from graphjit.frontend.eager.engine import backward, grad
-from graphjit.frontend.eager.function import Function, FunctionCtx
 from graphjit.frontend.eager.grad_mode import (
     enable_grad,
     is_grad_enabled,

@@ -24,7 +24,7 @@ import numpy as np
 from graphjit import config
 from graphjit.errors import GraphjitError
 from graphjit.frontend.convert import unwrap
-from graphjit.frontend.eager.function import Function as AutogradFunction
+from graphjit.frontend.eager.custom_function import Function as AutogradFunction
 from graphjit.frontend.eager.grad_mode import is_grad_enabled
 from graphjit.frontend.eager.nn import Module
 from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
