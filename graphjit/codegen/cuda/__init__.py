@@ -17,7 +17,7 @@ import numpy as np
 
 from graphjit.codegen.cuda.lower import Lowering, run_steps
 from graphjit.codegen.cuda.target import launch_config, numba_cuda
-from graphjit.passes.pipeline import lowering_passes, optimize
+from graphjit.errors import BackendError
 
 
 class CudaRunner:
@@ -25,10 +25,14 @@ class CudaRunner:
     returned values. A lock keeps two threads off the shared arena."""
 
     def __init__(self, program, check_numerics: bool = False):
-        self.cuda = numba_cuda()
         fn = program.function
-        if getattr(fn, "memory_plan", None) is None:  # kernels come from fused ops only
-            optimize(fn, passes=lowering_passes())
+        if getattr(fn, "memory_plan", None) is None:  # the pipeline runs in runtime/executable
+            raise BackendError(
+                "the cuda backend lowers an optimised function with a memory plan (kernels "
+                "come from fused ops only): compile it with runtime.executable.compile_program, "
+                "not by calling the backend directly"
+            )
+        self.cuda = numba_cuda()
         self.lowering = Lowering(fn, self.cuda, launch_config(self.cuda), check_numerics)
         self.steps, self.returned = self.lowering.lower()
         self.args = list(fn.args)
