@@ -1,0 +1,256 @@
+"""Layers import downwards only (issue 15):
+
+    leaf ← ir ← passes ← codegen ← runtime ← frontend ← root (graphjit/__init__.py) ← app
+
+A module may import its own layer, any lower layer, and the leaf modules (errors, config,
+version, files, nest), which import nothing but leaves themselves. Every import counts:
+module-level, inside functions and under `if TYPE_CHECKING:`, absolute and relative, and
+`importlib.import_module` / `__import__` with a literal name. A lower layer that needs
+something from a higher one is handed it instead (the eager mode registers its handler with
+the op registry, the frontend registers the default graph with the Session and the default
+block with the builder).
+
+Inside `ir/` the modules are ordered too (IR_ORDER). Today `ir/` is held together by
+function-level imports that run back up that order; those are listed, one by one, in
+ALLOWED_UPWARD. Anything not listed fails, and so does a listed import that no longer
+exists (delete its entry: the list only shrinks).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphjit
+
+PACKAGE = Path(graphjit.__file__).resolve().parent
+ROOT = "graphjit"
+
+LEAVES = {
+    "graphjit.errors",
+    "graphjit.config",
+    "graphjit.version",
+    "graphjit.files",
+    "graphjit.nest",
+}
+
+# Layer of each top-level part of the package, lowest first.
+LAYERS = ["leaf", "ir", "passes", "codegen", "runtime", "frontend", "root", "app"]
+PARTS = {
+    "ir": "ir",
+    "passes": "passes",
+    "codegen": "codegen",
+    "runtime": "runtime",
+    "frontend": "frontend",
+    "bench": "app",  # `graphjit bench`: a user of the public API
+    "cli": "app",
+}
+
+# The order inside ir/, lowest first; a module belongs to the longest entry that prefixes
+# it (graphjit.ir.ops.elementwise is in graphjit.ir.ops). `graphjit.ir` itself, the
+# package's __init__, sits above them all. A new ir/ module must be placed here.
+IR_ORDER = [
+    "graphjit.ir.core",
+    "graphjit.ir.types",
+    "graphjit.ir.builder",
+    "graphjit.ir.ops",
+    "graphjit.ir.clone",
+    "graphjit.ir.printer",
+    "graphjit.ir.parser",
+    "graphjit.ir.verifier",
+    "graphjit.ir",
+]
+
+# (importing module, imported module): upward imports tolerated for now. Keep this list
+# to ir/ and keep it shrinking; nothing outside ir/ belongs here.
+ALLOWED_UPWARD = {
+    # Operation.__init__ looks its op up in the registry (get_op), which imports core.
+    ("graphjit.ir.core", "graphjit.ir.ops"),
+    # builder.create infers result types through the registry, which imports the builder
+    # for bind's insertion point.
+    ("graphjit.ir.builder", "graphjit.ir.ops"),
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str
+    imported: str
+    file: Path
+    line: int
+    text: str
+
+    def where(self) -> str:
+        return f"{self.file.relative_to(PACKAGE.parent)}:{self.line}: {self.text}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def is_module(name: str) -> bool:
+    relative = Path(*name.split("."))
+    base = PACKAGE.parent / relative
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def imports_of(path: Path, source: str | None = None) -> list[Import]:
+    importer = module_name(path)
+    package = importer if path.name == "__init__.py" else importer.rpartition(".")[0]
+    found = []
+
+    def add(node: ast.AST, name: str) -> None:
+        if name == ROOT or name.startswith(ROOT + "."):
+            found.append(Import(importer, name, path, node.lineno, ast.unparse(node)))
+
+    source = path.read_text() if source is None else source
+    for node in ast.walk(ast.parse(source, str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(node, alias.name)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = importlib.util.resolve_name("." * node.level, package)
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            for alias in node.names:  # `from a import b`: the module a.b, else a itself
+                sub = f"{source}.{alias.name}"
+                add(node, sub if is_module(sub) else source)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__") and node.args:
+                arg = node.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    add(node, arg.value)
+    return sorted(found, key=lambda imp: imp.line)
+
+
+def all_imports() -> list[Import]:
+    return [imp for path in sorted(PACKAGE.rglob("*.py")) for imp in imports_of(path)]
+
+
+def layer_of(module: str) -> str:
+    if module == ROOT:
+        return "root"
+    if module in LEAVES:
+        return "leaf"
+    part = module.split(".")[1]
+    if part not in PARTS:
+        raise AssertionError(f"{module}: no layer; add graphjit.{part} to PARTS or LEAVES")
+    return PARTS[part]
+
+
+def ir_rank(module: str) -> int:
+    matches = [m for m in IR_ORDER if module == m or module.startswith(m + ".")]
+    if not matches:
+        raise AssertionError(f"{module}: not placed in IR_ORDER (tests/test_layering.py)")
+    return IR_ORDER.index(max(matches, key=len))
+
+
+def is_upward(imp: Import) -> bool:
+    if imp.imported.startswith(imp.importer + "."):
+        return False  # a package's __init__ collecting its own parts
+    low, high = layer_of(imp.imported), layer_of(imp.importer)
+    if low == "leaf":
+        return False
+    if low == "ir" and high == "ir":
+        below = ir_rank(imp.imported)
+        here = ir_rank(imp.importer)
+        # one ir group's own modules (the registry and its op families) share a rank
+        return below > here
+    return LAYERS.index(low) > LAYERS.index(high)
+
+
+def test_every_module_has_a_layer():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        layer = layer_of(name)
+        if layer == "ir":
+            ir_rank(name)
+
+
+def test_imports_run_downwards_only():
+    imports = all_imports()
+    assert len(imports) > 100, "the scan found too few imports: is it reading graphjit/?"
+    upward = [imp for imp in imports if is_upward(imp)]
+    offending = [imp for imp in upward if (imp.importer, imp.imported) not in ALLOWED_UPWARD]
+    assert not offending, "imports from a lower layer to a higher one:\n" + "\n".join(
+        f"  {imp.where()}  ({layer_of(imp.importer)} -> {layer_of(imp.imported)})"
+        for imp in offending
+    )
+    stale = ALLOWED_UPWARD - {(imp.importer, imp.imported) for imp in upward}
+    assert not stale, f"ALLOWED_UPWARD lists imports that are gone; delete them: {sorted(stale)}"
+
+
+def test_allow_list_stays_inside_ir():
+    for importer, imported in ALLOWED_UPWARD:
+        assert layer_of(importer) == layer_of(imported) == "ir", (importer, imported)
+
+
+def test_the_check_sees_function_level_and_relative_imports():
+    source = (
+        "from graphjit.ir.core import Value\n"
+        "def f():\n"
+        "    from graphjit.frontend.graph import Graph\n"
+        "    from .. import runtime\n"
+        "    import importlib\n"
+        "    importlib.import_module('graphjit.runtime.session')\n"
+    )
+    probe = PACKAGE / "passes" / "probe.py"  # read from `source`, not from disk
+    found = [(imp.imported, imp.line) for imp in imports_of(probe, source)]
+    assert found == [
+        ("graphjit.ir.core", 1),
+        ("graphjit.frontend.graph", 3),
+        ("graphjit.runtime", 4),
+        ("graphjit.runtime.session", 6),
+    ]
+    upward = [imp.imported for imp in imports_of(probe, source) if is_upward(imp)]
+    assert upward == ["graphjit.frontend.graph", "graphjit.runtime", "graphjit.runtime.session"]
+
+
+# ---- the pipeline runs in one place -------------------------------------------------------
+
+
+def _unplanned_program():
+    from graphjit.runtime.program import build_program
+
+    g = graphjit.Graph()
+    with g.as_default():
+        out = graphjit.exp(graphjit.constant([1.0, 2.0])) * 2.0
+    return build_program(g, [out], [], {})
+
+
+@pytest.mark.parametrize("backend", ["llvm", "cuda"])
+def test_backends_refuse_a_function_the_pipeline_has_not_planned(backend):
+    from graphjit.runtime.executable import BACKENDS
+
+    program = _unplanned_program()
+    with pytest.raises(graphjit.BackendError, match="memory plan.*compile_program"):
+        BACKENDS[backend].factory(program, False, True)
+
+
+def test_compile_program_runs_the_pipeline_the_backends_need():
+    from graphjit.runtime.executable import compile_program
+
+    program = _unplanned_program()
+    executable = compile_program(program, "llvm", optimize_ir=False)
+    assert program.function.memory_plan is not None
+    np.testing.assert_allclose(executable.run([])[0], np.exp([1.0, 2.0]) * 2.0)
+
+
+def test_session_without_a_graph_uses_the_frontends_default():
+    graphjit.reset_default_graph()
+    x = graphjit.constant(3.0) + 1.0
+    with graphjit.Session() as sess:
+        assert sess.graph is graphjit.get_default_graph()
+        assert sess.run(x) == 4.0
