@@ -10,17 +10,20 @@ from graphjit.codegen.cuda.source import (
     KernelSource,
     Launch,
     Writer,
-    broadcast_strides,
-    coalesce,
-    contiguous_strides,
     coordinates,
     header,
     kernel_source,
     literal,
     offset,
-    size_of,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.codegen.layout import (
+    broadcast_strides,
+    coalesce,
+    contiguous_strides,
+    size_of,
+    slice_geometry,
+)
 from graphjit.ir.core import Operation
 from graphjit.ir.types import DType, int64
 
@@ -107,17 +110,6 @@ def _broadcast(op: Operation, cfg: LaunchConfig) -> list[Launch]:
     space = out.type.shape
     strides = broadcast_strides(x.type.shape, space)
     return [_copy(cfg, x, out, space, strides, contiguous_strides(space))]
-
-
-def slice_geometry(shape, spec) -> tuple[int, list[int]]:
-    """(flat offset of the slice's first element, element step along each axis)."""
-    strides = contiguous_strides(shape)
-    base, steps = 0, list(strides)
-    for axis, (start, stop, step) in enumerate(spec):
-        first, _, stride = slice(start, stop, step).indices(shape[axis])
-        base += first * strides[axis]
-        steps[axis] = stride * strides[axis]
-    return base, steps
 
 
 def _slice(op: Operation, cfg: LaunchConfig) -> list[Launch]:

@@ -29,30 +29,25 @@ from graphjit.codegen.cuda.source import (
     Launch,
     Scratch,
     Writer,
-    broadcast_strides,
-    coalesce,
-    contiguous_strides,
     coordinates,
     header,
     kernel_source,
     literal,
     numba_type,
     offset,
-    size_of,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.codegen.layout import (
+    broadcast_strides,
+    coalesce,
+    contiguous_strides,
+    iteration_space,
+    keepdims_shape,
+    size_of,
+)
 from graphjit.ir.core import Block, Operation, Value
 from graphjit.ir.types import int64
 from graphjit.passes.fusion import REDUCTIONS
-
-
-def iteration_space(body: Block) -> tuple:
-    for op in body.ops[:-1]:
-        if op.name in REDUCTIONS:
-            return op.operands[0].type.shape
-        if op.name != "constant":
-            return op.result.type.shape
-    return body.terminator.operands[0].type.shape
 
 
 def fused_launches(op: Operation, cfg: LaunchConfig, check: bool = False) -> list[Launch]:
@@ -174,7 +169,7 @@ class _ReductionKernel:
         self.op, self.body, self.reduction, self.cfg, self.flag = op, body, reduction, cfg, flag
         self.space = iteration_space(body)
         self.dtype = reduction.result.type.dtype
-        keep = _keepdims_shape(reduction, self.space)
+        keep = keepdims_shape(reduction, self.space)
         self.reduced = [k for k, d in enumerate(self.space) if keep[k] == 1 and d != 1]
         self.kept = [k for k, d in enumerate(self.space) if k not in self.reduced and d != 1]
         self.outputs = size_of([self.space[k] for k in self.kept])  # M
@@ -280,13 +275,3 @@ class _ReductionKernel:
         with w.block("if t == 0"):
             w.line(f"{target} = shared[0]")
         w.line("cuda.syncthreads()")
-
-
-def _keepdims_shape(op: Operation, space) -> tuple:
-    """The reduction's output shape aligned to the space's rank, reduced axes as 1 (the
-    same memory layout as its result)."""
-    if op.name == "sum_to":
-        shape = op.result.type.shape
-        return (1,) * (len(space) - len(shape)) + tuple(shape)
-    axes = op.attrs["axes"]
-    return tuple(1 if i in axes else d for i, d in enumerate(space))

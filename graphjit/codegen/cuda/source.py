@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphjit.codegen.layout import broadcast_strides as broadcast_strides
+from graphjit.codegen.layout import contiguous_strides
+from graphjit.codegen.layout import size_of as size_of
 from graphjit.ir.types import DType
 
 # graphjit dtype name -> the Numba type name the kernel namespace binds (casts, shared memory)
@@ -113,42 +116,9 @@ def literal(value, dtype: DType) -> str:
 
 
 # ---- index arithmetic -----------------------------------------------------------------
-
-
-def size_of(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
-
-
-def contiguous_strides(shape) -> list[int]:
-    strides, step = [], 1
-    for d in reversed(shape):
-        strides.append(step)
-        step *= d
-    return strides[::-1]
-
-
-def broadcast_strides(shape, space) -> list[int]:
-    """Element strides over iteration space `space` of an operand of `shape` broadcast to it
-    (0 along broadcast axes)."""
-    lead = len(space) - len(shape)
-    own = contiguous_strides(shape)
-    return [0] * lead + [
-        0 if d == 1 and s != 1 else st for d, s, st in zip(shape, space[lead:], own, strict=True)
-    ]
-
-
-def coalesce(space, strides_list) -> tuple[list[int], list[list[int]]]:
-    """Merge adjacent axes along which every buffer is contiguous and drop size-1 axes: fewer
-    axes, fewer divisions per element."""
-    space = list(space)
-    strides_list = [list(s) for s in strides_list]
-    for k in range(len(space) - 2, -1, -1):
-        if all(s[k] == s[k + 1] * space[k + 1] for s in strides_list):
-            space[k : k + 2] = [space[k] * space[k + 1]]
-            for s in strides_list:
-                s[k : k + 2] = [s[k + 1]]
-    keep = [i for i, d in enumerate(space) if d != 1]
-    return [space[i] for i in keep], [[s[i] for i in keep] for s in strides_list]
+# The geometry (strides, coalescing, sizes) is codegen/layout.py's, shared with the LLVM
+# backend; size_of and broadcast_strides are re-exported for the generators that import them
+# from here. What follows writes that geometry as source text.
 
 
 def coordinates(w: Writer, index: str, shape, prefix: str) -> list[str]:

@@ -11,40 +11,23 @@ from __future__ import annotations
 
 from llvmlite import ir
 
-from graphjit.codegen.llvm import interrupt
-from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.faults import KernelFaults, fallible_ops
-from graphjit.codegen.llvm.loops import (
+from graphjit.codegen.layout import (
     broadcast_strides,
     coalesce,
     contiguous_strides,
-    for_range,
-    loop_nest,
-    polls,
+    iteration_space,
+    keepdims_shape,
     size_of,
 )
+from graphjit.codegen.llvm import interrupt
+from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.faults import KernelFaults, fallible_ops
+from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.codegen.llvm.numerics import KernelChecks
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.passes.fusion import REDUCTIONS
-
-
-def iteration_space(body) -> tuple:
-    for op in body.ops[:-1]:
-        if op.name in REDUCTIONS:
-            return op.operands[0].type.shape
-        if op.name != "constant":
-            return op.result.type.shape
-    return body.terminator.operands[0].type.shape
-
-
-def _keepdims_shape(op: Operation, space) -> tuple:
-    """The reduction's output shape with reduced axes kept as 1 (same memory layout)."""
-    if op.name == "sum_to":
-        return op.result.type.shape
-    axes = op.attrs["axes"]
-    return tuple(1 if i in axes else d for i, d in enumerate(space))
 
 
 def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(), numerics=None):
@@ -79,7 +62,7 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
     strides = [broadcast_strides(v.type.shape, space) for v in body.args]
     for v in outputs:
         if reduction is not None and v is reduction.result:
-            strides.append(broadcast_strides(_keepdims_shape(reduction, space), space))
+            strides.append(broadcast_strides(keepdims_shape(reduction, space), space))
             _fill(b, out_ptrs[outputs.index(v)], v.type, identity(reduction.name, v.type.dtype))
         else:
             strides.append(contiguous_strides(space))

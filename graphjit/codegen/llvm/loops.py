@@ -1,12 +1,15 @@
-"""Loop nests over static shapes, with strides per buffer, for kernels and copies."""
+"""Loop nests over static shapes, with strides per buffer, for kernels and copies. The
+geometry (strides, coalescing, sizes) is codegen/layout.py's, shared with the CUDA backend;
+this module only emits the LLVM loops that walk it."""
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 from llvmlite import ir
 
+from graphjit.codegen.layout import coalesce, size_of
+from graphjit.codegen.layout import nbytes as nbytes  # re-exported: control.py imports it here
 from graphjit.codegen.llvm.types import I64
 
 
@@ -30,40 +33,6 @@ def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
     index.add_incoming(b.add(index, ir.Constant(I64, step), flags=("nsw", "nuw")), b.block)
     b.branch(header)
     b.position_at_end(done)
-
-
-def contiguous_strides(shape) -> list[int]:
-    """Element strides of a C-contiguous array of `shape`."""
-    strides, step = [], 1
-    for d in reversed(shape):
-        strides.append(step)
-        step *= d
-    return strides[::-1]
-
-
-def broadcast_strides(shape, space) -> list[int]:
-    """Strides over iteration space `space` of an operand of `shape` broadcast to it."""
-    lead = len(space) - len(shape)
-    own = contiguous_strides(shape)
-    return [0] * lead + [
-        0 if d == 1 and s != 1 else st for d, s, st in zip(shape, space[lead:], own, strict=True)
-    ]
-
-
-def coalesce(space, strides_list):
-    """Merge adjacent axes along which every buffer is contiguous, so elementwise work over
-    same-shaped buffers becomes one flat loop (which vectorises best)."""
-    space = list(space)
-    strides_list = [list(s) for s in strides_list]
-    k = len(space) - 2
-    while k >= 0:
-        if all(s[k] == s[k + 1] * space[k + 1] for s in strides_list):
-            space[k : k + 2] = [space[k] * space[k + 1]]
-            for s in strides_list:
-                s[k : k + 2] = [s[k + 1]]
-        k -= 1
-    keep = [i for i, d in enumerate(space) if d != 1] or ([0] if space else [])
-    return [space[i] for i in keep], [[s[i] for i in keep] for s in strides_list]
 
 
 @contextmanager
@@ -122,12 +91,3 @@ def _nest(b, space, strides_list, offsets, axis, name, outer=None, poll=None):
         ]
         with _nest(b, space, strides_list, inner, axis + 1, name) as result:
             yield result
-
-
-def size_of(shape) -> int:
-    return math.prod(shape)
-
-
-def nbytes(v) -> int:
-    """The bytes of a tensor value of static shape."""
-    return size_of(v.type.shape) * v.type.dtype.np.itemsize

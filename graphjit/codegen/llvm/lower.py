@@ -13,29 +13,29 @@ from __future__ import annotations
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from graphjit.codegen.layout import (
+    broadcast_strides,
+    contiguous_strides,
+    iteration_space,
+    nbytes,
+    size_of,
+    slice_geometry,
+)
 from graphjit.codegen.lists import list_lowerings
 from graphjit.codegen.llvm import faults, interrupt
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
-from graphjit.codegen.llvm.kernel import emit_kernel, iteration_space
+from graphjit.codegen.llvm.kernel import emit_kernel
 from graphjit.codegen.llvm.lists import ListLowering
-from graphjit.codegen.llvm.loops import (
-    broadcast_strides,
-    contiguous_strides,
-    for_range,
-    loop_nest,
-    nbytes,
-    polls,
-    size_of,
-)
+from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
 from graphjit.codegen.llvm.parallel import call_split, kernel_work
 from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType
-from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
+from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
 ENTRY = "graphjit_entry"
 MXCSR_FTZ, MXCSR_DAZ = 1 << 15, 1 << 6  # flush results / treat inputs as zero if subnormal
@@ -54,13 +54,7 @@ class Lowering:
     ):
         self.fn = fn
         self.flush_denormals = flush_denormals
-        self.plan = getattr(fn, "memory_plan", None)
-        if self.plan is None:  # the pipeline runs in one place: runtime/executable.py
-            raise BackendError(
-                "the llvm backend lowers an optimised function with a memory plan: compile "
-                "it with runtime.executable.compile_program (the pipeline's fusion and "
-                "memory passes), not by calling the backend directly"
-            )
+        self.plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
         if self.plan.arena_bytes is None:
             raise BackendError("the llvm backend needs every shape known (specialise first)")
         # Scratch for staging copies lives in the arena after the plan's buffers: nothing
@@ -316,18 +310,9 @@ class Lowering:
             x, out, space, broadcast_strides(x.type.shape, space), contiguous_strides(space)
         )
 
-    def _slice_geometry(self, shape, spec):
-        strides = contiguous_strides(shape)
-        base, steps = 0, list(strides)
-        for axis, (start, stop, step) in enumerate(spec):
-            first, _, stride = slice(start, stop, step).indices(shape[axis])
-            base += first * strides[axis]
-            steps[axis] = stride * strides[axis]
-        return base, steps
-
     def op_slice(self, op: Operation) -> None:
         x, out = op.operands[0], op.result
-        base, steps = self._slice_geometry(x.type.shape, op.attrs["spec"])
+        base, steps = slice_geometry(x.type.shape, op.attrs["spec"])
         self.strided_copy(
             x, out, out.type.shape, steps, contiguous_strides(out.type.shape), src_base=base
         )
@@ -343,7 +328,7 @@ class Lowering:
                 ir.Constant(T.I1, 0),
             ],
         )
-        base, steps = self._slice_geometry(out.type.shape, op.attrs["spec"])
+        base, steps = slice_geometry(out.type.shape, op.attrs["spec"])
         self.strided_copy(
             g, out, g.type.shape, contiguous_strides(g.type.shape), steps, dst_base=base
         )
