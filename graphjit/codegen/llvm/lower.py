@@ -35,7 +35,7 @@ from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType
-from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
+from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 
 ENTRY = "graphjit_entry"
 MXCSR_FTZ, MXCSR_DAZ = 1 << 15, 1 << 6  # flush results / treat inputs as zero if subnormal
@@ -54,7 +54,13 @@ class Lowering:
     ):
         self.fn = fn
         self.flush_denormals = flush_denormals
-        self.plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
+        self.plan = getattr(fn, "memory_plan", None)
+        if self.plan is None:  # the pipeline runs in one place: runtime/executable.py
+            raise BackendError(
+                "the llvm backend lowers an optimised function with a memory plan: compile "
+                "it with runtime.executable.compile_program (the pipeline's fusion and "
+                "memory passes), not by calling the backend directly"
+            )
         if self.plan.arena_bytes is None:
             raise BackendError("the llvm backend needs every shape known (specialise first)")
         # Scratch for staging copies lives in the arena after the plan's buffers: nothing
