@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from graphjit.ir.core import Block, Operation, Value
-from graphjit.passes.fusion import REDUCTIONS
+from graphjit.ir.ops import REDUCTION
 
 
 def size_of(shape) -> int:
@@ -103,7 +103,7 @@ def iteration_space(body: Block) -> tuple:
     its operand's shape (the kernel visits every element it folds), for any other op its
     result's. A region of constants alone iterates over the shape it yields."""
     for op in body.ops[:-1]:
-        if op.name in REDUCTIONS:
+        if op.opdef.has(REDUCTION):
             return op.operands[0].type.shape
         if op.name != "constant":
             return op.result.type.shape

@@ -12,7 +12,11 @@ from graphjit.ir.core import Block, Operation, Region
 
 def clone_op(op: Operation, vmap: dict, block: Block, reinfer: bool = True) -> Operation:
     operands = [vmap.get(v, v) for v in op.operands]
-    regions = [clone_region(r, vmap, operands if op.name == "while" else None) for r in op.regions]
+    specs = op.opdef.regions
+    regions = [
+        clone_region(r, vmap, operands if spec.args == "operands" else None)
+        for r, spec in zip(op.regions, specs, strict=True)
+    ]
     types = None if reinfer else [v.type for v in op.results]
     new = builder.create(op.name, operands, op.attrs, regions, types, block=block, loc=op.loc)
     for old, fresh in zip(op.results, new.results):

@@ -26,7 +26,7 @@ import numpy as np
 from graphjit.errors import GraphjitError, ParseError
 from graphjit.ir.core import Block, Function, Location, Module, Operation, Region, Value
 from graphjit.ir.ops import get_op
-from graphjit.ir.printer import DEFAULT_REGION_SEPARATOR, REGION_SEPARATORS, scalars_to_array
+from graphjit.ir.printer import region_separator, scalars_to_array
 from graphjit.ir.types import ALL_DTYPES, DType, ListType, TensorType, dtype_from_short
 
 # How deep regions, list attributes, dense literals and list types may nest, each counted on
@@ -359,11 +359,13 @@ class _Parser:
 
     def regions(self, op_name: str) -> list[Region]:
         regions = []
-        separator = REGION_SEPARATORS.get(op_name, DEFAULT_REGION_SEPARATOR)
         if not self.at("{"):
             return regions
         regions.append(self.region())
-        while self.at(separator) and self.tokens[self.pos + 1].text == "{":
+        while (
+            self.at(region_separator(op_name, len(regions)))
+            and self.tokens[self.pos + 1].text == "{"
+        ):
             self.next()
             regions.append(self.region())
         return regions

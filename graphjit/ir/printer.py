@@ -34,12 +34,24 @@ import re
 
 import numpy as np
 
+from graphjit.errors import GraphjitError
 from graphjit.ir.core import Block, Function, Module, Operation, Value
+from graphjit.ir.ops import get_op
 from graphjit.ir.types import DType, TensorType, as_dtype
 
-# Words between the regions of a region op (`} else {`); ops not listed use `}, {`.
-REGION_SEPARATORS = {"cond": "else", "while": "do"}
-DEFAULT_REGION_SEPARATOR = ","
+DEFAULT_REGION_SEPARATOR = ","  # between regions of ops that declare no keyword: `}, {`
+
+
+def region_separator(op_name: str, i: int) -> str:
+    """The word before region i of an op (`} else {`): its OpDef's region_keywords, or a
+    comma (unknown ops too: the printer also prints broken IR, for error messages)."""
+    try:
+        keywords = get_op(op_name).region_keywords
+    except GraphjitError:
+        keywords = ()
+    return keywords[i - 1] if i - 1 < len(keywords) else DEFAULT_REGION_SEPARATOR
+
+
 # Arrays up to this many elements print as literals; larger ones as base64 of their bytes.
 MAX_LITERAL_ELEMENTS = 16
 UNKNOWN_VALUE = "%<unknown>"  # a use of a value this function never defines (broken IR)
@@ -153,9 +165,9 @@ class _Printer:
             self.lines.append(head)
             return
         self.lines.append(head + " {")
-        separator = REGION_SEPARATORS.get(op.name, DEFAULT_REGION_SEPARATOR)
         for i, region in enumerate(op.regions):
             if i:
+                separator = region_separator(op.name, i)
                 joint = "}, {" if separator == "," else f"}} {separator} {{"
                 self.lines.append(indent + joint)
             self._blocks(region.blocks, depth + 1, first_has_label=True)

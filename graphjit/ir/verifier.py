@@ -11,22 +11,9 @@ from __future__ import annotations
 
 from graphjit.errors import GraphjitError, VerificationError
 from graphjit.ir.core import Block, Function, Module, Operation, Value
-from graphjit.ir.ops import OpDef, get_op
+from graphjit.ir.ops import ENDS_FUNCTION, ENDS_REGION, OpDef, RegionSpec, get_op
 from graphjit.ir.printer import print_op_context, value_names
 from graphjit.ir.types import TensorType
-
-TERMINATORS = ("yield", "condition", "return")
-# For each region op, the terminator each region must end in; regions of ops not listed
-# end in `yield`.
-REGION_TERMINATORS: dict[str, tuple[str, ...]] = {
-    "cond": ("yield", "yield"),
-    "while": ("condition", "yield"),
-}
-# For each region op, the block-argument types of each region; ops not listed are unchecked.
-REGION_ARG_TYPES = {
-    "cond": lambda op: [[], []],
-    "while": lambda op: [[v.type for v in op.operands]] * 2,
-}
 
 
 def verify(target: Module | Function) -> None:
@@ -76,7 +63,7 @@ class _FunctionVerifier:
 
     def op(self, op: Operation, block: Block, last: bool, top: bool) -> None:
         opdef = self.opdef(op)
-        self.placement(op, block, last, top)
+        self.placement(op, opdef, block, last, top)
         self.operands(op)
         self.regions(op, opdef)
         self.result_types(op, opdef)
@@ -95,14 +82,14 @@ class _FunctionVerifier:
             )
         return opdef
 
-    def placement(self, op: Operation, block: Block, last: bool, top: bool) -> None:
+    def placement(self, op: Operation, opdef: OpDef, block: Block, last: bool, top: bool):
         if op.parent is not block:
             raise self.fail(op, "its parent pointer is not the block that holds it")
-        if op.name in TERMINATORS and not last:
+        if opdef.is_terminator and not last:
             raise self.fail(op, f"'{op.name}' must be the last op of its block")
-        if op.name == "return" and not top:
-            raise self.fail(op, "'return' may only end a function's body, not a region")
-        if op.name in ("yield", "condition") and top:
+        if opdef.has(ENDS_FUNCTION) and not top:
+            raise self.fail(op, f"'{op.name}' may only end a function's body, not a region")
+        if opdef.has(ENDS_REGION) and top:
             raise self.fail(op, f"'{op.name}' may only end a region, not a function's body")
 
     def operands(self, op: Operation) -> None:
@@ -120,15 +107,13 @@ class _FunctionVerifier:
     def regions(self, op: Operation, opdef: OpDef) -> None:
         if len(op.regions) != opdef.num_regions:
             raise self.fail(op, f"has {len(op.regions)} region(s), expected {opdef.num_regions}")
-        terminators = REGION_TERMINATORS.get(op.name, ("yield",) * len(op.regions))
-        arg_types = REGION_ARG_TYPES.get(op.name, lambda op: [None] * len(op.regions))(op)
-        for i, region in enumerate(op.regions):
+        for i, (region, spec) in enumerate(zip(op.regions, opdef.regions)):
             if len(region.blocks) != 1:
                 raise self.fail(op, f"region #{i} has {len(region.blocks)} blocks, not one")
             block = region.block
-            self.region_args(op, i, block, arg_types[i])
+            self.region_args(op, i, block, _expected_args(op, spec))
             self.block(block, top=False)  # first, so a misplaced op inside is named itself
-            self.terminator(op, i, block, terminators[i])
+            self.terminator(op, i, block, spec.terminator)
 
     def region_args(self, op: Operation, i: int, block: Block, expected) -> None:
         types = [a.type for a in block.args]
@@ -160,6 +145,13 @@ class _FunctionVerifier:
             raise self.fail(
                 op, f"result types {_types(actual)} differ from the inferred {_types(inferred)}"
             )
+
+
+def _expected_args(op: Operation, spec: RegionSpec) -> list | None:
+    """The block-argument types a region must have (None: the op's builder decides)."""
+    if spec.args == "operands":
+        return [v.type for v in op.operands]
+    return [] if spec.args == "none" else None
 
 
 def _is_bool_scalar(t) -> bool:

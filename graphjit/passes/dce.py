@@ -7,8 +7,6 @@ from __future__ import annotations
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
 from graphjit.passes.manager import Pass
 
-TERMINATORS = frozenset({"yield", "condition", "return"})
-
 
 class DCE(Pass):
     name = "dce"
@@ -21,12 +19,12 @@ def _sweep(block: Block, live: set) -> None:
     kept = []
     for op in reversed(block.ops):
         if not (
-            op.name in TERMINATORS or op.opdef.side_effect or any(r in live for r in op.results)
+            op.opdef.is_terminator or op.opdef.side_effect or any(r in live for r in op.results)
         ):
             continue
-        if op.name == "cond":
+        if op.opdef.is_branch:
             _drop_results(op, [i for i, r in enumerate(op.results) if r in live])
-        elif op.name == "while":
+        elif op.opdef.is_loop:
             _drop_results(op, _live_loop_values(op, live))
         for region in op.regions:
             _sweep(region.block, live)
@@ -63,20 +61,23 @@ def _live_loop_values(op: Operation, live: set) -> list[int]:
 
 
 def _drop_results(op: Operation, keep: list[int]) -> None:
+    """Keep only results `keep` of a branch or loop op, and what yields them. A loop's
+    carried values go too (operands and block arguments); its first region yields only the
+    predicate."""
     if len(keep) == len(op.results):
         return
+    loop = op.opdef.is_loop
     op.results = _reindexed([op.results[i] for i in keep])
-    for region in op.regions:
+    for k, region in enumerate(op.regions):
         term = region.block.terminator
-        if op.name == "while":
+        if loop:
             region.block.args = _reindexed([region.block.args[i] for i in keep])
-            if term.name == "yield":
-                term.operands = [term.operands[i] for i in keep]
-        else:
+        if not (loop and k == 0):
             term.operands = [term.operands[i] for i in keep]
-    if op.name == "while":
+    if loop:
         op.operands = [op.operands[i] for i in keep]
-        op.attrs["taped"] = None  # the tape layout is gone with the dropped values
+        if "taped" in op.attrs:
+            op.attrs["taped"] = None  # the tape layout is gone with the dropped values
 
 
 def _reindexed(values: list[Value]) -> list[Value]:

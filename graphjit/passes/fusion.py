@@ -13,21 +13,20 @@ from __future__ import annotations
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Region, Value, captured_values
+from graphjit.ir.ops import INDEX_MAP, REDUCTION
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
-
-REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min", "sum_to"})
-INDEX_MAPS = frozenset({"broadcast_like", "broadcast_to"})
 
 
 def fusible(op: Operation) -> bool:
     if any(not isinstance(r.type, TensorType) for r in op.results + op.operands):
         return False
-    return op.opdef.elementwise or op.name in REDUCTIONS or op.name in INDEX_MAPS
+    opdef = op.opdef
+    return opdef.elementwise or opdef.has(REDUCTION) or opdef.has(INDEX_MAP)
 
 
 def _iteration_shape(op: Operation) -> tuple:
-    return op.operands[0].type.shape if op.name in REDUCTIONS else op.result.type.shape
+    return op.operands[0].type.shape if op.opdef.has(REDUCTION) else op.result.type.shape
 
 
 def _is_inlinable_constant(v: Value) -> bool:
@@ -79,7 +78,7 @@ def _group(block: Block) -> list[list[Operation]]:
                 shapes.append(shape)
             groups[target].append(op)
             group_of.update(dict.fromkeys(op.results, target))
-            if op.name in REDUCTIONS:
+            if op.opdef.has(REDUCTION):
                 sealed.add(target)
         sealed |= used - {target}
     position = {op: i for i, op in enumerate(block.ops)}

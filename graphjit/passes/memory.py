@@ -42,9 +42,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.ops import INDEX_MAP, REDUCTION
 from graphjit.ir.printer import value_names
 from graphjit.ir.types import TensorType
-from graphjit.passes.fusion import INDEX_MAPS, REDUCTIONS
 from graphjit.passes.manager import Pass
 
 ARENA, OUTPUT, ALIAS, VARIABLE = "arena", "output", "alias", "variable"
@@ -148,7 +148,7 @@ def in_place_pairs(op: Operation) -> list[tuple[int, int]]:
     same static type, the operand read only at the element being written."""
     if op.name == "fused":
         body = op.regions[0].block
-        if any(inner.name in REDUCTIONS for inner in body.ops):
+        if any(inner.opdef.has(REDUCTION) for inner in body.ops):
             return []  # a backend may re-read inputs in several loop nests
         produced = {r for inner in body.ops for r in inner.results}
         outs = [j for j, y in enumerate(body.terminator.operands) if y in produced]
@@ -170,7 +170,7 @@ def in_place_pairs(op: Operation) -> list[tuple[int, int]]:
 def _read_pointwise(arg: Value, body: Block) -> bool:
     users = [op for op in body.ops if arg in op.operands]
     return bool(users) and all(
-        (op.opdef.elementwise or op.name in INDEX_MAPS)
+        (op.opdef.elementwise or op.opdef.has(INDEX_MAP))
         and all(r.type.shape == arg.type.shape for r in op.results)
         for op in users
     )
@@ -296,12 +296,12 @@ class _Planner:
         op = v.op
         if op is not None and op.name in VIEW_OPS:
             return op.operands[0]
-        if op is not None and op.name == "while":
+        if op is not None and op.opdef.is_loop:
             return op.regions[0].block.args[v.index]
         owner = v.owner
         if op is None and owner.parent is not None and owner.parent.parent is not None:
             loop = owner.parent.parent
-            if loop.name == "while" and owner is loop.regions[1].block:
+            if loop.opdef.is_loop and owner is loop.regions[1].block:
                 return loop.regions[0].block.args[v.index]
         return None
 
@@ -365,7 +365,7 @@ class _Planner:
         body argument j pointwise and last, writes straight into carried buffer j: the
         value is then where the next iteration reads it, and the yield copies nothing."""
         for loop in self.ops:
-            if loop.name != "while":
+            if not loop.opdef.is_loop:
                 continue
             body = loop.regions[1].block
             yields = list(body.terminator.operands)

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 from graphjit.ir.core import Function
 from graphjit.passes.memory import ALIAS, VARIABLE, MemoryPlan, plan_memory
 
-# Ops that launch no computation of their own.
-NOT_KERNELS = frozenset(
-    {"constant", "return", "yield", "condition", "group", "assign", "cond", "while"}
-)
+# Ops that launch no computation of their own (nor do terminators, branches and loops).
+NOT_KERNELS = frozenset({"constant", "group", "assign"})
 
 
 def count_kernels(fn: Function) -> int:
@@ -24,7 +22,8 @@ def count_kernels(fn: Function) -> int:
             if op.name == "fused":
                 count += 1
                 continue
-            if op.name not in NOT_KERNELS:
+            opdef = op.opdef
+            if not (op.name in NOT_KERNELS or opdef.is_terminator or opdef.regions):
                 count += 1
             stack += [r.block for r in op.regions]
     return count

@@ -15,8 +15,6 @@ from graphjit.errors import (
 from graphjit.ir.core import Block, Function, Operation
 from graphjit.ir.ops.lists import TensorList
 
-TERMINATORS = frozenset({"yield", "condition", "return"})
-
 
 class Interpreter:
     def __init__(self, check_numerics: bool = False):
@@ -34,7 +32,7 @@ class Interpreter:
 
     def run_block(self, block: Block, env: dict) -> list:
         for op in block.ops:
-            if op.name in TERMINATORS:
+            if op.opdef.is_terminator:
                 return [env[v] for v in op.operands]
             run = self.region_ops.get(op.name, self._run_kernel)
             env.update(zip(op.results, run(op, env)))

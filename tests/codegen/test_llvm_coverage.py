@@ -20,9 +20,8 @@ from graphjit.codegen.llvm.lower import LOWERINGS
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.codegen.llvm.types import register_type
 from graphjit.errors import BackendError
-from graphjit.ir.ops import all_ops
+from graphjit.ir.ops import INDEX_MAP, REDUCTION, all_ops
 from graphjit.ir.types import as_dtype
-from graphjit.passes.fusion import INDEX_MAPS, REDUCTIONS
 
 # Terminators end the block being lowered; placeholders and variables become the entry
 # point's arguments when the program is built: none of them is ever lowered.
@@ -35,9 +34,9 @@ def how_handled(name: str) -> str | None:
         return "lowered by the entry point"
     if name in STRUCTURAL:
         return "structural"
-    if name in REDUCTIONS:
+    if opdef.has(REDUCTION):
         return "folded by scalar.combine"  # checked by test_reductions_fold_with_combine
-    if (opdef.elementwise or name in INDEX_MAPS) and name in SCALAR_EMITTERS:
+    if (opdef.elementwise or opdef.has(INDEX_MAP)) and name in SCALAR_EMITTERS:
         return "scalar emitter in fused kernels"
     return None
 
@@ -62,7 +61,7 @@ def test_tables_name_only_registered_ops():
     assert set(LOWERINGS) <= registered, sorted(set(LOWERINGS) - registered)
     assert set(SCALAR_EMITTERS) <= registered, sorted(set(SCALAR_EMITTERS) - registered)
     for name in SCALAR_EMITTERS:  # only fused kernels use the table: fusible ops only
-        assert all_ops()[name].elementwise or name in INDEX_MAPS, name
+        assert all_ops()[name].elementwise or all_ops()[name].has(INDEX_MAP), name
     assert not STRUCTURAL & set(LOWERINGS)
 
 
@@ -100,7 +99,7 @@ def _fold_functions(module, name, dtype):
 def test_reductions_fold_with_combine():
     """Every fusible reduction has a combine rule and an identity, in every dtype: the
     identity is neutral and one fold step equals NumPy's (NaN propagates through max/min)."""
-    reductions = sorted(set(REDUCTIONS) & set(all_ops()))
+    reductions = sorted(n for n, d in all_ops().items() if d.has(REDUCTION))
     assert set(reductions) == set(NUMPY_FOLD)
     module = ir.Module("reductions")
     for name in reductions:

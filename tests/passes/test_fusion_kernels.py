@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphjit as gj
-from graphjit.passes.fusion import REDUCTIONS
+from graphjit.ir.ops import REDUCTION
 
 CONTAINERS = frozenset({"cond", "while"})
 NOT_COMPUTE = frozenset({"constant", "assign", "group", "return", "yield", "condition"})
@@ -76,7 +76,7 @@ def test_mlp_training_step_kernels_sit_between_matmuls():
     fn = final_function(report)
 
     outside = [op for op in outside_kernels(fn) if op.name not in NOT_COMPUTE]
-    stray = [op.name for op in outside if op.opdef.elementwise or op.name in REDUCTIONS]
+    stray = [op.name for op in outside if op.opdef.elementwise or op.opdef.has(REDUCTION)]
     assert not stray, f"elementwise/reduction ops outside fused kernels: {stray}"
     # Outside the kernels: 5 matmuls (2 forward; backward d(hidden), d(w2), d(w1) -- the
     # input needs no gradient; the backward ones read their operands transposed through
@@ -107,7 +107,7 @@ def _assert_kernel_boundaries_are_forced(fn):
     computed = [op for op in fn.block.ops if op.name not in NOT_COMPUTE | {"fused"}]
     read_outside = {v for op in computed for v in op.operands}
     must_end = {
-        op: any(inner.name in REDUCTIONS for inner in op.regions[0].block.ops)
+        op: any(inner.opdef.has(REDUCTION) for inner in op.regions[0].block.ops)
         or any(r in read_outside for r in op.results)
         for op in fused
     }

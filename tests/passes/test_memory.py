@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import graphjit as gj
+from graphjit.ir.ops import REDUCTION
 from graphjit.passes import memory as mem
-from graphjit.passes.fusion import REDUCTIONS
 from graphjit.passes.pipeline import default_passes, optimize
 from graphjit.runtime.program import build_program
 
@@ -173,7 +173,7 @@ def check_reuse(v, b, plan):
     op = v.op
     assert b.reuses in op.operands and b.reuses.type == v.type
     if op.name == "fused":
-        assert not any(inner.name in REDUCTIONS for inner in op.regions[0].block.ops)
+        assert not any(inner.opdef.has(REDUCTION) for inner in op.regions[0].block.ops)
     elif op.opdef.overwrites:  # declared by the op (a gemm's accumulator)
         assert (0, op.operands.index(b.reuses)) in op.opdef.overwrites
     else:

@@ -46,15 +46,15 @@ from graphjit.codegen.layout import (
     size_of,
 )
 from graphjit.ir.core import Block, Operation, Value
+from graphjit.ir.ops import REDUCTION
 from graphjit.ir.types import int64
-from graphjit.passes.fusion import REDUCTIONS
 
 
 def fused_launches(op: Operation, cfg: LaunchConfig, check: bool = False) -> list[Launch]:
     """The launches computing fused `op`; with `check` (check_numerics) its kernel flags
     the first op of the region whose result has a NaN or an infinity."""
     body = op.regions[0].block
-    reduction = next((inner for inner in body.ops if inner.name in REDUCTIONS), None)
+    reduction = next((inner for inner in body.ops if inner.opdef.has(REDUCTION)), None)
     flag = _Flag(body, check) if check or fallible_ops(body) else None
     if reduction is None:
         return [_elementwise(op, body, cfg, flag)]

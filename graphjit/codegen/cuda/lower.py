@@ -24,16 +24,16 @@ from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.codegen.lists import list_lowerings
 from graphjit.errors import BackendError, GraphjitError, NumericsError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.ops import REDUCTION
 from graphjit.ir.ops.debug import numerics_message
 from graphjit.ir.ops.elementwise import VALUE_CHECKS
 from graphjit.ir.types import TensorType
-from graphjit.passes.fusion import REDUCTIONS
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 
 Step = Callable[[dict], None]
 # Ops whose results Session(check_numerics=True) does not scan: region ops' results come
 # from their regions' ops (checked there), the check_numerics op reports in its own words.
-NOT_SCANNED = frozenset({"cond", "while", "constant", "check_numerics"})
+NOT_SCANNED = frozenset({"constant", "check_numerics"})  # (and branch and loop ops)
 
 
 def run_steps(steps: list[Step], frame: dict) -> None:
@@ -133,7 +133,7 @@ class Lowering:
     def lower_block(self, block: Block) -> tuple[list[Step], list[Value]]:
         steps: list[Step] = []
         for op in block.ops:
-            if op.name in ("yield", "condition", "return"):
+            if op.opdef.is_terminator:
                 for v in op.operands:
                     self.place(v)
                 return steps, list(op.operands)
@@ -148,7 +148,11 @@ class Lowering:
                 raise
             except Exception as e:  # name the IR op whose lowering failed
                 raise BackendError(f"lowering '{op.name}' failed: {e}", op=op) from e
-            if self.check_numerics and op.name not in NOT_SCANNED:
+            if (
+                self.check_numerics
+                and op.name not in NOT_SCANNED
+                and not (op.opdef.is_branch or op.opdef.is_loop)
+            ):
                 steps.append(self._numerics_check(op))
         return steps, []
 
@@ -177,7 +181,7 @@ class Lowering:
         pairs = [(r, op) for r in op.results]
         if op.name == "fused":
             made_by = [v.op for v in op.regions[0].block.terminator.operands]
-            pairs = [(r, m) for r, m in zip(op.results, made_by) if m and m.name in REDUCTIONS]
+            pairs = [(r, m) for r, m in zip(op.results, made_by) if m and m.opdef.has(REDUCTION)]
         pairs = [(r, m) for r, m in pairs if _is_float_tensor(r)]
 
         def check(frame):

@@ -11,11 +11,10 @@ are false except `!=`. Integer pow with a negative exponent is a RuntimeCheckErr
 
 from __future__ import annotations
 
-import numpy as np
-
 from graphjit.codegen.cuda.source import literal, numba_type
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
+from graphjit.ir.ops import get_op
 from graphjit.ir.ops.elementwise import float_range_of
 from graphjit.ir.types import DType, as_dtype
 
@@ -115,12 +114,5 @@ def combine(name: str, acc: str, x: str, dtype: DType) -> str:
 
 
 def identity(name: str, dtype: DType) -> str:
-    """The value a reduction starts from: -0.0 for float sums (so a sum of -0.0s stays
-    -0.0), the most negative (positive) value for max (min)."""
-    if name in ("reduce_sum", "sum_to"):
-        return literal(-0.0 if dtype.is_floating else 0, dtype)
-    sign = -1 if name == "reduce_max" else 1
-    if dtype.is_floating:
-        return literal(sign * float("inf"), dtype)
-    info = np.iinfo(dtype.np)
-    return literal(info.min if sign < 0 else info.max, dtype)
+    """The reduction's starting value, as its OpDef declares it."""
+    return literal(get_op(name).identity(dtype.np), dtype)

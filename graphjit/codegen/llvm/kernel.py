@@ -27,7 +27,7 @@ from graphjit.codegen.llvm.numerics import KernelChecks
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
-from graphjit.passes.fusion import REDUCTIONS
+from graphjit.ir.ops import REDUCTION
 
 
 def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(), numerics=None):
@@ -42,7 +42,7 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
     body = op.regions[0].block
     outputs = body.terminator.operands
     space = iteration_space(body)
-    reduction = next((o for o in body.ops if o.name in REDUCTIONS), None)
+    reduction = next((o for o in body.ops if o.opdef.has(REDUCTION)), None)
     fallible = fallible_ops(body)
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
     slot_type = [T.I32.as_pointer()] * ((numerics is not None) + bool(fallible))

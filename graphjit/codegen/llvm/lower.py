@@ -228,7 +228,7 @@ class Lowering:
     def lower_block(self, block: Block) -> list[Value]:
         """Lower the ops of a block; return its terminator's operands."""
         for op in block.ops:
-            if op.name in ("yield", "condition", "return"):
+            if op.opdef.is_terminator:
                 return list(op.operands)
             method = LOWERINGS.get(op.name)
             if method is None:

@@ -25,7 +25,7 @@ NUMERICS_STATUS = 1 << 24  # status words from here on carry a numerics code
 FINITE = 0x7FFFFFFF  # above every code: "nothing non-finite seen"
 # Ops whose results the interpreter does not check either (region ops' results come from
 # their regions' ops, which are checked), or that are checked in their own way.
-_NOT_SCANNED = frozenset({"fused", "cond", "while", "constant", "check_numerics"})
+_NOT_SCANNED = frozenset({"constant", "check_numerics"})  # (and every region op)
 
 
 def nonfinite_code(b: ir.IRBuilder, x: ir.Value, code: int) -> ir.Value:
@@ -102,7 +102,7 @@ class NumericsChecks:
             if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                 code = self.code(op) + (0 if np.isnan(value).any() else 1)
                 self._fail_if(ir.Constant(T.I32, code))
-        elif op.name not in _NOT_SCANNED:
+        elif not op.regions and op.name not in _NOT_SCANNED:
             for r in op.results:
                 if is_checked(r):
                     self._fail_if(scan(self.low, r, self.code(op)))

@@ -10,8 +10,10 @@ import numpy as np
 from llvmlite import ir
 
 from graphjit.codegen.llvm import mathlib
+from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.types import F32, I1, register_type
 from graphjit.errors import BackendError
+from graphjit.ir.ops import all_ops
 from graphjit.ir.ops.elementwise import float_range_of
 from graphjit.ir.types import as_dtype
 
@@ -245,13 +247,8 @@ def combine(b, name, acc, x, dtype):
 
 
 def identity(name, dtype):
-    t = register_type(dtype)
-    if name in _SUMS:
-        return ir.Constant(t, 0.0 if dtype.is_floating else 0)
-    if name not in _EXTREMA:
+    """The reduction's starting value, as its OpDef declares it."""
+    opdef = all_ops().get(name)
+    if opdef is None or opdef.identity is None:
         raise _unknown_reduction(name)
-    sign = -1 if name == "reduce_max" else 1
-    if dtype.is_floating:
-        return ir.Constant(t, sign * float("inf"))
-    bits = t.width - 1
-    return ir.Constant(t, -(2**bits) if sign < 0 else 2**bits - 1)
+    return T.constant(dtype, opdef.identity(dtype.np))

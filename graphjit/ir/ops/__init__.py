@@ -23,6 +23,24 @@ from graphjit.ir.types import array_of, as_dtype
 
 NONDIFF = "nondifferentiable"  # a VJP marker: the op passes no cotangent to any operand
 
+# ---- traits: what passes and backends ask about an op, declared with the op ----------------
+# (tinygrad's GroupOp and xDSL's traits are the models: layers test a trait, not a name.)
+ENDS_FUNCTION = "ends_function"  # the terminator of a function's body (return)
+ENDS_REGION = "ends_region"  # a terminator that ends a region of a region op (yield, ...)
+REDUCTION = "reduction"  # folds its operand's elements over axes (a fused kernel's last op)
+INDEX_MAP = "index_map"  # reads its operand at a mapped index (broadcasts): fused as loads
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """The structure of one region of a region op: the terminator that must end it, and
+    what its block arguments are: "operands" (one per operand of the op, of its type: a
+    while's carried values), "none", or "free" (whatever the op's builder made: a fused
+    kernel's inputs)."""
+
+    terminator: str = "yield"
+    args: str = "none"
+
 
 @dataclass
 class OpDef:
@@ -37,11 +55,38 @@ class OpDef:
     attrs: dict[str, Any] = field(default_factory=dict)  # name -> default (REQUIRED if none)
     elementwise: bool = False  # result[i] depends on operand[i] alone (after broadcasting)
     side_effect: bool = False  # kept by DCE and kept in order
-    num_regions: int = 0
+    regions: tuple[RegionSpec, ...] = ()  # a region op's regions, in order
+    region_keywords: tuple[str, ...] = ()  # printed between its regions (`cond {} else {}`)
     shape_only: tuple[int, ...] | str = ()  # operands read for their shape alone (or REST)
     # (result, operand) pairs a backend may compute in place: it reads each element of
     # the operand before it writes that element of the result (elementwise ops: any pair)
     overwrites: tuple[tuple[int, int], ...] = ()
+    traits: frozenset = frozenset()  # ENDS_FUNCTION, ENDS_REGION, REDUCTION, INDEX_MAP
+    # a REDUCTION's starting value for a dtype (a NumPy scalar): what an empty fold gives
+    identity: Callable | None = None
+
+    is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
+
+    def __post_init__(self):
+        self.is_terminator = bool(self.traits & {ENDS_FUNCTION, ENDS_REGION})
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.regions)
+
+    @property
+    def is_loop(self) -> bool:
+        """Its regions run on carried values (block arguments typed as its operands), the
+        first computing the predicate: a loop, whose results are the final carried values."""
+        return bool(self.regions) and all(spec.args == "operands" for spec in self.regions)
+
+    @property
+    def is_branch(self) -> bool:
+        """Its regions take no arguments and yield its results: one of them runs."""
+        return bool(self.regions) and all(spec.args == "none" for spec in self.regions)
+
+    def has(self, trait: str) -> bool:
+        return trait in self.traits
 
     def normalize_attrs(self, attrs: dict) -> dict:
         if not attrs and not self.attrs:

@@ -13,7 +13,7 @@ differentiates them as region transformations.
 from __future__ import annotations
 
 from graphjit.errors import ControlFlowError, DTypeError
-from graphjit.ir.ops import OpDef, register
+from graphjit.ir.ops import ENDS_FUNCTION, ENDS_REGION, NONDIFF, OpDef, RegionSpec, register
 from graphjit.ir.types import shape_str
 
 
@@ -23,7 +23,7 @@ def _type_list(types) -> str:
 
 def yielded_types(region) -> list:
     term = region.block.terminator
-    if term is None or term.name not in ("yield", "condition"):
+    if term is None or not term.opdef.has(ENDS_REGION):
         raise ControlFlowError("region does not end in a terminator")
     return [v.type for v in term.operands]
 
@@ -69,17 +69,40 @@ def _while_infer(types, attrs, regions):
 
 
 REGION = "region"  # a VJP marker: autodiff differentiates this op as a region transformation
+BRANCH = RegionSpec("yield", "none")  # a cond branch: no arguments, yields the results
+LOOP_TEST = RegionSpec("condition", "operands")  # a while's before region: the predicate
+LOOP_BODY = RegionSpec("yield", "operands")  # a while's after region: the next values
 
-register(OpDef("cond", _cond_infer, None, REGION, num_regions=2))
+register(
+    OpDef("cond", _cond_infer, None, REGION, regions=(BRANCH, BRANCH), region_keywords=("else",))
+)
 # `taped` (set by autodiff) is the number of original loop values of a loop augmented to
 # also carry an iteration count and one tape per loop value (see passes/autodiff.py).
 WHILE_ATTRS = {"max_iterations": None, "taped": None}
-register(OpDef("while", _while_infer, None, REGION, num_regions=2, attrs=WHILE_ATTRS))
+register(
+    OpDef(
+        "while",
+        _while_infer,
+        None,
+        REGION,
+        attrs=WHILE_ATTRS,
+        regions=(LOOP_TEST, LOOP_BODY),
+        region_keywords=("do",),
+    )
+)
 # A fused kernel made by the fusion pass: its region computes the results from the
 # operands (block arguments) with elementwise ops, broadcasts and a final reduction.
 register(
-    OpDef("fused", lambda t, a, regions: yielded_types(regions[0]), None, REGION, num_regions=1)
+    OpDef(
+        "fused",
+        lambda t, a, regions: yielded_types(regions[0]),
+        None,
+        REGION,
+        regions=(RegionSpec("yield", "free"),),
+    )
 )
-register(OpDef("yield", lambda t, a: [], None, REGION))
-register(OpDef("condition", lambda t, a: [], None, REGION))
-register(OpDef("return", lambda t, a: [], None, REGION))
+# Terminators pass values out of a region (yield, condition) or a function (return);
+# autodiff never meets them (they have no results), so they pass no cotangent.
+register(OpDef("yield", lambda t, a: [], None, NONDIFF, traits=frozenset({ENDS_REGION})))
+register(OpDef("condition", lambda t, a: [], None, NONDIFF, traits=frozenset({ENDS_REGION})))
+register(OpDef("return", lambda t, a: [], None, NONDIFF, traits=frozenset({ENDS_FUNCTION})))

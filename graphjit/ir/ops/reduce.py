@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.ir.ops import NONDIFF, OpDef, P, register
+from graphjit.ir.ops import NONDIFF, REDUCTION, OpDef, P, register
 from graphjit.ir.types import TensorType, int64
 
 
@@ -63,15 +63,54 @@ def _extremum_vjp(cts, ins, outs, attrs):
 AXES = {"axes": (), "keepdims": False}
 
 
+# What a fold over no elements gives (the start of every backend's accumulation): +0.0 for
+# sums, as NumPy's add.reduce starts (so a sum of -0.0s is +0.0 there, and on every backend:
+# the CUDA code generator started from -0.0 until the identity moved here), and the far end
+# of the dtype's range for max and min.
+def sum_identity(dtype: np.dtype):
+    return dtype.type(0)
+
+
+def _extremum_identity(sign: int):
+    def identity(dtype: np.dtype):
+        if dtype.kind == "f":
+            return dtype.type(sign * np.inf)
+        info = np.iinfo(dtype)
+        return dtype.type(info.min if sign < 0 else info.max)
+
+    return identity
+
+
 def _reducer(np_fn):
     return lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims)).astype(
         x.dtype, copy=False
     )
 
 
-register(OpDef("reduce_sum", _reduce_infer, _reducer(np.sum), _sum_vjp, attrs=AXES))
-for _name, _np_fn in (("reduce_max", np.max), ("reduce_min", np.min)):
-    register(OpDef(_name, _extremum_infer(_name), _reducer(_np_fn), _extremum_vjp, attrs=AXES))
+REDUCES = frozenset({REDUCTION})
+register(
+    OpDef(
+        "reduce_sum",
+        _reduce_infer,
+        _reducer(np.sum),
+        _sum_vjp,
+        attrs=AXES,
+        traits=REDUCES,
+        identity=sum_identity,
+    )
+)
+for _name, _np_fn, _sign in (("reduce_max", np.max, -1), ("reduce_min", np.min, 1)):
+    register(
+        OpDef(
+            _name,
+            _extremum_infer(_name),
+            _reducer(_np_fn),
+            _extremum_vjp,
+            attrs=AXES,
+            traits=REDUCES,
+            identity=_extremum_identity(_sign),
+        )
+    )
 
 
 def _argmax_infer(types, attrs):

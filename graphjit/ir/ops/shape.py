@@ -8,8 +8,9 @@ import math
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.ir.ops import REQUIRED, REST, OpDef, P, as_list, register
+from graphjit.ir.ops import INDEX_MAP, REDUCTION, REQUIRED, REST, OpDef, P, as_list, register
 from graphjit.ir.ops.elementwise import broadcast_shapes, unbroadcast
+from graphjit.ir.ops.reduce import sum_identity
 from graphjit.ir.types import shape_str
 
 
@@ -155,6 +156,7 @@ register(
         lambda x, shape: np.array(np.broadcast_to(x, shape)),
         lambda cts, ins, outs, a: [unbroadcast(cts[0], ins[0])],
         attrs={"shape": REQUIRED},
+        traits=frozenset({INDEX_MAP}),
     )
 )
 register(
@@ -164,6 +166,7 @@ register(
         lambda x, ref: np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, ref.shape))),
         lambda cts, ins, outs, a: [unbroadcast(cts[0], ins[0]), None],
         shape_only=(1,),
+        traits=frozenset({INDEX_MAP}),
     )
 )
 register(
@@ -173,6 +176,8 @@ register(
         sum_to_kernel,
         lambda cts, ins, outs, a: [P.broadcast_like(cts[0], ins[0]), None],
         shape_only=(1,),
+        traits=frozenset({REDUCTION}),
+        identity=sum_identity,
     )
 )
 
