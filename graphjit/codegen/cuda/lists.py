@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from graphjit.codegen.cuda.compiler import compiled
 from graphjit.codegen.cuda.copies import add, fill
-from graphjit.codegen.cuda.source import size_of
+from graphjit.codegen.layout import size_of
 from graphjit.ir.core import Operation
 from graphjit.ir.ops.lists import TensorList
 from graphjit.ir.types import ListType, TensorType

@@ -19,8 +19,9 @@ from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
 from graphjit.codegen.cuda.lists import ListOps
 from graphjit.codegen.cuda.matmul import matmul_launch
-from graphjit.codegen.cuda.source import Launch, Scratch, size_of
+from graphjit.codegen.cuda.source import Launch, Scratch
 from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.codegen.layout import size_of
 from graphjit.codegen.lists import list_lowerings
 from graphjit.errors import BackendError, GraphjitError, NumericsError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value

@@ -8,17 +8,15 @@ from __future__ import annotations
 from graphjit.codegen.cuda.source import (
     Launch,
     Writer,
-    broadcast_strides,
-    contiguous_strides,
     coordinates,
     header,
     kernel_source,
     literal,
     numba_type,
     offset,
-    size_of,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
+from graphjit.codegen.layout import broadcast_strides, contiguous_strides, size_of
 from graphjit.ir.core import Operation
 from graphjit.ir.ops.linalg import matrix_dims
 

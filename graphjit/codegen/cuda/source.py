@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphjit.codegen.layout import broadcast_strides as broadcast_strides
 from graphjit.codegen.layout import contiguous_strides
-from graphjit.codegen.layout import size_of as size_of
 from graphjit.ir.types import DType
 
 # graphjit dtype name -> the Numba type name the kernel namespace binds (casts, shared memory)
@@ -117,8 +115,7 @@ def literal(value, dtype: DType) -> str:
 
 # ---- index arithmetic -----------------------------------------------------------------
 # The geometry (strides, coalescing, sizes) is codegen/layout.py's, shared with the LLVM
-# backend; size_of and broadcast_strides are re-exported for the generators that import them
-# from here. What follows writes that geometry as source text.
+# backend. What follows writes that geometry as source text.
 
 
 def coordinates(w: Writer, index: str, shape, prefix: str) -> list[str]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from graphjit.codegen.layout import nbytes
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.loops import nbytes
 from graphjit.ir.core import Block, Operation
 from graphjit.ir.types import ListType, TensorType
 

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from graphjit.codegen.layout import coalesce, size_of
-from graphjit.codegen.layout import nbytes as nbytes  # re-exported: control.py imports it here
 from graphjit.codegen.llvm.types import I64
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 from llvmlite import ir
 
+from graphjit.codegen.layout import size_of
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.loops import for_range, size_of
+from graphjit.codegen.llvm.loops import for_range
 from graphjit.errors import NumericsError
 from graphjit.ir.core import Operation, Value
 from graphjit.ir.ops.debug import numerics_message
