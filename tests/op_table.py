@@ -104,6 +104,8 @@ OP_TABLE: list[OpCase] = [
     _unary("sqrt", np.sqrt, "positive"),
     _unary("abs", np.abs, "nonzero"),
     _unary("sign", np.sign, "nonzero", grad=False),
+    _unary("sin", np.sin),
+    _unary("cos", np.cos),
     _unary("tanh", np.tanh),
     _unary("sigmoid", scipy.special.expit),
     _unary("square", np.square),

@@ -48,6 +48,8 @@ METHODS = {
         "exp",
         "log",
         "sqrt",
+        "sin",
+        "cos",
         "square",
         "abs",
         "sign",

@@ -61,8 +61,8 @@ equal, not_equal, less, less_equal, greater, greater_equal = map(
     _binary, ["equal", "not_equal", "less", "less_equal", "greater", "greater_equal"]
 )
 neg, abs, sign = map(_unary, ["neg", "abs", "sign"])
-exp, log, sqrt, tanh, sigmoid = (
-    _unary(n, float_only=True) for n in ["exp", "log", "sqrt", "tanh", "sigmoid"]
+exp, log, sqrt, sin, cos, tanh, sigmoid = (
+    _unary(n, float_only=True) for n in ["exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"]
 )
 
 

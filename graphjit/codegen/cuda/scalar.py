@@ -28,6 +28,8 @@ CUDA_SCALAR: dict[str, str] = {
     "exp": "math.exp({0})",
     "log": "math.log({0})",
     "sqrt": "math.sqrt({0})",
+    "sin": "math.sin({0})",
+    "cos": "math.cos({0})",
     "tanh": "math.tanh({0})",
     "sigmoid": "(1.0 / (1.0 + math.exp(-{0})))",
     "abs": "abs({0})",

@@ -13,13 +13,21 @@ import math
 import sys
 import threading
 import traceback
-import types
 
 import numpy as np
 
-SIMULATED_MATH = types.SimpleNamespace(
-    exp=np.exp, log=np.log, sqrt=np.sqrt, tanh=np.tanh, inf=math.inf, nan=math.nan
-)
+
+class _NumPyMath:
+    """`math.f` in a simulated kernel is NumPy's ufunc `f` (every function the scalar table
+    may name, without a list here to keep in step with it); constants are math's."""
+
+    inf, nan, pi = math.inf, math.nan, math.pi
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+
+SIMULATED_MATH = _NumPyMath()
 
 _lock = threading.Lock()
 

@@ -19,7 +19,10 @@ from graphjit.codegen.llvm import types as T
 PARALLEL_MIN_WORK = 1 << 19
 # Per-element cost of an op in a kernel, relative to an add (loads and stores included):
 # the transcendentals are polynomial approximations; ops not named here cost 1.
-ELEMENT_COST = {"exp": 8, "log": 8, "tanh": 10, "sigmoid": 10, "pow": 20, "div": 2, "sqrt": 2}
+ELEMENT_COST = {
+    **{"exp": 8, "log": 8, "tanh": 10, "sigmoid": 10, "pow": 20, "div": 2, "sqrt": 2},
+    **{"sin": 20, "cos": 20},  # libm calls
+}
 FREE_OPS = frozenset({"constant", "yield", "broadcast_like", "broadcast_to", "stop_gradient"})
 THREADS = max(1, min(os.cpu_count() or 1, 8))
 

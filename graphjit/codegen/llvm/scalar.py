@@ -82,9 +82,10 @@ def _transcendental(b, a, op):
     return mathlib.emit_math(b, op.name, a[0])
 
 
-@emitter("sqrt")
-def _sqrt(b, a, op):
-    return _intrinsic(b, "llvm.sqrt", a[0])
+@emitter("sqrt", "sin", "cos")
+def _llvm_intrinsic(b, a, op):
+    """LLVM's own sqrt, sin and cos (sin and cos call libm: not vectorised)."""
+    return _intrinsic(b, f"llvm.{op.name}", a[0])
 
 
 @emitter("abs")

@@ -101,6 +101,8 @@ _elementwise("log", np.log, unary(lambda g, x, y: P.div(g, x)), **FLOAT)
 _elementwise("sqrt", np.sqrt, unary(lambda g, x, y: P.div(g, P.mul(y, 2))), **FLOAT)
 _elementwise("abs", np.abs, unary(lambda g, x, y: P.mul(g, P.sign(x))), **NUMERIC)
 _elementwise("sign", np.sign, NONDIFF, **NUMERIC)
+_elementwise("sin", np.sin, unary(lambda g, x, y: P.mul(g, P.cos(x))), **FLOAT)
+_elementwise("cos", np.cos, unary(lambda g, x, y: P.neg(P.mul(g, P.sin(x)))), **FLOAT)
 _elementwise("tanh", np.tanh, unary(lambda g, x, y: P.mul(g, P.sub(1, P.mul(y, y)))), **FLOAT)
 _elementwise(
     "sigmoid",
