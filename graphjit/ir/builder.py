@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from graphjit.ir.core import Block, Operation, Region, user_location
+from graphjit.ir.registry import get_op
 
 _state = threading.local()
 _default_block_provider: Callable[[], Block] | None = None
@@ -58,8 +59,6 @@ def create(
     loc=None,
 ) -> Operation:
     """Create op `name` at the insertion point; result types come from its shape rule."""
-    from graphjit.ir.ops import get_op
-
     opdef = get_op(name)
     attrs = opdef.normalize_attrs(dict(attrs or {}))
     loc = loc if loc is not None else user_location()

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from graphjit.ir.registry import OpDef, get_op
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -99,9 +101,7 @@ class Operation:
         return self.results[0]
 
     @property
-    def opdef(self):
-        from graphjit.ir.ops import get_op
-
+    def opdef(self) -> OpDef:
         return get_op(self.name)
 
     def walk(self) -> Iterator[Operation]:

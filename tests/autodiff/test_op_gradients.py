@@ -9,8 +9,9 @@ import pytest
 from fd import Compiled, assert_close, check_gradients, numeric_grad
 
 import graphjit as gj
-from graphjit.ir.ops import _REGISTRY, OpDef, bind, register
+from graphjit.ir.ops import OpDef, bind, register
 from graphjit.ir.ops.elementwise import elementwise_rule
+from graphjit.ir.registry import _REGISTRY
 from op_table import OP_TABLE, inputs_for
 
 # References whose output is not float64 are differentiated through a float64 equivalent:

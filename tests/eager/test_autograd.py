@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import graphjit as gj
-from graphjit.ir.ops import _REGISTRY, OpDef, bind, register
+from graphjit.ir.ops import OpDef, bind, register
 from graphjit.ir.ops.elementwise import elementwise_rule
+from graphjit.ir.registry import _REGISTRY
 
 
 def test_tutorial_example():

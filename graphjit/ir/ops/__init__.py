@@ -12,153 +12,32 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
 from graphjit.ir.core import Value, user_location
+from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's public names)
+    ENDS_FUNCTION,
+    ENDS_REGION,
+    INDEX_MAP,
+    NONDIFF,
+    REDUCTION,
+    REQUIRED,
+    REST,
+    OpDef,
+    RegionSpec,
+    all_ops,
+    get_op,
+    register,
+)
 from graphjit.ir.types import array_of, as_dtype
-
-NONDIFF = "nondifferentiable"  # a VJP marker: the op passes no cotangent to any operand
-
-# ---- traits: what passes and backends ask about an op, declared with the op ----------------
-# (tinygrad's GroupOp and xDSL's traits are the models: layers test a trait, not a name.)
-ENDS_FUNCTION = "ends_function"  # the terminator of a function's body (return)
-ENDS_REGION = "ends_region"  # a terminator that ends a region of a region op (yield, ...)
-REDUCTION = "reduction"  # folds its operand's elements over axes (a fused kernel's last op)
-INDEX_MAP = "index_map"  # reads its operand at a mapped index (broadcasts): fused as loads
-
-
-@dataclass(frozen=True)
-class RegionSpec:
-    """The structure of one region of a region op: the terminator that must end it, and
-    what its block arguments are: "operands" (one per operand of the op, of its type: a
-    while's carried values), "none", or "free" (whatever the op's builder made: a fused
-    kernel's inputs)."""
-
-    terminator: str = "yield"
-    args: str = "none"
-
-
-@dataclass
-class OpDef:
-    """One primitive. `infer(types, attrs) -> [result types]`; `kernel(*arrays, **attrs)`
-    returns an array (or a tuple for several results); `vjp(cts, ins, outs, attrs)` returns
-    one cotangent (or None for zero) per operand."""
-
-    name: str
-    infer: Callable
-    kernel: Callable | None = None
-    vjp: Callable | str | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)  # name -> default (REQUIRED if none)
-    elementwise: bool = False  # result[i] depends on operand[i] alone (after broadcasting)
-    side_effect: bool = False  # kept by DCE and kept in order
-    regions: tuple[RegionSpec, ...] = ()  # a region op's regions, in order
-    region_keywords: tuple[str, ...] = ()  # printed between its regions (`cond {} else {}`)
-    shape_only: tuple[int, ...] | str = ()  # operands read for their shape alone (or REST)
-    # (result, operand) pairs a backend may compute in place: it reads each element of
-    # the operand before it writes that element of the result (elementwise ops: any pair)
-    overwrites: tuple[tuple[int, int], ...] = ()
-    traits: frozenset = frozenset()  # ENDS_FUNCTION, ENDS_REGION, REDUCTION, INDEX_MAP
-    # a REDUCTION's starting value for a dtype (a NumPy scalar): what an empty fold gives
-    identity: Callable | None = None
-
-    is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
-
-    def __post_init__(self):
-        self.is_terminator = bool(self.traits & {ENDS_FUNCTION, ENDS_REGION})
-
-    @property
-    def num_regions(self) -> int:
-        return len(self.regions)
-
-    @property
-    def is_loop(self) -> bool:
-        """Its regions run on carried values (block arguments typed as its operands), the
-        first computing the predicate: a loop, whose results are the final carried values."""
-        return bool(self.regions) and all(spec.args == "operands" for spec in self.regions)
-
-    @property
-    def is_branch(self) -> bool:
-        """Its regions take no arguments and yield its results: one of them runs."""
-        return bool(self.regions) and all(spec.args == "none" for spec in self.regions)
-
-    def has(self, trait: str) -> bool:
-        return trait in self.traits
-
-    def normalize_attrs(self, attrs: dict) -> dict:
-        if not attrs and not self.attrs:
-            return attrs  # most primitives: nothing to check (and this is eager's hot path)
-        unknown = set(attrs) - set(self.attrs)
-        if unknown:
-            raise GraphjitError(f"op '{self.name}' has no attribute(s) {sorted(unknown)}")
-        out = {}
-        for key, default in self.attrs.items():
-            if key in attrs:
-                out[key] = attrs[key]
-            elif default is REQUIRED:
-                raise GraphjitError(f"op '{self.name}' needs attribute '{key}'")
-            else:
-                out[key] = default
-        return out
-
-    def infer_types(self, operands, attrs, regions=(), loc=None) -> list:
-        types = [v.type for v in operands]
-        try:
-            if self.num_regions:
-                return list(self.infer(types, attrs, regions))
-            return list(self.infer(types, attrs))
-        except GraphjitError as e:
-            if e.location is None and loc is not None:
-                raise type(e)(f"{e.raw_message} [op '{self.name}', built at {loc}]") from None
-            raise
-        except (ValueError, TypeError, IndexError, ArithmeticError) as e:  # (a dim of inf)
-            err = DTypeError if isinstance(e, TypeError) else ShapeError
-            raise err(f"{self.name}: {e}", location=loc) from None
-
-    def shape_only_operands(self, n: int) -> tuple[int, ...]:
-        return tuple(range(1, n)) if self.shape_only == REST else self.shape_only
-
-    @property
-    def differentiable(self) -> bool:
-        return self.vjp is not None and self.vjp != NONDIFF
-
-
-class _Required:
-    def __repr__(self):
-        return "REQUIRED"
-
-
-REQUIRED = _Required()
-REST = "rest"  # shape_only: every operand after the first
 
 
 def as_list(results) -> list:
     """bind returns one value or a tuple; VJP rules want a list either way."""
     return list(results) if isinstance(results, tuple) else [results]
-
-
-_REGISTRY: dict[str, OpDef] = {}
-
-
-def register(opdef: OpDef) -> OpDef:
-    if opdef.name in _REGISTRY:
-        raise GraphjitError(f"op '{opdef.name}' registered twice")
-    _REGISTRY[opdef.name] = opdef
-    return opdef
-
-
-def get_op(name: str) -> OpDef:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise GraphjitError(f"unknown op '{name}'") from None
-
-
-def all_ops() -> dict[str, OpDef]:
-    return dict(_REGISTRY)
 
 
 # ---- bind: one entry point for both modes -------------------------------------------------
