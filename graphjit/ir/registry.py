@@ -20,6 +20,7 @@ ENDS_FUNCTION = "ends_function"  # the terminator of a function's body (return)
 ENDS_REGION = "ends_region"  # a terminator that ends a region of a region op (yield, ...)
 REDUCTION = "reduction"  # folds its operand's elements over axes (a fused kernel's last op)
 INDEX_MAP = "index_map"  # reads its operand at a mapped index (broadcasts): fused as loads
+VIEW = "view"  # its result is its first operand's bytes unchanged (a new shape): may alias
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphjit.ir.core import Block, Function, Operation, Value
-from graphjit.ir.ops import INDEX_MAP, REDUCTION
+from graphjit.ir.ops import INDEX_MAP, REDUCTION, VIEW
 from graphjit.ir.printer import value_names
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
@@ -50,8 +50,6 @@ from graphjit.passes.manager import Pass
 ARENA, OUTPUT, ALIAS, VARIABLE = "arena", "output", "alias", "variable"
 _ARG, _CONST = "arg", "const"  # storages the plan does not allocate
 ALIGNMENT = 64
-# check_numerics returns its operand unchanged: a view too
-VIEW_OPS = frozenset({"reshape", "expand_dims", "squeeze", "reshape_like", "check_numerics"})
 
 
 @dataclass(frozen=True)
@@ -294,7 +292,7 @@ class _Planner:
     def _viewed(self, v: Value) -> Value | None:
         """The value whose storage `v` shares, if any."""
         op = v.op
-        if op is not None and op.name in VIEW_OPS:
+        if op is not None and op.opdef.has(VIEW):
             return op.operands[0]
         if op is not None and op.opdef.is_loop:
             return op.regions[0].block.args[v.index]

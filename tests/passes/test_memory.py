@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import graphjit as gj
-from graphjit.ir.ops import REDUCTION
+from graphjit.ir.ops import REDUCTION, VIEW
 from graphjit.passes import memory as mem
 from graphjit.passes.pipeline import default_passes, optimize
 from graphjit.runtime.program import build_program
@@ -161,7 +161,7 @@ def check_plan(fn, plan):
         if b.kind == mem.ARENA:
             assert b.offset % 64 == 0 and b.offset + b.nbytes <= plan.arena_bytes
         if b.kind == mem.ALIAS:
-            assert v.op is None or v.op.name in mem.VIEW_OPS | {"while"}
+            assert v.op is None or v.op.opdef.has(VIEW) or v.op.opdef.is_loop
         if b.reuses is not None:
             check_reuse(v, b, plan)
         if b.kind == mem.VARIABLE:

@@ -26,6 +26,7 @@ from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's pu
     REDUCTION,
     REQUIRED,
     REST,
+    VIEW,
     OpDef,
     RegionSpec,
     all_ops,

@@ -11,7 +11,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, NumericsError
 from graphjit.ir.core import user_location
-from graphjit.ir.ops import REQUIRED, OpDef, register
+from graphjit.ir.ops import REQUIRED, VIEW, OpDef, register
 
 
 def numerics_message(message: str, has_nan: bool) -> str:
@@ -41,5 +41,6 @@ register(
         _kernel,
         lambda cts, ins, outs, attrs: [cts[0]],
         attrs={"message": REQUIRED},
+        traits=frozenset({VIEW}),  # its result is its operand, unchanged
     )
 )

@@ -8,7 +8,17 @@ import math
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.ir.ops import INDEX_MAP, REDUCTION, REQUIRED, REST, OpDef, P, as_list, register
+from graphjit.ir.ops import (
+    INDEX_MAP,
+    REDUCTION,
+    REQUIRED,
+    REST,
+    VIEW,
+    OpDef,
+    P,
+    as_list,
+    register,
+)
 from graphjit.ir.ops.elementwise import broadcast_shapes, unbroadcast
 from graphjit.ir.ops.reduce import sum_identity
 from graphjit.ir.types import shape_str
@@ -45,6 +55,7 @@ register(
         lambda x, shape: np.reshape(x, reshape_shape(x.shape, shape)).copy(),  # (the rule's -1)
         lambda cts, ins, outs, a: [P.reshape_like(cts[0], ins[0])],
         attrs={"shape": REQUIRED},
+        traits=frozenset({VIEW}),
     )
 )
 register(
@@ -54,6 +65,7 @@ register(
         lambda x, ref: np.reshape(x, ref.shape).copy(),
         lambda cts, ins, outs, a: [P.reshape_like(cts[0], ins[0]), None],
         shape_only=(1,),
+        traits=frozenset({VIEW}),
     )
 )
 
@@ -85,6 +97,7 @@ register(
         lambda x, axes: np.expand_dims(x, tuple(axes)).copy(),
         lambda cts, ins, outs, a: [P.squeeze(cts[0], axes=a["axes"])],
         attrs={"axes": REQUIRED},
+        traits=frozenset({VIEW}),
     )
 )
 register(
@@ -94,6 +107,7 @@ register(
         lambda x, axes: np.squeeze(x, tuple(axes)).copy(),
         lambda cts, ins, outs, a: [P.expand_dims(cts[0], axes=a["axes"])],
         attrs={"axes": REQUIRED},
+        traits=frozenset({VIEW}),
     )
 )
 
