@@ -26,6 +26,7 @@ import time
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from graphjit.codegen.llvm import jit
 from graphjit.codegen.llvm import types as T
 
 COUNTER = "graphjit_interrupts"
@@ -52,7 +53,7 @@ class _Sigaction(ctypes.Structure):
 
 RECHECK_SECONDS = 0.1
 _lock = threading.Lock()
-_state: dict = {}  # "engine" (keeps the handler's code alive), "address", "sigaction"
+_state: dict = {}  # "code" (keeps the handler alive), "address", "sigaction", "checked"
 
 
 def counter_reference(module: ir.Module) -> ir.GlobalVariable:
@@ -94,15 +95,10 @@ def _handler_ir() -> str:
 
 def _handler_address() -> int:
     if "address" not in _state:
-        from graphjit.codegen.llvm import target
-
-        module = target.parse(_handler_ir())
-        tm = target.new_target_machine()
-        target.prepare(module, tm)
-        engine = llvm.create_mcjit_compiler(module, tm)
-        engine.finalize_object()
-        _state["engine"] = engine
-        _state["address"] = engine.get_function_address(_HANDLER)
+        # compiled like any module (one compile at a time: LLVM's context is shared), and
+        # kept for the life of the process: the signal handler's code must never go away
+        _state["code"] = jit.CompiledModule(_handler_ir())
+        _state["address"] = _state["code"].address(_HANDLER)
         libc = ctypes.CDLL(None, use_errno=True)
         libc.sigaction.argtypes = [
             ctypes.c_int,
