@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from graphjit.ir.core import Block, Operation, Value
-from graphjit.ir.ops import REDUCTION
+from graphjit.ir.ops import CONSTANT, REDUCTION
 
 
 def size_of(shape) -> int:
@@ -105,7 +105,7 @@ def iteration_space(body: Block) -> tuple:
     for op in body.ops[:-1]:
         if op.opdef.has(REDUCTION):
             return op.operands[0].type.shape
-        if op.name != "constant":
+        if not op.opdef.has(CONSTANT):
             return op.result.type.shape
     return body.terminator.operands[0].type.shape
 

@@ -31,6 +31,7 @@ from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
 from graphjit.frontend.gradients import gradients
 from graphjit.frontend.graph import Graph, Variable, placeholder
 from graphjit.ir.core import Value
+from graphjit.ir.ops import STATE_UPDATE
 from graphjit.ir.types import as_dtype
 from graphjit.runtime.session import Session
 
@@ -300,7 +301,7 @@ class ConcreteFunction:
         self.out_spec = _flatten(out, "", self.out_leaves, [])
         self.fetch_index = [i for i, x in enumerate(self.out_leaves) if _is_graph(x)]
         self.fetches = [unwrap(self.out_leaves[i]) for i in self.fetch_index]
-        self.assigns = [op for op in self.graph.block.ops if op.name == "assign"]
+        self.assigns = [op for op in self.graph.block.ops if op.opdef.has(STATE_UPDATE)]
         assigned = {op.attrs["var"] for op in self.assigns}
         self.written_back = [(v, p) for v, p in zip(self.variables, self.params)
                              if v.name in assigned]  # fmt: skip

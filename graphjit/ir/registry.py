@@ -21,6 +21,11 @@ ENDS_REGION = "ends_region"  # a terminator that ends a region of a region op (y
 REDUCTION = "reduction"  # folds its operand's elements over axes (a fused kernel's last op)
 INDEX_MAP = "index_map"  # reads its operand at a mapped index (broadcasts): fused as loads
 VIEW = "view"  # its result is its first operand's bytes unchanged (a new shape): may alias
+CONSTANT = "constant"  # its result is its `value` attribute (folded, inlined, a global)
+KERNEL = "kernel"  # a fused kernel: its region runs once per element of its iteration space
+FEED = "feed"  # a function input the caller feeds (a placeholder)
+STATE = "state"  # a function input that keeps its value between runs (a variable)
+STATE_UPDATE = "state_update"  # computes a STATE's new value, written back after the run
 
 
 @dataclass(frozen=True)

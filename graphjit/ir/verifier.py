@@ -127,10 +127,7 @@ class _FunctionVerifier:
         if term is None or term.name != expected:
             found = "is empty" if term is None else f"ends in '{term.name}'"
             raise self.fail(op, f"region #{i} must end in '{expected}' but {found}")
-        if term.name == "condition":
-            types = [getattr(v, "type", None) for v in term.operands]
-            if len(types) != 1 or not _is_bool_scalar(types[0]):
-                raise self.fail(term, f"'condition' takes one boolean scalar, got {_types(types)}")
+        # (what a terminator's operands must be is its own shape rule's, checked with it)
 
     def result_types(self, op: Operation, opdef: OpDef) -> None:
         try:

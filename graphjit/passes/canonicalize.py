@@ -9,6 +9,7 @@ from graphjit.errors import GraphjitError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Function, Operation, Value
+from graphjit.ir.ops import CONSTANT
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
 from graphjit.passes.rewrite import apply_patterns
@@ -22,7 +23,7 @@ NOT_FOLDABLE = frozenset({"constant", "placeholder", "variable", "assign", "grou
 
 def constant_value(v: Value):
     op = v.op
-    return op.attrs["value"] if op is not None and op.name == "constant" else None
+    return op.attrs["value"] if op is not None and op.opdef.has(CONSTANT) else None
 
 
 def _is_scalar_constant(v: Value, number) -> bool:

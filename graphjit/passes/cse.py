@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.ir.core import Block, Function, Operation
+from graphjit.ir.ops import FEED, STATE
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
 from graphjit.passes.rewrite import Substitution
@@ -24,7 +25,7 @@ def _hashable(value):
 
 
 def op_key(op: Operation):
-    if op.regions or op.opdef.side_effect or op.name in ("placeholder", "variable"):
+    if op.regions or op.opdef.side_effect or op.opdef.traits & {FEED, STATE}:
         return None
     if not op.results or not all(isinstance(r.type, TensorType) for r in op.results):
         return None

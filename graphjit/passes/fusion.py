@@ -13,7 +13,7 @@ from __future__ import annotations
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Region, Value, captured_values
-from graphjit.ir.ops import INDEX_MAP, REDUCTION
+from graphjit.ir.ops import CONSTANT, INDEX_MAP, KERNEL, REDUCTION
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
 
@@ -30,7 +30,7 @@ def _iteration_shape(op: Operation) -> tuple:
 
 
 def _is_inlinable_constant(v: Value) -> bool:
-    return v.op is not None and v.op.name == "constant" and v.type.size == 1
+    return v.op is not None and v.op.opdef.has(CONSTANT) and v.type.size == 1
 
 
 class Fusion(Pass):
@@ -42,7 +42,7 @@ class Fusion(Pass):
 
 def _fuse_block(block: Block) -> None:
     for op in block.ops:
-        if op.name == "fused":
+        if op.opdef.has(KERNEL):
             continue  # already a kernel: fusing its body again would nest kernels
         for region in op.regions:
             _fuse_block(region.block)

@@ -42,7 +42,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphjit.ir.core import Block, Function, Operation, Value
-from graphjit.ir.ops import INDEX_MAP, REDUCTION, VIEW
+from graphjit.ir.ops import (
+    CONSTANT,
+    ENDS_FUNCTION,
+    INDEX_MAP,
+    KERNEL,
+    REDUCTION,
+    STATE_UPDATE,
+    VIEW,
+)
 from graphjit.ir.printer import value_names
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
@@ -133,7 +141,7 @@ def nbytes(v: Value) -> int | None:
 
 def data_operands(op: Operation) -> list[Value]:
     """The operands whose data `op` reads (not those it reads for their shape alone)."""
-    if op.name == "fused":
+    if op.opdef.has(KERNEL):
         body = op.regions[0].block
         read = {v for inner in body.ops for v in data_operands(inner)}
         return [v for v, a in zip(op.operands, body.args) if a in read]
@@ -144,7 +152,7 @@ def data_operands(op: Operation) -> list[Value]:
 def in_place_pairs(op: Operation) -> list[tuple[int, int]]:
     """(result index, operand index) pairs where the result may overwrite the operand:
     same static type, the operand read only at the element being written."""
-    if op.name == "fused":
+    if op.opdef.has(KERNEL):
         body = op.regions[0].block
         if any(inner.opdef.has(REDUCTION) for inner in body.ops):
             return []  # a backend may re-read inputs in several loop nests
@@ -218,7 +226,7 @@ class _Planner:
             self.ops.append(op)
             self.ticks += 1
             self.start[op] = pos = self.ticks
-            nested = bool(op.regions) and op.name != "fused"
+            nested = bool(op.regions) and not op.opdef.has(KERNEL)
             inner = scope + (op,)
             for region in op.regions if nested else ():
                 for arg in region.block.args:  # before the results: results may view them
@@ -234,7 +242,7 @@ class _Planner:
         for op in block.ops:
             for v in data_operands(op):
                 self._read(v, self.start[op], scope)
-            if op.name == "fused":
+            if op.opdef.has(KERNEL):
                 continue
             for region in op.regions:  # loop-carried buffers live for the whole loop
                 for arg in region.block.args:
@@ -268,7 +276,7 @@ class _Planner:
 
     def _returned(self) -> list[Value]:
         term = self.fn.block.terminator
-        return list(term.operands) if term is not None and term.name == "return" else []
+        return list(term.operands) if term is not None and term.opdef.has(ENDS_FUNCTION) else []
 
     def _make_storages(self) -> None:
         returned = set(self._returned())
@@ -284,7 +292,7 @@ class _Planner:
                 self._join(v, source)
             elif v in args:
                 self.kind[v] = _ARG
-            elif v.op is not None and v.op.name == "constant":
+            elif v.op is not None and v.op.opdef.has(CONSTANT):
                 self.kind[v] = _CONST
             else:
                 self.kind[v] = OUTPUT if v in returned else ARENA
@@ -310,7 +318,7 @@ class _Planner:
         return {n: a for n, a in zip(names, self.fn.args) if n and names.count(n) == 1}
 
     def _variables_in_place(self) -> None:
-        assigns = [op for op in self.fn.block.ops if op.name == "assign"]
+        assigns = [op for op in self.fn.block.ops if op.opdef.has(STATE_UPDATE)]
         targets = [op.attrs["var"] for op in assigns]
         values = [op.operands[0] for op in assigns]
         returned = self._returned()
@@ -387,7 +395,7 @@ class _Planner:
         return any(
             v in members
             for after in later
-            for inner in (after.walk() if after.name != "fused" else [after])
+            for inner in (after.walk() if not after.opdef.has(KERNEL) else [after])
             for v in inner.operands
         )
 

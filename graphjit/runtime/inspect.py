@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from graphjit.ir.core import Function
+from graphjit.ir.ops import CONSTANT, KERNEL, STATE_UPDATE
 from graphjit.passes.memory import ALIAS, VARIABLE, MemoryPlan, plan_memory
-
-# Ops that launch no computation of their own (nor do terminators, branches and loops).
-NOT_KERNELS = frozenset({"constant", "group", "assign"})
 
 
 def count_kernels(fn: Function) -> int:
@@ -19,11 +17,13 @@ def count_kernels(fn: Function) -> int:
     while stack:
         block = stack.pop()
         for op in block.ops:
-            if op.name == "fused":
+            if op.opdef.has(KERNEL):
                 count += 1
                 continue
+            # no computation of their own: constants, state updates (written in place),
+            # ops without results (terminators, groups), branches and loops (their regions')
             opdef = op.opdef
-            if not (op.name in NOT_KERNELS or opdef.is_terminator or opdef.regions):
+            if not (opdef.traits & {CONSTANT, STATE_UPDATE} or not op.results or opdef.regions):
                 count += 1
             stack += [r.block for r in op.regions]
     return count
@@ -55,7 +55,9 @@ class CompileReport:
             peak_live_bytes=plan.peak_live_bytes,
             in_place=len(plan.in_place),
             aliases=len(plan.of_kind(ALIAS)),
-            variables_in_place=sum(1 for v in plan.of_kind(VARIABLE) if v.op.name == "assign"),
+            variables_in_place=sum(
+                1 for v in plan.of_kind(VARIABLE) if v.op.opdef.has(STATE_UPDATE)
+            ),
             memory_plan=plan,
             ir=dict(executable.report.ir),
             compile_seconds=executable.compile_seconds,

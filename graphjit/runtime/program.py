@@ -14,9 +14,8 @@ from graphjit.errors import FetchError, ResourceError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
+from graphjit.ir.ops import FEED, STATE, STATE_UPDATE
 from graphjit.ir.types import TensorType
-
-INPUT_OPS = ("placeholder", "variable")
 
 
 @dataclass
@@ -58,8 +57,8 @@ def build_program(
         if v.op is None or v.op.parent is not graph.block:
             raise FetchError(f"cannot fetch {v!r}: it is not a top-level value of this graph")
     ops = needed_ops(graph.block, roots)
-    placeholders = [op.result for op in ops if op.name == "placeholder"]
-    variables = [op for op in ops if op.name == "variable"]
+    placeholders = [op.result for op in ops if op.opdef.has(FEED)]
+    variables = [op for op in ops if op.opdef.has(STATE)]
     arg_types = [feed_types.get(p, p.type) for p in placeholders] + [
         op.result.type for op in variables
     ]
@@ -71,10 +70,10 @@ def build_program(
     vmap = dict(zip(placeholders + [op.result for op in variables], block.args))
     assigned, new_values = [], []
     for op in ops:
-        if op.name in INPUT_OPS:
+        if op.opdef.traits & {FEED, STATE}:  # the function's arguments
             continue
         clone = clone_op(op, vmap, block)
-        if op.name == "assign":
+        if op.opdef.has(STATE_UPDATE):
             assigned.append(op.attrs["var"])
             new_values.append(clone.result)
     results = [vmap[v] for v in fetch_values] + new_values

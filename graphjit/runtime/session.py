@@ -10,6 +10,7 @@ import numpy as np
 
 from graphjit.errors import BackendError, FeedDTypeError, FeedError, FeedShapeError, FetchError
 from graphjit.ir.core import Operation, Value, user_location
+from graphjit.ir.ops import FEED
 from graphjit.ir.types import integer_out_of_range, shape_str
 from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
@@ -262,7 +263,7 @@ class Session:
                     location=user_location(),
                 )
             key = self.graph.placeholders[key.split(":")[0]]
-        if not isinstance(key, Value) or key.op is None or key.op.name != "placeholder":
+        if not isinstance(key, Value) or key.op is None or not key.op.opdef.has(FEED):
             op = key.op if isinstance(key, Value) else None
             raise FeedError(
                 f"cannot feed {key!r}: only placeholders can be fed", op=op, location=_where(op)
@@ -274,7 +275,7 @@ class Session:
     def _check_feeds_present(self, values, ops, feeds) -> None:
         roots = [v.op for v in values] + list(ops)
         for op in needed_ops(self.graph.block, roots):
-            if op.name == "placeholder" and op.result not in feeds:
+            if op.opdef.has(FEED) and op.result not in feeds:
                 raise FeedError(
                     f"placeholder '{op.attrs['name']}' needs a value in feed_dict", op=op
                 )

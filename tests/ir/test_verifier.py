@@ -235,7 +235,7 @@ BROKEN = {
     ),
     "condition on a non-boolean": (
         while_text("    condition %j : (tensor<i32>)\n", YIELD_2),
-        ["op 'condition'", "one boolean scalar, got (tensor<i32>)"],
+        ["op 'condition'", "operand must be a boolean scalar, got tensor<i32>"],
     ),
     "return inside a region": (
         cond_text("    return %a : (tensor<f32>)\n", YIELD_A),

@@ -46,7 +46,7 @@ from graphjit.codegen.layout import (
     size_of,
 )
 from graphjit.ir.core import Block, Operation, Value
-from graphjit.ir.ops import REDUCTION
+from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.types import int64
 
 
@@ -117,7 +117,7 @@ class _Evaluator:
         for n, inner in enumerate(self.body.ops[:-1]):
             if inner is stop:
                 return
-            if inner.name == "constant":
+            if inner.opdef.has(CONSTANT):
                 scalar = inner.attrs["value"].reshape(-1)[0]
                 self.env[inner.result] = literal(scalar, inner.result.type.dtype)
                 continue

@@ -25,7 +25,7 @@ from graphjit.codegen.layout import size_of
 from graphjit.codegen.lists import list_lowerings
 from graphjit.errors import BackendError, GraphjitError, NumericsError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
-from graphjit.ir.ops import REDUCTION
+from graphjit.ir.ops import CONSTANT, KERNEL, REDUCTION
 from graphjit.ir.ops.debug import numerics_message
 from graphjit.ir.ops.elementwise import VALUE_CHECKS
 from graphjit.ir.types import TensorType
@@ -34,7 +34,7 @@ from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 Step = Callable[[dict], None]
 # Ops whose results Session(check_numerics=True) does not scan: region ops' results come
 # from their regions' ops (checked there), the check_numerics op reports in its own words.
-NOT_SCANNED = frozenset({"constant", "check_numerics"})  # (and branch and loop ops)
+NOT_SCANNED = frozenset({"check_numerics"})  # checked by its own lowering
 
 
 def run_steps(steps: list[Step], frame: dict) -> None:
@@ -70,7 +70,7 @@ class Lowering:
         """The value owning v's storage: itself, an argument, or what it aliases."""
         if v.op is None and v in self.fn.args:
             return v
-        if v.op is not None and v.op.name == "constant":
+        if v.op is not None and v.op.opdef.has(CONSTANT):
             return v
         buf = self.plan.buffers.get(v)
         if buf is None:
@@ -86,7 +86,7 @@ class Lowering:
         if v in self.static or v in self.bound or not isinstance(v.type, TensorType):
             return
         root = self.storage(v)
-        if root.op is not None and root.op.name == "constant":
+        if root.op is not None and root.op.opdef.has(CONSTANT):
             if root not in self.static:  # uploaded once, shared by the views of it
                 value = root.op.attrs["value"].astype(root.type.dtype.np).reshape(-1)
                 self.static[root] = self.cuda.to_device(np.ascontiguousarray(value))
@@ -152,6 +152,7 @@ class Lowering:
             if (
                 self.check_numerics
                 and op.name not in NOT_SCANNED
+                and not op.opdef.has(CONSTANT)
                 and not (op.opdef.is_branch or op.opdef.is_loop)
             ):
                 steps.append(self._numerics_check(op))
@@ -180,7 +181,7 @@ class Lowering:
         """check_numerics on the host: NaN or inf in a result names the op that made it. A
         fused kernel checks its ops itself (Launch.flag); only its reduction is left."""
         pairs = [(r, op) for r in op.results]
-        if op.name == "fused":
+        if op.opdef.has(KERNEL):
             made_by = [v.op for v in op.regions[0].block.terminator.operands]
             pairs = [(r, m) for r, m in zip(op.results, made_by) if m and m.opdef.has(REDUCTION)]
         pairs = [(r, m) for r, m in pairs if _is_float_tensor(r)]

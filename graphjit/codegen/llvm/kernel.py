@@ -27,7 +27,7 @@ from graphjit.codegen.llvm.numerics import KernelChecks
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
-from graphjit.ir.ops import REDUCTION
+from graphjit.ir.ops import CONSTANT, REDUCTION
 
 
 def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(), numerics=None):
@@ -113,7 +113,7 @@ def _evaluate(b, body, in_ptrs, out_ptrs, offsets, reduction, checks=None, fault
 
     outputs = body.terminator.operands
     for inner in body.ops[:-1]:
-        if inner.name == "constant":
+        if inner.opdef.has(CONSTANT):
             env[inner.result] = T.constant(
                 inner.result.type.dtype, inner.attrs["value"].reshape(())
             )

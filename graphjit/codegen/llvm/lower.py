@@ -33,6 +33,7 @@ from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
 from graphjit.codegen.llvm.parallel import call_split, kernel_work
 from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
+from graphjit.ir.ops import CONSTANT
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
@@ -92,7 +93,7 @@ class Lowering:
         return self.ptrs[v]
 
     def _storage(self, v: Value) -> ir.Value:
-        if v.op is not None and v.op.name == "constant":
+        if v.op is not None and v.op.opdef.has(CONSTANT):
             return self._global_constant(v)
         buf = self.plan.buffers.get(v)
         if buf is None:

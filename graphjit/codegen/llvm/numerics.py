@@ -19,6 +19,7 @@ from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.errors import NumericsError
 from graphjit.ir.core import Operation, Value
+from graphjit.ir.ops import CONSTANT, KERNEL
 from graphjit.ir.ops.debug import numerics_message
 from graphjit.ir.types import TensorType
 
@@ -26,7 +27,7 @@ NUMERICS_STATUS = 1 << 24  # status words from here on carry a numerics code
 FINITE = 0x7FFFFFFF  # above every code: "nothing non-finite seen"
 # Ops whose results the interpreter does not check either (region ops' results come from
 # their regions' ops, which are checked), or that are checked in their own way.
-_NOT_SCANNED = frozenset({"constant", "check_numerics"})  # (and every region op)
+_NOT_SCANNED = frozenset({"check_numerics"})  # (and constants and every region op)
 
 
 def nonfinite_code(b: ir.IRBuilder, x: ir.Value, code: int) -> ir.Value:
@@ -96,9 +97,9 @@ class NumericsChecks:
 
     def after(self, op: Operation) -> None:
         """After `op` is lowered: stop the run if it produced NaN or infinity."""
-        if op.name == "fused":
+        if op.opdef.has(KERNEL):
             self._fail_if(self.low.b.load(self.slot))
-        elif op.name == "constant":
+        elif op.opdef.has(CONSTANT):
             value = op.attrs["value"]
             if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                 code = self.code(op) + (0 if np.isnan(value).any() else 1)

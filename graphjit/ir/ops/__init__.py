@@ -19,13 +19,18 @@ import numpy as np
 from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's public names)
+    CONSTANT,
     ENDS_FUNCTION,
     ENDS_REGION,
+    FEED,
     INDEX_MAP,
+    KERNEL,
     NONDIFF,
     REDUCTION,
     REQUIRED,
     REST,
+    STATE,
+    STATE_UPDATE,
     VIEW,
     OpDef,
     RegionSpec,

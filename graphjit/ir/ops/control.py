@@ -13,7 +13,15 @@ differentiates them as region transformations.
 from __future__ import annotations
 
 from graphjit.errors import ControlFlowError, DTypeError
-from graphjit.ir.ops import ENDS_FUNCTION, ENDS_REGION, NONDIFF, OpDef, RegionSpec, register
+from graphjit.ir.ops import (
+    ENDS_FUNCTION,
+    ENDS_REGION,
+    KERNEL,
+    NONDIFF,
+    OpDef,
+    RegionSpec,
+    register,
+)
 from graphjit.ir.types import shape_str
 
 
@@ -99,10 +107,21 @@ register(
         None,
         REGION,
         regions=(RegionSpec("yield", "free"),),
+        traits=frozenset({KERNEL}),
     )
 )
 # Terminators pass values out of a region (yield, condition) or a function (return);
 # autodiff never meets them (they have no results), so they pass no cotangent.
 register(OpDef("yield", lambda t, a: [], None, NONDIFF, traits=frozenset({ENDS_REGION})))
-register(OpDef("condition", lambda t, a: [], None, NONDIFF, traits=frozenset({ENDS_REGION})))
+
+
+def _condition_infer(types, attrs):
+    """`condition %p` passes one boolean scalar, the loop's predicate."""
+    if len(types) != 1:
+        raise DTypeError(f"'condition' takes one boolean scalar, got {_type_list(types)}")
+    _check_pred(types[0], "'condition' operand")
+    return []
+
+
+register(OpDef("condition", _condition_infer, None, NONDIFF, traits=frozenset({ENDS_REGION})))
 register(OpDef("return", lambda t, a: [], None, NONDIFF, traits=frozenset({ENDS_FUNCTION})))

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, register
+from graphjit.ir.ops import (
+    CONSTANT,
+    FEED,
+    NONDIFF,
+    REQUIRED,
+    STATE,
+    STATE_UPDATE,
+    OpDef,
+    register,
+)
 from graphjit.ir.types import TensorType, as_dtype
 
 
@@ -24,6 +33,7 @@ register(
         lambda value: value,
         NONDIFF,
         attrs={"value": REQUIRED},
+        traits=frozenset({CONSTANT}),
     )
 )
 register(
@@ -33,6 +43,7 @@ register(
         None,
         NONDIFF,
         attrs={"name": REQUIRED, "shape": REQUIRED, "dtype": REQUIRED},
+        traits=frozenset({FEED}),
     )
 )
 register(
@@ -42,6 +53,7 @@ register(
         None,
         NONDIFF,
         attrs={"name": REQUIRED, "shape": REQUIRED, "dtype": REQUIRED},
+        traits=frozenset({STATE}),
     )
 )
 register(
@@ -52,6 +64,7 @@ register(
         NONDIFF,
         attrs={"var": REQUIRED},
         side_effect=True,
+        traits=frozenset({STATE_UPDATE}),
     )
 )
 # Groups side effects into one fetchable op (what `minimize` returns); it has no results.
