@@ -9,16 +9,17 @@ from graphjit.errors import GraphjitError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Function, Operation, Value
-from graphjit.ir.ops import CONSTANT
+from graphjit.ir.ops import CONSTANT, FEED, STATE, STATE_UPDATE
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
 from graphjit.passes.rewrite import apply_patterns
 
 # Folding a result larger than this would bloat the IR with a big literal.
 MAX_FOLDED_ELEMENTS = 1 << 12
-# `constant` is already folded (its kernel returns its value): folding it again would
-# "change" the IR every round, so the driver would never reach its fixpoint.
-NOT_FOLDABLE = frozenset({"constant", "placeholder", "variable", "assign", "group", "list_new"})
+# A constant is already folded (its kernel returns its value): folding it again would
+# "change" the IR every round, so the driver would never reach its fixpoint. Inputs and
+# state updates have no value to fold until the program runs.
+NOT_FOLDABLE = frozenset({CONSTANT, FEED, STATE, STATE_UPDATE})
 
 
 def constant_value(v: Value):
@@ -45,7 +46,7 @@ def _placeholder_array(v: Value) -> np.ndarray:
 
 def fold_constants(op: Operation):
     opdef = op.opdef
-    if op.regions or opdef.kernel is None or opdef.side_effect or op.name in NOT_FOLDABLE:
+    if op.regions or opdef.kernel is None or opdef.side_effect or opdef.traits & NOT_FOLDABLE:
         return None
     if not all(_static(r) and r.type.size <= MAX_FOLDED_ELEMENTS for r in op.results):
         return None
