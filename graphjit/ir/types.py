@@ -105,6 +105,21 @@ def array_of(data, dtype: DType, copy: bool = True) -> np.ndarray:
     )
 
 
+def constant_array(value, dtype: DType, copy: bool = True) -> np.ndarray:
+    """A constant operand's array (bind's and the handlers' lift): a Python number takes
+    NumPy's fast path, which itself refuses one that does not fit (2**40 for int32); a NumPy
+    value, which NumPy would wrap, is checked as array_of checks it."""
+    if type(value) in (int, float, bool):
+        try:
+            return (np.array if copy else np.asarray)(value, dtype=dtype.np)
+        except (OverflowError, ValueError):
+            pass  # (array_of says why, naming the value)
+    try:
+        return array_of(value, dtype, copy=copy)
+    except DTypeError as e:
+        raise DTypeError(e.raw_message, location=user_location()) from None
+
+
 def _short(data) -> str:
     text = repr(data)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -19,7 +19,7 @@ from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
-from graphjit.ir.types import array_of
+from graphjit.ir.types import constant_array
 
 _asarray = np.asarray
 
@@ -119,13 +119,7 @@ class EagerHandler(Handler):
 
     def lift(self, value, dtype) -> Tensor:
         # A copy: a tape node may save this constant, and the user may change their array.
-        try:
-            return wrap(np.array(value, dtype=dtype.np))
-        except (OverflowError, ValueError, TypeError):  # (2**40 for int32: never wrapped)
-            try:
-                return wrap(array_of(value, dtype))
-            except DTypeError as e:
-                raise DTypeError(e.raw_message, location=user_location()) from None
+        return wrap(constant_array(value, dtype))
 
 
 HANDLER = EagerHandler()

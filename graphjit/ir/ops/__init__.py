@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from graphjit.errors import DTypeError, GradientError, GraphjitError, ShapeError
+from graphjit.errors import GradientError, GraphjitError, ShapeError
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's public names)
     CONSTANT,
@@ -38,7 +38,7 @@ from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's pu
     get_op,
     register,
 )
-from graphjit.ir.types import array_of, as_dtype
+from graphjit.ir.types import as_dtype, constant_array
 
 
 def as_list(results) -> list:
@@ -145,13 +145,7 @@ class GraphHandler(Handler):
     def lift(self, value, dtype):
         from graphjit.ir import builder
 
-        try:
-            array = np.asarray(value, dtype=dtype.np)
-        except (OverflowError, ValueError, TypeError):  # (2**40 for int32: never wrapped)
-            try:
-                array = array_of(value, dtype)
-            except DTypeError as e:
-                raise DTypeError(e.raw_message, location=user_location()) from None
+        array = constant_array(value, dtype, copy=False)
         return builder.create("constant", (), {"value": array}).result
 
 
