@@ -20,7 +20,6 @@ import math
 from graphjit.codegen.cuda.scalar import (
     CUDA_CHECKS,
     combine,
-    fallible_ops,
     identity,
     scalar_expression,
 )
@@ -47,6 +46,7 @@ from graphjit.codegen.layout import (
 )
 from graphjit.ir.core import Block, Operation, Value
 from graphjit.ir.ops import CONSTANT, REDUCTION
+from graphjit.ir.ops.elementwise import value_checked_ops
 from graphjit.ir.types import int64
 
 
@@ -55,7 +55,7 @@ def fused_launches(op: Operation, cfg: LaunchConfig, check: bool = False) -> lis
     the first op of the region whose result has a NaN or an infinity."""
     body = op.regions[0].block
     reduction = next((inner for inner in body.ops if inner.opdef.has(REDUCTION)), None)
-    flag = _Flag(body, check) if check or fallible_ops(body) else None
+    flag = _Flag(body, check) if check or value_checked_ops(body) else None
     if reduction is None:
         return [_elementwise(op, body, cfg, flag)]
     return _ReductionKernel(op, body, reduction, cfg, flag).launches()
@@ -72,7 +72,7 @@ class _Flag:
         self.scratch = Scratch(int64, 1)
         self.checks = tuple(body.ops)
         self.numerics = numerics
-        self.fallible = frozenset(fallible_ops(body))
+        self.fallible = frozenset(value_checked_ops(body))
 
     def emit(self, w: Writer, n: int, inner: Operation, name: str, args: list[str]) -> None:
         if inner in self.fallible:

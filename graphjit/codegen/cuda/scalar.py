@@ -66,13 +66,6 @@ CUDA_CHECKS = {"pow": "{1} < 0"}
 INTEGER_TEMPLATES = {"pow": "({0} ** {1} if {1} >= 0 else 0)"}
 
 
-def fallible_ops(body) -> list[Operation]:
-    """The inner ops of a fused region whose values are checked."""
-    return [
-        op for op in body.ops if op.name in CUDA_CHECKS and not op.result.type.dtype.is_floating
-    ]
-
-
 # A cast's source kind -> template, for casts to bool (other casts are the constructor's).
 CASTS_TO_BOOL = {"f": "({0} != 0.0)", "i": "({0} != 0)", "b": "{0}"}
 

@@ -5,8 +5,9 @@ of the checks that failed into a register (promoted from an alloca, as the numer
 checks do) and, after its loop, into a slot the entry point tests after the call. A
 failed check turns into the same RuntimeCheckError the interpreter raises.
 
-The table SCALAR_CHECKS says, per op name, when an element fails: (b, args, op) -> an i1
-that is true for a bad element, or None when the op cannot fail for these dtypes."""
+Which ops are checked is `ir/ops/elementwise.value_checked_ops` (one rule for every
+backend); the table SCALAR_CHECKS says, per op name, when an element fails: (b, args, op)
+-> an i1 that is true for a bad element."""
 
 from __future__ import annotations
 
@@ -14,26 +15,18 @@ from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
 from graphjit.errors import RuntimeCheckError
-from graphjit.ir.core import Block, Operation
+from graphjit.ir.core import Operation
 from graphjit.ir.ops.elementwise import VALUE_CHECKS
 
 BITS = 32  # one bit per check in an i32; checks past the 31st share the last bit
 
 
 def _negative_integer_exponent(b: ir.IRBuilder, args, op: Operation):
-    if op.result.type.dtype.is_floating:
-        return None
     return b.icmp_signed("<", args[1], ir.Constant(args[1].type, 0))
 
 
-SCALAR_CHECKS = {"pow": _negative_integer_exponent}  # messages: VALUE_CHECKS
-
-
-def fallible_ops(body: Block) -> list[Operation]:
-    """The inner ops of a fused region that need a check, in program order."""
-    return [
-        op for op in body.ops if op.name in SCALAR_CHECKS and not op.result.type.dtype.is_floating
-    ]
+# op name -> its condition (which ops are checked, and their messages: VALUE_CHECKS)
+SCALAR_CHECKS = {"pow": _negative_integer_exponent}
 
 
 class KernelFaults:
@@ -48,9 +41,8 @@ class KernelFaults:
         if inner not in self.bits:
             return
         bad = SCALAR_CHECKS[inner.name](self.b, args, inner)
-        if bad is not None:
-            bit = self.b.select(bad, ir.Constant(T.I32, self.bits[inner]), ir.Constant(T.I32, 0))
-            self.b.store(self.b.or_(self.b.load(self.acc), bit), self.acc)
+        bit = self.b.select(bad, ir.Constant(T.I32, self.bits[inner]), ir.Constant(T.I32, 0))
+        self.b.store(self.b.or_(self.b.load(self.acc), bit), self.acc)
 
     def publish(self, slot: ir.Value) -> None:
         """Fold this call's bits into the shared slot (threads may share it)."""

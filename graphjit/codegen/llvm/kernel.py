@@ -21,13 +21,14 @@ from graphjit.codegen.layout import (
 )
 from graphjit.codegen.llvm import interrupt
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.faults import KernelFaults, fallible_ops
+from graphjit.codegen.llvm.faults import KernelFaults
 from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.codegen.llvm.numerics import KernelChecks
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import CONSTANT, REDUCTION
+from graphjit.ir.ops.elementwise import value_checked_ops
 
 
 def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(), numerics=None):
@@ -43,7 +44,7 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
     outputs = body.terminator.operands
     space = iteration_space(body)
     reduction = next((o for o in body.ops if o.opdef.has(REDUCTION)), None)
-    fallible = fallible_ops(body)
+    fallible = value_checked_ops(body)
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
     slot_type = [T.I32.as_pointer()] * ((numerics is not None) + bool(fallible))
     fn = ir.Function(

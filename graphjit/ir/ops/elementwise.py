@@ -197,6 +197,13 @@ NEGATIVE_INTEGER_POWER = "integers to negative integer powers are not allowed"
 VALUE_CHECKS = {"pow": NEGATIVE_INTEGER_POWER}
 
 
+def value_checked_ops(body) -> list:
+    """The ops of a fused region (a block) whose values are checked, in program order."""
+    return [
+        op for op in body.ops if op.name in VALUE_CHECKS and not op.result.type.dtype.is_floating
+    ]
+
+
 def _power(x, y):
     if np.asarray(y).dtype.kind in "iu" and np.any(np.asarray(y) < 0):
         raise RuntimeCheckError(NEGATIVE_INTEGER_POWER)
