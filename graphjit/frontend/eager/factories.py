@@ -12,6 +12,7 @@ import numpy as np
 from graphjit import config
 from graphjit.errors import ResourceError, ShapeError
 from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.frontend.operators import shape_args
 from graphjit.ir.core import user_location
 from graphjit.ir.types import as_dims, as_dtype
 
@@ -34,10 +35,8 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def _size(size: tuple) -> tuple:
-    """`zeros(2, 3)` and `zeros((2, 3))` alike."""
-    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
-        return as_dims(size[0])
-    return as_dims(size)
+    """`zeros(2, 3)` and `zeros((2, 3))` alike (as the shape methods take them)."""
+    return as_dims(shape_args(size))
 
 
 def _leaf(array: np.ndarray, dtype, requires_grad: bool) -> Tensor:
