@@ -8,6 +8,7 @@ from graphjit.errors import ControlFlowError
 from graphjit.frontend.convert import as_tensor, is_tensor, operands, unwrap
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Region, Value, user_location
+from graphjit.ir.ops.control import MAX_ITERATIONS_LIMIT
 from graphjit.nest import describe, flatten, unflatten
 
 
@@ -82,11 +83,6 @@ def _graph_while(cond_fn, body_fn, loop_vars, max_iterations):
     limit = _iteration_limit(max_iterations)
     op = builder.create("while", inits, {"max_iterations": limit}, [Region(before), Region(after)])
     return op.results
-
-
-# Native loops count iterations in a signed 64-bit integer. A larger bound cannot be
-# reached (2**63 iterations take centuries), so it is clamped to this one, which is exact.
-MAX_ITERATIONS_LIMIT = 2**63 - 1
 
 
 def _iteration_limit(max_iterations) -> int | None:

@@ -20,7 +20,7 @@ import pytest
 from reliability_helpers import BACKENDS
 
 import graphjit as gj
-from graphjit.frontend.control_flow import MAX_ITERATIONS_LIMIT
+from graphjit.ir.ops.control import MAX_ITERATIONS_LIMIT
 
 
 def run(backend, g, fetches, feeds):
@@ -228,3 +228,26 @@ def test_float_to_integer_casts_of_nan_and_out_of_range_values_are_defined(src, 
         np.testing.assert_array_equal(got, want)
         assert s == want.sum()
     np.testing.assert_array_equal(gj.cast(gj.tensor(values), to).numpy(), want)
+
+
+def test_every_backend_checks_the_ops_whose_values_are_checked():
+    """One rule says which ops are checked on their values (VALUE_CHECKS): each code
+    generator has a condition for every one of them, or a kernel would skip the check."""
+    from graphjit.codegen.cuda.scalar import CUDA_CHECKS
+    from graphjit.codegen.llvm.faults import SCALAR_CHECKS
+    from graphjit.ir.ops.elementwise import VALUE_CHECKS
+
+    assert set(SCALAR_CHECKS) == set(CUDA_CHECKS) == set(VALUE_CHECKS)
+
+
+@pytest.mark.parametrize("limit", ["2361183241434822606848", "-1"])
+def test_parsed_ir_with_an_iteration_limit_out_of_range_is_refused(limit):
+    """The bound is the while op's own rule, so IR text gets the frontend's range too (the
+    llvm lowering once clamped it on its own)."""
+    g = gj.Graph()
+    with g.as_default():
+        (i,) = gj.while_loop(lambda i: i < 40, lambda i: i + 1, [gj.constant(0)], max_iterations=5)
+    text = g.as_text()
+    assert "max_iterations = 5" in text
+    with pytest.raises(gj.GraphjitError, match="max_iterations"):
+        gj.ir.verify(gj.ir.parse(text.replace("max_iterations = 5", f"max_iterations = {limit}")))

@@ -52,7 +52,21 @@ def _cond_infer(types, attrs, regions):
     return then_types
 
 
+# Native loops count iterations in a signed 64-bit integer. A larger bound cannot be
+# reached (2**63 iterations take centuries): the frontend clamps to this one, which is
+# exact, and the shape rule refuses anything else (parsed IR included).
+MAX_ITERATIONS_LIMIT = 2**63 - 1
+
+
+def _check_iteration_limit(limit) -> None:
+    if limit is not None and not (type(limit) is int and 0 <= limit <= MAX_ITERATIONS_LIMIT):
+        raise ControlFlowError(
+            f"while's max_iterations must be none or an integer in [0, 2**63 - 1], got {limit!r}"
+        )
+
+
 def _while_infer(types, attrs, regions):
+    _check_iteration_limit(attrs["max_iterations"])
     before, after = regions
     arg_types = [a.type for a in before.block.args]
     if arg_types != list(types) or [a.type for a in after.block.args] != list(types):
