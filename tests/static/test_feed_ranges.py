@@ -234,3 +234,17 @@ def test_hostile_arguments_are_the_same_error_in_both_modes(case):
 def test_eager_factories_refuse_tensors_larger_than_memory_before_allocating(make):
     with pytest.raises(gj.ResourceError, match="more than a tensor may take"):
         make()
+
+
+@pytest.mark.parametrize("value", [np.int64(2**40), np.array([1, 2**40]), 2**40, float("nan")])
+def test_constant_operands_that_do_not_fit_are_refused_by_both_handlers(value):
+    """A constant lifted to an operand's dtype: NumPy's own conversion wraps NumPy values
+    (np.array(np.int64(2**40), dtype=int32) is 0); both modes' handlers refuse them."""
+    from graphjit.frontend.eager.dispatch import HANDLER
+    from graphjit.ir.ops import GraphHandler
+
+    with pytest.raises(gj.DTypeError, match="does not fit int32"):
+        HANDLER.lift(value, gj.int32)
+    with gj.Graph().as_default(), pytest.raises(gj.DTypeError, match="does not fit int32"):
+        GraphHandler().lift(value, gj.int32)
+    assert HANDLER.lift(np.int64(7), gj.int32).numpy() == 7  # what fits is kept
