@@ -58,8 +58,9 @@ IR_ORDER = [
     "graphjit.ir.core",
     "graphjit.ir.types",
     "graphjit.ir.builder",
-    "graphjit.ir.ops",
     "graphjit.ir.clone",
+    "graphjit.ir.patterns",
+    "graphjit.ir.ops",
     "graphjit.ir.printer",
     "graphjit.ir.parser",
     "graphjit.ir.verifier",
@@ -248,3 +249,56 @@ def test_session_without_a_graph_uses_the_frontends_default():
     with graphjit.Session() as sess:
         assert sess.graph is graphjit.get_default_graph()
         assert sess.run(x) == 4.0
+
+
+# ---- structure is declared with the op, not known by name ------------------------------------
+# Only an op's own definition (ir/ops/) and the backends' lowerings (codegen/, and the
+# reference interpreter's table) may ask for an op by its name; everything else asks traits.
+NAME_TESTS_ALLOWED = ("graphjit/ir/ops/", "graphjit/codegen/", "graphjit/runtime/interpreter.py")
+
+
+def _string_literals(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return bool(node.elts) and all(_string_literals(e) for e in node.elts)
+    if isinstance(node, ast.Call) and node.args:  # frozenset({...})
+        return _string_literals(node.args[0])
+    return False
+
+
+def op_name_tests(source: str) -> list[int]:
+    """Lines comparing some op's `.name` with string literals (a dtype's name is not an op's)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        left = node.left
+        if not (isinstance(left, ast.Attribute) and left.attr == "name"):
+            continue
+        if isinstance(left.value, ast.Attribute) and left.value.attr == "dtype":
+            continue
+        if any(_string_literals(c) for c in node.comparators):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_op_definitions_and_lowerings_test_op_names():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = str(path.relative_to(PACKAGE.parent))
+        if relative.startswith(NAME_TESTS_ALLOWED):
+            continue
+        found += [f"{relative}:{line}" for line in op_name_tests(path.read_text())]
+    assert not found, "ask the op's traits (ir/registry.py), not its name:\n" + "\n".join(found)
+
+
+def test_the_name_check_sees_the_forms_passes_used():
+    source = (
+        'if op.name == "neg": pass\n'
+        'if x.op.name in ("add", "sub"): pass\n'
+        'if op.name not in frozenset({"while"}): pass\n'
+        'if x.dtype.name == "int32": pass\n'
+        "if op.name == other.name: pass\n"
+    )
+    assert op_name_tests(source) == [1, 2, 3]

@@ -26,6 +26,7 @@ KERNEL = "kernel"  # a fused kernel: its region runs once per element of its ite
 FEED = "feed"  # a function input the caller feeds (a placeholder)
 STATE = "state"  # a function input that keeps its value between runs (a variable)
 STATE_UPDATE = "state_update"  # computes a STATE's new value, written back after the run
+BROADCAST = "broadcast"  # its result is its first operand broadcast to a larger shape
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class RegionSpec:
     args: str = "none"
 
 
-@dataclass
+@dataclass(eq=False)  # one object per op: compared and hashed by identity
 class OpDef:
     """One primitive. `infer(types, attrs) -> [result types]`; `kernel(*arrays, **attrs)`
     returns an array (or a tuple for several results); `vjp(cts, ins, outs, attrs)` returns
@@ -61,6 +62,9 @@ class OpDef:
     traits: frozenset = frozenset()  # ENDS_FUNCTION, ENDS_REGION, REDUCTION, INDEX_MAP
     # a REDUCTION's starting value for a dtype (a NumPy scalar): what an empty fold gives
     identity: Callable | None = None
+    # rewrite patterns rooted at this op, run by the canonicalize pass (MLIR's
+    # canonicalization patterns): `pattern(op) -> [replacement values] | None`
+    canonicalize: tuple[Callable, ...] = ()
 
     is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
 

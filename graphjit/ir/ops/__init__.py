@@ -19,6 +19,7 @@ import numpy as np
 from graphjit.errors import GradientError, GraphjitError, ShapeError
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's public names)
+    BROADCAST,
     CONSTANT,
     ENDS_FUNCTION,
     ENDS_REGION,

@@ -13,6 +13,8 @@ differentiates them as region transformations.
 from __future__ import annotations
 
 from graphjit.errors import ControlFlowError, DTypeError
+from graphjit.ir import builder
+from graphjit.ir.clone import clone_op
 from graphjit.ir.ops import (
     ENDS_FUNCTION,
     ENDS_REGION,
@@ -22,6 +24,7 @@ from graphjit.ir.ops import (
     RegionSpec,
     register,
 )
+from graphjit.ir.patterns import constant_value
 from graphjit.ir.types import shape_str
 
 
@@ -95,8 +98,29 @@ BRANCH = RegionSpec("yield", "none")  # a cond branch: no arguments, yields the 
 LOOP_TEST = RegionSpec("condition", "operands")  # a while's before region: the predicate
 LOOP_BODY = RegionSpec("yield", "operands")  # a while's after region: the next values
 
+
+def constant_predicate(op):
+    """cond on a constant predicate is its taken branch, inlined."""
+    predicate = constant_value(op.operands[0])
+    if predicate is None:
+        return None
+    branch = op.regions[0 if bool(predicate) else 1].block
+    vmap: dict = {}
+    for inner in branch.ops[:-1]:
+        clone_op(inner, vmap, builder.current_block(), reinfer=False)
+    return [vmap.get(v, v) for v in branch.terminator.operands]
+
+
 register(
-    OpDef("cond", _cond_infer, None, REGION, regions=(BRANCH, BRANCH), region_keywords=("else",))
+    OpDef(
+        "cond",
+        _cond_infer,
+        None,
+        REGION,
+        regions=(BRANCH, BRANCH),
+        region_keywords=("else",),
+        canonicalize=(constant_predicate,),
+    )
 )
 # `taped` (set by autodiff) is the number of original loop values of a loop augmented to
 # also carry an iteration count and one tape per loop value (see passes/autodiff.py).

@@ -11,6 +11,7 @@ import scipy.special
 
 from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
 from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register, wants_cotangent
+from graphjit.ir.patterns import involution, same_type_is_identity, unit_element
 from graphjit.ir.types import TensorType, as_dtype, bool_, shape_str
 
 
@@ -82,9 +83,11 @@ def binary(fx, fy):
     return vjp
 
 
-def _elementwise(name, kernel, vjp, kinds="fiub", what="numeric", result_dtype=None):
+def _elementwise(
+    name, kernel, vjp, kinds="fiub", what="numeric", result_dtype=None, canonicalize=()
+):
     rule = elementwise_rule(result_dtype, kinds, what)
-    register(OpDef(name, rule, kernel, vjp, elementwise=True))
+    register(OpDef(name, rule, kernel, vjp, elementwise=True, canonicalize=canonicalize))
 
 
 FLOAT = dict(kinds="f", what="floating-point")
@@ -95,7 +98,9 @@ COMPARE = dict(result_dtype=bool_)
 
 # ---- unary -------------------------------------------------------------------------------
 
-_elementwise("neg", np.negative, unary(lambda g, x, y: P.neg(g)), **NUMERIC)
+_elementwise(
+    "neg", np.negative, unary(lambda g, x, y: P.neg(g)), canonicalize=(involution,), **NUMERIC
+)
 _elementwise("exp", np.exp, unary(lambda g, x, y: P.mul(g, y)), **FLOAT)
 _elementwise("log", np.log, unary(lambda g, x, y: P.div(g, x)), **FLOAT)
 _elementwise("sqrt", np.sqrt, unary(lambda g, x, y: P.div(g, P.mul(y, 2))), **FLOAT)
@@ -118,6 +123,7 @@ register(
         lambda x: x.copy(),
         NONDIFF,
         elementwise=True,
+        canonicalize=(same_type_is_identity,),
     )
 )
 
@@ -160,25 +166,40 @@ register(
         _cast_vjp,
         attrs={"dtype": REQUIRED},
         elementwise=True,
+        canonicalize=(same_type_is_identity,),
     )
 )
 
 # ---- binary ------------------------------------------------------------------------------
 
-_elementwise("add", np.add, binary(lambda g, x, y, o: g, lambda g, x, y, o: g), **NUMERIC)
+# Each declares its unit element (x + -0.0, x - 0.0, x * 1, x / 1 are exactly x); IEEE's
+# -0.0 + 0.0 = +0.0 is why add's unit is -0.0.
 _elementwise(
-    "sub", np.subtract, binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(g)), **NUMERIC
+    "add",
+    np.add,
+    binary(lambda g, x, y, o: g, lambda g, x, y, o: g),
+    canonicalize=(unit_element(-0.0, commutes=True),),
+    **NUMERIC,
+)
+_elementwise(
+    "sub",
+    np.subtract,
+    binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(g)),
+    canonicalize=(unit_element(0.0, commutes=False),),
+    **NUMERIC,
 )
 _elementwise(
     "mul",
     np.multiply,
     binary(lambda g, x, y, o: P.mul(g, y), lambda g, x, y, o: P.mul(g, x)),
+    canonicalize=(unit_element(1, commutes=True),),
     **NUMERIC,
 )
 _elementwise(
     "div",
     np.true_divide,
     binary(lambda g, x, y, o: P.div(g, y), lambda g, x, y, o: P.neg(P.div(P.mul(g, o), y))),
+    canonicalize=(unit_element(1, commutes=False),),
     **FLOAT,
 )
 

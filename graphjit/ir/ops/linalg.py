@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.ir.ops import OpDef, P, register, wants_cotangent
+from graphjit.ir import builder
+from graphjit.ir.ops import OpDef, P, get_op, register, wants_cotangent
 from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, unbroadcast
+from graphjit.ir.patterns import producer, scalar_constant
 from graphjit.ir.types import TensorType, shape_str
 
 
@@ -107,12 +109,80 @@ register(
         overwrites=((0, 2),),  # BLAS reads C[i, j], then writes alpha·(AB)[i, j] + C[i, j]
     )
 )
-register(
+
+
+def _swaps_last_two_axes(v) -> bool:
+    transpose = producer(v, get_op("transpose"))
+    if transpose is None:
+        return False
+    perm = list(transpose.attrs["perm"])
+    n = len(perm)
+    return n >= 2 and perm == list(range(n - 2)) + [n - 1, n - 2]
+
+
+def fold_transposed_operands(op):
+    """matmul(transpose(x), y) -> matmul(x, y, transpose_a): BLAS reads x transposed, so
+    the transpose (a copy of the whole matrix) is gone once nothing else uses it."""
+    operands, attrs = list(op.operands), dict(op.attrs)
+    for i, flag in enumerate(("transpose_a", "transpose_b")):
+        if _swaps_last_two_axes(operands[i]):
+            operands[i] = operands[i].op.operands[0]
+            attrs[flag] = not attrs[flag]
+    if attrs == op.attrs:
+        return None
+    return builder.create("matmul", operands, attrs, loc=op.loc).results
+
+
+MATMUL = register(
     OpDef(
         "matmul",
         _matmul_infer,
         _matmul_kernel,
         _matmul_vjp,
         attrs={"transpose_a": False, "transpose_b": False},
+        canonicalize=(fold_transposed_operands,),
     )
 )
+
+# ---- forming a gemm (the gemm pass applies this pattern) -------------------------------------
+# c ± s * matmul(a, b) -> gemm(a, b, c) {alpha = ±s}, when nothing else reads the product.
+ACCUMULATE_SIGN = {get_op("add"): 1.0, get_op("sub"): -1.0}
+
+
+def _scaled_product(v, uses):
+    """(the matmul, its scale) when v is matmul(a, b), or it times a scalar constant, and
+    nothing else reads the matmul or v."""
+    if v.op is None or uses[v] != 1:
+        return None
+    if v.op.opdef is MATMUL:
+        return v.op, 1.0
+    scaling = producer(v, get_op("mul"))
+    for m, s in (scaling.operands, scaling.operands[::-1]) if scaling else ():
+        scale = scalar_constant(s)
+        matmul = producer(m, MATMUL)
+        if scale is not None and matmul is not None and uses[m] == 1 and m.type == v.type:
+            return matmul, scale
+    return None
+
+
+def accumulate_into_gemm(uses):
+    """The pattern, given how many operands in the whole function each value is."""
+
+    def pattern(op):
+        sign = ACCUMULATE_SIGN.get(op.opdef)
+        if sign is None or not op.result.type.dtype.is_floating:
+            return None
+        x, y = op.operands
+        for acc, product in [(x, y)] if sign < 0 else [(x, y), (y, x)]:
+            found = _scaled_product(product, uses)
+            if found is None or acc.type != op.result.type or product.type != op.result.type:
+                continue
+            matmul, scale = found
+            alpha = sign * scale
+            if not np.isfinite(alpha):
+                continue
+            attrs = {"alpha": alpha, **matmul.attrs}
+            return builder.create("gemm", [*matmul.operands, acc], attrs, loc=op.loc).results
+        return None
+
+    return pattern

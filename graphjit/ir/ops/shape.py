@@ -8,7 +8,9 @@ import math
 import numpy as np
 
 from graphjit.errors import ShapeError
+from graphjit.ir import builder
 from graphjit.ir.ops import (
+    BROADCAST,
     INDEX_MAP,
     REDUCTION,
     REQUIRED,
@@ -21,6 +23,7 @@ from graphjit.ir.ops import (
 )
 from graphjit.ir.ops.elementwise import broadcast_shapes, unbroadcast
 from graphjit.ir.ops.reduce import sum_identity
+from graphjit.ir.patterns import is_static, producer, same_type_is_identity
 from graphjit.ir.types import shape_str
 
 
@@ -48,6 +51,17 @@ def reshape_shape(in_shape, shape) -> tuple:
     return shape
 
 
+def reshape_of_reshape(op):
+    """reshape(reshape(x)) -> reshape(x) (and the same for reshape_like)."""
+    inner = producer(op.operands[0], op.opdef)
+    if inner is None or not is_static(op.result):
+        return None
+    shape = {"shape": op.result.type.shape}
+    return [builder.create("reshape", [inner.operands[0]], shape, loc=op.loc).result]
+
+
+RESHAPE_PATTERNS = (same_type_is_identity, reshape_of_reshape)
+
 register(
     OpDef(
         "reshape",
@@ -56,6 +70,7 @@ register(
         lambda cts, ins, outs, a: [P.reshape_like(cts[0], ins[0])],
         attrs={"shape": REQUIRED},
         traits=frozenset({VIEW}),
+        canonicalize=RESHAPE_PATTERNS,
     )
 )
 register(
@@ -66,6 +81,7 @@ register(
         lambda cts, ins, outs, a: [P.reshape_like(cts[0], ins[0]), None],
         shape_only=(1,),
         traits=frozenset({VIEW}),
+        canonicalize=RESHAPE_PATTERNS,
     )
 )
 
@@ -98,6 +114,7 @@ register(
         lambda cts, ins, outs, a: [P.squeeze(cts[0], axes=a["axes"])],
         attrs={"axes": REQUIRED},
         traits=frozenset({VIEW}),
+        canonicalize=(same_type_is_identity,),
     )
 )
 register(
@@ -108,6 +125,7 @@ register(
         lambda cts, ins, outs, a: [P.expand_dims(cts[0], axes=a["axes"])],
         attrs={"axes": REQUIRED},
         traits=frozenset({VIEW}),
+        canonicalize=(same_type_is_identity,),
     )
 )
 
@@ -123,6 +141,19 @@ def _transpose_infer(types, attrs):
     return [types[0].with_shape([types[0].shape[p] for p in perm])]
 
 
+def identity_permutation(op):
+    return [op.operands[0]] if list(op.attrs["perm"]) == sorted(op.attrs["perm"]) else None
+
+
+def transpose_of_transpose(op):
+    """transpose(transpose(x)) -> one transpose by the composed permutation."""
+    inner = producer(op.operands[0], op.opdef)
+    if inner is None:
+        return None
+    perm = tuple(inner.attrs["perm"][p] for p in op.attrs["perm"])
+    return [builder.create("transpose", [inner.operands[0]], {"perm": perm}, loc=op.loc).result]
+
+
 register(
     OpDef(
         "transpose",
@@ -130,6 +161,7 @@ register(
         lambda x, perm: np.transpose(x, perm).copy(),
         lambda cts, ins, outs, a: [P.transpose(cts[0], perm=tuple(np.argsort(a["perm"])))],
         attrs={"perm": REQUIRED},
+        canonicalize=(identity_permutation, transpose_of_transpose),
     )
 )
 
@@ -170,7 +202,8 @@ register(
         lambda x, shape: np.array(np.broadcast_to(x, shape)),
         lambda cts, ins, outs, a: [unbroadcast(cts[0], ins[0])],
         attrs={"shape": REQUIRED},
-        traits=frozenset({INDEX_MAP}),
+        traits=frozenset({INDEX_MAP, BROADCAST}),
+        canonicalize=(same_type_is_identity,),
     )
 )
 register(
@@ -180,7 +213,8 @@ register(
         lambda x, ref: np.array(np.broadcast_to(x, np.broadcast_shapes(x.shape, ref.shape))),
         lambda cts, ins, outs, a: [unbroadcast(cts[0], ins[0]), None],
         shape_only=(1,),
-        traits=frozenset({INDEX_MAP}),
+        traits=frozenset({INDEX_MAP, BROADCAST}),
+        canonicalize=(same_type_is_identity,),
     )
 )
 register(
@@ -192,6 +226,7 @@ register(
         shape_only=(1,),
         traits=frozenset({REDUCTION}),
         identity=sum_identity,
+        canonicalize=(same_type_is_identity,),
     )
 )
 
