@@ -337,6 +337,13 @@ OP_TABLE: list[OpCase] = [
     ),
 ]
 
+# Records kept beside the work that added them; imported here so that every table-driven
+# test (forward, gradients, backends, gj.function, parser round trips) runs them too.
+from op_table_integers import INTEGER_CASES  # noqa: E402
+from op_table_tf1 import TF1_CASES  # noqa: E402
+
+OP_TABLE += INTEGER_CASES + TF1_CASES
+
 
 def _list_ops(x, y):
     """Push x and y onto a list, add x at index 1, add the list and zeros to that, and
