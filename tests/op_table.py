@@ -376,6 +376,7 @@ COVERED_ELSEWHERE = {
     "group": "tests/static/test_session.py",
     "cond": "tests/static/test_control_flow.py",
     "while": "tests/static/test_control_flow.py",
+    "shape_invariant": "tests/static/test_tf1_loops.py (while_loop's shape_invariants)",
     "yield": "tests/static/test_control_flow.py",
     "condition": "tests/static/test_control_flow.py",
     "return": "every Session run (the compiled function's terminator)",

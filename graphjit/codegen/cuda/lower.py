@@ -26,6 +26,7 @@ from graphjit.codegen.lists import list_lowerings
 from graphjit.errors import BackendError, GraphjitError, NumericsError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops import CONSTANT, KERNEL, REDUCTION
+from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.debug import numerics_message
 from graphjit.ir.ops.elementwise import VALUE_CHECKS
 from graphjit.ir.types import TensorType
@@ -56,7 +57,9 @@ class Lowering:
         self.check_numerics = check_numerics
         self.plan = fn.memory_plan
         if self.plan.arena_bytes is None:
-            raise BackendError("the cuda backend needs every shape known (specialise first)")
+            raise runtime_shape_error(fn, "cuda") or BackendError(
+                "the cuda backend needs every shape known (specialise first)"
+            )
         self.arena = cuda.device_array(max(self.plan.arena_bytes, 1), np.uint8)
         self.static: dict = {}  # value (or Scratch) -> device array, the same every run
         self.views: dict[tuple, object] = {}  # (offset, nbytes, dtype) -> arena view
@@ -345,7 +348,9 @@ LOWERINGS = {
     "matmul": Lowering.op_matmul,
     "gemm": Lowering.op_matmul,
     **dict.fromkeys(COPY_LAUNCHES, Lowering.op_copies),
-    **dict.fromkeys(("reshape", "reshape_like", "expand_dims", "squeeze"), Lowering.op_view),
+    **dict.fromkeys(
+        ("reshape", "reshape_like", "expand_dims", "squeeze", "shape_invariant"), Lowering.op_view
+    ),
     "assign": Lowering.op_view,
     "check_numerics": Lowering.op_check_numerics,
     "constant": Lowering.op_nothing,

@@ -34,6 +34,7 @@ from graphjit.codegen.llvm.parallel import call_split, kernel_work
 from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops import CONSTANT
+from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
@@ -63,7 +64,9 @@ class Lowering:
                 "memory passes), not by calling the backend directly"
             )
         if self.plan.arena_bytes is None:
-            raise BackendError("the llvm backend needs every shape known (specialise first)")
+            raise runtime_shape_error(fn, "llvm") or BackendError(
+                "the llvm backend needs every shape known (specialise first)"
+            )
         # Scratch for staging copies lives in the arena after the plan's buffers: nothing
         # the size of a tensor may go on the native stack (8 MiB, and threads get less).
         self.scratch_base = -(-self.plan.arena_bytes // ALIGN) * ALIGN
@@ -461,6 +464,7 @@ LOWERINGS = {
     "reshape_like": Lowering.op_copy,
     "expand_dims": Lowering.op_copy,
     "squeeze": Lowering.op_copy,
+    "shape_invariant": Lowering.op_copy,  # a runtime-sized one is refused in __init__
     "transpose": Lowering.op_transpose,
     "broadcast_to": Lowering.op_broadcast,
     "broadcast_like": Lowering.op_broadcast,

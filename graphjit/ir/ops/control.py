@@ -12,7 +12,7 @@ differentiates them as region transformations.
 
 from __future__ import annotations
 
-from graphjit.errors import ControlFlowError, DTypeError
+from graphjit.errors import BackendError, ControlFlowError, DTypeError
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.ops import (
@@ -20,12 +20,15 @@ from graphjit.ir.ops import (
     ENDS_REGION,
     KERNEL,
     NONDIFF,
+    REQUIRED,
+    VIEW,
     OpDef,
+    P,
     RegionSpec,
     register,
 )
 from graphjit.ir.patterns import constant_value
-from graphjit.ir.types import shape_str
+from graphjit.ir.types import ListType, TensorType, shape_str
 
 
 def _type_list(types) -> str:
@@ -45,14 +48,29 @@ def _check_pred(t, what) -> None:
 
 
 def _cond_infer(types, attrs, regions):
+    """The branches' types merged as TensorFlow 1 merges them: a dimension where the
+    branches differ becomes unknown (None); dtypes, ranks and list types must agree."""
     _check_pred(types[0], "cond predicate")
     then_types, else_types = (yielded_types(r) for r in regions)
-    if then_types != else_types:
+    merged = [merge_types(a, b) for a, b in zip(then_types, else_types)]
+    if len(then_types) != len(else_types) or None in merged:
         raise ControlFlowError(
             f"cond branches return different types: true branch {_type_list(then_types)}, "
             f"false branch {_type_list(else_types)}"
         )
-    return then_types
+    return merged
+
+
+def merge_types(a, b):
+    """The most specific type both `a` and `b` have (None where their dims differ), or
+    None when no tensor type holds both (different dtypes or ranks, or list types)."""
+    if a == b:
+        return a
+    if not (isinstance(a, TensorType) and isinstance(b, TensorType)):
+        return None
+    if a.dtype != b.dtype or a.rank != b.rank:
+        return None
+    return a.with_shape([x if x == y else None for x, y in zip(a.shape, b.shape)])
 
 
 # Native loops count iterations in a signed 64-bit integer. A larger bound cannot be
@@ -88,9 +106,72 @@ def _while_infer(types, attrs, regions):
             raise ControlFlowError(
                 f"while_loop body changes loop variable {i} from {old} to {new} "
                 f"(shapes {shape_str(old.shape)} -> {shape_str(new.shape)}); loop variables "
-                "must keep their shape and dtype"
+                "must keep their shape and dtype, or be given a shape invariant with None "
+                "where the shape may change (while_loop's shape_invariants)"
             )
     return list(types)
+
+
+def _shape_invariant_infer(types, attrs):
+    """The operand's dtype with the declared shape; every declared dimension must agree
+    with the operand's where both are known."""
+    (t,) = types
+    shape = attrs["shape"]
+    if not isinstance(t, TensorType):
+        raise DTypeError(f"shape_invariant takes a tensor, got {t}")
+    if len(shape) != t.rank or any(
+        d is not None and k is not None and d != k for d, k in zip(shape, t.shape)
+    ):
+        raise ControlFlowError(
+            f"shape invariant {shape_str(shape)} does not hold for a value of shape {shape_str(t.shape)}"
+        )
+    return [t.with_shape(shape)]
+
+
+def _shape_invariant_kernel(x, shape):
+    if x.ndim != len(shape) or any(d is not None and d != k for d, k in zip(shape, x.shape)):
+        raise ControlFlowError(
+            f"a value of shape {list(x.shape)} breaks its shape invariant {shape_str(shape)}"
+        )
+    return x
+
+
+# Declares a value's static shape, more general than the operand's (None where a while
+# loop's value may change shape between iterations, TensorFlow 1's shape invariants) or
+# more specific (a cotangent given back its primal's shape); checked when it runs.
+register(
+    OpDef(
+        "shape_invariant",
+        _shape_invariant_infer,
+        _shape_invariant_kernel,
+        lambda cts, ins, outs, a: [
+            None if cts[0] is None else P.shape_invariant(cts[0], shape=ins[0].type.shape)
+        ],
+        attrs={"shape": REQUIRED},
+        traits=frozenset({VIEW}),  # the same bytes: backends may share the storage
+    )
+)
+
+
+def runtime_shape_error(fn, backend: str):
+    """A BackendError naming the first op of `fn` whose result's shape is still unknown
+    once the Session has specialised the fed shapes, or None. Such shapes come from a
+    while_loop shape invariant with None dimensions (a value that changes shape between
+    iterations) or a cond whose branches differ in shape; code generators that plan every
+    buffer when the Session is built cannot run them."""
+    for op in fn.walk():
+        for v in op.results:
+            t = v.type.elem if isinstance(v.type, ListType) else v.type
+            if isinstance(t, TensorType) and not t.is_static:
+                return BackendError(
+                    f"the {backend} backend cannot run '{op.name}': its result {v.type} has "
+                    "a shape known only at run time (a while_loop value whose shape "
+                    "invariant has None dimensions, or a cond whose branches differ in "
+                    "shape), and this backend plans every buffer when the Session is "
+                    "built; run this graph with backend='interpreter'",
+                    op=op,
+                )
+    return None
 
 
 REGION = "region"  # a VJP marker: autodiff differentiates this op as a region transformation
