@@ -5,7 +5,9 @@ from graphjit.frontend.eager.custom_function import Function, FunctionCtx
 from graphjit.frontend.eager.engine import backward, grad
 from graphjit.frontend.eager.grad_mode import (
     enable_grad,
+    inference_mode,
     is_grad_enabled,
+    is_inference_mode_enabled,
     no_grad,
     set_grad_enabled,
 )
@@ -19,8 +21,10 @@ __all__ = [
     "enable_grad",
     "grad",
     "gradcheck",
+    "inference_mode",
     "is_anomaly_enabled",
     "is_grad_enabled",
+    "is_inference_mode_enabled",
     "no_grad",
     "set_detect_anomaly",
     "set_grad_enabled",

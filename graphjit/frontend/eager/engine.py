@@ -15,7 +15,8 @@ import numpy as np
 
 from graphjit.errors import GradientError
 from graphjit.frontend.eager.anomaly import ANOMALY, check_finite_gradients
-from graphjit.frontend.eager.grad_mode import is_grad_enabled, set_grad_enabled
+from graphjit.frontend.eager.grad_mode import _MODE
+from graphjit.frontend.eager.node import HOOKS_ACTIVE, run_hooks
 from graphjit.frontend.eager.tensor import Tensor, bump_version, to_array, wrap
 from graphjit.ir.ops import bind
 
@@ -30,22 +31,46 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False) 
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=False) -> tuple:  # fmt: skip
-    """d(outputs)/d(inputs), returned instead of accumulated (torch.autograd.grad)."""
+         allow_unused=None, materialize_grads=False) -> tuple:  # fmt: skip
+    """d(outputs)/d(inputs), returned instead of accumulated (torch.autograd.grad).
+
+    `outputs` and `inputs` are tensors or sequences of them; `grad_outputs` the cotangents
+    of the outputs (None: ones, for one-element outputs). An input the outputs do not depend
+    on is an error unless `allow_unused` (then its gradient is None) or `materialize_grads`
+    (then zeros). With `create_graph` the gradients are recorded, for higher order; the tape
+    is kept when `retain_graph` (default: `create_graph`)."""
     outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
-    for x in inputs:
-        if not isinstance(x, Tensor) or not x._requires_grad:
-            raise GradientError("autograd.grad: every input must be a tensor that requires grad")
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            raise GradientError(
+                f"autograd.grad: input {i} ({_describe(x)}) does not require grad; every "
+                "input must be a tensor that requires grad"
+            )
+    if allow_unused is None:
+        allow_unused = materialize_grads
+    elif materialize_grads and not allow_unused:
+        raise GradientError("autograd.grad: materialize_grads=True needs allow_unused not False")
     captures = {_capture_key(x): i for i, x in enumerate(inputs)}
     keep = create_graph if retain_graph is None else retain_graph
     pass_ = _BackwardPass(keep, create_graph, captures)
     found = pass_.run(outputs, _root_cotangents(outputs, grad_outputs))
-    if not allow_unused and any(g is None for g in found):
-        raise GradientError(
-            "autograd.grad: an input was not used to compute the outputs; pass "
-            "allow_unused=True to get None for it"
-        )
+    for i, (x, g) in enumerate(zip(inputs, found)):
+        if g is None and not allow_unused:
+            raise GradientError(
+                f"autograd.grad: input {i} ({_describe(x)}) was not used to compute the "
+                "outputs; pass allow_unused=True to get None for it, or "
+                "materialize_grads=True to get zeros"
+            )
+    if materialize_grads:
+        found = [wrap(np.zeros_like(x._data)) if g is None else g for x, g in zip(inputs, found)]
     return tuple(found)
+
+
+def _describe(x) -> str:
+    if not isinstance(x, Tensor):
+        return f"a {type(x).__name__}, not a tensor"
+    kind = "a leaf" if x.grad_fn is None else f"the output of {x.grad_fn.name}"
+    return f"{kind} of shape {tuple(x.shape)} and dtype {x.dtype.name}"
 
 
 def _as_tuple(x) -> tuple:
@@ -119,10 +144,14 @@ class _BackwardPass:
         # time a node is popped every cotangent of its outputs has arrived.
         self.ready: list = []
         self.needed = None  # with captures: the nodes from which a captured input is reached
+        # Hooked leaves' cotangents, summed until the end of the pass, so that each leaf's
+        # hooks see its whole gradient once (PyTorch runs them in AccumulateGrad).
+        self.hooks_active = HOOKS_ACTIVE[0] > 0
+        self.hooked_leaves: dict = {}  # id(leaf) -> [leaf, summed cotangent]
 
     def run(self, tensors, root_cts) -> list | None:
-        previous = is_grad_enabled()
-        set_grad_enabled(self.create_graph)
+        previous = _MODE.enabled
+        _MODE.enabled = self.create_graph
         try:
             for t, ct in zip(tensors, root_cts):
                 if t.grad_fn is None:
@@ -132,8 +161,9 @@ class _BackwardPass:
             if self.captures is not None:
                 self.needed = self.nodes_reaching_captures(post_order(list(self.buffers)))
             self.drain()
+            self.deliver_hooked_leaves()
         finally:
-            set_grad_enabled(previous)
+            _MODE.enabled = previous
         return self.found
 
     def nodes_reaching_captures(self, order: list) -> set:
@@ -156,11 +186,14 @@ class _BackwardPass:
     def drain(self) -> None:
         """Run nodes newest first until none is left (the hot loop of backward)."""
         ready, buffers, needed = self.ready, self.buffers, self.needed
+        hooks_active = self.hooks_active
         while ready:
             node = heappop(ready)[1]
             cts = buffers.pop(node)
             if needed is not None and node not in needed:
                 continue
+            if hooks_active:
+                self.run_output_hooks(node, cts)
             if node.retained:
                 self.retain(node, cts)
             if self.captures is not None:
@@ -195,7 +228,27 @@ class _BackwardPass:
             return bind("add", a, b)
         return wrap(a._data + b._data)
 
+    def run_output_hooks(self, node, cts: list) -> None:
+        """The hooks registered on node's outputs (non-leaf tensors) replace their
+        cotangents before anything reads them (.grad, captures, the node's VJP)."""
+        per_output = getattr(node, "hooks", None)
+        for index, hooks in (per_output or {}).items():
+            if hooks and cts[index] is not None:
+                cts[index] = run_hooks(hooks, cts[index], f"an output of {node.name}")
+
     def deliver_to_leaf(self, leaf: Tensor, ct: Tensor) -> None:
+        if self.hooks_active and getattr(leaf, "_hooks", None):
+            if self.captures is None or id(leaf) in self.captures:
+                pending = self.hooked_leaves.setdefault(id(leaf), [leaf, None])
+                pending[1] = ct if pending[1] is None else self.sum(pending[1], ct)
+            return
+        self.deliver_summed(leaf, ct)
+
+    def deliver_hooked_leaves(self) -> None:
+        for leaf, ct in self.hooked_leaves.values():
+            self.deliver_summed(leaf, run_hooks(leaf._hooks, ct, "a leaf tensor"))
+
+    def deliver_summed(self, leaf: Tensor, ct: Tensor) -> None:
         if self.captures is None:
             accumulate_grad(leaf, ct, self.create_graph)
             return

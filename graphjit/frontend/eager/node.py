@@ -20,7 +20,7 @@ import itertools
 
 from graphjit.errors import GradientError
 from graphjit.frontend.eager.anomaly import where_built
-from graphjit.frontend.eager.tensor import MUTATIONS, wrap_output
+from graphjit.frontend.eager.tensor import MUTATIONS, Tensor, to_array, wrap, wrap_output
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import OpDef, no_vjp_error
 
@@ -33,8 +33,10 @@ class Node:
     """Base of every grad_fn. `edges[i]` says where input i's cotangent goes: None (the input
     needs no gradient), `(node, output_index)` or `(leaf_tensor, -1)`."""
 
-    # `location` is set only under anomaly detection (see anomaly.py).
-    __slots__ = ("edges", "num_outputs", "retained", "sequence_nr", "location", "__weakref__")
+    # `location` is set only under anomaly detection (see anomaly.py); `hooks` only when a
+    # hook is registered on one of its outputs (see register_tensor_hook).
+    __slots__ = ("edges", "num_outputs", "retained", "sequence_nr", "location", "hooks",
+                 "__weakref__")  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -193,6 +195,70 @@ def check_cotangents(what: str, cts, shapes) -> None:
             raise GradientError(
                 f"{what} returned a gradient of shape {ct.shape} for input {i} of shape {shape}"
             )
+
+
+# ---- tensor hooks (Tensor.register_hook) -------------------------------------------------
+# A leaf's hooks live on the tensor (`_hooks`), a non-leaf's on its grad_fn (`hooks`, per
+# output), as in PyTorch: a hook registered before an in-place change stays with the old
+# history. Both slots are left unset until a hook is registered, so that making tensors and
+# nodes costs nothing more; HOOKS_ACTIVE counts the hooks registered and not removed, and
+# backward looks for hooks only while it is not zero.
+HOOKS_ACTIVE = [0]
+_next_hook_id = itertools.count().__next__
+
+
+class RemovableHandle:
+    """What register_hook returns: `handle.remove()` unregisters the hook (once)."""
+
+    __slots__ = ("_table", "_id")
+
+    def __init__(self, table: dict, hook_id: int):
+        self._table, self._id = table, hook_id
+
+    def remove(self) -> None:
+        if self._table.pop(self._id, None) is not None:
+            HOOKS_ACTIVE[0] -= 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.remove()
+
+
+def add_hook(table: dict, hook) -> RemovableHandle:
+    if not callable(hook):
+        raise TypeError(f"register_hook needs a callable, got {type(hook).__name__}")
+    hook_id = _next_hook_id()
+    table[hook_id] = hook
+    HOOKS_ACTIVE[0] += 1
+    return RemovableHandle(table, hook_id)
+
+
+def node_hooks(node: Node, index: int) -> dict:
+    """The (mutable) table of hooks on output `index` of `node`."""
+    try:
+        per_output = node.hooks
+    except AttributeError:  # (the slot is unset until the first hook)
+        per_output = node.hooks = {}
+    return per_output.setdefault(index, {})
+
+
+def run_hooks(hooks: dict, grad, what: str):
+    """Call each hook in registration order; a returned tensor replaces the gradient."""
+    for hook in list(hooks.values()):
+        result = hook(grad)
+        if result is None:
+            continue
+        if not isinstance(result, Tensor):
+            result = wrap(to_array(result, grad.dtype))
+        if result.shape != grad.shape:
+            raise GradientError(
+                f"a hook registered on {what} returned a gradient of shape {result.shape} for "
+                f"one of shape {grad.shape}; it must return None or a tensor of the same shape"
+            )
+        grad = result
+    return grad
 
 
 _NODE_CLASSES: dict[str, type] = {}

@@ -46,7 +46,7 @@ class Tensor:
     """An eager tensor. `Tensor(data, dtype=None, requires_grad=False)` is `gj.tensor(...)`."""
 
     __slots__ = ("_data", "_requires_grad", "_grad", "_grad_fn", "_output_nr", "_version",
-                 "_base", "_view_chain", "_view_seen", "__weakref__")  # fmt: skip
+                 "_base", "_view_chain", "_view_seen", "_hooks", "__weakref__")  # fmt: skip
 
     def __init__(self, data, dtype=None, requires_grad: bool = False):
         init_tensor(self, to_array(data, dtype))
@@ -176,6 +176,23 @@ class Tensor:
         if self.grad_fn.retained is None:
             self.grad_fn.retained = {}
         self.grad_fn.retained[self._output_nr] = weakref.ref(self)
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` with this tensor's gradient whenever backward computes it; a
+        tensor it returns replaces the gradient (for `.grad`, for what flows on and for
+        autograd.grad). Returns a handle whose `.remove()` unregisters it (PyTorch's
+        Tensor.register_hook). A leaf's hook sees its whole gradient, once per backward."""
+        from graphjit.frontend.eager.node import add_hook, node_hooks
+
+        if not self.requires_grad:
+            raise GradientError("cannot register a hook on a tensor that does not require grad")
+        if self.grad_fn is not None:
+            return add_hook(node_hooks(self.grad_fn, self._output_nr), hook)
+        try:
+            table = self._hooks
+        except AttributeError:  # (the slot is unset until the first hook)
+            table = self._hooks = {}
+        return add_hook(table, hook)
 
     @property
     def retains_grad(self) -> bool:
