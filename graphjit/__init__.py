@@ -64,6 +64,7 @@ from graphjit.frontend.ops import (
     minimum,
     mul,
     neg,
+    norm,
     not_equal,
     one_hot,
     pow,
@@ -74,10 +75,12 @@ from graphjit.frontend.ops import (
     softmax,
     sqrt,
     square,
+    std,
     stop_gradient,
     sub,
     sum,
     tanh,
+    var,
     where,
 )
 from graphjit.frontend.shape_ops import (

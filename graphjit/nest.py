@@ -2,7 +2,8 @@
 TensorArray): flatten and rebuild.
 
 Dicts flatten in sorted key order, as TensorFlow's `tf.nest` does, so two dicts with the
-same keys have the same spec whatever order they were built in. A class becomes a nest node
+same keys have the same spec whatever order they were built in; rebuilt, a dict has the
+key order of the dict its spec came from (a fetched dict comes back as it was written). A class becomes a nest node
 by defining `_nest_flatten(self) -> (leaves, meta)` and a classmethod
 `_nest_unflatten(meta, leaves)`; two nodes have the same spec when their `meta`s are equal.
 """
@@ -10,11 +11,23 @@ by defining `_nest_flatten(self) -> (leaves, meta)` and a classmethod
 from __future__ import annotations
 
 
-def _dict_keys(d: dict) -> list:
-    try:
-        return sorted(d)
-    except TypeError:  # keys of mixed types: keep the dict's own order
-        return list(d)
+class DictKeys(tuple):
+    """A dict's keys in flattening (sorted) order, compared as such; `written` remembers
+    the order the dict had, for rebuilding it."""
+
+    written: tuple
+
+    def __new__(cls, d: dict):
+        try:
+            keys = super().__new__(cls, sorted(d))
+        except TypeError:  # keys of mixed types: keep the dict's own order
+            keys = super().__new__(cls, d)
+        keys.written = tuple(d)
+        return keys
+
+
+def _dict_keys(d: dict) -> DictKeys:
+    return DictKeys(d)
 
 
 def flatten(structure) -> tuple[list, object]:
@@ -41,7 +54,8 @@ def unflatten(spec, leaves):
         return leaves[0]
     kind, keys, specs = spec
     if kind is dict:
-        return dict(zip(keys, unflatten(specs, leaves)))
+        values = dict(zip(keys, unflatten(specs, leaves)))
+        return {k: values[k] for k in getattr(keys, "written", keys)}
     if not issubclass(kind, (tuple, list)):  # a nest node
         return kind._nest_unflatten(keys, list(leaves))
     out, i = [], 0

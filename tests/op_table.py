@@ -56,6 +56,8 @@ def sample(domain: str, shape, dtype, rng) -> np.ndarray:
         x = magnitude * rng.choice([-1, 1], shape)
     elif domain == "small_int":
         x = rng.integers(-3, 4, shape)
+    elif domain == "int":  # integers of both signs with enough bits set to tell ops apart
+        x = rng.integers(-100, 101, shape)
     elif domain == "label":
         x = rng.integers(0, 4, shape)
     elif domain == "bool":

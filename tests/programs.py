@@ -447,7 +447,9 @@ def cond_inside_loop_body(trips: int) -> Program:
 # ---- op-table records on a backend -------------------------------------------------------------
 
 TRANSCENDENTAL = frozenset({"exp", "log", "tanh", "sigmoid"})
-REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min", "sum_to", "argmax"})
+REDUCTIONS = frozenset(
+    {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "sum_to", "argmax", "argmin"}
+)
 STRUCTURAL = frozenset({"placeholder", "constant", "return"})
 
 

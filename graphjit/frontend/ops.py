@@ -7,7 +7,10 @@ and code generation from the primitives they use.
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -132,6 +135,42 @@ def where(condition, x, y):
 # ---- reductions --------------------------------------------------------------------------
 
 
+class ValuesIndices(NamedTuple):
+    """PyTorch's result of `max`/`min` along a dimension: `values, indices = x.max(dim=1)`."""
+
+    values: Any
+    indices: Any
+
+
+_TORCH_KEYWORDS = {"dim": "axis", "keepdim": "keepdims"}
+
+
+def axis_aliases(fn=None, *, indices=None):
+    """Decorator: the function takes PyTorch's `dim=`/`keepdim=` as well as TF1's and
+    NumPy's `axis=`/`keepdims=`, so that code written for either runs unchanged.
+
+    With `indices` (for max and min), the spelling selects the result, as it does in each
+    library: `dim=` returns PyTorch's named tuple `(values, indices)` (torch.max(x, dim=1)),
+    `axis=` TF1's values alone (tf.reduce_max(x, axis=1))."""
+    if fn is None:
+        return functools.partial(axis_aliases, indices=indices)
+
+    @functools.wraps(fn)
+    def function(*args, **kwargs):
+        if not kwargs:  # (the common call, kept cheap: eager loops call these a lot)
+            return fn(*args)
+        wants_indices = indices is not None and kwargs.get("dim") is not None
+        for torch_name, name in _TORCH_KEYWORDS.items():
+            if torch_name in kwargs:
+                if name in kwargs:
+                    raise TypeError(f"{fn.__name__}() got both {name}= and {torch_name}=")
+                kwargs[name] = kwargs.pop(torch_name)
+        values = fn(*args, **kwargs)
+        return ValuesIndices(values, indices(*args, **kwargs)) if wants_indices else values
+
+    return function
+
+
 def normalize_axes(axis, rank: int) -> tuple:
     """None means every axis; negative axes count from the end; result sorted, unique."""
     if axis is None:
@@ -155,6 +194,7 @@ def _numeric(x):
     return cast(x, "int64") if x.dtype.is_bool else x
 
 
+@axis_aliases
 def sum(x, axis=None, keepdims=False):
     """Sum; booleans and integers narrower than int64 are summed as int64, as in NumPy."""
     x = as_tensor(x)
@@ -163,6 +203,7 @@ def sum(x, axis=None, keepdims=False):
     return bind("reduce_sum", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
 
 
+@axis_aliases
 def mean(x, axis=None, keepdims=False):
     x = _numeric(x)
     if not x.dtype.is_floating:
@@ -172,16 +213,7 @@ def mean(x, axis=None, keepdims=False):
     return bind("div", total, bind("count", x, axes=axes))
 
 
-def max(x, axis=None, keepdims=False):
-    x = _numeric(x)
-    return bind("reduce_max", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
-
-
-def min(x, axis=None, keepdims=False):
-    x = _numeric(x)
-    return bind("reduce_min", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
-
-
+@axis_aliases
 def argmax(x, axis=None, keepdims=False):
     """Index of the largest element (of the flattened tensor when axis is None), as int64."""
     x = _numeric(x)
@@ -193,6 +225,30 @@ def argmax(x, axis=None, keepdims=False):
     return bind("argmax", x, axis=axis, keepdims=keepdims)
 
 
+def _argmin(x, axis=None, keepdims=False):
+    """min's indices: math_ops.argmin (imported here, since math_ops builds on this module)."""
+    from graphjit.frontend.math_ops import argmin
+
+    return argmin(x, axis=axis, keepdims=keepdims)
+
+
+@axis_aliases(indices=argmax)
+def max(x, axis=None, keepdims=False):
+    """The largest element along `axis` (every axis by default); `dim=` gives PyTorch's
+    `(values, indices)`."""
+    x = _numeric(x)
+    return bind("reduce_max", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+@axis_aliases(indices=_argmin)
+def min(x, axis=None, keepdims=False):
+    """The smallest element along `axis` (every axis by default); `dim=` gives PyTorch's
+    `(values, indices)`."""
+    x = _numeric(x)
+    return bind("reduce_min", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+
+
+@axis_aliases
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))), computed stably by shifting with the (constant) maximum."""
     x = as_tensor(x)
@@ -201,14 +257,66 @@ def logsumexp(x, axis=None, keepdims=False):
     return out if keepdims else bind("squeeze", out, axes=normalize_axes(axis, x.ndim))
 
 
+@axis_aliases
 def softmax(x, axis=-1):
     x = as_tensor(x)
     e = exp(sub(x, stop_gradient(max(x, axis=axis, keepdims=True))))
     return div(e, sum(e, axis=axis, keepdims=True))
 
 
+@axis_aliases
 def log_softmax(x, axis=-1):
     return sub(x, logsumexp(x, axis=axis, keepdims=True))
+
+
+def _floating(x):
+    x = _numeric(x)
+    return x if x.dtype.is_floating else cast(x, float64)
+
+
+@axis_aliases
+def var(x, axis=None, keepdims=False, correction=0, *, unbiased=None):
+    """Variance: the sum of squared deviations from the mean over (n - correction).
+
+    The default, correction=0, is the population variance of NumPy (`np.var`) and TF1
+    (`tf.math.reduce_variance`); PyTorch's sample variance is `correction=1` or
+    `unbiased=True`, the default of the method `x.var(...)`."""
+    if unbiased is not None:
+        correction = 1 if unbiased else 0
+    x = _floating(x)
+    axes = normalize_axes(axis, x.ndim)
+    deviations = square(sub(x, mean(x, axis=axes, keepdims=True)))
+    total = bind("reduce_sum", deviations, axes=axes, keepdims=keepdims)
+    return div(total, sub(bind("count", x, axes=axes), correction))
+
+
+@axis_aliases
+def std(x, axis=None, keepdims=False, correction=0, *, unbiased=None):
+    """Standard deviation, sqrt(var(...)): population by default (NumPy, TF1's
+    reduce_std); `correction=1` or `unbiased=True` for PyTorch's sample statistic."""
+    return sqrt(var(x, axis, keepdims, correction, unbiased=unbiased))
+
+
+@axis_aliases
+def norm(x, p=2, axis=None, keepdims=False):
+    """The p-norm over `axis` (every element by default; PyTorch's torch.norm and
+    Tensor.norm): (sum |x|^p)^(1/p); p=2 and "fro" the Euclidean norm, p=inf the largest
+    |x|, -inf the smallest, 0 the number of nonzero elements."""
+    x = _floating(x)
+    reduce = {"axis": axis, "keepdims": keepdims}
+    if p in ("fro", 2):
+        return sqrt(sum(square(x), **reduce))
+    if isinstance(p, str) or not np.isscalar(p):
+        raise ValueError(f"norm: p must be a number or 'fro', got {p!r}")
+    if p == math.inf:
+        return max(abs(x), **reduce)
+    if p == -math.inf:
+        return min(abs(x), **reduce)
+    if p == 0:
+        return sum(cast(not_equal(x, 0), x.dtype), **reduce)
+    if p == 1:
+        return sum(abs(x), **reduce)
+    return pow(sum(pow(abs(x), p), **reduce), 1.0 / p)
 
 
 # ---- linear algebra ----------------------------------------------------------------------

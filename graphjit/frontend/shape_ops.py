@@ -5,10 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.frontend.ops import as_tensor, normalize_axes, operands
+from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
 from graphjit.ir.types import as_dims
+
+
+def shape_args(shape: tuple) -> tuple:
+    """A method's shape given as separate ints or as one sequence: `x.reshape(2, 3)` and
+    `x.reshape((2, 3))` alike."""
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        return tuple(shape[0])
+    return shape
 
 
 def reshape(x, shape):
@@ -35,12 +43,14 @@ def broadcast_to(x, shape):
     return bind("broadcast_to", as_tensor(x), shape=as_dims(shape))
 
 
+@axis_aliases
 def expand_dims(x, axis):
     x = as_tensor(x)
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     return bind("expand_dims", x, axes=normalize_axes(axes, x.ndim + len(axes)))
 
 
+@axis_aliases
 def squeeze(x, axis=None):
     """Remove size-1 axes (all known ones when axis is None)."""
     x = as_tensor(x)
@@ -51,6 +61,7 @@ def squeeze(x, axis=None):
     return bind("squeeze", x, axes=axes) if axes else x
 
 
+@axis_aliases
 def concat(xs, axis=0):
     xs = operands(*xs)
     if not xs:
@@ -59,6 +70,7 @@ def concat(xs, axis=0):
     return bind("concat", *xs, axis=axis) if len(xs) > 1 else xs[0]
 
 
+@axis_aliases
 def stack(xs, axis=0):
     xs = operands(*xs)
     if not xs:

@@ -139,7 +139,8 @@ def test_integer_tensor_with_python_scalars():
     t = gj.tensor([1, 2])
     assert (t + 1).dtype == gj.int64 and (t + 1).tolist() == [2, 3]
     assert (t * 0.5).dtype.is_floating and (t * 0.5).tolist() == [0.5, 1.0]  # NumPy's rule
-    assert (t & True).tolist() == [True, True]
+    # NumPy: & is bitwise on integers (1 & 1, 2 & 1), logical on booleans
+    assert (t & True).dtype == gj.int64 and (t & True).tolist() == [1, 0]
 
 
 def test_the_mixing_error_names_both_modes_only_when_both_occur():

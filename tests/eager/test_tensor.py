@@ -102,7 +102,9 @@ def test_methods_accept_dim_and_keepdim():
     t = gj.tensor([[1.0, 5.0], [3.0, 2.0]])
     assert t.sum(dim=0).tolist() == [4.0, 7.0]
     assert t.mean(dim=1, keepdim=True).shape == (2, 1)
-    assert t.max(dim=1).tolist() == [5.0, 3.0] and t.argmax(dim=1).tolist() == [1, 0]
+    values, indices = t.max(dim=1)  # PyTorch's (values, indices)
+    assert values.tolist() == [5.0, 3.0] and indices.tolist() == [1, 0]
+    assert t.max(axis=1).tolist() == [5.0, 3.0] and t.argmax(dim=1).tolist() == [1, 0]
     np.testing.assert_allclose(t.softmax(dim=0).numpy().sum(axis=0), [1.0, 1.0], rtol=1e-6)
     assert t.sum(0, keepdims=True).shape == (1, 2)
     assert t.unsqueeze(0).shape == (1, 2, 2) and t.unsqueeze(0).squeeze(dim=0).shape == (2, 2)

@@ -1,6 +1,6 @@
 """Kernels that move data rather than compute it: one strided copy serves transpose,
 broadcast, slice, unslice (after a fill with zeros), concat and split (one copy per
-piece); plus fill, the element-by-element add of tensor-list gradients, and argmax.
+piece); plus fill, the element-by-element add of tensor-list gradients, argmax and argmin.
 Each is a grid-stride loop over its elements."""
 
 from __future__ import annotations
@@ -66,9 +66,13 @@ def add(dtype: DType, n: int) -> KernelSource:
     return kernel_source(w, params, f"add {n} elements")
 
 
-def argmax(dtype: DType, shape, axis: int) -> KernelSource:
-    """Index of the first maximum along `axis` (the first NaN wins, as in NumPy); a thread
-    per output element scans the axis."""
+# argmax/argmin: how an element beats the best so far
+ARG_EXTREMA = {"argmax": ">", "argmin": "<"}
+
+
+def arg_extremum(name: str, dtype: DType, shape, axis: int) -> KernelSource:
+    """argmax/argmin: the index of the first maximum/minimum along `axis` (the first NaN
+    wins, as in NumPy); a thread per output element scans the axis."""
     params = [("x", dtype), ("out", int64)]
     strides = contiguous_strides(shape)
     outer = [d for k, d in enumerate(shape) if k != axis]
@@ -82,11 +86,11 @@ def argmax(dtype: DType, shape, axis: int) -> KernelSource:
             w.line("best_j = 0")
             with w.block(f"for j in range(1, {shape[axis]})"):
                 w.line(f"v = x[base + j * {strides[axis]}]")
-                with w.block("if v > best or (v != v and best == best)"):
+                with w.block(f"if v {ARG_EXTREMA[name]} best or (v != v and best == best)"):
                     w.line("best = v")
                     w.line("best_j = j")
             w.line("out[o] = best_j")
-    return kernel_source(w, params, f"argmax over axis {axis} of {list(shape)}")
+    return kernel_source(w, params, f"{name} over axis {axis} of {list(shape)}")
 
 
 # ---- ops -> launches --------------------------------------------------------------------
@@ -156,9 +160,9 @@ def _split_like(op: Operation, cfg: LaunchConfig) -> list[Launch]:
     ]
 
 
-def _argmax(op: Operation, cfg: LaunchConfig) -> list[Launch]:
+def _arg_extremum(op: Operation, cfg: LaunchConfig) -> list[Launch]:
     x, out = op.operands[0], op.result
-    kernel = argmax(x.type.dtype, x.type.shape, op.attrs["axis"])
+    kernel = arg_extremum(op.name, x.type.dtype, x.type.shape, op.attrs["axis"])
     return [Launch(kernel, cfg.grid(size_of(out.type.shape)), cfg.block, (x, out))]
 
 
@@ -178,6 +182,7 @@ COPY_LAUNCHES = {
     "unslice": _unslice,
     "concat": _concat,
     "split_like": _split_like,
-    "argmax": _argmax,
+    "argmax": _arg_extremum,
+    "argmin": _arg_extremum,
     "count": _count,
 }

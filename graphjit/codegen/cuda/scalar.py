@@ -7,7 +7,8 @@ calling one could not be compiled to PTX on a machine without a GPU.
 Fused kernels wrap every op's result in its dtype's constructor (`float32(...)`), so float32
 code stays float32 and integer arithmetic (which Numba widens to int64) wraps like NumPy's.
 NaN behaves as in NumPy: maximum/minimum propagate it, sign keeps it, comparisons with it
-are false except `!=`. Integer pow with a negative exponent is a RuntimeCheckError (CUDA_CHECKS)."""
+are false except `!=`. Integer pow with a negative exponent, and integer // or % by zero,
+are RuntimeCheckErrors (CUDA_CHECKS)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,24 @@ from graphjit.ir.types import DType, as_dtype
 # maximum (minimum); integers never take the NaN branch.
 MAXIMUM = "({0} + {1} if {0} != {0} or {1} != {1} else ({0} if {0} > {1} else {1}))"
 MINIMUM = "({0} + {1} if {0} != {0} or {1} != {1} else ({0} if {0} < {1} else {1}))"
+
+# NumPy's float floor division and modulo (npy_floor_divide, npy_remainder), step for step:
+# fmod(x, y) "moves" by y where it is nonzero (NaN included) and its sign differs from y's;
+# the quotient (x - fmod) / y, one less where the remainder moved, is floored and snapped
+# to the nearest integer; zeros take the sign of x / y (quotient) or of y (remainder);
+# y = 0 gives x / y and fmod(x, 0).
+FMOD = "math.fmod({0}, {1})"
+MOVES = f"({FMOD} != 0 and (({{1}} < 0) != ({FMOD} < 0)))"
+QUOTIENT = f"(({{0}} - {FMOD}) / {{1}} - (1.0 if {MOVES} else 0.0))"
+SNAPPED = f"(math.floor({QUOTIENT}) + (1.0 if {QUOTIENT} - math.floor({QUOTIENT}) > 0.5 else 0.0))"
+FLOAT_FLOOR_DIVIDE = (
+    f"(({{0}} / {{1}}) if {{1}} == 0 else ({SNAPPED} if {QUOTIENT} != 0 "
+    "else math.copysign(0.0, {0} / {1})))"
+)
+FLOAT_FLOOR_MOD = (
+    f"({FMOD} if {{1}} == 0 else (({FMOD} + {{1}}) if {MOVES} else "
+    f"({FMOD} if {FMOD} != 0 else math.copysign(0.0, {{1}}))))"
+)
 
 CUDA_SCALAR: dict[str, str] = {
     "neg": "(-{0})",
@@ -57,13 +76,32 @@ CUDA_SCALAR: dict[str, str] = {
     "logical_and": "({0} and {1})",
     "logical_or": "({0} or {1})",
     "select": "({1} if {0} else {2})",
+    "bitwise_and": "({0} & {1})",
+    "bitwise_or": "({0} | {1})",
+    "bitwise_xor": "({0} ^ {1})",
+    "bitwise_not": "(~{0})",
+    "floor_divide": FLOAT_FLOOR_DIVIDE,
+    "floor_mod": FLOAT_FLOOR_MOD,
 }
 
 # Value checks: op name -> a condition on its operands that is true for a bad element
 # (RuntimeCheckError, as in the reference kernel), for the integer dtypes it applies to;
 # the op's integer template computes 0 there instead (`**` would raise in the simulator).
-CUDA_CHECKS = {"pow": "{1} < 0"}
-INTEGER_TEMPLATES = {"pow": "({0} ** {1} if {1} >= 0 else 0)"}
+CUDA_CHECKS = {"pow": "{1} < 0", "floor_divide": "{1} == 0", "floor_mod": "{1} == 0"}
+INTEGER_TEMPLATES = {
+    "pow": "({0} ** {1} if {1} >= 0 else 0)",
+    # Python's // and % floor as NumPy's do; MIN // -1 wraps to MIN (-MIN, converted),
+    # and neither divides by -1 or 0, which could trap on the GPU (or raise in the simulator)
+    "floor_divide": "((-{0}) if {1} == -1 else ({0} // {1} if {1} != 0 else 0))",
+    "floor_mod": "({0} % {1} if {1} != 0 and {1} != -1 else 0)",
+}
+# Bitwise ops on booleans are the logical ones (Python's ~True is -2, not False).
+BOOLEAN_TEMPLATES = {
+    "bitwise_and": "({0} and {1})",
+    "bitwise_or": "({0} or {1})",
+    "bitwise_xor": "({0} != {1})",
+    "bitwise_not": "(not {0})",
+}
 
 
 # A cast's source kind -> template, for casts to bool (other casts are the constructor's).
@@ -73,6 +111,7 @@ CASTS_TO_BOOL = {"f": "({0} != 0.0)", "i": "({0} != 0)", "b": "{0}"}
 COMBINE = {
     "reduce_sum": "({0} + {1})",
     "sum_to": "({0} + {1})",
+    "reduce_prod": "({0} * {1})",
     "reduce_max": MAXIMUM,
     "reduce_min": MINIMUM,
 }
@@ -91,6 +130,8 @@ def scalar_expression(op: Operation, args: list[str]) -> str:
     result = op.result.type.dtype
     if kind(result) == "i" and op.name in INTEGER_TEMPLATES:
         entry = INTEGER_TEMPLATES[op.name]
+    elif kind(result) == "b" and op.name in BOOLEAN_TEMPLATES:
+        entry = BOOLEAN_TEMPLATES[op.name]
     elif op.name == "cast" and as_dtype(op.attrs["dtype"]).is_bool:
         entry = CASTS_TO_BOOL[kind(op.operands[0].type.dtype)]
     elif op.name == "cast" and op.operands[0].type.dtype.is_floating and kind(result) == "i":

@@ -1,5 +1,5 @@
-"""Value-dependent errors inside fused kernels: an integer power with a negative exponent
-(and, as the op set grows, an index out of range). A kernel cannot stop mid-loop without
+"""Value-dependent errors inside fused kernels: an integer power with a negative exponent,
+an integer division or modulo by zero (and, as the op set grows, an index out of range). A kernel cannot stop mid-loop without
 losing vectorisation, so each inner op that can fail gets a bit; the kernel ORs the bits
 of the checks that failed into a register (promoted from an alloca, as the numerics
 checks do) and, after its loop, into a slot the entry point tests after the call. A
@@ -25,8 +25,17 @@ def _negative_integer_exponent(b: ir.IRBuilder, args, op: Operation):
     return b.icmp_signed("<", args[1], ir.Constant(args[1].type, 0))
 
 
+def _zero_divisor(b: ir.IRBuilder, args, op: Operation):
+    """(The emitter divides by 1 there instead: sdiv by 0 would trap.)"""
+    return b.icmp_signed("==", args[1], ir.Constant(args[1].type, 0))
+
+
 # op name -> its condition (which ops are checked, and their messages: VALUE_CHECKS)
-SCALAR_CHECKS = {"pow": _negative_integer_exponent}
+SCALAR_CHECKS = {
+    "pow": _negative_integer_exponent,
+    "floor_divide": _zero_divisor,
+    "floor_mod": _zero_divisor,
+}
 
 
 class KernelFaults:

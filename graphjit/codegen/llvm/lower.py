@@ -374,8 +374,10 @@ class Lowering:
         n = size_of([x.type.shape[a] for a in op.attrs["axes"]])
         T.store(self.b, T.constant(out.type.dtype, n), self.typed(out), out.type.dtype)
 
-    def op_argmax(self, op: Operation) -> None:
+    def op_arg_extremum(self, op: Operation) -> None:
+        """argmax/argmin: the index of the first extremum along the axis (or first NaN)."""
         x, out, axis = op.operands[0], op.result, op.attrs["axis"]
+        pred = ARG_EXTREMA[op.name]
         shape = x.type.shape
         strides = contiguous_strides(shape)
         outer = [d for i, d in enumerate(shape) if i != axis]
@@ -397,11 +399,11 @@ class Lowering:
                 best = b.load(best_v)
                 if x.type.dtype.is_floating:  # the first NaN wins, as in NumPy
                     better = b.or_(
-                        b.fcmp_ordered(">", v, best),
+                        b.fcmp_ordered(pred, v, best),
                         b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("==", best, best)),
                     )
                 else:
-                    better = b.icmp_signed(">", v, best)
+                    better = b.icmp_signed(pred, v, best)
                 with b.if_then(better):
                     b.store(v, best_v)
                     b.store(i, best_i)
@@ -456,6 +458,9 @@ class Lowering:
             b.store(b.load(acc), b.gep(c, [b.add(b.mul(i, ir.Constant(T.I64, n)), j)]))
 
 
+# argmax/argmin: how an element beats the best so far
+ARG_EXTREMA = {"argmax": ">", "argmin": "<"}
+
 LOWERINGS = {
     "fused": Lowering.op_fused,
     "matmul": Lowering.op_matmul,
@@ -472,7 +477,8 @@ LOWERINGS = {
     "unslice": Lowering.op_unslice,
     "concat": Lowering.op_concat,
     "split_like": Lowering.op_split_like,
-    "argmax": Lowering.op_argmax,
+    "argmax": Lowering.op_arg_extremum,
+    "argmin": Lowering.op_arg_extremum,
     "count": Lowering.op_count,
     "check_numerics": op_check_numerics,
     "assign": Lowering.op_assign,

@@ -198,6 +198,113 @@ def _not(b, a, op):
     return b.xor(a[0], _const(I1, 1))
 
 
+@emitter("bitwise_and")
+def _bitwise_and(b, a, op):
+    return b.and_(*a)
+
+
+@emitter("bitwise_or")
+def _bitwise_or(b, a, op):
+    return b.or_(*a)
+
+
+@emitter("bitwise_xor")
+def _bitwise_xor(b, a, op):
+    return b.xor(*a)
+
+
+@emitter("bitwise_not")
+def _bitwise_not(b, a, op):
+    return b.not_(a[0])  # xor with all ones: ~x for integers, not for i1
+
+
+def safe_divisor(b, x, y):
+    """y, except 1 where sdiv/srem would trap (x86's idiv raises SIGFPE): y = 0, which the
+    value check reports (faults.py), and MIN / -1, whose quotient x / 1 = MIN is the
+    wrapped one NumPy gives and whose remainder x % 1 = 0 is exact."""
+    t = y.type
+    min_value = ir.Constant(t, -(1 << (t.width - 1)))
+    overflow = b.and_(b.icmp_signed("==", x, min_value), b.icmp_signed("==", y, ir.Constant(t, -1)))
+    trap = b.or_(b.icmp_signed("==", y, ir.Constant(t, 0)), overflow)
+    return b.select(trap, ir.Constant(t, 1), y)
+
+
+def _floor_adjust(b, r, d):
+    """True where C's truncated remainder r (of a division by d) is not Python's floored
+    one: r is nonzero and its sign differs from d's."""
+    zero = ir.Constant(r.type, 0)
+    return b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, d), zero))
+
+
+@emitter("floor_divide")
+def _floor_divide(b, a, op):
+    if _is_float(op):
+        return _float_floor_divide(b, *a)
+    x, d = a[0], safe_divisor(b, *a)
+    q = b.sdiv(x, d)
+    adjust = _floor_adjust(b, b.srem(x, d), d)
+    return b.sub(q, b.zext(adjust, q.type))
+
+
+@emitter("floor_mod")
+def _floor_mod(b, a, op):
+    if _is_float(op):
+        return _float_floor_mod(b, *a)
+    x, d = a[0], safe_divisor(b, *a)
+    r = b.srem(x, d)
+    return b.select(_floor_adjust(b, r, d), b.add(r, d), r)
+
+
+def _float_divmod_parts(b, x, y):
+    """fmod(x, y) and whether NumPy's npy_divmod moves it by y (a nonzero remainder, NaN
+    included, whose sign differs from y's)."""
+    t = x.type
+    zero = ir.Constant(t, 0.0)
+    mod = b.frem(x, y)
+    moves = b.and_(
+        b.fcmp_unordered("!=", mod, zero),
+        b.xor(b.fcmp_ordered("<", y, zero), b.fcmp_ordered("<", mod, zero)),
+    )
+    return mod, moves
+
+
+def _copysign(b, magnitude, sign):
+    t = magnitude.type
+    fn = b.module.declare_intrinsic("llvm.copysign", [t], ir.FunctionType(t, [t, t]))
+    return b.call(fn, [magnitude, sign])
+
+
+def _float_floor_divide(b, x, y):
+    """NumPy's npy_floor_divide, step for step: x / y for y = 0; else the quotient of
+    x - fmod(x, y), one less where the remainder moves, floored and snapped to the
+    nearest integer; a zero quotient takes the sign of x / y."""
+    t = x.type
+    zero, one = ir.Constant(t, 0.0), ir.Constant(t, 1.0)
+    mod, moves = _float_divmod_parts(b, x, y)
+    div = b.fdiv(b.fsub(x, mod), y)
+    div = b.select(moves, b.fsub(div, one), div)
+    floor = _intrinsic(b, "llvm.floor", div)
+    snapped = b.select(
+        b.fcmp_ordered(">", b.fsub(div, floor), ir.Constant(t, 0.5)), b.fadd(floor, one), floor
+    )
+    quotient = b.fdiv(x, y)
+    signed_zero = _copysign(b, zero, quotient)
+    result = b.select(b.fcmp_unordered("!=", div, zero), snapped, signed_zero)
+    return b.select(b.fcmp_ordered("==", y, zero), quotient, result)
+
+
+def _float_floor_mod(b, x, y):
+    """NumPy's npy_remainder: fmod(x, y) moved by y where its sign differs from y's; a zero
+    remainder takes y's sign; fmod (NaN) for y = 0."""
+    t = x.type
+    zero = ir.Constant(t, 0.0)
+    mod, moves = _float_divmod_parts(b, x, y)
+    signed_zero = _copysign(b, zero, y)
+    moved = b.select(moves, b.fadd(mod, y), mod)
+    result = b.select(b.fcmp_unordered("!=", mod, zero), moved, signed_zero)
+    return b.select(b.fcmp_ordered("==", y, zero), mod, result)
+
+
 @emitter("select")
 def _select(b, a, op):
     return b.select(*a)
@@ -232,6 +339,7 @@ def _cast(b, a, op):
 
 # Reductions: how each folds one element into the accumulator, and its starting value.
 _SUMS = ("reduce_sum", "sum_to")
+_PRODUCTS = ("reduce_prod",)
 _EXTREMA = {"reduce_max": ">", "reduce_min": "<"}
 
 
@@ -242,6 +350,8 @@ def _unknown_reduction(name):
 def combine(b, name, acc, x, dtype):
     if name in _SUMS:
         return b.fadd(acc, x, flags=("reassoc",)) if dtype.is_floating else b.add(acc, x)
+    if name in _PRODUCTS:
+        return b.fmul(acc, x, flags=("reassoc",)) if dtype.is_floating else b.mul(acc, x)
     if name in _EXTREMA:
         return extremum(b, acc, x, dtype, _EXTREMA[name])
     raise _unknown_reduction(name)

@@ -25,7 +25,7 @@ from graphjit.errors import DTypeError, GraphjitError, ResourceError, ShapeError
 from graphjit.frontend import convert
 from graphjit.frontend.convert import building_graph, graph_constant, is_tensor, unwrap
 from graphjit.frontend.eager.tensor import Tensor, wrap
-from graphjit.frontend.operators import shape_args
+from graphjit.frontend.shape_ops import shape_args
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Value, user_location
 from graphjit.ir.ops import bind

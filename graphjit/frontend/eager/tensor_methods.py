@@ -1,51 +1,25 @@
-"""Operators and methods of `gj.Tensor`: the table shared with graph tensors
-(frontend/operators.py: `reshape`, `transpose(0, 1)`, `permute`, `unsqueeze`, `flatten`,
-`expand`, `mT`, ...), plus PyTorch's spellings: `dim=`/`keepdim=` for `axis=`/`keepdims=`,
-`view` (which refuses to copy), `contiguous`, `float()`, `clamp`, `==` elementwise, and the
-in-place ops of tensor_inplace.py. Shape methods give views (views.py)."""
+"""Operators and methods of `gj.Tensor`. Every method comes from the table shared with
+graph values (frontend/methods.py: `reshape`, `transpose(0, 1)`, `sum(dim=)`, `max(dim=)`,
+`float()`, `clamp`, ...), so eager code also traces under gj.function. Here are only the
+eager overrides of shared entries, where a tensor with storage needs more (`view` refuses to
+copy, `contiguous`), the eager-only `==`/`!=` (elementwise; graph values keep identity,
+since the compiler keys dicts by them), the in-place methods of tensor_inplace.py, and a
+fast path for arithmetic operators. Shape methods give views (views.py)."""
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.frontend import ops, shape_ops
+from graphjit.frontend import methods, ops, shape_ops
 from graphjit.frontend.eager.dispatch import run_op
 from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.tensor_inplace import INPLACE_METHODS
-from graphjit.frontend.operators import install_operators, shape_args
+from graphjit.frontend.operators import install_operators
+from graphjit.frontend.shape_ops import shape_args
 from graphjit.ir.core import user_location
-from graphjit.ir.ops import bind, get_op
+from graphjit.ir.ops import get_op
 from graphjit.ir.types import as_dims
-
-_AXIS_METHODS = {
-    "sum": ops.sum,
-    "mean": ops.mean,
-    "max": ops.max,
-    "min": ops.min,
-    "argmax": ops.argmax,
-    "softmax": ops.softmax,
-    "log_softmax": ops.log_softmax,
-    "logsumexp": ops.logsumexp,
-    "squeeze": shape_ops.squeeze,
-    "expand_dims": shape_ops.expand_dims,
-}
-
-
-def with_torch_aliases(fn):
-    """Accept PyTorch's `dim=`/`keepdim=` wherever the op takes `axis=`/`keepdims=`."""
-
-    @functools.wraps(fn)
-    def method(self, *args, **kwargs):
-        if "dim" in kwargs:
-            kwargs["axis"] = kwargs.pop("dim")
-        if "keepdim" in kwargs:
-            kwargs["keepdims"] = kwargs.pop("keepdim")
-        return fn(self, *args, **kwargs)
-
-    return method
 
 
 def view(self, *shape):
@@ -73,7 +47,7 @@ def contiguous(self):
     """self if its storage is in row-major order, else a copy that is (on the tape)."""
     if self._data.flags.c_contiguous:
         return self
-    out = clone(self)  # (keeps the layout, as PyTorch's clone does; then made row-major)
+    out = methods.clone(self)  # (keeps the layout, as PyTorch's clone does; then made row-major)
     out._data = np.ascontiguousarray(out._data)
     return out
 
@@ -82,90 +56,13 @@ def is_contiguous(self) -> bool:
     return bool(self._data.flags.c_contiguous)
 
 
-def view_as(self, other):
-    return view(self, other.shape)
+# Entries of the shared table that eager tensors override (tensor.py's class adds its own:
+# `item`, `detach`, `size`, `dim`, `numel`).
+EAGER_OVERRIDES = {"view": view, "contiguous": contiguous, "is_contiguous": is_contiguous}
 
-
-def reshape_as(self, other):
-    return shape_ops.reshape(self, other.shape)
-
-
-def expand_as(self, other):
-    return shape_ops.broadcast_to(self, other.shape)
-
-
-def matrix_transpose(self):
-    if self.ndim > 2:
-        raise ShapeError(f"t() expects a tensor of rank <= 2, got rank {self.ndim}")
-    return shape_ops.transpose(self) if self.ndim == 2 else self
-
-
-def clamp(self, min=None, max=None):  # (PyTorch's argument names)
-    """Values limited to [min, max]; the gradient passes where min <= x <= max (bounds
-    included, as in PyTorch)."""
-    out = self
-    if min is not None:
-        out = ops.where(ops.less(out, min), min, out)
-    if max is not None:
-        out = ops.where(ops.greater(out, max), max, out)
-    return out
-
-
-def _cast_to(dtype_name: str):
-    def method(self):
-        return ops.cast(self, dtype_name)
-
-    method.__name__ = dtype_name
-    return method
-
-
-def to(self, dtype):
-    return ops.cast(self, dtype)
-
-
-def clone(self):
-    """A copy that stays on the tape: a cast to its own dtype, whose gradient is the identity
-    (so grad_fn reads CastBackward)."""
-    return bind("cast", self, dtype=self.dtype.name)
-
-
-def any_(self) -> Tensor:
-    return wrap(np.asarray(self._data.any()))
-
-
-def all_(self) -> Tensor:
-    return wrap(np.asarray(self._data.all()))
-
-
-METHODS = {
-    **{name: with_torch_aliases(fn) for name, fn in _AXIS_METHODS.items()},
-    "view": view,
-    "view_as": view_as,
-    "reshape_as": reshape_as,
-    "expand_as": expand_as,
-    "contiguous": contiguous,
-    "is_contiguous": is_contiguous,
-    "t": matrix_transpose,
-    "T": property(shape_ops.transpose),
-    "clamp": clamp,
-    "clip": clamp,
-    "add": ops.add,
-    "sub": ops.sub,
-    "mul": ops.mul,
-    "div": ops.div,
-    "pow": ops.pow,
-    "maximum": ops.maximum,
-    "minimum": ops.minimum,
-    "float": _cast_to("float32"),
-    "double": _cast_to("float64"),
-    "long": _cast_to("int64"),
-    "to": to,
-    "clone": clone,
-    "any": any_,
-    "all": all_,
-    "__eq__": ops.equal,
-    "__ne__": ops.not_equal,
-}
+# What only eager tensors have: `==`/`!=` elementwise as in PyTorch (graph values keep
+# identity), and the in-place methods (a graph value is immutable; Variables assign).
+EAGER_ONLY = {"__eq__": ops.equal, "__ne__": ops.not_equal, **INPLACE_METHODS}
 
 
 # ---- the fast path of arithmetic operators -----------------------------------------------
@@ -225,8 +122,8 @@ FAST_OPERATORS = {
 
 
 def install_tensor_methods(cls: type) -> None:
-    for name, fn in {**METHODS, **INPLACE_METHODS}.items():
+    for name, fn in {**EAGER_OVERRIDES, **EAGER_ONLY}.items():
         setattr(cls, name, fn)
-    install_operators(cls)  # the shared table fills in the rest (exp, relu, __add__, ...)
+    install_operators(cls)  # the shared tables fill in the rest (exp, sum, __add__, ...)
     for name, (op_name, swapped) in FAST_OPERATORS.items():
         setattr(cls, name, _fast_binary(op_name, getattr(cls, name), swapped))

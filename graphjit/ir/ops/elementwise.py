@@ -92,6 +92,7 @@ def _elementwise(
 
 FLOAT = dict(kinds="f", what="floating-point")
 NUMERIC = dict(kinds="fiu", what="numeric")
+INTEGRAL = dict(kinds="iub", what="integer or boolean")
 LOGICAL = dict(kinds="b", what="boolean", result_dtype=bool_)
 COMPARE = dict(result_dtype=bool_)
 
@@ -213,9 +214,16 @@ def _pow_dy(g, x, y, out):
 # NumPy refuses integer powers with a negative exponent (the result is not an integer);
 # every backend raises RuntimeCheckError with this message, checked on the values.
 NEGATIVE_INTEGER_POWER = "integers to negative integer powers are not allowed"
+# NumPy gives 0 (and a warning) for an integer // or % by zero; Python and PyTorch raise.
+# A silent 0 is a wrong answer, so every backend raises RuntimeCheckError (Python's words).
+INTEGER_DIVISION_BY_ZERO = "integer division or modulo by zero"
 # Ops whose integer results are checked on their values at run time, and the message of
 # the RuntimeCheckError; each code generator has a table of the conditions.
-VALUE_CHECKS = {"pow": NEGATIVE_INTEGER_POWER}
+VALUE_CHECKS = {
+    "pow": NEGATIVE_INTEGER_POWER,
+    "floor_divide": INTEGER_DIVISION_BY_ZERO,
+    "floor_mod": INTEGER_DIVISION_BY_ZERO,
+}
 
 
 def value_checked_ops(body) -> list:
@@ -267,6 +275,41 @@ for _name, _fn in [
     _elementwise(_name, _fn, NONDIFF, **COMPARE)
 _elementwise("logical_and", np.logical_and, NONDIFF, **LOGICAL)
 _elementwise("logical_or", np.logical_or, NONDIFF, **LOGICAL)
+
+# ---- integer arithmetic ------------------------------------------------------------------
+
+# Bitwise ops on integers and booleans (where they are the logical ops), as NumPy's.
+_elementwise("bitwise_and", np.bitwise_and, NONDIFF, **INTEGRAL)
+_elementwise("bitwise_or", np.bitwise_or, NONDIFF, **INTEGRAL)
+_elementwise("bitwise_xor", np.bitwise_xor, NONDIFF, **INTEGRAL)
+_elementwise("bitwise_not", np.invert, NONDIFF, **INTEGRAL)
+
+
+def _checked_division(np_fn):
+    """NumPy's floor_divide or mod, with an integer divisor of 0 a RuntimeCheckError. The
+    one overflow, MIN // -1, wraps to MIN as NumPy's does (without NumPy's warning)."""
+
+    def kernel(x, y):
+        if np.asarray(y).dtype.kind in "iu":
+            if np.any(np.asarray(y) == 0):
+                raise RuntimeCheckError(INTEGER_DIVISION_BY_ZERO)
+            with np.errstate(over="ignore"):
+                return np_fn(x, y)
+        return np_fn(x, y)
+
+    return kernel
+
+
+# Floor division is piecewise constant: no gradient, as for sign. The floor modulo
+# x - y * floor(x / y) has d/dx = 1 and d/dy = -floor(x / y), both built from primitives,
+# so it differentiates again.
+_elementwise("floor_divide", _checked_division(np.floor_divide), NONDIFF, **NUMERIC)
+_elementwise(
+    "floor_mod",
+    _checked_division(np.mod),
+    binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(P.mul(g, P.floor_divide(x, y)))),
+    **NUMERIC,
+)
 
 # ---- select ------------------------------------------------------------------------------
 

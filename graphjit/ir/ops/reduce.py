@@ -71,6 +71,10 @@ def sum_identity(dtype: np.dtype):
     return dtype.type(0)
 
 
+def prod_identity(dtype: np.dtype):
+    return dtype.type(1)
+
+
 def _extremum_identity(sign: int):
     def identity(dtype: np.dtype):
         if dtype.kind == "f":
@@ -99,6 +103,41 @@ register(
         identity=sum_identity,
     )
 )
+
+
+def _prod_vjp(cts, ins, outs, attrs):
+    """Each element's cotangent is g times the product of the other elements. Dividing the
+    product by the element would fail at zeros, so the zeros along the axes are counted:
+    with none, the product divided by the element; with one, the product of the nonzero
+    elements for the zero and 0 for the rest; with more, 0 everywhere. Built from
+    primitives, so it differentiates again (exactly where no element is zero: at a zero,
+    the rule's branches are constant in the other elements)."""
+    x, axes = ins[0], attrs["axes"]
+    is_zero = P.equal(x, 0)
+    safe = P.select(is_zero, 1, x)
+    nonzero_product = P.broadcast_like(P.reduce_prod(safe, axes=axes, keepdims=True), x)
+    zeros = P.broadcast_like(
+        P.reduce_sum(P.cast(is_zero, dtype=x.dtype.name), axes=axes, keepdims=True), x
+    )
+    others = P.select(
+        is_zero,
+        P.select(P.equal(zeros, 1), nonzero_product, 0),
+        P.select(P.equal(zeros, 0), P.div(nonzero_product, safe), 0),
+    )
+    return [P.mul(expand_back(cts[0], x, attrs), others)]
+
+
+register(
+    OpDef(
+        "reduce_prod",
+        _reduce_infer,
+        _reducer(np.prod),
+        _prod_vjp,
+        attrs=AXES,
+        traits=REDUCES,
+        identity=prod_identity,
+    )
+)
 for _name, _np_fn, _sign in (("reduce_max", np.max, -1), ("reduce_min", np.min, 1)):
     register(
         OpDef(
@@ -113,21 +152,30 @@ for _name, _np_fn, _sign in (("reduce_max", np.max, -1), ("reduce_min", np.min, 
     )
 
 
-def _argmax_infer(types, attrs):
-    (x,) = types
-    _no_empty_axis("argmax", x.shape, (attrs["axis"],))
-    return [TensorType(reduced_shape(x.shape, (attrs["axis"],), attrs["keepdims"]), int64)]
+def _arg_extremum_infer(name: str):
+    def infer(types, attrs):
+        (x,) = types
+        _no_empty_axis(name, x.shape, (attrs["axis"],))
+        return [TensorType(reduced_shape(x.shape, (attrs["axis"],), attrs["keepdims"]), int64)]
+
+    return infer
 
 
-register(
-    OpDef(
-        "argmax",
-        _argmax_infer,
-        lambda x, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims).astype(np.int64),
-        NONDIFF,
-        attrs={"axis": 0, "keepdims": False},
+def _arg_extremum_kernel(np_fn):
+    return lambda x, axis, keepdims: np_fn(x, axis=axis, keepdims=keepdims).astype(np.int64)
+
+
+# The index of the first extremum along `axis` (the first NaN, if any, as in NumPy).
+for _name, _np_fn in (("argmax", np.argmax), ("argmin", np.argmin)):
+    register(
+        OpDef(
+            _name,
+            _arg_extremum_infer(_name),
+            _arg_extremum_kernel(_np_fn),
+            NONDIFF,
+            attrs={"axis": 0, "keepdims": False},
+        )
     )
-)
 
 
 def _count_infer(types, attrs):
