@@ -13,14 +13,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from graphjit.errors import DTypeError, GraphjitError, ShapeError
+from graphjit.errors import DTypeError, FetchError, GraphjitError, ShapeError
 from graphjit.frontend import ops
-from graphjit.frontend.convert import default_dtype, graph_constant, operands
+from graphjit.frontend.convert import _top_block, default_dtype, graph_constant, operands
 from graphjit.ir import builder
 from graphjit.ir.core import Function, Module, Value, user_location
 from graphjit.ir.ops import bind
 from graphjit.ir.types import array_of, as_dims, as_dtype
-from graphjit.runtime.session import set_default_graph_provider
+from graphjit.runtime.session import get_default_session, set_default_graph_provider
 
 
 class Graph:
@@ -125,9 +125,19 @@ def placeholder(dtype, shape=None, name: str | None = None) -> Value:
 
 def constant(value, dtype=None, name: str | None = None) -> Value:
     """A constant tensor; Python floats default to float32 and ints to int32 (as in TF1)."""
-    out = graph_constant(value, dtype)
-    out.name_hint = name
-    return out
+    return named(graph_constant(value, dtype), name)
+
+
+def named(value, name: str | None):
+    """`value` under `name` (made unique in the default graph, as TF1 does: "loss", "loss_1"),
+    so that `sess.run("loss:0")` finds it. A value that already has a name (a placeholder, a
+    variable) keeps it: the new name goes to an identity of it. Eager tensors have no names."""
+    if name is None or not isinstance(value, Value):
+        return value
+    if value.name_hint is not None:
+        value = bind("reshape_like", value, value)  # the identity (canonicalize drops it)
+    value.name_hint = get_default_graph().unique_name(name)
+    return value
 
 
 class Variable:
@@ -161,6 +171,7 @@ class Variable:
 
     def assign(self, value) -> Value:
         """An op that sets the variable; its result is the new value."""
+        self._check_building_here()
         (new,) = operands(value, dtype=self.dtype)
         if tuple(new.shape) != tuple(self.shape):
             if not _broadcasts_to(new.shape, self.shape):
@@ -170,21 +181,50 @@ class Variable:
                     location=user_location(),
                 )
             new = bind("broadcast_to", new, shape=self.shape)
-        if builder.current_block() is not self.graph.block:
-            raise GraphjitError(
-                f"assign to variable '{self.name}' inside cond/while_loop is not supported: "
-                "return the new value from the branch or loop and assign it after",
-                location=user_location(),
-            )
         out = builder.create("assign", [new], {"var": self.name}).result
         out.name_hint = f"{self.name}/assign"
         return out
+
+    def _check_building_here(self) -> None:
+        """An assign is built at the top level of the variable's own graph."""
+        here = builder.current_block()
+        if here is self.graph.block:
+            return
+        if _top_block(here) not in (None, self.graph.block):  # another graph's top level
+            raise GraphjitError(
+                f"variable '{self.name}' belongs to another graph than the one ops are being "
+                "built in (outside `with g.as_default():` that is the default graph): build "
+                "its assign inside `with g.as_default():` for the variable's graph",
+                location=user_location(),
+            )
+        raise GraphjitError(
+            f"assign to variable '{self.name}' inside cond/while_loop is not supported: "
+            "return the new value from the branch or loop and assign it after",
+            location=user_location(),
+        )
 
     def assign_add(self, delta) -> Value:
         return self.assign(ops.add(self.value, delta))
 
     def assign_sub(self, delta) -> Value:
         return self.assign(ops.sub(self.value, delta))
+
+    @property
+    def initializer(self):
+        """TF1's `v.initializer`: an op that sets the variable back to its initial value."""
+        return initializer_op([self])
+
+    def get_shape(self) -> TensorShape:
+        return TensorShape(self.shape)
+
+    def eval(self, session=None, feed_dict=None):
+        """The variable's value in `session` (default: the innermost `with Session(...)`)."""
+        return _session_or_default(session, self.name).run(self.value, feed_dict)
+
+    def load(self, value, session=None) -> None:
+        """Set the variable's value in `session` (default: the innermost `with Session(...)`)
+        without building an op, as TF1's `Variable.load`; dtype and shape must fit."""
+        _session_or_default(session, self.name).load_variable(self.name, value)
 
     def __repr__(self) -> str:
         return f"<gj.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}>"
@@ -197,6 +237,61 @@ def _broadcasts_to(shape, target) -> bool:
         return np.broadcast_shapes(shape, target) == tuple(target)
     except ValueError:  # not broadcastable at all
         return False
+
+
+def initializer_op(variables):
+    """One op that sets each of `variables` to its initial value (a constant in the graph)."""
+    return group(*[v.assign(v.initial_value) for v in variables])
+
+
+class TensorShape(tuple):
+    """A static shape (None for an unknown dimension) with TF1's TensorShape methods.
+    Dimensions are ints or None, not TF1's Dimension objects (no `.value`)."""
+
+    def as_list(self) -> list:
+        return list(self)
+
+    @property
+    def ndims(self) -> int:
+        return len(self)
+
+    rank = ndims
+
+    @property
+    def dims(self) -> list:
+        return list(self)
+
+    def is_fully_defined(self) -> bool:
+        return None not in self
+
+    def num_elements(self) -> int | None:
+        return int(np.prod(self, dtype=np.int64)) if self.is_fully_defined() else None
+
+
+def _session_or_default(session, what: str):
+    session = session if session is not None else get_default_session()
+    if session is None:
+        raise FetchError(
+            f"cannot evaluate {what}: no session given and no default session; pass "
+            "session=sess, or call it inside `with gj.Session(graph) as sess:`",
+            location=user_location(),
+        )
+    return session
+
+
+def _value_get_shape(self) -> TensorShape:
+    """TF1's `tensor.get_shape()`: the static shape, None for unknown dimensions."""
+    return TensorShape(self.shape)
+
+
+def _value_eval(self, session=None, feed_dict=None):
+    """TF1's `tensor.eval()`: run it in `session` (default: the innermost `with Session`)."""
+    return _session_or_default(session, f"'{self.name}'").run(self, feed_dict)
+
+
+# TF1's methods of graph tensors; the ir layer below the frontend knows no Session.
+Value.get_shape = _value_get_shape
+Value.eval = _value_eval
 
 
 def group(*ops):

@@ -377,16 +377,3 @@ def one_hot(indices, depth: int, dtype=float32):
     classes = operands(indices, _classes(depth, indices.dtype.np))[1]
     hits = equal(bind("expand_dims", indices, axes=(indices.ndim,)), classes)
     return cast(hits, dtype)
-
-
-def softmax_cross_entropy(logits, labels):
-    """Mean over the batch of -log softmax(logits)[label], for integer class labels."""
-    logits = as_tensor(logits)
-    depth = logits.shape[-1]
-    if depth is None:
-        raise ShapeError(
-            "softmax_cross_entropy needs the number of classes (last dim) known",
-            location=user_location(),
-        )
-    picked = mul(one_hot(unwrap(labels), depth, dtype=logits.dtype), log_softmax(logits))
-    return neg(mean(sum(picked, axis=-1)))

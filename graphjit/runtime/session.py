@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from graphjit.errors import BackendError, FeedDTypeError, FeedError, FeedShapeError, FetchError
+from graphjit.errors import (
+    BackendError,
+    DTypeError,
+    FeedDTypeError,
+    FeedError,
+    FeedShapeError,
+    FetchError,
+    ShapeError,
+)
 from graphjit.ir.core import Operation, Value, user_location
 from graphjit.ir.ops import FEED
 from graphjit.ir.types import integer_out_of_range, shape_str
@@ -28,6 +37,23 @@ _default_graph_provider = None
 def set_default_graph_provider(provider) -> None:
     global _default_graph_provider
     _default_graph_provider = provider
+
+
+# The sessions entered with `with Session(...)` or `sess.as_default()`, innermost last, per
+# thread: `tensor.eval()` and `Variable.load` without a session use the innermost (TF1).
+_sessions = threading.local()
+
+
+def _session_stack() -> list:
+    if not hasattr(_sessions, "stack"):
+        _sessions.stack = []
+    return _sessions.stack
+
+
+def get_default_session():
+    """The innermost session entered in this thread (`with Session(...)`), or None."""
+    stack = _session_stack()
+    return stack[-1] if stack else None
 
 
 def _default_graph():
@@ -99,10 +125,21 @@ class Session:
 
     # -- context manager ----------------------------------------------------------------
     def __enter__(self) -> Session:
+        _session_stack().append(self)  # the default session inside the block, as in TF1
         return self
 
     def __exit__(self, *exc) -> None:
+        _leave(self)
         self.close()
+
+    @contextmanager
+    def as_default(self):
+        """Make this the default session inside the block, without closing it after."""
+        _session_stack().append(self)
+        try:
+            yield self
+        finally:
+            _leave(self)
 
     def close(self) -> None:
         """Free what the session holds: compiled executables (and with them their arenas
@@ -221,7 +258,7 @@ class Session:
                 (values if isinstance(known, Value) else ops).append(known)
                 continue
             original = leaf
-            leaf = _unwrap(leaf)
+            leaf = self._fetch_by_name(leaf) if isinstance(leaf, str) else _unwrap(leaf)
             if isinstance(leaf, Value):
                 values.append(leaf)
             elif isinstance(leaf, Operation):
@@ -241,6 +278,36 @@ class Session:
                 )
             memo[original] = leaf
         return values, ops
+
+    def _fetch_by_name(self, name: str) -> Value:
+        """The tensor that `name` names: "w" or "w:0" for a variable or placeholder, else the
+        top-level value built under that name ("loss:0" for `identity(x, name="loss")`)."""
+        base, _, index = name.partition(":")
+        if not base or (index and not index.isdigit()):
+            raise FetchError(
+                f"cannot fetch {name!r}: a tensor name is 'name' or 'name:index'",
+                location=user_location(),
+            )
+        index = int(index or 0)
+        graph = self.graph
+        if index == 0 and base in graph.variables:
+            return _unwrap(graph.variables[base])
+        if index == 0 and base in graph.placeholders:
+            return graph.placeholders[base]
+        found = [
+            r
+            for op in graph.block.ops
+            for r in op.results
+            if (r.name_hint, r.index) == (base, index)
+        ]
+        if len(found) != 1:
+            why = "no tensor has" if not found else f"{len(found)} tensors have"
+            raise FetchError(
+                f"cannot fetch {name!r}: {why} that name in this session's graph (name a tensor "
+                "with identity(x, name=...) or an op's name= argument)",
+                location=user_location(),
+            )
+        return found[0]
 
     def _validate_feeds(self, feed_dict) -> dict:
         feeds = {}
@@ -287,6 +354,35 @@ class Session:
             if name not in self.variables:
                 self.variables[name] = np.array(var.initial_value)
 
+    def load_variable(self, name: str, value) -> None:
+        """Set variable `name` to `value` in this session (TF1's `Variable.load`): the value
+        must have the variable's shape and a dtype that converts to its dtype by same-kind
+        casting, integers within its range."""
+        self._check_open()
+        var = self.graph.variables.get(name)
+        if var is None:
+            raise FetchError(
+                f"this session's graph has no variable {name!r}", location=user_location()
+            )
+        array = np.asarray(value)
+        target = np.dtype(var.dtype.np)
+        if array.dtype != target and (
+            integer_out_of_range(array, target) is not None
+            or not np.can_cast(array.dtype, target, casting="same_kind")
+        ):
+            raise DTypeError(
+                f"cannot load {array.dtype} data into variable '{name}' of dtype {target}",
+                location=user_location(),
+            )
+        if array.shape != tuple(var.shape):
+            raise ShapeError(
+                f"cannot load shape {shape_str(array.shape)} into variable '{name}' of shape "
+                f"{shape_str(tuple(var.shape))}",
+                location=user_location(),
+            )
+        with self._lock:
+            self.variables[name] = np.array(array, dtype=target)  # a copy the caller cannot change
+
     # -- checkpoints --------------------------------------------------------------------
     def save(self, path: str) -> str:
         """Write every variable to `path` atomically; returns the path."""
@@ -303,6 +399,15 @@ class Session:
         loaded = checkpoint.load(path, expected)
         with self._lock:
             self.variables.update(loaded)
+
+
+def _leave(session) -> None:
+    """Pop `session` from this thread's default-session stack (its innermost entry)."""
+    stack = _session_stack()
+    for i in range(len(stack) - 1, -1, -1):
+        if stack[i] is session:
+            del stack[i]
+            return
 
 
 @dataclass
@@ -348,7 +453,7 @@ def _hashable(x) -> bool:
 
 
 def _is_value(x) -> bool:
-    return isinstance(_unwrap(x), Value)
+    return isinstance(x, str) or isinstance(_unwrap(x), Value)  # a name names a tensor
 
 
 def _where(op):

@@ -81,11 +81,13 @@ def test_mlp_training_step_kernels_sit_between_matmuls():
     # Outside the kernels: 5 matmuls (2 forward; backward d(hidden), d(w2), d(w1) -- the
     # input needs no gradient; the backward ones read their operands transposed through
     # their flags, with no transpose copies; d(w2) and d(w1) are gemms that accumulate
-    # the SGD step into the weights), and the expand_dims of the labels for one_hot.
+    # the SGD step into the weights), and three expand_dims (views, no copies): the labels'
+    # for one_hot, and two in the loss's backward pass, where the per-example select (NaN
+    # for a label out of range, 0 for an ignored one) broadcasts its cotangents.
     assert Counter(op.name for op in outside if op.name != "fused") == {
         "matmul": 3,
         "gemm": 2,
-        "expand_dims": 1,
+        "expand_dims": 3,
     }
     matmuls = [op for op in outside if op.name in ("matmul", "gemm")]
     assert sum(op.attrs["transpose_a"] + op.attrs["transpose_b"] for op in matmuls) == 3

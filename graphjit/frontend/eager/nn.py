@@ -8,26 +8,29 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from graphjit.errors import DTypeError, GraphjitError
+from graphjit.errors import GraphjitError
 from graphjit.frontend import ops
 from graphjit.frontend import ops as functional  # gj.nn.functional: the ops of both modes
 from graphjit.frontend.eager import factories
 from graphjit.frontend.eager import nn_utils as utils
 from graphjit.frontend.eager.tensor import Tensor, init_tensor, to_array
-from graphjit.frontend.ops import (
-    log_softmax,
-    relu,
-    sigmoid,
-    softmax,
+from graphjit.frontend.losses import (  # the loss functions of both modes (TF1's names too)
+    l2_loss,
+    sigmoid_cross_entropy_with_logits,
     softmax_cross_entropy,
-    tanh,
+    softmax_cross_entropy_with_logits,
+    softmax_cross_entropy_with_logits_v2,
+    sparse_softmax_cross_entropy_with_logits,
 )
+from graphjit.frontend.ops import log_softmax, relu, sigmoid, softmax, tanh
 from graphjit.ir.types import as_dtype
 
 __all__ = [
     "CrossEntropyLoss", "Linear", "MSELoss", "Module", "Parameter", "ReLU", "Sequential",
-    "Sigmoid", "Tanh", "functional", "log_softmax", "relu", "sigmoid", "softmax",
-    "softmax_cross_entropy", "tanh", "utils",
+    "Sigmoid", "Tanh", "functional", "l2_loss", "log_softmax", "relu", "sigmoid",
+    "sigmoid_cross_entropy_with_logits", "softmax", "softmax_cross_entropy",
+    "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits", "tanh", "utils",
 ]  # fmt: skip
 
 
@@ -241,19 +244,12 @@ class MSELoss(Module):
 
 
 class CrossEntropyLoss(Module):
-    """-log softmax(logits)[label] for integer class labels, reduced over the batch."""
+    """softmax_cross_entropy as a module: integer class labels or probabilities, reduced
+    over the batch ("mean", "sum" or "none"), PyTorch's `ignore_index`."""
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean", ignore_index: int = -100):
         super().__init__()
-        self.reduction = reduction
+        self.reduction, self.ignore_index = reduction, ignore_index
 
     def forward(self, logits, labels):
-        labels = labels if isinstance(labels, Tensor) else factories.tensor(labels)
-        if not labels.dtype.is_integer:
-            raise DTypeError(
-                f"CrossEntropyLoss needs integer class labels, got {labels.dtype.name}"
-            )
-        picked = ops.mul(
-            ops.one_hot(labels, logits.shape[-1], dtype=logits.dtype), log_softmax(logits)
-        )
-        return _reduce(ops.neg(ops.sum(picked, axis=-1)), self.reduction)
+        return softmax_cross_entropy(logits, labels, self.reduction, self.ignore_index)
