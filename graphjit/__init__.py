@@ -100,14 +100,19 @@ install_operators(ir.Value)
 install_graph_guards(ir.Value)
 install_operators(Variable)
 
-# The eager mode (gj.tensor, gj.autograd, gj.nn modules, gj.optim) registers its handler
-# with the op registry on import.
+# Families of names that list themselves (each module's __all__); the eager mode (gj.tensor,
+# gj.autograd, gj.nn, gj.optim) registers its handler with the op registry on import.
+from graphjit.frontend import random  # noqa: E402 (gj.random.normal, ...)
+from graphjit.frontend.activations import *  # noqa: E402,F401,F403
+from graphjit.frontend.conv import *  # noqa: E402,F401,F403
+from graphjit.frontend.dynamic_slicing import *  # noqa: E402,F401,F403
 from graphjit.frontend.eager import *  # noqa: E402,F401,F403
-
-# Families of names that list themselves (each module's __all__), and gj.function.
 from graphjit.frontend.einsum import *  # noqa: E402,F401,F403
+from graphjit.frontend.indexing import *  # noqa: E402,F401,F403
 from graphjit.frontend.losses import *  # noqa: E402,F401,F403
 from graphjit.frontend.math_ops import *  # noqa: E402,F401,F403
+from graphjit.frontend.normalization import *  # noqa: E402,F401,F403
+from graphjit.frontend.random import *  # noqa: E402,F401,F403
 from graphjit.frontend.tensor_array import *  # noqa: E402,F401,F403
 from graphjit.frontend.tf1 import *  # noqa: E402,F401,F403
 from graphjit.frontend.tracing import function  # noqa: E402 (needs the eager mode)

@@ -341,10 +341,16 @@ OP_TABLE: list[OpCase] = [
 
 # Records kept beside the work that added them; imported here so that every table-driven
 # test (forward, gradients, backends, gj.function, parser round trips) runs them too.
+from op_table_conv import CONV_CASES  # noqa: E402
+from op_table_dynamic import DYNAMIC_CASES  # noqa: E402
+from op_table_indexing import INDEXING_CASES  # noqa: E402
 from op_table_integers import INTEGER_CASES  # noqa: E402
+from op_table_math import MATH_CASES  # noqa: E402
+from op_table_random import RANDOM_CASES  # noqa: E402
 from op_table_tf1 import TF1_CASES  # noqa: E402
 
-OP_TABLE += INTEGER_CASES + TF1_CASES
+OP_TABLE += INTEGER_CASES + TF1_CASES + INDEXING_CASES + DYNAMIC_CASES + CONV_CASES
+OP_TABLE += MATH_CASES + RANDOM_CASES
 
 
 def _list_ops(x, y):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from graphjit.codegen.cuda import conv, dynamic_slice, indexing, random, scan
 from graphjit.codegen.cuda.compiler import compiled
 from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
@@ -358,4 +359,10 @@ LOWERINGS = {
     "cond": Lowering.op_cond,
     "while": Lowering.op_while,
     **list_lowerings(),
+    # op families lowered in their own modules
+    **indexing.LOWERINGS,
+    **dynamic_slice.LOWERINGS,
+    **conv.LOWERINGS,
+    **random.LOWERINGS,
+    **scan.LOWERINGS,
 }

@@ -22,7 +22,7 @@ from graphjit.codegen.layout import (
     slice_geometry,
 )
 from graphjit.codegen.lists import list_lowerings
-from graphjit.codegen.llvm import faults, interrupt
+from graphjit.codegen.llvm import conv, dynamic_slice, faults, indexing, interrupt, random, scan
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
@@ -487,4 +487,10 @@ LOWERINGS = {
     "cond": op_cond,
     "while": op_while,
     **list_lowerings(),
+    # op families lowered in their own modules
+    **indexing.LOWERINGS,
+    **dynamic_slice.LOWERINGS,
+    **conv.LOWERINGS,
+    **random.LOWERINGS,
+    **scan.LOWERINGS,
 }
