@@ -113,6 +113,7 @@ from graphjit.frontend.losses import *  # noqa: E402,F401,F403
 from graphjit.frontend.math_ops import *  # noqa: E402,F401,F403
 from graphjit.frontend.normalization import *  # noqa: E402,F401,F403
 from graphjit.frontend.random import *  # noqa: E402,F401,F403
+from graphjit.frontend.sorting import *  # noqa: E402,F401,F403
 from graphjit.frontend.tensor_array import *  # noqa: E402,F401,F403
 from graphjit.frontend.tf1 import *  # noqa: E402,F401,F403
 from graphjit.frontend.tracing import function  # noqa: E402 (needs the eager mode)

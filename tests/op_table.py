@@ -347,10 +347,11 @@ from op_table_indexing import INDEXING_CASES  # noqa: E402
 from op_table_integers import INTEGER_CASES  # noqa: E402
 from op_table_math import MATH_CASES  # noqa: E402
 from op_table_random import RANDOM_CASES  # noqa: E402
+from op_table_sorting import SORTING_CASES  # noqa: E402
 from op_table_tf1 import TF1_CASES  # noqa: E402
 
 OP_TABLE += INTEGER_CASES + TF1_CASES + INDEXING_CASES + DYNAMIC_CASES + CONV_CASES
-OP_TABLE += MATH_CASES + RANDOM_CASES
+OP_TABLE += MATH_CASES + RANDOM_CASES + SORTING_CASES
 
 
 def _list_ops(x, y):

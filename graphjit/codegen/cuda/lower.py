@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from graphjit.codegen.cuda import conv, dynamic_slice, indexing, random, scan
+from graphjit.codegen.cuda import conv, dynamic_slice, indexing, random, scan, sorting
 from graphjit.codegen.cuda.compiler import compiled
 from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
@@ -365,4 +365,5 @@ LOWERINGS = {
     **conv.LOWERINGS,
     **random.LOWERINGS,
     **scan.LOWERINGS,
+    **sorting.LOWERINGS,
 }

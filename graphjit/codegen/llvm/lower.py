@@ -22,7 +22,16 @@ from graphjit.codegen.layout import (
     slice_geometry,
 )
 from graphjit.codegen.lists import list_lowerings
-from graphjit.codegen.llvm import conv, dynamic_slice, faults, indexing, interrupt, random, scan
+from graphjit.codegen.llvm import (
+    conv,
+    dynamic_slice,
+    faults,
+    indexing,
+    interrupt,
+    random,
+    scan,
+    sorting,
+)
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
@@ -493,4 +502,5 @@ LOWERINGS = {
     **conv.LOWERINGS,
     **random.LOWERINGS,
     **scan.LOWERINGS,
+    **sorting.LOWERINGS,
 }
