@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import ShapeError
+from graphjit.frontend.convert import is_tensor
 from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
@@ -86,10 +87,22 @@ def split_like(x, refs, axis):
 # ---- basic slicing -----------------------------------------------------------------------
 
 
+def is_runtime_index(k) -> bool:
+    """An int index or slice bound known only when the program runs: a 0-d tensor."""
+    if isinstance(k, slice):
+        return any(is_tensor(b) for b in (k.start, k.stop, k.step))
+    return is_tensor(k)
+
+
 def getitem(x, key):
-    """x[key] for basic indexing: ints, slices, None (new axis) and Ellipsis."""
+    """x[key]: basic indexing (ints, slices, None for a new axis, Ellipsis) here; run-time
+    bounds in frontend/dynamic_slicing.py."""
+    from graphjit.frontend import dynamic_slicing  # (it builds on this module)
+
     x = as_tensor(x)
     key = key if isinstance(key, tuple) else (key,)
+    if any(is_runtime_index(k) for k in key):
+        return dynamic_slicing.dynamic_getitem(x, key)
     for k in key:
         if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice))):
             raise ShapeError(
