@@ -390,6 +390,10 @@ COVERED_ELSEWHERE = {
     "condition": "tests/static/test_control_flow.py",
     "return": "every Session run (the compiled function's terminator)",
     "fused": "tests/passes (made by the fusion pass, run by every optimised Session)",
+    **dict.fromkeys(
+        ["random_uniform", "random_normal", "random_truncated_normal", "dropout"],
+        "tests/static/test_random.py (the reference is Philox itself: known answers)",
+    ),
     "check_numerics": "tests/reliability/test_numerics.py (raises on NaN/inf; the cuda "
     "backend has no lowering for it yet)",
 }

@@ -23,13 +23,14 @@ import numpy as np
 
 from graphjit import config
 from graphjit.errors import GraphjitError
+from graphjit.frontend import random
 from graphjit.frontend.convert import unwrap
 from graphjit.frontend.eager.custom_function import Function as AutogradFunction
 from graphjit.frontend.eager.grad_mode import is_grad_enabled
 from graphjit.frontend.eager.nn import Module
 from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
 from graphjit.frontend.gradients import gradients
-from graphjit.frontend.graph import Graph, Variable, placeholder
+from graphjit.frontend.graph import Graph, Variable, get_default_graph, placeholder
 from graphjit.ir.core import Value
 from graphjit.ir.ops import STATE_UPDATE
 from graphjit.ir.types import as_dtype
@@ -170,6 +171,7 @@ class _Call:
             self.paths.append(name)
         self.keys = () if self.symbolic else tuple(map(_leaf_key, self.leaves, self.paths))
         self.key = (self.spec, self.keys)
+        self.rng = None  # the (seed, step) its random ops drew from, once it has run
 
     def tensor_leaves(self) -> list:
         return [x for x in self.leaves if isinstance(x, _TENSORS)]
@@ -296,7 +298,8 @@ class ConcreteFunction:
             self.variables = [Variable(p._data, name=name) for name, p in named]
             swap = {id(p): v for p, v in zip(self.params, self.variables)}
             with _parameters_replaced([m for _, m in call.named_modules()], swap):
-                out = traced.call_python(call.arguments_with(self.placeholders))
+                with random.traced_rng(self.graph) as self.rng:  # (fed per call in `run`)
+                    out = traced.call_python(call.arguments_with(self.placeholders))
         self.out_leaves: list = []
         self.out_spec = _flatten(out, "", self.out_leaves, [])
         self.fetch_index = [i for i, x in enumerate(self.out_leaves) if _is_graph(x)]
@@ -312,9 +315,12 @@ class ConcreteFunction:
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
         for var, p in zip(self.variables, self.params):
             self.session.variables[var.name] = np.ascontiguousarray(p._data)
-        results = self.session.run(
-            self.fetches + self.assigns, dict(zip(self.placeholders, inputs))
-        )
+        feeds = dict(zip(self.placeholders, inputs))
+        if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
+            if call.rng is None:
+                call.rng = random.next_rng(self.rng.count)
+            feeds[self.rng.base] = call.rng
+        results = self.session.run(self.fetches + self.assigns, feeds)
         for var, p in self.written_back:
             new = self.session.variables[var.name]
             if new is not p._data:  # (the compiled code may have written p's array in place)
@@ -415,17 +421,20 @@ class CompiledFunction(AutogradFunction):
         arguments = call.arguments_with(saved[:n])
         captured = tuple(m for _, m in call.captured)
         mask = tuple(ctx.needs_input_grad[1:])
-        grads = traced.vjp(arguments, captured, mask, list(cotangents))
+        rng = call.rng if call.rng is not None else np.zeros(2, np.int64)
+        grads = traced.vjp(arguments, captured, mask, list(cotangents), rng)
         return (None, *grads)
 
 
-def _vjp(primal: TracedFunction, arguments: dict, captured: tuple, mask, cotangents) -> list:
+def _vjp(primal: TracedFunction, arguments: dict, captured: tuple, mask, cotangents, rng) -> list:
     """Traced by `primal.vjp`: the gradients of primal's float outputs, weighted by
     `cotangents` (one per tensor output), w.r.t. its tensor `arguments` and then the
     parameters of its modules (`captured`: those read from globals and closures), each None
-    where `mask` says no gradient is needed or nothing depends on it."""
+    where `mask` says no gradient is needed or nothing depends on it. `rng`: the forward
+    call's (seed, step), so that its random ops (dropout masks) are the forward's."""
     out: list = []
-    _flatten(primal.call_python(arguments), "", out, [])
+    with random.with_rng(get_default_graph(), unwrap(rng)):
+        _flatten(primal.call_python(arguments), "", out, [])
     pairs = [
         (unwrap(y), ct)
         for y, ct in zip([y for y in out if _is_graph(y)], cotangents)

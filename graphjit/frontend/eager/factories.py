@@ -35,8 +35,12 @@ _generator = np.random.default_rng()
 
 
 def manual_seed(seed: int) -> None:
+    """Seed the random factories and the counter-based random ops (gj.random, dropout)."""
     global _generator
     _generator = np.random.default_rng(seed)
+    from graphjit.frontend import random  # (imports the eager mode: not at module level)
+
+    random.manual_seed(seed)
 
 
 def generator() -> np.random.Generator:
