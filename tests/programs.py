@@ -446,7 +446,7 @@ def cond_inside_loop_body(trips: int) -> Program:
 
 # ---- op-table records on a backend -------------------------------------------------------------
 
-TRANSCENDENTAL = frozenset({"exp", "log", "tanh", "sigmoid"})
+TRANSCENDENTAL = frozenset({"exp", "log", "tanh", "sigmoid", "erf", "log1p", "expm1"})
 REDUCTIONS = frozenset(
     {"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "sum_to", "argmax", "argmin"}
 )

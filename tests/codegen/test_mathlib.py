@@ -15,6 +15,7 @@ import re
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
+import scipy.special
 from llvmlite import ir
 
 from graphjit.codegen.llvm.mathlib import MATH_FUNCTIONS, emit_math
@@ -109,6 +110,8 @@ _NUMPY = {
     "log1p": np.log1p,
     "tanh": np.tanh,
     "sigmoid": _sigmoid,
+    # SciPy has no long double erf: the float64 reference is itself within 1 ulp
+    "erf": lambda x: scipy.special.erf(x.astype(np.float64)),
 }
 
 
@@ -134,8 +137,14 @@ def sweep(name, dtype, rng):
         "log1p": [np.linspace(-1, 3, 2 * n), np.linspace(-0.5, 0.5, n)],
         "tanh": [np.linspace(*((-12, 12) if f32 else (-25, 25)), 2 * n), np.linspace(-1, 1, n)],
         "sigmoid": [np.linspace(*((-120, 40) if f32 else (-800, 100)), 3 * n)],
+        # every interval of the piecewise approximation, and where it saturates to +-1
+        "erf": [
+            np.linspace(-7, 7, 2 * n),
+            np.linspace(0.8, 1.3, n // 2),
+            np.linspace(-3, 3, n // 2),
+        ],
     }[name]
-    if name in ("expm1", "log1p", "tanh"):
+    if name in ("expm1", "log1p", "tanh", "erf"):
         magnitudes = _log_uniform(rng, dtype, -149 if f32 else -1074, 4, n)
     signed = magnitudes * rng.choice(np.array([-1, 1], dtype), n)
     return np.concatenate([p.astype(dtype) for p in parts] + [signed])
@@ -216,6 +225,7 @@ _EXACT = [
     ),
     ("tanh", [0.0, -0.0, np.inf, -np.inf, 1000.0, -1000.0], [0.0, -0.0, 1.0, -1.0, 1.0, -1.0]),
     ("sigmoid", [0.0, -0.0, np.inf, -np.inf, 1000.0, -1000.0], [0.5, 0.5, 1.0, 0.0, 1.0, 0.0]),
+    ("erf", [0.0, -0.0, np.inf, -np.inf, 6.0, -30.0], [0.0, -0.0, 1.0, -1.0, 1.0, -1.0]),
 ]
 
 

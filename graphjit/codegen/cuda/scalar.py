@@ -42,6 +42,17 @@ FLOAT_FLOOR_MOD = (
     f"({FMOD} if {FMOD} != 0 else math.copysign(0.0, {{1}}))))"
 )
 
+# floor, ceil and round of a float: |x| >= 2^52 (and inf) is an integer already and NaN
+# stays NaN; below, the integer takes x's sign, which gives NumPy's -0.0 for ceil(-0.5) and
+# round(-0.4) (Numba's math.floor returns an integer, which has no -0.0, NaN or inf).
+# round adds and subtracts 2^52 in float64 (which holds every float32 exactly; a float32
+# sum would round at 2^-1 rather than 2^0), rounding |x| to an integer, halves to even.
+TWO_52 = "4503599627370496.0"
+INTEGRAL_FLOAT = f"(math.copysign({{r}}, {{{{0}}}}) if abs({{{{0}}}}) < {TWO_52} else {{{{0}}}})"
+FLOOR = INTEGRAL_FLOAT.format(r="math.floor({0})")
+CEIL = INTEGRAL_FLOAT.format(r="math.ceil({0})")
+ROUND = INTEGRAL_FLOAT.format(r=f"(float64(abs({{0}})) + {TWO_52}) - {TWO_52}")
+
 CUDA_SCALAR: dict[str, str] = {
     "neg": "(-{0})",
     "exp": "math.exp({0})",
@@ -50,6 +61,12 @@ CUDA_SCALAR: dict[str, str] = {
     "sin": "math.sin({0})",
     "cos": "math.cos({0})",
     "tanh": "math.tanh({0})",
+    "erf": "math.erf({0})",
+    "log1p": "math.log1p({0})",
+    "expm1": "math.expm1({0})",
+    "floor": FLOOR,
+    "ceil": CEIL,
+    "round": ROUND,
     "sigmoid": "(1.0 / (1.0 + math.exp(-{0})))",
     "abs": "abs({0})",
     # NumPy's sign: 0 for ±0, NaN for NaN (x - x)

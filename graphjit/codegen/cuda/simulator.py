@@ -15,6 +15,7 @@ import threading
 import traceback
 
 import numpy as np
+import scipy.special
 
 
 class _NumPyMath:
@@ -22,6 +23,7 @@ class _NumPyMath:
     may name, without a list here to keep in step with it); constants are math's."""
 
     inf, nan, pi = math.inf, math.nan, math.pi
+    erf = staticmethod(scipy.special.erf)  # (CUDA's math has erf; NumPy has no ufunc for it)
 
     def __getattr__(self, name: str):
         return getattr(np, name)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-MATH_FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid")
+MATH_FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf")
 
 _LOG2E = 1.0 / math.log(2.0)
 
@@ -328,7 +328,142 @@ def _sigmoid(e: _Emitter, x):
     return b.fdiv(num, b.fadd(one, t))
 
 
+# --- erf ---------------------------------------------------------------------------
+
+# fdlibm's s_erf.c coefficients (highest degree first), error below 1 ulp in double.
+# [0, 0.84375): erf(x) = x + x * P(x^2) / Q(x^2)
+_ERF_SMALL_P = (
+    -2.37630166566501626084e-05,
+    -5.77027029648944159157e-03,
+    -2.84817495755985104766e-02,
+    -3.25042107247001499370e-01,
+    1.28379167095512558561e-01,
+)
+_ERF_SMALL_Q = (
+    -3.96022827877536812320e-06,
+    1.32494738004321644526e-04,
+    5.08130628187576562776e-03,
+    6.50222499887672944485e-02,
+    3.97917223959155352819e-01,
+    1.0,
+)
+# [0.84375, 1.25): erf(x) = erx + P(x - 1) / Q(x - 1), erx = (float)0.84506291151
+_ERX = 8.45062911510467529297e-01
+_ERF_MID_P = (
+    -2.16637559486879084300e-03,
+    3.54783043256182359371e-02,
+    -1.10894694282396677476e-01,
+    3.18346619901161753674e-01,
+    -3.72207876035701323847e-01,
+    4.14856118683748331666e-01,
+    -2.36211856075265944077e-03,
+)
+_ERF_MID_Q = (
+    1.19844998467991074170e-02,
+    1.36370839120290507362e-02,
+    1.26171219808761642112e-01,
+    7.18286544141962662868e-02,
+    5.40397917702171048937e-01,
+    1.06420880400844228286e-01,
+    1.0,
+)
+# [1.25, 1/0.35) and [1/0.35, 6): erfc(x) = exp(-x^2 - 0.5625 + R(1/x^2) / S(1/x^2)) / x.
+# The second interval's polynomials are one degree shorter: padded with a leading 0 so
+# that one Horner loop picks each coefficient per lane with a select (no branch).
+_ERFC_NEAR_R = (
+    -9.81432934416914548592e00,
+    -8.12874355063065934246e01,
+    -1.84605092906711035994e02,
+    -1.62396669462573470355e02,
+    -6.23753324503260060396e01,
+    -1.05586262253232909814e01,
+    -6.93858572707181764372e-01,
+    -9.86494403484714822705e-03,
+)
+_ERFC_NEAR_S = (
+    -6.04244152148580987438e-02,
+    6.57024977031928170135e00,
+    1.08635005541779435134e02,
+    4.29008140027567833386e02,
+    6.45387271733267880336e02,
+    4.34565877475229228821e02,
+    1.37657754143519042600e02,
+    1.96512716674392571292e01,
+    1.0,
+)
+_ERFC_FAR_R = (
+    0.0,
+    -4.83519191608651397019e02,
+    -1.02509513161107724954e03,
+    -6.37566443368389627722e02,
+    -1.60636384855821916062e02,
+    -1.77579549177547519889e01,
+    -7.99283237680523006574e-01,
+    -9.86494292470009928597e-03,
+)
+_ERFC_FAR_S = (
+    0.0,
+    -2.24409524465858183362e01,
+    4.74528541206955367215e02,
+    2.55305040643316442583e03,
+    3.19985821950859553908e03,
+    1.53672958608443695994e03,
+    3.25792512996573918826e02,
+    3.03380607434824582924e01,
+    1.0,
+)
+
+
+def _horner_select(e: _Emitter, x, cond, when_true, when_false):
+    """A polynomial whose coefficients are chosen per lane: `when_true` where cond holds."""
+    acc = e.pick(cond, e.c(when_true[0]), e.c(when_false[0]))
+    for a, b in zip(when_true[1:], when_false[1:], strict=True):
+        acc = e.fma(acc, x, e.pick(cond, e.c(a), e.c(b)))
+    return acc
+
+
+def _erf_tail(e: _Emitter, ax):
+    """erf(|x|) = 1 - erfc(|x|) for |x| in [1.25, 6). exp(-x^2) is split as fdlibm does,
+    exp(-z^2 - 0.5625) * exp((z - x)(z + x) + R/S) with z = x rounded to 21 significant
+    bits, so that z^2 is exact and x^2's rounding error does not reach the result."""
+    b = e.b
+    s = b.fdiv(e.c(1.0), b.fmul(ax, ax))
+    near = e.cmp("<", ax, e.c(1 / 0.35))
+    ratio = b.fdiv(
+        _horner_select(e, s, near, _ERFC_NEAR_R, _ERFC_FAR_R),
+        _horner_select(e, s, near, _ERFC_NEAR_S, _ERFC_FAR_S),
+    )
+    z = e.from_bits(e.b.and_(e.bits(ax), e.ci(-(1 << 32))))
+    head = _exp(e, b.fsub(b.fneg(b.fmul(z, z)), e.c(0.5625)))
+    tail = _exp(e, b.fadd(b.fmul(b.fsub(z, ax), b.fadd(z, ax)), ratio))
+    return b.fsub(e.c(1.0), b.fdiv(b.fmul(head, tail), ax))
+
+
+def _erf64(e: _Emitter, x):
+    """fdlibm's erf, every interval computed and the right one selected per lane."""
+    b = e.b
+    ax = e.fabs(x)
+    z = b.fmul(x, x)
+    small = b.fadd(x, b.fmul(x, b.fdiv(e.horner(z, _ERF_SMALL_P), e.horner(z, _ERF_SMALL_Q))))
+    s = b.fsub(ax, e.c(1.0))
+    mid = b.fadd(e.c(_ERX), b.fdiv(e.horner(s, _ERF_MID_P), e.horner(s, _ERF_MID_Q)))
+    big = e.pick(e.cmp("<", ax, e.c(6.0)), _erf_tail(e, ax), e.c(1.0))
+    magnitude = e.pick(e.cmp("<", ax, e.c(1.25)), mid, big)
+    result = e.pick(e.cmp("<", ax, e.c(0.84375)), small, e.with_sign_of(magnitude, x))
+    return e.pick(b.fcmp_unordered("uno", x, x), x, result)  # NaN in, NaN out
+
+
+def _erf(e: _Emitter, x):
+    """Double: fdlibm's algorithm. Float: the double algorithm on the widened value,
+    rounded once (under 1 ulp; fpext/fptrunc vectorise like the rest)."""
+    if e.f is _F64:
+        return _erf64(e, x)
+    wide = _Emitter(e.b, _F64)
+    return e.b.fptrunc(_erf64(wide, e.b.fpext(x, _F64.ty)), _F32.ty)
+
+
 _BODIES = {
+    "erf": _erf,
     "exp": _exp,
     "expm1": _expm1,
     "log": _log,

@@ -76,7 +76,7 @@ def _identity(b, a, op):
     return a[0]
 
 
-@emitter("exp", "log", "tanh", "sigmoid")
+@emitter("exp", "log", "tanh", "sigmoid", "erf", "log1p", "expm1")
 def _transcendental(b, a, op):
     """Straight-line, vectorisable bodies from mathlib (no libm call)."""
     return mathlib.emit_math(b, op.name, a[0])
@@ -86,6 +86,18 @@ def _transcendental(b, a, op):
 def _llvm_intrinsic(b, a, op):
     """LLVM's own sqrt, sin and cos (sin and cos call libm: not vectorised)."""
     return _intrinsic(b, f"llvm.{op.name}", a[0])
+
+
+# LLVM's rounding intrinsics: one instruction each with SSE4.1 (roundss/roundsd), and they
+# vectorise; roundeven rounds halves to even as NumPy's round does (llvm.round would not).
+_ROUNDING = {"floor": "llvm.floor", "ceil": "llvm.ceil", "round": "llvm.roundeven"}
+
+
+@emitter(*_ROUNDING)
+def _rounding(b, a, op):
+    t = a[0].type
+    fn = b.module.declare_intrinsic(_ROUNDING[op.name], [t], ir.FunctionType(t, [t]))
+    return b.call(fn, [a[0]])
 
 
 @emitter("abs")

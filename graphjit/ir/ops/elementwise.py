@@ -116,6 +116,23 @@ _elementwise(
     unary(lambda g, x, y: P.mul(g, P.mul(y, P.sub(1, y)))),
     **FLOAT,
 )
+# d/dx erf(x) = 2/sqrt(pi) exp(-x^2); log1p and expm1 keep their precision near 0, and
+# their derivatives are written with the result where that is exact (expm1' = y + 1).
+_TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))  # (a Python float: weakly typed)
+_elementwise(
+    "erf",
+    scipy.special.erf,
+    unary(lambda g, x, y: P.mul(g, P.mul(P.exp(P.neg(P.mul(x, x))), _TWO_OVER_SQRT_PI))),
+    **FLOAT,
+)
+_elementwise("log1p", np.log1p, unary(lambda g, x, y: P.div(g, P.add(x, 1))), **FLOAT)
+_elementwise("expm1", np.expm1, unary(lambda g, x, y: P.mul(g, P.add(y, 1))), **FLOAT)
+# Rounding to an integer is piecewise constant: no gradient, as for sign. `round` is
+# NumPy's (and PyTorch's): halves go to the even neighbour. Integer operands never reach
+# these (the frontend returns them unchanged), so they are floating-point only.
+_elementwise("floor", np.floor, NONDIFF, **FLOAT)
+_elementwise("ceil", np.ceil, NONDIFF, **FLOAT)
+_elementwise("round", np.round, NONDIFF, **FLOAT)
 _elementwise("logical_not", np.logical_not, NONDIFF, **LOGICAL)
 register(
     OpDef(
