@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from graphjit.errors import DTypeError, FetchError, GraphjitError, ShapeError
+from graphjit.errors import DTypeError, FeedError, FetchError, GraphjitError, ShapeError
 from graphjit.frontend import ops
 from graphjit.frontend.convert import _top_block, default_dtype, graph_constant, operands
 from graphjit.ir import builder
@@ -140,11 +140,30 @@ def named(value, name: str | None):
     return value
 
 
+def _value_at_creation(value: Value, graph) -> np.ndarray:
+    """A graph value given as a Variable's initial value, computed once now (on the NumPy
+    interpreter): it must not depend on placeholders. TF1 computes it when the initializer
+    runs, so re-running the initializer there draws a random initial value again; here the
+    Variable keeps the value drawn when it was made."""
+    from graphjit.runtime.session import Session
+
+    try:
+        with Session(graph, backend="interpreter") as sess:
+            return sess.run(value)
+    except FeedError as e:
+        raise FeedError(
+            f"a Variable's initial value must not depend on placeholders: {e.raw_message}",
+            location=user_location(),
+        ) from None
+
+
 class Variable:
     """Graph state that keeps its value between Session runs (TensorFlow 1's Variable)."""
 
     def __init__(self, initial_value, dtype=None, name: str | None = None, trainable=True):
         graph = get_default_graph()
+        if isinstance(initial_value, Value):  # tf.Variable(tf.zeros(...)), (tf.random_normal(...))
+            initial_value = _value_at_creation(initial_value, graph)
         # Python numbers default to float32 / int32 as constants do (TF1); arrays keep theirs.
         try:
             array = array_of(initial_value, as_dtype(dtype or default_dtype(initial_value)))

@@ -366,3 +366,27 @@ def test_sigmoid_cross_entropy_matches_torch():
     np.testing.assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(gx.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(gz.grad.numpy(), tz.grad.numpy(), rtol=1e-12)
+
+
+def test_variables_start_from_graph_values_as_tf1_writes_them():
+    """tf.Variable(tf.zeros(...)) and tf.Variable(tf.random_normal(...)): the initial value
+    is a graph value, computed once when the Variable is made."""
+    g = gj.Graph()
+    with g.as_default():
+        zeros = gj.Variable(gj.zeros([2, 3]), name="zeros")
+        seeded = gj.Variable(gj.random_normal([4, 4], seed=3), name="seeded")
+        again = gj.Variable(gj.random_normal([4, 4], seed=3), name="again")
+        unseeded = gj.Variable(gj.random_normal([4, 4]), name="unseeded")
+    with gj.Session(g) as sess:
+        np.testing.assert_array_equal(sess.run(zeros), np.zeros((2, 3), np.float32))
+        a, b, c = sess.run([seeded, again, unseeded])
+    np.testing.assert_array_equal(a, b)  # one seed, one step: the same draw
+    assert not np.array_equal(a, c) and np.std(a) > 0.3
+
+
+def test_a_variable_initial_value_may_not_need_feeds():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [2], name="x")
+        with pytest.raises(gj.FeedError, match="must not depend on placeholders"):
+            gj.Variable(x * 2)
