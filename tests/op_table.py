@@ -60,6 +60,8 @@ def sample(domain: str, shape, dtype, rng) -> np.ndarray:
         x = rng.integers(-100, 101, shape)
     elif domain == "label":
         x = rng.integers(0, 4, shape)
+    elif domain == "index":  # gather indices of both signs, for an indexed axis of 4 or more
+        x = rng.integers(-4, 4, shape)
     elif domain == "bool":
         x = rng.integers(0, 2, shape).astype(bool)
     else:

@@ -87,6 +87,14 @@ def split_like(x, refs, axis):
 # ---- basic slicing -----------------------------------------------------------------------
 
 
+def is_array_index(k) -> bool:
+    """An index that selects by an array of positions or a mask (NumPy's advanced
+    indexing): a list, a NumPy array, a bool, or a tensor that is not a 0-d integer."""
+    if isinstance(k, (list, np.ndarray, bool, np.bool_)):
+        return True
+    return is_tensor(k) and (k.ndim > 0 or k.dtype.is_bool)
+
+
 def is_runtime_index(k) -> bool:
     """An int index or slice bound known only when the program runs: a 0-d tensor."""
     if isinstance(k, slice):
@@ -95,12 +103,15 @@ def is_runtime_index(k) -> bool:
 
 
 def getitem(x, key):
-    """x[key]: basic indexing (ints, slices, None for a new axis, Ellipsis) here; run-time
-    bounds in frontend/dynamic_slicing.py."""
-    from graphjit.frontend import dynamic_slicing  # (it builds on this module)
+    """x[key]: basic indexing (ints, slices, None for a new axis, Ellipsis) here; integer
+    and boolean array indices in frontend/indexing.py; run-time bounds in
+    frontend/dynamic_slicing.py."""
+    from graphjit.frontend import dynamic_slicing, indexing  # (both build on this module)
 
     x = as_tensor(x)
     key = key if isinstance(key, tuple) else (key,)
+    if any(is_array_index(k) for k in key):
+        return indexing.advanced_getitem(x, key)
     if any(is_runtime_index(k) for k in key):
         return dynamic_slicing.dynamic_getitem(x, key)
     for k in key:

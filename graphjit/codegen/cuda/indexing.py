@@ -1,5 +1,97 @@
-"""The cuda lowerings of ir/ops/indexing.py: op name -> lowering(low, op)."""
+"""The cuda lowerings of ir/ops/indexing.py: op name -> lowering(low, op), returning steps.
+
+Each op is one grid-stride kernel over its `geometry` (ir/ops/indexing.py). A thread
+loads its index, counts a negative one from the end, and only inside [0, n) touches
+memory through it; outside, it lowers a flag (one int64, reset before the launch) to the
+index's position by atomic min, so the host reads back the first bad index in row-major
+order, the one the interpreter names, and raises the same RuntimeCheckError. A scatter
+fills its result with zeros, then adds with atomics (so float sums may round in any
+order, as PyTorch's index_add_ on a GPU)."""
 
 from __future__ import annotations
 
-LOWERINGS: dict = {}
+import numpy as np
+
+from graphjit.codegen.cuda.copies import fill
+from graphjit.codegen.cuda.source import (
+    KernelSource,
+    Launch,
+    Scratch,
+    Writer,
+    coordinates,
+    header,
+    kernel_source,
+    offset,
+)
+from graphjit.codegen.layout import size_of
+from graphjit.errors import RuntimeCheckError
+from graphjit.ir.core import Operation
+from graphjit.ir.ops.indexing import IndexGeometry, geometry, out_of_range_message
+from graphjit.ir.types import DType, int64
+
+
+def indexed_kernel(geo: IndexGeometry, dtype: DType, index_dtype: DType) -> KernelSource:
+    """data, indices, indexed, flag: a gather copies indexed rows into data; a scatter adds
+    data into them."""
+    params = [("data", dtype), ("indices", index_dtype), ("indexed", dtype), ("flag", int64)]
+    w = Writer()
+    with w.block(header(params)):
+        with w.block(f"for i in range(cuda.grid(1), {size_of(geo.space)}, cuda.gridsize(1))"):
+            coords = coordinates(w, "i", geo.space, "c")
+            w.line(f"at = {offset(coords, geo.index_strides)}")
+            w.line("j = indices[at]")
+            with w.block("if j < 0"):
+                w.line(f"j += {geo.axis_size}")
+            with w.block(f"if j < 0 or j >= {geo.axis_size}"):
+                w.line("cuda.atomic.min(flag, 0, at)")
+                w.line("continue")
+            row = f"{offset(coords, geo.base_strides)} + j * {geo.axis_stride}"
+            here = offset(coords, geo.data_strides)
+            if geo.scatter:
+                w.line(f"cuda.atomic.add(indexed, {row}, data[{here}])")
+            else:
+                w.line(f"data[{here}] = indexed[{row}]")
+    what = "scatter" if geo.scatter else "gather"
+    return kernel_source(w, params, f"{what} over {list(geo.space)}")
+
+
+def lower_indexed(low, op: Operation) -> list:
+    geo = geometry(op)
+    indices = op.operands[1]
+    data = op.operands[0] if geo.scatter else op.result
+    indexed = op.result if geo.scatter else op.operands[0]
+    flag = low.scratch(Scratch(int64, 1))
+    launches = []
+    if geo.scatter:
+        n = size_of(indexed.type.shape)
+        launches.append(
+            Launch(fill(indexed.type.dtype, n, 0), low.cfg.grid(n), low.cfg.block, (indexed,))
+        )
+    kernel = indexed_kernel(geo, data.type.dtype, indices.type.dtype)
+    args = (data, indices, indexed, flag)
+    launches.append(Launch(kernel, low.cfg.grid(size_of(geo.space)), low.cfg.block, args))
+    none_bad = size_of(indices.type.shape)  # past every position: no index failed
+    return [_reset(flag, none_bad), *low.launch(launches), _check(op, flag, none_bad, geo)]
+
+
+def _reset(flag, value: int):
+    start = np.array([value], np.int64)
+    return lambda frame: frame[flag].copy_to_device(start)
+
+
+def _check(op: Operation, flag, none_bad: int, geo: IndexGeometry):
+    indices, axis = op.operands[1], op.attrs["axis"]
+
+    def check(frame):
+        at = int(frame[flag].copy_to_host()[0])
+        if at < none_bad:
+            bad = int(frame[indices][at : at + 1].copy_to_host()[0])
+            message = out_of_range_message(axis, geo.axis_size, bad)
+            raise RuntimeCheckError(message, op=op)
+
+    return check
+
+
+LOWERINGS: dict = dict.fromkeys(
+    ("gather", "scatter_add", "take_along_axis", "scatter_add_along_axis"), lower_indexed
+)
