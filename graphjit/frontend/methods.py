@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from graphjit.errors import GraphjitError, ShapeError
-from graphjit.frontend import math_ops, ops, shape_ops
+from graphjit.frontend import math_ops, ops, shape_ops, sorting
 from graphjit.frontend.convert import is_tensor, unwrap
 from graphjit.frontend.shape_ops import shape_args
 from graphjit.ir.core import user_location
@@ -338,6 +338,11 @@ METHODS = {name: getattr(ops, name) for name in _SAME_NAME} | {
     "all": math_ops.all,
     "prod": math_ops.prod,
     "argmin": math_ops.argmin,
+    # sorting: PyTorch's (values, indices) named tuples (frontend/sorting.py)
+    "sort": sorting.sort,
+    "argsort": sorting.argsort,
+    "topk": sorting.topk,
+    "kthvalue": sorting.kthvalue,
     # integers (NumPy's semantics: math_ops.py)
     "bitwise_and": math_ops.bitwise_and,
     "bitwise_or": math_ops.bitwise_or,

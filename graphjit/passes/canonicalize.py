@@ -41,7 +41,7 @@ def fold_constants(op: Operation):
     data_sizes = [v.type.size for i, v in enumerate(op.operands) if i not in shape_only]
     if None in data_sizes:
         return None  # an operand whose size is only known at run time (a shape invariant)
-    if sum(r.type.size for r in op.results) > max(16, sum(data_sizes)):
+    if max(r.type.size for r in op.results) > max(16, sum(data_sizes)):
         return None  # broadcasting a constant: keep it small and let kernels broadcast
     args = []
     for i, v in enumerate(op.operands):
