@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from graphjit.errors import GraphjitError, ShapeError
-from graphjit.frontend import math_ops, ops, shape_ops, sorting
+from graphjit.frontend import indexing, math_ops, ops, shape_ops, sorting
 from graphjit.frontend.convert import is_tensor, unwrap
 from graphjit.frontend.shape_ops import shape_args
 from graphjit.ir.core import user_location
@@ -343,6 +343,12 @@ METHODS = {name: getattr(ops, name) for name in _SAME_NAME} | {
     "argsort": sorting.argsort,
     "topk": sorting.topk,
     "kthvalue": sorting.kthvalue,
+    # indexing by arrays of positions (frontend/indexing.py), PyTorch's argument order
+    "gather": indexing.gather_along,
+    "index_select": indexing.index_select,
+    "take_along_dim": lambda x, indices, dim=None: indexing.take_along_axis(x, indices, dim),
+    "scatter_add": indexing.scatter_add_along,
+    "index_add": indexing.index_add,
     # integers (NumPy's semantics: math_ops.py)
     "bitwise_and": math_ops.bitwise_and,
     "bitwise_or": math_ops.bitwise_or,

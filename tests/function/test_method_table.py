@@ -30,7 +30,7 @@ SAME = "same"  # PyTorch spells the call the same way
 class Case:
     """`call` is a Python expression over the inputs x, y, z (and `lib`: gj or torch, for
     dtypes); `inputs` are "kind dims..." with kind f (normal floats), p (positive floats),
-    b (booleans), i (small integers), n (nonzero integers)."""
+    b (booleans), i (small integers), n (nonzero integers), k (positions 0..2)."""
 
     method: str
     call: str
@@ -115,6 +115,11 @@ CASES = [
     C("topk", "x.topk(2)"),
     C("topk", "x.topk(2, dim=0, largest=False)"),
     C("kthvalue", "x.kthvalue(2, dim=1, keepdim=True)"),
+    C("gather", "x.gather(1, y)", F34, "k 3 2"),
+    C("index_select", "x.index_select(1, y)", F34, "k 5"),
+    C("take_along_dim", "x.take_along_dim(y, dim=0)", F34, "k 2 4"),
+    C("scatter_add", "x.scatter_add(1, y, z)", F34, "k 3 2", "f 3 2"),
+    C("index_add", "x.index_add(0, y, z)", F34, "k 2", "f 2 4"),
     C("std", "x.std()"),
     C("std", "x.std(dim=1, unbiased=False)"),
     C("var", "x.var(1, keepdim=True)"),
@@ -199,6 +204,7 @@ SAMPLERS = {
     "b": lambda rng, shape: rng.random(shape) < 0.5,
     "i": lambda rng, shape: rng.integers(-3, 4, size=shape),
     "n": lambda rng, shape: rng.choice([-3, -2, -1, 1, 2, 3], size=shape),
+    "k": lambda rng, shape: rng.integers(0, 3, size=shape),  # positions along an axis of 3+
 }
 
 
