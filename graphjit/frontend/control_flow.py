@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import operator
+import threading
+from contextlib import contextmanager
+
+import numpy as np
 
 from graphjit.errors import ControlFlowError
 from graphjit.frontend.convert import as_tensor, is_tensor, operands, unwrap
+from graphjit.frontend.graph import get_default_graph
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Region, Value, user_location
-from graphjit.ir.ops import bind
+from graphjit.ir.ops import P, bind
 from graphjit.ir.ops.control import MAX_ITERATIONS_LIMIT, merge_types
-from graphjit.ir.types import TensorType, as_dtype
+from graphjit.ir.types import TensorType, as_dtype, int64
 from graphjit.nest import describe, flatten, flatten_up_to, leaf_count, unflatten
 
 
@@ -18,13 +23,13 @@ def _is_graph(x) -> bool:
     return isinstance(unwrap(x), Value)
 
 
-def _branch_region(fn) -> tuple[Region, object]:
-    """Run a branch function in a new region that ends in `yield`."""
+def _trace_branch(fn, frame) -> tuple[Block, list, object]:
+    """Run a branch function in a new block (its `yield` comes later, see `cond`)."""
     block = Block()
-    with builder.insertion_point(block):
+    with builder.insertion_point(block), _tracing(frame):
         leaves, spec = flatten(fn())
-        builder.create("yield", [as_tensor(v) for v in leaves])
-    return Region(block), spec
+        leaves = [as_tensor(v) for v in leaves]
+    return block, leaves, spec
 
 
 def cond(pred, true_fn, false_fn, strict=False, name=None):
@@ -37,16 +42,25 @@ def cond(pred, true_fn, false_fn, strict=False, name=None):
     if not _is_graph(pred):
         return true_fn() if bool(unwrap(pred)) else false_fn()
     pred = as_tensor(pred)
-    then_region, then_spec = _branch_region(true_fn)
-    else_region, else_spec = _branch_region(false_fn)
+    enclosing = _innermost_frame()
+    frames = [None if enclosing is None else _BranchFrame(enclosing) for _ in range(2)]
+    then_block, then_leaves, then_spec = _trace_branch(true_fn, frames[0])
+    else_block, else_leaves, else_spec = _trace_branch(false_fn, frames[1])
     if then_spec != else_spec:
         raise ControlFlowError(
             "cond branches return different structures: "
             f"{describe(then_spec)} vs {describe(else_spec)}",
             location=user_location(),
         )
-    op = builder.create("cond", [pred], regions=[then_region, else_region])
-    return unflatten(then_spec, op.results)
+    # a loop inside a branch moved the draw counter on: the cond passes the count out
+    counts = enclosing is not None and any(f.advanced for f in frames)
+    for block, leaves, frame in zip((then_block, else_block), (then_leaves, else_leaves), frames):
+        with builder.insertion_point(block):
+            builder.create("yield", leaves + ([frame.counter()] if counts else []))
+    op = builder.create("cond", [pred], regions=[Region(then_block), Region(else_block)])
+    if counts:
+        enclosing.advance(op.results[-1])
+    return unflatten(then_spec, op.results[: len(then_leaves)])
 
 
 def while_loop(
@@ -132,8 +146,6 @@ def _repack(loop_vars, values: list):
 
 
 def _stop_gradients(values: list) -> list:
-    from graphjit.ir.ops import P
-
     leaves, spec = flatten(values)
     leaves = [P.stop_gradient(v) if _is_floating_tensor(v) else v for v in leaves]
     return unflatten(spec, leaves)
@@ -162,11 +174,17 @@ def _graph_while(cond_fn, body_fn, items: list, shape_invariants, limit) -> list
         pred = as_tensor(cond_fn(*unflatten(spec, before.args)))
         builder.create("condition", [pred])
     after = Block(types)
-    with builder.insertion_point(after):
+    frame = _LoopFrame(_innermost_frame(), before, after)
+    with builder.insertion_point(after), _tracing(frame):
         out = _body_leaves(body_fn(*unflatten(spec, after.args)), spec, len(items))
-        builder.create("yield", [_next_value(v, t) for v, t in zip(out, types)])
-    op = builder.create("while", inits, {"max_iterations": limit}, [Region(before), Region(after)])
-    return unflatten(spec, op.results)
+        nexts = [_next_value(v, t) for v, t in zip(out, types)]
+        builder.create("yield", nexts + frame.next_count())
+    counter_init = frame.initial_count()
+    regions = [Region(before), Region(after)]
+    op = builder.create("while", inits + counter_init, {"max_iterations": limit}, regions)
+    if counter_init and frame.enclosing is not None:
+        frame.enclosing.advance(op.results[-1])
+    return unflatten(spec, op.results[: len(inits)])
 
 
 def _carried(v):
@@ -285,3 +303,113 @@ def _eager_while(cond_fn, body_fn, items: list, max_iterations) -> list:
             )
         count += 1
     return items
+
+
+# ---- draw counters: fresh random numbers in every iteration ------------------------------
+#
+# A random op reads one rng value per Session run (frontend/random.py), so inside a loop body
+# it would draw the same numbers in every iteration. While a graph loop body (or a cond
+# branch inside one) is traced, a frame for it is on a stack, and random ops built there
+# fold `draw_counter()` into their rng: an int64 scalar that no two iterations of the loops
+# of one nest share. Only the body is traced under its loop's frame: a random op in a
+# loop's condition reads the enclosing loop's counter (or none), so it draws the same
+# numbers in each test of one run of that loop.
+
+COUNTER_TYPE = TensorType((), int64)
+_local = threading.local()
+
+
+def _frames() -> list:
+    if not hasattr(_local, "frames"):
+        _local.frames = []
+    return _local.frames
+
+
+@contextmanager
+def _tracing(frame):
+    """Make `frame` the innermost frame while a body or branch is traced (None: no frame)."""
+    if frame is None:
+        yield
+        return
+    _frames().append(frame)
+    try:
+        yield
+    finally:
+        _frames().pop()
+
+
+def _innermost_frame():
+    """The frame of the loop body or branch being traced into the default graph, or None
+    (a gj.function traced inside a body builds a graph of its own, outside the loop)."""
+    frames = _frames()
+    if frames and frames[-1].graph is get_default_graph():
+        return frames[-1]
+    return None
+
+
+def draw_counter() -> Value | None:
+    """For random ops: the current iteration's draw counter (an int64 scalar), or None
+    outside graph loop bodies. The first request makes the loops around it carry one."""
+    frame = _innermost_frame()
+    return None if frame is None else frame.counter()
+
+
+class _LoopFrame:
+    """A graph while loop whose body is being traced. The first `counter()` adds one hidden
+    loop value, the draw counter (one more block argument in both regions), which the body
+    yields plus one. An inner loop that draws starts from this body's current count, and
+    the body goes on from the inner loop's final count (`advance`), so every iteration of
+    every loop in a nest has a count of its own. A loop nobody asks is left as the user
+    wrote it."""
+
+    def __init__(self, enclosing, before: Block, after: Block):
+        self.graph = get_default_graph()
+        self.enclosing = enclosing
+        self.blocks = (before, after)
+        self.current = None  # the count the body has reached, once asked
+
+    def counter(self) -> Value:
+        if self.current is None:
+            for block in self.blocks:
+                block.args.append(Value(COUNTER_TYPE, block, len(block.args)))
+            self.current = self.blocks[1].args[-1]
+        return self.current
+
+    def advance(self, count: Value) -> None:
+        self.current = count
+
+    def next_count(self) -> list:
+        """What the body yields for the counter: [] when the loop carries none. (One more
+        than the last count used: the next iteration starts past every count this one and
+        its inner loops used.)"""
+        return [] if self.current is None else [P.add(self.current, 1)]
+
+    def initial_count(self) -> list:
+        """The while op's operand for the counter, built where the op goes: the enclosing
+        body's current count, or 0 for an outermost loop; [] when the loop carries none."""
+        if self.current is None:
+            return []
+        if self.enclosing is not None:
+            return [self.enclosing.counter()]
+        return [builder.create("constant", (), {"value": np.zeros((), np.int64)}).result]
+
+
+class _BranchFrame:
+    """A cond branch traced inside a loop body. A branch runs at most once per iteration, so
+    its random ops use the enclosing count as it is; an inner loop that draws advances the
+    branch's count, and `cond` then passes the branch's final count out as one more
+    result."""
+
+    def __init__(self, enclosing):
+        self.graph = enclosing.graph
+        self.enclosing = enclosing
+        self.current = None
+        self.advanced = False
+
+    def counter(self) -> Value:
+        if self.current is None:
+            self.current = self.enclosing.counter()
+        return self.current
+
+    def advance(self, count: Value) -> None:
+        self.current, self.advanced = count, True

@@ -17,9 +17,19 @@ where they come from depends on the mode:
   key mixes TF1's graph-level seed (`set_random_seed`) and op-level seed, as TF1 does:
   one of them given -> deterministic; neither -> a random seed.
 
-Inside one run every read of the rng sees the same step, so a random op in a while_loop
-body draws the same numbers in each iteration (known limit: the step does not fold in
-the iteration).
+Inside a graph while_loop body a random op reads (seed, 2**63 + step * 2**32 + count)
+instead, `count` the loop's draw counter (frontend/control_flow.py), which differs between
+all iterations of all loops of a nest: so each iteration draws fresh numbers, the same on
+every backend for the same seed and step, and a loop's gradient, which reads each
+iteration's count back from autodiff's tape, recomputes each iteration's dropout mask. For
+one op (one key) the folded steps are distinct as long as counts stay below 2**32 per run
+and steps below 2**31: step * 2**32 + count then lies in [0, 2**63), one value per (step,
+count), and the added 2**63 sets the top bit that no plain step has (plain steps are
+non-negative), so iterations never replay a draw outside a loop either (this matters to
+gj.function, whose ops share one key and tell themselves apart by the step). Inside
+gj.function a loop draws per iteration too, but not what the same loop run eagerly would
+(that takes one eager step per draw, a number known only when the loop has run). A random
+op in a loop's condition draws the same numbers in each test of one loop run.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, GraphjitError, ShapeError
 from graphjit.frontend import ops
+from graphjit.frontend.control_flow import draw_counter
 from graphjit.frontend.convert import building_graph, is_tensor, unwrap
 from graphjit.ir import builder
 from graphjit.ir.core import Value, user_location
@@ -44,6 +55,11 @@ __all__ = ["random_normal", "truncated_normal", "random_uniform", "set_random_se
 DEFAULT_GRAPH_SEED = 87654321  # TF1's, for an op seed given without a graph seed
 STATE_NAME = "random_state"  # the hidden Variable / placeholder holding (seed, step)
 _UINT64 = (1 << 64) - 1
+# rng * STEP_SCALE + count * COUNT_LANE + ITERATION_TAG = (seed, 2**63 + step * 2**32 + count)
+# in int64 arithmetic, which wraps the same way on every backend (see the module doc)
+STEP_SCALE = np.array([1, 1 << 32], np.int64)
+COUNT_LANE = np.array([0, 1], np.int64)
+ITERATION_TAG = np.array([0, -(1 << 63)], np.int64)
 
 
 # ---- keys ---------------------------------------------------------------------------------
@@ -203,6 +219,11 @@ def _rng_and_key(seed, graph_mode: bool):
         from graphjit.frontend.eager.tensor import wrap
 
         return wrap(next_rng()), op_key(seed or 0)
+    rng, key = _graph_rng_and_key(seed)
+    return _in_iteration(rng), key
+
+
+def _graph_rng_and_key(seed):
     graph = _current_graph()
     sources = _sources()
     if sources and sources[-1].graph is graph:
@@ -211,6 +232,16 @@ def _rng_and_key(seed, graph_mode: bool):
     op_seed = seed if seed is not None else (1 << 32) + state.ops  # (apart from user seeds)
     state.ops += 1
     return _graph_rng(graph, state), op_key(state.graph_seed(seed), op_seed)
+
+
+def _in_iteration(rng):
+    """`rng` with the draw counter of the loop body being built folded into its step (see
+    the module doc), or `rng` itself outside loop bodies."""
+    count = draw_counter()
+    if count is None:
+        return rng
+    tagged_count = ops.add(ops.mul(count, COUNT_LANE), ITERATION_TAG)
+    return ops.add(ops.mul(rng, STEP_SCALE), tagged_count)
 
 
 def _static_shape(shape) -> tuple:

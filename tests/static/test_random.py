@@ -1,7 +1,8 @@
 """Random ops (ir/ops/random.py, frontend/random.py): Philox against published answers and
-NumPy's Philox, the same numbers on every backend and in eager, fresh numbers per run and
-per op, distributions (fixed seeds: deterministic bounds, never flaky), dropout and its
-gradient, gj.function, seeding."""
+NumPy's Philox, the same numbers on every backend and in eager, fresh numbers per run, per
+op and per loop iteration (nested loops and dropout gradients in loops included),
+distributions (fixed seeds: deterministic bounds, never flaky), dropout and its gradient,
+gj.function, seeding."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
+from autodiff.fd import assert_close, numeric_grad
 
 import graphjit as gj
 from graphjit.frontend.eager.tensor import wrap
@@ -139,8 +141,10 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from static.test_random import run_fixed
 import graphjit as gj
-print(json.dumps({{d.name: [a.tolist() for a in run_fixed("cuda", d)]
-                  for d in (gj.float32, gj.float64)}}))
+from static.test_random import run_loop_draws
+out = {{d.name: [a.tolist() for a in run_fixed("cuda", d)] for d in (gj.float32, gj.float64)}}
+out["loop"] = [a.tolist() for a in run_loop_draws("cuda")]
+print(json.dumps(out))
 """
 
 
@@ -158,6 +162,8 @@ def test_cuda_simulator_matches_the_interpreter():
     for dtype in (gj.float32, gj.float64):
         cuda = [np.array(a, dtype.np) for a in got[dtype.name]]
         assert_same_numbers(cuda, run_fixed("interpreter", dtype), dtype)
+    for cuda, interpreted in zip(got["loop"], run_loop_draws("interpreter")):
+        np.testing.assert_array_equal(np.array(cuda, np.float32), interpreted)
 
 
 # ---- steps, ops and seeds in graphs ----------------------------------------------------------
@@ -235,6 +241,178 @@ def test_random_op_inside_cond():
             taken = sess.run(out, {flag: True})
             assert np.all((taken >= 0) & (taken < 1)) and np.any(taken > 0)
             np.testing.assert_array_equal(sess.run(out, {flag: False}), np.zeros(4))
+
+
+# ---- random ops in loops: fresh numbers in every iteration ----------------------------------
+
+LOOP_ROWS = 5
+
+
+def loop_draws_graph(seed=11, rows=LOOP_ROWS):
+    """A while loop that draws a uniform vector per iteration into a TensorArray."""
+    g = gj.Graph()
+    with g.as_default():
+        gj.set_random_seed(seed)
+
+        def body(i, ta):
+            return i + 1, ta.write(i, gj.random.uniform([8]))
+
+        ta = gj.TensorArray(gj.float32, size=rows, element_shape=[8])
+        _, ta = gj.while_loop(lambda i, ta: i < rows, body, [0, ta])
+        stacked = ta.stack()
+    return g, stacked
+
+
+def run_loop_draws(backend):
+    """Two runs of the loop: the rows of each, as numbers."""
+    g, stacked = loop_draws_graph()
+    with gj.Session(g, backend=backend) as sess:
+        return [sess.run(stacked), sess.run(stacked)]
+
+
+def assert_rows_differ(rows):
+    flat = np.asarray(rows).reshape(len(rows), -1)
+    assert len({r.tobytes() for r in flat}) == len(flat), "some iterations drew the same numbers"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loop_iterations_draw_fresh_numbers(backend):
+    first, second = run_loop_draws(backend)
+    assert_rows_differ(first)
+    assert not np.array_equal(first, second)  # a new run, a new step
+    again = run_loop_draws(backend)  # a new Session with the same seed repeats them
+    np.testing.assert_array_equal(first, again[0])
+    np.testing.assert_array_equal(second, again[1])
+
+
+def test_loop_draws_are_the_same_on_llvm_and_the_interpreter():
+    for a, b in zip(run_loop_draws("llvm"), run_loop_draws("interpreter")):
+        np.testing.assert_array_equal(a, b)
+
+
+def nested_draws_graph(inner_in_cond: bool):
+    """Outer loop of 4, inner loop of 3 (directly in the outer body or in a cond branch):
+    the inner body writes a draw into row 3 * i + j of `inner`; the outer body draws one
+    row before and one after the inner loop."""
+    g = gj.Graph()
+    with g.as_default():
+        gj.set_random_seed(4)
+
+        def inner_loop(i, rows):
+            def body(j, rows):
+                row = gj.reshape(gj.random.uniform([6]), [1, 6])
+                return j + 1, gj.dynamic_update_slice(rows, row, [3 * i + j, 0])
+
+            return gj.while_loop(lambda j, rows: j < 3, body, [0, rows])[1]
+
+        def outer_body(i, rows, before, after):
+            before = before.write(i, gj.random.uniform([6]))
+            if inner_in_cond:
+                rows = gj.cond(i >= 0, lambda: inner_loop(i, rows), lambda: rows)
+            else:
+                rows = inner_loop(i, rows)
+            return i + 1, rows, before, after.write(i, gj.random.uniform([6]))
+
+        outer_rows = [gj.TensorArray(gj.float32, size=4, element_shape=[6]) for _ in range(2)]
+        _, rows, before, after = gj.while_loop(
+            lambda i, *_: i < 4, outer_body, [0, gj.zeros([12, 6]), *outer_rows]
+        )
+        fetches = [rows, before.stack(), after.stack()]
+    return g, fetches
+
+
+@pytest.mark.parametrize("inner_in_cond", [False, True], ids=["inner", "inner_in_cond"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nested_loops_never_repeat_a_draw(backend, inner_in_cond):
+    g, fetches = nested_draws_graph(inner_in_cond)
+    with gj.Session(g, backend=backend) as sess:
+        inner, before, after = sess.run(fetches)
+    for rows in (inner, before, after):  # each op: 12 or 4 executions, all different
+        assert_rows_differ(rows)
+    assert np.all((inner > 0) & (inner < 1))  # every row written (none left at 0)
+
+
+def while_ops(graph) -> list:
+    return [op for op in graph.block.ops if op.name == "while"]
+
+
+def test_loops_without_random_ops_carry_only_their_own_values():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [3])
+        gj.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y * 2.0), [0, x])
+        gj.while_loop(lambda i, y: i < 3, lambda i, y: (i + 1, y + gj.random.normal([3])), [0, x])
+
+        def drawing_branch(i, y):
+            return i + 1, gj.cond(i > 0, lambda: gj.random.normal([3]), lambda: y)
+
+        gj.while_loop(lambda i, y: i < 3, drawing_branch, [0, x])
+    plain, drawing, drawing_in_cond = while_ops(g)
+    assert (len(plain.operands), len(plain.results)) == (2, 2)
+    assert [len(r.block.args) for r in plain.regions] == [2, 2]
+    # a loop that draws carries one more value: the int64 draw counter
+    for loop in (drawing, drawing_in_cond):
+        assert (len(loop.operands), len(loop.results)) == (3, 3)
+        assert str(loop.results[2].type) == "tensor<i64>"
+    # a cond whose branch draws but runs no loop passes no count out
+    (cond,) = [op for op in drawing_in_cond.regions[1].block.ops if op.name == "cond"]
+    assert len(cond.results) == 1
+
+
+def dropout_loop(x, p=0.5, iterations=3):
+    """h <- tanh(dropout(h) * x + 0.1), from h = x, with each iteration's dropped h kept."""
+
+    def body(i, h, kept):
+        dropped = gj.random.dropout(h, p)
+        return i + 1, gj.tanh(dropped * x + 0.1), kept.write(i, dropped)
+
+    kept = gj.TensorArray(gj.float64, size=iterations, element_shape=[8])
+    _, h, kept = gj.while_loop(lambda i, h, kept: i < iterations, body, [0, x, kept])
+    return gj.reduce_sum(h), kept.stack()
+
+
+def dropout_loop_graph():
+    g = gj.Graph()
+    with g.as_default():
+        gj.set_random_seed(6)
+        x = gj.placeholder(gj.float64, [8])
+        y, kept = dropout_loop(x)
+        (dx,) = gj.gradients(y, [x])
+    return g, x, y, kept, dx
+
+
+def first_run_of_dropout_loop(x_value, backend="interpreter"):
+    """A fresh Session's first run: step 0, so the masks are the same on every call."""
+    g, x, y, kept, dx = dropout_loop_graph()
+    with gj.Session(g, backend=backend) as sess:
+        return sess.run([y, kept, dx], {x: x_value})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_in_a_loop_gradient_matches_finite_differences(backend):
+    x_value = np.linspace(0.3, 1.1, 8)
+    _, kept, dx = first_run_of_dropout_loop(x_value, backend)
+    masks = kept != 0
+    assert len({m.tobytes() for m in masks}) == len(masks), "iterations reused one mask"
+    (expected,) = numeric_grad(lambda v: first_run_of_dropout_loop(v)[0], [x_value])
+    assert_close(dx, expected, "d sum(h) / dx", rtol=1e-6, atol=1e-8)
+
+
+@gj.function
+def noisy_rows(n):
+    def body(i, rows):
+        return i + 1, gj.dynamic_update_slice(rows, gj.random.normal([1, 4]), [i, 0])
+
+    return gj.while_loop(lambda i, rows: i < n, body, [0, gj.zeros([3, 4])])[1]
+
+
+def test_function_loop_draws_per_iteration_and_repeats_with_a_seed():
+    gj.manual_seed(5)
+    rows = noisy_rows(np.int32(3))
+    assert_rows_differ(rows)
+    assert not np.array_equal(rows, noisy_rows(np.int32(3)))  # the next call: a new step
+    gj.manual_seed(5)
+    np.testing.assert_array_equal(rows, noisy_rows(np.int32(3)))
 
 
 # ---- distributions (fixed seeds, so the bounds are deterministic) ----------------------------
@@ -411,3 +589,22 @@ def test_function_gradient_reuses_the_forward_mask():
     noisy(x.detach())  # another call in between draws other numbers
     dropped.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), dropped.numpy())
+
+
+@gj.function
+def dropout_twice_in_a_loop(x):
+    def body(i, h):
+        return i + 1, gj.random.dropout(h, 0.5)
+
+    return gj.while_loop(lambda i, h: i < 2, body, [0, x])[1]
+
+
+def test_function_loop_gradient_replays_each_iterations_mask():
+    gj.manual_seed(1)
+    x = gj.tensor(np.ones(2000), dtype="float64", requires_grad=True)
+    y = dropout_twice_in_a_loop(x)
+    y.sum().backward()
+    # two different masks keep a quarter (one mask drawn twice would keep half) ...
+    assert abs(np.mean(y.numpy() != 0) - 0.25) < 0.04
+    # ... and the backward trace replays both: on ones, the gradient is y itself
+    np.testing.assert_array_equal(x.grad.numpy(), y.numpy())
