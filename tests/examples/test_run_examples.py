@@ -20,7 +20,8 @@ SCRIPTS = sorted(p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith(
 
 @pytest.fixture(scope="module")
 def started():
-    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent)}
+    # GRAPHJIT_EXAMPLE_QUICK: examples that train for minutes take a few steps instead
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent), "GRAPHJIT_EXAMPLE_QUICK": "1"}
     env.pop("GRAPHJIT_PRINT_IR", None)
     with tempfile.TemporaryDirectory() as out_dir:
         processes = {
