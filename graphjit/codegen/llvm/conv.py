@@ -1,5 +1,442 @@
-"""The llvm lowerings of ir/ops/conv.py: op name -> lowering(low, op)."""
+"""The llvm lowerings of ir/ops/conv.py: op name -> lowering(low, op).
+
+Convolutions go to BLAS, one image at a time: im2col copies the image's taps into a
+scratch matrix [C·kh·kw, OH·OW] in the arena (never the native stack), and one gemm per
+group multiplies the weights [O/groups, C/groups·kh·kw] by its rows. An image's matrix
+(under 1 MiB for the 28x28 benchmark) stays in cache between the copy and the gemm, which
+a whole-batch matrix (nine times the input) would not. The input gradient is the
+transpose: a gemm with the weights transposed, then col2im adds the taps back into the
+image; the filter gradient accumulates one gemm per image into the weights' gradient.
+A 1x1 convolution with stride 1 and no padding uses the image itself as the matrix.
+
+im2col and col2im are functions over a range of channels, with every loop bound a
+compile-time constant (the kernel taps are unrolled, and each tap's range of output
+positions inside the input is computed here), so the inner loops are plain strided
+copies that LLVM vectorises. They, and the pooling kernels, split over threads when an
+image is large enough (codegen/llvm/parallel.py); the image loop polls for Ctrl-C."""
 
 from __future__ import annotations
 
-LOWERINGS: dict = {}
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.blas import call_gemm
+from graphjit.codegen.llvm.loops import for_range
+from graphjit.codegen.llvm.parallel import call_split
+from graphjit.ir.core import Operation, Value
+from graphjit.ir.ops.conv import Window, conv_window, pool_window
+
+
+@dataclass(frozen=True)
+class ConvShape:
+    """One convolution's sizes: input [N, C, H, W], weights [O, C/groups, kh, kw], output
+    [N, O, OH, OW]."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    o: int
+    oh: int
+    ow: int
+    groups: int
+    win: Window
+
+    @property
+    def taps(self) -> int:
+        return self.win.kernel[0] * self.win.kernel[1]
+
+    @property
+    def rows_per_group(self) -> int:  # K of each group's gemm
+        return self.c // self.groups * self.taps
+
+    @property
+    def pixels(self) -> int:  # OH·OW: the columns of the im2col matrix
+        return self.oh * self.ow
+
+    @property
+    def pointwise(self) -> bool:
+        """A 1x1 convolution reading every pixel: the image is its own im2col matrix."""
+        win = self.win
+        return win.kernel == (1, 1) and win.stride == (1, 1) and win.padding == ((0, 0), (0, 0))
+
+
+def _conv_shape(x: Value, w: Value, out: Value, attrs) -> ConvShape:
+    n, c, h, wd = x.type.shape
+    o, _, kh, kw = w.type.shape
+    oh, ow = out.type.shape[2:]
+    return ConvShape(n, c, h, wd, o, oh, ow, attrs["groups"], conv_window((kh, kw), **attrs))
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _offset(b: ir.IRBuilder, ptr: ir.Value, index, scale: int = 1) -> ir.Value:
+    """ptr + index·scale elements (index an i64 value or an int)."""
+    if isinstance(index, int):
+        return b.gep(ptr, [ir.Constant(T.I64, index * scale)]) if index * scale else ptr
+    return b.gep(ptr, [b.mul(index, ir.Constant(T.I64, scale))] if scale != 1 else [index])
+
+
+def _zero(b: ir.IRBuilder, ptr: ir.Value, elements: int, dtype) -> None:
+    if elements > 0:
+        memset = b.module.declare_intrinsic("llvm.memset", [T.I8P, T.I64])
+        size = ir.Constant(T.I64, elements * dtype.np.itemsize)
+        b.call(memset, [b.bitcast(ptr, T.I8P), ir.Constant(T.I8, 0), size, ir.Constant(T.I1, 0)])
+
+
+def _channel_function(low, name: str, dtype, buffers: int):
+    """void name(T* noalias b0, ..., i64 lo, i64 hi): a kernel over channels [lo, hi) of
+    one image, in the form call_split runs on several threads."""
+    ptr = T.storage_type(dtype).as_pointer()
+    fnty = ir.FunctionType(ir.VoidType(), [ptr] * buffers + [T.I64, T.I64])
+    fn = ir.Function(low.module, fnty, f"{name}{low.kernels}")
+    low.kernels += 1
+    fn.linkage = "internal"
+    for arg in fn.args[:buffers]:
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    return fn, b
+
+
+def _tap_rows(win: Window, k: int, shape: ConvShape):
+    """For kernel tap k = (i, j): (i, j, rows [lo, hi) of outputs inside the input,
+    columns [lo, hi) likewise)."""
+    i, j = divmod(k, win.kernel[1])
+    return (
+        i,
+        j,
+        win.valid_outputs(0, i, shape.h, shape.oh),
+        win.valid_outputs(1, j, shape.w, shape.ow),
+    )
+
+
+def _im2col_function(low, shape: ConvShape, dtype):
+    """col[(c·kh + i)·kw + j, oh·OW + ow] = x[c, oh·sh + i·dh - pt, ow·sw + j·dw - pl], zero
+    where that is padding; over channels [lo, hi) of one image."""
+    fn, b = _channel_function(low, "im2col", dtype, 2)
+    x, col, lo, hi = fn.args
+    win, hw, pixels = shape.win, shape.h * shape.w, shape.pixels
+    with for_range(b, hi, "c", start=lo) as c:
+        plane = _offset(b, x, c, hw)
+        for k in range(shape.taps):
+            i, j, (r0, r1), (c0, c1) = _tap_rows(win, k, shape)
+            row = _offset(
+                b,
+                col,
+                b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), ir.Constant(T.I64, k)),
+                pixels,
+            )
+            _zero(b, row, r0 * shape.ow, dtype)
+            _zero(b, _offset(b, row, r1 * shape.ow), (shape.oh - r1) * shape.ow, dtype)
+            with for_range(b, r1, "oh", start=r0) as oh:
+                dst = _offset(b, row, oh, shape.ow)
+                ih = b.add(
+                    b.mul(oh, ir.Constant(T.I64, win.stride[0])),
+                    ir.Constant(T.I64, win.offset(0, i)),
+                )
+                src = _offset(b, _offset(b, plane, ih, shape.w), win.offset(1, j))
+                _zero(b, dst, c0, dtype)
+                _zero(b, _offset(b, dst, c1), shape.ow - c1, dtype)
+                with for_range(b, c1, "ow", start=c0) as ow:
+                    value = b.load(_offset(b, src, ow, win.stride[1]))
+                    b.store(value, b.gep(dst, [ow]))
+    b.ret_void()
+    return fn
+
+
+def _col2im_function(low, shape: ConvShape, dtype):
+    """The transpose of im2col: x[c] = 0, then each tap's column added at the input
+    position it was read from; over channels [lo, hi) of one image."""
+    fn, b = _channel_function(low, "col2im", dtype, 2)
+    col, x, lo, hi = fn.args
+    win, hw, pixels = shape.win, shape.h * shape.w, shape.pixels
+    with for_range(b, hi, "c", start=lo) as c:
+        plane = _offset(b, x, c, hw)
+        _zero(b, plane, hw, dtype)
+        for k in range(shape.taps):
+            i, j, (r0, r1), (c0, c1) = _tap_rows(win, k, shape)
+            row = _offset(
+                b,
+                col,
+                b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), ir.Constant(T.I64, k)),
+                pixels,
+            )
+            with for_range(b, r1, "oh", start=r0) as oh:
+                src = _offset(b, row, oh, shape.ow)
+                ih = b.add(
+                    b.mul(oh, ir.Constant(T.I64, win.stride[0])),
+                    ir.Constant(T.I64, win.offset(0, i)),
+                )
+                dst = _offset(b, _offset(b, plane, ih, shape.w), win.offset(1, j))
+                with for_range(b, c1, "ow", start=c0) as ow:
+                    at = _offset(b, dst, ow, win.stride[1])
+                    b.store(b.fadd(b.load(at), b.load(b.gep(src, [ow]))), at)
+    b.ret_void()
+    return fn
+
+
+def _gemm(low, dtype, pointers, sizes, transposed, accumulate=False) -> None:
+    """C = op(A)·op(B) (+ C), row-major; an empty product leaves C to the caller."""
+    if all(sizes):
+        call_gemm(low.b, low.local, dtype.name, pointers, sizes, transposed, (1.0, accumulate))
+
+
+def _per_group(low, count: int):
+    """Loop over the groups (a runtime loop: depthwise convolutions have hundreds)."""
+    return for_range(low.b, count, "group")
+
+
+# ---- convolutions --------------------------------------------------------------------------
+
+
+def _columns(low, shape: ConvShape, dtype):
+    """(the im2col function, its scratch matrix), or (None, None) for a pointwise conv."""
+    if shape.pointwise:
+        return None, None
+    size = shape.c * shape.taps * shape.pixels
+    (scratch,) = low.scratch([size * dtype.np.itemsize])
+    return _im2col_function(low, shape, dtype), T.typed_pointer(low.b, scratch, dtype)
+
+
+def _fill_columns(low, shape, im2col, col, image):
+    """The image's im2col matrix: col filled from it, or the image itself (pointwise)."""
+    if im2col is None:
+        return image
+    work = shape.c * shape.taps * shape.pixels
+    call_split(low, im2col, [image, col], shape.c, work)
+    return col
+
+
+def op_conv2d(low, op: Operation) -> None:
+    """out[n, group] = w[group] @ im2col(x[n])[group rows], one gemm per image and group."""
+    x, w, out = op.operands[0], op.operands[1], op.result
+    shape, dtype, b = _conv_shape(x, w, out, op.attrs), out.type.dtype, low.b
+    og, k = shape.o // shape.groups, shape.rows_per_group
+    im2col, col = _columns(low, shape, dtype)
+    xp, wp, outp = low.typed(x), low.typed(w), low.typed(out)
+    if not k:  # no input channels: the sum of nothing
+        _zero(b, outp, shape.n * shape.o * shape.pixels, dtype)
+        return
+    with for_range(b, shape.n, "image") as n:
+        matrix = _fill_columns(
+            low, shape, im2col, col, _offset(b, xp, n, shape.c * shape.h * shape.w)
+        )
+        image_out = _offset(b, outp, n, shape.o * shape.pixels)
+        with _per_group(low, shape.groups) as g:
+            a = _offset(b, wp, g, og * k)
+            rows = _offset(b, matrix, g, k * shape.pixels)
+            _gemm(
+                low,
+                dtype,
+                (a, rows, _offset(b, image_out, g, og * shape.pixels)),
+                (og, shape.pixels, k),
+                (False, False),
+            )
+        low.poll_interrupt()
+
+
+def op_conv2d_input_grad(low, op: Operation) -> None:
+    """dx[n] = col2im(wᵀ @ g[n]) per group (the gemm writes straight into dx[n] when the
+    convolution is pointwise)."""
+    g, w, dx = op.operands[0], op.operands[1], op.result
+    shape, dtype, b = _conv_shape(dx, w, g, op.attrs), dx.type.dtype, low.b
+    og, k = shape.o // shape.groups, shape.rows_per_group
+    gp, wp, dxp = low.typed(g), low.typed(w), low.typed(dx)
+    image_size = shape.c * shape.h * shape.w
+    if shape.pointwise:
+        col2im, col = None, None
+    else:
+        (scratch,) = low.scratch([shape.c * shape.taps * shape.pixels * dtype.np.itemsize])
+        col2im, col = _col2im_function(low, shape, dtype), T.typed_pointer(b, scratch, dtype)
+    if not og:  # no output channels: nothing flows back
+        _zero(b, dxp, shape.n * image_size, dtype)
+        return
+    with for_range(b, shape.n, "image") as n:
+        image = _offset(b, dxp, n, image_size)
+        matrix = image if col is None else col
+        image_g = _offset(b, gp, n, shape.o * shape.pixels)
+        with _per_group(low, shape.groups) as grp:
+            a = _offset(b, wp, grp, og * k)
+            cot = _offset(b, image_g, grp, og * shape.pixels)
+            _gemm(
+                low,
+                dtype,
+                (a, cot, _offset(b, matrix, grp, k * shape.pixels)),
+                (k, shape.pixels, og),
+                (True, False),
+            )
+        if col2im is not None:
+            call_split(low, col2im, [col, image], shape.c, shape.c * shape.taps * shape.pixels)
+        low.poll_interrupt()
+
+
+def op_conv2d_filter_grad(low, op: Operation) -> None:
+    """dw[group] = Σₙ g[n, group] @ im2col(x[n])[group rows]ᵀ, accumulated by BLAS."""
+    x, g, dw = op.operands[0], op.operands[1], op.result
+    shape, dtype, b = _conv_shape(x, dw, g, op.attrs), dw.type.dtype, low.b
+    og, k = shape.o // shape.groups, shape.rows_per_group
+    im2col, col = _columns(low, shape, dtype)
+    xp, gp, dwp = low.typed(x), low.typed(g), low.typed(dw)
+    _zero(b, dwp, shape.o * k, dtype)
+    with for_range(b, shape.n, "image") as n:
+        matrix = _fill_columns(
+            low, shape, im2col, col, _offset(b, xp, n, shape.c * shape.h * shape.w)
+        )
+        image_g = _offset(b, gp, n, shape.o * shape.pixels)
+        with _per_group(low, shape.groups) as grp:
+            cot = _offset(b, image_g, grp, og * shape.pixels)
+            rows = _offset(b, matrix, grp, k * shape.pixels)
+            _gemm(
+                low,
+                dtype,
+                (cot, rows, _offset(b, dwp, grp, og * k)),
+                (og, k, shape.pixels),
+                (False, True),
+                True,
+            )
+        low.poll_interrupt()
+
+
+# ---- pooling --------------------------------------------------------------------------------
+# One kernel scans each output's window (taps unrolled, those outside the input masked
+# off); what it does with the scan depends on the op:
+#   max_pool2d        out = the maximum (the first NaN, if any)
+#   max_pool2d_grad   dx[position of the first maximum] += g
+#   max_pool2d_pick   out = v[position of the first maximum]
+#   avg_pool2d        out = Σ taps / (kh·kw)
+#   avg_pool2d_grad   dx[each tap inside] += g / (kh·kw)
+# Operands and result, in kernel order, for each: (source of the window, other inputs,
+# output); the gradients zero their output plane first.
+POOLS = {
+    "max_pool2d": ("max", (0,), True),
+    "max_pool2d_grad": ("max", (0, 1), False),
+    "max_pool2d_pick": ("max", (0, 1), True),
+    "avg_pool2d": ("sum", (0,), True),
+    "avg_pool2d_grad": ("spread", (0,), False),
+}
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    h: int  # input plane
+    w: int
+    oh: int  # output plane
+    ow: int
+    win: Window
+
+
+def _plane_size(v: Value) -> int:
+    return v.type.shape[2] * v.type.shape[3]
+
+
+def _tap(b, shape: PoolShape, oh, ow, i: int, j: int):
+    """(inside the input?, flat position in the plane, clamped to 0 outside) of tap (i, j)
+    of output (oh, ow)."""
+    win = shape.win
+    ih = b.add(b.mul(oh, ir.Constant(T.I64, win.stride[0])), ir.Constant(T.I64, win.offset(0, i)))
+    iw = b.add(b.mul(ow, ir.Constant(T.I64, win.stride[1])), ir.Constant(T.I64, win.offset(1, j)))
+    inside = b.and_(
+        b.icmp_unsigned("<", ih, ir.Constant(T.I64, shape.h)),
+        b.icmp_unsigned("<", iw, ir.Constant(T.I64, shape.w)),
+    )
+    position = b.add(b.mul(ih, ir.Constant(T.I64, shape.w)), iw)
+    return inside, b.select(inside, position, ir.Constant(T.I64, 0))
+
+
+def _scan_max(b, shape, plane, oh, ow, dtype):
+    """(best value, its position or -1 for no tap inside) over the window."""
+    best, where = T.constant(dtype, float("-inf")), ir.Constant(T.I64, -1)
+    for i in range(shape.win.kernel[0]):
+        for j in range(shape.win.kernel[1]):
+            inside, at = _tap(b, shape, oh, ow, i, j)
+            v = b.load(b.gep(plane, [at]))
+            beats = b.or_(
+                b.icmp_signed("<", where, ir.Constant(T.I64, 0)),
+                b.or_(
+                    b.fcmp_ordered(">", v, best),
+                    b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("ord", best, best)),
+                ),
+            )
+            better = b.and_(inside, beats)
+            best, where = b.select(better, v, best), b.select(better, at, where)
+    return best, where
+
+
+def _pool_function(low, op: Operation, shape: PoolShape):
+    kind, inputs, returns = POOLS[op.name]
+    dtype = op.result.type.dtype
+    fn, b = _channel_function(low, op.name.replace("2d", ""), dtype, len(inputs) + 1)
+    *srcs, dst, lo, hi = fn.args
+    src_sizes = [_plane_size(op.operands[k]) for k in inputs]
+    dst_size = _plane_size(op.result)
+    count = T.constant(dtype, shape.win.kernel[0] * shape.win.kernel[1])
+    with for_range(b, hi, "plane", start=lo) as p:
+        planes = [_offset(b, s, p, size) for s, size in zip(srcs, src_sizes)]
+        out = _offset(b, dst, p, dst_size)
+        if not returns:
+            _zero(b, out, dst_size, dtype)
+        with for_range(b, shape.oh, "oh") as oh, for_range(b, shape.ow, "ow") as ow:
+            o = b.add(b.mul(oh, ir.Constant(T.I64, shape.ow)), ow)
+            _pool_element(b, op.name, kind, shape, planes, out, oh, ow, o, count, dtype)
+    b.ret_void()
+    return fn
+
+
+def _pool_element(b, name, kind, shape, planes, out, oh, ow, o, count, dtype) -> None:
+    """One output position's window, as POOLS describes."""
+    zero = T.constant(dtype, 0)
+    if kind == "max":
+        best, where = _scan_max(b, shape, planes[0], oh, ow, dtype)
+        if name == "max_pool2d":
+            b.store(best, b.gep(out, [o]))
+        elif name == "max_pool2d_pick":
+            found = b.icmp_signed(">=", where, ir.Constant(T.I64, 0))
+            at = b.select(found, where, ir.Constant(T.I64, 0))
+            b.store(b.select(found, b.load(b.gep(planes[1], [at])), zero), b.gep(out, [o]))
+        else:  # max_pool2d_grad
+            with b.if_then(b.icmp_signed(">=", where, ir.Constant(T.I64, 0))):
+                at = b.gep(out, [where])
+                b.store(b.fadd(b.load(at), b.load(b.gep(planes[1], [o]))), at)
+        return
+    if kind == "sum":
+        total = zero
+        for i in range(shape.win.kernel[0]):
+            for j in range(shape.win.kernel[1]):
+                inside, at = _tap(b, shape, oh, ow, i, j)
+                total = b.fadd(total, b.select(inside, b.load(b.gep(planes[0], [at])), zero))
+        b.store(b.fdiv(total, count), b.gep(out, [o]))
+        return
+    share = b.fdiv(b.load(b.gep(planes[0], [o])), count)  # spread: avg_pool2d_grad
+    for i in range(shape.win.kernel[0]):
+        for j in range(shape.win.kernel[1]):
+            inside, at = _tap(b, shape, oh, ow, i, j)
+            target = b.gep(out, [at])
+            b.store(b.fadd(b.load(target), b.select(inside, share, zero)), target)
+
+
+def op_pool(low, op: Operation) -> None:
+    kind, inputs, returns = POOLS[op.name]
+    window_source = op.operands[0] if kind != "spread" else op.operands[1]  # (g, like)
+    pooled = op.result if returns else (op.operands[1] if kind != "spread" else op.operands[0])
+    n, c, h, w = window_source.type.shape
+    shape = PoolShape(h, w, *pooled.type.shape[2:], pool_window(**op.attrs))
+    fn = _pool_function(low, op, shape)
+    b = low.b
+    buffers = [low.typed(op.operands[k]) for k in inputs] + [low.typed(op.result)]
+    image_sizes = [c * _plane_size(v) for v in [*(op.operands[k] for k in inputs), op.result]]
+    taps = shape.win.kernel[0] * shape.win.kernel[1]
+    with for_range(b, n, "image") as image:
+        at = [_offset(b, p, image, size) for p, size in zip(buffers, image_sizes)]
+        call_split(low, fn, at, c, c * shape.oh * shape.ow * taps * 4)
+        low.poll_interrupt()
+
+
+LOWERINGS: dict = {
+    "conv2d": op_conv2d,
+    "conv2d_input_grad": op_conv2d_input_grad,
+    "conv2d_filter_grad": op_conv2d_filter_grad,
+    **dict.fromkeys(POOLS, op_pool),
+}
