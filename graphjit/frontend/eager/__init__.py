@@ -24,7 +24,7 @@ register_handler(Tensor, HANDLER)
 register_tensor_type(Tensor, HANDLER)
 install_tensor_methods(Tensor)
 
-from graphjit.frontend.eager import autograd, nn, optim  # noqa: E402
+from graphjit.frontend.eager import autograd, lr_scheduler, nn, optim  # noqa: E402
 from graphjit.frontend.eager.factories import (  # noqa: E402
     arange,
     empty,
@@ -51,6 +51,15 @@ from graphjit.frontend.eager.factories import (  # noqa: E402
 # users reach for, resolving to the same modules as gj.autograd, gj.nn and gj.optim.
 for _module in (autograd, nn, optim):
     sys.modules.setdefault(f"graphjit.{_module.__name__.rsplit('.', 1)[1]}", _module)
+# ... and their submodules (`import graphjit.nn.functional as F`): nn and optim are plain
+# modules, not packages, so the import system finds these only here.
+for _name, _module in {
+    "nn.functional": nn.functional,
+    "nn.init": nn.init,
+    "nn.utils": nn.utils,
+    "optim.lr_scheduler": lr_scheduler,
+}.items():
+    sys.modules.setdefault(f"graphjit.{_name}", _module)
 
 __all__ = [
     "Tensor",
