@@ -1,12 +1,15 @@
 """`gj.function`: trace a Python function into a graph once per input signature (the
-arguments' structure, tensor shapes and dtypes, other arguments' values, module identities),
-compile it in a Session, cache it, and run the compiled graph from then on.
+arguments' structure, tensor shapes and dtypes, other arguments' values, module identities
+and their submodules' training flags), compile it in a Session, cache it, and run the
+compiled graph from then on.
 
-Module parameters become graph Variables, copied in before each run and back out when the
-function assigns them. NumPy in, NumPy out; gj.Tensor in, gj.Tensor out, and when gradients
-are wanted the call is one tape node (`CompiledFunctionBackward`) whose backward is itself a
-gj.function: the vector-Jacobian product, traced with `gj.gradients` and `grad_ys`
-placeholders, so `.backward()` flows through compiled calls to any order.
+Module parameters and buffers become graph Variables, copied in before each run and back out
+when the function assigns them (batch norm's running statistics: the assigns it files under
+`normalization.update_ops`); buffers are never differentiated. NumPy in, NumPy out; gj.Tensor
+in, gj.Tensor out, and when gradients are wanted the call is one tape node
+(`CompiledFunctionBackward`) whose backward is itself a gj.function: the vector-Jacobian
+product, traced with `gj.gradients` and `grad_ys` placeholders, so `.backward()` flows
+through compiled calls to any order.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class TracedFunction:
         self.retrace_reasons: list[str] = []
         self._cache: dict = {}
         self._vjp: TracedFunction | None = None
+        self.runs_assigns = True  # (False for a VJP: see `vjp`)
 
     def __get__(self, instance, owner=None):
         return self if instance is None else BoundFunction(self, instance)
@@ -133,6 +137,9 @@ class TracedFunction:
         if self._vjp is None:
             self._vjp = TracedFunction(functools.partial(_vjp, self), **self.options)
             self._vjp.__name__ = self._vjp.__qualname__ = f"vjp({self.__name__})"
+            # It replays the forward to differentiate it: the forward's assigns (an
+            # optimizer step, batch norm's running statistics) ran once already.
+            self._vjp.runs_assigns = False
         return self._vjp
 
 
@@ -239,10 +246,9 @@ def _leaf_key(x, path: str) -> tuple:
     if isinstance(x, _TENSORS):
         dtype = np.asarray(x).dtype
         as_dtype(dtype)  # an unsupported dtype fails here, naming the supported ones
-        return ("tensor", tuple(x.shape), dtype.name)
+        return ("tensor", tuple(x.shape), dtype)  # (not dtype.name: NumPy computes it slowly)
     if isinstance(x, Module):
-        params = tuple((p.shape, p._data.dtype.name) for p in x.parameters())
-        return ("module", weakref.ref(x), params)  # a dead module's key matches nothing
+        return ("module", weakref.ref(x), _module_state_key(x))  # (dead: matches nothing)
     if isinstance(x, slice):  # unhashable before Python 3.12
         return ("constant", slice, (x.start, x.stop, x.step))
     try:
@@ -255,13 +261,52 @@ def _leaf_key(x, path: str) -> tuple:
     return ("constant", type(x), x)  # the type too: f(1) and f(1.0) trace differently
 
 
+def _module_state_key(module: Module) -> tuple:
+    """What a module's trace depends on besides its identity: its training flag (`train()`
+    and `eval()` change what dropout and batch norm build), its parameters' and buffers'
+    shapes and dtypes, and the same for its submodules. A direct walk with list
+    comprehensions (no names, no generators): this runs on every call."""
+    children = module._modules
+    return (
+        module.training,
+        _shapes_and_dtypes(module._parameters),
+        _shapes_and_dtypes(module._buffers),
+        tuple([_module_state_key(m) for m in children.values() if m is not None])
+        if children
+        else (),
+    )
+
+
+def _shapes_and_dtypes(tensors: dict) -> tuple:
+    if not tensors:
+        return ()
+    return tuple([(t._data.shape, t._data.dtype) for t in tensors.values() if t is not None])
+
+
+def _training_flags(state_key: tuple):
+    yield state_key[0]
+    for child in state_key[3]:
+        yield from _training_flags(child)
+
+
 def _describe(key: tuple) -> str:
     kind, a, b = key
     if kind == "tensor":
         return f"{b} tensor of shape {a}"
     if kind == "module":
-        return f"{type(a()).__name__} module at {id(a()):#x}" if a() else "a deleted module"
+        if a() is None:
+            return "a deleted module"
+        flags = set(_training_flags(b))
+        mode = "mixed train/eval" if len(flags) > 1 else "train" if True in flags else "eval"
+        return f"{type(a()).__name__} module at {id(a()):#x} in {mode} mode"
     return f"constant {b!r}"
+
+
+def _describe_change(path: str, old: tuple, new: tuple) -> str:
+    before, after = _describe(old), _describe(new)
+    if before == after:  # (the same module, in the same mode)
+        return f"argument '{path}' ({after}): its parameters' or buffers' shapes or dtypes changed"
+    return f"argument '{path}' changed from {before} to {after}"
 
 
 def _differences(old: tuple, new: _Call) -> list[str]:
@@ -269,11 +314,7 @@ def _differences(old: tuple, new: _Call) -> list[str]:
     spec, paths, keys = old
     if spec != new.spec:
         return [f"the arguments' structure changed ({paths} -> {new.paths})"]
-    return [
-        f"argument '{path}' changed from {_describe(a)} to {_describe(b)}"
-        for path, a, b in zip(new.paths, keys, new.keys)
-        if a != b
-    ]
+    return [_describe_change(path, a, b) for path, a, b in zip(new.paths, keys, new.keys) if a != b]
 
 
 # ---- one traced and compiled specialisation -----------------------------------------------
@@ -281,52 +322,55 @@ def _differences(old: tuple, new: _Call) -> list[str]:
 
 class ConcreteFunction:
     """The graph traced for one signature and the Session that runs it: placeholders for
-    the tensor arguments, Variables for the modules' parameters, the outputs to fetch, and
-    the assigns the function made (run with every call)."""
+    the tensor arguments, Variables for the modules' parameters and buffers (`state`: the
+    (Variable, eager tensor) pairs, parameters first), the outputs to fetch, and the assigns
+    the function made (run with every call)."""
 
     def __init__(self, traced: TracedFunction, call: _Call):
         self.signature = (call.spec, call.paths, call.keys)  # (not the arguments themselves)
         self.graph = Graph()
-        named = _module_parameters(call.named_modules())
-        self.params = [p for _, p in named]
+        modules = call.named_modules()
+        named_params, named_buffers = _module_parameters(modules), _module_buffers(modules)
+        self.params = [p for _, p in named_params]
         with self.graph.as_default():
             self.placeholders = [
                 placeholder(np.asarray(x).dtype, x.shape, name=path)
                 for x, path in zip(call.leaves, call.paths)
                 if isinstance(x, _TENSORS)
             ]
-            self.variables = [Variable(p._data, name=name) for name, p in named]
-            swap = {id(p): v for p, v in zip(self.params, self.variables)}
-            with _parameters_replaced([m for _, m in call.named_modules()], swap):
+            self.state = [(Variable(p._data, name=name), p) for name, p in named_params]
+            self.state += [(_BufferVariable(b._data, name), b) for name, b in named_buffers]
+            swap = {id(t): var for var, t in self.state}
+            with _state_replaced([m for _, m in modules], swap):
                 with random.traced_rng(self.graph) as self.rng:  # (fed per call in `run`)
                     out = traced.call_python(call.arguments_with(self.placeholders))
         self.out_leaves: list = []
         self.out_spec = _flatten(out, "", self.out_leaves, [])
         self.fetch_index = [i for i, x in enumerate(self.out_leaves) if _is_graph(x)]
         self.fetches = [unwrap(self.out_leaves[i]) for i in self.fetch_index]
-        self.assigns = [op for op in self.graph.block.ops if op.opdef.has(STATE_UPDATE)]
+        self.assigns = _assigns(self.graph) if traced.runs_assigns else []
         assigned = {op.attrs["var"] for op in self.assigns}
-        self.written_back = [(v, p) for v, p in zip(self.variables, self.params)
-                             if v.name in assigned]  # fmt: skip
+        self.written_back = [(var, t) for var, t in self.state if var.name in assigned]
         self.session = Session(self.graph, **traced.options)
 
     def run(self, call: _Call) -> list:
-        """The fetched outputs as arrays; parameters are copied in first and out after."""
+        """The fetched outputs as arrays; parameters and buffers are copied in first, and
+        those the function assigned are written back after."""
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
-        for var, p in zip(self.variables, self.params):
-            self.session.variables[var.name] = np.ascontiguousarray(p._data)
+        for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
+            self.session.variables[var.name] = np.asarray(t._data, order="C")
         feeds = dict(zip(self.placeholders, inputs))
         if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
             if call.rng is None:
                 call.rng = random.next_rng(self.rng.count)
             feeds[self.rng.base] = call.rng
         results = self.session.run(self.fetches + self.assigns, feeds)
-        for var, p in self.written_back:
+        for var, t in self.written_back:
             new = self.session.variables[var.name]
-            if new is not p._data:  # (the compiled code may have written p's array in place)
-                np.copyto(p._data, new)
-            bump_version(p)  # an in-place change, as optimizer.step() makes
-        owned = inputs + [p._data for p in self.params]
+            if new is not t._data:  # (the compiled code may have written t's array in place)
+                np.copyto(t._data, new)
+            bump_version(t)  # an in-place change, as optimizer.step() makes
+        owned = inputs + [t._data for _, t in self.state]
         return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
 
     def assemble(self, fetched: list):
@@ -335,6 +379,21 @@ class ConcreteFunction:
         for i, value in zip(self.fetch_index, fetched):
             leaves[i] = value
         return _unflatten(self.out_spec, iter(leaves))
+
+
+class _BufferVariable(Variable):
+    """The Variable that stands for a module's buffer while tracing. Not trainable (an
+    optimizer built in the function skips it), and a read after an assign sees the assigned
+    value, as the module's eager code expects: batch norm applied twice in one call moves
+    its running statistics twice, in order, instead of TF1's "every assign reads the value
+    from the start of the run" (where the last would win)."""
+
+    def __init__(self, initial_value, name: str):
+        super().__init__(initial_value, name=name, trainable=False)
+
+    def assign(self, value) -> Value:
+        self.value = super().assign(value)
+        return self.value
 
 
 def _is_graph(x) -> bool:
@@ -352,29 +411,47 @@ def _module_parameters(named_modules: list) -> list:
     """(name, parameter) for each parameter (or, while tracing, the Variable standing in for
     it) of (path, module) pairs, each once, in a fixed order: the VJP's inputs line up with
     the tape node's."""
+    return _each_once(module.named_parameters(path) for path, module in named_modules)
+
+
+def _module_buffers(named_modules: list) -> list:
+    """(name, buffer) for each buffer of (path, module) pairs, each once."""
+    return _each_once(module.named_buffers(path) for path, module in named_modules)
+
+
+def _each_once(named_groups) -> list:
     found: dict = {}
-    for path, module in named_modules:
-        for name, p in module.named_parameters(path):
-            found.setdefault(id(p), (name, p))
+    for named in named_groups:
+        for name, t in named:
+            found.setdefault(id(t), (name, t))
     return list(found.values())
 
 
+def _assigns(graph: Graph) -> list:
+    """The assigns the traced code built: the user's and those batch_norm filed under
+    `normalization.update_ops(graph)` (TF1 would need them grouped with the fetch; a
+    gj.function runs them all, as eager execution would have made them)."""
+    return [op for op in graph.block.ops if op.opdef.has(STATE_UPDATE)]
+
+
 @contextmanager
-def _parameters_replaced(modules: list, swap: dict):
-    """While tracing, each module's parameters are the graph Variables that stand for them,
-    so that `self.weight` in `forward` reads the Variable."""
+def _state_replaced(modules: list, swap: dict):
+    """While tracing, each module's parameters and buffers are the graph Variables that
+    stand for them, so that `self.weight` or `self.running_mean` in `forward` reads the
+    Variable."""
     replaced = []
     for module in modules:
         for m in module.modules():
-            for name, p in m._parameters.items():
-                if id(p) in swap:
-                    replaced.append((m._parameters, name, p))
-                    m._parameters[name] = swap[id(p)]
+            for entries in (m._parameters, m._buffers):
+                for name, t in entries.items():
+                    if id(t) in swap:
+                        replaced.append((entries, name, t))
+                        entries[name] = swap[id(t)]
     try:
         yield
     finally:
-        for params, name, p in reversed(replaced):
-            params[name] = p
+        for entries, name, t in reversed(replaced):
+            entries[name] = t
 
 
 def _add_tracing_context(error: GraphjitError, name: str) -> None:

@@ -647,7 +647,29 @@ def test_modules_with_parameters_build_into_a_static_graph_and_train_there():
     assert not np.allclose(trained_bias, model[4].bias.numpy())  # the graph's copy trained
 
 
-def test_batch_norm_under_function_says_what_is_missing():
-    layer = gj.nn.BatchNorm1d(3).eval()
-    with pytest.raises(gj.GraphjitError, match="running statistics are eager buffers"):
-        gj.function(layer, backend="interpreter")(np.ones((2, 3), np.float32))
+def test_batch_norm_under_function_trains_and_evaluates_like_eager():
+    """Its running statistics are graph Variables in the trace, written back after each
+    call: the compiled and the eager call each move them once, by the same batch."""
+    gj.manual_seed(0)
+    model = gj.nn.Sequential(gj.nn.Conv2d(1, 2, 3), gj.nn.BatchNorm2d(2), gj.nn.ReLU())
+    x = _rng().normal(size=(4, 1, 5, 5)).astype(np.float32)
+    _compiled_matches_eager(model, x)  # training: batch statistics
+    assert int(model[1].num_batches_tracked.item()) == 2
+    model.eval().zero_grad()  # (the helper compares fresh gradients)
+    _compiled_matches_eager(model, x)  # eval: the running statistics
+    assert int(model[1].num_batches_tracked.item()) == 2
+
+
+def test_a_module_with_buffers_only_builds_into_a_static_graph():
+    """BatchNorm without affine parameters still has eager state (its running statistics):
+    called while a graph is built, it becomes Variables like any module with parameters."""
+    bn = gj.nn.BatchNorm1d(3, affine=False)
+    data = np.arange(12, dtype=np.float32).reshape(4, 3)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [4, 3])
+        y = bn(x)
+    with gj.Session(g) as sess:
+        out = sess.run(y, {x: data})
+    want = (data - data.mean(0)) / np.sqrt(data.var(0) + 1e-5)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)

@@ -14,11 +14,9 @@ import numpy as np
 from graphjit.errors import GraphjitError, ShapeError
 from graphjit.frontend import activations, conv, indexing, normalization, ops, shape_ops
 from graphjit.frontend import random as random_ops
-from graphjit.frontend.convert import unwrap
 from graphjit.frontend.eager import init
 from graphjit.frontend.eager.module import Module, Parameter
 from graphjit.frontend.eager.tensor import Tensor, bump_version
-from graphjit.ir.core import Value
 from graphjit.ir.types import as_dtype
 
 __all__ = [
@@ -215,12 +213,15 @@ class _BatchNorm(Module):
     def _momentum(self) -> float:
         """The running averages' factor for this step; momentum=None is PyTorch's cumulative
         average (1 / number of batches seen). While a graph is built the buffers are
-        Variables and the count is not kept (the cumulative average would need it)."""
+        Variables: the count is an assign (gj.function runs it and writes the buffer back),
+        and the cumulative average, which would need the count as a number, is refused."""
         counting = self.training and self.track_running_stats
         if counting and isinstance(self.num_batches_tracked, Tensor):
             self.num_batches_tracked._data += 1
             bump_version(self.num_batches_tracked)
-        elif counting and self.momentum is None:
+        elif counting and self.momentum is not None:
+            self.num_batches_tracked.assign_add(1)
+        elif counting:
             raise GraphjitError(
                 f"{type(self).__name__}(momentum=None) keeps a cumulative average, which "
                 "works in eager mode only: give a momentum to train it in a graph"
@@ -234,12 +235,6 @@ class _BatchNorm(Module):
             raise ShapeError(
                 f"{type(self).__name__}: expected an input of rank {self.expected_ranks}, "
                 f"got shape {tuple(x.shape)}"
-            )
-        if isinstance(self.running_mean, Tensor) and isinstance(unwrap(x), Value):
-            raise GraphjitError(
-                f"{type(self).__name__} under gj.function: its running statistics are eager "
-                "buffers, which traced functions do not turn into graph Variables yet; call "
-                "it eagerly, or build it into a static graph (with g.as_default())"
             )
         use_batch_stats = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats

@@ -4,6 +4,7 @@ found by `parameters()`, `buffers()`, `state_dict()` and `train()`/`eval()`."""
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterable, Iterator, Mapping
@@ -234,8 +235,11 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def _holds_eager_state(self) -> bool:
-        """True unless gj.function already put graph Variables in the parameters' place."""
-        return any(isinstance(p, Tensor) for p in self.parameters())
+        """True unless gj.function already put graph Variables in the place of the
+        parameters and buffers (a module may have buffers alone: BatchNorm without affine)."""
+        return any(
+            isinstance(t, Tensor) for t in itertools.chain(self.parameters(), self.buffers())
+        )
 
     def graph_variables(self, graph=None) -> dict:
         """{state_dict name: gj.Variable} for the parameters and buffers that calling the
