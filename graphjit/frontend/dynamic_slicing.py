@@ -160,7 +160,7 @@ def dynamic_getitem(x, key: tuple):
     run-time ones (`x[i]`: a window of 1 whose negative index counts from the end, as in
     NumPy; `x[start:stop]`: a window of stop - start, which the graph must make a constant,
     as in x[i:i + b] or x[i * b:(i + 1) * b]), and the run-time int indices are squeezed."""
-    key = _expand_ellipsis(x, key)
+    key = shape_ops.expand_ellipsis(key, x.ndim)
     static_key, windows = [], []  # windows: (axis of the static result, start, size, is_index)
     out_axis = 0
     for k in key:
@@ -179,22 +179,6 @@ def dynamic_getitem(x, key: tuple):
             static_key.append(k)  # a Python int: the static getitem checks and drops it
     y = shape_ops.getitem(x, tuple(static_key))
     return _place_windows(y, windows)
-
-
-def _expand_ellipsis(x, key: tuple) -> tuple:
-    if sum(k is Ellipsis for k in key) > 1:
-        raise ShapeError("an index can only have a single ellipsis", location=user_location())
-    used = sum(k is not None and k is not Ellipsis for k in key)
-    if used > x.ndim:
-        raise ShapeError(
-            f"too many indices ({used}) for a rank-{x.ndim} tensor", location=user_location()
-        )
-    # (identity tests: `in` and `index` would compare tensors elementwise with ==)
-    at = [n for n, k in enumerate(key) if k is Ellipsis]
-    if not at:
-        return key
-    i = at[0]
-    return key[:i] + (builtins.slice(None),) * (x.ndim - used) + key[i + 1 :]
 
 
 def _slice_window(k: builtins.slice) -> tuple:

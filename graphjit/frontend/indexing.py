@@ -372,7 +372,7 @@ def advanced_getitem(x, key: tuple):
     flattened into one (the indexed dimensions must then be known)."""
     x = as_tensor(x)
     key = [_classified(k) for k in key]
-    key = _without_ellipsis(key, x.ndim)
+    key = list(shape_ops.expand_ellipsis(key, x.ndim, _consumed))
     x, key = _new_axes_as_slices(x, key)
     key = _masks_as_positions(x, key)
     return _index(x, key + [slice(None)] * (x.ndim - len(key)))
@@ -431,21 +431,6 @@ def _consumed(k) -> int:
     if _is_new_axis(k) or k is Ellipsis:
         return 0
     return k.ndim if _is_mask(k) else 1
-
-
-def _without_ellipsis(key: list, rank: int) -> list:
-    if sum(k is Ellipsis for k in key) > 1:  # (identity tests: `in` would compare arrays)
-        raise ShapeError("an index can only have a single ellipsis", location=user_location())
-    used = sum(_consumed(k) for k in key)
-    if used > rank:
-        raise ShapeError(
-            f"too many indices ({used}) for a rank-{rank} tensor", location=user_location()
-        )
-    ellipses = [i for i, k in enumerate(key) if k is Ellipsis]
-    if not ellipses:
-        return key
-    i = ellipses[0]
-    return key[:i] + [slice(None)] * (rank - used) + key[i + 1 :]
 
 
 def _new_axes_as_slices(x, key: list):

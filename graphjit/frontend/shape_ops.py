@@ -102,6 +102,28 @@ def is_runtime_index(k) -> bool:
     return is_tensor(k)
 
 
+def _one_axis(k) -> int:
+    return 0 if k is None or k is Ellipsis else 1
+
+
+def expand_ellipsis(key: tuple, rank: int, consumed=_one_axis) -> tuple:
+    """`key` with its Ellipsis (at most one) replaced by the full slices it stands for;
+    `consumed(k)` is how many axes an entry indexes (a boolean mask: its rank). Entries are
+    compared by identity: `in` and `index` would compare tensors elementwise."""
+    key = tuple(key)
+    if sum(k is Ellipsis for k in key) > 1:
+        raise ShapeError("an index can only have a single ellipsis", location=user_location())
+    used = sum(consumed(k) for k in key)
+    if used > rank:
+        raise ShapeError(
+            f"too many indices ({used}) for a rank-{rank} tensor", location=user_location()
+        )
+    at = [n for n, k in enumerate(key) if k is Ellipsis]
+    if not at:
+        return key
+    return key[: at[0]] + (slice(None),) * (rank - used) + key[at[0] + 1 :]
+
+
 def getitem(x, key):
     """x[key]: basic indexing (ints, slices, None for a new axis, Ellipsis) here; integer
     and boolean array indices in frontend/indexing.py; run-time bounds in
@@ -120,16 +142,7 @@ def getitem(x, key):
                 f"only basic indexing (ints, slices, None, ...) is supported, got {k!r}",
                 location=user_location(),
             )
-    if sum(k is Ellipsis for k in key) > 1:
-        raise ShapeError("an index can only have a single ellipsis", location=user_location())
-    used = sum(k is not None and k is not Ellipsis for k in key)
-    if used > x.ndim:
-        raise ShapeError(
-            f"too many indices ({used}) for a rank-{x.ndim} tensor", location=user_location()
-        )
-    if Ellipsis in key:
-        i = key.index(Ellipsis)
-        key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1 :]
+    key = expand_ellipsis(key, x.ndim)
     spec, drop, new_axes, axis, out_axis = [], [], [], 0, 0
     for k in key:
         if k is None:
