@@ -92,7 +92,17 @@ from graphjit.frontend.shape_ops import (
     stack,
     transpose,
 )
-from graphjit.ir.types import bool_, float32, float64, int32, int64
+from graphjit.ir.types import (
+    bfloat16,
+    bool_,
+    float16,
+    float32,
+    float64,
+    int8,
+    int32,
+    int64,
+    uint8,
+)
 from graphjit.runtime.session import Session
 from graphjit.version import __version__
 

@@ -23,7 +23,7 @@ from graphjit.frontend.convert import is_tensor, unwrap
 from graphjit.frontend.shape_ops import shape_args
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind
-from graphjit.ir.types import bool_, float32, float64, int32, int64
+from graphjit.ir.types import bfloat16, bool_, float16, float32, float64, int32, int64
 
 # ---- shapes ------------------------------------------------------------------------------
 
@@ -383,9 +383,11 @@ METHODS = {name: getattr(ops, name) for name in _SAME_NAME} | {
     "dim": rank,
     "numel": numel,
     "item": item,
-    # dtypes (graphjit's: no half, no complex)
+    # dtypes (graphjit's: no complex)
     "float": _cast_to(float32),
     "double": _cast_to(float64),
+    "half": _cast_to(float16),
+    "bfloat16": _cast_to(bfloat16),  # (without ml_dtypes: a DTypeError naming it, when called)
     "int": _cast_to(int32),
     "long": _cast_to(int64),
     "bool": _cast_to(bool_),

@@ -198,7 +198,7 @@ def _numeric(x):
 def sum(x, axis=None, keepdims=False):
     """Sum; booleans and integers narrower than int64 are summed as int64, as in NumPy."""
     x = as_tensor(x)
-    if x.dtype.is_bool or x.dtype.name == "int32":
+    if x.dtype.is_bool or (x.dtype.is_integer and x.dtype.np.itemsize < 8):
         x = cast(x, "int64")
     return bind("reduce_sum", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
 
@@ -206,6 +206,8 @@ def sum(x, axis=None, keepdims=False):
 @axis_aliases
 def mean(x, axis=None, keepdims=False):
     x = _numeric(x)
+    if x.dtype.is_narrow_float:  # float32 sum and division, one rounding (PyTorch's)
+        return cast(mean(cast(x, float32), axis, keepdims), x.dtype)
     if not x.dtype.is_floating:
         x = cast(x, float64)
     axes = normalize_axes(axis, x.ndim)

@@ -11,7 +11,7 @@ import numpy as np
 
 from graphjit.ir.core import Value
 from graphjit.ir.registry import CONSTANT
-from graphjit.ir.types import TensorType
+from graphjit.ir.types import TensorType, is_float_array
 
 
 def constant_value(v: Value):
@@ -31,7 +31,7 @@ def is_scalar_constant(v: Value, number) -> bool:
     value = constant_value(v)
     if value is None or value.size != 1 or not np.all(value == number):
         return False
-    return value.dtype.kind != "f" or bool(np.signbit(value).all() == np.signbit(number))
+    return not is_float_array(value) or bool(np.signbit(value).all() == np.signbit(number))
 
 
 def is_static(v: Value) -> bool:

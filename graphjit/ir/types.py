@@ -21,8 +21,18 @@ class DType:
     np: np.dtype
 
     @property
+    def kind(self) -> str:
+        """NumPy's kind letter, with bfloat16 (ml_dtypes: kind "V") counted as "f"."""
+        return np_kind(self.np)
+
+    @property
     def is_floating(self) -> bool:
-        return self.np.kind == "f"
+        return self.kind == "f"
+
+    @property
+    def is_narrow_float(self) -> bool:
+        """float16 or bfloat16: stored narrow, computed in float32 (see `in_float32`)."""
+        return self.kind == "f" and self.np.itemsize == 2
 
     @property
     def is_integer(self) -> bool:
@@ -38,20 +48,100 @@ class DType:
 
 float32 = DType("float32", "f32", np.dtype(np.float32))
 float64 = DType("float64", "f64", np.dtype(np.float64))
+float16 = DType("float16", "f16", np.dtype(np.float16))
+int8 = DType("int8", "i8", np.dtype(np.int8))
+uint8 = DType("uint8", "ui8", np.dtype(np.uint8))
 int32 = DType("int32", "i32", np.dtype(np.int32))
 int64 = DType("int64", "i64", np.dtype(np.int64))
 bool_ = DType("bool", "i1", np.dtype(np.bool_))
 
-ALL_DTYPES = (float32, float64, int32, int64, bool_)
+BFLOAT16_PACKAGE = "ml_dtypes"  # NumPy has no bfloat16; JAX's ml_dtypes gives it one
+
+
+@dataclass(frozen=True)
+class UnavailableDType:
+    """A dtype whose NumPy type comes from a package that is not installed: naming it is
+    fine, using it (as_dtype, so every op and tensor factory) says what to install."""
+
+    name: str
+    package: str
+
+    def error(self) -> DTypeError:
+        return DTypeError(
+            f"gj.{self.name} needs the '{self.package}' package: pip install {self.package} "
+            f"(or graphjit[dtypes])",
+            location=user_location(),
+        )
+
+    def __repr__(self) -> str:
+        return f"gj.{self.name} (unavailable: needs {self.package})"
+
+
+try:
+    import ml_dtypes
+
+    bfloat16 = DType("bfloat16", "bf16", np.dtype(ml_dtypes.bfloat16))
+except ImportError:  # optional: graphjit works without it, gj.bfloat16 says what is missing
+    bfloat16 = UnavailableDType("bfloat16", BFLOAT16_PACKAGE)
+
+_DTYPES = (float32, float64, float16, int8, uint8, int32, int64, bool_)
+ALL_DTYPES = _DTYPES + ((bfloat16,) if isinstance(bfloat16, DType) else ())
+NARROW_FLOATS = (float16,) + ALL_DTYPES[len(_DTYPES) :]  # 16-bit floats: float32 compute
+_NARROW_NP = frozenset(d.np for d in NARROW_FLOATS)
 _BY_NAME = {d.name: d for d in ALL_DTYPES} | {"bool_": bool_}
 _BY_SHORT = {d.short: d for d in ALL_DTYPES}
 _BY_NP = {d.np: d for d in ALL_DTYPES}
+
+
+def np_kind(npdtype: np.dtype) -> str:
+    """NumPy's kind letter of a NumPy dtype, "f" for bfloat16 too (NumPy says "V")."""
+    kind = npdtype.kind
+    return "f" if kind == "V" and npdtype in _NARROW_NP else kind
+
+
+def is_narrow_float_array(array) -> bool:
+    return getattr(array, "dtype", None) in _NARROW_NP
+
+
+def is_float_array(array) -> bool:
+    """A NumPy array (or scalar) of a floating-point dtype, bfloat16 included."""
+    return array.dtype.kind == "f" or array.dtype in _NARROW_NP
+
+
+def computes_in_float32(kernel):
+    """A reference kernel that, given float16/bfloat16 operands, computes in float32 and
+    rounds each floating-point result once to the narrow dtype: what NumPy's float16 and
+    ml_dtypes' bfloat16 loops do for one elementwise op, and what PyTorch does for a
+    reduction or a matmul (float32 accumulation, one rounding at the end; NumPy's own
+    float16 sum rounds between blocks instead). Other operands pass unchanged."""
+
+    def run(*arrays, **attrs):
+        narrow = next((a.dtype for a in arrays if getattr(a, "dtype", None) in _NARROW_NP), None)
+        if narrow is None:
+            return kernel(*arrays, **attrs)
+        wide = [a.astype(np.float32) if is_narrow_float_array(a) else a for a in arrays]
+        out = kernel(*wide, **attrs)
+        if isinstance(out, tuple):
+            return tuple(_round_float(o, narrow) for o in out)
+        return _round_float(out, narrow)
+
+    run.__name__ = getattr(kernel, "__name__", "kernel")
+    run.__wrapped__ = kernel
+    return run
+
+
+def _round_float(out, narrow: np.dtype):
+    out = np.asarray(out)
+    return out.astype(narrow) if out.dtype.kind == "f" else out
 
 
 def as_dtype(x) -> DType:
     """Accept a DType, a NumPy dtype or scalar type, or a name such as "float32"."""
     if isinstance(x, DType):
         return x
+    if isinstance(x, UnavailableDType) or (isinstance(x, str) and x == bfloat16.name):
+        if isinstance(bfloat16, UnavailableDType):
+            raise bfloat16.error()
     if isinstance(x, str) and x in _BY_NAME:
         return _BY_NAME[x]
     try:
@@ -93,7 +183,7 @@ def array_of(data, dtype: DType, copy: bool = True) -> np.ndarray:
     try:
         raw = data if isinstance(data, np.ndarray) else np.array(data)
         bad = integer_out_of_range(raw, dtype.np)
-        if raw.dtype.kind == "f" and dtype.np.kind in "iu" and not np.isfinite(raw).all():
+        if is_float_array(raw) and dtype.np.kind in "iu" and not np.isfinite(raw).all():
             bad = raw[~np.isfinite(raw)].flat[0]  # (a cast would make it the minimum)
         if bad is None:
             return raw.astype(dtype.np, copy=copy)

@@ -12,7 +12,7 @@ from graphjit.ir import builder
 from graphjit.ir.core import Function, Operation, Value
 from graphjit.ir.ops import BROADCAST, CONSTANT, FEED, STATE, STATE_UPDATE
 from graphjit.ir.patterns import constant_value, is_static
-from graphjit.ir.types import TensorType
+from graphjit.ir.types import TensorType, is_float_array
 from graphjit.passes.manager import Pass
 from graphjit.passes.rewrite import apply_patterns
 
@@ -57,7 +57,7 @@ def fold_constants(op: Operation):
     except (ArithmeticError, ValueError, TypeError, IndexError, GraphjitError):
         return None  # it fails when it runs, if it runs (it may sit in an untaken branch)
     outs = out if isinstance(out, tuple) else (out,)
-    if any(np.asarray(o).dtype.kind == "f" and not np.all(np.isfinite(o)) for o in outs):
+    if any(is_float_array(np.asarray(o)) and not np.all(np.isfinite(o)) for o in outs):
         return None  # keep the op that makes NaN/inf, so check_numerics can name it
     return [
         builder.create(

@@ -14,6 +14,7 @@ from graphjit.errors import (
 )
 from graphjit.ir.core import Block, Function, Operation
 from graphjit.ir.ops.lists import TensorList
+from graphjit.ir.types import is_float_array
 
 
 class Interpreter:
@@ -74,7 +75,7 @@ class Interpreter:
                     f"expected {t}",
                     op=op,
                 )
-            if self.check_numerics and array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            if self.check_numerics and is_float_array(array) and not np.all(np.isfinite(array)):
                 what = "NaN" if np.isnan(array).any() else "infinity"
                 raise NumericsError(f"check_numerics: {what} in the result of '{op.name}'", op=op)
 

@@ -34,7 +34,7 @@ def test_tensor_copies_its_data_and_accepts_a_dtype():
     a[0] = 9
     assert t.dtype == gj.float32 and t.tolist() == [1.0, 2.0]
     with pytest.raises(gj.DTypeError):
-        gj.tensor(np.array([1.0], np.float16))
+        gj.tensor(np.array([1.0], np.int16))
 
 
 def test_factories():

@@ -215,7 +215,7 @@ def test_from_numpy_shares_memory_both_ways():
     with pytest.raises(TypeError, match="ndarray"):
         gj.from_numpy([1.0, 2.0])
     with pytest.raises(gj.DTypeError):
-        gj.from_numpy(np.zeros(2, np.float16))
+        gj.from_numpy(np.zeros(2, np.int16))
 
 
 def _factory_cases():

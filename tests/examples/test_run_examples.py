@@ -57,3 +57,4 @@ def test_every_example_is_run_by_a_test():
     eager = [p.stem for p in EXAMPLES.glob("eager_*.py")]
     assert all(f"test_{stem}" in eager_tests for stem in eager)
     assert {"quickstart.py", "mlp_three_ways.py", "control_flow.py"} <= set(SCRIPTS)
+    assert "mixed_precision.py" in SCRIPTS

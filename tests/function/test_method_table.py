@@ -189,6 +189,10 @@ CASES = [
     # dtypes
     C("float", "x.float()"),
     C("double", "x.float().double()"),
+    C("half", "x.half()"),
+    C("half", "(x.half() * y.half()).float()", F34, F34b),
+    C("bfloat16", "x.bfloat16().float()"),  # (PyTorch's .numpy() has no bfloat16)
+    C("bfloat16", "(x.bfloat16() + y.bfloat16()).float()", F34, F34b),
     C("int", "x.int()"),
     C("long", "x.long()"),
     C("bool", "x.bool()"),

@@ -31,7 +31,7 @@ def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
     tiles_m, tiles_n = -(-m // t), -(-n // t)
     tasks = size_of(batch) * tiles_m * tiles_n
     dtype = out.type.dtype
-    ctor, zero = numba_type(dtype), literal(0, dtype)
+    ctor, zero = numba_type(dtype, op), literal(0, dtype)
     accumulate = op.name == "gemm"  # c = c_in + alpha * a @ b
     params = [("a", dtype), ("b", dtype)] + [("c_in", dtype)] * accumulate + [("c", dtype)]
     w = Writer()

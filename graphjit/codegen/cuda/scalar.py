@@ -12,7 +12,7 @@ are RuntimeCheckErrors (CUDA_CHECKS)."""
 
 from __future__ import annotations
 
-from graphjit.codegen.cuda.source import literal, numba_type
+from graphjit.codegen.cuda.source import check_supported, literal, numba_type
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import get_op
@@ -141,6 +141,8 @@ def kind(dtype: DType) -> str:
 def scalar_expression(op: Operation, args: list[str]) -> str:
     """The expression computing one element of elementwise `op` from operand expressions
     `args`, converted to the result's dtype."""
+    for v in (*op.operands, op.result):
+        check_supported(v.type.dtype, op)
     entry = CUDA_SCALAR.get(op.name)
     if entry is None:
         raise BackendError(f"the cuda backend has no scalar rule for '{op.name}'", op=op)

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphjit.codegen.layout import contiguous_strides
+from graphjit.errors import BackendError
 from graphjit.ir.types import DType
 
 # graphjit dtype name -> the Numba type name the kernel namespace binds (casts, shared memory)
 NUMBA_TYPES = {
     "float32": "float32",
     "float64": "float64",
+    "int8": "int8",
+    "uint8": "uint8",
     "int32": "int32",
     "int64": "int64",
     "bool": "boolean",
@@ -89,8 +92,22 @@ def header(params: list[tuple[str, DType]]) -> str:
     return f"def {KERNEL}({', '.join(name for name, _ in params)})"
 
 
-def numba_type(dtype: DType) -> str:
+def numba_type(dtype: DType, op=None) -> str:
+    check_supported(dtype, op)
     return NUMBA_TYPES[dtype.name]
+
+
+def check_supported(dtype: DType, op=None) -> None:
+    """float16 and bfloat16 are not generated for yet (kernels would need float32 compute
+    with a rounding per op, and bfloat16 has no Numba type): a BackendError while the
+    Session is built, naming the dtype and the op, never a wrong answer at run time."""
+    if dtype.name not in NUMBA_TYPES:
+        what = f" (op '{op.name}')" if op is not None else ""
+        raise BackendError(
+            f"the cuda backend does not support {dtype.name}{what} yet; run float16/bfloat16 "
+            "graphs on the llvm backend or the interpreter",
+            op=op,
+        )
 
 
 def literal(value, dtype: DType) -> str:

@@ -22,6 +22,8 @@ BITS = 32  # one bit per check in an i32; checks past the 31st share the last bi
 
 
 def _negative_integer_exponent(b: ir.IRBuilder, args, op: Operation):
+    if op.operands[1].type.dtype.np.kind == "u":  # (uint8 200 is i8 -56: never negative)
+        return ir.Constant(T.I1, 0)
     return b.icmp_signed("<", args[1], ir.Constant(args[1].type, 0))
 
 

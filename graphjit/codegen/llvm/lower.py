@@ -35,7 +35,7 @@ from graphjit.codegen.llvm import (
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
 from graphjit.codegen.llvm.control import op_cond, op_while
-from graphjit.codegen.llvm.kernel import emit_kernel
+from graphjit.codegen.llvm.kernel import accumulator_bytes, emit_kernel
 from graphjit.codegen.llvm.lists import ListLowering
 from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
@@ -45,7 +45,7 @@ from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops import CONSTANT
 from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.linalg import matrix_dims
-from graphjit.ir.types import ListType
+from graphjit.ir.types import ListType, float32
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 
 ENTRY = "graphjit_entry"
@@ -292,6 +292,9 @@ class Lowering:
         )
         self.kernels += 1
         args = [self.typed(v) for v in values]
+        if accumulator_bytes(op):  # a float16/bfloat16 reduction's float32 sums
+            (scratch,) = self.scratch([accumulator_bytes(op)])
+            args.append(self.b.bitcast(scratch, T.F32.as_pointer()))
         if self.numerics is not None:
             args.append(self.numerics.kernel_slot())
         if fallible:
@@ -411,6 +414,8 @@ class Lowering:
                         b.fcmp_ordered(pred, v, best),
                         b.and_(b.fcmp_unordered("uno", v, v), b.fcmp_ordered("==", best, best)),
                     )
+                elif x.type.dtype.np.kind == "u":  # (uint8 200 is i8 -56)
+                    better = b.icmp_unsigned(pred, v, best)
                 else:
                     better = b.icmp_signed(pred, v, best)
                 with b.if_then(better):
@@ -441,6 +446,9 @@ class Lowering:
 
     def _gemm(self, dtype, a, bm, c, sizes, transposed, scaling=(1.0, False)) -> None:
         m, n, k = sizes
+        if dtype.is_narrow_float:
+            self._narrow_gemm(dtype, a, bm, c, sizes, transposed, scaling)
+            return
         if dtype.name in ("float32", "float64") and m and n and k:
             call_gemm(self.b, self.local, dtype.name, (a, bm, c), sizes, transposed, scaling)
             return
@@ -465,6 +473,29 @@ class Lowering:
                     acc,
                 )
             b.store(b.load(acc), b.gep(c, [b.add(b.mul(i, ir.Constant(T.I64, n)), j)]))
+
+    def _narrow_gemm(self, dtype, a, bm, c, sizes, transposed, scaling) -> None:
+        """float16/bfloat16 (PyTorch's CPU rule): the operands widened into float32 scratch
+        in the arena (never the native stack: they are matrices), sgemm, and the float32
+        product rounded once into c."""
+        m, n, k = sizes
+        wide = [
+            self.b.bitcast(p, T.F32.as_pointer())
+            for p in self.scratch([4 * m * k, 4 * k * n, 4 * m * n])
+        ]
+        self._convert(a, dtype, wide[0], float32, m * k)
+        self._convert(bm, dtype, wide[1], float32, k * n)
+        if scaling[1]:  # a gemm: its accumulator (already in c) takes part in float32 too
+            self._convert(c, dtype, wide[2], float32, m * n)
+        self._gemm(float32, *wide, sizes, transposed, scaling)
+        self._convert(wide[2], float32, c, dtype, m * n)
+
+    def _convert(self, src, src_dtype, dst, dst_dtype, count: int) -> None:
+        """count elements from src to dst, converted (a narrow float: rounded) on the way."""
+        b = self.b
+        with for_range(b, count, "convert") as i:
+            value = T.load(b, b.gep(src, [i]), src_dtype)
+            T.store(b, value, b.gep(dst, [i]), dst_dtype)
 
 
 # argmax/argmin: how an element beats the best so far

@@ -21,7 +21,7 @@ from graphjit.errors import NumericsError
 from graphjit.ir.core import Operation, Value
 from graphjit.ir.ops import CONSTANT, KERNEL
 from graphjit.ir.ops.debug import numerics_message
-from graphjit.ir.types import TensorType
+from graphjit.ir.types import TensorType, is_float_array
 
 NUMERICS_STATUS = 1 << 24  # status words from here on carry a numerics code
 FINITE = 0x7FFFFFFF  # above every code: "nothing non-finite seen"
@@ -101,7 +101,7 @@ class NumericsChecks:
             self._fail_if(self.low.b.load(self.slot))
         elif op.opdef.has(CONSTANT):
             value = op.attrs["value"]
-            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+            if is_float_array(value) and not np.all(np.isfinite(value)):
                 code = self.code(op) + (0 if np.isnan(value).any() else 1)
                 self._fail_if(ir.Constant(T.I32, code))
         elif not op.regions and op.name not in _NOT_SCANNED:

@@ -37,6 +37,11 @@ def _is_float(op, i=0) -> bool:
     return _dtype(op, i).is_floating
 
 
+def _is_unsigned(op, i=0) -> bool:
+    """uint8: its i8 registers compare, divide, widen and shift without the sign bit."""
+    return _dtype(op, i).np.kind == "u"
+
+
 def _intrinsic(b, name, x):
     return b.call(b.module.declare_intrinsic(name, [x.type]), [x])
 
@@ -104,6 +109,8 @@ def _rounding(b, a, op):
 def _abs(b, a, op):
     if _is_float(op):
         return _intrinsic(b, "llvm.fabs", a[0])
+    if _is_unsigned(op):
+        return a[0]
     negative = b.icmp_signed("<", a[0], _const(a[0].type, 0))
     return b.select(negative, b.sub(_const(a[0].type, 0), a[0]), a[0])
 
@@ -115,6 +122,8 @@ def _sign(b, a, op):
         pos = b.uitofp(b.fcmp_ordered(">", x, _const(t, 0.0)), t)
         neg = b.uitofp(b.fcmp_ordered("<", x, _const(t, 0.0)), t)
         return b.select(b.fcmp_unordered("uno", x, x), x, b.fsub(pos, neg))
+    if _is_unsigned(op):
+        return b.zext(b.icmp_unsigned("!=", x, _const(t, 0)), t)
     pos = b.zext(b.icmp_signed(">", x, _const(t, 0)), t)
     neg = b.zext(b.icmp_signed("<", x, _const(t, 0)), t)
     return b.sub(pos, neg)
@@ -123,7 +132,8 @@ def _sign(b, a, op):
 def extremum(b, x, y, dtype, pred):
     """NumPy's maximum (pred '>') or minimum ('<'): NaN if either operand is NaN."""
     if not dtype.is_floating:
-        return b.select(b.icmp_signed(pred, x, y), x, y)
+        compare = b.icmp_unsigned if dtype.np.kind == "u" else b.icmp_signed
+        return b.select(compare(pred, x, y), x, y)
     chosen = b.select(b.fcmp_ordered(pred, x, y), x, y)
     return b.select(b.fcmp_unordered("uno", x, y), b.fadd(x, y), chosen)
 
@@ -142,12 +152,13 @@ def _minimum(b, a, op):
 def _pow(b, a, op):
     if _is_float(op):
         return b.call(b.module.declare_intrinsic("llvm.pow", [a[0].type]), a)
-    return b.call(_int_pow(b.module, a[0].type), a)
+    return b.call(_int_pow(b.module, a[0].type, _is_unsigned(op)), a)
 
 
-def _int_pow(module, t):
-    """x**n for integers by squaring (n < 0 gives 0 except for x = ±1, as NumPy errors)."""
-    name = f"graphjit.ipow.{t}"
+def _int_pow(module, t, unsigned=False):
+    """x**n for integers by squaring (n < 0 gives 0 except for x = ±1, as NumPy errors);
+    an unsigned n (uint8 200) is halved without its top bit read as a sign."""
+    name = f"graphjit.ipow.{'u' if unsigned else ''}{t}"
     if name in module.globals:
         return module.globals[name]
     fn = ir.Function(module, ir.FunctionType(t, [t, t]), name)
@@ -162,12 +173,17 @@ def _int_pow(module, t):
     result.add_incoming(_const(t, 1), entry)
     base.add_incoming(x, entry)
     exp.add_incoming(n, entry)
-    b.cbranch(b.icmp_signed(">", exp, _const(t, 0)), body, done)
+    positive = (
+        b.icmp_unsigned("!=", exp, _const(t, 0))
+        if unsigned
+        else b.icmp_signed(">", exp, _const(t, 0))
+    )
+    b.cbranch(positive, body, done)
     b.position_at_end(body)
     odd = b.trunc(exp, I1)
     result.add_incoming(b.select(odd, b.mul(result, base), result), body)
     base.add_incoming(b.mul(base, base), body)
-    exp.add_incoming(b.ashr(exp, _const(t, 1)), body)
+    exp.add_incoming((b.lshr if unsigned else b.ashr)(exp, _const(t, 1)), body)
     b.branch(loop)
     b.position_at_end(done)
     b.ret(result)
@@ -190,7 +206,7 @@ def _compare(b, a, op):
     if _is_float(op):
         # NaN compares unequal to everything, as in NumPy: ordered, except `!=` unordered.
         return b.fcmp_unordered(pred, *a) if pred == "!=" else b.fcmp_ordered(pred, *a)
-    if _dtype(op).is_bool:
+    if _dtype(op).is_bool or _is_unsigned(op):
         return b.icmp_unsigned(pred, *a)
     return b.icmp_signed(pred, *a)
 
@@ -248,10 +264,18 @@ def _floor_adjust(b, r, d):
     return b.and_(b.icmp_signed("!=", r, zero), b.icmp_signed("<", b.xor(r, d), zero))
 
 
+def _unsigned_divisor(b, y):
+    """y, except 1 where it is 0 (udiv would trap; the value check reports it)."""
+    zero, one = ir.Constant(y.type, 0), ir.Constant(y.type, 1)
+    return b.select(b.icmp_unsigned("==", y, zero), one, y)
+
+
 @emitter("floor_divide")
 def _floor_divide(b, a, op):
     if _is_float(op):
         return _float_floor_divide(b, *a)
+    if _is_unsigned(op):  # (no sign: C's quotient is the floored one)
+        return b.udiv(a[0], _unsigned_divisor(b, a[1]))
     x, d = a[0], safe_divisor(b, *a)
     q = b.sdiv(x, d)
     adjust = _floor_adjust(b, b.srem(x, d), d)
@@ -262,6 +286,8 @@ def _floor_divide(b, a, op):
 def _floor_mod(b, a, op):
     if _is_float(op):
         return _float_floor_mod(b, *a)
+    if _is_unsigned(op):
+        return b.urem(a[0], _unsigned_divisor(b, a[1]))
     x, d = a[0], safe_divisor(b, *a)
     r = b.srem(x, d)
     return b.select(_floor_adjust(b, r, d), b.add(r, d), r)
@@ -325,28 +351,59 @@ def _select(b, a, op):
 @emitter("cast")
 def _cast(b, a, op):
     src, dst = _dtype(op), as_dtype(op.attrs["dtype"])
-    x, t = a[0], register_type(dst)
+    x = a[0]
     if src == dst:
         return x
     if dst.is_bool:
-        zero = _const(x.type, 0.0 if src.is_floating else 0)
-        return (
-            b.fcmp_unordered("!=", x, zero) if src.is_floating else b.icmp_unsigned("!=", x, zero)
-        )
-    if src.is_floating and dst.is_floating:
-        return b.fptrunc(x, t) if t == F32 else b.fpext(x, t)
-    if src.is_floating:  # NaN and out-of-range values: the minimum (fptosi gives poison)
-        low, high = float_range_of(dst.np)
-        inside = b.and_(
-            b.fcmp_ordered(">=", x, ir.Constant(x.type, low)),
-            b.fcmp_ordered("<", x, ir.Constant(x.type, high)),
-        )
-        return b.select(inside, b.fptosi(x, t), ir.Constant(t, int(np.iinfo(dst.np).min)))
+        if src.is_floating:
+            return b.fcmp_unordered("!=", x, _const(x.type, 0.0))
+        return b.icmp_unsigned("!=", x, _const(x.type, 0))
+    if src.is_floating:
+        return _float_to_float(b, x, dst) if dst.is_floating else _float_to_int(b, x, dst)
     if dst.is_floating:
-        return b.uitofp(x, t) if src.is_bool else b.sitofp(x, t)
-    if src.is_bool:
-        return b.zext(x, t)
-    return b.trunc(x, t) if t.width < x.type.width else b.sext(x, t)
+        return _int_to_float(b, x, dst, unsigned=src.is_bool or src.np.kind == "u")
+    return _int_to_int(b, x, register_type(dst), signed=src.np.kind == "i")
+
+
+def _float_to_float(b, x, dst):
+    """Between float registers. A float16/bfloat16 result is left in float32 for the
+    kernel to round (it rounds every narrow result); from float64 it is first rounded to
+    odd, so that this second rounding is the correctly rounded one."""
+    if dst.is_narrow_float:
+        return T.float32_round_to_odd(b, x) if x.type == T.F64 else x
+    t = register_type(dst)
+    if x.type == t:
+        return x
+    return b.fptrunc(x, t) if t == F32 else b.fpext(x, t)
+
+
+def _float_to_int(b, x, dst):
+    """NaN and out-of-range values give the minimum (fptosi would give poison); in range,
+    through i64, which holds every value of the narrower types, uint8 included."""
+    t = register_type(dst)
+    low, high = float_range_of(dst.np)
+    inside = b.and_(
+        b.fcmp_ordered(">=", x, ir.Constant(x.type, low)),
+        b.fcmp_ordered("<", x, ir.Constant(x.type, high)),
+    )
+    wide = b.fptosi(x, T.I64)
+    value = wide if t.width == 64 else b.trunc(wide, t)
+    return b.select(inside, value, T.constant(dst, np.iinfo(dst.np).min))
+
+
+def _int_to_float(b, x, dst, unsigned):
+    to_float = b.uitofp if unsigned else b.sitofp
+    if dst.is_narrow_float:  # exact in float64 below 2**53; then one rounding to odd
+        return T.float32_round_to_odd(b, to_float(x, T.F64))
+    return to_float(x, register_type(dst))
+
+
+def _int_to_int(b, x, t, signed):
+    if t.width < x.type.width:
+        return b.trunc(x, t)
+    if t.width == x.type.width:
+        return x  # int8 <-> uint8: the same bits, as NumPy's astype
+    return b.sext(x, t) if signed else b.zext(x, t)
 
 
 # Reductions: how each folds one element into the accumulator, and its starting value.

@@ -9,6 +9,7 @@ import numpy as np
 
 from graphjit.errors import GradientError
 from graphjit.ir.core import user_location
+from graphjit.ir.types import is_float_array
 
 ANOMALY = [False]  # one flag for all threads, as in PyTorch
 
@@ -41,7 +42,7 @@ def where_built(node):
 
 def check_finite_gradients(node, cts) -> None:
     for i, ct in enumerate(cts):
-        if ct is not None and ct._data.dtype.kind == "f" and np.isnan(ct._data).any():
+        if ct is not None and is_float_array(ct._data) and np.isnan(ct._data).any():
             raise GradientError(
                 f"{node.name} returned nan in the gradient of its input {i}",
                 location=where_built(node),

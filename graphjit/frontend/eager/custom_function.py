@@ -31,6 +31,7 @@ from graphjit.frontend.eager.node import (
 from graphjit.frontend.eager.tensor import Tensor, to_array, wrap
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind
+from graphjit.ir.types import is_float_array
 
 
 class FunctionCtx:
@@ -157,7 +158,7 @@ class Function:
             if ANOMALY[0]:
                 node.location = user_location()
             for i, out in enumerate(outputs):
-                if out._data.dtype.kind == "f":
+                if is_float_array(out._data):
                     out.grad_fn, out._output_nr, out._requires_grad = node, i, True
         return outputs[0] if single else tuple(outputs)
 

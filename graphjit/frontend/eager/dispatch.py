@@ -19,7 +19,7 @@ from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
-from graphjit.ir.types import constant_array
+from graphjit.ir.types import constant_array, is_float_array
 
 _asarray = np.asarray
 
@@ -68,7 +68,7 @@ def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
             edges.append((t._grad_fn, t._output_nr))
     node = None
     for index, r in enumerate(results):
-        if r._data.dtype.kind == "f":
+        if is_float_array(r._data):
             if node is None:
                 node = node_class(opdef.name)(opdef, attrs, inputs, edges, results)
                 if ANOMALY[0]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphjit.ir.types import is_float_array
+
 # dtypes PyTorch leaves unnamed in a repr: its defaults for Python floats, ints and bools
 _DEFAULT_DTYPES = {np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_)}
 
@@ -37,8 +39,12 @@ def float_formatter(array: np.ndarray):
 
 
 def format_tensor(array: np.ndarray, extras: list[str]) -> str:
-    formatter = {"float_kind": float_formatter(array)} if array.dtype.kind == "f" else None
-    body = np.array2string(array, separator=", ", prefix="tensor(", formatter=formatter)
+    if is_float_array(array) and array.dtype.kind != "f":  # bfloat16: NumPy's kind is "V"
+        array_shown = array.astype(np.float32)  # (exact: every bfloat16 is a float32)
+    else:
+        array_shown = array
+    formatter = {"float_kind": float_formatter(array_shown)} if is_float_array(array) else None
+    body = np.array2string(array_shown, separator=", ", prefix="tensor(", formatter=formatter)
     if array.dtype not in _DEFAULT_DTYPES:
         extras = [f"dtype=gj.{array.dtype.name}"] + extras
     return "tensor(" + ", ".join([body] + extras) + ")"

@@ -8,6 +8,7 @@ from graphjit.errors import GradientError
 from graphjit.frontend.eager.engine import grad
 from graphjit.frontend.eager.grad_mode import no_grad
 from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.ir.types import is_float_array
 
 
 def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-4, rtol: float = 1e-3,
@@ -37,7 +38,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-4, rtol: float = 1
 def _float64_args(args: tuple) -> list:
     out = []
     for a in args:
-        if isinstance(a, Tensor) and a._data.dtype.kind == "f":
+        if isinstance(a, Tensor) and is_float_array(a._data):
             copy = wrap(a._data.astype(np.float64))
             out.append(copy.requires_grad_(a.requires_grad))
         else:
@@ -47,7 +48,7 @@ def _float64_args(args: tuple) -> list:
 
 def _float_outputs(result) -> list:
     outputs = list(result) if isinstance(result, (tuple, list)) else [result]
-    return [o for o in outputs if isinstance(o, Tensor) and o._data.dtype.kind == "f"]
+    return [o for o in outputs if isinstance(o, Tensor) and is_float_array(o._data)]
 
 
 def _analytical(out: Tensor, wrt: list) -> list:

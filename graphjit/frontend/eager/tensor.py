@@ -18,7 +18,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, ShapeError
 from graphjit.frontend.eager.formatting import format_tensor
-from graphjit.ir.types import ALL_DTYPES, DType, TensorType, array_of, as_dtype
+from graphjit.ir.types import ALL_DTYPES, DType, TensorType, array_of, as_dtype, is_float_array
 
 DTYPE_OF = {d.np: d for d in ALL_DTYPES}
 # Python data follows PyTorch's defaults (floats -> float32, ints -> int64); arrays keep theirs.
@@ -128,7 +128,7 @@ class Tensor:
                     "requires_grad can only be changed on leaf tensors; use detach() instead"
                 )
             return self
-        if flag and self._data.dtype.kind != "f":
+        if flag and not is_float_array(self._data):
             raise GradientError(
                 f"only floating-point tensors can require gradients, got {self.dtype.name}"
             )

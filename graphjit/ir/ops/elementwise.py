@@ -12,7 +12,14 @@ import scipy.special
 from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
 from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register, wants_cotangent
 from graphjit.ir.patterns import involution, same_type_is_identity, unit_element
-from graphjit.ir.types import TensorType, as_dtype, bool_, shape_str
+from graphjit.ir.types import (
+    TensorType,
+    as_dtype,
+    bool_,
+    computes_in_float32,
+    is_narrow_float_array,
+    shape_str,
+)
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -42,7 +49,7 @@ def _same_dtype(types) -> None:
 
 def _kinds(types, allowed: str, what: str) -> None:
     for t in types:
-        if t.dtype.np.kind not in allowed:
+        if t.dtype.kind not in allowed:
             raise DTypeError(f"needs {what} operands, got {t.dtype.name}")
 
 
@@ -87,6 +94,7 @@ def _elementwise(
     name, kernel, vjp, kinds="fiub", what="numeric", result_dtype=None, canonicalize=()
 ):
     rule = elementwise_rule(result_dtype, kinds, what)
+    kernel = computes_in_float32(kernel)  # float16/bfloat16: one float32 op, one rounding
     register(OpDef(name, rule, kernel, vjp, elementwise=True, canonicalize=canonicalize))
 
 
@@ -151,6 +159,8 @@ def cast_values(x: np.ndarray, to: np.dtype) -> np.ndarray:
     values outside the integer's range become its minimum (what x86 and so NumPy there
     give), on every platform and backend alike."""
     x = np.asarray(x)
+    if is_narrow_float_array(x):  # (bfloat16 has no NumPy float kind: widen it exactly)
+        x = x.astype(np.float32)
     if x.dtype.kind != "f" or np.dtype(to).kind not in "iu":
         return x.astype(to)
     low, high = float_range_of(to)

@@ -18,7 +18,7 @@ from graphjit.ir import builder
 from graphjit.ir.ops import OpDef, P, get_op, register, wants_cotangent
 from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, unbroadcast
 from graphjit.ir.patterns import producer, scalar_constant
-from graphjit.ir.types import TensorType, shape_str
+from graphjit.ir.types import TensorType, computes_in_float32, shape_str
 
 
 def matrix_dims(shape, transposed: bool) -> tuple:
@@ -54,6 +54,7 @@ def swap_last(x):
     return np.swapaxes(x, -1, -2)
 
 
+@computes_in_float32  # float16/bfloat16: float32 products and sums, one rounding (PyTorch's)
 def _matmul_kernel(a, b, transpose_a=False, transpose_b=False):
     return np.matmul(swap_last(a) if transpose_a else a, swap_last(b) if transpose_b else b)
 
@@ -88,6 +89,7 @@ def _gemm_infer(types, attrs):
     return [out]
 
 
+@computes_in_float32
 def _gemm_kernel(a, b, c, alpha=1.0, transpose_a=False, transpose_b=False):
     product = _matmul_kernel(a, b, transpose_a, transpose_b)
     return (c + c.dtype.type(alpha) * product).astype(c.dtype, copy=False)
@@ -171,6 +173,8 @@ def accumulate_into_gemm(uses):
     def pattern(op):
         sign = ACCUMULATE_SIGN.get(op.opdef)
         if sign is None or not op.result.type.dtype.is_floating:
+            return None
+        if op.result.type.dtype.is_narrow_float:  # (it rounds the product, a gemm would not)
             return None
         x, y = op.operands
         for acc, product in [(x, y)] if sign < 0 else [(x, y), (y, x)]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.ops import NONDIFF, REDUCTION, OpDef, P, register
-from graphjit.ir.types import TensorType, int64
+from graphjit.ir.types import TensorType, computes_in_float32, int64, np_kind
 
 
 def reduced_shape(shape, axes, keepdims) -> tuple:
@@ -77,7 +77,7 @@ def prod_identity(dtype: np.dtype):
 
 def _extremum_identity(sign: int):
     def identity(dtype: np.dtype):
-        if dtype.kind == "f":
+        if np_kind(dtype) == "f":
             return dtype.type(sign * np.inf)
         info = np.iinfo(dtype)
         return dtype.type(info.min if sign < 0 else info.max)
@@ -86,8 +86,11 @@ def _extremum_identity(sign: int):
 
 
 def _reducer(np_fn):
-    return lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims)).astype(
-        x.dtype, copy=False
+    """float16/bfloat16 accumulate in float32 and round once at the end, as PyTorch does."""
+    return computes_in_float32(
+        lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims)).astype(
+            x.dtype, copy=False
+        )
     )
 
 

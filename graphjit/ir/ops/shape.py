@@ -24,7 +24,7 @@ from graphjit.ir.ops import (
 from graphjit.ir.ops.elementwise import broadcast_shapes, unbroadcast
 from graphjit.ir.ops.reduce import sum_identity
 from graphjit.ir.patterns import is_static, producer, same_type_is_identity
-from graphjit.ir.types import shape_str
+from graphjit.ir.types import computes_in_float32, shape_str
 
 
 def _zeros_for(cts, outs):
@@ -221,7 +221,7 @@ register(
     OpDef(
         "sum_to",
         _sum_to_infer,
-        sum_to_kernel,
+        computes_in_float32(sum_to_kernel),  # float16/bfloat16 accumulate in float32
         lambda cts, ins, outs, a: [P.broadcast_like(cts[0], ins[0]), None],
         shape_only=(1,),
         traits=frozenset({REDUCTION}),
