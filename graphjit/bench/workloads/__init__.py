@@ -4,7 +4,7 @@ its data and one builder per mode (see `graphjit.bench.core.Workload`)."""
 from __future__ import annotations
 
 from graphjit.bench.core import Workload
-from graphjit.bench.workloads import elementwise, linreg, loop_grad, loops, mlp, rnn
+from graphjit.bench.workloads import cnn, elementwise, linreg, loop_grad, loops, mlp, rnn
 
 WORKLOADS: tuple[Workload, ...] = (
     mlp.FORWARD,
@@ -16,6 +16,7 @@ WORKLOADS: tuple[Workload, ...] = (
     linreg.WORKLOAD,
     rnn.FORWARD,
     rnn.BACKWARD,
+    cnn.TRAIN_STEP,
 )
 
 
