@@ -9,6 +9,10 @@ from graphjit.bench.core import Mode, ModeUnavailable
 BASELINE_MODE = "gj-eager"
 REFERENCE_MODE = "numpy"
 
+# gj.function: timed where a workload has a builder for it (the model workloads) and the
+# mode is passed in with MODES; not in MODES, which every workload must build for.
+FUNCTION_MODE = Mode("gj-function", "graphjit gj.function (llvm)")
+
 MODES: tuple[Mode, ...] = (
     Mode("gj-llvm", "graphjit static (llvm)", static=True),
     Mode("gj-interp", "graphjit static (interpreter)", static=True),

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from graphjit.bench import MODES, BenchConfig, run_benchmarks
+from graphjit.bench.modes import FUNCTION_MODE
 from graphjit.bench.workloads import cnn
 
-CORE_MODES = {"gj-llvm", "gj-interp", "gj-eager", "numpy", cnn.FUNCTION_MODE.name}
+CORE_MODES = {"gj-llvm", "gj-interp", "gj-eager", "numpy", FUNCTION_MODE.name}
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +20,13 @@ def cells() -> dict:
     config = BenchConfig(
         size="tiny", repeat=1, warmup=0, progress=False, torch_compile_backend="eager"
     )
-    run = run_benchmarks(config, workloads=[cnn.TRAIN_STEP], modes=[*MODES, cnn.FUNCTION_MODE])
+    run = run_benchmarks(config, workloads=[cnn.TRAIN_STEP], modes=[*MODES, FUNCTION_MODE])
     (result,) = run.results
     return {cell.mode: cell for cell in result.cells}
 
 
 def test_every_available_mode_computes_the_reference_result(cells):
-    assert set(cells) == {mode.name for mode in MODES} | {cnn.FUNCTION_MODE.name}
+    assert set(cells) == {mode.name for mode in MODES} | {FUNCTION_MODE.name}
     for mode, cell in cells.items():
         if mode in CORE_MODES:
             assert cell.status == "ok", (mode, cell.reason)

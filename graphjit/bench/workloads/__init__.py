@@ -4,7 +4,16 @@ its data and one builder per mode (see `graphjit.bench.core.Workload`)."""
 from __future__ import annotations
 
 from graphjit.bench.core import Workload
-from graphjit.bench.workloads import cnn, elementwise, linreg, loop_grad, loops, mlp, rnn
+from graphjit.bench.workloads import (
+    cnn,
+    elementwise,
+    linreg,
+    loop_grad,
+    loops,
+    mlp,
+    rnn,
+    transformer,
+)
 
 WORKLOADS: tuple[Workload, ...] = (
     mlp.FORWARD,
@@ -17,6 +26,7 @@ WORKLOADS: tuple[Workload, ...] = (
     rnn.FORWARD,
     rnn.BACKWARD,
     cnn.TRAIN_STEP,
+    transformer.TRAIN_STEP,
 )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from graphjit.bench import peers
-from graphjit.bench.core import Mode, Prepared, Workload
+from graphjit.bench.core import Prepared, Workload
 from graphjit.bench.workloads.common import (
     F32,
     gj_session,
@@ -336,15 +336,13 @@ SIZES = {
     "full": {**LENET5, "batch": 64},
 }  # fmt: skip
 
-# gj.function is not one of the harness's modes (yet): pass this with MODES to time it.
-FUNCTION_MODE = Mode("gj-function", "graphjit gj.function (llvm)")
 
 TRAIN_STEP = Workload(
     name="cnn_train_step",
     description="LeNet-5 SGD training step on 1×28×28 images, batch 64 (full size)",
     sizes=SIZES,
     make_data=make_data,
-    builders={**standard_builders(globals()), FUNCTION_MODE.name: build_function},
+    builders={**standard_builders(globals()), "gj-function": build_function},
     notes={
         "torch-compile": "torch.compile compiles the loss (AOTAutograd its backward); the update is eager",
         "tf1": "NHWC convolutions: the graph transposes the NCHW images and OIHW kernels",
