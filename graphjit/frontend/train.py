@@ -14,7 +14,7 @@ from graphjit.ir.core import user_location
 from graphjit.runtime import checkpoint
 
 __all__ = [
-    "Adam", "AdamOptimizer", "GradientDescentOptimizer", "MomentumOptimizer", "Optimizer",
+    "Adam", "AdamOptimizer", "AdamW", "GradientDescentOptimizer", "MomentumOptimizer", "Optimizer",
     "SGD", "Saver", "create_global_step", "get_global_step", "get_or_create_global_step",
 ]  # fmt: skip
 
@@ -115,6 +115,11 @@ class Adam(Optimizer):
         self._steps: dict = {}
 
     def _update(self, grad, var):
+        slot_updates, delta = self._moments_and_delta(grad, var)
+        return [*slot_updates, var.assign_sub(delta)]
+
+    def _moments_and_delta(self, grad, var):
+        """The assigns of the step count and moments, and the step to subtract from var."""
         step = self._step_counter(var)
         t = ops.add(step, 1.0)
         m, v = self._slot(var, "m"), self._slot(var, "v")
@@ -126,10 +131,29 @@ class Adam(Optimizer):
         m_hat = ops.div(new_m, ops.sub(1.0, ops.pow(beta1, t)))
         v_hat = ops.div(new_v, ops.sub(1.0, ops.pow(beta2, t)))
         delta = ops.div(ops.mul(m_hat, self.learning_rate), ops.add(ops.sqrt(v_hat), self.epsilon))
-        return [m.assign(new_m), v.assign(new_v), step.assign(t), var.assign_sub(delta)]
+        return [m.assign(new_m), v.assign(new_v), step.assign(t)], delta
 
     def _step_counter(self, var: Variable) -> Variable:
         return Variable(np.zeros((), var.dtype.np), name=f"{var.name}/step", trainable=False)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, exactly as torch.optim.AdamW computes it: the
+    variable is first scaled by 1 - learning_rate * weight_decay, then Adam's step is
+    subtracted. `learning_rate` may be a graph value (a fed schedule)."""
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.01):
+        super().__init__(learning_rate, beta1, beta2, epsilon)
+        self.weight_decay = weight_decay
+
+    def _update(self, grad, var):
+        slot_updates, delta = self._moments_and_delta(grad, var)
+        rate = self.learning_rate
+        if isinstance(rate, (int, float)):  # in var's dtype: a lone Python float is float32
+            decay = np.asarray(1.0 - rate * self.weight_decay, var.dtype.np)
+        else:
+            decay = ops.sub(1.0, ops.mul(ops.cast(rate, var.dtype), self.weight_decay))
+        return [*slot_updates, var.assign(ops.sub(ops.mul(var, decay), delta))]
 
 
 class AdamOptimizer(Adam):

@@ -390,3 +390,29 @@ def test_a_variable_initial_value_may_not_need_feeds():
         x = gj.placeholder(gj.float32, [2], name="x")
         with pytest.raises(gj.FeedError, match="must not depend on placeholders"):
             gj.Variable(x * 2)
+
+
+@pytest.mark.parametrize("fed_learning_rate", [False, True])
+def test_adamw_follows_torch_formula_as_the_eager_optimizer_does(fed_learning_rate):
+    """gj.train.AdamW (decoupled weight decay) takes the eager gj.optim.AdamW's steps; its
+    learning rate may be a fed value (a schedule computed outside the graph)."""
+    rng = np.random.default_rng(0)
+    w0, x = rng.normal(size=(3, 2)), rng.normal(size=(4, 3))
+    rates = [0.1, 0.05, 0.02]
+    eager_w = gj.tensor(w0, requires_grad=True)
+    opt = gj.optim.AdamW([eager_w], lr=rates[0], weight_decay=0.1)
+    g = gj.Graph()
+    with g.as_default():
+        w = gj.Variable(w0, name="w")
+        lr = gj.placeholder(gj.float64, [], name="lr") if fed_learning_rate else rates[0]
+        loss = gj.sum(gj.square(gj.matmul(gj.constant(x), w)))
+        step = gj.train.AdamW(lr, weight_decay=0.1).minimize(loss)
+    with gj.Session(g) as sess:
+        for rate in rates if fed_learning_rate else rates[:1] * 3:
+            sess.run(step, {lr: np.float64(rate)} if fed_learning_rate else None)
+            for group in opt.param_groups:
+                group["lr"] = rate
+            opt.zero_grad()
+            (gj.tensor(x) @ eager_w).square().sum().backward()
+            opt.step()
+        np.testing.assert_allclose(sess.run(w), eager_w.detach().numpy(), rtol=1e-12)
