@@ -398,6 +398,7 @@ COVERED_ELSEWHERE = {
     ),
     "check_numerics": "tests/reliability/test_numerics.py (raises on NaN/inf; the cuda "
     "backend has no lowering for it yet)",
+    "all_reduce": "tests/distributed (jobs of 1, 2 and 4 processes under mpiexec)",
 }
 
 

@@ -46,6 +46,7 @@ PARTS = {
     "codegen": "codegen",
     "runtime": "runtime",
     "frontend": "frontend",
+    "distributed": "frontend",  # gj.distributed: optimizers and modules over MPI
     "bench": "app",  # `graphjit bench`: a user of the public API
     "cli": "app",
 }

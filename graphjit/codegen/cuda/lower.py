@@ -14,7 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from graphjit.codegen.cuda import conv, dynamic_slice, indexing, random, scan, sorting
+from graphjit.codegen.cuda import (
+    collectives,
+    conv,
+    dynamic_slice,
+    indexing,
+    random,
+    scan,
+    sorting,
+)
 from graphjit.codegen.cuda.compiler import compiled
 from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
@@ -366,4 +374,5 @@ LOWERINGS = {
     **random.LOWERINGS,
     **scan.LOWERINGS,
     **sorting.LOWERINGS,
+    **collectives.LOWERINGS,
 }

@@ -23,6 +23,7 @@ from graphjit.codegen.layout import (
 )
 from graphjit.codegen.lists import list_lowerings
 from graphjit.codegen.llvm import (
+    collectives,
     conv,
     dynamic_slice,
     faults,
@@ -534,4 +535,5 @@ LOWERINGS = {
     **random.LOWERINGS,
     **scan.LOWERINGS,
     **sorting.LOWERINGS,
+    **collectives.LOWERINGS,
 }

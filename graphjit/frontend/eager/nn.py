@@ -8,7 +8,7 @@ this module is the namespace users import.
 
 from __future__ import annotations
 
-from graphjit.frontend.eager import functional, init
+from graphjit.frontend.eager import functional, init, parallel  # noqa: F401 (gj.nn.parallel)
 from graphjit.frontend.eager import nn_utils as utils
 from graphjit.frontend.eager.attention import MultiheadAttention, scaled_dot_product_attention
 from graphjit.frontend.eager.functional import (  # the functional names, as gj.nn.<name> too

@@ -171,4 +171,4 @@ def no_vjp_error(opdef: OpDef, loc=None) -> GradientError:
 
 # Op families register themselves on import; the order here is the printer's catalogue order.
 from graphjit.ir.ops import elementwise, reduce, shape, linalg, state, control, lists, debug  # noqa: E402,F401,I001
-from graphjit.ir.ops import indexing, dynamic_slice, conv, random, scan, sorting  # noqa: E402,F401,I001
+from graphjit.ir.ops import indexing, dynamic_slice, conv, random, scan, sorting, collectives  # noqa: E402,F401,I001
