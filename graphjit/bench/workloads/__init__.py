@@ -6,6 +6,7 @@ from __future__ import annotations
 from graphjit.bench.core import Workload
 from graphjit.bench.workloads import (
     cnn,
+    compile_scaling,
     elementwise,
     linreg,
     loop_grad,
@@ -27,6 +28,7 @@ WORKLOADS: tuple[Workload, ...] = (
     rnn.BACKWARD,
     cnn.TRAIN_STEP,
     transformer.TRAIN_STEP,
+    *compile_scaling.WORKLOADS,
 )
 
 
