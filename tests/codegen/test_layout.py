@@ -202,50 +202,49 @@ def test_slice_geometry_reads_what_numpy_slices(shape, spec):
 
 
 def fused_body(text: str):
-    """The block of the one fused op in `func @main`'s body `text`."""
+    """The block of the one fused op in `func.func @main`'s body `text`."""
     fn = parse(text).functions[0]
     verify(fn)
     (op,) = [op for op in fn.block.ops if op.name == "fused"]
     return op.regions[0].block
 
 
-ELEMENTWISE = """func @main(%x: tensor<4x8xf64>, %b: tensor<8xf64>) {
-  %r = fused %x, %b : (tensor<4x8xf64>, tensor<8xf64>) -> tensor<4x8xf64> {
+ELEMENTWISE = """func.func @main(%x: tensor<4x8xf64>, %b: tensor<8xf64>) -> tensor<4x8xf64> {
+  %r = "gj.fused"(%x, %b) ({
   ^bb0(%a: tensor<4x8xf64>, %c: tensor<8xf64>):
-    %two = constant {value = dense<2.0> : tensor<f64>} : () -> tensor<f64>
-    %m = mul %c, %two : (tensor<8xf64>, tensor<f64>) -> tensor<8xf64>
-    %s = add %a, %m : (tensor<4x8xf64>, tensor<8xf64>) -> tensor<4x8xf64>
-    yield %s : (tensor<4x8xf64>)
-  }
-  return %r : (tensor<4x8xf64>)
+    %two = "gj.constant"() {value = dense<2.0> : tensor<f64>} : () -> tensor<f64>
+    %m = "gj.mul"(%c, %two) : (tensor<8xf64>, tensor<f64>) -> tensor<8xf64>
+    %s = "gj.add"(%a, %m) : (tensor<4x8xf64>, tensor<8xf64>) -> tensor<4x8xf64>
+    "gj.yield"(%s) : (tensor<4x8xf64>) -> ()
+  }) : (tensor<4x8xf64>, tensor<8xf64>) -> tensor<4x8xf64>
+  func.return %r : tensor<4x8xf64>
 }"""
 
-REDUCE = """func @main(%x: tensor<2x3x4xf64>) {
-  %r = fused %x : (tensor<2x3x4xf64>) -> tensor<3xf64> {
+REDUCE = """func.func @main(%x: tensor<2x3x4xf64>) -> tensor<3xf64> {
+  %r = "gj.fused"(%x) ({
   ^bb0(%a: tensor<2x3x4xf64>):
-    %s = reduce_max %a {axes = [0, 2], keepdims = false} : (tensor<2x3x4xf64>) -> tensor<3xf64>
-    yield %s : (tensor<3xf64>)
-  }
-  return %r : (tensor<3xf64>)
+    %s = "gj.reduce_max"(%a) {axes = [0, 2], keepdims = false} : (tensor<2x3x4xf64>) -> tensor<3xf64>
+    "gj.yield"(%s) : (tensor<3xf64>) -> ()
+  }) : (tensor<2x3x4xf64>) -> tensor<3xf64>
+  func.return %r : tensor<3xf64>
 }"""
 
-SUM_TO = """func @main(%x: tensor<3x4x8xf64>, %ref: tensor<4x1xf64>) {
-  %r = fused %x, %ref : (tensor<3x4x8xf64>, tensor<4x1xf64>) -> tensor<4x1xf64> {
+SUM_TO = """func.func @main(%x: tensor<3x4x8xf64>, %ref: tensor<4x1xf64>) -> tensor<4x1xf64> {
+  %r = "gj.fused"(%x, %ref) ({
   ^bb0(%a: tensor<3x4x8xf64>, %f: tensor<4x1xf64>):
-    %e = exp %a : (tensor<3x4x8xf64>) -> tensor<3x4x8xf64>
-    %s = sum_to %e, %f : (tensor<3x4x8xf64>, tensor<4x1xf64>) -> tensor<4x1xf64>
-    yield %s : (tensor<4x1xf64>)
-  }
-  return %r : (tensor<4x1xf64>)
+    %e = "gj.exp"(%a) : (tensor<3x4x8xf64>) -> tensor<3x4x8xf64>
+    %s = "gj.sum_to"(%e, %f) : (tensor<3x4x8xf64>, tensor<4x1xf64>) -> tensor<4x1xf64>
+    "gj.yield"(%s) : (tensor<4x1xf64>) -> ()
+  }) : (tensor<3x4x8xf64>, tensor<4x1xf64>) -> tensor<4x1xf64>
+  func.return %r : tensor<4x1xf64>
 }"""
 
-CONSTANTS = """func @main() {
-  %r = fused : () -> tensor<2x2xf64> {
-  ^bb0():
-    %c = constant {value = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf64>} : () -> tensor<2x2xf64>
-    yield %c : (tensor<2x2xf64>)
-  }
-  return %r : (tensor<2x2xf64>)
+CONSTANTS = """func.func @main() -> tensor<2x2xf64> {
+  %r = "gj.fused"() ({
+    %c = "gj.constant"() {value = dense<[[1.0, 2.0], [3.0, 4.0]]> : tensor<2x2xf64>} : () -> tensor<2x2xf64>
+    "gj.yield"(%c) : (tensor<2x2xf64>) -> ()
+  }) : () -> tensor<2x2xf64>
+  func.return %r : tensor<2x2xf64>
 }"""
 
 

@@ -87,11 +87,11 @@ def test_disk_cache_is_written_atomically_reused_and_survives_damage(tmp_path):
 
 def test_runtime_check_comes_back_as_an_error_and_the_session_survives():
     text = """
-    func @main(%arg0: tensor<3xf64>, %arg1: tensor<i64>) {
-      %0 = list_new %arg0 : (tensor<3xf64>) -> list<tensor<3xf64>>
-      %1 = list_push %0, %arg0 : (list<tensor<3xf64>>, tensor<3xf64>) -> list<tensor<3xf64>>
-      %2 = list_get %1, %arg1 : (list<tensor<3xf64>>, tensor<i64>) -> tensor<3xf64>
-      return %2 : (tensor<3xf64>)
+    func.func @main(%arg0: tensor<3xf64>, %arg1: tensor<i64>) -> tensor<3xf64> {
+      %0 = "gj.list_new"(%arg0) : (tensor<3xf64>) -> !gj.list<tensor<3xf64>>
+      %1 = "gj.list_push"(%0, %arg0) : (!gj.list<tensor<3xf64>>, tensor<3xf64>) -> !gj.list<tensor<3xf64>>
+      %2 = "gj.list_get"(%1, %arg1) : (!gj.list<tensor<3xf64>>, tensor<i64>) -> tensor<3xf64>
+      func.return %2 : tensor<3xf64>
     }
     """
     fn = parse(text).functions[0]
@@ -178,10 +178,10 @@ def test_flush_denormals_false_keeps_gradual_underflow_like_the_interpreter():
 def test_the_callers_floating_point_mode_survives_a_failed_run():
     """The status-word exit restores MXCSR too (else NumPy would flush from then on)."""
     text = """
-    func @main(%arg0: tensor<3xf32>, %arg1: tensor<i64>) {
-      %0 = list_new %arg0 : (tensor<3xf32>) -> list<tensor<3xf32>>
-      %1 = list_get %0, %arg1 : (list<tensor<3xf32>>, tensor<i64>) -> tensor<3xf32>
-      return %1 : (tensor<3xf32>)
+    func.func @main(%arg0: tensor<3xf32>, %arg1: tensor<i64>) -> tensor<3xf32> {
+      %0 = "gj.list_new"(%arg0) : (tensor<3xf32>) -> !gj.list<tensor<3xf32>>
+      %1 = "gj.list_get"(%0, %arg1) : (!gj.list<tensor<3xf32>>, tensor<i64>) -> tensor<3xf32>
+      func.return %1 : tensor<3xf32>
     }
     """
     fn = parse(text).functions[0]

@@ -165,27 +165,29 @@ def test_printed_form():
     assert_lines_in_order(
         text,
         [
-            "func @main(%arg0: tensor<?x3xf32>) {",
-            '%0 = placeholder {dtype = "float32", name = "x", shape = [none, 3]} : () -> tensor<',
-            "= mul %0, %arg0 : (tensor<?x3xf32>, tensor<?x3xf32>) -> tensor<?x3xf32>",
+            "func.func @main(%arg0: tensor<?x3xf32>) -> (tensor<f32>, tensor<?x3xf32>) {",
+            '%0 = "gj.placeholder"() {dtype = "float32", name = "x", shape = [unit, 3]} : () -> ',
+            '= "gj.mul"(%0, %arg0) : (tensor<?x3xf32>, tensor<?x3xf32>) -> tensor<?x3xf32>',
             "{axes = [0, 1], keepdims = false} : (tensor<?x3xf32>) -> tensor<f32>",
-            "{value = dense<1.0> : tensor<f32>} : () -> tensor<f32>",
-            "{spec = [[none, 2, none], [1, none, 1]]}",
-            ":2 = split_like",
-            "= while %31, %13 {max_iterations = 100",
+            '"gj.constant"() {value = dense<1.0> : tensor<f32>} : () -> tensor<f32>',
+            "{spec = [[unit, 2, unit], [1, unit, 1]]}",
+            ':2 = "gj.split_like"',
+            '= "gj.while"(%31, %13) ({',
             "^bb0(%arg1: tensor<i32>, %arg2: tensor<f32>):",
-            "    condition %",
-            "  } do {",
+            '    "gj.condition"(%',
+            "  }, {",
             "^bb0(%arg3: tensor<i32>, %arg4: tensor<f32>):",
-            "= cond %",
-            "      yield %",
-            "    } else {",
-            "    yield %",
-            "= reduce_sum %28#0 {axes = [0], keepdims = false}",  # a value captured from above
-            "group %30, %32#0 : (tensor<3x3xf32>, tensor<i32>)",
-            "return %",
-            "func @helper(%arg0: list<tensor<3xf32>>, %arg1: tensor<f32>) {",
-            'func @"odd \\"name\\"\\n"() {',
+            '= "gj.cond"(%',
+            '      "gj.yield"(%',
+            "    }, {",
+            '      "gj.yield"(%',
+            "    }) : (tensor<i1>) -> tensor<f32>",
+            '= "gj.reduce_sum"(%28#0) {axes = [0], keepdims = false}',  # captured from above
+            "  }) {max_iterations = 100} : (tensor<i32>, tensor<f32>) -> (tensor<i32>, tensor<f32>)",
+            '"gj.group"(%30, %32#0) : (tensor<3x3xf32>, tensor<i32>) -> ()',
+            "func.return %",
+            "func.func @helper(%arg0: !gj.list<tensor<3xf32>>, %arg1: tensor<f32>) {",
+            'func.func @"odd \\"name\\"\\n"() {',
         ],
     )
 
@@ -196,8 +198,8 @@ def test_multi_result_definition_and_uses():
         parts = create("split_like", [fn.args[0], const([0, 0]), const([0, 0])], {"axis": 0})
         create("return", [parts.results[1], parts.results[0]])
     text = print_function(fn)
-    assert "%2:2 = split_like %arg0, %0, %1 {axis = 0}" in text
-    assert "return %2#1, %2#0 :" in text
+    assert '%2:2 = "gj.split_like"(%arg0, %0, %1) {axis = 0}' in text
+    assert "func.return %2#1, %2#0 : tensor<2xf32>, tensor<2xf32>" in text
     ret = parse(text).functions[0].block.ops[-1]
     split = ret.operands[0].owner
     assert ret.operands == [split.results[1], split.results[0]]
@@ -209,7 +211,7 @@ def test_list_types_round_trip():
         tape = op("list_push", op("list_new", fn.args[0]), fn.args[0])
         create("return", [op("list_get", tape, const(0, np.int64)), tape])
     text = print_function(fn)
-    assert "-> list<tensor<3xf32>>" in text
+    assert "-> !gj.list<tensor<3xf32>>" in text
     parsed = parse(text)
     assert parsed.functions[0].block.ops[-1].operands[1].type == tape.type
     assert print_module(parsed) == text
@@ -218,7 +220,7 @@ def test_list_types_round_trip():
 def test_empty_module_and_open_function():
     assert print_module(Module()) == ""
     assert parse("").functions == []
-    assert print_function(function("g")) == "func @g() {\n}\n"
+    assert print_function(function("g")) == "func.func @g() {\n}\n"
 
 
 # ---- constants and attributes ----------------------------------------------------------
@@ -234,19 +236,26 @@ weird_nan.view(np.uint32)[1] = 0xFFC00001  # a NaN with a sign and payload
         (np.array(1.5, np.float32), "dense<1.5> : tensor<f32>"),
         (np.array(0.1, np.float32), "dense<0.1> : tensor<f32>"),
         (np.array(-0.0, np.float64), "dense<-0.0> : tensor<f64>"),
-        (np.array([[1.5, np.nan], [np.inf, -np.inf]]), "dense<[[1.5, nan], [inf, -inf]]>"),
+        (
+            np.array([[1.5, np.nan], [np.inf, -np.inf]]),
+            "dense<[[1.5, 0x7FF8000000000000], [0x7FF0000000000000, 0xFFF0000000000000]]>",
+        ),
+        (np.array([1.0, np.inf], np.float16), "dense<[1.0, 0x7C00]> : tensor<2xf16>"),
+        (np.array([0.0, -0.0], np.float32), "dense<[0.0, -0.0]> : tensor<2xf32>"),
+        (np.full((10, 10), 0.25, np.float32), "dense<0.25> : tensor<10x10xf32>"),  # a splat
+        (np.full(3, np.nan), "dense<0x7FF8000000000000> : tensor<3xf64>"),
         (np.array([np.iinfo(np.int32).min, 7], np.int32), "dense<[-2147483648, 7]>"),
         (np.array([np.iinfo(np.int64).max], np.int64), "dense<[9223372036854775807]>"),
         (np.array(7, np.int64), "dense<7> : tensor<i64>"),
         (np.array([True, False]), "dense<[true, false]> : tensor<2xi1>"),
         (np.array(False), "dense<false> : tensor<i1>"),
-        (np.zeros((0, 3), np.float32), 'dense<""> : tensor<0x3xf32>'),
-        (rng.standard_normal((5, 20)).astype(np.float32), 'dense<"'),
-        (rng.standard_normal(17), 'dense<"'),
-        (rng.integers(-(2**62), 2**62, 40), 'dense<"'),
-        (rng.integers(-(2**31), 2**31 - 1, 17).astype(np.int32), 'dense<"'),
-        (rng.random(33) > 0.5, 'dense<"'),
-        (weird_nan, 'dense<"'),
+        (np.zeros((0, 3), np.float32), "dense<> : tensor<0x3xf32>"),
+        (rng.standard_normal((5, 20)).astype(np.float32), 'dense<"0x'),
+        (rng.standard_normal(17), 'dense<"0x'),
+        (rng.integers(-(2**62), 2**62, 40), 'dense<"0x'),
+        (rng.integers(-(2**31), 2**31 - 1, 17).astype(np.int32), 'dense<"0x'),
+        (rng.random(33) > 0.5, 'dense<"0x'),
+        (weird_nan, "dense<[1.0, 0xFFC00001]> : tensor<2xf32>"),
         (np.asfortranarray(np.arange(6.0).reshape(2, 3)), "dense<[[0.0, 1.0, 2.0], [3.0, 4.0"),
     ],
 )
@@ -271,8 +280,12 @@ def test_attribute_values_round_trip_exactly():
         Operation("placeholder", [], [F32], {"name": name, "shape": [], "dtype": "float32"})
     )
     text = print_function(fn)
-    assert "[1.5, nan, inf, -inf, -0.0, 1e-300, 1180591620717411303424, -3, none]" in text
-    assert "dtype<f32>" in text and "[[], [[none]]]" in text
+    assert (
+        "[1.5, 0x7FF8000000000000 : f64, 0x7FF0000000000000 : f64, 0xFFF0000000000000 : f64, "
+        "-0.0, 1.0e-300, 1180591620717411303424 : i72, -3, unit]" in text
+    )
+    assert '"quote \\" backslash \\\\ newline \\n é"' in text
+    assert ", f32]" in text and "[[], [[unit]]]" in text
     attrs = parse(text).functions[0].block.ops[0].attrs
     assert same_attr(name, attrs["name"]) and attrs["shape"] == ()
     assert math.copysign(1.0, attrs["name"][0][4]) == -1.0
@@ -303,22 +316,43 @@ def test_any_attribute_and_array_round_trip(name, value):
 def test_hand_written_text_with_comments_and_defaults():
     text = """
     // a free layout: newlines mean nothing, comments are skipped
-    func @f(%a: tensor<2xf32>) {
-      %s = reduce_sum %a {axes = [0]} : (tensor<2xf32>) -> tensor<f32>  // keepdims = false
-      %w:2 = while %s, %a : (tensor<f32>, tensor<2xf32>) -> (tensor<f32>, tensor<2xf32>) {
-      ^bb0(%x: tensor<f32>, %y: tensor<2xf32>): %t = constant {value = dense<true> :
-          tensor<i1>} : () -> tensor<i1> condition %t : (tensor<i1>)
-      } do { ^bb0(%x2: tensor<f32>, %y2: tensor<2xf32>): yield %x2, %y2 : (tensor<f32>,
-          tensor<2xf32>) }
-      return %w#1 : (tensor<2xf32>)
+    module {
+    func.func @f(%a: tensor<2xf32>) -> tensor<2xf32> {
+      %s = "gj.reduce_sum"(%a) {axes = [0]} : (tensor<2xf32>) -> tensor<f32>  // keepdims = false
+      %w:2 = "gj.while"(%s, %a) ({
+      ^bb0(%x: tensor<f32>, %y: tensor<2xf32>): %t = "gj.constant"() {value = dense<true> :
+          tensor<i1>} : () -> tensor<i1> "gj.condition"(%t) : (tensor<i1>) -> ()
+      }, { ^bb0(%x2: tensor<f32>, %y2: tensor<2xf32>): "gj.yield"(%x2, %y2) : (tensor<f32>,
+          tensor<2xf32>) -> () }) {taped} : (tensor<f32>, tensor<2xf32>) -> (tensor<f32>,
+          tensor<2xf32>) loc("f.py":3:7)
+      func.return %w#1 : tensor<2xf32>
+    }
     }
     """
     module = parse(text)
     verify(module)
     ops = list(module.walk())
     assert ops[0].attrs == {"axes": (0,), "keepdims": False}
-    assert ops[1].attrs["max_iterations"] is None
-    assert "%1:2 = while %0, %arg0 {max_iterations = none" in print_module(module)
+    assert ops[1].attrs == {"max_iterations": None, "taped": None}  # `{taped}` is taped = unit
+    assert ops[1].loc == Location("f.py", 3)  # MLIR's column is dropped
+    assert '%1:2 = "gj.while"(%0, %arg0) ({' in print_module(module)
+    assert "}) : (tensor<f32>, tensor<2xf32>) -> (tensor<f32>, tensor<2xf32>)" in print_module(
+        module
+    )
+
+
+def test_typed_numbers_and_splats_read_as_mlir_means_them():
+    """What MLIR writes that graphjit does not print: typed integers and floats, a hex
+    splat, an integer attribute too wide for i64 without a type."""
+    text = body(
+        '"gj.placeholder"() {dtype = "float32", name = [5 : i64, 2.5 : f32, 0x7FC00000 : f32, '
+        "255 : ui8], shape = []} : () -> ()"
+    )
+    attrs = parse(text).functions[0].block.ops[0].attrs
+    assert attrs["name"][:2] == (5, 2.5) and math.isnan(attrs["name"][2])
+    assert attrs["name"][3] == 255
+    value = parse(constant('dense<"0x0000C03F">', "tensor<2x2xf32>")).functions[0].block
+    np.testing.assert_array_equal(value.ops[0].attrs["value"], np.full((2, 2), 1.5, np.float32))
 
 
 def test_print_op_context_marks_the_op():
@@ -327,16 +361,17 @@ def test_print_op_context_marks_the_op():
     context = print_op_context(target, lines=2, function=fn)
     lines = context.splitlines()
     assert len(lines) == 5
-    assert lines[2].startswith(">   %") and "= matmul" in lines[2]
+    assert lines[2].startswith(">   %") and '= "gj.matmul"' in lines[2]
     assert all(line.startswith("  ") for i, line in enumerate(lines) if i != 2)
     assert print_op_context(target, lines=2) == context  # found without being told the fn
     nested = next(o for o in fn.walk() if o.name == "cond")
-    assert "= cond" in next(ln for ln in print_op_context(nested).splitlines() if ln[0] == ">")
+    context = print_op_context(nested).splitlines()
+    assert '= "gj.cond"' in next(ln for ln in context if ln[0] == ">")
 
 
 # ---- malformed text --------------------------------------------------------------------
 
-HEAD = "func @f(%a: tensor<f32>) {\n"
+HEAD = "func.func @f(%a: tensor<f32>) {\n"
 
 
 def body(line: str) -> str:
@@ -345,63 +380,85 @@ def body(line: str) -> str:
 
 
 def constant(dense: str, type_text: str) -> str:
-    return body(f"%0 = constant {{value = {dense} : {type_text}}} : () -> {type_text}")
+    return body(f'%0 = "gj.constant"() {{value = {dense} : {type_text}}} : () -> {type_text}')
 
 
 F = "(tensor<f32>) -> tensor<f32>"
+SPLIT = (
+    '  %s:2 = "gj.split_like"(%a, %a, %a) {axis = 0} : (tensor<f32>, tensor<f32>, '
+    "tensor<f32>) -> (tensor<f32>, tensor<f32>)\n"
+)
 BAD = [
     # (text, line of the error, text the column points at, words of the message)
-    (body("%0 = frobnicate : () -> tensor<f32>"), 2, "frobnicate", "unknown op"),
-    (body(f"%0 = neg %7 : {F}"), 2, "%7", "undefined value %7"),
-    (body("%0 = neg %a : (tensor<3xf33>) -> tensor<f32>"), 2, "tensor<3x", "element type"),
-    (body("%0 = neg %a : (tensor<f32>) -> tensor<-1xf32>"), 2, "tensor<-", "dimensions"),
-    (body("%0 = neg %a : (tensor<f32>) -> flt"), 2, "flt", "expected a type"),
-    (body("%0 = argmax %a {axis = @x} : (tensor<f32>) -> tensor<i64>"), 2, "@x", "value"),
-    (body("%0 = argmax %a {axis = 1, axis = 2} : ()"), 2, "axis = 2", "twice"),
-    (body(f"%0 = reduce_sum %a {{bogus = 1}} : {F}"), 2, "reduce", "bogus"),
-    (body("%0 = placeholder : () -> tensor<f32>"), 2, "placeholder", "needs attribute"),
-    (HEAD + f"  %0 = neg %a : {F}\n", 3, "", "expected '}'"),
-    (HEAD + "}\n}", 3, "}", "expected 'func'"),
-    (body("%0:2 = neg %a : (tensor<f32>) -> tensor<f32>"), 2, "%0", "names 2 result"),
-    (body(f"neg %a : {F}"), 2, "neg", "names 0 result"),
-    (body("%0 = neg %a : (tensor<i32>) -> tensor<f32>"), 2, "(tensor<i32>", "type tensor<f32>"),
-    (body("%0 = add %a : (tensor<f32>, tensor<f32>) -> tensor<f32>"), 2, "(", "1 operand"),
-    (body(f"%a = neg %a : {F}"), 2, "%a =", "defined twice"),
-    (body('%0 = placeholder {name = "x'), 2, '"x', "unterminated string"),
-    (body(f"%0 = neg %a : {F} $"), 2, "$", "unexpected '$'"),
+    (body('%0 = "gj.frobnicate"() : () -> tensor<f32>'), 2, '"gj.frob', "unknown op"),
+    (body('%0 = "arith.addf"() : () -> tensor<f32>'), 2, '"arith', "unknown op"),
+    (body(f'%0 = "gj.neg"(%7) : {F}'), 2, "%7", "undefined value %7"),
+    (body('%0 = "gj.neg"(%a) : (tensor<3xf33>) -> tensor<f32>'), 2, "tensor<3x", "element type"),
+    (body('%0 = "gj.neg"(%a) : (tensor<f32>) -> tensor<-1xf32>'), 2, "tensor<-", "dimensions"),
+    (body('%0 = "gj.neg"(%a) : (tensor<f32>) -> flt'), 2, "flt", "expected a type"),
+    (body('%0 = "gj.neg"(%a) : (tensor<f32>) -> !gj.tape'), 2, "!gj", "expected a type"),
+    (body('%0 = "gj.neg"(%a) : (tensor<f32>) tensor<i1>'), 2, "tensor<i1>", "'->'"),
+    (body('%0 = "gj.argmax"(%a) {axis = @x} : (tensor<f32>) -> tensor<i64>'), 2, "@x", "value"),
+    (body('%0 = "gj.argmax"(%a) {axis = 1, axis = 2} : ()'), 2, "axis = 2", "twice"),
+    (body('%0 = "gj.argmax"(%a) {axis = 0x1} : ()'), 2, "0x1", "needs its type"),
+    (body('%0 = "gj.argmax"(%a) {axis = 300 : i8} : ()'), 2, "300", "type i8"),
+    (body('%0 = "gj.argmax"(%a) {axis = 1e5} : ()'), 2, "1e5", "needs a '.'"),
+    (body('%0 = "gj.argmax"(%a) {axis = "\\q"} : ()'), 2, '"\\q"', "bad escape"),
+    (body('%0 = "gj.argmax"(%a) {axis = "\\FF"} : ()'), 2, '"\\FF"', "not UTF-8"),
+    (body(f'%0 = "gj.reduce_sum"(%a) {{bogus = 1}} : {F}'), 2, '"gj.reduce', "bogus"),
+    (body('%0 = "gj.placeholder"() : () -> tensor<f32>'), 2, '"gj.placeholder', "needs attr"),
+    (HEAD + f'  %0 = "gj.neg"(%a) : {F}\n', 3, "", "expected '}'"),
+    (HEAD + "}\n}", 3, "}", "expected 'func.func'"),
+    (body('%0:2 = "gj.neg"(%a) : (tensor<f32>) -> tensor<f32>'), 2, "%0", "names 2 result"),
+    (body(f'"gj.neg"(%a) : {F}'), 2, '"gj.neg', "names 0 result"),
+    (body('%0 = "gj.neg"(%a) : (tensor<i32>) -> tensor<f32>'), 2, "(tensor<i32>", "tensor<f32>"),
+    (body('%0 = "gj.add"(%a) : (tensor<f32>, tensor<f32>) -> tensor<f32>'), 2, "(t", "1 operand"),
+    (body(f'%a = "gj.neg"(%a) : {F}'), 2, "%a =", "defined twice"),
+    (body('%0 = "gj.placeholder"() {name = "x'), 2, '"x', "unterminated string"),
+    (body(f'%0 = "gj.neg"(%a) : {F} $'), 2, "$", "unexpected '$'"),
     (constant("dense<[1.0, 2.0]>", "tensor<3xf32>"), 2, "dense", "shape"),
     (constant("dense<[[1], [2, 3]]>", "tensor<2x2xi32>"), 2, "[[", "rows differ"),
     (constant("dense<[1, 0]>", "tensor<2xi1>"), 2, "dense", "true or false"),
     (constant("dense<3000000000>", "tensor<i32>"), 2, "dense", "bad element"),
-    (constant('dense<"AAAA">', "tensor<2xf32>"), 2, '"AAAA"', "3 bytes"),
-    (constant('dense<"A*">', "tensor<2xf32>"), 2, '"A*"', "base64"),
+    (constant("dense<0x7FC0000000>", "tensor<f32>"), 2, "dense", "not the bits of a f32"),
+    (constant("dense<0x7F>", "tensor<i8>"), 2, "dense", "not the bits"),
+    (constant("dense<[1.0, 1e5]>", "tensor<2xf32>"), 2, "1e5", "needs a '.'"),
+    (constant("dense<>", "tensor<2xf32>"), 2, "dense", "empty"),
+    (constant('dense<"0x000000">', "tensor<2xf32>"), 2, '"0x', "3 bytes"),
+    (constant('dense<"0xZZ">', "tensor<2xf32>"), 2, '"0x', "bad hex"),
     (constant("dense<1.0>", "tensor<?xf32>"), 2, "tensor<?", "static shape"),
+    (constant("dense<1.0>", "tensor<99999999999x99999999999xf32>"), 2, "dense", "too big"),
     (
-        HEAD + "  %p = constant {value = dense<true> : tensor<i1>} : () -> tensor<i1>\n"
-        "  %r = cond %p : (tensor<i1>) -> tensor<f32> {\n"
-        "    %in = neg %a : (tensor<f32>) -> tensor<f32>\n"
-        "    yield %in : (tensor<f32>)\n"
-        "  } else {\n"
-        "    yield %in : (tensor<f32>)\n"
-        "  }\n}",
+        HEAD + '  %p = "gj.constant"() {value = dense<true> : tensor<i1>} : () -> tensor<i1>\n'
+        '  %r = "gj.cond"(%p) ({\n'
+        '    %in = "gj.neg"(%a) : (tensor<f32>) -> tensor<f32>\n'
+        '    "gj.yield"(%in) : (tensor<f32>) -> ()\n'
+        "  }, {\n"
+        '    "gj.yield"(%in) : (tensor<f32>) -> ()\n'
+        "  }) : (tensor<i1>) -> tensor<f32>\n}",
         7,
         "%in",
         "undefined value %in",
     ),
+    (HEAD + SPLIT + "  func.return %s : tensor<f32>\n}", 3, "%s", "use %s#i"),
+    (HEAD + SPLIT + "  func.return %s#2 : tensor<f32>\n}", 3, "2 :", "no result #2"),
+    (HEAD + "  func.return %a : tensor<f32>\n}", 1, "@f", "declares results () but"),
     (
-        HEAD + "  %s:2 = split_like %a, %a, %a {axis = 0} : (tensor<f32>, tensor<f32>, "
-        "tensor<f32>) -> (tensor<f32>, tensor<f32>)\n  return %s : (tensor<f32>)\n}",
-        3,
-        "%s",
-        "use %s#i",
+        "func.func @f(%a: tensor<f32>) -> tensor<i1> {\n  func.return %a : tensor<f32>\n}",
+        1,
+        "@f",
+        "declares results (tensor<i1>) but its func.return returns (tensor<f32>)",
     ),
-    (
-        HEAD + "  %s:2 = split_like %a, %a, %a {axis = 0} : (tensor<f32>, tensor<f32>, "
-        "tensor<f32>) -> (tensor<f32>, tensor<f32>)\n  return %s#2 : (tensor<f32>)\n}",
-        3,
-        "2 :",
-        "no result #2",
-    ),
+    # the syntax before graphjit's IR became MLIR: the error says what to write now
+    ("func @f() {\n}", 1, "func", "func.func @name"),
+    (body(f"%0 = neg %a : {F}"), 2, "neg", '"gj.neg"(%a, %b)'),
+    (HEAD + "  return %a : (tensor<f32>)\n}", 2, "(tensor", "without parentheses"),
+    (body('%0 = "gj.sort"(%a) {k = none} : ()'), 2, "none", "None is `unit`"),
+    (body('%0 = "gj.cast"(%a) {dtype = dtype<f32>} : ()'), 2, "dtype<", "`dtype = f32`"),
+    (body('%0 = "gj.neg"(%a) : (tensor<f32>) -> list<tensor<f32>>'), 2, "list", "!gj.list"),
+    (body('%0 = "gj.sort"(%a) {k = nan} : ()'), 2, "nan", "bits in hex"),
+    (constant("dense<[1.0, inf]>", "tensor<2xf32>"), 2, "inf", "bits in hex"),
+    (constant('dense<"AACAPw==">', "tensor<f32>"), 2, '"AAC', "dense bytes are hex"),
 ]
 
 

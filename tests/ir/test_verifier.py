@@ -85,14 +85,14 @@ def test_accepts_parsed_text():
     verify(
         parse(
             """
-            func @g(%a: tensor<f32>) {
-              %p = constant {value = dense<true> : tensor<i1>} : () -> tensor<i1>
-              %r = cond %p : (tensor<i1>) -> tensor<f32> {
-                yield %a : (tensor<f32>)
-              } else {
-                %n = neg %a : (tensor<f32>) -> tensor<f32>
-                yield %n : (tensor<f32>)
-              }
+            func.func @g(%a: tensor<f32>) {
+              %p = "gj.constant"() {value = dense<true> : tensor<i1>} : () -> tensor<i1>
+              %r = "gj.cond"(%p) ({
+                "gj.yield"(%a) : (tensor<f32>) -> ()
+              }, {
+                %n = "gj.neg"(%a) : (tensor<f32>) -> tensor<f32>
+                "gj.yield"(%n) : (tensor<f32>) -> ()
+              }) : (tensor<i1>) -> tensor<f32>
             }
             """
         )
@@ -109,7 +109,7 @@ def test_use_before_def():
         op("exp", first)
     fn.block.ops.reverse()
     message = expect_error(fn, "op 'exp'", "operand #0 (%1)", "used before it is defined")
-    assert ">   %0 = exp %1" in message
+    assert '>   %0 = "gj.exp"(%1)' in message
 
 
 def test_value_from_sibling_region():
@@ -148,7 +148,7 @@ def test_unknown_op():
     fn = function()
     fn.block.append(Operation("frobnicate", [fn.args[0]], [F32]))
     message = expect_error(fn, "op 'frobnicate'", "unknown op")
-    assert "> " in message and "frobnicate %arg0" in message
+    assert "> " in message and '"gj.frobnicate"(%arg0)' in message
 
 
 def test_missing_attribute():
@@ -171,38 +171,39 @@ def test_duplicate_function_names():
 
 # ---- textual breakage ------------------------------------------------------------------
 
-HEAD = "func @f(%a: tensor<f32>, %i: tensor<i32>) {\n"
-PRED = "  %p = constant {value = dense<true> : tensor<i1>} : () -> tensor<i1>\n"
+HEAD = "func.func @f(%a: tensor<f32>, %i: tensor<i32>) {\n"
+PRED = '  %p = "gj.constant"() {value = dense<true> : tensor<i1>} : () -> tensor<i1>\n'
 
 
 def cond_text(then_body: str, else_body: str, result: str = "tensor<f32>") -> str:
     return (
-        HEAD + PRED + f"  %r = cond %p : (tensor<i1>) -> {result} {{\n{then_body}"
-        f"  }} else {{\n{else_body}  }}\n}}"
+        HEAD + PRED + f'  %r = "gj.cond"(%p) ({{\n{then_body}'
+        f"  }}, {{\n{else_body}  }}) : (tensor<i1>) -> {result}\n}}"
     )
 
 
 def while_text(before: str, after: str, arg2: str = "tensor<f32>") -> str:
-    head = "  %w:2 = while %i, %a : (tensor<i32>, tensor<f32>) -> (tensor<i32>, tensor<f32>) {\n"
+    types = "(tensor<i32>, tensor<f32>) -> (tensor<i32>, tensor<f32>)"
     return (
-        HEAD + PRED + head + f"  ^bb0(%j: tensor<i32>, %x: {arg2}):\n{before}"
-        f"  }} do {{\n  ^bb0(%j2: tensor<i32>, %x2: tensor<f32>):\n{after}  }}\n}}"
+        HEAD + PRED + '  %w:2 = "gj.while"(%i, %a) ({\n'
+        f"  ^bb0(%j: tensor<i32>, %x: {arg2}):\n{before}"
+        f"  }}, {{\n  ^bb0(%j2: tensor<i32>, %x2: tensor<f32>):\n{after}  }}) : {types}\n}}"
     )
 
 
-YIELD_A = "    yield %a : (tensor<f32>)\n"
-NEG = "    %n = neg %a : (tensor<f32>) -> tensor<f32>\n"
-COND_P = "    condition %p : (tensor<i1>)\n"
-YIELD_2 = "    yield %j2, %x2 : (tensor<i32>, tensor<f32>)\n"
+YIELD_A = '    "gj.yield"(%a) : (tensor<f32>) -> ()\n'
+NEG = '    %n = "gj.neg"(%a) : (tensor<f32>) -> tensor<f32>\n'
+COND_P = '    "gj.condition"(%p) : (tensor<i1>) -> ()\n'
+YIELD_2 = '    "gj.yield"(%j2, %x2) : (tensor<i32>, tensor<f32>) -> ()\n'
 
 BROKEN = {
     "wrong result type": (
-        HEAD + "  %n = neg %a : (tensor<f32>) -> tensor<f64>\n}",
+        HEAD + '  %n = "gj.neg"(%a) : (tensor<f32>) -> tensor<f64>\n}',
         ["op 'neg'", "result types (tensor<f64>) differ from the inferred (tensor<f32>)"],
     ),
     "wrong result count": (
-        HEAD + "  %n:2 = neg %a : (tensor<f32>) -> (tensor<f32>, tensor<f32>)\n}",
-        ["op 'neg'", "result types (tensor<f32>, tensor<f32>) differ", "> ", "%0:2 = neg"],
+        HEAD + '  %n:2 = "gj.neg"(%a) : (tensor<f32>) -> (tensor<f32>, tensor<f32>)\n}',
+        ["op 'neg'", "result types (tensor<f32>, tensor<f32>) differ", "> ", '%0:2 = "gj.neg"'],
     ),
     "missing terminator": (
         cond_text(NEG, YIELD_A),
@@ -214,7 +215,7 @@ BROKEN = {
         ["op 'yield'", "must be the last op of its block"],
     ),
     "cond branch type mismatch": (
-        cond_text(YIELD_A, "    yield %i : (tensor<i32>)\n"),
+        cond_text(YIELD_A, '    "gj.yield"(%i) : (tensor<i32>) -> ()\n'),
         ["op 'cond'", "cond branches return different types"],
     ),
     "cond result type": (
@@ -222,7 +223,7 @@ BROKEN = {
         ["op 'cond'", "result types (tensor<i32>) differ from the inferred (tensor<f32>)"],
     ),
     "while body type change": (
-        while_text(COND_P, "    yield %j2, %p : (tensor<i32>, tensor<i1>)\n"),
+        while_text(COND_P, '    "gj.yield"(%j2, %p) : (tensor<i32>, tensor<i1>) -> ()\n'),
         ["op 'while'", "changes loop variable 1"],
     ),
     "while block argument types": (
@@ -234,27 +235,32 @@ BROKEN = {
         ["op 'while'", "region #0 must end in 'condition' but ends in 'yield'"],
     ),
     "condition on a non-boolean": (
-        while_text("    condition %j : (tensor<i32>)\n", YIELD_2),
+        while_text('    "gj.condition"(%j) : (tensor<i32>) -> ()\n', YIELD_2),
         ["op 'condition'", "operand must be a boolean scalar, got tensor<i32>"],
     ),
     "return inside a region": (
-        cond_text("    return %a : (tensor<f32>)\n", YIELD_A),
+        cond_text("    func.return %a : tensor<f32>\n", YIELD_A),
         ["op 'return'", "only end a function's body"],
     ),
     "return not last": (
-        HEAD + "  return %a : (tensor<f32>)\n  %n = neg %a : (tensor<f32>) -> tensor<f32>\n}",
+        HEAD
+        + '  func.return %a : tensor<f32>\n  %n = "gj.neg"(%a) : (tensor<f32>) -> tensor<f32>\n}',
         ["op 'return'", "last op of its block"],
     ),
     "yield at top level": (
-        HEAD + "  yield %a : (tensor<f32>)\n}",
+        HEAD + '  "gj.yield"(%a) : (tensor<f32>) -> ()\n}',
         ["op 'yield'", "only end a region"],
     ),
     "missing region": (
-        HEAD + PRED + "  %r = cond %p : (tensor<i1>) -> tensor<f32> {\n" + YIELD_A + "  }\n}",
+        HEAD
+        + PRED
+        + '  %r = "gj.cond"(%p) ({\n'
+        + YIELD_A
+        + "  }) : (tensor<i1>) -> tensor<f32>\n}",
         ["op 'cond'", "has 1 region(s), expected 2"],
     ),
     "shape rule rejects operands": (
-        HEAD + "  %m = matmul %a, %a : (tensor<f32>, tensor<f32>) -> tensor<f32>\n}",
+        HEAD + '  %m = "gj.matmul"(%a, %a) : (tensor<f32>, tensor<f32>) -> tensor<f32>\n}',
         ["op 'matmul'", "shape rule rejects it", "rank >= 2"],
     ),
 }

@@ -13,10 +13,10 @@ from graphjit.ir.printer import print_function
 from graphjit.passes.canonicalize import Canonicalize
 
 TWICE_ABS = """
-func @main(%x: tensor<3xf64>) {
-  %a = abs %x : (tensor<3xf64>) -> tensor<3xf64>
-  %b = abs %a : (tensor<3xf64>) -> tensor<3xf64>
-  return %b : (tensor<3xf64>)
+func.func @main(%x: tensor<3xf64>) -> tensor<3xf64> {
+  %a = "gj.abs"(%x) : (tensor<3xf64>) -> tensor<3xf64>
+  %b = "gj.abs"(%a) : (tensor<3xf64>) -> tensor<3xf64>
+  func.return %b : tensor<3xf64>
 }
 """
 

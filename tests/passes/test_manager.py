@@ -18,11 +18,11 @@ from graphjit.passes.manager import Pass, PassManager
 from graphjit.passes.pipeline import default_passes
 
 SOURCE = """
-func @main(%x: tensor<3xf64>) {
-  %e = exp %x : (tensor<3xf64>) -> tensor<3xf64>
-  %dead = neg %x : (tensor<3xf64>) -> tensor<3xf64>
-  %t = tanh %e : (tensor<3xf64>) -> tensor<3xf64>
-  return %t : (tensor<3xf64>)
+func.func @main(%x: tensor<3xf64>) -> tensor<3xf64> {
+  %e = "gj.exp"(%x) : (tensor<3xf64>) -> tensor<3xf64>
+  %dead = "gj.neg"(%x) : (tensor<3xf64>) -> tensor<3xf64>
+  %t = "gj.tanh"(%e) : (tensor<3xf64>) -> tensor<3xf64>
+  func.return %t : tensor<3xf64>
 }
 """
 

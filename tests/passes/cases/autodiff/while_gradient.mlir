@@ -5,55 +5,56 @@
 // to 0, reads that iteration's values back with list_get, recomputes the body, and carries
 // the loop value's cotangent and the sum of the cotangents of %w, which the body captures
 // (starting from zero).
-func @main(%x: tensor<2xf64>, %w: tensor<f64>, %n: tensor<i64>) {
-  %zero = constant {value = dense<0> : tensor<i64>} : () -> tensor<i64>
-  %r:2 = while %zero, %x {max_iterations = none} : (tensor<i64>, tensor<2xf64>) -> (tensor<i64>, tensor<2xf64>) {
+func.func @main(%x: tensor<2xf64>, %w: tensor<f64>, %n: tensor<i64>) -> tensor<f64> {
+  %zero = "gj.constant"() {value = dense<0> : tensor<i64>} : () -> tensor<i64>
+  %r:2 = "gj.while"(%zero, %x) ({
   ^bb0(%i: tensor<i64>, %a: tensor<2xf64>):
-    %go = less %i, %n : (tensor<i64>, tensor<i64>) -> tensor<i1>
-    condition %go : (tensor<i1>)
-  } do {
+    %go = "gj.less"(%i, %n) : (tensor<i64>, tensor<i64>) -> tensor<i1>
+    "gj.condition"(%go) : (tensor<i1>) -> ()
+  }, {
   ^bb0(%i2: tensor<i64>, %a2: tensor<2xf64>):
-    %one = constant {value = dense<1> : tensor<i64>} : () -> tensor<i64>
-    %i3 = add %i2, %one : (tensor<i64>, tensor<i64>) -> tensor<i64>
-    %m = mul %a2, %w : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
-    %a3 = tanh %m : (tensor<2xf64>) -> tensor<2xf64>
-    yield %i3, %a3 : (tensor<i64>, tensor<2xf64>)
-  }
-  %s = reduce_sum %r#1 {axes = [0], keepdims = false} : (tensor<2xf64>) -> tensor<f64>
-  return %s : (tensor<f64>)
+    %one = "gj.constant"() {value = dense<1> : tensor<i64>} : () -> tensor<i64>
+    %i3 = "gj.add"(%i2, %one) : (tensor<i64>, tensor<i64>) -> tensor<i64>
+    %m = "gj.mul"(%a2, %w) : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
+    %a3 = "gj.tanh"(%m) : (tensor<2xf64>) -> tensor<2xf64>
+    "gj.yield"(%i3, %a3) : (tensor<i64>, tensor<2xf64>) -> ()
+  }) : (tensor<i64>, tensor<2xf64>) -> (tensor<i64>, tensor<2xf64>)
+  %s = "gj.reduce_sum"(%r#1) {axes = [0], keepdims = false} : (tensor<2xf64>) -> tensor<f64>
+  func.return %s : tensor<f64>
 }
 // The forward loop, augmented: (i, a, count, tape of i, tape of a).
-// CHECK:      = constant {value = dense<0> : tensor<i64>}
-// CHECK-NEXT: [[COUNT0:%[0-9]+]] = constant {value = dense<0> : tensor<i64>}
-// CHECK-NEXT: list_new %{{[0-9]+}} : (tensor<i64>) -> list<tensor<i64>>
-// CHECK-NEXT: [[TAPE0:%[0-9]+]] = list_new %arg0 : (tensor<2xf64>) -> list<tensor<2xf64>>
-// CHECK-NEXT: [[F:%[0-9]+]]:5 = while %{{[0-9]+}}, %arg0, [[COUNT0]], %{{[0-9]+}}, [[TAPE0]] {max_iterations = none, taped = 2}
-// CHECK:      condition
-// CHECK-NEXT: } do {
-// CHECK-NEXT: ^bb0(%{{arg[0-9]+}}: tensor<i64>, [[A:%arg[0-9]+]]: tensor<2xf64>, [[C:%arg[0-9]+]]: tensor<i64>, %{{arg[0-9]+}}: list<tensor<i64>>, [[TAPE:%arg[0-9]+]]: list<tensor<2xf64>>):
-// CHECK:        [[A2:%[0-9]+]] = tanh
-// CHECK:        [[C2:%[0-9]+]] = add [[C]], %{{[0-9]+}}
-// CHECK:        [[TAPE2:%[0-9]+]] = list_push [[TAPE]], [[A]]
-// CHECK-NEXT:   yield %{{[0-9]+}}, [[A2]], [[C2]], %{{[0-9]+}}, [[TAPE2]]
-// CHECK:      [[S:%[0-9]+]] = reduce_sum [[F]]#1
+// CHECK:      = "gj.constant"() {value = dense<0> : tensor<i64>}
+// CHECK-NEXT: [[COUNT0:%[0-9]+]] = "gj.constant"() {value = dense<0> : tensor<i64>}
+// CHECK-NEXT: "gj.list_new"(%{{[0-9]+}}) : (tensor<i64>) -> !gj.list<tensor<i64>>
+// CHECK-NEXT: [[TAPE0:%[0-9]+]] = "gj.list_new"(%arg0) : (tensor<2xf64>) -> !gj.list<tensor<2xf64>>
+// CHECK-NEXT: [[F:%[0-9]+]]:5 = "gj.while"(%{{[0-9]+}}, %arg0, [[COUNT0]], %{{[0-9]+}}, [[TAPE0]]) ({
+// CHECK:      "gj.condition"
+// CHECK-NEXT: }, {
+// CHECK-NEXT: ^bb0(%{{arg[0-9]+}}: tensor<i64>, [[A:%arg[0-9]+]]: tensor<2xf64>, [[C:%arg[0-9]+]]: tensor<i64>, %{{arg[0-9]+}}: !gj.list<tensor<i64>>, [[TAPE:%arg[0-9]+]]: !gj.list<tensor<2xf64>>):
+// CHECK:        [[A2:%[0-9]+]] = "gj.tanh"
+// CHECK:        [[C2:%[0-9]+]] = "gj.add"([[C]], %{{[0-9]+}}
+// CHECK:        [[TAPE2:%[0-9]+]] = "gj.list_push"([[TAPE]], [[A]]
+// CHECK-NEXT:   "gj.yield"(%{{[0-9]+}}, [[A2]], [[C2]], %{{[0-9]+}}, [[TAPE2]]
+// CHECK-NEXT: }) {taped = 2} : (tensor<i64>, tensor<2xf64>, tensor<i64>, !gj.list<tensor<i64>>, !gj.list<tensor<2xf64>>) -> (tensor<i64>, tensor<2xf64>, tensor<i64>, !gj.list<tensor<i64>>, !gj.list<tensor<2xf64>>)
+// CHECK:      [[S:%[0-9]+]] = "gj.reduce_sum"([[F]]#1
 // The backward loop: (count, cotangent of a, cotangent of %w).
-// CHECK:      [[DA0:%[0-9]+]] = broadcast_like %{{[0-9]+}}, [[F]]#1
-// CHECK:      [[DW0:%[0-9]+]] = broadcast_like %{{[0-9]+}}, %arg1
-// CHECK-NEXT: [[B:%[0-9]+]]:3 = while [[F]]#2, [[DA0]], [[DW0]] {max_iterations = none, taped = none}
+// CHECK:      [[DA0:%[0-9]+]] = "gj.broadcast_like"(%{{[0-9]+}}, [[F]]#1
+// CHECK:      [[DW0:%[0-9]+]] = "gj.broadcast_like"(%{{[0-9]+}}, %arg1
+// CHECK-NEXT: [[B:%[0-9]+]]:3 = "gj.while"([[F]]#2, [[DA0]], [[DW0]]) ({
 // CHECK-NEXT: ^bb0([[K:%arg[0-9]+]]: tensor<i64>,
-// CHECK:        [[MORE:%[0-9]+]] = greater [[K]], %{{[0-9]+}}
-// CHECK-NEXT:   condition [[MORE]]
-// CHECK-NEXT: } do {
+// CHECK:        [[MORE:%[0-9]+]] = "gj.greater"([[K]], %{{[0-9]+}}
+// CHECK-NEXT:   "gj.condition"([[MORE]]
+// CHECK-NEXT: }, {
 // CHECK-NEXT: ^bb0([[K2:%arg[0-9]+]]: tensor<i64>, [[DA:%arg[0-9]+]]: tensor<2xf64>, [[DW:%arg[0-9]+]]: tensor<f64>):
-// CHECK:        [[K3:%[0-9]+]] = sub [[K2]], %{{[0-9]+}}
-// CHECK:        [[AK:%[0-9]+]] = list_get [[F]]#4, [[K3]] : (list<tensor<2xf64>>, tensor<i64>) -> tensor<2xf64>
-// CHECK-NEXT:   [[M:%[0-9]+]] = mul [[AK]], %arg1
-// CHECK-NEXT:   [[T:%[0-9]+]] = tanh [[M]]
-// CHECK:        [[DM:%[0-9]+]] = mul [[DA]], %{{[0-9]+}}
-// CHECK-NEXT:   [[DA2:%[0-9]+]] = mul [[DM]], %arg1
-// CHECK-NEXT:   [[DWM:%[0-9]+]] = mul [[DM]], [[AK]]
-// CHECK-NEXT:   [[DWI:%[0-9]+]] = sum_to [[DWM]], %arg1
-// CHECK-NEXT:   [[DW2:%[0-9]+]] = add [[DW]], [[DWI]]
-// CHECK-NEXT:   yield [[K3]], [[DA2]], [[DW2]]
-// CHECK-NEXT: }
-// CHECK-NEXT: return [[S]], [[B]]#1, [[B]]#2 : (tensor<f64>, tensor<2xf64>, tensor<f64>)
+// CHECK:        [[K3:%[0-9]+]] = "gj.sub"([[K2]], %{{[0-9]+}}
+// CHECK:        [[AK:%[0-9]+]] = "gj.list_get"([[F]]#4, [[K3]]) : (!gj.list<tensor<2xf64>>, tensor<i64>) -> tensor<2xf64>
+// CHECK-NEXT:   [[M:%[0-9]+]] = "gj.mul"([[AK]], %arg1
+// CHECK-NEXT:   [[T:%[0-9]+]] = "gj.tanh"([[M]]
+// CHECK:        [[DM:%[0-9]+]] = "gj.mul"([[DA]], %{{[0-9]+}}
+// CHECK-NEXT:   [[DA2:%[0-9]+]] = "gj.mul"([[DM]], %arg1
+// CHECK-NEXT:   [[DWM:%[0-9]+]] = "gj.mul"([[DM]], [[AK]]
+// CHECK-NEXT:   [[DWI:%[0-9]+]] = "gj.sum_to"([[DWM]], %arg1
+// CHECK-NEXT:   [[DW2:%[0-9]+]] = "gj.add"([[DW]], [[DWI]]
+// CHECK-NEXT:   "gj.yield"([[K3]], [[DA2]], [[DW2]]
+// CHECK-NEXT: }) : (tensor<i64>, tensor<2xf64>, tensor<f64>) -> (tensor<i64>, tensor<2xf64>, tensor<f64>)
+// CHECK-NEXT: func.return [[S]], [[B]]#1, [[B]]#2 : tensor<f64>, tensor<2xf64>, tensor<f64>

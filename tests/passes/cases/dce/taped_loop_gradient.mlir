@@ -2,64 +2,66 @@
 // The taped loop of taped_loop.mlir with the gradient returned: the forward loop keeps its
 // count and tape (the backward loop reads them), and only the recomputation of the
 // forward body that the backward body does not need goes.
-func @main(%x: tensor<2xf64>) {
-  %1 = constant {value = dense<0> : tensor<i64>} : () -> tensor<i64>
-  %2 = list_new %x : (tensor<2xf64>) -> list<tensor<2xf64>>
-  %3:3 = while %x, %1, %2 {max_iterations = none, taped = 1} : (tensor<2xf64>, tensor<i64>, list<tensor<2xf64>>) -> (tensor<2xf64>, tensor<i64>, list<tensor<2xf64>>) {
-  ^bb0(%arg0: tensor<2xf64>, %arg1: tensor<i64>, %arg2: list<tensor<2xf64>>):
-    %4 = reduce_sum %arg0 {axes = [0], keepdims = false} : (tensor<2xf64>) -> tensor<f64>
-    %5 = constant {value = dense<10.0> : tensor<f64>} : () -> tensor<f64>
-    %6 = less %4, %5 : (tensor<f64>, tensor<f64>) -> tensor<i1>
-    condition %6 : (tensor<i1>)
-  } do {
-  ^bb0(%arg3: tensor<2xf64>, %arg4: tensor<i64>, %arg5: list<tensor<2xf64>>):
-    %7 = exp %arg3 : (tensor<2xf64>) -> tensor<2xf64>
-    %8 = constant {value = dense<0.5> : tensor<f64>} : () -> tensor<f64>
-    %9 = mul %7, %8 : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
-    %10 = add %9, %arg3 : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
-    %11 = constant {value = dense<1> : tensor<i64>} : () -> tensor<i64>
-    %12 = add %arg4, %11 : (tensor<i64>, tensor<i64>) -> tensor<i64>
-    %13 = list_push %arg5, %arg3 : (list<tensor<2xf64>>, tensor<2xf64>) -> list<tensor<2xf64>>
-    yield %10, %12, %13 : (tensor<2xf64>, tensor<i64>, list<tensor<2xf64>>)
-  }
-  %14 = reduce_sum %3#0 {axes = [0], keepdims = false} : (tensor<2xf64>) -> tensor<f64>
-  %15 = constant {value = dense<1.0> : tensor<f64>} : () -> tensor<f64>
-  %16 = broadcast_like %15, %14 : (tensor<f64>, tensor<f64>) -> tensor<f64>
-  %17 = expand_dims %16 {axes = [0]} : (tensor<f64>) -> tensor<1xf64>
-  %18 = broadcast_like %17, %3#0 : (tensor<1xf64>, tensor<2xf64>) -> tensor<2xf64>
-  %19:2 = while %3#1, %18 {max_iterations = none, taped = none} : (tensor<i64>, tensor<2xf64>) -> (tensor<i64>, tensor<2xf64>) {
+func.func @main(%x: tensor<2xf64>) -> tensor<2xf64> {
+  %1 = "gj.constant"() {value = dense<0> : tensor<i64>} : () -> tensor<i64>
+  %2 = "gj.list_new"(%x) : (tensor<2xf64>) -> !gj.list<tensor<2xf64>>
+  %3:3 = "gj.while"(%x, %1, %2) ({
+  ^bb0(%arg0: tensor<2xf64>, %arg1: tensor<i64>, %arg2: !gj.list<tensor<2xf64>>):
+    %4 = "gj.reduce_sum"(%arg0) {axes = [0], keepdims = false} : (tensor<2xf64>) -> tensor<f64>
+    %5 = "gj.constant"() {value = dense<10.0> : tensor<f64>} : () -> tensor<f64>
+    %6 = "gj.less"(%4, %5) : (tensor<f64>, tensor<f64>) -> tensor<i1>
+    "gj.condition"(%6) : (tensor<i1>) -> ()
+  }, {
+  ^bb0(%arg3: tensor<2xf64>, %arg4: tensor<i64>, %arg5: !gj.list<tensor<2xf64>>):
+    %7 = "gj.exp"(%arg3) : (tensor<2xf64>) -> tensor<2xf64>
+    %8 = "gj.constant"() {value = dense<0.5> : tensor<f64>} : () -> tensor<f64>
+    %9 = "gj.mul"(%7, %8) : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
+    %10 = "gj.add"(%9, %arg3) : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
+    %11 = "gj.constant"() {value = dense<1> : tensor<i64>} : () -> tensor<i64>
+    %12 = "gj.add"(%arg4, %11) : (tensor<i64>, tensor<i64>) -> tensor<i64>
+    %13 = "gj.list_push"(%arg5, %arg3) : (!gj.list<tensor<2xf64>>, tensor<2xf64>) -> !gj.list<tensor<2xf64>>
+    "gj.yield"(%10, %12, %13) : (tensor<2xf64>, tensor<i64>, !gj.list<tensor<2xf64>>) -> ()
+  }) {taped = 1} : (tensor<2xf64>, tensor<i64>, !gj.list<tensor<2xf64>>) -> (tensor<2xf64>, tensor<i64>, !gj.list<tensor<2xf64>>)
+  %14 = "gj.reduce_sum"(%3#0) {axes = [0], keepdims = false} : (tensor<2xf64>) -> tensor<f64>
+  %15 = "gj.constant"() {value = dense<1.0> : tensor<f64>} : () -> tensor<f64>
+  %16 = "gj.broadcast_like"(%15, %14) : (tensor<f64>, tensor<f64>) -> tensor<f64>
+  %17 = "gj.expand_dims"(%16) {axes = [0]} : (tensor<f64>) -> tensor<1xf64>
+  %18 = "gj.broadcast_like"(%17, %3#0) : (tensor<1xf64>, tensor<2xf64>) -> tensor<2xf64>
+  %19:2 = "gj.while"(%3#1, %18) ({
   ^bb0(%arg6: tensor<i64>, %arg7: tensor<2xf64>):
-    %20 = constant {value = dense<0> : tensor<i64>} : () -> tensor<i64>
-    %21 = greater %arg6, %20 : (tensor<i64>, tensor<i64>) -> tensor<i1>
-    condition %21 : (tensor<i1>)
-  } do {
+    %20 = "gj.constant"() {value = dense<0> : tensor<i64>} : () -> tensor<i64>
+    %21 = "gj.greater"(%arg6, %20) : (tensor<i64>, tensor<i64>) -> tensor<i1>
+    "gj.condition"(%21) : (tensor<i1>) -> ()
+  }, {
   ^bb0(%arg8: tensor<i64>, %arg9: tensor<2xf64>):
-    %22 = constant {value = dense<1> : tensor<i64>} : () -> tensor<i64>
-    %23 = sub %arg8, %22 : (tensor<i64>, tensor<i64>) -> tensor<i64>
-    %24 = list_get %3#2, %23 : (list<tensor<2xf64>>, tensor<i64>) -> tensor<2xf64>
-    %25 = exp %24 : (tensor<2xf64>) -> tensor<2xf64>
-    %26 = constant {value = dense<0.5> : tensor<f64>} : () -> tensor<f64>
-    %27 = mul %25, %26 : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
-    %28 = add %27, %24 : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
-    %29 = mul %arg9, %26 : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
-    %30 = mul %arg9, %25 : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
-    %31 = sum_to %30, %26 : (tensor<2xf64>, tensor<f64>) -> tensor<f64>
-    %32 = mul %29, %25 : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
-    %33 = add %arg9, %32 : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
-    yield %23, %33 : (tensor<i64>, tensor<2xf64>)
-  }
-  return %19#1 : (tensor<2xf64>)
+    %22 = "gj.constant"() {value = dense<1> : tensor<i64>} : () -> tensor<i64>
+    %23 = "gj.sub"(%arg8, %22) : (tensor<i64>, tensor<i64>) -> tensor<i64>
+    %24 = "gj.list_get"(%3#2, %23) : (!gj.list<tensor<2xf64>>, tensor<i64>) -> tensor<2xf64>
+    %25 = "gj.exp"(%24) : (tensor<2xf64>) -> tensor<2xf64>
+    %26 = "gj.constant"() {value = dense<0.5> : tensor<f64>} : () -> tensor<f64>
+    %27 = "gj.mul"(%25, %26) : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
+    %28 = "gj.add"(%27, %24) : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
+    %29 = "gj.mul"(%arg9, %26) : (tensor<2xf64>, tensor<f64>) -> tensor<2xf64>
+    %30 = "gj.mul"(%arg9, %25) : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
+    %31 = "gj.sum_to"(%30, %26) : (tensor<2xf64>, tensor<f64>) -> tensor<f64>
+    %32 = "gj.mul"(%29, %25) : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
+    %33 = "gj.add"(%arg9, %32) : (tensor<2xf64>, tensor<2xf64>) -> tensor<2xf64>
+    "gj.yield"(%23, %33) : (tensor<i64>, tensor<2xf64>) -> ()
+  }) : (tensor<i64>, tensor<2xf64>) -> (tensor<i64>, tensor<2xf64>)
+  func.return %19#1 : tensor<2xf64>
 }
-// CHECK:      [[FWD:%[0-9]+]]:3 = while %arg0, %{{[0-9]+}}, %{{[0-9]+}} {max_iterations = none, taped = 1}
-// CHECK:        list_push
-// CHECK:      [[BWD:%[0-9]+]]:2 = while [[FWD]]#1, %{{[0-9]+}} {max_iterations = none, taped = none}
-// CHECK:      } do {
-// CHECK:        [[G:%[0-9]+]] = list_get [[FWD]]#2
-// CHECK-NEXT:   [[E:%[0-9]+]] = exp [[G]]
-// CHECK-NEXT:   [[H:%[0-9]+]] = constant {value = dense<0.5> : tensor<f64>}
-// CHECK-NEXT:   {{%[0-9]+}} = mul %{{arg[0-9]+}}, [[H]]
-// CHECK-NEXT:   {{%[0-9]+}} = mul %{{[0-9]+}}, [[E]]
-// CHECK-NEXT:   {{%[0-9]+}} = add
-// CHECK-NEXT:   yield
-// CHECK:      return [[BWD]]#1
-// CHECK-NOT:  sum_to
+// CHECK:      [[FWD:%[0-9]+]]:3 = "gj.while"(%arg0, %{{[0-9]+}}, %{{[0-9]+}}) ({
+// CHECK:        "gj.list_push"
+// CHECK:      }) {taped = 1} : (
+// CHECK:      [[BWD:%[0-9]+]]:2 = "gj.while"([[FWD]]#1, %{{[0-9]+}}) ({
+// CHECK:      }, {
+// CHECK:        [[G:%[0-9]+]] = "gj.list_get"([[FWD]]#2
+// CHECK-NEXT:   [[E:%[0-9]+]] = "gj.exp"([[G]]
+// CHECK-NEXT:   [[H:%[0-9]+]] = "gj.constant"() {value = dense<0.5> : tensor<f64>}
+// CHECK-NEXT:   {{%[0-9]+}} = "gj.mul"(%{{arg[0-9]+}}, [[H]]
+// CHECK-NEXT:   {{%[0-9]+}} = "gj.mul"(%{{[0-9]+}}, [[E]]
+// CHECK-NEXT:   {{%[0-9]+}} = "gj.add"
+// CHECK-NEXT:   "gj.yield"
+// CHECK-NEXT: }) : (
+// CHECK:      func.return [[BWD]]#1
+// CHECK-NOT:  "gj.sum_to"

@@ -4,32 +4,32 @@
 // that makes carried value j from body argument j (its last read) writes straight into
 // carried buffer j, so the yield copies nothing. The exp of the result is returned: an
 // output, not arena.
-func @main(%x: tensor<4xf32>, %n: tensor<i64>) {
-  %zero = constant {value = dense<0> : tensor<i64>} : () -> tensor<i64>
-  %w:2 = while %zero, %x {max_iterations = none} : (tensor<i64>, tensor<4xf32>) -> (tensor<i64>, tensor<4xf32>) {
+func.func @main(%x: tensor<4xf32>, %n: tensor<i64>) -> tensor<4xf32> {
+  %zero = "gj.constant"() {value = dense<0> : tensor<i64>} : () -> tensor<i64>
+  %w:2 = "gj.while"(%zero, %x) ({
   ^bb0(%i: tensor<i64>, %a: tensor<4xf32>):
-    %go = less %i, %n : (tensor<i64>, tensor<i64>) -> tensor<i1>
-    condition %go : (tensor<i1>)
-  } do {
+    %go = "gj.less"(%i, %n) : (tensor<i64>, tensor<i64>) -> tensor<i1>
+    "gj.condition"(%go) : (tensor<i1>) -> ()
+  }, {
   ^bb0(%i2: tensor<i64>, %a2: tensor<4xf32>):
-    %one = constant {value = dense<1> : tensor<i64>} : () -> tensor<i64>
-    %i3 = add %i2, %one : (tensor<i64>, tensor<i64>) -> tensor<i64>
-    %a3 = tanh %a2 : (tensor<4xf32>) -> tensor<4xf32>
-    yield %i3, %a3 : (tensor<i64>, tensor<4xf32>)
-  }
-  %e = exp %w#1 : (tensor<4xf32>) -> tensor<4xf32>
-  return %e : (tensor<4xf32>)
+    %one = "gj.constant"() {value = dense<1> : tensor<i64>} : () -> tensor<i64>
+    %i3 = "gj.add"(%i2, %one) : (tensor<i64>, tensor<i64>) -> tensor<i64>
+    %a3 = "gj.tanh"(%a2) : (tensor<4xf32>) -> tensor<4xf32>
+    "gj.yield"(%i3, %a3) : (tensor<i64>, tensor<4xf32>) -> ()
+  }) : (tensor<i64>, tensor<4xf32>) -> (tensor<i64>, tensor<4xf32>)
+  %e = "gj.exp"(%w#1) : (tensor<4xf32>) -> tensor<4xf32>
+  func.return %e : tensor<4xf32>
 }
-// CHECK:      [[W:%[0-9]+]]:2 = while
+// CHECK:      [[W:%[0-9]+]]:2 = "gj.while"
 // CHECK-NEXT: ^bb0([[I:%arg[0-9]+]]: tensor<i64>, [[A:%arg[0-9]+]]: tensor<4xf32>):
-// CHECK-NEXT:   [[GO:%[0-9]+]] = fused [[I]], %arg1
-// CHECK:      } do {
+// CHECK-NEXT:   [[GO:%[0-9]+]] = "gj.fused"([[I]], %arg1
+// CHECK:      }, {
 // CHECK-NEXT: ^bb0([[I2:%arg[0-9]+]]: tensor<i64>, [[A2:%arg[0-9]+]]: tensor<4xf32>):
-// CHECK-NEXT:   [[I3:%[0-9]+]] = fused [[I2]]
-// CHECK:        [[A3:%[0-9]+]] = fused [[A2]]
-// CHECK:        yield [[I3]], [[A3]]
-// CHECK:      [[E:%[0-9]+]] = fused [[W]]#1
-// CHECK:      return [[E]]
+// CHECK-NEXT:   [[I3:%[0-9]+]] = "gj.fused"([[I2]]
+// CHECK:        [[A3:%[0-9]+]] = "gj.fused"([[A2]]
+// CHECK:        "gj.yield"([[I3]], [[A3]]
+// CHECK:      [[E:%[0-9]+]] = "gj.fused"([[W]]#1
+// CHECK:      func.return [[E]]
 // CHECK-NEXT: }
 // CHECK-NEXT: // memory: [[I]] arena offset=[[IOFF:[0-9]+]] bytes=8
 // CHECK-NEXT: // memory: [[A]] arena offset=[[AOFF:[0-9]+]] bytes=16

@@ -4,22 +4,22 @@
 // storage is still live, gets bytes of its own (64-byte aligned); once the sum has read it,
 // the second matmul reuses offset 0. The returned value is computed straight into its
 // output array, outside the arena.
-func @main(%x: tensor<4x3xf32>, %w: tensor<3x2xf32>, %w2: tensor<3x2xf32>) {
-  %m = matmul %x, %w : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
-  %e = exp %m : (tensor<4x2xf32>) -> tensor<4x2xf32>
-  %r = reshape %e {shape = [8]} : (tensor<4x2xf32>) -> tensor<8xf32>
-  %s = reduce_sum %r {axes = [0], keepdims = false} : (tensor<8xf32>) -> tensor<f32>
-  %m2 = matmul %x, %w2 : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
-  %y = mul %m2, %s : (tensor<4x2xf32>, tensor<f32>) -> tensor<4x2xf32>
-  return %y : (tensor<4x2xf32>)
+func.func @main(%x: tensor<4x3xf32>, %w: tensor<3x2xf32>, %w2: tensor<3x2xf32>) -> tensor<4x2xf32> {
+  %m = "gj.matmul"(%x, %w) {transpose_a = false, transpose_b = false} : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  %e = "gj.exp"(%m) : (tensor<4x2xf32>) -> tensor<4x2xf32>
+  %r = "gj.reshape"(%e) {shape = [8]} : (tensor<4x2xf32>) -> tensor<8xf32>
+  %s = "gj.reduce_sum"(%r) {axes = [0], keepdims = false} : (tensor<8xf32>) -> tensor<f32>
+  %m2 = "gj.matmul"(%x, %w2) {transpose_a = false, transpose_b = false} : (tensor<4x3xf32>, tensor<3x2xf32>) -> tensor<4x2xf32>
+  %y = "gj.mul"(%m2, %s) : (tensor<4x2xf32>, tensor<f32>) -> tensor<4x2xf32>
+  func.return %y : tensor<4x2xf32>
 }
-// CHECK:      [[M:%[0-9]+]] = matmul %arg0, %arg1
-// CHECK-NEXT: [[E:%[0-9]+]] = fused [[M]]
-// CHECK:      [[R:%[0-9]+]] = reshape [[E]]
-// CHECK-NEXT: [[S:%[0-9]+]] = fused [[R]]
-// CHECK:      [[M2:%[0-9]+]] = matmul %arg0, %arg2
-// CHECK-NEXT: [[Y:%[0-9]+]] = fused [[M2]], [[S]]
-// CHECK:      return [[Y]]
+// CHECK:      [[M:%[0-9]+]] = "gj.matmul"(%arg0, %arg1
+// CHECK-NEXT: [[E:%[0-9]+]] = "gj.fused"([[M]]
+// CHECK:      [[R:%[0-9]+]] = "gj.reshape"([[E]]
+// CHECK-NEXT: [[S:%[0-9]+]] = "gj.fused"([[R]]
+// CHECK:      [[M2:%[0-9]+]] = "gj.matmul"(%arg0, %arg2
+// CHECK-NEXT: [[Y:%[0-9]+]] = "gj.fused"([[M2]], [[S]]
+// CHECK:      func.return [[Y]]
 // CHECK-NEXT: }
 // CHECK-NEXT: // memory: [[M]] arena offset=0 bytes=32
 // CHECK-NEXT: // memory: [[E]] arena offset=0 bytes=32 over [[M]]
