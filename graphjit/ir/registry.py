@@ -54,7 +54,6 @@ class OpDef:
     elementwise: bool = False  # result[i] depends on operand[i] alone (after broadcasting)
     side_effect: bool = False  # kept by DCE and kept in order
     regions: tuple[RegionSpec, ...] = ()  # a region op's regions, in order
-    region_keywords: tuple[str, ...] = ()  # printed between its regions (`cond {} else {}`)
     shape_only: tuple[int, ...] | str = ()  # operands read for their shape alone (or REST)
     # (result, operand) pairs a backend may compute in place: it reads each element of
     # the operand before it writes that element of the result (elementwise ops: any pair)

@@ -260,7 +260,7 @@ class ListType:
     elem: TensorType
 
     def __str__(self) -> str:
-        return f"list<{self.elem}>"
+        return f"!gj.list<{self.elem}>"  # (as the printer writes it: an MLIR dialect type)
 
 
 def as_dims(shape, unknown: bool = False) -> tuple:

@@ -199,7 +199,6 @@ register(
         None,
         REGION,
         regions=(BRANCH, BRANCH),
-        region_keywords=("else",),
         canonicalize=(constant_predicate,),
     )
 )
@@ -214,7 +213,6 @@ register(
         REGION,
         attrs=WHILE_ATTRS,
         regions=(LOOP_TEST, LOOP_BODY),
-        region_keywords=("do",),
     )
 )
 # A fused kernel made by the fusion pass: its region computes the results from the
