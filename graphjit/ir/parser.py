@@ -29,7 +29,7 @@ import numpy as np
 from graphjit.errors import GraphjitError, ParseError
 from graphjit.ir.core import Block, Function, Location, Module, Operation, Region, Value
 from graphjit.ir.ops import get_op
-from graphjit.ir.printer import DIALECT, RETURN_OP, scalars_to_array
+from graphjit.ir.printer import DIALECT, RETURN_OP, ends_function, scalars_to_array
 from graphjit.ir.types import ALL_DTYPES, DType, ListType, TensorType, dtype_from_short
 
 # How deep regions, list attributes, dense literals and list types may nest, each counted on
@@ -288,7 +288,7 @@ class _Parser:
     def check_results(self, fn: Function, declared: list, name_tok: Token) -> None:
         """func.func declares the types its func.return returns: they must agree."""
         last = fn.block.ops[-1] if fn.block.ops else None
-        returned = [v.type for v in last.operands] if last and last.name == "return" else []
+        returned = [v.type for v in last.operands] if last and ends_function(last) else []
         if returned != declared:
             raise self.error(
                 f"function {name_tok.text} declares results ({_types(declared)}) but its "

@@ -46,7 +46,7 @@ import numpy as np
 
 from graphjit.errors import GraphjitError
 from graphjit.ir.core import Block, Function, Module, Operation, Value
-from graphjit.ir.ops import get_op
+from graphjit.ir.ops import ENDS_FUNCTION, get_op
 from graphjit.ir.types import DType, ListType, TensorType, as_dtype
 
 DIALECT = "gj"  # graphjit's ops print as "gj.<name>"
@@ -169,7 +169,7 @@ class _Printer:
     def _op(self, op: Operation, depth: int) -> None:
         indent = INDENT * depth
         self.op_lines[op] = len(self.lines)
-        if op.name == "return":
+        if ends_function(op):  # func.return: MLIR's own op, in its short form
             self.lines.append(indent + self._return(op))
             return
         head = indent + self._results(op) + self._generic_call(op)
@@ -217,11 +217,20 @@ class _Printer:
         return f" loc({format_string(op.loc.file)}:{op.loc.line})"
 
 
+def ends_function(op: Operation) -> bool:
+    """op is its function's terminator (func.return); False for an op the registry does not
+    know (printed for the verifier's message about it)."""
+    try:
+        return op.opdef.has(ENDS_FUNCTION)
+    except GraphjitError:
+        return False
+
+
 def _function_results(blocks: list[Block]) -> str:
     """` -> type` or ` -> (types)` from the body's return (func.func declares what its
     return returns); nothing for a function without results or without a return."""
     last = blocks[0].ops[-1] if blocks[0].ops else None
-    if last is None or last.name != "return" or not last.operands:
+    if last is None or not ends_function(last) or not last.operands:
         return ""
     return " -> " + format_type_list([_operand_type(v) for v in last.operands])
 
