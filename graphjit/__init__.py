@@ -112,6 +112,7 @@ install_operators(Variable)
 
 # Families of names that list themselves (each module's __all__); the eager mode (gj.tensor,
 # gj.autograd, gj.nn, gj.optim) registers its handler with the op registry on import.
+import graphjit.mlir as mlir  # noqa: E402 (gj.mlir.export; IREE only when used)
 from graphjit import distributed  # noqa: E402 (gj.distributed; MPI loads on first use)
 from graphjit.frontend import random  # noqa: E402 (gj.random.normal, ...)
 from graphjit.frontend.activations import *  # noqa: E402,F401,F403

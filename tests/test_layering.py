@@ -47,6 +47,7 @@ PARTS = {
     "runtime": "runtime",
     "frontend": "frontend",
     "distributed": "frontend",  # gj.distributed: optimizers and modules over MPI
+    "mlir": "runtime",  # export to upstream MLIR; the IREE backend the runtime selects
     "bench": "app",  # `graphjit bench`: a user of the public API
     "cli": "app",
 }

@@ -54,6 +54,7 @@ class Mode:
     label: str
     static: bool = False  # a compiled session whose dispatch overhead is measured
     probe: Callable[[], None] = _always_available
+    partial: bool = False  # only some workloads build it; the others report "no builder"
 
 
 @dataclass(frozen=True)

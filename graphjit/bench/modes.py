@@ -9,14 +9,22 @@ from graphjit.bench.core import Mode, ModeUnavailable
 BASELINE_MODE = "gj-eager"
 REFERENCE_MODE = "numpy"
 
-# gj.function: timed where a workload has a builder for it (the model workloads) and the
-# mode is passed in with MODES; not in MODES, which every workload must build for.
-FUNCTION_MODE = Mode("gj-function", "graphjit gj.function (llvm)")
+# gj.function: timed where a workload has a builder for it (the model workloads)
+FUNCTION_MODE = Mode("gj-function", "graphjit gj.function (llvm)", partial=True)
 
 MODES: tuple[Mode, ...] = (
     Mode("gj-llvm", "graphjit static (llvm)", static=True),
     Mode("gj-interp", "graphjit static (interpreter)", static=True),
+    # built only by the elementwise, mlp and loops workloads; the others skip it
+    Mode(
+        "gj-iree",
+        "IREE (via graphjit's MLIR export)",
+        static=True,
+        probe=peers.probe_iree,
+        partial=True,
+    ),
     Mode("gj-eager", "graphjit eager"),
+    FUNCTION_MODE,
     Mode("numpy", "NumPy"),
     Mode("torch", "PyTorch eager", probe=peers.probe_torch),
     Mode("torch-compile", "torch.compile", probe=peers.probe_torch_compile),

@@ -76,6 +76,12 @@ def torch_compile(fn: Callable) -> Callable:
     return torch().compile(fn, backend=_torch_compile_backend)
 
 
+def probe_iree() -> None:
+    """The gj-iree mode needs the mlir extra (IREE's compiler and runtime)."""
+    require("iree.compiler")
+    require("iree.runtime")
+
+
 def probe_torch() -> None:
     torch()
 

@@ -50,6 +50,18 @@ def _cuda(program: Program, check_numerics: bool, flush_denormals: bool):
     return compile_cuda(program, check_numerics)
 
 
+def _iree(program: Program, check_numerics: bool, flush_denormals: bool):
+    from graphjit.mlir.iree import iree_factory  # (the optional mlir extra)
+
+    return iree_factory(program, check_numerics, flush_denormals)
+
+
+def _require_iree() -> None:
+    from graphjit.mlir.iree import require_iree
+
+    require_iree()
+
+
 @dataclass(frozen=True)
 class Backend:
     """How a backend compiles: its runner factory, whether the optimisation pipeline runs
@@ -58,12 +70,15 @@ class Backend:
     factory: object  # (program, check_numerics, flush_denormals) -> runner with run(args)
     optimise_by_default: bool
     needs_kernels: bool
+    require: object = None  # () -> None, raising BackendError when it cannot run here
 
 
 BACKENDS = {
     "interpreter": Backend(_interpreter, optimise_by_default=False, needs_kernels=False),
     "llvm": Backend(_llvm, optimise_by_default=True, needs_kernels=True),
     "cuda": Backend(_cuda, optimise_by_default=True, needs_kernels=True),
+    # IREE compiles graphjit's MLIR export: it fuses and plans memory itself
+    "iree": Backend(_iree, optimise_by_default=False, needs_kernels=False, require=_require_iree),
 }
 
 

@@ -103,6 +103,8 @@ class Session:
                 f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}",
                 location=user_location(),
             )
+        if BACKENDS[backend].require is not None:
+            BACKENDS[backend].require()  # an optional backend names the extra it needs
         self.graph = graph
         self.backend = backend
         self.check_numerics = check_numerics

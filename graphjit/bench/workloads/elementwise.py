@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from graphjit.bench import peers
@@ -75,5 +77,5 @@ WORKLOAD = Workload(
     description="relu(x*2+1)*sigmoid(x)+tanh(x) on a float32 vector",
     sizes={"tiny": {"n": 1000}, "quick": {"n": 1 << 20}, "full": {"n": 1 << 24}},
     make_data=make_data,
-    builders=standard_builders(globals()),
+    builders={**standard_builders(globals()), "gj-iree": partial(build_static, backend="iree")},
 )

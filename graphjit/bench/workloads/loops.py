@@ -6,6 +6,8 @@ through `torch.cond`) and the loop stays in Python."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from graphjit.bench import peers
@@ -199,7 +201,10 @@ LOOP_ADD = Workload(
         "full": {"size": 16, "n": 1000},
     },
     make_data=make_add_data,
-    builders=standard_builders(globals(), prefix="add_"),
+    builders={
+        **standard_builders(globals(), prefix="add_"),
+        "gj-iree": partial(add_static, backend="iree"),
+    },
     notes={"torch-compile": TORCH_COMPILE_NOTE},
 )
 
@@ -212,6 +217,9 @@ COND_LOOP = Workload(
         "full": {"size": 256, "n": 1000},
     },
     make_data=make_cond_data,
-    builders=standard_builders(globals(), prefix="cond_"),
+    builders={
+        **standard_builders(globals(), prefix="cond_"),
+        "gj-iree": partial(cond_static, backend="iree"),
+    },
     notes={"torch-compile": TORCH_COMPILE_NOTE + " (the branch as torch.cond)"},
 )

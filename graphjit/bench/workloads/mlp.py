@@ -4,6 +4,8 @@ step is returned; the parameters after it are checked)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from graphjit.bench import peers
@@ -223,7 +225,10 @@ FORWARD = Workload(
     description="MLP forward: loss of a 1024-1024-1024-10 relu net, batch 128 (full size)",
     sizes=SIZES,
     make_data=make_data,
-    builders=standard_builders(globals(), train=False),
+    builders={
+        **standard_builders(globals(), train=False),
+        "gj-iree": partial(build_static, backend="iree", train=False),
+    },
 )
 
 TRAIN_STEP = Workload(
@@ -231,7 +236,10 @@ TRAIN_STEP = Workload(
     description="MLP SGD training step: forward, backward, parameter update",
     sizes=SIZES,
     make_data=make_data,
-    builders=standard_builders(globals(), train=True),
+    builders={
+        **standard_builders(globals(), train=True),
+        "gj-iree": partial(build_static, backend="iree", train=True),
+    },
     notes={
         "torch-compile": "torch.compile compiles the loss (AOTAutograd its backward); the update is eager"
     },

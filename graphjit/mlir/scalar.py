@@ -1,0 +1,191 @@
+"""THE table of scalar emitters: one per elementwise op, writing the body of a
+`linalg.generic` in `arith` and `math`. Each is `emit(w, args, dtype, out_dtype) -> SSA`,
+`dtype` being the operands' element dtype. Semantics follow the interpreter (NumPy):
+NaN propagates through maximum/minimum, round is half-to-even, a float -> integer cast
+of NaN or an out-of-range value gives the integer's minimum."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphjit.mlir.writer import ExportError, element_type
+
+
+def _float_or_int(float_op: str, int_op: str):
+    def emit(w, args, dtype, out_dtype):
+        op = float_op if dtype.is_floating else int_op
+        if op is None:
+            raise ExportError(f"'{float_op}' has no export for {dtype.name}")
+        return w.op(f"{op} {', '.join(args)} : {element_type(dtype)}")
+
+    return emit
+
+
+def _float_only(op: str):
+    return _float_or_int(op, None)
+
+
+def _compare(float_pred: str, int_pred: str):
+    def emit(w, args, dtype, out_dtype):
+        ty = element_type(dtype)
+        if dtype.is_floating:
+            return w.op(f"arith.cmpf {float_pred}, {args[0]}, {args[1]} : {ty}")
+        return w.op(f"arith.cmpi {int_pred}, {args[0]}, {args[1]} : {ty}")
+
+    return emit
+
+
+def _neg(w, args, dtype, out_dtype):
+    ty = element_type(dtype)
+    if dtype.is_floating:
+        return w.op(f"arith.negf {args[0]} : {ty}")
+    return w.op(f"arith.subi {w.scalar(0, dtype)}, {args[0]} : {ty}")
+
+
+def _abs(w, args, dtype, out_dtype):
+    op = "math.absf" if dtype.is_floating else "math.absi"
+    return w.op(f"{op} {args[0]} : {element_type(dtype)}")
+
+
+def _sign(w, args, dtype, out_dtype):
+    """(x > 0) - (x < 0), and NaN for NaN (NumPy's sign)."""
+    ty = element_type(dtype)
+    zero, one, minus = (w.scalar(v, dtype) for v in (0, 1, -1))
+    positive = _compare("ogt", "sgt")(w, [args[0], zero], dtype, None)
+    negative = _compare("olt", "slt")(w, [args[0], zero], dtype, None)
+    signed = w.op(f"arith.select {positive}, {one}, {zero} : {ty}")
+    signed = w.op(f"arith.select {negative}, {minus}, {signed} : {ty}")
+    if not dtype.is_floating:
+        return signed
+    is_nan = w.op(f"arith.cmpf uno, {args[0]}, {args[0]} : {ty}")
+    return w.op(f"arith.select {is_nan}, {args[0]}, {signed} : {ty}")
+
+
+def _sigmoid(w, args, dtype, out_dtype):
+    ty = element_type(dtype)
+    negated = w.op(f"arith.negf {args[0]} : {ty}")
+    denominator = w.op(
+        f"arith.addf {w.scalar(1, dtype)}, {w.op(f'math.exp {negated} : {ty}')} : {ty}"
+    )
+    return w.op(f"arith.divf {w.scalar(1, dtype)}, {denominator} : {ty}")
+
+
+def _floor_divide(w, args, dtype, out_dtype):
+    if not dtype.is_floating:  # the integer forms raise on a zero divisor: no MLIR form
+        raise ExportError("integer floor_divide checks its divisor at run time: no export")
+    ty = element_type(dtype)
+    return w.op(f"math.floor {w.op(f'arith.divf {args[0]}, {args[1]} : {ty}')} : {ty}")
+
+
+def _floor_mod(w, args, dtype, out_dtype):
+    """x - floor(x / y) * y, as NumPy's float mod (its sign follows the divisor)."""
+    if not dtype.is_floating:
+        raise ExportError("integer floor_mod checks its divisor at run time: no export")
+    ty = element_type(dtype)
+    quotient = _floor_divide(w, args, dtype, out_dtype)
+    return w.op(f"arith.subf {args[0]}, {w.op(f'arith.mulf {quotient}, {args[1]} : {ty}')} : {ty}")
+
+
+def _pow(w, args, dtype, out_dtype):
+    if not dtype.is_floating:  # negative integer exponents raise at run time: no MLIR form
+        raise ExportError("integer pow checks its exponent at run time: no export")
+    return w.op(f"math.powf {args[0]}, {args[1]} : {element_type(dtype)}")
+
+
+def _logical(op: str):
+    def emit(w, args, dtype, out_dtype):
+        return w.op(f"{op} {', '.join(args)} : i1")
+
+    return emit
+
+
+def _not(w, args, dtype, out_dtype):
+    all_ones = w.scalar(True if dtype.is_bool else -1, dtype)
+    return w.op(f"arith.xori {args[0]}, {all_ones} : {element_type(dtype)}")
+
+
+def _select(w, args, dtype, out_dtype):
+    return w.op(f"arith.select {args[0]}, {args[1]}, {args[2]} : {element_type(out_dtype)}")
+
+
+def _identity(w, args, dtype, out_dtype):
+    return args[0]
+
+
+def _cast(w, args, dtype, out_dtype):
+    source, target = element_type(dtype), element_type(out_dtype)
+    if source == target:
+        return args[0]
+    if out_dtype.is_bool:  # nonzero -> true (NaN too, as NumPy)
+        pred = "une" if dtype.is_floating else "ne"
+        kind = "cmpf" if dtype.is_floating else "cmpi"
+        return w.op(f"arith.{kind} {pred}, {args[0]}, {w.scalar(0, dtype)} : {source}")
+    if dtype.is_floating and out_dtype.is_floating:
+        op = "arith.extf" if dtype.np.itemsize < out_dtype.np.itemsize else "arith.truncf"
+    elif dtype.is_floating:
+        return _float_to_int(w, args[0], dtype, out_dtype)
+    elif out_dtype.is_floating:
+        op = "arith.uitofp" if dtype.is_bool else "arith.sitofp"
+    else:
+        widen = dtype.np.itemsize < out_dtype.np.itemsize or dtype.is_bool
+        op = ("arith.extui" if dtype.is_bool else "arith.extsi") if widen else "arith.trunci"
+    return w.op(f"{op} {args[0]} : {source} to {target}")
+
+
+def _float_to_int(w, x, dtype, out_dtype):
+    """fptosi where it is defined; NaN and out-of-range values give the integer's minimum
+    (graphjit's defined cast, what x86 gives)."""
+    info = np.iinfo(out_dtype.np)
+    ty, target = element_type(dtype), element_type(out_dtype)
+    low, high = w.scalar(float(info.min), dtype), w.scalar(float(info.max) + 1.0, dtype)
+    above = w.op(f"arith.cmpf oge, {x}, {low} : {ty}")
+    below = w.op(f"arith.cmpf olt, {x}, {high} : {ty}")
+    inside = w.op(f"arith.andi {above}, {below} : i1")
+    safe = w.op(f"arith.select {inside}, {x}, {w.scalar(0, dtype)} : {ty}")
+    converted = w.op(f"arith.fptosi {safe} : {ty} to {target}")
+    return w.op(f"arith.select {inside}, {converted}, {w.scalar(info.min, out_dtype)} : {target}")
+
+
+SCALAR = {
+    "add": _float_or_int("arith.addf", "arith.addi"),
+    "sub": _float_or_int("arith.subf", "arith.subi"),
+    "mul": _float_or_int("arith.mulf", "arith.muli"),
+    "div": _float_only("arith.divf"),
+    "maximum": _float_or_int("arith.maximumf", "arith.maxsi"),
+    "minimum": _float_or_int("arith.minimumf", "arith.minsi"),
+    "pow": _pow,
+    "floor_divide": _floor_divide,
+    "floor_mod": _floor_mod,
+    "neg": _neg,
+    "abs": _abs,
+    "sign": _sign,
+    "exp": _float_only("math.exp"),
+    "log": _float_only("math.log"),
+    "sqrt": _float_only("math.sqrt"),
+    "sin": _float_only("math.sin"),
+    "cos": _float_only("math.cos"),
+    "tanh": _float_only("math.tanh"),
+    "erf": _float_only("math.erf"),
+    "log1p": _float_only("math.log1p"),
+    "expm1": _float_only("math.expm1"),
+    "floor": _float_only("math.floor"),
+    "ceil": _float_only("math.ceil"),
+    "round": _float_only("math.roundeven"),
+    "sigmoid": _sigmoid,
+    "equal": _compare("oeq", "eq"),
+    "not_equal": _compare("une", "ne"),
+    "less": _compare("olt", "slt"),
+    "less_equal": _compare("ole", "sle"),
+    "greater": _compare("ogt", "sgt"),
+    "greater_equal": _compare("oge", "sge"),
+    "logical_and": _logical("arith.andi"),
+    "logical_or": _logical("arith.ori"),
+    "logical_not": _not,
+    "bitwise_and": _float_or_int(None, "arith.andi"),
+    "bitwise_or": _float_or_int(None, "arith.ori"),
+    "bitwise_xor": _float_or_int(None, "arith.xori"),
+    "bitwise_not": _not,
+    "select": _select,
+    "cast": _cast,
+    "stop_gradient": _identity,
+}
