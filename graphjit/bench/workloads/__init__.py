@@ -12,6 +12,7 @@ from graphjit.bench.workloads import (
     loop_grad,
     loops,
     mlp,
+    reduce_accuracy,
     rnn,
     transformer,
 )
@@ -29,6 +30,7 @@ WORKLOADS: tuple[Workload, ...] = (
     cnn.TRAIN_STEP,
     transformer.TRAIN_STEP,
     *compile_scaling.WORKLOADS,
+    reduce_accuracy.WORKLOAD,
 )
 
 

@@ -34,6 +34,44 @@ def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
     b.position_at_end(done)
 
 
+class Carried:
+    """The value a loop carries from one iteration to the next (see accumulate_range):
+    `value` is this iteration's, the body sets `next`; after the loop, `value` is the
+    last one (the initial value when the loop ran no iteration)."""
+
+    def __init__(self, index: ir.Value, value: ir.Value):
+        self.index, self.value, self.next = index, value, None
+
+
+@contextmanager
+def accumulate_range(b: ir.IRBuilder, count, init: ir.Value, name: str = "acc", start=0):
+    """`with accumulate_range(b, n, init) as c:` emits `for (i = start; i < n; i++)` with a
+    value carried in a register (c.index, c.value; the body assigns c.next): a reduction
+    from its own start value, which LLVM vectorises when the combining op allows
+    reassociation."""
+    count = ir.Constant(I64, count) if isinstance(count, int) else count
+    start = ir.Constant(I64, start) if isinstance(start, int) else start
+    pre = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(start, pre)
+    value = b.phi(init.type, name=f"{name}.value")
+    value.add_incoming(init, pre)
+    b.cbranch(b.icmp_signed("<", index, count), body, done)
+    b.position_at_end(body)
+    carried = Carried(index, value)
+    yield carried
+    index.add_incoming(b.add(index, ir.Constant(I64, 1), flags=("nsw", "nuw")), b.block)
+    value.add_incoming(carried.next, b.block)
+    b.branch(header)
+    b.position_at_end(done)
+    carried.value = value
+
+
 @contextmanager
 def loop_nest(b: ir.IRBuilder, space, strides_list, name="k", outer=None, poll=None):
     """Loops over `space`; yields one i64 element offset per buffer's strides. `outer`
@@ -56,7 +94,7 @@ def polls(space) -> bool:
 
 
 @contextmanager
-def _outer_range(b, lo, hi, name, space, poll):
+def outer_range(b, lo, hi, name, space, poll):
     """The outermost loop, in chunks with a poll before each when the nest is long."""
     if poll is None or not polls(space):
         with for_range(b, hi, name, start=lo) as i:
@@ -79,7 +117,7 @@ def _nest(b, space, strides_list, offsets, axis, name, outer=None, poll=None):
         return
     lo, hi = outer if axis == 0 and outer is not None else (0, space[axis])
     loop = (
-        _outer_range(b, lo, hi, f"{name}{axis}", space, poll)
+        outer_range(b, lo, hi, f"{name}{axis}", space, poll)
         if axis == 0
         else for_range(b, hi, f"{name}{axis}", start=lo)
     )
