@@ -110,11 +110,12 @@ def _kernel_strides(body, reduction, space) -> list[list[int]]:
     return strides
 
 
-def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(), numerics=None):
+def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics=None):
     """Returns (function, outer extent, splittable). The function takes the buffers, then
     `i64 lo, i64 hi`: the range of the outermost loop (after coalescing) to run, so that
-    threads can share a kernel without a reduction. `shared`: parameter indices that point
-    at the same storage (an output written over an input in place): not noalias. With
+    threads can share a kernel without a reduction. `shared`: groups of parameter indices
+    that point at the same storage (an output written over an input in place); see
+    _buffer_pointers for how the kernel reaches them. With
     `numerics` (a NumericsChecks), an `i32*` slot comes before lo and hi: the kernel folds
     into it the code of the first inner op that made NaN or infinity. When inner ops can
     fail on their values (faults.py), another `i32*` slot follows for their bits; the
@@ -133,14 +134,12 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
         module, ir.FunctionType(ir.VoidType(), arg_types + slot_type + [T.I64, T.I64]), name
     )
     fn.linkage = "internal"
-    for i, arg in enumerate(fn.args[: len(arg_types)]):
-        if i not in shared:
-            arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    n_buffers = len(body.args) + len(outputs)
+    buffers = _buffer_pointers(b, fn.args[: len(arg_types)], shared)
     checks = KernelChecks(b, numerics) if numerics is not None else None  # before any loop
     faults = KernelFaults(b, fallible) if fallible else None
-    n_buffers = len(body.args) + len(outputs)
-    in_ptrs, out_ptrs = fn.args[: len(body.args)], list(fn.args[len(body.args) : n_buffers])
+    in_ptrs, out_ptrs = buffers[: len(body.args)], buffers[len(body.args) : n_buffers]
     scratch = fn.args[n_buffers] if scratch_bytes else None
     n_buffers += bool(scratch_bytes)
     lo, hi = fn.args[-2:]
@@ -163,6 +162,30 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=frozenset(),
         faults.publish(fn.args[n_buffers + (checks is not None)])
     b.ret_void()
     return fn, extent, reduction is None, fallible
+
+
+def _buffer_pointers(b: ir.IRBuilder, args, shared) -> list[ir.Value]:
+    """The pointer the kernel accesses each buffer parameter through. All the parameters
+    of a `shared` group point at the same storage, so the kernel reaches them all through
+    its first one (cast to each one's element type), which alone is noalias: its loads and
+    stores then share one base, and LLVM sees that an in-place elementwise kernel reads
+    and writes element i at the same address (distance 0) and vectorises it unchecked.
+    (Two noalias-free parameters instead made the vectoriser test `out - in < 64` at run
+    time, which in place is always true: the scalar loop ran.) A read at another index
+    (a broadcast) is then a dependence LLVM sees and respects: no claim is made for it.
+    The group's other parameters are never accessed."""
+    pointers = list(args)
+    aliased = set()
+    for group in shared:
+        first, *rest = sorted(group)
+        for i in rest:
+            aliased.add(i)
+            same = args[first]
+            pointers[i] = same if same.type == args[i].type else b.bitcast(same, args[i].type)
+    for i, arg in enumerate(args):
+        if i not in aliased:
+            arg.add_attribute("noalias")
+    return pointers
 
 
 def _interrupt_poll(b: ir.IRBuilder, module: ir.Module):

@@ -282,14 +282,16 @@ class Lowering:
     # -- ops ----------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> None:
         values = op.operands + op.results
-        shared = {
-            i
-            for i, v in enumerate(values)
-            for j, w in enumerate(values)
-            if i != j and self.shares_storage(v, w)
-        }
+        groups: list[list[int]] = []  # buffers at the same storage (written in place)
+        for i, v in enumerate(values):
+            group = next((g for g in groups if self.shares_storage(values[g[0]], v)), None)
+            if group is None:
+                groups.append([i])
+            else:
+                group.append(i)
+        shared = tuple(frozenset(g) for g in groups if len(g) > 1)
         kernel, extent, splittable, fallible = emit_kernel(
-            self.module, op, f"kernel{self.kernels}", frozenset(shared), self.numerics
+            self.module, op, f"kernel{self.kernels}", shared, self.numerics
         )
         self.kernels += 1
         args = [self.typed(v) for v in values]
