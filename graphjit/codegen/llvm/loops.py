@@ -12,10 +12,18 @@ from graphjit.codegen.layout import coalesce, size_of
 from graphjit.codegen.llvm.types import I64
 
 
+class Carried:
+    """The value a loop carries from one iteration to the next (see accumulate_range):
+    `value` is this iteration's, the body sets `next`; after the loop, `value` is the
+    last one (the initial value when the loop ran no iteration)."""
+
+    def __init__(self, index: ir.Value, value: ir.Value | None):
+        self.index, self.value, self.next = index, value, None
+
+
 @contextmanager
-def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
-    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i += step) { body }`; n
-    and start are Python ints or i64 values."""
+def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, init=None):
+    """`for (i = start; i < count; i += step)`, carrying one value when `init` is given."""
     count = ir.Constant(I64, count) if isinstance(count, int) else count
     start = ir.Constant(I64, start) if isinstance(start, int) else start
     pre = b.block
@@ -26,21 +34,28 @@ def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
     b.position_at_end(header)
     index = b.phi(I64, name=name)
     index.add_incoming(start, pre)
+    value = None
+    if init is not None:
+        value = b.phi(init.type, name=f"{name}.value")
+        value.add_incoming(init, pre)
     b.cbranch(b.icmp_signed("<", index, count), body, done)
     b.position_at_end(body)
-    yield index
+    carried = Carried(index, value)
+    yield carried
     index.add_incoming(b.add(index, ir.Constant(I64, step), flags=("nsw", "nuw")), b.block)
+    if value is not None:
+        value.add_incoming(carried.next, b.block)
     b.branch(header)
     b.position_at_end(done)
+    carried.value = value
 
 
-class Carried:
-    """The value a loop carries from one iteration to the next (see accumulate_range):
-    `value` is this iteration's, the body sets `next`; after the loop, `value` is the
-    last one (the initial value when the loop ran no iteration)."""
-
-    def __init__(self, index: ir.Value, value: ir.Value):
-        self.index, self.value, self.next = index, value, None
+@contextmanager
+def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
+    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i += step) { body }`; n
+    and start are Python ints or i64 values."""
+    with _counted_loop(b, count, name, start, step) as carried:
+        yield carried.index
 
 
 @contextmanager
@@ -49,27 +64,8 @@ def accumulate_range(b: ir.IRBuilder, count, init: ir.Value, name: str = "acc", 
     value carried in a register (c.index, c.value; the body assigns c.next): a reduction
     from its own start value, which LLVM vectorises when the combining op allows
     reassociation."""
-    count = ir.Constant(I64, count) if isinstance(count, int) else count
-    start = ir.Constant(I64, start) if isinstance(start, int) else start
-    pre = b.block
-    header = b.append_basic_block(f"{name}.header")
-    body = b.append_basic_block(f"{name}.body")
-    done = b.append_basic_block(f"{name}.done")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name=name)
-    index.add_incoming(start, pre)
-    value = b.phi(init.type, name=f"{name}.value")
-    value.add_incoming(init, pre)
-    b.cbranch(b.icmp_signed("<", index, count), body, done)
-    b.position_at_end(body)
-    carried = Carried(index, value)
-    yield carried
-    index.add_incoming(b.add(index, ir.Constant(I64, 1), flags=("nsw", "nuw")), b.block)
-    value.add_incoming(carried.next, b.block)
-    b.branch(header)
-    b.position_at_end(done)
-    carried.value = value
+    with _counted_loop(b, count, name, start, 1, init) as carried:
+        yield carried
 
 
 @contextmanager
