@@ -7,14 +7,12 @@ sizes; the errors users meet."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from simulator import run_script_simulated
 
 import graphjit as gj
 import op_table  # noqa: F401 (first: it imports op_table_conv, which imports it)
@@ -350,14 +348,5 @@ CUDA_SCRIPT = textwrap.dedent(
 
 def test_cuda_kernels_match_the_interpreter_in_the_simulator():
     pytest.importorskip("numba")
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), str(ROOT / "tests" / "static")])
-    done = subprocess.run(
-        [sys.executable, "-c", CUDA_SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script_simulated(CUDA_SCRIPT, [ROOT / "tests", ROOT / "tests" / "static"])
     assert done.returncode == 0 and "cuda ok" in done.stdout, done.stdout + done.stderr[-4000:]

@@ -7,14 +7,13 @@ gj.function, and one epoch of minibatch training sliced by a loop counter in one
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from simulator import run_script_simulated
 
 import graphjit as gj
 from graphjit.ir.ops.dynamic_slice import static_length
@@ -372,15 +371,7 @@ CUDA_SCRIPT = textwrap.dedent(
 def test_cuda_simulator_matches_numpy():
     pytest.importorskip("numba")
     script = CUDA_SCRIPT.format(tests=str(Path(__file__).parent))
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_script_simulated(script, [ROOT / "tests"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     kernels = json.loads(done.stdout.strip().splitlines()[-1])
     windows = [k for k in kernels if k[2].startswith("dynamic_")]

@@ -11,19 +11,15 @@ process of its own (as tests/cuda/test_cuda_sim.py does for sim_cases/)."""
 from __future__ import annotations
 
 import operator
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from simulator import SIMULATING, assert_cuda_cases_pass
 
 import graphjit as gj
 from op_table import tolerance  # noqa: F401 (op_table first: it imports the integer records)
 
-SIMULATING = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # In the simulator's process only its backend runs; elsewhere the cuda cases run there.
 BACKENDS = ["cuda"] if SIMULATING else ["interpreter", "llvm"]
 INT_DTYPES = [np.int32, np.int64]
@@ -441,16 +437,8 @@ def test_any_and_all_match_numpy_empty_axes_included(backend):
 
 # ---- the simulated cuda cases, from the main suite ---------------------------------------
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.mark.skipif(SIMULATING, reason="the simulator is on: the cuda cases run in place")
 def test_cuda_simulator_agrees():
     """This file's cuda cases, in a process with Numba's CUDA simulator on."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    command = [sys.executable, "-m", "pytest", str(Path(__file__).relative_to(ROOT)), "-p"]
-    command += ["no:cacheprovider", "-W", "ignore::RuntimeWarning", "-k", "cuda"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"the simulated cuda cases failed:\n{output[-6000:]}"
-    assert " passed" in output
+    assert_cuda_cases_pass(__file__)

@@ -11,24 +11,21 @@ float16/bfloat16 with a BackendError while the Session is built."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from simulator import SIMULATING, assert_cuda_cases_pass
 
 import graphjit as gj
 from graphjit.errors import BackendError, DTypeError
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
-SIMULATING = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 GRAPH_BACKENDS = ["cuda"] if SIMULATING else ["interpreter", "llvm"]
 NARROW = [gj.float16, gj.bfloat16]
 BYTES = [gj.int8, gj.uint8]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_graph(fn, arrays, backend):
@@ -489,10 +486,4 @@ def test_cuda_refuses_narrow_floats_when_the_session_is_built(dtype):
 @pytest.mark.skipif(SIMULATING, reason="the simulator is on: the cuda cases run in place")
 def test_cuda_simulator_agrees():
     """This file's cuda cases, in a process with Numba's CUDA simulator on."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    command = [sys.executable, "-m", "pytest", str(Path(__file__).relative_to(ROOT)), "-p"]
-    command += ["no:cacheprovider", "-W", "ignore::RuntimeWarning", "-k", "cuda"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, f"the simulated cuda cases failed:\n{output[-6000:]}"
-    assert " passed" in output
+    assert_cuda_cases_pass(__file__)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.special
 from autodiff.fd import assert_close, numeric_grad
+from simulator import run_script_simulated
 
 import graphjit as gj
 from graphjit.frontend.eager.tensor import wrap
@@ -151,12 +149,7 @@ print(json.dumps(out))
 def test_cuda_simulator_matches_the_interpreter():
     """In a process of its own: the simulator must be chosen before numba is imported."""
     pytest.importorskip("numba")
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    script = CUDA_SCRIPT.format(tests=str(ROOT / "tests"))
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=600,
-    )  # fmt: skip
+    done = run_script_simulated(CUDA_SCRIPT.format(tests=str(ROOT / "tests")))
     assert done.returncode == 0, done.stderr[-4000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     for dtype in (gj.float32, gj.float64):
