@@ -211,8 +211,8 @@ def _with_invariant(v: Value, shape) -> Value:
     if shape is None or not isinstance(v.type, TensorType):
         return v
     shape = tuple(None if d is None else operator.index(d) for d in _dims(shape))
-    if shape == v.type.shape:
-        return v
+    if shape == v.type.shape and v.type.is_static:
+        return v  # (a None dimension stays one when the Session specialises the feeds)
     try:
         return bind("shape_invariant", v, shape=shape)
     except ControlFlowError as e:

@@ -10,6 +10,7 @@ from graphjit.errors import BackendError
 from graphjit.passes.manager import PipelineReport
 from graphjit.passes.pipeline import lowering_passes, optimize
 from graphjit.runtime.program import Program
+from graphjit.runtime.staged import StagedRunner, has_runtime_shapes
 
 
 @dataclass
@@ -89,15 +90,31 @@ def compile_program(
     optimize_ir=None,
     keep_ir=False,
     flush_denormals=True,
+    staged=True,
 ) -> Executable:
+    """`program` compiled for `backend`. Shapes that change as it runs (while_loop shape
+    invariants with None dimensions) make a compiling backend run it staged: see
+    runtime/staged.py."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     chosen = BACKENDS[backend]
     start = time.perf_counter()
     report = PipelineReport()
+    if chosen.needs_kernels and staged and has_runtime_shapes(program.function):
+        runner = _staged_runner(program, backend, check_numerics, optimize_ir, flush_denormals)
+        return Executable(program, runner, report, time.perf_counter() - start)
     if chosen.optimise_by_default if optimize_ir is None else optimize_ir:
         report = optimize(program.function, keep_ir=keep_ir)
     elif chosen.needs_kernels:  # unoptimised, but code generators only lower kernels
         report = optimize(program.function, keep_ir=keep_ir, passes=lowering_passes())
     runner = chosen.factory(program, check_numerics, flush_denormals)
     return Executable(program, runner, report, time.perf_counter() - start)
+
+
+def _staged_runner(program, backend, check_numerics, optimize_ir, flush_denormals):
+    def compile_stage(fn):
+        stage = Program(fn, [], [], [], [])
+        options = dict(check_numerics=check_numerics, flush_denormals=flush_denormals)
+        return compile_program(stage, backend, optimize_ir=optimize_ir, staged=False, **options)
+
+    return StagedRunner(program.function, compile_stage, check_numerics)

@@ -35,11 +35,11 @@ class Interpreter:
         for op in block.ops:
             if op.opdef.is_terminator:
                 return [env[v] for v in op.operands]
-            run = self.region_ops.get(op.name, self._run_kernel)
+            run = self.region_ops.get(op.name, self.run_kernel)
             env.update(zip(op.results, run(op, env)))
         return []
 
-    def _run_kernel(self, op: Operation, env: dict) -> list:
+    def run_kernel(self, op: Operation, env: dict) -> list:
         kernel = op.opdef.kernel
         if kernel is None:
             raise BackendError(f"the interpreter cannot run op '{op.name}' here", op=op)

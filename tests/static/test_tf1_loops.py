@@ -6,6 +6,7 @@ differences, on the interpreter and the llvm backend."""
 from __future__ import annotations
 
 import collections
+import inspect
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import graphjit as gj
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "autodiff"))
 from fd import assert_close, numeric_grad  # noqa: E402
+from simulator import run_script_simulated  # noqa: E402
 
 BACKENDS = ["interpreter", "llvm"]
 Pair = collections.namedtuple("Pair", ["a", "b"])
@@ -152,7 +154,8 @@ def test_cond_with_nested_branches(backend):
     np.testing.assert_allclose(loss, np.sum(-x0 * (x0 - 1.0)) + np.sum(x0 * x0))
 
 
-def test_cond_branches_of_different_shapes_merge_to_unknown_dims():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cond_branches_of_different_shapes_merge_to_unknown_dims(backend):
     g = gj.Graph()
     with g.as_default():
         x = gj.placeholder(gj.float64, [2, 3], name="x")
@@ -163,7 +166,7 @@ def test_cond_branches_of_different_shapes_merge_to_unknown_dims():
         with pytest.raises(gj.ControlFlowError, match="different types"):
             gj.cond(p, lambda: x, lambda: gj.cast(x, gj.float32))
     x0 = np.arange(6.0).reshape(2, 3)
-    with gj.Session(g, backend="interpreter") as sess:
+    with gj.Session(g, backend=backend) as sess:
         for taken, rows, grad in ((True, 2, 2 * x0), (False, 4, 4 * x0)):
             got, dgot = sess.run([y, dx], {x: x0, p: taken})
             assert got.shape == (rows, 3)
@@ -193,7 +196,8 @@ def _grow_until_ref(x, limit):
     return rows
 
 
-def test_shape_changing_loop_on_the_interpreter():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shape_changing_loop(backend):
     for x0 in (np.array([[0.5, 1.0]]), np.array([[3.0, -1.0], [2.0, 4.0]])):
         expected = _grow_until_ref(x0, 30.0)
 
@@ -202,9 +206,60 @@ def test_shape_changing_loop_on_the_interpreter():
             assert rows.shape == (None, 2)
             return gj.sum(gj.square(rows)), [rows]
 
-        _, (rows,) = check_against_fd(build, [x0], "interpreter")
+        _, (rows,) = check_against_fd(build, [x0], backend)
         assert rows.shape == expected.shape and rows.shape[0] > x0.shape[0] + 2
         np.testing.assert_allclose(rows, expected)
+
+
+def test_shape_changing_loop_on_llvm_compiles_each_shape_once(monkeypatch):
+    """One Session, fed rows of any count (a None dimension) and different limits: the
+    loop's stages compile once per shape they meet, so a repeated run compiles nothing."""
+    from graphjit.runtime import executable
+
+    compiles = []
+    compile_program = executable.compile_program
+    monkeypatch.setattr(
+        executable,
+        "compile_program",
+        lambda *a, **k: compiles.append(1) or compile_program(*a, **k),
+    )
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float64, [None, 2], name="x")
+        limit = gj.placeholder(gj.float64, [], name="limit")
+        rows = _grow_until(x, limit)
+        (dx,) = gj.gradients(gj.sum(gj.square(rows)), [x])
+    with gj.Session(g, backend="llvm") as sess:
+        for x0, bound in ((np.array([[0.5, 1.0]]), 30.0), (np.array([[1.0, 2.0]] * 3), 60.0)):
+            got, dgot = sess.run([rows, dx], {x: x0, limit: bound})
+            np.testing.assert_allclose(got, _grow_until_ref(x0, bound))
+            loss_of = lambda a: np.sum(np.square(_grow_until_ref(a, bound)))  # noqa: E731
+            assert_close(dgot, numeric_grad(loss_of, [x0])[0], "dx", rtol=1e-5, atol=1e-7)
+        before = len(compiles)
+        sess.run([rows, dx], {x: np.array([[0.5, 1.0]]), limit: 30.0})
+        assert len(compiles) == before > 0
+
+
+def test_shape_changing_loop_on_cuda_in_the_simulator():
+    script = f"""
+import numpy as np, graphjit as gj
+{inspect.getsource(_grow_until)}
+g = gj.Graph()
+with g.as_default():
+    x = gj.placeholder(gj.float64, [None, 2], name="x")
+    rows = _grow_until(x, 30.0)
+    (dx,) = gj.gradients(gj.sum(gj.square(rows)), [x])
+outs = {{}}
+for backend in ("interpreter", "cuda"):
+    with gj.Session(g, backend=backend) as sess:
+        outs[backend] = sess.run([rows, dx], {{x: np.array([[0.5, 1.0]])}})
+for a, b in zip(outs["interpreter"], outs["cuda"]):
+    np.testing.assert_allclose(b, a, rtol=1e-12)
+print("agree", outs["cuda"][0].shape)
+"""
+    done = run_script_simulated(script)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "agree (9, 2)" in done.stdout
 
 
 def test_shape_changing_loop_eager():
@@ -230,16 +285,6 @@ def test_shape_invariant_that_does_not_hold_is_an_error():
                 [x],
                 shape_invariants=[None],
             )
-
-
-def test_shape_changing_loop_on_llvm_is_a_clear_error():
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float64, [1, 2], name="x")
-        loss = gj.sum(gj.square(_grow_until(x, 30.0)))
-    with gj.Session(g, backend="llvm") as sess:
-        with pytest.raises(gj.BackendError, match="shape_invariant.*backend='interpreter'"):
-            sess.run(loss, {x: np.array([[0.5, 1.0]])})
 
 
 # ---- TensorArray ----------------------------------------------------------------------------
@@ -282,7 +327,8 @@ def test_tensor_array_loop(backend):
     assert int(size) == 5
 
 
-def test_tensor_array_of_run_time_size_and_unstack():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tensor_array_of_run_time_size_and_unstack(backend):
     x0 = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.25]])
 
     def build(x):
@@ -303,7 +349,7 @@ def test_tensor_array_of_run_time_size_and_unstack():
         x = gj.placeholder(gj.float64, [3, 2], name="x")
         loss, (stacked,), n = build(x)
         (dx,) = gj.gradients(loss, [x])
-    with gj.Session(g, backend="interpreter") as sess:
+    with gj.Session(g, backend=backend) as sess:
         got, dgot = sess.run([stacked, dx], {x: x0, n: 3})
         np.testing.assert_allclose(got, 2 * x0)
         np.testing.assert_allclose(dgot, 8 * x0)

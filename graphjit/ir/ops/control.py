@@ -167,8 +167,9 @@ def runtime_shape_error(fn, backend: str):
                     f"the {backend} backend cannot run '{op.name}': its result {v.type} has "
                     "a shape known only at run time (a while_loop value whose shape "
                     "invariant has None dimensions, or a cond whose branches differ in "
-                    "shape), and this backend plans every buffer when the Session is "
-                    "built; run this graph with backend='interpreter'",
+                    "shape), and a function given to this backend directly must have "
+                    "every buffer planned; compile it with runtime.executable."
+                    "compile_program, which runs such a function staged",
                     op=op,
                 )
     return None
