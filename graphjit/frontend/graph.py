@@ -104,16 +104,13 @@ def _top_level(name: str, attrs: dict) -> Value:
 
 
 def placeholder(dtype, shape=None, name: str | None = None) -> Value:
-    """A graph input fed at run time; None in `shape` is a dimension of any size."""
-    if shape is None:
-        raise ShapeError(
-            "placeholder needs a shape; use None for dimensions of any size",
-            location=user_location(),
-        )
+    """A graph input fed at run time; None in `shape` is a dimension of any size, and
+    `shape=None` a tensor of any rank (TF1's default): the feed gives it."""
     graph = get_default_graph()
     name = graph.unique_name(name or "placeholder")
-    shape = tuple(None if d == -1 else d for d in as_dims(shape, unknown=True))
-    if any(d is not None and d < 0 for d in shape):
+    if shape is not None:
+        shape = tuple(None if d == -1 else d for d in as_dims(shape, unknown=True))
+    if shape is not None and any(d is not None and d < 0 for d in shape):
         raise ShapeError(
             f"placeholder '{name}' has a negative dimension in {shape}", location=user_location()
         )
@@ -298,9 +295,27 @@ def _session_or_default(session, what: str):
     return session
 
 
-def _value_get_shape(self) -> TensorShape:
+class UnknownShape:
+    """TF1's TensorShape(None): the shape of a tensor whose rank is unknown until fed."""
+
+    ndims = rank = dims = None
+
+    def as_list(self):
+        raise ShapeError("as_list() is not defined on a shape of unknown rank (shape=None)")
+
+    def is_fully_defined(self) -> bool:
+        return False
+
+    def num_elements(self):
+        return None
+
+    def __repr__(self) -> str:
+        return "TensorShape(None)"
+
+
+def _value_get_shape(self) -> TensorShape | UnknownShape:
     """TF1's `tensor.get_shape()`: the static shape, None for unknown dimensions."""
-    return TensorShape(self.shape)
+    return UnknownShape() if self.type.shape is None else TensorShape(self.shape)
 
 
 def _value_eval(self, session=None, feed_dict=None):

@@ -10,7 +10,7 @@ RuntimeCheckError on every backend, where NumPy would give 0 and a warning.
 from __future__ import annotations
 
 from graphjit.errors import DTypeError
-from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands
+from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands, reduction_axes
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind
 from graphjit.ir.types import int64
@@ -168,7 +168,8 @@ def prod(x, axis=None, keepdims=False):
     x = as_tensor(x)
     if x.dtype.is_bool or x.dtype.name == "int32":
         x = bind("cast", x, dtype=int64.name)
-    return bind("reduce_prod", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+    x, axes = reduction_axes(x, axis, keepdims)
+    return bind("reduce_prod", x, axes=axes, keepdims=keepdims)
 
 
 @axis_aliases
@@ -192,7 +193,8 @@ def _count_true(x, axis, keepdims, negate: bool):
     if negate:
         truth = bind("logical_not", truth)
     counts = bind("cast", truth, dtype=int64.name)
-    return bind("reduce_sum", counts, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+    counts, axes = reduction_axes(counts, axis, keepdims)
+    return bind("reduce_sum", counts, axes=axes, keepdims=keepdims)
 
 
 # any/all count elements rather than take a max or min of booleans: a count of an empty

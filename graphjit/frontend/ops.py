@@ -171,6 +171,15 @@ def axis_aliases(fn=None, *, indices=None):
     return function
 
 
+def reduction_axes(x, axis, keepdims) -> tuple:
+    """`(x, axes)` for a reduction of x over `axis`: the axes normalised against x's rank;
+    a tensor of unknown rank reduced over every axis is flattened first (the result's
+    rank is 0 whatever x's is)."""
+    if x.type.rank is None and axis is None and not keepdims:
+        return bind("reshape", x, shape=(-1,)), (0,)
+    return x, normalize_axes(axis, x.ndim)
+
+
 def normalize_axes(axis, rank: int) -> tuple:
     """None means every axis; negative axes count from the end; result sorted, unique."""
     if axis is None:
@@ -200,7 +209,8 @@ def sum(x, axis=None, keepdims=False):
     x = as_tensor(x)
     if x.dtype.is_bool or (x.dtype.is_integer and x.dtype.np.itemsize < 8):
         x = cast(x, "int64")
-    return bind("reduce_sum", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+    x, axes = reduction_axes(x, axis, keepdims)
+    return bind("reduce_sum", x, axes=axes, keepdims=keepdims)
 
 
 @axis_aliases
@@ -210,7 +220,7 @@ def mean(x, axis=None, keepdims=False):
         return cast(mean(cast(x, float32), axis, keepdims), x.dtype)
     if not x.dtype.is_floating:
         x = cast(x, float64)
-    axes = normalize_axes(axis, x.ndim)
+    x, axes = reduction_axes(x, axis, keepdims)
     total = bind("reduce_sum", x, axes=axes, keepdims=keepdims)
     return bind("div", total, bind("count", x, axes=axes))
 
@@ -239,7 +249,8 @@ def max(x, axis=None, keepdims=False):
     """The largest element along `axis` (every axis by default); `dim=` gives PyTorch's
     `(values, indices)`."""
     x = _numeric(x)
-    return bind("reduce_max", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+    x, axes = reduction_axes(x, axis, keepdims)
+    return bind("reduce_max", x, axes=axes, keepdims=keepdims)
 
 
 @axis_aliases(indices=_argmin)
@@ -247,7 +258,8 @@ def min(x, axis=None, keepdims=False):
     """The smallest element along `axis` (every axis by default); `dim=` gives PyTorch's
     `(values, indices)`."""
     x = _numeric(x)
-    return bind("reduce_min", x, axes=normalize_axes(axis, x.ndim), keepdims=keepdims)
+    x, axes = reduction_axes(x, axis, keepdims)
+    return bind("reduce_min", x, axes=axes, keepdims=keepdims)
 
 
 @axis_aliases

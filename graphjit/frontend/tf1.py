@@ -179,6 +179,8 @@ def shape(input, name=None, out_type=int32):
 def size(input, name=None, out_type=int32):
     """The number of elements of `input` as an int scalar (TF1's tf.size)."""
     x, dtype = as_tensor(input), _int_dtype(out_type)
+    if x.type.rank is None:  # of unknown rank: the length of its flattening
+        x = shape_ops.reshape(x, (-1,))
     total = constant_like(np.int64(1), int64, [x])
     for a in range(x.ndim):
         total = ops.mul(total, _dim(x, a))

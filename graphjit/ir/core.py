@@ -55,7 +55,10 @@ class Value:
 
     @property
     def shape(self) -> tuple:
-        return self.type.shape
+        shape = self.type.shape
+        if shape is None:
+            raise self._unknown_rank()
+        return shape
 
     @property
     def dtype(self):
@@ -63,7 +66,17 @@ class Value:
 
     @property
     def ndim(self) -> int:
-        return len(self.type.shape)
+        return len(self.shape)
+
+    def _unknown_rank(self):
+        from graphjit.errors import ShapeError  # (errors sits below the IR)
+
+        return ShapeError(
+            f"{self.name} has an unknown rank until it is fed (a placeholder with "
+            "shape=None), and this needs its rank: give the placeholder a shape, with None "
+            "for dimensions of any size ([None, None] for rank 2)",
+            location=user_location(),
+        )
 
     @property
     def name(self) -> str:

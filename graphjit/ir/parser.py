@@ -496,6 +496,8 @@ class _Parser:
     def tensor_type(self, tok: Token) -> TensorType:
         *dims, short = tok.text[len("tensor<") : -1].split("x")
         dtype = self.dtype(short, tok)
+        if dims == ["*"]:
+            return TensorType(None, dtype)  # unranked
         if not all(d == "?" or _DIGITS.fullmatch(d) for d in dims):
             raise self.error(f"bad dimensions in {tok.text}: use digits or ?", tok)
         if len(dims) > MAX_RANK:

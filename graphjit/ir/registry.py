@@ -7,7 +7,7 @@ an import running back up. The op families (`ir/ops/*.py`) register themselves, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graphjit.errors import DTypeError, GraphjitError, ShapeError
@@ -107,9 +107,9 @@ class OpDef:
     def infer_types(self, operands, attrs, regions=(), loc=None) -> list:
         types = [v.type for v in operands]
         try:
-            if self.num_regions:
-                return list(self.infer(types, attrs, regions))
-            return list(self.infer(types, attrs))
+            if any(getattr(t, "shape", ()) is None for t in types):
+                return self._infer_unranked(types, attrs, regions)
+            return self._infer(types, attrs, regions)
         except GraphjitError as e:
             if e.location is None and loc is not None:
                 raise type(e)(f"{e.raw_message} [op '{self.name}', built at {loc}]") from None
@@ -118,12 +118,48 @@ class OpDef:
             err = DTypeError if isinstance(e, TypeError) else ShapeError
             raise err(f"{self.name}: {e}", location=loc) from None
 
+    def _infer(self, types, attrs, regions) -> list:
+        if self.num_regions:
+            return list(self.infer(types, attrs, regions))
+        return list(self.infer(types, attrs))
+
+    def _infer_unranked(self, types, attrs, regions) -> list:
+        """An operand of unknown rank: the results' ranks are unknown too until the feed
+        gives it (the Session infers every type again then, so a shape error surfaces
+        there, naming this op). Their dtypes come from the rule applied with the operand
+        given some rank of unknown dimensions: dtype rules do not depend on the rank."""
+        inferred, first_error = [], None
+        for rank in STAND_IN_RANKS:
+            stand_ins = [
+                t.with_shape((None,) * rank) if getattr(t, "shape", ()) is None else t
+                for t in types
+            ]
+            try:
+                inferred.append(self._infer(stand_ins, attrs, regions))
+            except GraphjitError as e:
+                first_error = first_error or e
+            if len(inferred) == 2:
+                break
+        if not inferred:
+            raise first_error
+        if len(inferred) == 2 and inferred[0] == inferred[1]:
+            return inferred[0]  # the same whatever the rank (a flattening reshape: rank 1)
+        return [_unranked(t) for t in inferred[0]]
+
     def shape_only_operands(self, n: int) -> tuple[int, ...]:
         return tuple(range(1, n)) if self.shape_only == REST else self.shape_only
 
     @property
     def differentiable(self) -> bool:
         return self.vjp is not None and self.vjp != NONDIFF
+
+
+STAND_IN_RANKS = (2, 1, 0, 3, 4)  # (the first that an op's rule accepts gives the dtypes)
+
+
+def _unranked(t):
+    """A tensor type (ir/types.py, above this module) with its rank forgotten."""
+    return replace(t, shape=None) if hasattr(t, "shape") else t
 
 
 class _Required:

@@ -224,19 +224,28 @@ Shape = tuple  # of int | None; None is a dimension unknown until the Session sp
 
 @dataclass(frozen=True)
 class TensorType:
-    shape: Shape
+    """`shape` None is an unknown rank (TF1's `placeholder(dtype)`, MLIR's `tensor<*xf32>`):
+    the Session learns it from the feed, like an unknown dimension."""
+
+    shape: Shape | None
     dtype: DType
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(None if d is None else int(d) for d in self.shape))
+        if self.shape is not None:
+            dims = tuple(None if d is None else int(d) for d in self.shape)
+            object.__setattr__(self, "shape", dims)
 
     @property
-    def rank(self) -> int:
-        return len(self.shape)
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    @property
+    def is_ranked(self) -> bool:
+        return self.shape is not None
 
     @property
     def is_static(self) -> bool:
-        return all(d is not None for d in self.shape)
+        return self.shape is not None and all(d is not None for d in self.shape)
 
     @property
     def size(self) -> int | None:
@@ -245,10 +254,20 @@ class TensorType:
     def with_shape(self, shape) -> TensorType:
         return TensorType(tuple(shape), self.dtype)
 
+    def __call__(self, *args, **kwargs):
+        """PyTorch's `x.type(dtype)` reaches here: say what to write instead."""
+        raise DTypeError(
+            f"x.type is graphjit's type of the tensor ({self}), not PyTorch's cast method: "
+            "write x.to(dtype) (or x.float(), x.double(), x.int(), x.long(), x.bool())",
+            location=user_location(),
+        )
+
     def with_dtype(self, dtype) -> TensorType:
         return TensorType(self.shape, as_dtype(dtype))
 
     def __str__(self) -> str:
+        if self.shape is None:
+            return f"tensor<*x{self.dtype.short}>"
         dims = "".join(("?" if d is None else str(d)) + "x" for d in self.shape)
         return f"tensor<{dims}{self.dtype.short}>"
 

@@ -497,6 +497,8 @@ def _convert_feed(placeholder: Value, value) -> np.ndarray:
 
 
 def _shape_fits(shape, t) -> bool:
+    if t.shape is None:
+        return True  # any rank
     return len(shape) == len(t.shape) and all(
         d is None or d == a for d, a in zip(t.shape, shape, strict=True)
     )

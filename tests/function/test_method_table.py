@@ -448,3 +448,13 @@ def test_split_and_chunk_of_a_graph_value_need_only_that_dimension_known():
 def test_item_of_a_graph_value_says_why_and_what_to_do():
     with pytest.raises(gj.GraphjitError, match="has none until the graph runs"):
         gj.function(lambda x: x.sum().item(), backend="interpreter")(X)
+
+
+def test_type_called_as_pytorch_casts_says_to_use_to():
+    """`.type` is graphjit's type on both kinds; PyTorch's `x.type(dtype)` names `.to`."""
+    eager = gj.tensor([1.0, 2.0])
+    traced = gj.function(lambda x: x.type(gj.float64))
+    for call in (lambda: eager.type(gj.float64), lambda: traced(eager)):
+        with pytest.raises(gj.DTypeError, match=r"x\.to\(dtype\)"):
+            call()
+    assert str(eager.type) == "tensor<2xf32>"

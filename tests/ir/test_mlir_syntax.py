@@ -133,3 +133,15 @@ def test_the_text_mlir_prints_back_is_the_same_ir(context):
     unit attributes) reads in graphjit as the IR graphjit printed."""
     text = graph_text(control_flow)
     assert print_module(parse(str(mlir_module(context, text)))) == text
+
+
+def test_unranked_tensors_are_mlir(context):
+    """A placeholder of unknown rank prints as MLIR's unranked `tensor<*xf32>`."""
+
+    def build():
+        x = gj.placeholder(gj.float32, name="x")
+        gj.reduce_sum(gj.exp(x) * 2.0)
+
+    text = graph_text(build)
+    assert "tensor<*xf32>" in text
+    assert print_module(parse(str(mlir_module(context, text)))) == text

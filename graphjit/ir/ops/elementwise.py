@@ -64,7 +64,7 @@ def elementwise_rule(result_dtype=None, kinds="fiub", what="numeric"):
 
 
 def statically_same_shape(a, b) -> bool:
-    return tuple(a.shape) == tuple(b.shape) and None not in tuple(a.shape)
+    return a.type.is_static and a.shape == b.shape
 
 
 def unbroadcast(ct, x):

@@ -23,7 +23,8 @@ from graphjit.ir.types import TensorType, as_dtype
 
 
 def _declared_type(types, attrs):
-    return [TensorType(tuple(attrs["shape"]), as_dtype(attrs["dtype"]))]
+    shape = attrs["shape"]  # (None: a placeholder of any rank)
+    return [TensorType(None if shape is None else tuple(shape), as_dtype(attrs["dtype"]))]
 
 
 register(
