@@ -74,6 +74,7 @@ class TracedFunction:
         self.trace_count = 0
         self.retrace_reasons: list[str] = []
         self._cache: dict = {}
+        self._positional: dict = {}  # _positional_key -> ConcreteFunction: the fast calls
         self._vjp: TracedFunction | None = None
         self.runs_assigns = True  # (False for a VJP: see `vjp`)
 
@@ -84,10 +85,16 @@ class TracedFunction:
         return f"<gj.function {self.__qualname__}: {self.trace_count} trace(s)>"
 
     def __call__(self, *args, **kwargs):
+        if not kwargs and self._positional:
+            concrete = self._positional.get(_positional_key(args))
+            if concrete is not None:
+                return concrete.run_positional(args)
         call = _Call(self, args, kwargs)
         if call.symbolic:  # called while tracing another function: inline it
             return self.call_python(call.bound.arguments)
         concrete = self._concrete(call)
+        if not kwargs and _takes_fast_path(call, args, concrete):
+            self._positional[_positional_key(args)] = concrete
         as_tensors = any(isinstance(x, Tensor) for x in call.leaves)
         if as_tensors and concrete.fetches and _records_gradient(call, concrete):
             outs = CompiledFunction.apply(
@@ -157,6 +164,40 @@ class BoundFunction:
 
     def __getattr__(self, name: str):
         return getattr(self.traced, name)
+
+
+# ---- the fast path: positional arrays in, nothing to record ------------------------------
+
+
+def _positional_key(args) -> tuple | None:
+    """What selects a trace for a call with arrays and tensors that need no gradient as its
+    only (positional) arguments: their shapes and dtypes; None for any other call."""
+    key = []
+    for a in args:
+        kind = type(a)
+        if kind is Tensor:
+            if a.requires_grad:
+                return None
+            a = a._data
+        elif kind is not np.ndarray:
+            return None
+        key.append((kind, a.shape, a.dtype))
+    return tuple(key)
+
+
+def _takes_fast_path(call: _Call, args: tuple, concrete: ConcreteFunction) -> bool:
+    """Can calls like this one skip binding, flattening and the tape? When its arguments
+    are its leaves (no nesting, no constants), it reads no module (no state to copy in or
+    back: a global rebound to a module later is not seen, as jax.jit and tf.function do
+    not see rebound globals), draws no random numbers, and its key is a positional one."""
+    return (
+        len(call.leaves) == len(args)
+        and all(leaf is a for leaf, a in zip(call.leaves, args))
+        and not call.captured
+        and not concrete.state
+        and concrete.rng.base is None
+        and _positional_key(args) is not None
+    )
 
 
 # ---- the arguments of one call ------------------------------------------------------------
@@ -352,6 +393,8 @@ class ConcreteFunction:
         assigned = {op.attrs["var"] for op in self.assigns}
         self.written_back = [(var, t) for var, t in self.state if var.name in assigned]
         self.session = Session(self.graph, **traced.options)
+        fed = self.placeholders + ([self.rng.base] if self.rng.base is not None else [])
+        self.run_session = self.session.make_callable(self.fetches + self.assigns, fed)
 
     def run(self, call: _Call) -> list:
         """The fetched outputs as arrays; parameters and buffers are copied in first, and
@@ -359,12 +402,12 @@ class ConcreteFunction:
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
         for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
             self.session.variables[var.name] = np.asarray(t._data, order="C")
-        feeds = dict(zip(self.placeholders, inputs))
+        feeds = inputs
         if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
             if call.rng is None:
                 call.rng = random.next_rng(self.rng.count)
-            feeds[self.rng.base] = call.rng
-        results = self.session.run(self.fetches + self.assigns, feeds)
+            feeds = [*inputs, call.rng]
+        results = self.run_session(*feeds)
         for var, t in self.written_back:
             new = self.session.variables[var.name]
             if new is not t._data:  # (the compiled code may have written t's array in place)
@@ -372,6 +415,16 @@ class ConcreteFunction:
             bump_version(t)  # an in-place change, as optimizer.step() makes
         owned = inputs + [t._data for _, t in self.state]
         return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
+
+    def run_positional(self, args: tuple):
+        """A call on the fast path (see `_takes_fast_path`): the arrays straight to the
+        session's callable, the results wrapped as tensors when tensors came in."""
+        inputs = [a._data if type(a) is Tensor else a for a in args]
+        results = self.run_session(*inputs)[: len(self.fetches)]
+        fetched = [_not_aliasing(a, inputs) for a in results]
+        if any(type(a) is Tensor for a in args):
+            fetched = [wrap(a) for a in fetched]
+        return self.assemble(fetched)
 
     def assemble(self, fetched: list):
         """The function's output structure, with `fetched` for its graph tensors."""
@@ -403,7 +456,12 @@ def _is_graph(x) -> bool:
 def _not_aliasing(array, owned: list):
     """Results never share memory with the caller's inputs or parameters (an identity
     function's output is a copy), so changing one cannot change the other."""
-    shared = isinstance(array, np.ndarray) and any(np.may_share_memory(array, o) for o in owned)
+    if not isinstance(array, np.ndarray):
+        return array
+    if array.base is None:  # it owns its memory: only it or views of it share that
+        shared = any(o is array or getattr(o, "base", None) is array for o in owned)
+    else:
+        shared = any(np.may_share_memory(array, o) for o in owned)
     return array.copy() if shared else array
 
 

@@ -174,6 +174,40 @@ class Session:
         args = [values[i] for i in plan.feed_order]
         return self._execute(plan.executable, args, plan.leaves, plan.spec)
 
+    def make_callable(self, fetches, feed_list=None):
+        """TF1's `Session.make_callable`: a function of the values for `feed_list` (in that
+        order) that runs `fetches`. Each new signature of fed shapes and dtypes takes the
+        checked path of `run` once; later calls with it go straight to the executable."""
+        feed_list = list(feed_list or [])
+        plans: dict = {}
+
+        def call(*feed_values):
+            if len(feed_values) != len(feed_list):
+                raise FeedError(
+                    f"this callable takes {len(feed_list)} feed values, got {len(feed_values)}",
+                    location=user_location(),
+                )
+            key = tuple((v.shape, v.dtype) for v in feed_values if type(v) is np.ndarray)
+            plan = plans.get(key) if len(key) == len(feed_values) else None  # (arrays only)
+            if plan is None or self.closed:
+                return self._first_call(fetches, feed_list, feed_values, key, plans)
+            args = [feed_values[i] for i in plan.feed_order]
+            return self._execute(plan.executable, args, plan.leaves, plan.spec)
+
+        return call
+
+    def _first_call(self, fetches, feed_list, feed_values, key, plans):
+        """A callable's run of a new signature: `run`'s checks, and its plan kept (array
+        feeds only) for the calls that follow."""
+        feed_dict = dict(zip(feed_list, feed_values))
+        out = self.run(fetches, feed_dict)
+        plan = self._run_plans.get(_fast_key(fetches, feed_dict))
+        if plan is not None and len(feed_dict) == len(feed_list):  # (no key fed twice)
+            if len(plans) >= self.cache_size:
+                plans.clear()  # (the Session's own cache bounds how many it compiles)
+            plans[key] = plan
+        return out
+
     def _run_checked(self, fetches, feed_dict, key):
         """The full path: validate fetches and feeds, compile if needed, and remember how
         to repeat this run without the checks when nothing about it changes."""
