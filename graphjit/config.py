@@ -200,3 +200,24 @@ def cache_dir() -> str | None:
     if raw is None or raw.strip() == "":
         return None
     return os.path.abspath(os.path.expanduser(raw))  # (not cached: it depends on the cwd)
+
+
+def distributed_timeout() -> float | None:
+    """GRAPHJIT_DISTRIBUTED_TIMEOUT: seconds a process of a gj.distributed job waits in a
+    collective for the others before it aborts the job (one of them is stuck, or gone); a
+    number > 0, or 0 for no timeout (None); default 300."""
+    default = 300.0
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return default
+        accepted = f"a number of seconds > 0, or 0 for no timeout (default {default:g})"
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise _invalid("GRAPHJIT_DISTRIBUTED_TIMEOUT", raw, accepted) from None
+        if not (value >= 0 and math.isfinite(value)):
+            raise _invalid("GRAPHJIT_DISTRIBUTED_TIMEOUT", raw, accepted)
+        return value or None
+
+    return _read("GRAPHJIT_DISTRIBUTED_TIMEOUT", parse)

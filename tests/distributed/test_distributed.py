@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,9 +16,13 @@ import numpy as np
 import pytest
 
 import graphjit as gj
+from graphjit import config
+from graphjit.distributed import monitor
+from graphjit.distributed.watchdog import Watchdog, WatchedComm, mpi_op_names
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "worker.py"
+MONITOR = Path(monitor.__file__)
 TIMEOUT_S = 60
 
 
@@ -39,9 +45,14 @@ needs_mpi = pytest.mark.skipif(
 )
 
 
-def _launch(processes: int, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}
+def _launch(processes: int, *args: str, monitored=False, **variables) -> subprocess.Popen:
+    """`python ARGS` on `processes` processes; `monitored`: each rank under the monitor
+    (monitor.py) started by mpiexec as a script, as `python -m graphjit.distributed.run -n N`
+    does."""
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]), **variables}
     command = [sys.executable, *args]
+    if monitored:
+        command = [sys.executable, "-I", str(MONITOR), *args]
     if processes > 1:  # one process: plain python, no mpiexec (a job of size 1)
         command = [_mpiexec(), "-n", str(processes), *command]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
@@ -49,8 +60,22 @@ def _launch(processes: int, *args: str) -> subprocess.Popen:
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str]:
-    out, err = process.communicate(timeout=TIMEOUT_S)
+    try:
+        out, err = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        raise
     return process.returncode, out + err
+
+
+def _stop(job: subprocess.Popen) -> None:
+    """End a job that hangs, ranks included: mpiexec forwards a first Ctrl-C to the ranks
+    and SIGKILLs them at the second (killing mpiexec alone would leave them spinning)."""
+    for _ in range(2):
+        job.send_signal(signal.SIGINT)
+        time.sleep(1)
+    job.kill()
+    job.communicate()
 
 
 @needs_mpi
@@ -79,6 +104,57 @@ def test_a_rank_that_raises_ends_the_job_with_its_error_within_seconds(tmp_path)
 
 
 @needs_mpi
+def test_a_rank_that_exits_without_an_error_is_named_by_its_monitor_within_seconds(tmp_path):
+    start = time.perf_counter()
+    job = subprocess.Popen(  # the launcher a user types: mpiexec, a monitor per rank
+        [sys.executable, "-m", "graphjit.distributed.run", "-n", "2", str(WORKER), "exit", "x"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parents[1])},
+    )  # fmt: skip
+    status, output = _finish(job)
+    # (mpiexec's own exit status is 3, or 9 when it happens to reap a rank it killed first)
+    assert status != 0
+    assert "rank 1 of 2 (pid " in output
+    assert "exited with code 3 without a Python error; mpiexec stops (SIGKILLs) the" in output
+    assert time.perf_counter() - start < 30
+
+
+@needs_mpi
+def test_a_rank_killed_by_a_signal_is_named_by_its_monitor():
+    script = (
+        "import os, signal\nfrom mpi4py import MPI\nc = MPI.COMM_WORLD\nc.Barrier()\n"
+        "os.kill(os.getpid(), signal.SIGKILL) if c.rank == 1 else c.Barrier()\n"
+    )
+    status, output = _finish(_launch(2, "-c", script, monitored=True))
+    assert status != 0
+    assert "rank 1 of 2 (pid " in output and "was killed by signal 9 (SIGKILL" in output
+
+
+@needs_mpi
+def test_a_rank_that_fails_before_mpi_starts_still_stops_the_job():
+    script = (  # (hydra alone would leave rank 0 waiting in MPI_Init for ever)
+        "import os, sys\nif os.environ['PMI_RANK'] == '1': sys.exit(2)\n"
+        "from mpi4py import MPI\nMPI.COMM_WORLD.Barrier()\n"
+    )
+    status, output = _finish(_launch(2, "-c", script, monitored=True))
+    assert status != 0
+    assert "rank 1 of 2 (pid " in output and "exited with code 2 before gj.distributed" in output
+
+
+@needs_mpi
+def test_a_rank_that_hangs_makes_the_others_time_out_naming_the_collective():
+    start = time.perf_counter()
+    job = _launch(2, str(WORKER), "hang", "x", monitored=True, GRAPHJIT_DISTRIBUTED_TIMEOUT="1.5")
+    status, output = _finish(job)
+    assert status != 0
+    assert "rank 0 of 2 timed out: DistributedError: all_reduce (MPI_Allreduce) of " in output
+    assert "more than the 1.5 s of GRAPHJIT_DISTRIBUTED_TIMEOUT" in output
+    assert "worker.py" in output and "sess.run(train" in output  # where rank 0 waits
+    assert "(pid " not in output  # it did report its error: its monitor is silent
+    assert time.perf_counter() - start < 30
+
+
+@needs_mpi
 def test_ranks_that_reduce_different_shapes_get_an_error_not_a_hang():
     script = (
         "import numpy as np, graphjit as gj\n"
@@ -91,6 +167,91 @@ def test_ranks_that_reduce_different_shapes_get_an_error_not_a_hang():
 
 
 # ---- a job of one process (no mpiexec needed) -----------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "inf", "nan"])
+def test_a_malformed_timeout_is_a_config_error_naming_it(monkeypatch, value):
+    monkeypatch.setenv("GRAPHJIT_DISTRIBUTED_TIMEOUT", value)
+    with pytest.raises(gj.ConfigError, match=f"GRAPHJIT_DISTRIBUTED_TIMEOUT='{value}'.*or 0 for"):
+        config.distributed_timeout()
+
+
+def test_the_timeout_is_300_s_by_default_and_0_turns_it_off(monkeypatch):
+    monkeypatch.delenv("GRAPHJIT_DISTRIBUTED_TIMEOUT", raising=False)
+    assert config.distributed_timeout() == 300
+    monkeypatch.setenv("GRAPHJIT_DISTRIBUTED_TIMEOUT", "0")
+    assert config.distributed_timeout() is None
+    monkeypatch.setenv("GRAPHJIT_DISTRIBUTED_TIMEOUT", " 2.5 ")
+    assert config.distributed_timeout() == 2.5
+
+
+class FakeMPI:
+    SUM, MAX, MIN = "MPI_SUM", "MPI_MAX", "MPI_MIN"
+
+
+class StuckComm:
+    """A communicator whose Allreduce waits until released (a peer that never comes)."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def Allreduce(self, send, recv, op):
+        self.release.wait(TIMEOUT_S)
+
+    def Get_rank(self):
+        return 0
+
+
+def test_the_watchdog_reports_a_collective_that_outlasts_the_timeout():
+    reports = []
+    stuck = StuckComm()
+
+    def report(message: str) -> None:
+        reports.append(message)
+        stuck.release.set()
+
+    watchdog = Watchdog(0.2, report, mpi_op_names(FakeMPI))
+    comm = WatchedComm(stuck, watchdog)
+    watchdog.start()
+    start = time.perf_counter()
+    comm.Allreduce(None, np.ones(5, np.float32), FakeMPI.SUM)
+    assert 0.2 <= time.perf_counter() - start < 5
+    (message,) = reports
+    assert message.startswith("DistributedError: all_reduce (MPI_Allreduce) of 5 float32 (sum)")
+    assert "0.2 s of GRAPHJIT_DISTRIBUTED_TIMEOUT" in message and "test_distributed.py" in message
+    assert comm.Get_rank() == 0 and not watchdog.waiting  # the rest is the comm's own
+
+
+def test_the_monitor_names_a_process_that_exits_with_a_code_and_exits_with_it():
+    done = subprocess.run([sys.executable, "-I", str(MONITOR), "-c", "import os; os._exit(4)"],
+                          capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 4
+    assert "the process (not in a job) (pid " in done.stderr
+    assert "exited with code 4\n" in done.stderr
+
+
+def test_the_monitor_is_silent_when_the_process_succeeds_or_reported_its_error():
+    reported = (  # (monitor.py loaded alone: importing graphjit would take seconds)
+        "import importlib.util as u\n"
+        f"spec = u.spec_from_file_location('monitor', {str(MONITOR)!r})\n"
+        "monitor = u.module_from_spec(spec); spec.loader.exec_module(monitor)\n"
+        "monitor.tell_monitor(); raise SystemExit(5)\n"
+    )
+    for code, expected in [("print('fine')", 0), (reported, 5)]:
+        done = subprocess.run([sys.executable, "-I", str(MONITOR), "-c", code],
+                              capture_output=True, text=True, timeout=TIMEOUT_S)  # fmt: skip
+        assert done.returncode == expected and done.stderr == "", done.stderr
+
+
+def test_the_monitor_is_silent_about_a_signal_sent_to_the_whole_job():
+    code = "import sys, time; print('started', flush=True); time.sleep(30)"
+    job = subprocess.Popen([sys.executable, "-I", str(MONITOR), "-c", code], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True)  # fmt: skip
+    assert job.stdout.readline() == "started\n"
+    os.killpg(job.pid, signal.SIGTERM)  # as mpiexec signals each rank's process group
+    _, err = job.communicate(timeout=TIMEOUT_S)
+    assert job.returncode == -signal.SIGTERM and "graphjit" not in err, err
 
 
 def test_shard_cuts_like_array_split():

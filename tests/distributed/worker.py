@@ -3,12 +3,17 @@ mpich wheel's mpiexec, or alone as a job of one process): trains the seed MLP (t
 benchmark's relu MLP, small) on this rank's shard of one batch, static and eager, and
 rank 0 writes the final weights of every way to an .npz.
 
-    python worker.py train OUT.npz        python worker.py raise OUT.npz
+    python worker.py train OUT.npz        python worker.py raise|exit|hang OUT.npz
+
+raise, exit and hang make rank 1 fail in step 2 of the static training: a Python error,
+os._exit(3) (no error at all), or a sleep that never ends.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import numpy as np
 
@@ -32,7 +37,15 @@ def seed_mlp():
     return x, labels, weights
 
 
-def train_static(x, labels, weights, backend="llvm", fail_at=None) -> list:
+def fail(how: str) -> None:
+    if how == "raise":
+        raise RuntimeError("rank 1 fails on purpose in step 2")
+    if how == "exit":
+        os._exit(3)
+    time.sleep(3600)  # "hang": the others wait in the step's all_reduce
+
+
+def train_static(x, labels, weights, backend="llvm", fail_at=None, how="raise") -> list:
     g = gj.Graph()
     with g.as_default():
         xp = gj.placeholder(gj.float32, [None, INPUTS], name="x")
@@ -51,7 +64,7 @@ def train_static(x, labels, weights, backend="llvm", fail_at=None) -> list:
         gj.distributed.broadcast_variables(sess)
         for step in range(STEPS):
             if step == fail_at and gj.distributed.rank() == 1:
-                raise RuntimeError("rank 1 fails on purpose in step 2")
+                fail(how)
             sess.run(train, {xp: x, lp: labels})
         return sess.run(params)
 
@@ -76,8 +89,8 @@ def main(task: str, out: str) -> None:
     x, labels, weights = seed_mlp()
     mine = gj.distributed.shard(BATCH)
     x, labels = x[mine], labels[mine]
-    if task == "raise":
-        train_static(x, labels, weights, fail_at=2)
+    if task in ("raise", "exit", "hang"):
+        train_static(x, labels, weights, fail_at=2, how=task)
         return
     results = {"eager": train_eager(x, labels)}
     results["interpreter"] = train_static(x, labels, weights, backend="interpreter")
