@@ -228,6 +228,35 @@ def _getitem_cases() -> list[OpCase]:
             lambda x: x[:, MASK],
             [((2, 4, 3),)],
         ),
+        # masks that are tensors too (graph values: a flatnonzero, whose length the
+        # backends learn when it runs)
+        OpCase(
+            "x[tensor mask]",
+            lambda x, m: x[m],
+            lambda x, m: x[m],
+            [((4, 3), (4, 3)), ((4, 3), (4,))],
+            domains=("real", "bool"),
+            fixed={1: "bool"},
+            dynamic=False,  # (a 2-d mask's coordinates need its shape)
+        ),
+        OpCase(
+            "boolean_mask(tensor mask, axis=1)",
+            lambda x, m: gj.boolean_mask(x, m, axis=1),
+            lambda x, m: x[:, m],
+            [((2, 4, 3), (4,))],
+            domains=("real", "bool"),
+            fixed={1: "bool"},
+        ),
+        OpCase(
+            "where(tensor condition)",
+            lambda m: gj.where(m),
+            lambda m: np.argwhere(m),
+            [((3, 4),), ((5,),)],
+            domains=("bool",),
+            dtypes=("bool",),
+            grad=False,
+            dynamic=False,
+        ),
     ]
     return cases
 

@@ -338,7 +338,9 @@ def op_gradient(case, dtype) -> Program:
             xs = [gj.placeholder(a.dtype, a.shape, name=f"s{j}_x{i}") for i, a in enumerate(arrays)]
             feeds.update(zip(xs, arrays))
             y = case.fn(*xs)
-            w = rng.uniform(-1.5, 1.5, y.shape).astype(y.dtype.np)
+            # (a value-shaped result, x[mask]: its length comes from the fed mask)
+            shape = np.shape(case.ref(*arrays)) if None in y.shape else y.shape
+            w = rng.uniform(-1.5, 1.5, shape).astype(y.dtype.np)
             wrt = [x for x in xs if x.dtype.is_floating]
             fetches += [d for d in gj.gradients(gj.sum(y * w), wrt) if d is not None]
     assert fetches, f"{case.name}: no gradient to compare"

@@ -8,8 +8,9 @@ outside [-n, n) is a RuntimeCheckError when the op runs.
 
 A boolean mask selects a number of elements that depends on its values. Eager tensors
 and NumPy masks (known when the graph is built) are turned into integer positions; a
-graph tensor as a mask is an error that points to `where`: a graph's shapes are fixed
-before it runs (the llvm and cuda backends plan every buffer ahead)."""
+graph tensor as a mask becomes the `flatnonzero` op, whose result's length is known only
+when it runs (the llvm and cuda backends run it between compiled stages, each compiled
+once per length it meets: runtime/staged.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from graphjit.frontend.convert import constant_like, is_tensor, unwrap
 from graphjit.frontend.ops import add, as_tensor, cast, equal, mul, normalize_axes, where
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import bind
+from graphjit.ir.patterns import constant_value
 from graphjit.ir.types import bool_, int64
 
 __all__ = [
@@ -38,13 +40,9 @@ __all__ = [
     "segment_sum",
     "embedding",
     "boolean_mask",
+    "argwhere",
+    "nonzero",
 ]
-
-WHERE_HINT = (
-    "a boolean mask selects a number of elements known only from its values, and a graph's "
-    "shapes are fixed before it runs: use gj.where(mask, x, 0) to keep the shape (and sum or "
-    "count with the mask), or index with the mask in eager mode"
-)
 
 
 # ---- arguments ---------------------------------------------------------------------------
@@ -309,6 +307,8 @@ def boolean_mask(x, mask, axis=0):
     runs: an eager tensor, or a NumPy array when building a graph."""
     x = as_tensor(x)
     axis = _axis(axis, x.ndim)
+    if _is_runtime_mask(mask):
+        return _boolean_mask_of_graph_tensor(x, unwrap(mask), axis)
     values = _mask_values(mask)
     if values.ndim == 0 or axis + values.ndim > x.ndim:
         raise ShapeError(
@@ -320,12 +320,91 @@ def boolean_mask(x, mask, axis=0):
     return bind("gather", _merge_axes(x, axis, values.ndim), positions, axis=axis)
 
 
+def _boolean_mask_of_graph_tensor(x, mask, axis: int):
+    """A mask known only when the graph runs: a gather at its True positions (a
+    `flatnonzero`, whose length the backends learn as it runs: see VALUE_SHAPED)."""
+    _check_graph_mask(mask)
+    if mask.ndim == 0 or axis + mask.ndim > x.ndim:
+        raise ShapeError(
+            f"boolean_mask needs a mask of rank 1 to {x.ndim - axis}, got rank {mask.ndim}",
+            location=user_location(),
+        )
+    _check_mask_shape(x.shape[axis : axis + mask.ndim], mask.shape)
+    positions = _true_positions(mask)
+    return bind("gather", _merge_axes(x, axis, mask.ndim), positions, axis=axis)
+
+
+def _check_graph_mask(mask) -> None:
+    if not mask.dtype.is_bool:
+        raise DTypeError(f"a mask must be boolean, got {mask.dtype.name}", location=user_location())
+
+
+def argwhere(x):
+    """The coordinates of x's nonzero (True) elements, one row each, as int64 of shape
+    (count, x.ndim), in row-major order (np.argwhere, torch.argwhere, TF1's tf.where(x))."""
+    x = as_tensor(x)
+    mask = x if x.dtype.is_bool else bind("not_equal", x, _zero_like(x))
+    positions = _true_positions(mask)
+    coordinates = [bind("expand_dims", c, axes=(1,)) for c in _unravel(positions, mask.shape)]
+    if not coordinates:  # a 0-d x: one row of no coordinates when it is nonzero
+        return bind("expand_dims", positions, axes=(1,))[:, :0]
+    return bind("concat", *coordinates, axis=1)
+
+
+def nonzero(x, as_tuple: bool = False):
+    """PyTorch's torch.nonzero: argwhere(x), or with `as_tuple` one int64 index array per
+    axis (NumPy's np.nonzero, what x[mask] indexes with)."""
+    if not as_tuple:
+        return argwhere(x)
+    x = as_tensor(x)
+    mask = x if x.dtype.is_bool else bind("not_equal", x, _zero_like(x))
+    return tuple(_unravel(_true_positions(mask), mask.shape))
+
+
+def _true_positions(mask):
+    """The flat positions of a boolean tensor's True elements: computed now when its values
+    are known (an eager tensor, a graph constant), else when the graph runs."""
+    known = constant_value(mask) if _is_graph(mask) else None
+    if known is None:
+        return bind("flatnonzero", mask)
+    return constant_like(np.flatnonzero(known).astype(np.int64), int64, (mask,))
+
+
+def _zero_like(x):
+    return constant_like(np.zeros((), x.dtype.np), x.dtype, (x,))
+
+
+def _unravel(positions, shape) -> list:
+    """Flat row-major positions in `shape` as one int64 index array per axis."""
+    if None in shape:
+        raise ShapeError(
+            f"the coordinates of a mask's True elements need the mask's shape known, got "
+            f"{list(shape)}",
+            location=user_location(),
+        )
+    out, stride = [], math.prod(shape)
+    for size in shape:
+        stride //= max(size, 1)
+        c = positions if stride == 1 else bind("floor_divide", positions, _int64(stride, positions))
+        out.append(bind("floor_mod", c, _int64(size, positions)) if out else c)
+    return out
+
+
+def _int64(value: int, like):
+    return constant_like(np.int64(value), int64, (like,))
+
+
+def _is_runtime_mask(mask) -> bool:
+    """A graph tensor whose values are known only when the graph runs (not a constant)."""
+    mask = unwrap(mask)
+    return _is_graph(mask) and constant_value(mask) is None
+
+
 def _mask_values(mask) -> np.ndarray:
+    """The values of a mask known now: a NumPy array, an eager tensor, a graph constant."""
     mask = unwrap(mask)
     if _is_graph(mask):
-        raise ShapeError(
-            f"indexing with a boolean graph tensor: {WHERE_HINT}", location=user_location()
-        )
+        mask = constant_value(mask)
     values = mask.numpy() if is_tensor(mask) else np.asarray(mask)
     if values.dtype.kind != "b":
         raise DTypeError(f"a mask must be boolean, got {values.dtype}", location=user_location())
@@ -455,7 +534,10 @@ def _masks_as_positions(x, key: list) -> list:
     k-dimensional mask is the k arrays of its nonzero())."""
     out, axis = [], 0
     for k in key:
-        if _is_mask(k):
+        if _is_mask(k) and _is_runtime_mask(k):  # known when the graph runs
+            _check_mask_shape(x.shape[axis : axis + k.ndim], k.shape)
+            out += list(_unravel(_true_positions(k), k.shape))
+        elif _is_mask(k):
             values = _mask_values(k)
             _check_mask_shape(x.shape[axis : axis + values.ndim], values.shape)
             out += [p.astype(np.int64) for p in np.nonzero(values)]

@@ -121,8 +121,13 @@ def logical_not(x):
     return bind("logical_not", _as_bool(x))
 
 
-def where(condition, x, y):
-    """Elements of x where condition holds, else of y (broadcasting all three)."""
+def where(condition, x=None, y=None):
+    """Elements of x where condition holds, else of y (broadcasting all three). With the
+    condition alone, TF1's tf.where(condition): the coordinates of its True elements."""
+    if x is None and y is None:
+        from graphjit.frontend.indexing import argwhere  # (indexing builds on this module)
+
+        return argwhere(condition)
     condition = _as_bool(condition, x, y)
     if not (is_tensor(unwrap(x)) or is_tensor(unwrap(y))):
         # constant branches take the condition's mode (eager tensors or graph constants)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
-from graphjit.ir.ops import VIEW
+from graphjit.ir.ops import VALUE_SHAPED, VIEW
 from graphjit.ir.types import ListType, TensorType
 from graphjit.runtime.interpreter import Interpreter
 
@@ -42,12 +42,15 @@ def _runtime_sized(v: Value) -> bool:
 
 def _steps_on_host(op: Operation) -> bool:
     """Control flow with a runtime-sized value inside, every op that takes or makes a tensor
-    list (compiled code passes tensors in and out, never lists), and views that make a
-    runtime-sized value (types inferred again would not know that size)."""
+    list (compiled code passes tensors in and out, never lists), views that make a
+    runtime-sized value (types inferred again would not know that size) and ops whose
+    result's shape depends on values (VALUE_SHAPED)."""
     if any(isinstance(v.type, ListType) for v in op.operands + op.results + captured_values(op)):
         return True
     if op.opdef.has(VIEW) and any(_runtime_sized(v) for v in op.results):
         return True  # a shape invariant relaxing a shape: no arithmetic, nothing to compile
+    if op.opdef.has(VALUE_SHAPED):
+        return True  # its result's size comes from its operands' values
     return bool(op.regions) and any(
         _runtime_sized(v) for inner in op.walk() for v in list(inner.results) + _args(inner)
     )

@@ -82,7 +82,7 @@ def test_getitem_gradient_adds_up_repeated_indices():
     np.testing.assert_array_equal(x.grad.numpy(), [0, 3, 0, 0, 7])
 
 
-def test_boolean_mask_is_eager_only_for_tensor_masks():
+def test_boolean_mask_of_eager_tensors():
     x = gj.tensor(X, requires_grad=True)
     mask = X > 0
     np.testing.assert_array_equal(x[gj.tensor(mask)].numpy(), X[mask])
@@ -91,15 +91,53 @@ def test_boolean_mask_is_eager_only_for_tensor_masks():
     )
     gj.sum(x[gj.tensor(mask)]).backward()
     np.testing.assert_array_equal(x.grad.numpy(), mask.astype(float))
+    np.testing.assert_array_equal(gj.where(gj.tensor(mask)).numpy(), np.argwhere(mask))
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_boolean_mask_that_is_a_graph_tensor(backend):
+    """A mask known only when the graph runs (a placeholder, or computed from data): x[m],
+    boolean_mask and tf.where(m) give NumPy's results with gradients, whatever the number
+    of True elements, in one Session (llvm compiles the ops after the mask per count)."""
     g = gj.Graph()
     with g.as_default():
-        xg = gj.placeholder(gj.float64, X.shape, name="x")
+        x = gj.placeholder(gj.float64, X.shape, name="x")
         m = gj.placeholder(gj.bool_, X.shape, name="m")
-        for index in (lambda: xg[m], lambda: gj.boolean_mask(xg, m)):
-            with pytest.raises(gj.ShapeError, match="gj.where"):
-                index()
-    with pytest.raises(gj.ShapeError, match="gj.where"):
-        gj.function(lambda x, m: x[m])(X, mask)
+        rows = gj.placeholder(gj.bool_, X.shape[:2], name="rows")
+        picked = x[m]
+        by_rows = gj.boolean_mask(x, rows)
+        positive = gj.boolean_mask(gj.reshape(x, [-1]), gj.reshape(x > 0.5, [-1]))
+        weights = gj.constant(np.arange(6.0))
+        loss = gj.sum(picked * 2.0) + gj.sum(by_rows * weights) + gj.sum(gj.square(positive))
+        (dx,) = gj.gradients(loss, [x])
+        coords, (i0, i1, i2) = gj.where(m), gj.nonzero(m, as_tuple=True)
+    with gj.Session(g, backend=backend) as sess:
+        for seed in range(3):
+            mask = np.random.default_rng(seed).random(X.shape) < 0.3 * (seed + 1)
+            row_mask = mask[:, :, 0]
+            out = sess.run(
+                [picked, by_rows, positive, dx, coords, i1], {x: X, m: mask, rows: row_mask}
+            )
+            np.testing.assert_array_equal(out[0], X[mask])
+            np.testing.assert_array_equal(out[1], X[row_mask])
+            np.testing.assert_array_equal(out[2], X[X > 0.5])
+            expected = 2.0 * mask + row_mask[:, :, None] * np.arange(6.0) + 2 * X * (X > 0.5)
+            np.testing.assert_allclose(out[3], expected)
+            np.testing.assert_array_equal(out[4], np.argwhere(mask))
+            np.testing.assert_array_equal(out[5], np.nonzero(mask)[1])
+        none = sess.run(picked, {x: X, m: np.zeros(X.shape, bool), rows: row_mask})
+        assert none.shape == (0,)
+
+
+def test_boolean_mask_of_a_graph_tensor_under_gj_function():
+    f = gj.function(lambda x, m: gj.sum(x[m] ** 2))
+    for threshold in (0.0, 1.0, 0.0):
+        mask = X > threshold
+        np.testing.assert_allclose(f(X, mask), np.sum(X[mask] ** 2))
+    with pytest.raises(gj.DTypeError, match="mask must be boolean"):
+        g = gj.Graph()
+        with g.as_default():
+            gj.boolean_mask(gj.placeholder(gj.float64, [3]), gj.placeholder(gj.int32, [3]))
 
 
 def test_segment_sum_counts_segments_unless_the_ids_are_a_graph_tensor():

@@ -32,6 +32,7 @@ from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's pu
     REST,
     STATE,
     STATE_UPDATE,
+    VALUE_SHAPED,
     VIEW,
     OpDef,
     RegionSpec,

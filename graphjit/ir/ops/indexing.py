@@ -28,8 +28,8 @@ import numpy as np
 
 from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
 from graphjit.ir.core import Operation
-from graphjit.ir.ops import REQUIRED, OpDef, P, register
-from graphjit.ir.types import TensorType, shape_str
+from graphjit.ir.ops import NONDIFF, REQUIRED, VALUE_SHAPED, OpDef, P, register
+from graphjit.ir.types import TensorType, int64, shape_str
 
 # ---- the run-time check ------------------------------------------------------------------
 
@@ -223,6 +223,26 @@ register(
         lambda cts, ins, outs, a: [P.take_along_axis(cts[0], ins[1], axis=a["axis"]), None, None],
         attrs={"axis": REQUIRED},
         shape_only=(2,),
+    )
+)
+
+
+def _flatnonzero_infer(types, attrs):
+    (mask,) = types
+    if not mask.dtype.is_bool:
+        raise DTypeError(f"flatnonzero takes a boolean mask, got {mask.dtype.name}")
+    return [TensorType((None,), int64)]  # (as many as the mask holds True: see VALUE_SHAPED)
+
+
+# The positions, in the flattened mask, of its True elements (NumPy's flatnonzero): what a
+# boolean mask that is a graph tensor selects, so `x[mask]` is a gather at these positions.
+register(
+    OpDef(
+        "flatnonzero",
+        _flatnonzero_infer,
+        lambda mask: np.flatnonzero(mask).astype(np.int64),
+        NONDIFF,
+        traits=frozenset({VALUE_SHAPED}),
     )
 )
 
