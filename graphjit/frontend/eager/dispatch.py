@@ -70,7 +70,7 @@ def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
     for index, r in enumerate(results):
         if is_float_array(r._data):
             if node is None:
-                node = node_class(opdef.name)(opdef, attrs, inputs, edges, results)
+                node = node_class(opdef.name)(opdef, attrs, inputs, tuple(edges), results)
                 if ANOMALY[0]:
                     node.location = user_location()
             r._grad_fn = node

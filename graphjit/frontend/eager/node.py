@@ -116,15 +116,17 @@ class OpNode(Node):
         self.sequence_nr = next_sequence_nr()
         self.epoch = MUTATIONS[0]
         self.opdef, self.attrs, self.inputs = opdef, attrs, inputs
-        self.input_versions = [t._version[0] for t in inputs]
+        # (tuples of ints and of arrays: the cycle collector stops tracking them, which
+        # keeps its full collections short when the tape is long)
+        self.input_versions = tuple([t._version[0] for t in inputs])
         # The outputs' arrays and version cells (shared with their views and aliases), and
         # the versions they had when saved (a view's cell may not start at 0).
         if len(results) == 1:  # (most ops: skip the comprehensions)
             cell = results[0]._version
-            self.out_data, self.out_versions, self.out_saved = [results[0]._data], [cell], cell[0]
+            self.out_data, self.out_versions, self.out_saved = (results[0]._data,), (cell,), cell[0]
         else:
-            self.out_data = [r._data for r in results]
-            self.out_versions = [r._version for r in results]
+            self.out_data = tuple([r._data for r in results])
+            self.out_versions = tuple([r._version for r in results])
             self.out_saved = [r._version[0] for r in results]
 
     def apply(self, cts: list) -> list:
