@@ -20,7 +20,7 @@ from graphjit.codegen.llvm.lower import LOWERINGS
 from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
 from graphjit.codegen.llvm.types import register_type
 from graphjit.errors import BackendError
-from graphjit.ir.ops import INDEX_MAP, REDUCTION, all_ops
+from graphjit.ir.ops import INDEX_MAP, REDUCTION, VALUE_SHAPED, all_ops
 from graphjit.ir.types import as_dtype
 
 # Terminators end the block being lowered; placeholders and variables become the entry
@@ -36,6 +36,8 @@ def how_handled(name: str) -> str | None:
         return "structural"
     if opdef.has(REDUCTION):
         return "folded by scalar.combine"  # checked by test_reductions_fold_with_combine
+    if opdef.has(VALUE_SHAPED):
+        return "run on the host between compiled stages (runtime/staged.py)"
     if (opdef.elementwise or opdef.has(INDEX_MAP)) and name in SCALAR_EMITTERS:
         return "scalar emitter in fused kernels"
     return None
