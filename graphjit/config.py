@@ -141,6 +141,24 @@ def jit_cache_size() -> int:
     return _read("GRAPHJIT_JIT_CACHE_SIZE", parse)
 
 
+HELD_BUFFER_BYTES_DEFAULT = 256 << 20
+
+
+def held_buffer_bytes() -> int:
+    """GRAPHJIT_HELD_BUFFER_BYTES: how many bytes of working memory (the scratch arena and
+    the previous run's output arrays, reused when nobody holds them) a compiled program
+    keeps between runs; bigger ones are allocated for each run and freed after it (a whole
+    number >= 0; default 256 MiB)."""
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return HELD_BUFFER_BYTES_DEFAULT
+        accepted = f"a whole number of bytes >= 0 (default {HELD_BUFFER_BYTES_DEFAULT})"
+        return _integer("GRAPHJIT_HELD_BUFFER_BYTES", raw, 0, accepted)
+
+    return _read("GRAPHJIT_HELD_BUFFER_BYTES", parse)
+
+
 def max_tensor_bytes() -> int | None:
     """GRAPHJIT_MAX_TENSOR_BYTES: the most bytes one tensor may take (a whole number >= 1);
     None when unset (the caller uses physical memory)."""

@@ -42,6 +42,8 @@ class CompileReport:
     compile_seconds: float = 0.0
     pass_seconds: dict[str, float] = field(default_factory=dict)
     memory_plan: MemoryPlan | None = field(default=None, repr=False)
+    # working memory the compiled program keeps between runs (GRAPHJIT_HELD_BUFFER_BYTES)
+    held_bytes: int = 0
 
     @classmethod
     def of(cls, executable) -> CompileReport:
@@ -59,6 +61,7 @@ class CompileReport:
                 1 for v in plan.of_kind(VARIABLE) if v.op.opdef.has(STATE_UPDATE)
             ),
             memory_plan=plan,
+            held_bytes=getattr(executable.runner, "held_bytes", 0),
             ir=dict(executable.report.ir),
             compile_seconds=executable.compile_seconds,
             pass_seconds=dict(executable.report.seconds),
@@ -69,6 +72,7 @@ class CompileReport:
             f"kernels:          {self.kernels}",
             f"arena:            {self._arena()}",
             f"peak live:        {self.peak_live_bytes} bytes",
+            f"held between runs: {self.held_bytes} bytes",
             f"in place:         {self.in_place} outputs over their inputs "
             f"({self.variables_in_place} variable updates), {self.aliases} aliases",
             f"compile time:     {self.compile_seconds * 1e3:.1f} ms",

@@ -22,6 +22,7 @@ BAD_VALUES = {
     "GRAPHJIT_JIT_CACHE_SIZE": ["-1", "abc", "2.5"],
     "GRAPHJIT_MAX_TENSOR_BYTES": ["abc", "0", "-5", "1e9"],
     "GRAPHJIT_COMPILE_TIMEOUT": ["abc", "0", "-1", "inf", "nan"],
+    "GRAPHJIT_HELD_BUFFER_BYTES": ["-1", "abc", "2.5"],
     "GRAPHJIT_COMPILE_WORKER": ["maybe", "2", "off"],
     "GRAPHJIT_DUMP_LLVM": ["yes"],
     "GRAPHJIT_DUMP_ASM": ["-1"],

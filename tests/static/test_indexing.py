@@ -110,7 +110,7 @@ def test_boolean_mask_that_is_a_graph_tensor(backend):
         weights = gj.constant(np.arange(6.0))
         loss = gj.sum(picked * 2.0) + gj.sum(by_rows * weights) + gj.sum(gj.square(positive))
         (dx,) = gj.gradients(loss, [x])
-        coords, (i0, i1, i2) = gj.where(m), gj.nonzero(m, as_tuple=True)
+        coords, (_, i1, _) = gj.where(m), gj.nonzero(m, as_tuple=True)
     with gj.Session(g, backend=backend) as sess:
         for seed in range(3):
             mask = np.random.default_rng(seed).random(X.shape) < 0.3 * (seed + 1)

@@ -159,6 +159,36 @@ def test_make_callable_runs_fetches_on_positional_feeds(backend):
             run(np.ones((1, 4), np.float32), np.float32(1.0))
 
 
+@pytest.mark.parametrize("limit", [None, "0", "100000", "1000000"])
+def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit):
+    """The arena and spare output arrays stay between runs up to GRAPHJIT_HELD_BUFFER_BYTES
+    (default 256 MiB); bigger ones are allocated per run, and sess.inspect says which."""
+    if limit is None:
+        monkeypatch.delenv("GRAPHJIT_HELD_BUFFER_BYTES", raising=False)
+    else:
+        monkeypatch.setenv("GRAPHJIT_HELD_BUFFER_BYTES", limit)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float64, [20000], name="x")
+        h = gj.exp(x) * gj.sin(x)  # (two consumers of one tensor: an arena buffer)
+        out = [gj.sum(h), h * 2.0 + gj.cos(h)]
+    data = np.linspace(-1.0, 1.0, 20000)
+    with gj.Session(g, backend="llvm") as sess:
+        for _ in range(3):
+            total, y = sess.run(out, {x: data})
+            h0 = np.exp(data) * np.sin(data)
+            np.testing.assert_allclose(total, h0.sum())
+            np.testing.assert_allclose(y, h0 * 2.0 + np.cos(h0))
+            del y  # (nobody holds the output: the runner may reuse it)
+        report = sess.inspect(out, {x: data})
+    assert report.arena_bytes > 0
+    if limit in ("0", "100000"):  # (the arena and the output are 160 kB each)
+        assert report.held_bytes == 0
+    else:  # the arena (and, after a run, output arrays that nobody holds)
+        assert report.held_bytes >= report.arena_bytes
+    assert f"held between runs: {report.held_bytes} bytes" in str(report)
+
+
 # ---- checkpoints -------------------------------------------------------------------------
 
 

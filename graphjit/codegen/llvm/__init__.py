@@ -8,6 +8,7 @@ import threading
 
 import numpy as np
 
+from graphjit import config
 from graphjit.codegen.llvm import compile_worker, interrupt
 from graphjit.codegen.llvm.jit import compile_module
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
@@ -32,7 +33,12 @@ class LLVMRunner:
         self.errors = lowering.errors
         self.interruptible = lowering.interrupt_start is not None
         self.numerics = lowering.numerics
-        self.arena = _allocate_arena(lowering.arena_bytes)
+        # Working memory up to GRAPHJIT_HELD_BUFFER_BYTES stays between runs (no allocation,
+        # no fresh pages to fault in); a bigger arena is the run's own, freed after it, so
+        # that a Session does not sit on hundreds of MiB between runs.
+        self.held_limit = config.held_buffer_bytes()
+        self.arena_bytes = lowering.arena_bytes
+        self.arena = _allocate_arena(self.arena_bytes) if self._holds(self.arena_bytes) else None
         self.out_types = [v.type for v in fn.block.terminator.operands]
         self.n_in = len(fn.args)
         # Output slots whose value the kernel wrote into a variable's own storage: the
@@ -46,8 +52,16 @@ class LLVMRunner:
         self.lock = threading.Lock()
         self.in_ptrs = (ctypes.c_void_p * max(self.n_in, 1))()
         self.out_ptrs = (ctypes.c_void_p * max(len(self.out_types), 1))()
-        self.arena_ptr = self.arena.ctypes.data
         self.spare: list = [None] * len(self.out_types)
+
+    def _holds(self, nbytes: int) -> bool:
+        return nbytes <= self.held_limit
+
+    @property
+    def held_bytes(self) -> int:
+        """The working memory kept between runs: the arena, and the spare output arrays."""
+        arena = self.arena.nbytes if self.arena is not None else 0
+        return arena + sum(a.nbytes for a in self.spare if a is not None)
 
     def run(self, args: list) -> list:
         args = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in args]
@@ -60,7 +74,8 @@ class LLVMRunner:
                 in_ptrs[i] = _address(a)
             for j, o in enumerate(outs):
                 out_ptrs[j] = _address(o)
-            status = self.entry(in_ptrs, out_ptrs, self.arena_ptr)
+            arena = self.arena if self.arena is not None else _allocate_arena(self.arena_bytes)
+            status = self.entry(in_ptrs, out_ptrs, arena.ctypes.data)
         if status:
             raise self._error(status)
         return outs
@@ -90,7 +105,7 @@ class LLVMRunner:
                 if old is not None and sys.getrefcount(old) == 3
                 else np.empty(t.shape, t.dtype.np)
             )
-            spare[j] = out
+            spare[j] = out if self._holds(out.nbytes) else None
             outs.append(out)
         return outs
 
