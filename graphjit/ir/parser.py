@@ -96,12 +96,47 @@ class Token:
 
 def parse(text: str | bytes) -> Module:
     """Parse a module: `func.func` definitions, optionally in a `module { }`. Bytes must be
-    UTF-8."""
-    parser = _Parser(tokenize(_as_text(text)))
+    UTF-8. Text that graphjit's parser rejects but that has ops of a dialect a reader is
+    registered for, in MLIR's custom form (upstream MLIR as MLIR prints it: graphjit.mlir
+    registers its importer), is that reader's to read."""
+    text = _as_text(text)
+    try:
+        return _parse_graphjit(text)
+    except ParseError:
+        reader = _foreign_reader(text)
+        if reader is None:
+            raise
+    return reader(text)
+
+
+def _parse_graphjit(text: str) -> Module:
+    parser = _Parser(tokenize(text))
     try:
         return parser.module()
     except RecursionError:  # within MAX_NESTING, but called with little stack left
         raise parser.error("nesting too deep for the remaining Python stack") from None
+
+
+# Readers of MLIR in dialects other than graphjit's: dialect name -> reader(text) -> Module.
+# graphjit.mlir registers its importer of upstream dialects (arith, linalg, ...) here: the
+# IR sits below it and never imports it.
+_FOREIGN_READERS: dict = {}
+# The dialect of an op name in custom form, where MLIR puts one (a line's start or after
+# `=`). graphjit's own text has only generic-form (quoted) op names there, and its errors
+# for those stay its own.
+_OP_DIALECT = re.compile(r"(?m)(?:^|=)[ \t]*([A-Za-z_]\w*)\.[A-Za-z_]")
+
+
+def register_dialect_reader(dialects, reader) -> None:
+    """Text with ops in `dialects` that graphjit's parser rejects goes to `reader(text)`."""
+    _FOREIGN_READERS.update(dict.fromkeys(dialects, reader))
+
+
+def _foreign_reader(text: str):
+    for m in _OP_DIALECT.finditer(text):
+        if m.group(1) in _FOREIGN_READERS:
+            return _FOREIGN_READERS[m.group(1)]
+    return None
 
 
 def _as_text(text) -> str:
