@@ -16,6 +16,7 @@ interpreter's lists, and the ops that push and pop them run as the interpreter r
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 from graphjit.ir import builder
@@ -72,17 +73,21 @@ class Stage:
         )
         self.outputs = [v for op in ops for v in op.results if v in later_uses]
         self.compiled: OrderedDict = OrderedDict()  # input shapes -> runner, oldest first
+        self.lock = threading.Lock()  # (a Session may run from several threads)
 
     def run(self, env: dict, compile_function) -> list:
         args = [env[v] for v in self.inputs]
         key = tuple((a.shape, a.dtype) for a in args)
-        runner = self.compiled.get(key)
-        if runner is None:
-            runner = self.compiled[key] = compile_function(self._specialise(args))
-            if len(self.compiled) > SHAPES_KEPT_PER_STAGE:
-                self.compiled.popitem(last=False)
-        else:
-            self.compiled.move_to_end(key)
+        with self.lock:
+            runner = self.compiled.get(key)
+            if runner is not None:
+                self.compiled.move_to_end(key)
+        if runner is None:  # (two threads may both compile it: the same code, one kept)
+            runner = compile_function(self._specialise(args))
+            with self.lock:
+                self.compiled[key] = runner
+                if len(self.compiled) > SHAPES_KEPT_PER_STAGE:
+                    self.compiled.popitem(last=False)
         return runner.run(args)
 
     def _specialise(self, args: list) -> Function:
