@@ -8,101 +8,34 @@ import numpy as np
 
 from graphjit.ir.ops import get_op
 from graphjit.ir.types import TensorType
+from graphjit.mlir import (
+    emit_checks,
+    emit_conv,
+    emit_dynamic_slice,
+    emit_indexing,
+    emit_random,
+    emit_scan,
+)
 from graphjit.mlir.scalar import SCALAR
+from graphjit.mlir.structured import (
+    affine_map,
+    gathered,
+    generic,
+    map_elementwise,
+    operands,
+    output_dims,
+    reverse,
+)
 from graphjit.mlir.writer import ExportError, element_type, tensor_type, with_shape
 
 # ---- elementwise: one linalg.generic with broadcasting indexing maps ------------------------
-
-
-def output_dims(w, out: TensorType, sources: list) -> list:
-    """Each dimension of `out`: its size when static, else `tensor.dim` of a source (an
-    (ssa, type) pair, right-aligned) whose dimension there is unknown too. A `?` is
-    assumed not to be a broadcast 1 (the Session always exports with known shapes)."""
-    dims = []
-    for axis, size in enumerate(out.shape):
-        if size is not None:
-            dims.append(size)
-            continue
-        for ssa, t in sources:
-            k = axis - (len(out.shape) - len(t.shape))
-            if k >= 0 and t.shape[k] is None:
-                dims.append(w.dim(ssa, t, k))
-                break
-        else:
-            raise ExportError(f"cannot tell the size of dimension {axis} of {out}")
-    return dims
-
-
-def broadcast_map(t: TensorType, out: TensorType) -> str:
-    """The indexing map reading `t` broadcast NumPy-style to `out`."""
-    rank, lead = len(out.shape), len(out.shape) - len(t.shape)
-    exprs = [
-        "0" if size == 1 and out.shape[lead + k] != 1 else f"d{lead + k}"
-        for k, size in enumerate(t.shape)
-    ]
-    return affine_map(rank, exprs)
-
-
-def affine_map(rank: int, exprs: list) -> str:
-    return f"affine_map<({', '.join(f'd{i}' for i in range(rank))}) -> ({', '.join(exprs)})>"
-
-
-def quoted(text: str) -> str:
-    return f'"{text}"'
-
-
-def generic(w, inputs: list, outs: list, maps: list, iterators: list, body) -> list:
-    """A linalg.generic: `inputs`/`outs` are (ssa, type) pairs, `maps` one per input then
-    output, `body(w, scalars) -> [yielded scalars]` given the block's scalar arguments."""
-    scalars = [w.fresh("a") for _ in inputs + outs]
-    results = w.fresh("g")
-    types = [tensor_type(t) for _, t in outs]
-    head = (
-        f"{results}{':' + str(len(outs)) if len(outs) > 1 else ''} = linalg.generic "
-        f"{{indexing_maps = [{', '.join(maps)}], iterator_types = "
-        f"[{', '.join(map(quoted, iterators))}]}}"
-    )
-    ins = ", ".join(s for s, _ in inputs)
-    w.emit(
-        f"{head} ins({ins} : {', '.join(tensor_type(t) for _, t in inputs)}) "
-        if inputs
-        else f"{head} "
-    )
-    w.lines[-1] += f"outs({', '.join(s for s, _ in outs)} : {', '.join(types)}) {{"
-    w.emit(
-        f"^bb0({', '.join(f'{s}: {element_type(t.dtype)}' for s, (_, t) in zip(scalars, inputs + outs))}):"
-    )
-    w.depth += 1
-    yielded = body(w, scalars)
-    w.emit(
-        f"linalg.yield {', '.join(yielded)} : {', '.join(element_type(t.dtype) for _, t in outs)}"
-    )
-    w.depth -= 1
-    w.emit(f"}} -> {', '.join(types)}" if len(outs) == 1 else f"}} -> ({', '.join(types)})")
-    return [results] if len(outs) == 1 else [f"{results}#{i}" for i in range(len(outs))]
-
-
-def map_elementwise(w, inputs: list, out: TensorType, body, dim_sources=None) -> str:
-    """`out` computed element by element from `inputs` (broadcast NumPy-style)."""
-    dims = output_dims(w, out, dim_sources or inputs)
-    init = w.empty(out, dims)
-    maps = [broadcast_map(t, out) for _, t in inputs] + [
-        affine_map(len(out.shape), [f"d{i}" for i in range(len(out.shape))])
-    ]
-    parallel = ["parallel"] * len(out.shape)
-    return generic(
-        w, inputs, [(init, out)], maps, parallel, lambda w, s: [body(w, s[: len(inputs)])]
-    )[0]
-
-
-def operands(w, op) -> list:
-    return [(w.name(v), v.type) for v in op.operands]
 
 
 def emit_elementwise(w, op):
     scalar = SCALAR[op.name]
     dtype = op.operands[-1].type.dtype
     out = op.result.type
+    emit_checks.check_values(w, op)
     return [map_elementwise(w, operands(w, op), out, lambda w, s: scalar(w, s, dtype, out.dtype))]
 
 
@@ -397,35 +330,32 @@ def _slice_attrs(geometry) -> str:
     return f"[{', '.join(offsets)}] [{', '.join(sizes)}] [{', '.join(strides)}]"
 
 
-def reverse(w, x: str, t: TensorType, axes: list) -> str:
-    """`x` with `axes` reversed (a negative-step slice): each element read with
-    tensor.extract at its mirrored index (a `n-1-d` indexing map is not one IREE accepts)."""
-    if not axes:
-        return x
-    rank = len(t.shape)
-    init = w.empty(t, list(t.shape))
-    identity = affine_map(rank, [f"d{i}" for i in range(rank)])
-
-    def body(w, _):
-        indices = []
-        for i in range(rank):
-            index = w.op(f"linalg.index {i} : index")
-            if i in axes:
-                index = w.op(f"arith.subi {w.index(t.shape[i] - 1)}, {index} : index")
-            indices.append(index)
-        return [w.op(f"tensor.extract {x}[{', '.join(indices)}] : {tensor_type(t)}")]
-
-    return generic(w, [], [(init, t)], [identity], ["parallel"] * rank, body)[0]
-
-
 def emit_slice(w, op):
+    """tensor.extract_slice; with a negative step, one generic reading x at each
+    element's mirrored position (IREE's llvm-cpu cannot translate a tensor.extract from
+    a strided slice, nor accept an `n-1-d` indexing map)."""
     x, t = operands(w, op)[0]
     geometry = _slice_geometry(t, op.attrs["spec"])
     out = op.result.type
-    part = w.op(
-        f"tensor.extract_slice {x}{_slice_attrs(geometry)} : {tensor_type(t)} to {tensor_type(out)}"
-    )
-    return [reverse(w, part, out, [i for i, g in enumerate(geometry) if g[3]])]
+    if not any(g[3] for g in geometry):
+        return [
+            w.op(
+                f"tensor.extract_slice {x}{_slice_attrs(geometry)} : {tensor_type(t)} to "
+                f"{tensor_type(out)}"
+            )
+        ]
+
+    def position(w, loops):
+        at = []
+        for (low, size, stride, reversed_), i in zip(geometry, loops, strict=True):
+            if reversed_:
+                i = w.op(f"arith.subi {w.index(size - 1)}, {i} : index")
+            if stride != 1:
+                i = w.op(f"arith.muli {i}, {w.index(stride)} : index")
+            at.append(w.op(f"arith.addi {i}, {w.index(low)} : index") if low else i)
+        return at
+
+    return [gathered(w, x, t, out, position)]
 
 
 def emit_unslice(w, op):
@@ -481,6 +411,7 @@ def emit_nothing(w, op):
 
 
 def emit_cond(w, op):
+    emit_checks.flush(w)
     pred = w.op(f"tensor.extract {w.name(op.operands[0])}[] : tensor<i1>")
     types = [r.type for r in op.results]
     names = _results_head(w, len(types))
@@ -496,6 +427,7 @@ def emit_cond(w, op):
 
 def emit_while(w, op):
     """scf.while; `max_iterations` (TF1's bound) is an extra carried counter."""
+    emit_checks.flush(w)
     inits = [
         w.cast(w.name(v), v.type, r.type) for v, r in zip(op.operands, op.results, strict=True)
     ]
@@ -512,6 +444,7 @@ def emit_while(w, op):
     w.depth += 1
     _bind_args(w, op.regions[0].block, before)
     _emit_ops(w, op.regions[0].block)
+    emit_checks.flush(w)
     pred = w.op(
         f"tensor.extract {w.name(op.regions[0].block.terminator.operands[0])}[] : tensor<i1>"
     )
@@ -562,6 +495,7 @@ def _emit_block(w, block, arg_names, types, terminator, extra=None):
     w.depth += 1
     _bind_args(w, block, arg_names)
     _emit_ops(w, block)
+    emit_checks.flush(w)
     values = block.terminator.operands
     yielded = [w.cast(w.name(v), v.type, t) for v, t in zip(values, types, strict=True)]
     all_types = [tensor_type(t) for t in types]
@@ -602,9 +536,15 @@ EMITTERS = {
     "concat": emit_concat,
     "split_like": emit_split_like,
     "group": emit_nothing,
+    "check_numerics": emit_checks.emit_check_numerics,
     "cond": emit_cond,
     "while": emit_while,
     "fused": emit_fused,
+    **emit_indexing.EMITTERS,
+    **emit_dynamic_slice.EMITTERS,
+    **emit_scan.EMITTERS,
+    **emit_conv.EMITTERS,
+    **emit_random.EMITTERS,
 }
 
 # Why the ops with no entry do not export (docs/mlir.md lists them too).
@@ -613,12 +553,8 @@ NOT_EXPORTED = {
         ["list_new", "list_push", "list_get", "list_add", "list_add_at", "list_zeros_like"],
         "tensor lists (the tapes of loop gradients) have no upstream MLIR type",
     ),
-    "check_numerics": "raising on NaN/inf at run time has no upstream MLIR form",
-    **dict.fromkeys(
-        ["random_uniform", "random_normal", "random_truncated_normal", "dropout"],
-        "graphjit's Philox streams are not written in upstream MLIR yet",
-    ),
-    "sort": "sorting has no upstream linalg form (IREE's own iree_linalg_ext.sort is not upstream)",
+    "all_reduce": "a collective across processes (MPI) has no upstream MLIR form",
+    "flatnonzero": "its result's length depends on the values (no static shape to export)",
 }
 
 
@@ -629,3 +565,5 @@ def emit_op(w, op) -> None:
         raise ExportError(f"op '{op.name}' does not export to upstream MLIR: {why}", op=op)
     for value, name in zip(op.results, emitter(w, op), strict=True):
         w.names[value] = name
+    if w.check_numerics:
+        emit_checks.check_results(w, op)

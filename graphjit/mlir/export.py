@@ -8,6 +8,7 @@ anyway, from an optimised program, exports as the ops it holds.)"""
 
 from __future__ import annotations
 
+from graphjit.mlir.emit_checks import flush
 from graphjit.mlir.emitters import emit_op
 from graphjit.mlir.writer import Writer, tensor_type
 from graphjit.nest import flatten
@@ -35,13 +36,21 @@ def export(fetches, feed_dict=None, graph=None) -> str:
 
 def export_program(program: Program) -> str:
     """The MLIR text of a built (pruned, specialised) program's function."""
+    return export_with_checks(program)[0]
+
+
+def export_with_checks(program: Program, check_numerics: bool = False) -> tuple[str, list]:
+    """The MLIR text of a program's function, and the (message, op, error class) of each
+    run-time check in it: `cf.assert` number k fails with "graphjit check k"
+    (writer.CHECK_PREFIX). `check_numerics`: every op's float results are checked too."""
     fn = program.function
-    w = Writer()
+    w = Writer(check_numerics)
     args = [f"%arg{i}" for i in range(len(fn.args))]
     w.names.update(zip(fn.args, args))
     for op in fn.block.ops:
         if not op.opdef.is_terminator:
             emit_op(w, op)
+    flush(w)
     results = fn.block.terminator.operands
     result_types = ", ".join(tensor_type(v.type) for v in results)
     w.emit(
@@ -49,7 +58,7 @@ def export_program(program: Program) -> str:
     )
     params = ", ".join(f"{a}: {tensor_type(v.type)}" for a, v in zip(args, fn.args, strict=True))
     head = f"  func.func @main({params}) -> ({result_types}) {{"
-    return "\n".join(["module {", head, *w.lines, "  }", "}", ""])
+    return "\n".join(["module {", head, *w.lines, "  }", "}", ""]), w.checks
 
 
 def verify(text: str) -> None:

@@ -10,12 +10,14 @@ and every result is copied back to a NumPy array, as the Session keeps NumPy val
 from __future__ import annotations
 
 import functools
+import re
 import weakref
 from types import SimpleNamespace
 
 import numpy as np
 
 from graphjit.errors import BackendError
+from graphjit.mlir.writer import CHECK_PREFIX
 from graphjit.runtime.program import Program
 
 INSTALL_HINT = "pip install graphjit[mlir]"  # (iree-base-compiler and iree-base-runtime)
@@ -62,10 +64,10 @@ def compile_module(text: str) -> bytes:
 class IreeRunner:
     """Runs one compiled program: `run(args) -> [NumPy arrays]` like every runner."""
 
-    def __init__(self, program: Program):
-        from graphjit.mlir.export import export_program
+    def __init__(self, program: Program, check_numerics: bool = False):
+        from graphjit.mlir.export import export_with_checks
 
-        self.text = export_program(program)
+        self.text, self.checks = export_with_checks(program, check_numerics)
         runtime = require_iree().runtime
         config = _device_config()
         self.context = runtime.SystemContext(config=config)
@@ -75,12 +77,24 @@ class IreeRunner:
         self.n_fetches = len(program.fetches)
 
     def run(self, args: list) -> list:
-        outs = self.main(*[_resident(a) for a in args])
+        try:
+            outs = self.main(*[_resident(a) for a in args])
+        except RuntimeError as e:
+            raise self._check_error(e) from None
         outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
         hosts = [np.array(o.to_host()) for o in outs]  # a copy the caller owns
         for host, device in zip(hosts[self.n_fetches :], outs[self.n_fetches :], strict=True):
             _remember(host, device)  # a variable's new value: keep its device copy
         return hosts
+
+    def _check_error(self, error: RuntimeError) -> Exception:
+        """The graphjit error of the failed `cf.assert` the error names (IREE reports its
+        message: "graphjit check k"), else the error itself."""
+        found = re.search(rf"{CHECK_PREFIX}(\d+)", str(error))
+        if found is None:
+            return error
+        message, op, error_class = self.checks[int(found.group(1))]
+        return error_class(message, op=op)
 
 
 # id(host array) -> (weak reference to it, its device array); an entry goes when the host
@@ -103,6 +117,4 @@ def _resident(array):
 
 
 def iree_factory(program: Program, check_numerics: bool, flush_denormals: bool) -> IreeRunner:
-    if check_numerics:
-        raise BackendError("the iree backend has no check_numerics (no upstream MLIR form)")
-    return IreeRunner(program)
+    return IreeRunner(program, check_numerics)

@@ -71,25 +71,65 @@ def _sigmoid(w, args, dtype, out_dtype):
 
 
 def _floor_divide(w, args, dtype, out_dtype):
-    if not dtype.is_floating:  # the integer forms raise on a zero divisor: no MLIR form
-        raise ExportError("integer floor_divide checks its divisor at run time: no export")
+    """floor(x / y); for integers MIN // -1 wraps to MIN, as NumPy's (a zero divisor fails
+    the check emitters.check_values writes before the op)."""
     ty = element_type(dtype)
+    if not dtype.is_floating:
+        x, y = args
+        minus_one = w.op(f"arith.cmpi eq, {y}, {w.scalar(-1, dtype)} : {ty}")
+        quotient = w.op(f"arith.floordivsi {x}, {_safe_divisor(w, y, dtype)} : {ty}")
+        negated = w.op(f"arith.subi {w.scalar(0, dtype)}, {x} : {ty}")
+        return w.op(f"arith.select {minus_one}, {negated}, {quotient} : {ty}")
     return w.op(f"math.floor {w.op(f'arith.divf {args[0]}, {args[1]} : {ty}')} : {ty}")
 
 
-def _floor_mod(w, args, dtype, out_dtype):
-    """x - floor(x / y) * y, as NumPy's float mod (its sign follows the divisor)."""
-    if not dtype.is_floating:
-        raise ExportError("integer floor_mod checks its divisor at run time: no export")
+def _safe_divisor(w, y, dtype) -> str:
+    """y, with 0 and -1 replaced by 1: the hardware traps on a zero divisor and on
+    MIN / -1, which the callers give their own results (or a failed check)."""
     ty = element_type(dtype)
+    zero = w.op(f"arith.cmpi eq, {y}, {w.scalar(0, dtype)} : {ty}")
+    minus_one = w.op(f"arith.cmpi eq, {y}, {w.scalar(-1, dtype)} : {ty}")
+    unsafe = w.op(f"arith.ori {zero}, {minus_one} : i1")
+    return w.op(f"arith.select {unsafe}, {w.scalar(1, dtype)}, {y} : {ty}")
+
+
+def _floor_mod(w, args, dtype, out_dtype):
+    """x - floor(x / y) * y, as NumPy's mod (its sign follows the divisor); for integers
+    the truncated remainder moved into the divisor's sign (x % -1 is 0)."""
+    ty = element_type(dtype)
+    if not dtype.is_floating:
+        x, y = args
+        remainder = w.op(f"arith.remsi {x}, {_safe_divisor(w, y, dtype)} : {ty}")
+        zero = w.scalar(0, dtype)
+        nonzero = w.op(f"arith.cmpi ne, {remainder}, {zero} : {ty}")
+        signs = [w.op(f"arith.cmpi slt, {v}, {zero} : {ty}") for v in (remainder, y)]
+        differ = w.op(f"arith.xori {signs[0]}, {signs[1]} : i1")
+        adjust = w.op(f"arith.andi {nonzero}, {differ} : i1")
+        moved = w.op(f"arith.addi {remainder}, {y} : {ty}")
+        return w.op(f"arith.select {adjust}, {moved}, {remainder} : {ty}")
     quotient = _floor_divide(w, args, dtype, out_dtype)
     return w.op(f"arith.subf {args[0]}, {w.op(f'arith.mulf {quotient}, {args[1]} : {ty}')} : {ty}")
 
 
 def _pow(w, args, dtype, out_dtype):
-    if not dtype.is_floating:  # negative integer exponents raise at run time: no MLIR form
-        raise ExportError("integer pow checks its exponent at run time: no export")
+    if not dtype.is_floating:
+        return _integer_power(w, args[0], args[1], dtype)
     return w.op(f"math.powf {args[0]}, {args[1]} : {element_type(dtype)}")
+
+
+def _integer_power(w, base, exponent, dtype) -> str:
+    """base ** exponent by squaring, wrapping as NumPy's (IREE lowers no `math.ipowi`);
+    one step per bit of a non-negative exponent (a negative one fails the check
+    emitters.check_values writes before the op)."""
+    ty = element_type(dtype)
+    result, one = w.scalar(1, dtype), w.scalar(1, dtype)
+    for bit in range(8 * dtype.np.itemsize - 1):
+        shifted = w.op(f"arith.shrui {exponent}, {w.scalar(bit, dtype)} : {ty}")
+        odd = w.op(f"arith.trunci {w.op(f'arith.andi {shifted}, {one} : {ty}')} : {ty} to i1")
+        product = w.op(f"arith.muli {result}, {base} : {ty}")
+        result = w.op(f"arith.select {odd}, {product}, {result} : {ty}")
+        base = w.op(f"arith.muli {base}, {base} : {ty}")
+    return result
 
 
 def _logical(op: str):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphjit.errors import GraphjitError
+from graphjit.errors import GraphjitError, RuntimeCheckError
 from graphjit.ir.types import TensorType
 
 # graphjit dtype name -> MLIR element type. MLIR's integers are signless (arith ops say
@@ -44,14 +44,23 @@ def with_shape(t: TensorType, shape) -> TensorType:
     return TensorType(tuple(shape), t.dtype)
 
 
-class Writer:
-    """Lines of one function body. `names` maps graphjit values to their SSA names."""
+CHECK_PREFIX = "graphjit check "  # what a cf.assert's message starts with, then its number
 
-    def __init__(self):
+
+class Writer:
+    """Lines of one function body. `names` maps graphjit values to their SSA names;
+    `checks` holds the (message, op, error class) of each run-time check, numbered in
+    order; with `check_numerics` every op's float results are checked (Session's flag)."""
+
+    def __init__(self, check_numerics: bool = False):
+        self.check_numerics = check_numerics
         self.lines: list[str] = []
         self.depth = 2
         self.counter = 0
         self.names: dict = {}
+        self.checks: list[tuple] = []
+        self.pending: list[int] = []  # numbers of the checks not asserted yet
+        self.flags: dict[int, str] = {}  # check number -> its flag
 
     # -- names and lines ---------------------------------------------------------------
     def fresh(self, hint: str = "v") -> str:
@@ -69,6 +78,26 @@ class Writer:
 
     def name(self, value) -> str:
         return self.names[value]
+
+    def check(self, flag: str, message: str, op, error=RuntimeCheckError) -> None:
+        """A run-time check: `flag` is a tensor<1xi1>, true when it passes. It waits in
+        `pending` until emit_checks.flush asserts the pending checks together; the
+        runner raises `error(message, op=op)` for the first that fails (emit_checks'
+        check_all and check_scalar make the flags)."""
+        number = self.numbered(message, op, error)
+        self.flags[number] = flag
+        self.pending.append(number)
+
+    def numbered(self, message: str, op, error=RuntimeCheckError) -> int:
+        """The number of a new check (what the runner reads back from its cf.assert)."""
+        self.checks.append((message, op, error))
+        return len(self.checks) - 1
+
+    def assert_(self, condition: str, number: int) -> None:
+        """`cf.assert` for check `number`: "graphjit check k: its message" (the words
+        serve whoever runs the exported module elsewhere)."""
+        message = mlir_string(f"{CHECK_PREFIX}{number}: {self.checks[number][0]}")
+        self.emit(f"cf.assert {condition}, {message}")
 
     # -- constants -----------------------------------------------------------------------
     def index(self, i: int) -> str:
@@ -158,6 +187,13 @@ class Writer:
             f"tensor.expand_shape {ssa} {groups} output_shape [{sizes}] : "
             f"{tensor_type(flat)} into {tensor_type(target)}"
         )
+
+
+def mlir_string(text: str) -> str:
+    """`text` as an MLIR string literal: quotes, backslashes and control characters as
+    two-digit hex escapes."""
+    escaped = "".join(f"\\{ord(c):02X}" if c in '"\\' or ord(c) < 32 else c for c in text)
+    return f'"{escaped}"'
 
 
 def unit_groups(rank: int, unit_axes) -> str:

@@ -12,7 +12,6 @@ from iree_helpers import compare_iree, exported, require_iree
 from programs import CANONICAL_CASES
 
 import graphjit as gj
-from graphjit.errors import BackendError
 from graphjit.mlir import ExportError
 
 require_iree()
@@ -100,18 +99,6 @@ def test_training_keeps_variables_on_device_and_matches_interpreter():
     with gj.Session(g, backend="iree") as sess:
         sess.run(step, feed)
         assert iree._resident(sess.variables["w"]) is not sess.variables["w"]  # on device
-
-
-def test_check_numerics_is_refused():
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float32, [2], name="x")
-        y = x * 2
-    with (
-        pytest.raises(BackendError, match="check_numerics"),
-        gj.Session(g, backend="iree", check_numerics=True) as s,
-    ):
-        s.run(y, {x: np.ones(2, np.float32)})
 
 
 def test_gj_function_on_iree():

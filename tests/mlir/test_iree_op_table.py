@@ -1,11 +1,20 @@
 """Every op-table record whose ops export, on backend="iree" against the interpreter,
 its export verified by MLIR; and the records built with unknown dimensions export to
-`?` dimensions that MLIR verifies."""
+`?` dimensions that MLIR verifies.
+
+Each record is one IREE compile (about half a second, most of it fixed cost). The
+records of the families in BATCHED run instead as one graph per family, every record
+and dtype in it (one compile each), which keeps this file's time near what it was before
+they exported; GRAPHJIT_FUZZ=long (the long profile) runs them one by one as well, so
+that a failure names its record."""
 
 from __future__ import annotations
 
+import os
+
 import programs
 import pytest
+from backend_check import assert_matches, run_on
 from iree_helpers import compare_iree, exported, require_iree
 from programs import RECORD_CASES, TRANSCENDENTAL
 
@@ -21,26 +30,57 @@ IREE_TOLERANCE = {"float32": {"rtol": 2e-5, "atol": 2e-6}, "float64": {"rtol": 1
 
 
 # Records that export and verify but that IREE 3.x cannot compile for llvm-cpu: float64
-# sin/cos/tanh/erf have no implementation it can link, and a reversed (negative-step)
-# slice, a tensor.extract inside a linalg.generic, fails in its LLVM translation.
-IREE_CANNOT_COMPILE = {
-    **dict.fromkeys(
-        [f"{n}-float64" for n in ("sin", "cos", "tanh", "erf", "gelu", "gelu_tanh")],
-        "IREE cannot link float64 sin/cos/tanh/erf on llvm-cpu",
-    ),
-    **dict.fromkeys(
-        [f"getitem(Ellipsis, slice(None, None, -2))-{d}" for d in ("float32", "float64")],
-        "IREE's llvm-cpu fails to translate a tensor.extract inside linalg.generic",
-    ),
+# sin/cos/tanh/erf have no implementation it can link.
+IREE_CANNOT_COMPILE = dict.fromkeys(
+    [f"{n}-float64" for n in ("sin", "cos", "tanh", "erf", "gelu", "gelu_tanh")],
+    "IREE cannot link float64 sin/cos/tanh/erf on llvm-cpu",
+)
+
+
+LONG = os.environ.get("GRAPHJIT_FUZZ", "") == "long"
+
+# Families of ops whose records run batched, one graph per family.
+BATCHED = {
+    "indexing": {"gather", "take_along_axis", "scatter_add", "scatter_add_along_axis"},
+    "dynamic_slice": {"dynamic_slice", "dynamic_slice_like", "dynamic_update_slice"},
+    "scan_and_sort": {"cumsum", "sort"},
+    "conv": {"conv2d", "conv2d_input_grad", "conv2d_filter_grad"},
+    "pool": {
+        "max_pool2d",
+        "max_pool2d_grad",
+        "max_pool2d_pick",
+        "avg_pool2d",
+        "avg_pool2d_grad",
+    },
+    "checked_integers": {"floor_divide", "floor_mod", "pow"},  # (integer dtypes only)
 }
 
 
+def family(case, dtype) -> str | None:
+    """The batch a record in `dtype` runs in, or None (it runs on its own)."""
+    ops = programs.OPS[id(case)]
+    for name, members in BATCHED.items():
+        if ops & members and (name != "checked_integers" or dtype.startswith("int")):
+            return name
+    return None
+
+
+def _sets(case, dtype):
+    return [inputs_for(case, shapes, dtype, seed=j) for j, shapes in enumerate(case.shapes)]
+
+
 def _program(case, dtype):
-    sets = [inputs_for(case, shapes, dtype, seed=j) for j, shapes in enumerate(case.shapes)]
-    return programs.record(case, sets)
+    return programs.record(case, _sets(case, dtype))
 
 
-@pytest.mark.parametrize("case, dtype", RECORD_CASES)
+def _tolerance(case, dtype) -> dict:
+    return IREE_TOLERANCE[dtype] if programs.OPS[id(case)] & TRANSCENDENTAL else {}
+
+
+ONE_BY_ONE = [p for p in RECORD_CASES if LONG or family(*p.values) is None]
+
+
+@pytest.mark.parametrize("case, dtype", ONE_BY_ONE)
 def test_record_on_iree_matches_interpreter(case, dtype):
     program = _program(case, dtype)
     feed = program.feeds[None]
@@ -52,8 +92,43 @@ def test_record_on_iree_matches_interpreter(case, dtype):
     if known is not None:
         exported(program.graph, program.fetches, feed)  # it still exports and verifies
         pytest.xfail(known)
-    tol = IREE_TOLERANCE[dtype] if programs.OPS[id(case)] & TRANSCENDENTAL else {}
-    compare_iree(program.graph, program.fetches, feed, what=case.name, **tol)
+    compare_iree(program.graph, program.fetches, feed, what=case.name, **_tolerance(case, dtype))
+
+
+@pytest.mark.parametrize("name", list(BATCHED))
+def test_batched_records_on_iree_match_interpreter(name):
+    """Every record of one family that exports, in every dtype, as one graph: its export
+    verified, each record's results on iree against the interpreter's."""
+    members = [p.values for p in RECORD_CASES if family(*p.values) == name]
+    g, fetches, feed = gj.Graph(), {}, {}
+    with g.as_default():
+        for k, (case, dtype) in enumerate(members):
+            ours, our_feed = {}, {}
+            for j, arrays in enumerate(_sets(case, dtype)):
+                xs = [
+                    gj.placeholder(a.dtype, a.shape, name=f"r{k}_s{j}_x{i}")
+                    for i, a in enumerate(arrays)
+                ]
+                our_feed.update(zip(xs, arrays))
+                ours[(k, j)] = case.fn(*xs)
+            if _exports(g, ours, our_feed):  # (the per-record test says why not)
+                fetches.update(ours)
+                feed.update(our_feed)
+    assert fetches, f"no record of {name} exports"
+    exported(g, fetches, feed)
+    expected, got = (run_on(backend, g, fetches, feed) for backend in ("interpreter", "iree"))
+    for (k, j), value in expected.items():
+        case, dtype = members[k]
+        what = f"{case.name}-{dtype} set {j}"
+        assert_matches(got[(k, j)], value, what, **_tolerance(case, dtype))
+
+
+def _exports(graph, fetches, feed) -> bool:
+    try:
+        gj.mlir.export(fetches, feed, graph=graph)
+    except ExportError:
+        return False
+    return True
 
 
 DYNAMIC_RECORDS = [

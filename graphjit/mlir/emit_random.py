@@ -1,0 +1,277 @@
+"""Random ops (graphjit/ir/ops/random.py) in upstream MLIR: Philox 4x32-10 in `arith`
+integers inside a `linalg.generic`, the same words for the same (seed, step, key) as the
+interpreter, llvm and cuda.
+
+Element i (row-major) runs Philox on counter (i, step) with key seed ^ key: the 32 x 32
+-> 64-bit products are `arith.muli` on i64, the rng pair is read through two constant
+indexing maps. Uniforms and dropout's keep decision are made from the same mantissa bits
+as every backend, so they match bit for bit. Normals are Box-Muller in float64 as the
+other backends compute them; IREE cannot link a float64 `math.cos` on llvm-cpu, so the
+cosine is written out here (reduction by multiples of pi/2 in three parts, Taylor
+polynomials on [-pi/4, pi/4]): within about an ulp of the C library's, so float32
+normals match bit for bit except in rare last-bit ties. A truncated normal's rounds are
+an `scf.while` inside the generic's body."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from graphjit.ir.ops.random import (
+    FLOAT_BITS,
+    MULTIPLIERS,
+    ROUNDS,
+    TRUNCATED_ROUNDS,
+    TRUNCATION,
+    TWO_PI,
+    WEYL,
+    dropout_scale,
+    dropout_threshold,
+)
+from graphjit.ir.types import bool_, float64, int32, int64
+from graphjit.mlir.structured import affine_map, generic, identity_map, operands
+from graphjit.mlir.writer import ExportError, element_type
+
+# ---- Philox 4x32-10 ------------------------------------------------------------------------
+
+
+def signed32(value: int) -> int:
+    """A 32-bit word as the signed i32 constant holding its bits."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def words_of(w, value: str) -> list:
+    """The low and high 32-bit words of an i64."""
+    high = w.op(f"arith.shrui {value}, {w.scalar(32, int64)} : i64")
+    return [w.op(f"arith.trunci {v} : i64 to i32") for v in (value, high)]
+
+
+def high_low(w, word: str, multiplier: int) -> tuple[str, str]:
+    """The high and low words of word * multiplier (exact in 64 bits)."""
+    wide = w.op(f"arith.extui {word} : i32 to i64")
+    product = w.op(f"arith.muli {wide}, {w.scalar(multiplier, int64)} : i64")
+    return tuple(words_of(w, product)[::-1])
+
+
+def philox(w, counter: list, key: list) -> list:
+    """Philox4x32-10 on four i32 counter words and two i32 key words (unrolled)."""
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    xor = lambda a, b: w.op(f"arith.xori {a}, {b} : i32")  # noqa: E731
+    for r in range(ROUNDS):
+        if r:
+            k0 = w.op(f"arith.addi {k0}, {w.scalar(signed32(WEYL[0]), int32)} : i32")
+            k1 = w.op(f"arith.addi {k1}, {w.scalar(signed32(WEYL[1]), int32)} : i32")
+        hi0, lo0 = high_low(w, c0, MULTIPLIERS[0])
+        hi1, lo1 = high_low(w, c2, MULTIPLIERS[1])
+        c0, c1, c2, c3 = xor(xor(hi1, c1), k0), lo1, xor(xor(hi0, c3), k1), lo0
+    return [c0, c1, c2, c3]
+
+
+def block(w, seed: str, step: str, key: int, index: str) -> list:
+    """The four words of Philox block `index` (i64) for rng (seed, step) and an op key."""
+    mixed = w.op(f"arith.xori {seed}, {w.scalar(key, int64)} : i64")
+    return philox(w, words_of(w, index) + words_of(w, step), words_of(w, mixed))
+
+
+def mantissa(w, words: list, dtype) -> str:
+    """The i64 whose value times 2**-bits is the uniform (23 bits of word 0, or 52 of
+    words 1 and 0)."""
+    if dtype == float64:
+        high = w.op(f"arith.extui {words[1]} : i32 to i64")
+        high = w.op(f"arith.shli {high}, {w.scalar(20, int64)} : i64")
+        low = w.op(f"arith.shrui {words[0]}, {w.scalar(12, int32)} : i32")
+        return w.op(f"arith.ori {high}, {w.op(f'arith.extui {low} : i32 to i64')} : i64")
+    bits = w.op(f"arith.shrui {words[0]}, {w.scalar(9, int32)} : i32")
+    return w.op(f"arith.extui {bits} : i32 to i64")
+
+
+def uniform(w, words: list, dtype) -> str:
+    ty = element_type(dtype)
+    bits = FLOAT_BITS[dtype.name]
+    value = w.op(f"arith.sitofp {mantissa(w, words, dtype)} : i64 to {ty}")
+    return w.op(f"arith.mulf {value}, {w.scalar(2.0**-bits, dtype)} : {ty}")
+
+
+# ---- float64 cosine and Box-Muller ------------------------------------------------------
+
+PI = Fraction("3.14159265358979323846264338327950288419716939937510582097494459230781640628")
+
+
+def _leading_bits(x: Fraction, bits: int) -> float:
+    """x truncated to `bits` significant bits (so small multiples of it are exact)."""
+    mantissa_, exponent = math.frexp(float(x))
+    return math.ldexp(math.floor(mantissa_ * 2**bits), exponent - bits)
+
+
+# pi/2 in three parts: k * HALF_PI[0] and k * HALF_PI[1] are exact for the k here (< 8)
+_P1 = _leading_bits(PI / 2, 33)
+_P2 = _leading_bits(PI / 2 - Fraction(_P1), 33)
+HALF_PI = (_P1, _P2, float(PI / 2 - Fraction(_P1) - Fraction(_P2)))
+TAYLOR_TERMS = 9  # through r**16 / 16! (cos) and r**17 / 17! (sin): < 1e-17 on |r| <= pi/4
+COS_TERMS = [float(Fraction((-1) ** k, math.factorial(2 * k))) for k in range(TAYLOR_TERMS)]
+SIN_TERMS = [float(Fraction((-1) ** k, math.factorial(2 * k + 1))) for k in range(TAYLOR_TERMS)]
+
+
+def _polynomial(w, terms: list, x: str) -> str:
+    """sum terms[k] * x**k by Horner's rule, in float64."""
+    value = w.scalar(terms[-1], float64)
+    for term in reversed(terms[:-1]):
+        value = w.op(f"arith.mulf {value}, {x} : f64")
+        value = w.op(f"arith.addf {value}, {w.scalar(term, float64)} : f64")
+    return value
+
+
+def cosine(w, x: str) -> str:
+    """cos(x) for 0 <= x < 2 pi, in float64: x = k pi/2 + r with |r| <= pi/4, then
+    cos r, -sin r, -cos r or sin r by k mod 4."""
+    quarter = w.op(f"arith.mulf {x}, {w.scalar(2 / math.pi, float64)} : f64")
+    k = w.op(f"math.roundeven {quarter} : f64")
+    r = x
+    for part in HALF_PI:
+        r = w.op(
+            f"arith.subf {r}, {w.op(f'arith.mulf {k}, {w.scalar(part, float64)} : f64')} : f64"
+        )
+    r2 = w.op(f"arith.mulf {r}, {r} : f64")
+    cos_r = _polynomial(w, COS_TERMS, r2)
+    sin_r = w.op(f"arith.mulf {r}, {_polynomial(w, SIN_TERMS, r2)} : f64")
+    quadrant = w.op(f"arith.fptosi {k} : f64 to i64")
+    quadrant = w.op(f"arith.andi {quadrant}, {w.scalar(3, int64)} : i64")
+    odd = w.op(f"arith.trunci {quadrant} : i64 to i1")
+    value = w.op(f"arith.select {odd}, {sin_r}, {cos_r} : f64")
+    upper = w.op(f"arith.cmpi uge, {quadrant}, {w.scalar(2, int64)} : i64")
+    negate = w.op(f"arith.xori {odd}, {upper} : i1")  # quadrants 1 and 2
+    negated = w.op(f"arith.negf {value} : f64")
+    return w.op(f"arith.select {negate}, {negated}, {value} : f64")
+
+
+def normal64(w, words: list) -> str:
+    """Box-Muller in float64: sqrt(-2 log(1 - u1)) * cos(2 pi u2)."""
+    u1, u2 = uniform(w, words[:2], float64), uniform(w, words[2:], float64)
+    rest = w.op(f"arith.subf {w.scalar(1.0, float64)}, {u1} : f64")
+    log = w.op(f"math.log {rest} : f64")
+    radius = w.op(f"math.sqrt {w.op(f'arith.mulf {w.scalar(-2.0, float64)}, {log} : f64')} : f64")
+    angle = w.op(f"arith.mulf {w.scalar(TWO_PI, float64)}, {u2} : f64")
+    return w.op(f"arith.mulf {radius}, {cosine(w, angle)} : f64")
+
+
+def truncated64(w, seed, step, key, index: str, n: int) -> str:
+    """The first normal of rounds r = 0, 1, ... (block r * n + index) within the bounds;
+    when none is, the last round's clipped. An scf.while inside the generic's body: the
+    rounds run until one is inside, as on the other backends."""
+    bound = w.scalar(TRUNCATION, float64)
+    start = [w.scalar(0, int64), w.scalar(0.0, float64), w.scalar(False, bool_)]
+    before, after = [w.fresh("b") for _ in start], [w.fresh("b") for _ in start]
+    types = "i64, f64, i1"
+    results = w.fresh("r")
+    pairs = ", ".join(f"{b} = {s}" for b, s in zip(before, start, strict=True))
+    w.emit(f"{results}:3 = scf.while ({pairs}) : ({types}) -> ({types}) {{")
+    w.depth += 1
+    more = w.op(f"arith.cmpi slt, {before[0]}, {w.scalar(TRUNCATED_ROUNDS, int64)} : i64")
+    missing = w.op(f"arith.xori {before[2]}, {w.scalar(True, bool_)} : i1")
+    w.emit(
+        f"scf.condition({w.op(f'arith.andi {more}, {missing} : i1')}) {', '.join(before)} : {types}"
+    )
+    w.depth -= 1
+    w.emit(
+        f"}} do {{\n{'  ' * w.depth}^bb0({', '.join(f'{a}: {t}' for a, t in zip(after, types.split(', '), strict=True))}):"
+    )
+    w.depth += 1
+    offset = w.op(f"arith.muli {after[0]}, {w.scalar(n, int64)} : i64")
+    at = w.op(f"arith.addi {index}, {offset} : i64")
+    z = normal64(w, block(w, seed, step, key, at))
+    inside = w.op(f"arith.cmpf ole, {w.op(f'math.absf {z} : f64')}, {bound} : f64")
+    next_round = w.op(f"arith.addi {after[0]}, {w.scalar(1, int64)} : i64")
+    w.emit(f"scf.yield {next_round}, {z}, {inside} : {types}")
+    w.depth -= 1
+    w.emit("}")
+    clipped = w.op(f"arith.minimumf {results}#1, {bound} : f64")
+    return w.op(f"arith.maximumf {clipped}, {w.scalar(-TRUNCATION, float64)} : f64")
+
+
+def to_dtype(w, z: str, dtype) -> str:
+    return z if dtype == float64 else w.op(f"arith.truncf {z} : f64 to f32")
+
+
+# ---- one generic per op ----------------------------------------------------------------------
+
+
+def element_index(w, shape) -> str:
+    """The row-major position of the current element, as i64."""
+    index = w.index(0)
+    for axis, size in enumerate(shape):
+        scaled = w.op(f"arith.muli {index}, {w.index(size)} : index")
+        index = w.op(f"arith.addi {scaled}, {w.op(f'linalg.index {axis} : index')} : index")
+    return w.op(f"arith.index_cast {index} : index to i64")
+
+
+RNG_OPERAND = {"dropout": 1}  # (the others read only the rng, operand 0)
+
+
+def per_element(w, op, inputs: list, element) -> list:
+    """A generic over the result: `element(w, seed, step, index, input scalars)`; the rng
+    (operand `rng`) is read through the maps () -> (0) and () -> (1)."""
+    out = op.result.type
+    if not out.is_static:
+        raise ExportError(f"{op.name} exports only with known shapes: pass feed_dict")
+    rng = op.operands[RNG_OPERAND.get(op.name, 0)]
+    rank = len(out.shape)
+    pair = [(w.name(rng), rng.type)] * 2
+    maps = [affine_map(rank, ["0"]), affine_map(rank, ["1"])]
+    maps += [identity_map(rank)] * (len(inputs) + 1)
+    init = w.empty(out, list(out.shape))
+
+    def body(w, s):
+        index = element_index(w, out.shape)
+        return [element(w, s[0], s[1], index, s[2 : 2 + len(inputs)])]
+
+    return generic(w, pair + inputs, [(init, out)], maps, ["parallel"] * rank, body)
+
+
+def emit_random_uniform(w, op):
+    dtype, key = op.result.type.dtype, op.attrs["key"]
+    return per_element(
+        w, op, [], lambda w, seed, step, i, _: uniform(w, block(w, seed, step, key, i), dtype)
+    )
+
+
+def emit_random_normal(w, op):
+    dtype, key = op.result.type.dtype, op.attrs["key"]
+
+    def element(w, seed, step, i, _):
+        return to_dtype(w, normal64(w, block(w, seed, step, key, i)), dtype)
+
+    return per_element(w, op, [], element)
+
+
+def emit_random_truncated_normal(w, op):
+    dtype, key, n = op.result.type.dtype, op.attrs["key"], math.prod(op.result.type.shape)
+
+    def element(w, seed, step, i, _):
+        return to_dtype(w, truncated64(w, seed, step, key, i, n), dtype)
+
+    return per_element(w, op, [], element)
+
+
+def emit_dropout(w, op):
+    """x * 1 / (1 - p) where the element's mantissa bits reach the threshold, else 0."""
+    (x, tx), _ = operands(w, op)
+    dtype, p, key = tx.dtype, op.attrs["p"], op.attrs["key"]
+    ty = element_type(dtype)
+
+    def element(w, seed, step, i, loaded):
+        bits = mantissa(w, block(w, seed, step, key, i), dtype)
+        threshold = w.scalar(dropout_threshold(p, dtype), int64)
+        keep = w.op(f"arith.cmpi sge, {bits}, {threshold} : i64")
+        scaled = w.op(f"arith.mulf {loaded[0]}, {w.scalar(dropout_scale(p), dtype)} : {ty}")
+        return w.op(f"arith.select {keep}, {scaled}, {w.scalar(0.0, dtype)} : {ty}")
+
+    return per_element(w, op, [(x, tx)], element)
+
+
+EMITTERS: dict = {
+    "random_uniform": emit_random_uniform,
+    "random_normal": emit_random_normal,
+    "random_truncated_normal": emit_random_truncated_normal,
+    "dropout": emit_dropout,
+}

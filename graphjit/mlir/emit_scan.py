@@ -1,0 +1,148 @@
+"""Ops that walk an axis, cumsum (graphjit/ir/ops/scan.py) and sort
+(graphjit/ir/ops/sorting.py), in upstream MLIR.
+
+Upstream linalg has neither a scan nor a sort (IREE's `iree_linalg_ext.scan` and `.sort`
+are IREE's own dialect), and a loop of `tensor.insert`s would run one element at a time.
+Both are written as the dense reductions they equal, every output in parallel, O(n²)
+work along the axis:
+
+- cumsum: out[i] = the sum of x[j] over j <= i (j >= i reversed), added in the order the
+  interpreter adds them (from the far end when reversed), so results match bit for bit
+  where the reduction runs in order;
+- sort: each element's rank (how many elements precede it: smaller ones, NaN largest, and
+  equal ones further left, which makes the order stable; the mirror image descending),
+  then out[r] = the element whose rank is r. top-k keeps the first k ranks."""
+
+from __future__ import annotations
+
+from graphjit.ir.types import TensorType, int64
+from graphjit.mlir.structured import affine_map, as_index, dims_of, generic, operands
+from graphjit.mlir.writer import element_type, tensor_type
+
+# ---- cumsum --------------------------------------------------------------------------------
+
+
+def neutral(dtype):
+    """The addend that changes no sum: -0.0 for floats (-0.0 + x is x, -0.0 too)."""
+    return -0.0 if dtype.is_floating else 0
+
+
+def emit_cumsum(w, op):
+    """out[i] = the sum of x[j] over j <= i along the axis (j >= i reversed)."""
+    x, t = operands(w, op)[0]
+    axis, reverse = op.attrs["axis"], op.attrs["reverse"]
+    rank = len(t.shape)
+    size = w.dim(x, t, axis)
+    loops = [f"d{i}" for i in range(rank)]
+    ty = element_type(t.dtype)
+    add = "arith.addf" if t.dtype.is_floating else "arith.addi"
+
+    def body(w, s):
+        here = w.op(f"linalg.index {axis} : index")
+        j = w.op(f"linalg.index {rank} : index")
+        if reverse:  # the j-th addend is x[n - 1 - j]: the far end first, as the interpreter
+            last = w.op(f"arith.subi {as_index(w, size)}, {w.index(1)} : index")
+            j = w.op(f"arith.subi {last}, {j} : index")
+            at = [j if i == axis else w.op(f"linalg.index {i} : index") for i in range(rank)]
+            value = w.op(f"tensor.extract {x}[{', '.join(at)}] : {tensor_type(t)}")
+            counts = w.op(f"arith.cmpi sge, {j}, {here} : index")
+        else:
+            value = s[0]
+            counts = w.op(f"arith.cmpi sle, {j}, {here} : index")
+        addend = w.op(
+            f"arith.select {counts}, {value}, {w.scalar(neutral(t.dtype), t.dtype)} : {ty}"
+        )
+        return [w.op(f"{add} {s[-1]}, {addend} : {ty}")]
+
+    init = w.filled(t, dims_of(w, x, t), neutral(t.dtype))
+    along = [f"d{rank}" if i == axis else d for i, d in enumerate(loops)]
+    inputs = [(x, t)]  # (read through the map unless reversed; it bounds the j loop)
+    maps = [affine_map(rank + 1, along), affine_map(rank + 1, loops)]
+    iterators = ["parallel"] * rank + ["reduction"]
+    return generic(w, inputs, [(init, t)], maps, iterators, body)
+
+
+# ---- sort ----------------------------------------------------------------------------------
+
+
+def precedes(w, b: str, a: str, dtype, descending: bool) -> str:
+    """i1: b sorts strictly before a (NaN is the largest value)."""
+    ty = element_type(dtype)
+    if descending:
+        a, b = b, a  # b before a descending: a before b ascending
+    if not dtype.is_floating:
+        return w.op(f"arith.cmpi slt, {b}, {a} : {ty}")
+    smaller = w.op(f"arith.cmpf olt, {b}, {a} : {ty}")
+    a_nan = w.op(f"arith.cmpf uno, {a}, {a} : {ty}")
+    b_number = w.op(f"arith.cmpf ord, {b}, {b} : {ty}")
+    nan_after = w.op(f"arith.andi {a_nan}, {b_number} : i1")
+    return w.op(f"arith.ori {smaller}, {nan_after} : i1")
+
+
+def equivalent(w, a: str, b: str, dtype) -> str:
+    """i1: neither sorts before the other (equal, or both NaN)."""
+    ty = element_type(dtype)
+    if not dtype.is_floating:
+        return w.op(f"arith.cmpi eq, {a}, {b} : {ty}")
+    equal = w.op(f"arith.cmpf oeq, {a}, {b} : {ty}")
+    a_nan = w.op(f"arith.cmpf uno, {a}, {a} : {ty}")
+    b_nan = w.op(f"arith.cmpf uno, {b}, {b} : {ty}")
+    both_nan = w.op(f"arith.andi {a_nan}, {b_nan} : i1")
+    return w.op(f"arith.ori {equal}, {both_nan} : i1")
+
+
+def ranks(w, x, t: TensorType, axis: int, descending: bool) -> tuple[str, TensorType]:
+    """int64 tensor shaped like x: how many elements along `axis` sort before each."""
+    rank = len(t.shape)
+    loops = [f"d{i}" for i in range(rank)]
+    other = [f"d{rank}" if i == axis else d for i, d in enumerate(loops)]
+    out = TensorType(t.shape, int64)
+
+    def body(w, s):
+        a, b, count = s
+        i = w.op(f"linalg.index {axis} : index")
+        j = w.op(f"linalg.index {rank} : index")
+        left = w.op(f"arith.cmpi slt, {j}, {i} : index")
+        tie = w.op(f"arith.andi {equivalent(w, a, b, t.dtype)}, {left} : i1")
+        before = w.op(f"arith.ori {precedes(w, b, a, t.dtype, descending)}, {tie} : i1")
+        one = w.op(f"arith.extui {before} : i1 to i64")
+        return [w.op(f"arith.addi {count}, {one} : i64")]
+
+    init = w.filled(out, dims_of(w, x, t), 0)
+    maps = [affine_map(rank + 1, loops), affine_map(rank + 1, other), affine_map(rank + 1, loops)]
+    iterators = ["parallel"] * rank + ["reduction"]
+    return generic(w, [(x, t), (x, t)], [(init, out)], maps, iterators, body)[0], out
+
+
+def emit_sort(w, op):
+    """The values in order and the int64 positions they came from: out[r] is the element
+    of rank r (the first k ranks for top-k)."""
+    x, t = operands(w, op)[0]
+    axis, descending = op.attrs["axis"], op.attrs["descending"]
+    order, order_t = ranks(w, x, t, axis, descending)
+    values_t, indices_t = (r.type for r in op.results)
+    rank = len(t.shape)
+    dims = dims_of(w, x, t)
+    dims[axis] = values_t.shape[axis] if op.attrs["k"] is not None else dims[axis]
+    loops = [f"d{i}" for i in range(rank)]
+    source = [f"d{rank}" if i == axis else d for i, d in enumerate(loops)]
+
+    def body(w, s):
+        value, its_rank, best, position = s
+        r = w.op(f"linalg.index {axis} : index")
+        r = w.op(f"arith.index_cast {r} : index to i64")
+        match = w.op(f"arith.cmpi eq, {its_rank}, {r} : i64")
+        i = w.op(f"arith.index_cast {w.op(f'linalg.index {rank} : index')} : index to i64")
+        ty = element_type(t.dtype)
+        return [
+            w.op(f"arith.select {match}, {value}, {best} : {ty}"),
+            w.op(f"arith.select {match}, {i}, {position} : i64"),
+        ]
+
+    outs = [(w.filled(values_t, dims, 0), values_t), (w.filled(indices_t, dims, 0), indices_t)]
+    maps = [affine_map(rank + 1, source)] * 2 + [affine_map(rank + 1, loops)] * 2
+    iterators = ["parallel"] * rank + ["reduction"]
+    return generic(w, [(x, t), (order, order_t)], outs, maps, iterators, body)
+
+
+EMITTERS: dict = {"cumsum": emit_cumsum, "sort": emit_sort}

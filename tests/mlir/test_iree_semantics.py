@@ -1,0 +1,189 @@
+"""Where backend="iree" must agree with the interpreter beyond the op table's draws:
+run-time checks raise the same errors (out-of-range indices and slice starts, integer
+division by zero, negative integer powers, NaN and infinity), random ops draw the same
+numbers, and sorts and scans of NaN, ties and signed zeros match bit for bit.
+
+Each test is one graph run with several feeds of one signature: one IREE compile."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from backend_check import assert_matches
+from iree_helpers import exported, require_iree
+
+import graphjit as gj
+from graphjit.errors import GraphjitError, NumericsError
+from graphjit.ir.ops import bind
+
+require_iree()
+
+
+def outcome(session, fetches, feed):
+    """The results, or (error class, message without location, op name)."""
+    try:
+        return session.run(fetches, feed)
+    except GraphjitError as e:
+        return type(e), e.raw_message, e.op.name if e.op is not None else None
+
+
+def _unnamed(error: tuple) -> tuple:
+    """The interpreter names the bad index ("index 5 is out of range"); iree, as llvm,
+    says "an index"."""
+    kind, message, op = error
+    return kind, re.sub(r"^index -?\d+ ", "an index ", message), op
+
+
+def same_outcome(got, expected, what: str) -> None:
+    if isinstance(expected, tuple):
+        assert isinstance(got, tuple), f"{what}: iree gave results, the interpreter {expected}"
+        assert _unnamed(got) == _unnamed(expected), f"{what}: {got} != {expected}"
+        return
+    assert not isinstance(got, tuple), f"{what}: iree raised {got}"
+    for g, e in zip(got, expected, strict=True):
+        assert_matches(g, e, what, signed_zeros=True)
+
+
+def test_run_time_checks_raise_as_on_the_interpreter():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [5, 3], name="x")
+        i = gj.placeholder(gj.int64, [4], name="i")
+        start, clamped = (gj.placeholder(gj.int64, [], name=n) for n in ("start", "clamped"))
+        a, b, e = (gj.placeholder(gj.int32, [4], name=n) for n in ("a", "b", "e"))
+        f = gj.placeholder(gj.float32, [3], name="f")
+        u = gj.placeholder(gj.float32, [4, 3], name="u")
+        stride = gj.placeholder(gj.int64, [], name="stride")
+        looped = gj.while_loop(  # a gather in a loop body: checked each iteration
+            lambda k, acc: k < 3,
+            lambda k, acc: (k + 1, acc + gj.gather(x, k * stride)),
+            [gj.constant(0, gj.int64), gj.zeros([3])],
+        )[1]
+        fetches = [
+            looped,
+            gj.gather(x, i),
+            gj.scatter_add(x, i, u),
+            x[start : start + 2],  # checked (TF1's slice)
+            gj.dynamic_slice(x, [clamped, 0], [2, 3]),  # clamped (JAX's)
+            a // b,
+            a % b,
+            gj.pow(a, e),
+            gj.check_numerics(gj.log(f), "log of f"),
+        ]
+    good = {
+        x: np.arange(15, dtype=np.float32).reshape(5, 3),
+        i: np.array([0, -1, 4, -5]),
+        start: np.array(3),
+        clamped: np.array(9),
+        a: np.array([7, -7, np.iinfo(np.int32).min, 3], np.int32),
+        b: np.array([2, 2, -1, -3], np.int32),
+        e: np.array([0, 1, 2, 21], np.int32),
+        f: np.array([1, 2, 3], np.float32),
+        u: np.ones((4, 3), np.float32),
+        stride: np.array(2),
+    }
+    bad = {
+        "gather index": {i: np.array([0, 5, 1, 1])},
+        "gather index in a loop": {stride: np.array(3)},
+        "slice start": {start: np.array(4)},
+        "zero divisor": {b: np.array([2, 0, 1, 1], np.int32)},
+        "negative power": {e: np.array([1, -1, 0, 0], np.int32)},
+        "log of 0": {f: np.array([1, 0, 3], np.float32)},
+        "log of -1": {f: np.array([1, -1, 3], np.float32)},
+    }
+    exported(g, fetches, good)
+    with gj.Session(g) as interpreter, gj.Session(g, backend="iree") as iree:
+        for what, change in [("in range", {}), *bad.items()]:
+            feed = {**good, **change}
+            expected = outcome(interpreter, fetches, feed)
+            assert isinstance(expected, tuple) == bool(change), what
+            same_outcome(outcome(iree, fetches, feed), expected, what)
+
+
+def test_session_check_numerics_names_the_first_op():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [3], name="x")
+        y = gj.sqrt(gj.log(x) * 2)
+    with (
+        gj.Session(g, check_numerics=True) as interpreter,
+        gj.Session(g, backend="iree", check_numerics=True) as iree,
+    ):
+        for values in ([1, 2, 3], [1, 0, 3], [1, -1, 3], [0.5, 2, 3]):
+            feed = {x: np.array(values, np.float32)}
+            expected = outcome(interpreter, y, feed)
+            got = outcome(iree, y, feed)
+            if isinstance(expected, tuple):
+                assert expected[0] is NumericsError and got == expected, values
+            else:
+                assert_matches(got, expected, str(values))
+
+
+def test_random_ops_draw_the_interpreters_numbers():
+    """Uniforms, dropout and float32 normals bit for bit over two steps; float64
+    normals (Box-Muller through IREE's log and graphjit's cosine) to an ulp or two."""
+    g = gj.Graph()
+    with g.as_default():
+        gj.set_random_seed(7)
+        x = gj.placeholder(gj.float32, [6, 5], name="x")
+        x64 = gj.placeholder(gj.float64, [9], name="x64")
+        exact = [
+            gj.random_uniform([3, 4]),
+            gj.random_uniform([5], dtype=gj.float64),
+            gj.random.dropout(x, 0.3),
+            gj.random.dropout(x64, 0.5),
+            gj.random_normal([500]),
+            gj.truncated_normal([500]),
+            gj.random_uniform([]),
+        ]
+        close = [
+            gj.random_normal([64], dtype=gj.float64),
+            gj.truncated_normal([64], dtype=gj.float64),
+        ]
+    feed = {x: np.ones((6, 5), np.float32), x64: np.arange(9.0)}
+    exported(g, [exact, close], feed)
+    with gj.Session(g) as interpreter, gj.Session(g, backend="iree") as iree:
+        for step in range(2):
+            want, got = (s.run([exact, close], feed) for s in (interpreter, iree))
+            for k, (a, b) in enumerate(zip(want[0], got[0], strict=True)):
+                np.testing.assert_array_equal(b, a, err_msg=f"step {step}, fetch {k}")
+            for a, b in zip(want[1], got[1], strict=True):
+                np.testing.assert_allclose(b, a, rtol=1e-14, atol=1e-14)
+
+
+def test_sorts_scans_and_pools_of_nan_ties_and_signed_zeros():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [3, 6], name="x")
+        image = gj.placeholder(gj.float32, [1, 2, 5, 4], name="image")
+        cotangent = gj.placeholder(gj.float32, [1, 2, 3, 3], name="cotangent")
+        ascending, descending = gj.sort(x, dim=1), gj.sort(x, dim=1, descending=True)
+        top = gj.topk(x, 2)
+        pool = {"kernel": (2, 2), "stride": (2, 1), "padding": (1, 0)}
+        fetches = [
+            *ascending,
+            *descending,
+            *top,
+            gj.cumsum(x, 1),
+            gj.cumsum(x, 1, reverse=True),
+            gj.max_pool2d(image, 2, (2, 1), (1, 0)),
+            bind("max_pool2d_grad", image, cotangent, **pool),
+            bind("max_pool2d_pick", image, image * 2, **pool),
+        ]
+    nan, inf = np.nan, np.inf
+    rows = np.array(
+        [[1, nan, -0.0, 0.0, 1, nan], [3, 2, 1, 3, 2, 1], [inf, -inf, nan, 5, -inf, -0.0]],
+        np.float32,
+    )
+    picture = np.array(
+        [[0, 1, 1, 0], [nan, 2, 2, -inf], [-inf, -inf, 3, 3], [1, 1, 1, 1], [0, 0, 0, 0]]
+    )
+    feed = {
+        x: rows,
+        image: np.stack([picture, -picture])[None].astype(np.float32),
+        cotangent: np.arange(18, dtype=np.float32).reshape(1, 2, 3, 3),
+    }
+    exported(g, fetches, feed)
+    with gj.Session(g) as interpreter, gj.Session(g, backend="iree") as iree:
+        same_outcome(iree.run(fetches, feed), interpreter.run(fetches, feed), "sorted")
