@@ -167,10 +167,13 @@ class Writer:
         if tuple(source.shape) == tuple(target.shape):
             return ssa
         flat = with_shape(source, (int(np.prod(source.shape, dtype=np.int64)),))
-        if len(source.shape) != 1:
-            groups = (
-                "[]" if not source.shape else f"[[{', '.join(map(str, range(len(source.shape))))}]]"
+        if not source.shape:  # a 0-d tensor grows its one axis: an expand, not a collapse
+            ssa = self.op(
+                f"tensor.expand_shape {ssa} [] output_shape [1] : {tensor_type(source)} into "
+                f"{tensor_type(flat)}"
             )
+        elif len(source.shape) != 1:
+            groups = f"[[{', '.join(map(str, range(len(source.shape))))}]]"
             ssa = self.op(
                 f"tensor.collapse_shape {ssa} {groups} : {tensor_type(source)} into "
                 f"{tensor_type(flat)}"

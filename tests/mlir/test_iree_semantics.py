@@ -187,3 +187,18 @@ def test_sorts_scans_and_pools_of_nan_ties_and_signed_zeros():
     exported(g, fetches, feed)
     with gj.Session(g) as interpreter, gj.Session(g, backend="iree") as iree:
         same_outcome(iree.run(fetches, feed), interpreter.run(fetches, feed), "sorted")
+
+
+def test_reshapes_of_a_0d_tensor_export_and_run():
+    """A scalar reshaped to (1,) or (1, 1, 1) is a tensor.expand_shape (MLIR rejects a
+    collapse_shape into more elements' axes than it has)."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [], name="x")
+        fetches = [gj.reshape(x, [1]) * 2.0, gj.reshape(x, [1, 1, 1]) + 1.0]
+    feed = {x: np.float32(3.0)}
+    exported(g, fetches, feed)  # (verified by MLIR)
+    with gj.Session(g, backend="iree") as sess:
+        got = sess.run(fetches, feed)
+    np.testing.assert_array_equal(got[0], [6.0])
+    np.testing.assert_array_equal(got[1], [[[4.0]]])
