@@ -39,6 +39,7 @@ class LLVMRunner:
         self.held_limit = config.held_buffer_bytes()
         self.arena_bytes = lowering.arena_bytes
         self.arena = _allocate_arena(self.arena_bytes) if self._holds(self.arena_bytes) else None
+        self.arena_ptr = self.arena.ctypes.data if self.arena is not None else None
         self.out_types = [v.type for v in fn.block.terminator.operands]
         self.n_in = len(fn.args)
         # Output slots whose value the kernel wrote into a variable's own storage: the
@@ -74,8 +75,11 @@ class LLVMRunner:
                 in_ptrs[i] = _address(a)
             for j, o in enumerate(outs):
                 out_ptrs[j] = _address(o)
-            arena = self.arena if self.arena is not None else _allocate_arena(self.arena_bytes)
-            status = self.entry(in_ptrs, out_ptrs, arena.ctypes.data)
+            if self.arena_ptr is not None:  # (the common case: the held arena)
+                status = self.entry(in_ptrs, out_ptrs, self.arena_ptr)
+            else:  # this run's own arena, freed when it returns
+                arena = _allocate_arena(self.arena_bytes)
+                status = self.entry(in_ptrs, out_ptrs, arena.ctypes.data)
         if status:
             raise self._error(status)
         return outs
