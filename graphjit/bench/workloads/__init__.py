@@ -14,6 +14,7 @@ from graphjit.bench.workloads import (
     mlp,
     reduce_accuracy,
     rnn,
+    rows,
     transformer,
 )
 
@@ -31,6 +32,10 @@ WORKLOADS: tuple[Workload, ...] = (
     transformer.TRAIN_STEP,
     *compile_scaling.WORKLOADS,
     reduce_accuracy.WORKLOAD,
+    rows.SOFTMAX,
+    rows.SOFTMAX_GRAD,
+    rows.LAYERNORM,
+    rows.LAYERNORM_GRAD,
 )
 
 

@@ -22,9 +22,14 @@ output, in order, loses about n * eps: 1.5e-3 relative for a mean of 16M values.
   Along an outer axis this vectorises across the kept axes inside it, like the plain
   sum, so the cost is the buffer's zeroing and merging, once per block.
 The order is fixed by the shapes and the target's vector width, never by the run (a
-reduction kernel runs on one thread): results are deterministic. Products stay in order: every rounding of a product scales the result
-by (1 + delta) whatever the order, so pairing them gains nothing; max and min are
-exact in any order; integer sums are exact (wrapping).
+reduction kernel runs on one thread, or on several by whole rows of a kept outermost
+axis, each folded by one thread in the same order): results are deterministic.
+Products stay in order: every rounding of a product scales the result by (1 + delta)
+whatever the order, so pairing them gains nothing; max and min are exact in any order;
+integer sums are exact (wrapping). A float max/min along a row folds integer keys that
+order as the floats do, NaN's key winning (scalar.order_key): LLVM vectorises an integer
+max into one instruction a vector, a NaN-propagating float max into five dependent ones,
+and NumPy's compare-and-select not at all.
 
 float16 and bfloat16 values are float32 registers (types.py): every inner op computes in
 float32 and its narrow result is rounded at once, so that each intermediate value is the
@@ -58,7 +63,15 @@ from graphjit.codegen.llvm.loops import (
     polls,
 )
 from graphjit.codegen.llvm.numerics import KernelChecks
-from graphjit.codegen.llvm.scalar import SCALAR_EMITTERS, combine, identity
+from graphjit.codegen.llvm.scalar import (
+    SCALAR_EMITTERS,
+    combine,
+    fold_keys,
+    from_order_key,
+    identity,
+    is_keyed,
+    order_key,
+)
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import CONSTANT, REDUCTION
@@ -113,7 +126,8 @@ def _kernel_strides(body, reduction, space) -> list[list[int]]:
 def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics=None):
     """Returns (function, outer extent, splittable). The function takes the buffers, then
     `i64 lo, i64 hi`: the range of the outermost loop (after coalescing) to run, so that
-    threads can share a kernel without a reduction. `shared`: groups of parameter indices
+    threads can share a kernel without a reduction, or one whose outermost loop is a
+    kept axis (rows: see splits_by_rows). `shared`: groups of parameter indices
     that point at the same storage (an output written over an input in place); see
     _buffer_pointers for how the kernel reaches them. With
     `numerics` (a NumericsChecks), an `i32*` slot comes before lo and hi: the kernel folds
@@ -156,12 +170,14 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics
     if checks is not None:
         if reduction is not None and reduction.result.type.dtype.is_floating:
             j = outputs.index(reduction.result)
-            checks.check_buffer(reduction, out_ptrs[j], size_of(reduction.result.type.shape))
+            first, count = _output_slots(b, body, reduction, lo, hi)
+            checks.check_buffer(reduction, b.gep(out_ptrs[j], [first]), count)
         checks.publish(fn.args[n_buffers])
     if faults is not None:
         faults.publish(fn.args[n_buffers + (checks is not None)])
     b.ret_void()
-    return fn, extent, reduction is None, fallible
+    splittable = reduction is None or splits_by_rows(body, reduction)
+    return fn, extent, splittable, fallible
 
 
 def _buffer_pointers(b: ir.IRBuilder, args, shared) -> list[ir.Value]:
@@ -200,13 +216,13 @@ def _interrupt_poll(b: ir.IRBuilder, module: ir.Module):
     return poll
 
 
-def _fill(b, ptr, t, value) -> None:
-    with for_range(b, size_of(t.shape), "fill") as i:
-        T.store(b, value, b.gep(ptr, [i]), t.dtype)
+def _fill(b, ptr, count, value, dtype) -> None:
+    with for_range(b, count, "fill") as i:
+        T.store(b, value, b.gep(ptr, [i]), dtype)
 
 
-def _round_into(b, acc, out, shape, dtype) -> None:
-    with for_range(b, size_of(shape), "round") as i:
+def _round_into(b, acc, out, count, dtype) -> None:
+    with for_range(b, count, "round") as i:
         T.store(b, T.load(b, b.gep(acc, [i]), float32), b.gep(out, [i]), dtype)
 
 
@@ -369,13 +385,38 @@ def _emit_reduction(b, body, reduction, out_ptrs, scratch, evaluate, bounds, pol
     if scratch is not None:
         raw = b.gep(b.bitcast(scratch, T.I8P), [ir.Constant(T.I64, partials_at)])
         partials = b.bitcast(raw, T.storage_type(dtype).as_pointer())
-    accumulated = reduction.result.type.with_dtype(dtype)
-    _fill(b, target, accumulated, identity(reduction.name, dtype))
+    # only the slots of this call's rows: other threads may be folding into the rest
+    first, count = _output_slots(b, body, reduction, *bounds)
+    _fill(b, b.gep(target, [first]), count, identity(reduction.name, dtype), dtype)
     nest = _ReductionNest(b, body, reduction, axes, evaluate, partials, poll)
     nest.run(target, *bounds)
     if wide:  # round the float32 sums once
-        _round_into(b, target, out_ptrs[j], accumulated.shape, reduction.result.type.dtype)
+        out = b.gep(out_ptrs[j], [first])
+        _round_into(b, b.gep(target, [first]), out, count, reduction.result.type.dtype)
     return extent
+
+
+def splits_by_rows(body, reduction) -> bool:
+    """Whether threads may share a reduction kernel by ranges of its outermost loop: when
+    that loop is a kept axis (softmax's and layer norm's rows), each output slot is folded
+    by one call alone, in the same order whatever the range, so the split changes neither
+    the result nor its determinism. Not when a pairwise cascade needs scratch partial sums
+    (the threads would share one buffer of them)."""
+    axes, partials = _reduction_axes(body, reduction)
+    return bool(axes) and not axes[0].reduced and partials == 0
+
+
+def _output_slots(b, body, reduction, lo, hi) -> tuple[ir.Value, ir.Value]:
+    """(first, count): the reduction's output slots that a call over [lo, hi) of the
+    outermost loop writes. Along a kept outermost axis they are contiguous (the output is
+    laid out like the kept axes); otherwise a call covers all of them."""
+    axes, _ = _reduction_axes(body, reduction)
+    if not axes or axes[0].reduced:
+        return _i64(0), _i64(size_of(reduction.result.type.shape))
+    out = len(body.args) + body.terminator.operands.index(reduction.result)
+    per_step = _i64(axes[0].strides[out])
+    lo, hi = _as_i64(lo), _as_i64(hi)
+    return b.mul(lo, per_step), b.mul(b.sub(hi, lo), per_step)
 
 
 class _ReductionNest:
@@ -431,14 +472,21 @@ class _ReductionNest:
         self._walk(a + 1, offsets, target, slot, 0, hi)
 
     def _row(self, axis, offsets, lo, hi):
-        """The fold of a row's elements [lo, hi) in a register, from the identity."""
-        b = self.b
-        with accumulate_range(b, hi, self.identity, "row", start=lo) as acc:
+        """The fold of a row's elements [lo, hi) in a register, from the identity (a float
+        max/min folds integer keys, which LLVM vectorises best: scalar.order_key)."""
+        b, name = self.b, self.name
+        keyed = is_keyed(name, self.dtype)
+        start = order_key(b, name, self.identity) if keyed else self.identity
+        with accumulate_range(b, hi, start, "row", start=lo) as acc:
             at = [
                 _advance(b, off, acc.index, s) for off, s in zip(offsets, axis.strides, strict=True)
             ]
-            acc.next = combine(b, self.name, acc.value, self.evaluate(at), self.dtype)
-        return acc.value
+            x = self.evaluate(at)
+            if keyed:
+                acc.next = fold_keys(b, name, acc.value, order_key(b, name, x))
+            else:
+                acc.next = combine(b, name, acc.value, x, self.dtype)
+        return from_order_key(b, name, acc.value, self.identity.type) if keyed else acc.value
 
     def _cascade(self, a, offsets, target, slot, lo, hi) -> None:
         """Axis a in blocks of `block` steps, each folded into a zeroed buffer of partial

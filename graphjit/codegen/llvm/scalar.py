@@ -422,8 +422,62 @@ def combine(b, name, acc, x, dtype):
     if name in _PRODUCTS:
         return b.fmul(acc, x, flags=("reassoc",)) if dtype.is_floating else b.mul(acc, x)
     if name in _EXTREMA:
+        if dtype.is_floating:
+            return _nan_propagating_extremum(b, acc, x, _EXTREMA[name])
         return extremum(b, acc, x, dtype, _EXTREMA[name])
     raise _unknown_reduction(name)
+
+
+def _nan_propagating_extremum(b, acc, x, pred):
+    """A float max/min fold into a buffer slot: llvm.maximum/minimum, NaN-propagating like
+    NumPy, -0.0 below +0.0 (as the keys below). A fold carried in a register along a row
+    uses the keys instead."""
+    name = "llvm.maximum" if pred == ">" else "llvm.minimum"
+    signature = ir.FunctionType(acc.type, [acc.type, acc.type])
+    return b.call(b.module.declare_intrinsic(name, [acc.type], signature), [acc, x])
+
+
+# Float max/min along a row, folded in a register as integer keys. LLVM leaves the select
+# pair of `extremum` scalar (a 4096 x 1024 float32 row max: 5.4 ms), and llvm.maximum,
+# which it vectorises, is five dependent instructions a vector on x86 (0.9 ms; 0.45 with
+# four accumulators); an integer max of keys is one (0.3 ms, about the speed of a sum).
+def is_keyed(name, dtype) -> bool:
+    """Whether a row fold of reduction `name` in `dtype` runs on order keys."""
+    return name in _EXTREMA and dtype.is_floating
+
+
+def order_key(b, name, x):
+    """A signed integer that orders as the float x does (its bits, with the magnitude bits
+    of negative numbers flipped: -0.0 comes just below +0.0); NaN gets the key that wins
+    the reduction (the largest for a max), so NaN propagates."""
+    t = ir.IntType(64 if isinstance(x.type, ir.DoubleType) else 32)
+    key = _flip_negatives(b, b.bitcast(x, t))
+    return b.select(b.fcmp_unordered("uno", x, x), _nan_key(name, t), key)
+
+
+def fold_keys(b, name, acc, key):
+    pred = _EXTREMA[name]
+    return b.select(b.icmp_signed(pred, acc, key), acc, key)
+
+
+def from_order_key(b, name, key, float_type):
+    """The float whose key `key` is (NaN for the NaN key)."""
+    x = b.bitcast(_flip_negatives(b, key), float_type)
+    is_nan = b.icmp_signed("==", key, _nan_key(name, key.type))
+    return b.select(is_nan, ir.Constant(float_type, float("nan")), x)
+
+
+def _flip_negatives(b, bits):
+    """bits ^ (magnitude mask where the sign bit is set): its own inverse."""
+    t = bits.type
+    negative = b.ashr(bits, ir.Constant(t, t.width - 1))
+    return b.xor(bits, b.and_(negative, ir.Constant(t, (1 << (t.width - 1)) - 1)))
+
+
+def _nan_key(name, t):
+    """Only NaNs have these keys: the largest (a max) or the smallest (a min) integer."""
+    top = 1 << (t.width - 1)
+    return ir.Constant(t, top - 1 if _EXTREMA[name] == ">" else -top)
 
 
 def identity(name, dtype):
