@@ -130,13 +130,18 @@ def test_an_llvm_abort_is_a_backend_error_and_the_next_compile_works(fresh):
 def test_a_worker_killed_while_compiling_is_a_backend_error(fresh, monkeypatch):
     jit.CompiledModule(source(1))
     victim = compile_worker.worker_pid()
-    read_reply = compile_worker.Worker._read_reply
+    send, read_reply = compile_worker.Worker._send, compile_worker.Worker._read_reply
+
+    def stopped_first(self, data):  # (else, on a busy machine, it may answer before the kill)
+        os.kill(self.pid, signal.SIGSTOP)
+        return send(self, data)
 
     def killed_first(self, expect_ready=False):
         if not expect_ready:  # the request has been sent: kill it before it answers
             os.kill(self.pid, signal.SIGKILL)
         return read_reply(self, expect_ready)
 
+    monkeypatch.setattr(compile_worker.Worker, "_send", stopped_first)
     monkeypatch.setattr(compile_worker.Worker, "_read_reply", killed_first)
     with pytest.raises(BackendError, match=f"pid {victim}.* was killed by SIGKILL"):
         jit.CompiledModule(source(2))
