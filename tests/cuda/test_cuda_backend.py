@@ -5,6 +5,7 @@ and without a GPU or the simulator a Session says how to enable the simulator.""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,12 +15,13 @@ from graphjit.codegen.cuda import scalar
 from graphjit.codegen.cuda.compiler import compile_ptx, ptx_unavailable
 from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
-from graphjit.codegen.cuda.lower import LOWERINGS
+from graphjit.codegen.cuda.lower import LOWERINGS, NOT_NARROW, refuse_narrow
 from graphjit.codegen.cuda.matmul import matmul_launch
 from graphjit.codegen.cuda.source import KernelSource
 from graphjit.codegen.cuda.target import GPU, SIMULATOR
 from graphjit.errors import BackendError
 from graphjit.ir.ops import VALUE_SHAPED, all_ops
+from graphjit.ir.types import TensorType
 from graphjit.passes.pipeline import optimize
 from graphjit.runtime.program import build_program
 
@@ -70,6 +72,16 @@ def kernels_of(fn, cfg=GPU, check=False) -> list[KernelSource]:
     return [launch.kernel for launch in launches]
 
 
+def test_ops_without_narrow_kernels_refuse_float16_and_bfloat16():
+    """Random ops' type rules refuse 16-bit floats today; their lowerings would too, naming
+    the op and the dtype, rather than write float32 values into 16-bit storage."""
+    assert NOT_NARROW <= set(LOWERINGS)
+    result = SimpleNamespace(type=TensorType((2,), gj.bfloat16))
+    op = SimpleNamespace(name="random_uniform", operands=[], results=[result])
+    with pytest.raises(BackendError, match="no bfloat16 kernel for 'random_uniform'"):
+        refuse_narrow(op)
+
+
 def test_a_missing_scalar_rule_raises_naming_the_op(monkeypatch):
     fn = optimised(lambda x: gj.exp(x) + 1, np.zeros(3))
     monkeypatch.delitem(scalar.CUDA_SCALAR, "exp")
@@ -98,6 +110,18 @@ def test_reduction_with_few_outputs_folds_partial_results_in_a_second_kernel():
     assert "part[task] = shared[0]" in fold.source
     (one_pass,) = kernels_of(optimised(lambda x: gj.sum(x, axis=1), np.zeros((2048, 3))))
     assert "out0[o] = shared[0]" in one_pass.source
+
+
+def test_a_narrow_reduction_folds_in_float32_and_rounds_once_when_stored():
+    x = np.zeros((8, 1000), gj.bfloat16.np)
+    fold, finish = kernels_of(optimised(lambda v: gj.sum(v * v), x))
+    assert fold.params == ("bfloat16", "bfloat16", "float32")  # float32 partial results
+    assert finish.params == ("float32", "bfloat16")
+    for kernel in (fold, finish):
+        assert "cuda.shared.array(256, float32)" in kernel.source
+    assert "libdevice.int_as_float" in fold.source  # loads widen, the product is rounded
+    assert "part[task] = shared[0]" in fold.source
+    assert "out[o] = uint16(" in finish.source
 
 
 def test_matmul_kernel_is_tiled_in_shared_memory():
@@ -137,7 +161,8 @@ def test_an_ill_typed_kernel_fails_the_ptx_check():
 
 
 def sample_functions():
-    """One of each kind of kernel, in float32, float64, int32 and bool."""
+    """One of each kind of kernel, in float32, float64, int32, bool and bfloat16."""
+    bfloat16 = gj.bfloat16.np
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(4, 6)), rng.normal(size=(6, 3))
     return [
@@ -146,6 +171,7 @@ def sample_functions():
         optimised(lambda a: gj.concat([a, a * 2], axis=0)[1:3], x.astype(np.int32)),
         optimised(lambda a: gj.logical_not(a > 0), x),
         optimised(lambda a: gj.max(gj.exp(a), axis=0), x.astype(np.float32)),
+        optimised(lambda a, b: gj.softmax(a @ b), x.astype(bfloat16), y.astype(bfloat16)),
     ]
 
 

@@ -15,7 +15,8 @@ import threading
 
 import numpy as np
 
-from graphjit.codegen.cuda.lower import Lowering, run_steps
+from graphjit.codegen.cuda.lower import Lowering, run_steps, to_host
+from graphjit.codegen.cuda.source import storage_np
 from graphjit.codegen.cuda.target import launch_config, numba_cuda
 from graphjit.errors import BackendError
 
@@ -57,7 +58,7 @@ class CudaRunner:
             resident, self.resident = self.resident, {}
             frame = self._frame(args, resident)
             run_steps(self.steps, frame)
-            outs = [frame[v].copy_to_host().reshape(v.type.shape) for v in self.returned]
+            outs = [to_host(frame[v], v) for v in self.returned]
             self._keep_variables(outs, frame)
         return outs
 
@@ -69,10 +70,12 @@ class CudaRunner:
             if kept is not None and kept[0] is a:
                 frame[arg] = kept[1]
             else:
-                frame[arg] = self.cuda.to_device(np.ascontiguousarray(a).reshape(-1))
+                frame[arg] = self.cuda.to_device(_storage(a, arg))
         for v in low.outputs:
             if v not in self.output_buffers:
-                self.output_buffers[v] = self.cuda.device_array(v.type.size, v.type.dtype.np)
+                self.output_buffers[v] = self.cuda.device_array(
+                    v.type.size, storage_np(v.type.dtype)
+                )
             frame[v] = self.output_buffers[v]
         for v, root in low.bound.items():
             frame[v] = frame[root]
@@ -94,6 +97,12 @@ class CudaRunner:
                     del self.output_buffers[v]
             outs[j].flags.writeable = False
             self.resident[i] = (outs[j], device)
+
+
+def _storage(array, v) -> np.ndarray:
+    """A host array as the flat, contiguous array of v's device storage (bfloat16: its
+    bits as uint16, which Numba can type)."""
+    return np.ascontiguousarray(array).reshape(-1).view(storage_np(v.type.dtype))
 
 
 def compile_cuda(program, check_numerics: bool = False) -> CudaRunner:

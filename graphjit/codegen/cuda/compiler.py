@@ -1,10 +1,11 @@
 """Generated kernel source -> Numba CUDA kernels, and the PTX check.
 
-Each source is executed in a namespace that binds `cuda`, `math` and the Numba scalar
-types, then jit-compiled with its exact signature (every parameter a 1-D C-contiguous
-array). Equal sources are compiled once per process: graphs that differ only around a
-kernel share it. The simulator runs the same source (simulator.py says what it binds
-differently)."""
+Each source is executed in a namespace that binds `cuda`, `math`, `libdevice` and the Numba
+scalar types, then jit-compiled with its exact signature (every parameter a 1-D C-contiguous
+array). Equal sources with equal parameter types are compiled once per process: graphs
+that differ only around a kernel share it (a copy's source is the same for every dtype, but
+a kernel compiled for float32 arrays takes no int32 ones on a GPU). The simulator runs the
+same source (simulator.py says what it binds differently)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from graphjit.errors import BackendError
 
 PTX_TARGET = (9, 0)  # sm_90 (Hopper)
 
-# Every kernel compiled in this process, by source: what the PTX check compiles.
-GENERATED: dict[str, KernelSource] = {}
-_COMPILED: dict[tuple[str, bool], object] = {}
+# Every kernel compiled in this process, by source and parameter types: what the PTX check
+# compiles.
+GENERATED: dict[tuple, KernelSource] = {}
+_COMPILED: dict[tuple, object] = {}
 _NAMESPACES: dict[bool, dict] = {}
 
 
@@ -32,9 +34,17 @@ def namespace(cuda) -> dict:
         if sim:
             simulator.make_shared_arrays_atomic()
         ns = {"cuda": cuda, "math": simulator.SIMULATED_MATH if sim else math}
+        ns["libdevice"] = simulator.SIMULATED_LIBDEVICE if sim else _libdevice()
         ns.update({name: getattr(numba_types, name) for name in NUMBA_TYPES.values()})
         _NAMESPACES[sim] = ns
     return _NAMESPACES[sim]
+
+
+def _libdevice():
+    """numba.cuda.libdevice: the bit casts that bfloat16's conversions use (narrow.py)."""
+    from numba.cuda import libdevice
+
+    return libdevice
 
 
 def signature(kernel: KernelSource) -> tuple:
@@ -52,7 +62,7 @@ def python_function(cuda, kernel: KernelSource):
 
 def compiled(cuda, kernel: KernelSource):
     """The jit-compiled kernel (a dispatcher to configure with [grid, block])."""
-    key = (kernel.source, simulating(cuda))
+    key = (kernel.source, kernel.params, simulating(cuda))
     if key not in _COMPILED:
         try:
             _COMPILED[key] = cuda.jit(signature(kernel))(python_function(cuda, kernel))
@@ -60,7 +70,7 @@ def compiled(cuda, kernel: KernelSource):
             raise BackendError(
                 f"cuda kernel ({kernel.label}) failed to compile: {e}\n{kernel.source}"
             ) from e
-        GENERATED[kernel.source] = kernel
+        GENERATED[key[:2]] = kernel
     return _COMPILED[key]
 
 

@@ -4,12 +4,14 @@ Straightforward kernels: one thread per result element (a grid-stride loop), eac
 what it needs, so no two threads write one element and no atomics are needed. The
 gradients that scatter on the CPU (conv2d_input_grad, the pooling gradients) gather here:
 a thread for input position (ih, iw) visits the output windows that read it. Shapes and
-window geometry are constants in the source, as in every generated kernel."""
+window geometry are constants in the source, as in every generated kernel. float16/bfloat16
+elements are loaded as float32, summed in float32 and rounded once when stored (narrow.py)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+from graphjit.codegen.cuda.narrow import load, store
 from graphjit.codegen.cuda.source import (
     Launch,
     Writer,
@@ -18,6 +20,7 @@ from graphjit.codegen.cuda.source import (
     kernel_source,
     literal,
     numba_type,
+    stored_literal,
 )
 from graphjit.codegen.layout import size_of
 from graphjit.ir.core import Operation
@@ -62,8 +65,9 @@ def op_conv2d(low, op: Operation) -> list:
             w.line(f"xc = (p0 * {c} + (p1 // {og}) * {cg} + c) * {h * wd}")
             w.line(f"wc = (p1 * {cg} + c) * {kh * kw}")
             with _taps(w, win, h, wd, "p2", "p3"):
-                w.line(f"acc = {numba_type(dtype)}(acc + x[xc + ih * {wd} + iw] * w[wc + tap])")
-        w.line("out[i] = acc")
+                x_at, w_at = load(f"x[xc + ih * {wd} + iw]", dtype), load("w[wc + tap]", dtype)
+                w.line(f"acc = {numba_type(dtype)}(acc + {x_at} * {w_at})")
+        w.line(f"out[i] = {store('acc', dtype)}")
     return _launch(low, op, w, params, [x, wt, out], "conv2d")
 
 
@@ -118,8 +122,9 @@ def op_conv2d_input_grad(low, op: Operation) -> list:
             w.line(f"gb = (p0 * {o} + o) * {oh * ow}")
             w.line(f"wb = (o * {cg} + p1 % {cg}) * {kh * kw}")
             with _readers(w, win, oh, ow, "p2", "p3"):
-                w.line(f"acc = {numba_type(dtype)}(acc + g[gb + oh * {ow} + ow] * w[wb + tap])")
-        w.line("dx[i] = acc")
+                g_at, w_at = load(f"g[gb + oh * {ow} + ow]", dtype), load("w[wb + tap]", dtype)
+                w.line(f"acc = {numba_type(dtype)}(acc + {g_at} * {w_at})")
+        w.line(f"dx[i] = {store('acc', dtype)}")
     return _launch(low, op, w, params, [g, wt, dx], "conv2d_input_grad")
 
 
@@ -144,22 +149,23 @@ def op_conv2d_filter_grad(low, op: Operation) -> list:
                 with w.block(f"if {_inside('ih', h)}"), w.block(f"for ow in range({ow})"):
                     w.line(f"iw = ow * {sw} + p3 * {ddw} - {win.padding[1][0]}")
                     with w.block(f"if {_inside('iw', wd)}"):
-                        x_at = f"x[xb + ih * {wd} + iw]"
-                        w.line(f"acc = {numba_type(dtype)}(acc + {x_at} * g[gb + oh * {ow} + ow])")
-        w.line("dw[i] = acc")
+                        x_at = load(f"x[xb + ih * {wd} + iw]", dtype)
+                        g_at = load(f"g[gb + oh * {ow} + ow]", dtype)
+                        w.line(f"acc = {numba_type(dtype)}(acc + {x_at} * {g_at})")
+        w.line(f"dw[i] = {store('acc', dtype)}")
     return _launch(low, op, w, params, [x, g, dw], "conv2d_filter_grad")
 
 
 # ---- pooling --------------------------------------------------------------------------------
 
 
-def _scan_max(w: Writer, win: Window, h: int, wd: int, plane: str, oh: str, ow: str) -> None:
+def _scan_max(w: Writer, win: Window, h, wd, plane: str, oh: str, ow: str, dtype) -> None:
     """best, where: the window's first NaN, else its first maximum, and its position in
     the plane (-1 when no tap is inside the input)."""
     w.line("best = -math.inf")
     w.line("where = -1")
     with _taps(w, win, h, wd, oh, ow):
-        w.line(f"t = x[{plane} + ih * {wd} + iw]")
+        w.line(f"t = {load(f'x[{plane} + ih * {wd} + iw]', dtype)}")
         with w.block("if where < 0 or t > best or (t != t and best == best)"):
             w.line("best = t")
             w.line(f"where = ih * {wd} + iw")
@@ -182,11 +188,12 @@ def op_max_pool2d(low, op: Operation) -> list:
         w.line(f"plane = (i // {oh * ow}) * {h * wd}")
         w.line(f"oh = (i // {ow}) % {oh}")
         w.line(f"ow = i % {ow}")
-        _scan_max(w, win, h, wd, "plane", "oh", "ow")
-        if pick:
-            w.line(f"out[i] = v[plane + where] if where >= 0 else {literal(0, dtype)}")
+        _scan_max(w, win, h, wd, "plane", "oh", "ow", dtype)
+        if pick:  # (v's element moved as stored)
+            w.line(f"out[i] = v[plane + where] if where >= 0 else {stored_literal(0, dtype)}")
         else:
-            w.line(f"out[i] = {numba_type(dtype)}(best)")
+            w.line(f"peak = {numba_type(dtype)}(best)")
+            w.line(f"out[i] = {store('peak', dtype)}")
     return _launch(low, op, w, params, [*op.operands, out], op.name)
 
 
@@ -203,10 +210,11 @@ def op_max_pool2d_grad(low, op: Operation) -> list:
         w.line(f"plane = nc * {h * wd}")
         w.line(f"acc = {literal(0, dtype)}")
         with _readers(w, win, oh, ow, f"(here // {wd})", f"(here % {wd})"):
-            _scan_max(w, win, h, wd, "plane", "oh", "ow")
+            _scan_max(w, win, h, wd, "plane", "oh", "ow", dtype)
             with w.block("if where == here"):
-                w.line(f"acc = {numba_type(dtype)}(acc + g[nc * {oh * ow} + oh * {ow} + ow])")
-        w.line("dx[i] = acc")
+                g_at = load(f"g[nc * {oh * ow} + oh * {ow} + ow]", dtype)
+                w.line(f"acc = {numba_type(dtype)}(acc + {g_at})")
+        w.line(f"dx[i] = {store('acc', dtype)}")
     return _launch(low, op, w, params, [x, g, dx], "max_pool2d_grad")
 
 
@@ -220,9 +228,10 @@ def op_avg_pool2d(low, op: Operation) -> list:
         w.line(f"plane = (i // {oh * ow}) * {h * wd}")
         w.line(f"acc = {literal(0, dtype)}")
         with _taps(w, win, h, wd, f"((i // {ow}) % {oh})", f"(i % {ow})"):
-            w.line(f"acc = {numba_type(dtype)}(acc + x[plane + ih * {wd} + iw])")
+            w.line(f"acc = {numba_type(dtype)}(acc + {load(f'x[plane + ih * {wd} + iw]', dtype)})")
         count = literal(win.kernel[0] * win.kernel[1], dtype)
-        w.line(f"out[i] = {numba_type(dtype)}(acc / {count})")
+        w.line(f"mean = {numba_type(dtype)}(acc / {count})")
+        w.line(f"out[i] = {store('mean', dtype)}")
     return _launch(low, op, w, params, [x, out], "avg_pool2d")
 
 
@@ -238,9 +247,10 @@ def op_avg_pool2d_grad(low, op: Operation) -> list:
         w.line(f"here = i % {h * wd}")
         w.line(f"acc = {literal(0, dtype)}")
         with _readers(w, win, oh, ow, f"(here // {wd})", f"(here % {wd})"):
-            w.line(f"acc = {numba_type(dtype)}(acc + g[gb + oh * {ow} + ow])")
+            w.line(f"acc = {numba_type(dtype)}(acc + {load(f'g[gb + oh * {ow} + ow]', dtype)})")
         count = literal(win.kernel[0] * win.kernel[1], dtype)
-        w.line(f"dx[i] = {numba_type(dtype)}(acc / {count})")
+        w.line(f"share = {numba_type(dtype)}(acc / {count})")
+        w.line(f"dx[i] = {store('share', dtype)}")
     return _launch(low, op, w, params, [g, dx], "avg_pool2d_grad")
 
 

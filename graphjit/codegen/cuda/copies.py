@@ -1,10 +1,12 @@
 """Kernels that move data rather than compute it: one strided copy serves transpose,
 broadcast, slice, unslice (after a fill with zeros), concat and split (one copy per
 piece); plus fill, the element-by-element add of tensor-list gradients, argmax and argmin.
-Each is a grid-stride loop over its elements."""
+Each is a grid-stride loop over its elements. Copies move a narrow float's 16 bits as they
+are; the others compute in float32 (narrow.py)."""
 
 from __future__ import annotations
 
+from graphjit.codegen.cuda.narrow import load, store
 from graphjit.codegen.cuda.scalar import convert
 from graphjit.codegen.cuda.source import (
     KernelSource,
@@ -13,8 +15,8 @@ from graphjit.codegen.cuda.source import (
     coordinates,
     header,
     kernel_source,
-    literal,
     offset,
+    stored_literal,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.codegen.layout import (
@@ -25,7 +27,7 @@ from graphjit.codegen.layout import (
     slice_geometry,
 )
 from graphjit.ir.core import Operation
-from graphjit.ir.types import DType, int64
+from graphjit.ir.types import DType, float32, int64
 
 
 def _loop(w: Writer, n: int, index: str = "i"):
@@ -52,7 +54,7 @@ def fill(dtype: DType, n: int, value) -> KernelSource:
     w = Writer()
     with w.block(header(params)):
         with _loop(w, n):
-            w.line(f"dst[i] = {literal(value, dtype)}")
+            w.line(f"dst[i] = {stored_literal(value, dtype)}")
     return kernel_source(w, params, f"fill {n} with {value}")
 
 
@@ -62,8 +64,21 @@ def add(dtype: DType, n: int) -> KernelSource:
     w = Writer()
     with w.block(header(params)):
         with _loop(w, n):
-            w.line(f"out[i] = {convert('a[i] + b[i]', dtype)}")
+            total = convert(f"{load('a[i]', dtype)} + {load('b[i]', dtype)}", dtype)
+            w.line(f"total = {total}")
+            w.line(f"out[i] = {store('total', dtype)}")
     return kernel_source(w, params, f"add {n} elements")
+
+
+def narrowing_copy(dtype: DType, n: int) -> KernelSource:
+    """dst = src rounded to float16/bfloat16, src a float32 accumulator."""
+    params = [("src", float32), ("dst", dtype)]
+    w = Writer()
+    with w.block(header(params)):
+        with _loop(w, n):
+            w.line("x = src[i]")
+            w.line(f"dst[i] = {store('x', dtype)}")
+    return kernel_source(w, params, f"round {n} elements to {dtype.name}")
 
 
 # argmax/argmin: how an element beats the best so far
@@ -82,10 +97,10 @@ def arg_extremum(name: str, dtype: DType, shape, axis: int) -> KernelSource:
         with _loop(w, size_of(outer), "o"):
             coords = coordinates(w, "o", outer, "c")
             w.line(f"base = {offset(coords, outer_strides)}")
-            w.line("best = x[base]")
+            w.line(f"best = {load('x[base]', dtype)}")
             w.line("best_j = 0")
             with w.block(f"for j in range(1, {shape[axis]})"):
-                w.line(f"v = x[base + j * {strides[axis]}]")
+                w.line(f"v = {load(f'x[base + j * {strides[axis]}]', dtype)}")
                 with w.block(f"if v {ARG_EXTREMA[name]} best or (v != v and best == best)"):
                     w.line("best = v")
                     w.line("best_j = j")

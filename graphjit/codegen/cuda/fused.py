@@ -11,16 +11,21 @@ fold strided elements into registers, then a shared-memory tree combines them. W
 too small to fill the GPU, each output is split over P blocks that write partial results,
 and a second kernel folds those: no atomics, so the result does not depend on timing.
 Outputs other than the reduction (values also used outside the kernel) are stored at
-every element on the way."""
+every element on the way.
+
+float16/bfloat16 (narrow.py): loads widen to float32, each op's narrow result is rounded
+once, a reduction folds in float32 (its partial results too) and rounds when stored."""
 
 from __future__ import annotations
 
 import math
 
+from graphjit.codegen.cuda.narrow import load, rounded, store
 from graphjit.codegen.cuda.scalar import (
     CUDA_CHECKS,
     combine,
     identity,
+    needs_rounding,
     scalar_expression,
 )
 from graphjit.codegen.cuda.source import (
@@ -34,6 +39,7 @@ from graphjit.codegen.cuda.source import (
     literal,
     numba_type,
     offset,
+    register_dtype,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.codegen.layout import (
@@ -109,7 +115,7 @@ class _Evaluator:
     def value(self, v: Value) -> str:
         if v not in self.env:
             k = self.body.args.index(v)
-            self.w.line(f"a{k} = in{k}[{self.index(k, v)}]")
+            self.w.line(f"a{k} = {load(f'in{k}[{self.index(k, v)}]', v.type.dtype)}")
             self.env[v] = f"a{k}"
         return self.env[v]
 
@@ -124,6 +130,8 @@ class _Evaluator:
             skip = inner.opdef.shape_only_operands(len(inner.operands))
             args = [self.value(v) for k, v in enumerate(inner.operands) if k not in skip]
             self.w.line(f"t{n} = {scalar_expression(inner, args)}")
+            if needs_rounding(inner):
+                self.w.line(f"t{n} = {rounded(f't{n}', inner.result.type.dtype)}")
             self.env[inner.result] = f"t{n}"
             if self.flag:
                 self.flag.emit(self.w, n, inner, f"t{n}", args)
@@ -131,7 +139,7 @@ class _Evaluator:
     def store(self, outputs, where: str, skip: Value | None = None) -> None:
         for j, v in enumerate(outputs):
             if v is not skip:
-                self.w.line(f"out{j}[{where}] = {self.value(v)}")
+                self.w.line(f"out{j}[{where}] = {store(self.value(v), v.type.dtype)}")
 
 
 def _elementwise(op: Operation, body: Block, cfg: LaunchConfig, flag) -> Launch:
@@ -169,6 +177,7 @@ class _ReductionKernel:
         self.op, self.body, self.reduction, self.cfg, self.flag = op, body, reduction, cfg, flag
         self.space = iteration_space(body)
         self.dtype = reduction.result.type.dtype
+        self.acc_dtype = register_dtype(self.dtype)  # (partial results are not rounded)
         keep = keepdims_shape(reduction, self.space)
         self.reduced = [k for k, d in enumerate(self.space) if keep[k] == 1 and d != 1]
         self.kept = [k for k, d in enumerate(self.space) if k not in self.reduced and d != 1]
@@ -193,7 +202,7 @@ class _ReductionKernel:
         args = tuple(self.op.operands + self.op.results)
         if p == 1:
             return [_launch(self._fold(result), cfg.blocks(m), cfg.block, args, self.flag)]
-        partial = Scratch(self.dtype, m * p)
+        partial = Scratch(self.acc_dtype, m * p)
         fold = self._fold(None)
         return [
             _launch(fold, cfg.blocks(m * p), cfg.block, args + (partial,), self.flag),
@@ -203,7 +212,8 @@ class _ReductionKernel:
     def _fold(self, result: int | None) -> KernelSource:
         """The first pass; `result` is the output index it writes, or None: partials."""
         cfg, m, p, r = self.cfg, self.outputs, self.parts, self.length
-        params = _params(self.op, None) + ([] if result is not None else [("part", self.dtype)])
+        partial = [] if result is not None else [("part", self.acc_dtype)]
+        params = _params(self.op, None) + partial
         params += [("flag", int64)] if self.flag else []
         w = Writer()
         with w.block(header(params)):
@@ -215,7 +225,10 @@ class _ReductionKernel:
                 step = p * cfg.block
                 with w.block(f"for r in range((task % {p}) * {cfg.block} + t, {r}, {step})"):
                     self._element(w, kept)
-                self._tree(w, "part[task]" if result is None else f"out{result}[o]")
+                if result is None:
+                    self._tree(w, "part[task]", self.acc_dtype)
+                else:
+                    self._tree(w, f"out{result}[o]", self.dtype)
         return kernel_source(w, params, f"fused reduction over {list(self.space)}")
 
     def _element(self, w: Writer, kept: list[str]) -> None:
@@ -241,7 +254,7 @@ class _ReductionKernel:
     def _finish(self) -> KernelSource:
         """The second pass: each output folds its P partial results."""
         cfg, m, p = self.cfg, self.outputs, self.parts
-        params = [("part", self.dtype), ("out", self.dtype)]
+        params = [("part", self.acc_dtype), ("out", self.dtype)]
         w = Writer()
         with w.block(header(params)):
             self._prologue(w)
@@ -250,17 +263,17 @@ class _ReductionKernel:
                 with w.block(f"for j in range(t, {p}, {cfg.block})"):
                     w.line(f"x = part[o * {p} + j]")
                     w.line(f"acc = {combine(self.reduction.name, 'acc', 'x', self.dtype)}")
-                self._tree(w, "out[o]")
+                self._tree(w, "out[o]", self.dtype)
         return kernel_source(w, params, f"reduction of {p} partial results")
 
     def _prologue(self, w: Writer) -> None:
         w.line("t = cuda.threadIdx.x")
         w.line(f"shared = cuda.shared.array({self.cfg.block}, {numba_type(self.dtype)})")
 
-    def _tree(self, w: Writer, target: str) -> None:
+    def _tree(self, w: Writer, target: str, dtype) -> None:
         """Combine the block's `acc`s in shared memory, halving the active threads each
-        step; thread 0 writes the result. The closing barrier keeps the next task from
-        overwriting `shared` while a slow thread still reads it."""
+        step; thread 0 writes the result (an element of `dtype`). The closing barrier keeps
+        the next task from overwriting `shared` while a slow thread still reads it."""
         name = self.reduction.name
         w.line("shared[t] = acc")
         w.line("cuda.syncthreads()")
@@ -273,5 +286,5 @@ class _ReductionKernel:
             w.line("cuda.syncthreads()")
             half //= 2
         with w.block("if t == 0"):
-            w.line(f"{target} = shared[0]")
+            w.line(f"{target} = {store('shared[0]', dtype)}")
         w.line("cuda.syncthreads()")

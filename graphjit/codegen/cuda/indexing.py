@@ -6,13 +6,15 @@ memory through it; outside, it lowers a flag (one int64, reset before the launch
 index's position by atomic min, so the host reads back the first bad index in row-major
 order, the one the interpreter names, and raises the same RuntimeCheckError. A scatter
 fills its result with zeros, then adds with atomics (so float sums may round in any
-order, as PyTorch's index_add_ on a GPU)."""
+order, as PyTorch's index_add_ on a GPU). A float16/bfloat16 scatter adds into a float32
+buffer, rounded into the result once at the end (float32 accumulation, as reductions)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from graphjit.codegen.cuda.copies import fill
+from graphjit.codegen.cuda.copies import fill, narrowing_copy
+from graphjit.codegen.cuda.narrow import load
 from graphjit.codegen.cuda.source import (
     KernelSource,
     Launch,
@@ -27,13 +29,16 @@ from graphjit.codegen.layout import size_of
 from graphjit.errors import RuntimeCheckError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops.indexing import IndexGeometry, geometry, out_of_range_message
-from graphjit.ir.types import DType, int64
+from graphjit.ir.types import DType, float32, int64
 
 
-def indexed_kernel(geo: IndexGeometry, dtype: DType, index_dtype: DType) -> KernelSource:
+def indexed_kernel(
+    geo: IndexGeometry, dtype: DType, index_dtype: DType, indexed_dtype: DType
+) -> KernelSource:
     """data, indices, indexed, flag: a gather copies indexed rows into data; a scatter adds
-    data into them."""
-    params = [("data", dtype), ("indices", index_dtype), ("indexed", dtype), ("flag", int64)]
+    data into them (`indexed_dtype`: float32 sums of narrow data)."""
+    params = [("data", dtype), ("indices", index_dtype), ("indexed", indexed_dtype)]
+    params.append(("flag", int64))
     w = Writer()
     with w.block(header(params)):
         with w.block(f"for i in range(cuda.grid(1), {size_of(geo.space)}, cuda.gridsize(1))"):
@@ -48,7 +53,7 @@ def indexed_kernel(geo: IndexGeometry, dtype: DType, index_dtype: DType) -> Kern
             row = f"{offset(coords, geo.base_strides)} + j * {geo.axis_stride}"
             here = offset(coords, geo.data_strides)
             if geo.scatter:
-                w.line(f"cuda.atomic.add(indexed, {row}, data[{here}])")
+                w.line(f"cuda.atomic.add(indexed, {row}, {load(f'data[{here}]', dtype)})")
             else:
                 w.line(f"data[{here}] = indexed[{row}]")
     what = "scatter" if geo.scatter else "gather"
@@ -61,17 +66,26 @@ def lower_indexed(low, op: Operation) -> list:
     data = op.operands[0] if geo.scatter else op.result
     indexed = op.result if geo.scatter else op.operands[0]
     flag = low.scratch(Scratch(int64, 1))
+    n, dtype = size_of(indexed.type.shape), indexed.type.dtype
+    sums = indexed  # what a scatter adds into
+    if geo.scatter and dtype.is_narrow_float:
+        sums = low.scratch(Scratch(float32, n))
     launches = []
     if geo.scatter:
-        n = size_of(indexed.type.shape)
-        launches.append(
-            Launch(fill(indexed.type.dtype, n, 0), low.cfg.grid(n), low.cfg.block, (indexed,))
-        )
-    kernel = indexed_kernel(geo, data.type.dtype, indices.type.dtype)
-    args = (data, indices, indexed, flag)
+        launches.append(Launch(fill(_dtype(sums), n, 0), low.cfg.grid(n), low.cfg.block, (sums,)))
+    kernel = indexed_kernel(geo, data.type.dtype, indices.type.dtype, _dtype(sums))
+    args = (data, indices, sums, flag)
     launches.append(Launch(kernel, low.cfg.grid(size_of(geo.space)), low.cfg.block, args))
+    if sums is not indexed:
+        rounding = narrowing_copy(dtype, n)
+        launches.append(Launch(rounding, low.cfg.grid(n), low.cfg.block, (sums, indexed)))
     none_bad = size_of(indices.type.shape)  # past every position: no index failed
     return [_reset(flag, none_bad), *low.launch(launches), _check(op, flag, none_bad, geo)]
+
+
+def _dtype(buffer):
+    """The element type of a value or a Scratch buffer."""
+    return buffer.dtype if isinstance(buffer, Scratch) else buffer.type.dtype
 
 
 def _reset(flag, value: int):

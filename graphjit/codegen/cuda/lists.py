@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from graphjit.codegen.cuda.compiler import compiled
 from graphjit.codegen.cuda.copies import add, fill
+from graphjit.codegen.cuda.source import storage_np
 from graphjit.codegen.layout import size_of
 from graphjit.ir.core import Operation
 from graphjit.ir.ops.lists import TensorList
@@ -25,7 +26,7 @@ class ListOps:
         return lambda *arrays: kernel[config](*arrays)
 
     def _empty(self, t: TensorType):
-        return self.low.cuda.device_array(size_of(t.shape), t.dtype.np)
+        return self.low.cuda.device_array(size_of(t.shape), storage_np(t.dtype))
 
     def copy_of(self, t: TensorType):
         """A function returning a private device copy of an array of type t."""

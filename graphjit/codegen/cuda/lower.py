@@ -6,7 +6,8 @@ once per compiled function, at the plan's offsets (aliases share their source's 
 in-place outputs the view of the input they overwrite); constants are uploaded once;
 arguments and returned values are bound per run (`Frame`). Fused ops, matmul and copies
 become kernel launches; `cond` and `while` become Python control flow that reads their
-predicate back from the device; tensor lists are Python lists of device arrays."""
+predicate back from the device; tensor lists are Python lists of device arrays. A bfloat16
+value's device array holds its bits as uint16 (narrow.py); `to_host` gives it its dtype."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from graphjit.codegen.cuda.copies import COPY_LAUNCHES
 from graphjit.codegen.cuda.fused import fused_launches
 from graphjit.codegen.cuda.lists import ListOps
 from graphjit.codegen.cuda.matmul import matmul_launch
-from graphjit.codegen.cuda.source import Launch, Scratch
+from graphjit.codegen.cuda.source import Launch, Scratch, storage_np
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.codegen.layout import size_of
 from graphjit.codegen.lists import list_lowerings
@@ -45,6 +46,9 @@ Step = Callable[[dict], None]
 # Ops whose results Session(check_numerics=True) does not scan: region ops' results come
 # from their regions' ops (checked there), the check_numerics op reports in its own words.
 NOT_SCANNED = frozenset({"check_numerics"})  # checked by its own lowering
+# Ops with no float16/bfloat16 kernels: their type rules refuse narrow floats today, so
+# this only keeps a future rule change from running a float32 kernel on 16-bit storage.
+NOT_NARROW = frozenset({"random_uniform", "random_normal", "random_truncated_normal", "dropout"})
 
 
 def run_steps(steps: list[Step], frame: dict) -> None:
@@ -55,6 +59,20 @@ def run_steps(steps: list[Step], frame: dict) -> None:
 def read_scalar(array):
     """One element copied back from the device (a predicate, a list index)."""
     return array.copy_to_host()[0]
+
+
+def to_host(array, v: Value) -> np.ndarray:
+    """Tensor value v's device array copied back, with v's dtype and shape."""
+    return array.copy_to_host().view(v.type.dtype.np).reshape(v.type.shape)
+
+
+def refuse_narrow(op: Operation) -> None:
+    """A BackendError for an op of NOT_NARROW on a float16/bfloat16 tensor."""
+    for v in op.operands + op.results:
+        if isinstance(v.type, TensorType) and v.type.dtype.is_narrow_float:
+            raise BackendError(
+                f"the cuda backend has no {v.type.dtype.name} kernel for '{op.name}'", op=op
+            )
 
 
 class Lowering:
@@ -101,7 +119,8 @@ class Lowering:
         if root.op is not None and root.op.opdef.has(CONSTANT):
             if root not in self.static:  # uploaded once, shared by the views of it
                 value = root.op.attrs["value"].astype(root.type.dtype.np).reshape(-1)
-                self.static[root] = self.cuda.to_device(np.ascontiguousarray(value))
+                value = np.ascontiguousarray(value).view(storage_np(root.type.dtype))
+                self.static[root] = self.cuda.to_device(value)
             self.static[v] = self.static[root]
         elif root in self.fn.args:
             self.bound[v] = root
@@ -113,7 +132,7 @@ class Lowering:
                 self.outputs.append(root)
 
     def _view(self, offset: int, v: Value):
-        dtype = v.type.dtype.np
+        dtype = storage_np(v.type.dtype)
         key = (offset, size_of(v.type.shape), dtype)
         if key not in self.views:
             raw = self.arena[offset : offset + key[1] * dtype.itemsize]
@@ -133,7 +152,7 @@ class Lowering:
 
     def scratch(self, s: Scratch):
         if s not in self.static:
-            self.static[s] = self.cuda.device_array(s.size, s.dtype.np)
+            self.static[s] = self.cuda.device_array(s.size, storage_np(s.dtype))
         return s
 
     # -- steps ----------------------------------------------------------------------------
@@ -153,6 +172,8 @@ class Lowering:
             method = LOWERINGS.get(op.name)
             if method is None:
                 raise BackendError(f"the cuda backend cannot lower op '{op.name}'", op=op)
+            if op.name in NOT_NARROW:
+                refuse_narrow(op)
             for v in op.operands + op.results:
                 self.place(v)
             try:
@@ -200,7 +221,7 @@ class Lowering:
 
         def check(frame):
             for v, maker in pairs:
-                a = frame[v].copy_to_host()
+                a = to_host(frame[v], v)
                 if not np.all(np.isfinite(a)):
                     _non_finite(maker, bool(np.isnan(a).any()))
 
@@ -228,7 +249,7 @@ class Lowering:
         x, message = op.operands[0], op.attrs["message"]
 
         def check(frame):
-            a = frame[x].copy_to_host()
+            a = to_host(frame[x], x)
             if not np.all(np.isfinite(a)):
                 has_nan = bool(np.isnan(a).any())
                 raise NumericsError(numerics_message(message, has_nan), op=op)

@@ -1,10 +1,12 @@
 """Batched matmul as a tiled kernel: a block of tile x tile threads computes one tile of
 one output matrix, staging tiles of both operands through shared memory so each element
 is read from global memory once per tile instead of once per product. Batch dimensions
-broadcast as in np.matmul (stride 0 along broadcast axes)."""
+broadcast as in np.matmul (stride 0 along broadcast axes). float16/bfloat16 operands are
+staged widened to float32 and accumulated in float32; the result is rounded once."""
 
 from __future__ import annotations
 
+from graphjit.codegen.cuda.narrow import load, store
 from graphjit.codegen.cuda.source import (
     Launch,
     Writer,
@@ -14,6 +16,7 @@ from graphjit.codegen.cuda.source import (
     literal,
     numba_type,
     offset,
+    register_dtype,
 )
 from graphjit.codegen.cuda.target import LaunchConfig
 from graphjit.codegen.layout import broadcast_strides, contiguous_strides, size_of
@@ -31,7 +34,7 @@ def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
     tiles_m, tiles_n = -(-m // t), -(-n // t)
     tasks = size_of(batch) * tiles_m * tiles_n
     dtype = out.type.dtype
-    ctor, zero = numba_type(dtype, op), literal(0, dtype)
+    ctor, zero = numba_type(dtype), literal(0, dtype)
     accumulate = op.name == "gemm"  # c = c_in + alpha * a @ b
     params = [("a", dtype), ("b", dtype)] + [("c_in", dtype)] * accumulate + [("c", dtype)]
     w = Writer()
@@ -51,20 +54,19 @@ def matmul_launch(op: Operation, cfg: LaunchConfig) -> Launch:
             w.line(f"acc = {zero}")
             with w.block(f"for k0 in range(0, {k}, {t})"):
                 a_at = _element("abase", "row", "k0 + tx", m, k, ta)
-                _stage(w, "sa", f"row < {m} and k0 + tx < {k}", f"a[{a_at}]", zero)
+                _stage(w, "sa", f"row < {m} and k0 + tx < {k}", load(f"a[{a_at}]", dtype), zero)
                 b_at = _element("bbase", "k0 + ty", "col", k, n, tb)
-                _stage(w, "sb", f"k0 + ty < {k} and col < {n}", f"b[{b_at}]", zero)
+                _stage(w, "sb", f"k0 + ty < {k} and col < {n}", load(f"b[{b_at}]", dtype), zero)
                 w.line("cuda.syncthreads()")
                 with w.block(f"for q in range({t})"):
                     w.line(f"acc = {ctor}(acc + sa[ty, q] * sb[q, tx])")
                 w.line("cuda.syncthreads()")
             with w.block(f"if row < {m} and col < {n}"):
                 at = f"cbase + row * {n} + col"
-                if accumulate:
-                    alpha = literal(op.attrs["alpha"], dtype)
-                    w.line(f"c[{at}] = {ctor}(c_in[{at}] + {alpha} * acc)")
-                else:
-                    w.line(f"c[{at}] = acc")
+                if accumulate:  # (a narrow gemm's alpha is float32: the interpreter's)
+                    alpha = literal(op.attrs["alpha"], register_dtype(dtype))
+                    w.line(f"acc = {ctor}({load(f'c_in[{at}]', dtype)} + {alpha} * acc)")
+                w.line(f"c[{at}] = {store('acc', dtype)}")
     flags = "".join(f" {name}" for name in ("transpose_a", "transpose_b") if op.attrs[name])
     title = f"matmul {list(a.type.shape)} @ {list(b.type.shape)}{flags}"
     kernel = kernel_source(w, params, title)

@@ -8,11 +8,15 @@ Fused kernels wrap every op's result in its dtype's constructor (`float32(...)`)
 code stays float32 and integer arithmetic (which Numba widens to int64) wraps like NumPy's.
 NaN behaves as in NumPy: maximum/minimum propagate it, sign keeps it, comparisons with it
 are false except `!=`. Integer pow with a negative exponent, and integer // or % by zero,
-are RuntimeCheckErrors (CUDA_CHECKS)."""
+are RuntimeCheckErrors (CUDA_CHECKS).
+
+float16/bfloat16 operands are float32 values (narrow.py): a template computes in float32
+and the kernel rounds each narrow result once (`needs_rounding`), as the interpreter does."""
 
 from __future__ import annotations
 
-from graphjit.codegen.cuda.source import check_supported, literal, numba_type
+from graphjit.codegen.cuda.narrow import narrow_format
+from graphjit.codegen.cuda.source import literal, numba_type
 from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import get_op
@@ -138,11 +142,23 @@ def kind(dtype: DType) -> str:
     return "f" if dtype.is_floating else "b" if dtype.is_bool else "i"
 
 
+# Ops whose float16/bfloat16 result is one of their operands' values (already rounded) or
+# NaN: no rounding after them.
+EXACT_ON_NARROW = frozenset(
+    {"select", "stop_gradient", "broadcast_like", "broadcast_to", "neg", "abs", "sign"}
+    | {"maximum", "minimum"}
+)
+
+
+def needs_rounding(op: Operation) -> bool:
+    """Whether elementwise `op`'s float32 result must be rounded to its narrow dtype."""
+    return op.result.type.dtype.is_narrow_float and op.name not in EXACT_ON_NARROW
+
+
 def scalar_expression(op: Operation, args: list[str]) -> str:
     """The expression computing one element of elementwise `op` from operand expressions
-    `args`, converted to the result's dtype."""
-    for v in (*op.operands, op.result):
-        check_supported(v.type.dtype, op)
+    `args`, converted to the result's register type (float32 for a narrow float, which
+    `needs_rounding` then)."""
     entry = CUDA_SCALAR.get(op.name)
     if entry is None:
         raise BackendError(f"the cuda backend has no scalar rule for '{op.name}'", op=op)
@@ -156,7 +172,18 @@ def scalar_expression(op: Operation, args: list[str]) -> str:
     elif op.name == "cast" and op.operands[0].type.dtype.is_floating and kind(result) == "i":
         low, high = float_range_of(result.np)  # NaN, out of range: the minimum, as elsewhere
         entry = f"({{0}} if {{0}} >= {low!r} and {{0}} < {high!r} else {low!r})"
+    elif op.name == "cast" and result.is_narrow_float:
+        entry = _cast_to_narrow(op.operands[0].type.dtype, result)
     return convert(entry.format(*args), result)
+
+
+def _cast_to_narrow(source: DType, result: DType) -> str:
+    """A cast to float16/bfloat16 as a float32 that rounds to the correct result: float32
+    and narrow sources are exact in float32; others go through float64 (exact for
+    integers below 2**53) and `from_float64`, so that they are rounded once."""
+    if source.name == "float32" or source.is_narrow_float:
+        return "{0}"
+    return narrow_format(result).from_float64.format("float64({0})")
 
 
 def convert(expr: str, dtype: DType) -> str:

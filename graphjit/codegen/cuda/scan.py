@@ -2,10 +2,12 @@
 
 cumsum: one thread per line along the scanned axis (a grid-stride loop over the
 outer x inner positions), each adding the line's elements in order into an accumulator of
-the input's dtype, as np.cumsum does, so results match the interpreter's bit for bit."""
+the input's dtype, as np.cumsum does, so results match the interpreter's bit for bit
+(float16: a float32 sum rounded to float16 at each step, as NumPy's float16 cumsum)."""
 
 from __future__ import annotations
 
+from graphjit.codegen.cuda.narrow import load, rounded, store
 from graphjit.codegen.cuda.scalar import convert
 from graphjit.codegen.cuda.source import KernelSource, Launch, Writer, header, kernel_source
 from graphjit.codegen.layout import size_of
@@ -23,12 +25,14 @@ def cumsum_kernel(dtype: DType, shape, axis: int, reverse: bool) -> KernelSource
     with w.block(header(params)):
         with w.block(f"for line in range(cuda.grid(1), {lines}, cuda.gridsize(1))"):
             w.line(f"base = (line // {inner}) * {n * inner} + line % {inner}")
-            w.line(f"acc = x[base + {first}]")
-            w.line(f"out[base + {first}] = acc")
+            w.line(f"acc = {load(f'x[base + {first}]', dtype)}")
+            w.line(f"out[base + {first}] = {store('acc', dtype)}")
             with w.block(f"for j in {rest}"):
                 w.line(f"at = base + j * {inner}")
-                w.line(f"acc = {convert('acc + x[at]', dtype)}")
-                w.line("out[at] = acc")
+                w.line(f"acc = {convert('acc + ' + load('x[at]', dtype), dtype)}")
+                if dtype.is_narrow_float:
+                    w.line(f"acc = {rounded('acc', dtype)}")
+                w.line(f"out[at] = {store('acc', dtype)}")
     direction = "reversed " if reverse else ""
     return kernel_source(w, params, f"{direction}cumsum over axis {axis} of {list(shape)}")
 

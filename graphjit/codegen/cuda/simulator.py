@@ -2,6 +2,7 @@
 
 - `math`: the simulator runs kernels as Python, whose math.log(-1) or math.exp(1000)
   raise where a GPU (and NumPy) gives NaN or inf; kernels get NumPy's ufuncs instead.
+- `libdevice`: the simulator has none; the two bit casts kernels use are NumPy views.
 - Shared arrays: the simulator finds a block's shared array by the line that declares it
   in a dict it checks and fills without a lock, so two threads of a block can each create
   their own "shared" array and a reduction silently reads the wrong one. Declaring them is
@@ -30,6 +31,22 @@ class _NumPyMath:
 
 
 SIMULATED_MATH = _NumPyMath()
+
+
+class _NumPyLibdevice:
+    """The libdevice functions kernels call (narrow.py's bfloat16 conversions), which the
+    simulator lacks: bit casts between float32 and int32, as NumPy views."""
+
+    @staticmethod
+    def float_as_int(x):
+        return np.float32(x).view(np.int32)
+
+    @staticmethod
+    def int_as_float(i):
+        return np.int32(i).view(np.float32)
+
+
+SIMULATED_LIBDEVICE = _NumPyLibdevice()
 
 _lock = threading.Lock()
 

@@ -3,12 +3,14 @@
 One thread per row (the elements along the sorted axis), each running the llvm backend's
 algorithm: a bottom-up, stable merge sort of (value, position) pairs between two scratch
 buffers (a row's slice of each), NaN largest. The merge code is written twice, once per
-direction between the buffers, since a kernel cannot rebind which array a name means."""
+direction between the buffers, since a kernel cannot rebind which array a name means.
+float16/bfloat16 values are sorted as their float32 values (exact) in float32 scratch."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
+from graphjit.codegen.cuda.narrow import load, store
 from graphjit.codegen.cuda.source import (
     KernelSource,
     Launch,
@@ -18,6 +20,7 @@ from graphjit.codegen.cuda.source import (
     header,
     kernel_source,
     offset,
+    register_dtype,
 )
 from graphjit.codegen.layout import contiguous_strides, size_of
 from graphjit.ir.core import Operation
@@ -80,8 +83,9 @@ def _passes(n: int) -> int:
 
 
 def sort_kernel(dtype: DType, shape, axis: int, k: int, descending: bool) -> KernelSource:
+    wide = register_dtype(dtype)  # the scratch's
     params = [("x", dtype), ("values", dtype), ("positions", int64)]
-    params += [("va", dtype), ("pa", int64), ("vb", dtype), ("pb", int64)]
+    params += [("va", wide), ("pa", int64), ("vb", wide), ("pb", int64)]
     n, passes = shape[axis], _passes(shape[axis])
     out_shape = [k if i == axis else d for i, d in enumerate(shape)]
     x_strides, out_strides = contiguous_strides(shape), contiguous_strides(out_shape)
@@ -91,7 +95,7 @@ def sort_kernel(dtype: DType, shape, axis: int, k: int, descending: bool) -> Ker
         with _row_loop(w, shape, axis, {"base": x_strides, "out": out_strides}):
             w.line(f"s = r * {n}")
             with w.block(f"for j in range({n})"):
-                w.line(f"va[s + j] = x[base + j * {x_strides[axis]}]")
+                w.line(f"va[s + j] = {load(f'x[base + j * {x_strides[axis]}]', dtype)}")
                 w.line("pa[s + j] = j")
             with w.block(f"for p in range({passes})"):
                 w.line("width = 1 << p")
@@ -101,7 +105,8 @@ def sort_kernel(dtype: DType, shape, axis: int, k: int, descending: bool) -> Ker
                     _merge(w, ("vb", "pb"), ("va", "pa"), n, before)
             rv, rp = ("va", "pa") if passes % 2 == 0 else ("vb", "pb")
             with w.block(f"for j in range({k})"):
-                w.line(f"values[out + j * {out_strides[axis]}] = {rv}[s + j]")
+                w.line(f"v = {rv}[s + j]")
+                w.line(f"values[out + j * {out_strides[axis]}] = {store('v', dtype)}")
                 w.line(f"positions[out + j * {out_strides[axis]}] = {rp}[s + j]")
     order = "descending" if descending else "ascending"
     return kernel_source(w, params, f"sort {order} along axis {axis} of {list(shape)}")
@@ -115,7 +120,8 @@ def _sort(low, op: Operation) -> list:
     shape, k = x.type.shape, values.type.shape[axis]
     kernel = sort_kernel(dtype, shape, axis, k, op.attrs["descending"])
     n = size_of(shape)  # every row's pairs, twice: a slice of each scratch buffer per row
-    scratch = (Scratch(dtype, n), Scratch(int64, n), Scratch(dtype, n), Scratch(int64, n))
+    wide = register_dtype(dtype)
+    scratch = (Scratch(wide, n), Scratch(int64, n), Scratch(wide, n), Scratch(int64, n))
     rows = size_of(_without(shape, axis))
     args = (x, values, positions, *scratch)
     return low.launch([Launch(kernel, low.cfg.grid(rows), low.cfg.block, args)])

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graphjit.codegen.cuda.narrow import store
 from graphjit.codegen.layout import contiguous_strides
-from graphjit.errors import BackendError
-from graphjit.ir.types import DType
+from graphjit.ir.types import DType, float32
 
-# graphjit dtype name -> the Numba type name the kernel namespace binds (casts, shared memory)
+# graphjit dtype name -> the Numba type of its elements in kernel parameter arrays (a
+# narrow float's 16-bit storage: narrow.py); the kernel namespace binds each by name
 NUMBA_TYPES = {
     "float32": "float32",
     "float64": "float64",
+    "float16": "float16",
+    "bfloat16": "uint16",
     "int8": "int8",
     "uint8": "uint8",
     "int32": "int32",
@@ -92,26 +95,26 @@ def header(params: list[tuple[str, DType]]) -> str:
     return f"def {KERNEL}({', '.join(name for name, _ in params)})"
 
 
-def numba_type(dtype: DType, op=None) -> str:
-    check_supported(dtype, op)
-    return NUMBA_TYPES[dtype.name]
+def register_dtype(dtype: DType) -> DType:
+    """The dtype a kernel computes `dtype` in: float32 for float16/bfloat16."""
+    return float32 if dtype.is_narrow_float else dtype
 
 
-def check_supported(dtype: DType, op=None) -> None:
-    """float16 and bfloat16 are not generated for yet (kernels would need float32 compute
-    with a rounding per op, and bfloat16 has no Numba type): a BackendError while the
-    Session is built, naming the dtype and the op, never a wrong answer at run time."""
-    if dtype.name not in NUMBA_TYPES:
-        what = f" (op '{op.name}')" if op is not None else ""
-        raise BackendError(
-            f"the cuda backend does not support {dtype.name}{what} yet; run float16/bfloat16 "
-            "graphs on the llvm backend or the interpreter",
-            op=op,
-        )
+def numba_type(dtype: DType) -> str:
+    """The Numba type of `dtype`'s values in registers (casts, accumulators, shared memory)."""
+    return NUMBA_TYPES[register_dtype(dtype).name]
+
+
+def storage_np(dtype: DType) -> np.dtype:
+    """The NumPy dtype of device arrays holding `dtype` (bfloat16: uint16)."""
+    return np.dtype(NUMBA_TYPES[dtype.name]) if dtype.is_narrow_float else dtype.np
 
 
 def literal(value, dtype: DType) -> str:
-    """A scalar of `dtype` as source text (typed, so float32 code stays float32)."""
+    """A scalar of `dtype` as source text (typed, so float32 code stays float32); a narrow
+    float's is the float32 holding its value rounded to the narrow type."""
+    if dtype.is_narrow_float:
+        value, dtype = np.asarray(value).astype(dtype.np).astype(np.float64), float32
     if dtype.is_bool:
         return "True" if bool(value) else "False"
     ctor = numba_type(dtype)
@@ -128,6 +131,11 @@ def literal(value, dtype: DType) -> str:
     # the most negative integer has no literal (its magnitude overflows before negation)
     text = f"({v + 1} - 1)" if v == np.iinfo(dtype.np).min else str(v)
     return f"{ctor}({text})"
+
+
+def stored_literal(value, dtype: DType) -> str:
+    """A scalar of `dtype` as an element to store (a narrow float's 16-bit storage)."""
+    return store(literal(value, dtype), dtype)
 
 
 # ---- index arithmetic -----------------------------------------------------------------
