@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.ops import REQUIRED, OpDef, P, register, wants_cotangent
-from graphjit.ir.types import TensorType, as_dtype, shape_str
+from graphjit.ir.types import TensorType, as_dtype, computes_in_float32, shape_str
 
 # ---- geometry (shared with the code generators) ---------------------------------------------
 
@@ -410,11 +410,13 @@ def _filter_grad_vjp(cts, ins, outs, attrs):
 def checked(infer, kernel):
     """The kernel, run after the shape rule: eager mode calls kernels without the rule,
     and a window that does not fit (or padding past half the kernel) would not make
-    NumPy fail, just compute something else."""
+    NumPy fail, just compute something else. float16/bfloat16 windows are summed in
+    float32 and rounded once (PyTorch's rule; NumPy's einsum has no bfloat16)."""
+    wide = computes_in_float32(kernel)
 
     def run(*arrays, **attrs):
         infer([TensorType(a.shape, as_dtype(a.dtype)) for a in arrays], attrs)
-        return kernel(*arrays, **attrs)
+        return wide(*arrays, **attrs)
 
     return run
 

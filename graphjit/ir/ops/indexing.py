@@ -29,7 +29,7 @@ import numpy as np
 from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import NONDIFF, REQUIRED, VALUE_SHAPED, OpDef, P, register
-from graphjit.ir.types import TensorType, int64, shape_str
+from graphjit.ir.types import TensorType, computes_in_float32, int64, shape_str
 
 # ---- the run-time check ------------------------------------------------------------------
 
@@ -197,7 +197,7 @@ register(
     OpDef(
         "scatter_add",
         _scatter_add_infer,
-        _scatter_add,
+        computes_in_float32(_scatter_add),  # (float16/bfloat16: float32 sums, one rounding)
         lambda cts, ins, outs, a: [P.gather(cts[0], ins[1], axis=a["axis"]), None, None],
         attrs={"axis": REQUIRED},
         shape_only=(2,),
@@ -219,7 +219,7 @@ register(
     OpDef(
         "scatter_add_along_axis",
         _scatter_along_axis_infer,
-        _scatter_add_along_axis,
+        computes_in_float32(_scatter_add_along_axis),
         lambda cts, ins, outs, a: [P.take_along_axis(cts[0], ins[1], axis=a["axis"]), None, None],
         attrs={"axis": REQUIRED},
         shape_only=(2,),
