@@ -92,9 +92,9 @@ def compile_program(
     flush_denormals=True,
     staged=True,
 ) -> Executable:
-    """`program` compiled for `backend`. Shapes that change as it runs (while_loop shape
-    invariants with None dimensions) make a compiling backend run it staged: see
-    runtime/staged.py."""
+    """`program` compiled for `backend`. Shapes known only as it runs (a while_loop shape
+    invariant with None dimensions, a cond whose branches differ in shape, the positions
+    a boolean mask selects) make a compiling backend run it staged: runtime/staged.py."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     chosen = BACKENDS[backend]
