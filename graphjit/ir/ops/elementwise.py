@@ -10,6 +10,7 @@ import numpy as np
 import scipy.special
 
 from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
+from graphjit.ir.core import Value
 from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register, wants_cotangent
 from graphjit.ir.patterns import involution, same_type_is_identity, unit_element
 from graphjit.ir.types import (
@@ -64,7 +65,11 @@ def elementwise_rule(result_dtype=None, kinds="fiub", what="numeric"):
 
 
 def statically_same_shape(a, b) -> bool:
-    return a.type.is_static and a.shape == b.shape
+    """Both shapes known (a graph value's may have unknown dimensions, or an unknown rank)
+    and equal. Reads an eager tensor's shape directly: its `.type` is built per call."""
+    sa = a.type.shape if isinstance(a, Value) else a.shape
+    sb = b.type.shape if isinstance(b, Value) else b.shape
+    return sa is not None and sa == sb and None not in sa
 
 
 def unbroadcast(ct, x):
