@@ -375,18 +375,23 @@ def _zero_like(x):
 
 
 def _unravel(positions, shape) -> list:
-    """Flat row-major positions in `shape` as one int64 index array per axis."""
+    """Flat row-major positions in `shape` as one int64 index array per axis (a 1-d
+    shape's positions are its coordinates, whatever its length)."""
+    if len(shape) == 1:
+        return [positions]
+    if 0 in shape:  # no elements, no positions: each axis's coordinates are that empty array
+        return [positions] * len(shape)
     if None in shape:
         raise ShapeError(
             f"the coordinates of a mask's True elements need the mask's shape known, got "
             f"{list(shape)}",
             location=user_location(),
         )
-    out, stride = [], math.prod(shape)
-    for size in shape:
-        stride //= max(size, 1)
+    out = []
+    for axis, size in enumerate(shape):
+        stride = math.prod(shape[axis + 1 :])  # (from the sizes after it: 0-size axes too)
         c = positions if stride == 1 else bind("floor_divide", positions, _int64(stride, positions))
-        out.append(bind("floor_mod", c, _int64(size, positions)) if out else c)
+        out.append(bind("floor_mod", c, _int64(size, positions)) if axis else c)
     return out
 
 

@@ -387,3 +387,34 @@ def test_large_gather_and_scatter_on_llvm():
             kept = ids >= 0  # (segment sums drop negative ids, as TF1's do)
             np.add.at(expected, ids[kept], table[ids[kept]])
             np.testing.assert_allclose(got_sum, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_graph_masks_of_hostile_shapes_match_numpy(backend):
+    """0-d and zero-size masks, 1-d masks of unknown length (their positions are their
+    coordinates), NaN/inf values picked; a mask longer than x is the gather's
+    RuntimeCheckError on every backend."""
+    g = gj.Graph()
+    with g.as_default():
+        scalar = gj.placeholder(gj.bool_, [], name="scalar")
+        empty = gj.placeholder(gj.bool_, [3, 0], name="empty")
+        rows = gj.placeholder(gj.bool_, [0, 3], name="rows")
+        x = gj.placeholder(gj.float32, [None], name="x")
+        m = gj.placeholder(gj.bool_, [None], name="m")
+        fetches = [gj.where(scalar), gj.where(empty), gj.where(rows), x[m], gj.sum(x[m])]
+    values = np.array([np.nan, np.inf, 1.0, -np.inf], np.float32)
+    mask = np.array([False, True, True, False])
+    feed = {
+        scalar: np.bool_(True), empty: np.zeros((3, 0), bool), rows: np.zeros((0, 3), bool),
+        x: values, m: mask,
+    }  # fmt: skip
+    expected = [
+        np.argwhere(np.bool_(True)), np.argwhere(np.zeros((3, 0))), np.argwhere(np.zeros((0, 3))),
+        values[mask], values[mask].sum(),
+    ]  # fmt: skip
+    with gj.Session(g, backend=backend) as sess:
+        for got, want in zip(sess.run(fetches, feed), expected, strict=True):
+            assert np.shape(got) == np.shape(want)
+            np.testing.assert_array_equal(got, want)
+        with pytest.raises(gj.RuntimeCheckError, match="out of range"):
+            sess.run(fetches[3], {**feed, m: np.ones(5, bool)})
