@@ -36,9 +36,9 @@ class LLVMRunner:
         # Working memory up to GRAPHJIT_HELD_BUFFER_BYTES stays between runs (no allocation,
         # no fresh pages to fault in); a bigger arena is the run's own, freed after it, so
         # that a Session does not sit on hundreds of MiB between runs.
-        self.held_limit = config.held_buffer_bytes()
+        held_limit = config.held_buffer_bytes()
         self.arena_bytes = lowering.arena_bytes
-        self.arena = _allocate_arena(self.arena_bytes) if self._holds(self.arena_bytes) else None
+        self.arena = _allocate_arena(self.arena_bytes) if self.arena_bytes <= held_limit else None
         self.arena_ptr = self.arena.ctypes.data if self.arena is not None else None
         self.out_types = [v.type for v in fn.block.terminator.operands]
         self.n_in = len(fn.args)
@@ -54,9 +54,9 @@ class LLVMRunner:
         self.in_ptrs = (ctypes.c_void_p * max(self.n_in, 1))()
         self.out_ptrs = (ctypes.c_void_p * max(len(self.out_types), 1))()
         self.spare: list = [None] * len(self.out_types)
-
-    def _holds(self, nbytes: int) -> bool:
-        return nbytes <= self.held_limit
+        # The last outputs are kept for reuse only while they and the arena fit the limit.
+        outputs = sum(t.size * t.dtype.np.itemsize for t in self.out_types)
+        self.keeps_outputs = self.arena is not None and self.arena_bytes + outputs <= held_limit
 
     @property
     def held_bytes(self) -> int:
@@ -109,7 +109,7 @@ class LLVMRunner:
                 if old is not None and sys.getrefcount(old) == 3
                 else np.empty(t.shape, t.dtype.np)
             )
-            spare[j] = out if self._holds(out.nbytes) else None
+            spare[j] = out if self.keeps_outputs else None
             outs.append(out)
         return outs
 
