@@ -176,17 +176,18 @@ class _Emitter:
 # --- exp family --------------------------------------------------------------------
 
 
-def _exp_reduce(e: _Emitter, x):
+def _exp_reduce(e: _Emitter, x, clamp: bool = True):
     """x = k ln2 + r + c with |r| <= ln2/2 (+ rounding) and c the rounding error of r.
     Returns (k as an integer, r, tail) with expm1(r + c) ~ r + tail.
 
-    x is clamped first (NaN passes the ordered compares unchanged and then propagates
-    through the arithmetic). k comes from the shifter trick; r = hi - lo by Cody-Waite,
+    x is clamped first unless the caller bounds it (NaN passes the ordered compares
+    unchanged and then propagates through the arithmetic). k comes from the shifter trick; r = hi - lo by Cody-Waite,
     hi = x - k ln2_hi exact, and c = (hi - r) - lo exact (Fast2Sum), so
     tail = r^2 Q(r) + c (1 + r) keeps r's rounding error out of the result."""
     b, f = e.b, e.f
-    x = e.pick(e.cmp(">", x, e.c(f.exp_hi)), e.c(f.exp_hi), x)
-    x = e.pick(e.cmp("<", x, e.c(f.exp_lo)), e.c(f.exp_lo), x)
+    if clamp:
+        x = e.pick(e.cmp(">", x, e.c(f.exp_hi)), e.c(f.exp_hi), x)
+        x = e.pick(e.cmp("<", x, e.c(f.exp_lo)), e.c(f.exp_lo), x)
     magic = e.shifter()
     t = b.fadd(b.fmul(x, e.c(_LOG2E)), e.c(magic))
     kf = b.fsub(t, e.c(magic))
@@ -221,14 +222,20 @@ def _expm1_nonzero(e: _Emitter, x):
     exact, so the leading sum rounds once and the k = +-1 cancellation costs nothing;
     k = 0 gives r + tail, accurate for tiny |x|. For larger k the -1 is below half an
     ulp and exp(x) - 1 is used, whose split scaling survives k = bias + 1."""
-    b = e.b
     k, r, tail = _exp_reduce(e, x)
     s1, s2 = _split_pow2(e, k)
-    two_k = b.fmul(s1, s2)
-    small = e.fma(two_k, tail, e.fma(two_k, r, b.fsub(two_k, e.c(1.0))))
-    big = b.fmul(b.fmul(b.fadd(e.c(1.0), b.fadd(r, tail)), s1), s2)
-    big = b.fsub(big, e.c(1.0))
-    return e.pick(b.icmp_signed(">", k, e.ci(e.f.mant + 1)), big, small)
+    two_k = e.b.fmul(s1, s2)
+    big = e.b.fmul(e.b.fmul(e.b.fadd(e.c(1.0), e.b.fadd(r, tail)), s1), s2)
+    big = e.b.fsub(big, e.c(1.0))
+    return e.pick(e.b.icmp_signed(">", k, e.ci(e.f.mant + 1)), big, _expm1_sum(e, two_k, r, tail))
+
+
+def _expm1_sum(e: _Emitter, two_k, r, tail):
+    """2^k r + (2^k - 1) + 2^k tail, rounding the leading sum once (see _expm1_nonzero).
+    Beyond k = mant + 1 the -1 rounds away, within half an ulp: still accurate while 2^k
+    is finite, which bounded arguments guarantee (tanh)."""
+    b = e.b
+    return e.fma(two_k, tail, e.fma(two_k, r, b.fsub(two_k, e.c(1.0))))
 
 
 def _expm1(e: _Emitter, x):
@@ -309,12 +316,18 @@ def _log1p(e: _Emitter, x):
 def _tanh(e: _Emitter, x):
     """tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2): both sums positive, so no cancellation
     for small |x| (the result tends to |x|, subnormals included). Saturates to 1 beyond
-    tanh_one, before expm1 overflows; odd symmetry by copying x's sign (tanh(-0) = -0)."""
+    tanh_one; odd symmetry by copying x's sign (tanh(-0) = -0). |x| is capped at tanh_one
+    first, so 2^k stays finite and expm1 needs neither exp's clamps nor its large-k form
+    (a third cheaper than the general expm1; the result past the cap is 1 anyway)."""
     b = e.b
     ax = e.fabs(x)
-    em = _expm1_nonzero(e, b.fmul(ax, e.c(2.0)))
+    one = e.f.tanh_one
+    capped = e.pick(e.cmp(">", ax, e.c(one)), e.c(one), ax)  # NaN stays NaN
+    k, r, tail = _exp_reduce(e, b.fmul(capped, e.c(2.0)), clamp=False)
+    s1, s2 = _split_pow2(e, k)
+    em = _expm1_sum(e, b.fmul(s1, s2), r, tail)
     t = b.fdiv(em, b.fadd(em, e.c(2.0)))
-    t = e.pick(e.cmp(">", ax, e.c(e.f.tanh_one)), e.c(1.0), t)
+    t = e.pick(e.cmp(">", ax, e.c(one)), e.c(1.0), t)
     return e.with_sign_of(t, x)
 
 
