@@ -227,6 +227,7 @@ def test_large_arrays_cross_without_copies_and_results_outlive_their_feeds():
         fed = feed.copy()
         got = iree.run([y, same, step], {x: fed})
         want = interp.run([y, same, step], {x: fed})
+        np.testing.assert_array_equal(fed, feed)  # read in place, never written
         fed[:] = np.nan  # the caller reuses its buffer: results must not change
         del fed
         junk = [np.full(n, 7.0, np.float32) for _ in range(8)]  # reuse freed memory
