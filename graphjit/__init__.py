@@ -104,6 +104,7 @@ from graphjit.ir.types import (
     uint8,
 )
 from graphjit.runtime.session import Session
+from graphjit.runtime.threads import get_num_threads, set_num_threads
 from graphjit.version import __version__
 
 install_operators(ir.Value)

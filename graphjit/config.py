@@ -184,6 +184,34 @@ def tensor_bytes_limit() -> int:
         return 1 << 62
 
 
+MAX_THREADS = 8  # threads one native kernel is split over, at most
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, as `taskset` or a container
+    sets it; os.cpu_count() counts the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def num_threads() -> int:
+    """GRAPHJIT_NUM_THREADS: how many threads native kernels are split over (a whole
+    number from 1 to 8); default the cores available to the process, at most 8."""
+
+    def parse(raw):
+        if raw is None or raw.strip() == "":
+            return min(available_cores(), MAX_THREADS)
+        accepted = f"a whole number of threads from 1 to {MAX_THREADS}"
+        value = _integer("GRAPHJIT_NUM_THREADS", raw, 1, accepted)
+        if value > MAX_THREADS:
+            raise _invalid("GRAPHJIT_NUM_THREADS", raw, accepted)
+        return value
+
+    return _read("GRAPHJIT_NUM_THREADS", parse)
+
+
 COMPILE_TIMEOUT_DEFAULT = 60.0
 
 

@@ -72,7 +72,6 @@ def test_in_place_elementwise_kernel_vectorises_without_an_alias_check(monkeypat
     (called directly with one pointer for both, an inlined kernel never had the test)."""
     g, y, feeds = _graph(BODIES[name])
     assert gj.Session(g).inspect(y, feeds).in_place >= 1  # the kernel is written in place
-    monkeypatch.setattr(parallel, "THREADS", 2)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
     text = _optimised_ir(monkeypatch, g, y, feeds)
     assert "pthread_create" in text  # the kernel runs in the threads' trampoline too

@@ -112,3 +112,21 @@ def call_gemm(b: ir.IRBuilder, local, dtype_name: str, pointers, sizes, transpos
     args = [flag(tb), flag(ta), integer(n), integer(m), integer(k), slot(alpha, t), bmat]
     args += [integer(k if tb else n), a, integer(m if ta else k), beta, c, integer(n)]
     b.call(function, args)
+
+
+# Thread-count setters of NumPy's bundled OpenBLAS builds (the library gemm() calls)
+_THREAD_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads")
+_THREAD_SETTERS += ("openblas_set_num_threads64_", "openblas_set_num_threads")
+
+
+def set_blas_threads(n: int) -> bool:
+    """Run BLAS calls on `n` threads; False where the BLAS graphjit calls has no known
+    setter (SciPy's, chosen with GRAPHJIT_BLAS=scipy: use threadpoolctl for it)."""
+    library = None if config.blas() == "scipy" else _numpy_openblas()
+    for name in _THREAD_SETTERS if library is not None else ():
+        setter = getattr(library, name, None)
+        if setter is not None:
+            setter.argtypes, setter.restype = [ctypes.c_int], None
+            setter(n)
+            return True
+    return False

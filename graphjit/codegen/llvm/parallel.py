@@ -1,9 +1,21 @@
 """Splitting a large kernel over the CPU's cores, from native code: the outermost loop's
-range is cut into one chunk per thread; pthreads run all chunks but the first, which the
-calling thread runs itself, then joins them. A thread that cannot be started runs inline.
+range is cut into CHUNKS_PER_THREAD chunks per possible thread, and every thread taking
+part -- the calling one and pthreads started for the call -- claims the next chunk from a
+shared counter (an atomic add) until none is left, then the caller joins the others.
+Claiming rather than a fixed share per thread matters on a busy machine: a thread that
+cannot get a core holds up at most the chunk it is in, while the others take the rest (a
+fixed half made the caller wait for the stalled thread's whole half). A thread that cannot
+be started leaves its chunks to the others.
+
+How many threads take part is read at run time from the process-wide `graphjit_threads`
+(set_num_threads, GRAPHJIT_NUM_THREADS; the available cores, at most 8, by default), so a
+change needs no recompile. The chunks do not depend on it: each element, and each row of
+a split reduction, is computed by one thread in the same order whatever the count, so
+results are bit-identical on 1 thread or 8.
+
 Kernels without a reduction split anywhere; a reduction kernel splits only along a kept
 outermost axis (rows, as in softmax and layer norm: kernel.splits_by_rows), so that each
-output is folded by one thread, in the same order as on one.
+output is folded by one thread.
 
 A thread costs tens of microseconds to start and join, and right after a BLAS call it
 competes with BLAS's own threads, which spin a while before they sleep: so a kernel is
@@ -13,10 +25,13 @@ element tanh/sigmoid chain is split."""
 
 from __future__ import annotations
 
-import os
+import ctypes
+import threading
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
+from graphjit import config
 from graphjit.codegen.llvm import types as T
 from graphjit.ir.ops import REDUCTION
 
@@ -34,7 +49,31 @@ FREE_OPS = frozenset({"constant", "yield", "broadcast_like", "broadcast_to", "st
 # less: a row max or sum splits from 2M elements, where halving it gains more than the
 # threads' ~20 us start and join cost; a row exp + sum (softmax) from 200K.
 REDUCTION_DISCOUNT = 4
-THREADS = max(1, min(os.cpu_count() or 1, 8))
+# Enough chunks that a stalled thread holds up little of the work, few enough that a
+# claim (one atomic add and a call) stays negligible against a chunk of PARALLEL_MIN_WORK.
+CHUNKS_PER_THREAD = 4
+
+THREADS_SYMBOL = "graphjit_threads"
+_threads = ctypes.c_int64(1)  # process-wide; native code reads it at each split call
+llvm.add_symbol(THREADS_SYMBOL, ctypes.addressof(_threads))
+_chosen: list[int] = []  # the count set_num_threads gave, if any (else the config's)
+_lock = threading.Lock()
+
+
+def set_num_threads(n: int) -> None:
+    """Split native kernels over `n` threads from now on (1 to config.MAX_THREADS)."""
+    with _lock:
+        _chosen[:] = [n]
+        _threads.value = n
+
+
+def num_threads() -> int:
+    """The threads native kernels are split over: set_num_threads's count, else
+    GRAPHJIT_NUM_THREADS's (read again each time: a ConfigError if it is malformed)."""
+    with _lock:
+        n = _chosen[0] if _chosen else config.num_threads()
+        _threads.value = n
+        return n
 
 
 def _libc(module, name, ret, args):
@@ -42,19 +81,39 @@ def _libc(module, name, ret, args):
     return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
 
 
-def _trampoline(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStructType):
-    """void* task(void* packet): unpack the buffers and range, run the kernel."""
+def _claimer(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStructType):
+    """void* task(void* packet): claim the next chunk of the packet's range from its
+    counter and run the kernel over it, until every chunk is claimed."""
     fn = ir.Function(module, ir.FunctionType(T.I8P, [T.I8P]), f"{kernel.name}.task")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     p = b.bitcast(fn.args[0], packet.as_pointer())
-    fields = [
+    *buffers, counter, chunks, extent = [
         b.load(b.gep(p, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
         for i in range(len(packet.elements))
     ]
-    b.call(kernel, fields)
+    claim, run, done = (fn.append_basic_block(n) for n in ("claim", "run", "done"))
+    b.branch(claim)
+    b.position_at_end(claim)
+    chunk = b.atomic_rmw("add", counter, ir.Constant(T.I64, 1), "monotonic")
+    b.cbranch(b.icmp_signed(">=", chunk, chunks), done, run)
+    b.position_at_end(run)
+    lo = b.sdiv(b.mul(extent, chunk), chunks)
+    hi = b.sdiv(b.mul(extent, b.add(chunk, ir.Constant(T.I64, 1))), chunks)
+    b.call(kernel, buffers + [lo, hi])
+    b.branch(claim)
+    b.position_at_end(done)
     b.ret(ir.Constant(T.I8P, None))
     return fn
+
+
+def _threads_reference(module: ir.Module) -> ir.GlobalVariable:
+    existing = module.globals.get(THREADS_SYMBOL)
+    if existing is not None:
+        return existing
+    cell = ir.GlobalVariable(module, T.I64, THREADS_SYMBOL)
+    cell.linkage = "external"
+    return cell
 
 
 def kernel_work(body, elements: int) -> int:
@@ -70,33 +129,36 @@ def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: 
     """Call `kernel(*buffers, lo, hi)` over [0, extent), on several threads when the
     kernel's `work` (see kernel_work) pays for them."""
     b = lowering.b
-    threads = min(THREADS, extent)
-    if threads < 2 or work < PARALLEL_MIN_WORK:
+    chunks = min(extent, config.MAX_THREADS * CHUNKS_PER_THREAD)
+    if chunks < 2 or work < PARALLEL_MIN_WORK:
         b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
         return
+    num_threads()  # the cell holds the configured count (a malformed one fails the compile)
     module = lowering.module
-    packet = ir.LiteralStructType([a.type for a in buffers] + [T.I64, T.I64])
-    task = _trampoline(module, kernel, packet)
+    packet = ir.LiteralStructType([a.type for a in buffers] + [T.I64.as_pointer(), T.I64, T.I64])
+    task = _claimer(module, kernel, packet)
     create = _libc(module, "pthread_create", T.I32, [T.I64.as_pointer(), T.I8P, task.type, T.I8P])
     join = _libc(module, "pthread_join", T.I32, [T.I64, T.I8P.as_pointer()])
-    bounds = [extent * t // threads for t in range(threads + 1)]
-    started = []
-    for t in range(1, threads):
-        slot = lowering.local(packet)
-        for i, value in enumerate(
-            buffers + [ir.Constant(T.I64, bounds[t]), ir.Constant(T.I64, bounds[t + 1])]
-        ):
-            b.store(value, b.gep(slot, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
-        tid = lowering.local(T.I64)
-        raw = b.bitcast(slot, T.I8P)
-        failed = b.icmp_signed(
-            "!=", b.call(create, [tid, ir.Constant(T.I8P, None), task, raw]), ir.Constant(T.I32, 0)
-        )
-        with b.if_then(failed, likely=False):
-            b.call(task, [raw])
-            b.store(ir.Constant(T.I64, 0), tid)
-        started.append(tid)
-    b.call(kernel, buffers + [ir.Constant(T.I64, bounds[0]), ir.Constant(T.I64, bounds[1])])
+    slot, counter = lowering.local(packet), lowering.local(T.I64)
+    b.store(ir.Constant(T.I64, 0), counter)
+    fields = buffers + [counter, ir.Constant(T.I64, chunks), ir.Constant(T.I64, extent)]
+    for i, value in enumerate(fields):
+        b.store(value, b.gep(slot, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
+    raw = b.bitcast(slot, T.I8P)
+    threads = b.load_atomic(_threads_reference(module), "monotonic", 8)
+    helpers = min(chunks, config.MAX_THREADS) - 1
+    started = [lowering.local(T.I64) for _ in range(helpers)]
+    for t, tid in enumerate(started):  # helper t starts when the count exceeds t + 1
+        b.store(ir.Constant(T.I64, 0), tid)
+        with b.if_then(b.icmp_signed(">", threads, ir.Constant(T.I64, t + 1))):
+            failed = b.icmp_signed(
+                "!=",
+                b.call(create, [tid, ir.Constant(T.I8P, None), task, raw]),
+                ir.Constant(T.I32, 0),
+            )
+            with b.if_then(failed, likely=False):  # its chunks go to the others
+                b.store(ir.Constant(T.I64, 0), tid)
+    b.call(task, [raw])
     for tid in started:
         handle = b.load(tid)
         with b.if_then(b.icmp_unsigned("!=", handle, ir.Constant(T.I64, 0))):

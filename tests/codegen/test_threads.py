@@ -1,0 +1,125 @@
+"""gj.set_num_threads: large llvm kernels are split over the count set at run time (no
+recompile), every count gives the same bits (chunks are claimed, not assigned, and do not
+depend on the count), concurrent Sessions and more threads than cores stay correct, and
+bad counts are ConfigErrors naming what is accepted."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+
+import graphjit as gj
+import graphjit.codegen.llvm as llvm_backend
+from graphjit.codegen.llvm import blas, parallel
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    chosen = list(parallel._chosen)
+    yield
+    with parallel._lock:
+        parallel._chosen[:] = chosen
+    blas.set_blas_threads(gj.get_num_threads())
+
+
+def _graph(rows: int, cols: int):
+    """A split elementwise kernel (tanh chain) and a row-split reduction (softmax)."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [rows, cols], name="x")
+        fetches = [gj.tanh(x * 2.0 + 1.0) * gj.sigmoid(x), gj.softmax(x, axis=-1)]
+    return g, x, fetches
+
+
+def _compiles(monkeypatch) -> list:
+    seen: list = []  # the LLVM IR of each compile
+    compile_llvm = llvm_backend.compile_llvm
+
+    def recording(*args):
+        runner = compile_llvm(*args)
+        seen.append(runner.llvm_ir)
+        return runner
+
+    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
+    return seen
+
+
+def test_every_thread_count_gives_the_same_bits_without_recompiling(monkeypatch):
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
+    g, x, fetches = _graph(37, 301)  # 37 rows: chunks of unequal size
+    feed = {x: np.random.default_rng(0).normal(scale=4, size=(37, 301)).astype(np.float32)}
+    feed[x][5, 7] = np.nan
+    compiles = _compiles(monkeypatch)
+    sess = gj.Session(g, backend="llvm")
+    gj.set_num_threads(1)
+    reference = sess.run(fetches, feed)
+    assert "pthread_create" in compiles[0]
+    for n in (2, 3, 8, 1, 5):
+        gj.set_num_threads(n)
+        assert gj.get_num_threads() == n
+        for got, want in zip(sess.run(fetches, feed), reference, strict=True):
+            np.testing.assert_array_equal(got, want, err_msg=f"{n} threads")
+    assert len(compiles) == 1
+    expected = gj.Session(g, backend="interpreter").run(fetches, feed)
+    for got, want in zip(reference, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+
+
+def test_concurrent_sessions_with_more_threads_than_cores(monkeypatch):
+    """Four Python threads each run split kernels on 8 native threads (2 cores here)."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
+    gj.set_num_threads(8)
+    g, x, fetches = _graph(64, 257)
+    rng = np.random.default_rng(1)
+    feeds = [{x: rng.normal(size=(64, 257)).astype(np.float32)} for _ in range(4)]
+    expected = [gj.Session(g, backend="interpreter").run(fetches, f) for f in feeds]
+    sess = gj.Session(g, backend="llvm")
+    sess.run(fetches, feeds[0])  # compile once, before the threads share it
+    failures: list = []
+
+    def work(k):
+        try:
+            for _ in range(20):
+                for got, want in zip(sess.run(fetches, feeds[k]), expected[k], strict=True):
+                    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+        except Exception as e:  # reported below, from the main thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[0]
+
+
+@pytest.mark.parametrize("bad", [0, 9, -1, 2.5, True, "2", None])
+def test_bad_thread_counts_are_config_errors(bad):
+    with pytest.raises(gj.ConfigError, match="set_num_threads"):
+        gj.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("raw", ["0", "9", "two", "1.5"])
+def test_a_malformed_GRAPHJIT_NUM_THREADS_names_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("GRAPHJIT_NUM_THREADS", raw)
+    with parallel._lock:
+        parallel._chosen.clear()
+    with pytest.raises(gj.ConfigError, match=f"GRAPHJIT_NUM_THREADS={raw!r}.*1 to 8"):
+        gj.get_num_threads()
+    monkeypatch.setenv("GRAPHJIT_NUM_THREADS", "3")
+    assert gj.get_num_threads() == 3
+
+
+def test_the_count_reaches_numpys_openblas():
+    library = blas._numpy_openblas()
+    getter = getattr(library, "scipy_openblas_get_num_threads64_", None) if library else None
+    if getter is None:
+        pytest.skip("NumPy's wheel bundles no scipy-openblas here")
+    getter.restype = ctypes.c_int
+    gj.set_num_threads(1)
+    assert getter() == 1
+    gj.set_num_threads(2)
+    assert getter() == 2
