@@ -211,12 +211,17 @@ class ListLowering:
         self.store_handle(op.result, self._new(self.element_bytes(lst), length))
 
     def _accumulate(self, dst_ptr, src_ptr, dtype, count) -> None:
-        """dst[k] += src[k] for k < count (elements of dtype)."""
+        """dst[k] += src[k] for k < count (elements of dtype), as the reference's `a + b`:
+        float16/bfloat16 widened, added in float32 and rounded once; booleans or-ed."""
         b = self.b
-        dp, sp = (b.bitcast(p, T.storage_type(dtype).as_pointer()) for p in (dst_ptr, src_ptr))
+        dp, sp = (T.typed_pointer(b, p, dtype) for p in (dst_ptr, src_ptr))
         with for_range(b, count, "acc") as k:
-            x, y = b.load(b.gep(dp, [k])), b.load(b.gep(sp, [k]))
-            b.store(b.fadd(x, y) if dtype.is_floating else b.add(x, y), b.gep(dp, [k]))
+            x, y = T.load(b, b.gep(dp, [k]), dtype), T.load(b, b.gep(sp, [k]), dtype)
+            if dtype.is_floating:
+                total = b.fadd(x, y)
+            else:
+                total = b.or_(x, y) if dtype.is_bool else b.add(x, y)
+            T.store(b, total, b.gep(dp, [k]), dtype)
 
     def op_add_at(self, op: Operation) -> None:
         lst, index, x = op.operands

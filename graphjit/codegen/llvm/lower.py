@@ -32,6 +32,7 @@ from graphjit.codegen.llvm import (
     random,
     scan,
     sorting,
+    widen,
 )
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm
@@ -46,7 +47,7 @@ from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops import CONSTANT
 from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.linalg import matrix_dims
-from graphjit.ir.types import ListType, TensorType, float32
+from graphjit.ir.types import ListType, float32
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 
 ENTRY = "graphjit_entry"
@@ -247,10 +248,11 @@ class Lowering:
             method = LOWERINGS.get(op.name)
             if method is None:
                 raise BackendError(f"the llvm backend cannot lower op '{op.name}'", op=op)
-            if op.name in WIDE_FLOATS_ONLY:
-                refuse_narrow_floats(op)
             try:
-                method(self, op)
+                if widen.needs_widening(op):  # narrow floats, float32-only lowering: widen.py
+                    widen.lower_in_float32(self, op, method)
+                else:
+                    method(self, op)
             except GraphjitError:
                 raise
             except Exception as e:  # name the IR op being lowered, as Numba's lowering does
@@ -541,22 +543,3 @@ LOWERINGS = {
     **sorting.LOWERINGS,
     **collectives.LOWERINGS,
 }
-
-# Lowerings that load and store float32/float64 only (no float16/bfloat16 conversions yet):
-# a narrow operand or result is a clear error rather than invalid LLVM IR. The
-# interpreter and the cuda backend run them (computing in float32).
-WIDE_FLOATS_ONLY = frozenset(
-    {*conv.LOWERINGS, *scan.LOWERINGS, *sorting.LOWERINGS, *list_lowerings()}
-    | {"scatter_add", "scatter_add_along_axis"}
-)
-
-
-def refuse_narrow_floats(op) -> None:
-    for v in list(op.operands) + op.results:
-        t = v.type.elem if isinstance(v.type, ListType) else v.type
-        if isinstance(t, TensorType) and t.dtype.is_narrow_float:
-            raise BackendError(
-                f"the llvm backend does not run '{op.name}' on {t.dtype.name} yet: cast to "
-                "float32 around it (x.float()), or run it on the interpreter or cuda backend",
-                op=op,
-            )

@@ -3,7 +3,12 @@
 cumsum views its operand as (outer, n, inner) around the scanned axis and walks the axis
 in order, adding each slice of `inner` elements to the previous output slice: the same
 order of additions as np.cumsum (so the same rounding), and the innermost loop runs over
-contiguous elements, so it vectorises whenever the axis is not the last."""
+contiguous elements, so it vectorises whenever the axis is not the last.
+
+float16/bfloat16 accumulate in their own dtype, as the reference's np.cumsum(dtype=x.dtype)
+does: each running sum is one float32 addition of the stored (rounded) previous sum and the
+element, rounded once as it is stored, so the next step reads it rounded. (Not one rounding
+of a float32 running sum: that is what a narrow reduction does, not NumPy's cumsum.)"""
 
 from __future__ import annotations
 
@@ -42,10 +47,9 @@ def op_cumsum(low, op: Operation) -> None:
             row = b.sub(_i64(n - 1), i) if reverse else i
             prev = b.add(row, _i64(1)) if reverse else b.sub(row, _i64(1))
             with for_range(b, inner, "scan.inner") as k:
-                total = _add(
-                    b, b.load(at(outp, base, prev, k)), b.load(at(xp, base, row, k)), dtype
-                )
-                b.store(total, at(outp, base, row, k))
+                previous = T.load(b, at(outp, base, prev, k), dtype)
+                total = _add(b, previous, T.load(b, at(xp, base, row, k), dtype), dtype)
+                T.store(b, total, at(outp, base, row, k), dtype)
 
 
 def _i64(value: int) -> ir.Constant:

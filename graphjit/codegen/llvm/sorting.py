@@ -6,7 +6,9 @@ unless the right run's element must come strictly before. The pairs live in two 
 scratch buffers (`Lowering.scratch`: nothing the size of a row goes on the native stack)
 that the passes merge back and forth between; the number of passes, ceil(log2 n), is
 known when the code is generated, so which buffer holds the result is too. NaN orders as
-the reference kernel orders it: largest (last ascending, first descending)."""
+the reference kernel orders it: largest (last ascending, first descending). float16 and
+bfloat16 values are moved as their 16 stored bits and compared widened to float32 (exact,
+so the order, ties and NaNs are those of the narrow values), as NumPy sorts them."""
 
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ def _before(b: ir.IRBuilder, dtype, descending: bool):
         if not dtype.is_floating:
             compare = b.icmp_unsigned if dtype.is_bool else b.icmp_signed
             return compare("<", first, second)
+        if dtype.is_narrow_float:  # (stored bits: compared as their exact float32 values)
+            first, second = T.widen(b, first, dtype), T.widen(b, second, dtype)
         second_nan = b.fcmp_unordered("uno", second, second)
         first_number = b.fcmp_ordered("ord", first, first)
         return b.or_(b.fcmp_ordered("<", first, second), b.and_(second_nan, first_number))
