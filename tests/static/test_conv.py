@@ -350,3 +350,21 @@ def test_cuda_kernels_match_the_interpreter_in_the_simulator():
     pytest.importorskip("numba")
     done = run_script_simulated(CUDA_SCRIPT, [ROOT / "tests", ROOT / "tests" / "static"])
     assert done.returncode == 0 and "cuda ok" in done.stdout, done.stdout + done.stderr[-4000:]
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_an_empty_batch_runs_forward_and_backward(backend):
+    """Batch 0: the reference kernels reshaped with -1, which NumPy cannot infer for an
+    empty array (the interpreter raised where llvm returned empty results)."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [0, 3, 5, 5], name="x")
+        w = gj.placeholder(gj.float32, [4, 3, 3, 3], name="w")
+        y = gj.nn.max_pool2d(gj.nn.conv2d(x, w, padding=1), 2)
+        t = gj.nn.avg_pool2d(gj.nn.conv_transpose2d(x, gj.transpose(w, [1, 0, 2, 3])), 2)
+        grads = gj.gradients(gj.sum(y) + gj.sum(t), [x, w])
+    feeds = {x: np.zeros((0, 3, 5, 5), np.float32), w: np.ones((4, 3, 3, 3), np.float32)}
+    out_y, out_t, dx, dw = gj.Session(g, backend=backend).run([y, t, *grads], feeds)
+    assert out_y.shape == (0, 4, 2, 2) and out_t.shape == (0, 4, 3, 3)
+    assert dx.shape == (0, 3, 5, 5)
+    np.testing.assert_array_equal(dw, np.zeros((4, 3, 3, 3), np.float32))

@@ -314,7 +314,8 @@ def _input_grad_kernel(g, w, *like, groups, output_padding, **attrs):
     taps = np.einsum(
         "ngoxy,gochw->ngcxyhw", _grouped(g, groups), _weights(w, groups), optimize=True
     )
-    taps = taps.reshape(g.shape[0], -1, *taps.shape[3:])
+    # (explicit sizes, not -1: NumPy cannot infer a size when the batch is empty)
+    taps = taps.reshape(g.shape[0], taps.shape[1] * taps.shape[2], *taps.shape[3:])
     if like:
         spatial = like[0].shape[2:]
     else:
@@ -332,7 +333,7 @@ def max_positions(x: np.ndarray, win: Window) -> np.ndarray:
     """[N, C, OH, OW]: the flat tap index (i * kw + j) of each window's first NaN, else
     its first maximum, among the taps inside the input; -1 for a window with none."""
     taps = windows(x, win, fill=-np.inf)
-    taps = taps.reshape(*taps.shape[:4], -1)
+    taps = taps.reshape(*taps.shape[:4], win.kernel[0] * win.kernel[1])
     inside = windows(np.ones((1, 1, *x.shape[2:]), bool), win, fill=False)
     inside = inside.reshape(1, 1, *taps.shape[2:])
     best = np.max(np.where(inside, taps, -np.inf), axis=-1, keepdims=True)
@@ -358,7 +359,7 @@ def _max_pool_pick_kernel(x, v, **attrs):
     """v's tap at each of x's window maxima (zero for a window with no tap inside)."""
     win = pool_window(**attrs)
     taps = windows(v, win)
-    taps = taps.reshape(*taps.shape[:4], -1)
+    taps = taps.reshape(*taps.shape[:4], win.kernel[0] * win.kernel[1])
     positions = max_positions(x, win)
     picked = np.take_along_axis(taps, np.maximum(positions, 0)[..., None], axis=-1)[..., 0]
     return np.where(positions >= 0, picked, 0).astype(v.dtype)
