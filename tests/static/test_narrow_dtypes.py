@@ -575,3 +575,22 @@ def test_llvm_runs_narrow_convolutions_scatters_and_sorts_as_the_interpreter(nam
                 assert_same(sess.run(y, {x: values.astype(kind.np)}), results[kind])
     expected = results[gj.float32].astype(narrow.np)
     np.testing.assert_array_equal(results[narrow].astype(np.float32), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_bfloat16_cumsum_rounds_each_running_sum(backend):
+    """bfloat16's NumPy kind is "V" (ml_dtypes): cumsum's type rule read the raw kind and
+    refused it. Each running sum rounds to bfloat16, as np.cumsum in that dtype does."""
+    values = np.array([256, 1, 1, 1, 1, -0.0, np.inf, 3], ml_dtypes.bfloat16)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.bfloat16, [8], name="x")
+        y = gj.cumsum(x, 0)
+        r = gj.cumsum(x, 0, reverse=True)
+    got, rev = gj.Session(g, backend=backend).run([y, r], {x: values})
+    expected = np.cumsum(values, dtype=values.dtype)
+    assert got.dtype == values.dtype
+    np.testing.assert_array_equal(got.view(np.uint16), expected.view(np.uint16))
+    assert float(got[4]) == 256.0  # 256 + 1 rounds back to 256 at every step
+    reversed_sums = np.cumsum(values[::-1], dtype=values.dtype)[::-1]
+    np.testing.assert_array_equal(rev.view(np.uint16), reversed_sums.view(np.uint16))

@@ -11,7 +11,7 @@ from graphjit.ir.types import TensorType
 
 def _cumsum_infer(types, attrs):
     (x,) = types
-    if x.dtype.np.kind not in "fiu":  # (the frontend sums booleans as int64)
+    if x.dtype.kind not in "fiu":  # (the frontend sums booleans as int64)
         raise DTypeError(f"cumsum needs numeric operands, got {x.dtype.name}")
     if not 0 <= attrs["axis"] < len(x.shape):
         raise ShapeError(f"axis {attrs['axis']} is out of range for a rank-{len(x.shape)} tensor")
