@@ -39,10 +39,13 @@ class CudaRunner:
         self.args = list(fn.args)
         n_fetches = len(program.fetches)
         first_variable = len(program.placeholders)
-        # output slot -> argument index of the variable it updates
+        # output slot -> argument index of the variable it updates; a variable the program
+        # writes without reading it (an initializer, `w.assign(value)`) is no argument,
+        # and its new value is uploaded by the next run that reads it
         self.variable_slots = {
             n_fetches + k: first_variable + program.variables.index(name)
             for k, name in enumerate(program.assigned)
+            if name in program.variables
         }
         self.output_buffers: dict = {}
         self.resident: dict[int, tuple[np.ndarray, object]] = {}

@@ -145,3 +145,21 @@ def test_hostile_values_give_the_other_backends_answers(check_numerics):
             run(backend, power, feeds)
         with pytest.raises(gj.ShapeError, match="empty axis"):
             run(backend, empty, {f: np.zeros(0, np.float32)})
+
+
+def test_programs_that_write_a_variable_without_reading_it():
+    """TF1's `sess.run(global_variables_initializer())` and `w.assign(value)` fetched on
+    its own write a variable that is no argument of their program (the runner had looked
+    for it among the arguments: ValueError)."""
+    g = gj.Graph()
+    with g.as_default():
+        w = gj.Variable(np.ones(4, np.float32))
+        y = w * 2
+        reset = w.assign(np.full(4, 3, np.float32))
+        init = gj.global_variables_initializer()
+    sess = gj.Session(g, backend="cuda")
+    np.testing.assert_array_equal(sess.run(y), np.full(4, 2, np.float32))
+    sess.run(reset)
+    np.testing.assert_array_equal(sess.run(y), np.full(4, 6, np.float32))
+    sess.run(init)
+    np.testing.assert_array_equal(sess.run(y), np.full(4, 2, np.float32))
