@@ -180,6 +180,18 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics
     return fn, extent, splittable, fallible
 
 
+def outer_extent(body) -> int:
+    """The extent of a fused region's outermost loop after coalescing: what the `lo, hi`
+    of its kernel select a range of (emit_kernel returns the same number)."""
+    reduction = _reduction(body)
+    if reduction is not None:
+        axes, _ = _reduction_axes(body, reduction)
+        return axes[0].extent if axes else 1
+    space = iteration_space(body)
+    coalesced, _ = coalesce(space, _kernel_strides(body, None, space))
+    return coalesced[0] if coalesced else 1
+
+
 def _buffer_pointers(b: ir.IRBuilder, args, shared) -> list[ir.Value]:
     """The pointer the kernel accesses each buffer parameter through. All the parameters
     of a `shared` group point at the same storage, so the kernel reaches them all through

@@ -10,6 +10,8 @@ Errors that only show at run time come back through the returned status word."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import llvmlite.binding as llvm
 from llvmlite import ir
 
@@ -30,6 +32,7 @@ from graphjit.codegen.llvm import (
     indexing,
     interrupt,
     random,
+    row_chains,
     scan,
     sorting,
     widen,
@@ -51,6 +54,21 @@ from graphjit.ir.types import ListType, float32
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
 
 ENTRY = "graphjit_entry"
+
+
+@dataclass
+class KernelCall:
+    """A fused op's emitted kernel and how to call it: `kernel(*args, lo, hi)` over the
+    outermost loop's [0, extent) (see kernel.emit_kernel)."""
+
+    kernel: ir.Function
+    args: list
+    extent: int
+    work: int  # parallel.kernel_work's estimate; 0 when it must not be split
+    polls: bool  # it checks for Ctrl-C (may return early)
+    fallible: list  # ops whose failed value checks it reports through its last slot
+
+
 MXCSR_FTZ, MXCSR_DAZ = 1 << 15, 1 << 6  # flush results / treat inputs as zero if subnormal
 ALIGN = 64
 
@@ -242,9 +260,18 @@ class Lowering:
 
     def lower_block(self, block: Block) -> list[Value]:
         """Lower the ops of a block; return its terminator's operands."""
-        for op in block.ops:
+        chains = row_chains.plan_chains(self, block.ops)
+        skip = 0
+        for i, op in enumerate(block.ops):
+            if skip:
+                skip -= 1
+                continue
             if op.opdef.is_terminator:
                 return list(op.operands)
+            if i in chains:  # kernels that run row by row together (row_chains.py)
+                row_chains.lower_chain(self, chains[i])
+                skip = len(chains[i]) - 1
+                continue
             method = LOWERINGS.get(op.name)
             if method is None:
                 raise BackendError(f"the llvm backend cannot lower op '{op.name}'", op=op)
@@ -285,6 +312,15 @@ class Lowering:
 
     # -- ops ----------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> None:
+        call = self.kernel_call(op)
+        call_split(self, call.kernel, call.args, call.extent, call.work)
+        if call.polls:  # it may have returned early for a Ctrl-C
+            self.poll_interrupt()
+        if call.fallible:
+            faults.fail_on_faults(self, call.fallible)
+
+    def kernel_call(self, op: Operation) -> KernelCall:
+        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi)."""
         values = op.operands + op.results
         groups: list[list[int]] = []  # buffers at the same storage (written in place)
         for i, v in enumerate(values):
@@ -306,13 +342,9 @@ class Lowering:
             args.append(self.numerics.kernel_slot())
         if fallible:
             args.append(faults.call_slot(self))
-        body = op.regions[0].block
-        work = kernel_work(body, size_of(iteration_space(body))) if splittable else 0
-        call_split(self, kernel, args, extent, work)
-        if polls(iteration_space(body)):  # it may have returned early for a Ctrl-C
-            self.poll_interrupt()
-        if fallible:
-            faults.fail_on_faults(self, fallible)
+        space = iteration_space(op.regions[0].block)
+        work = kernel_work(op.regions[0].block, size_of(space)) if splittable else 0
+        return KernelCall(kernel, args, extent, work, polls(space), fallible)
 
     def op_copy(self, op: Operation) -> None:
         """reshape-like ops: the same bytes in a new shape (a view when the plan allows)."""

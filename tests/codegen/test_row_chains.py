@@ -1,0 +1,135 @@
+"""Row chains (codegen/llvm/row_chains.py): softmax, layer norm and their gradients run
+their kernels row by row as one loop, with the bits of the kernels run one after another,
+and a chain is refused when the memory plan puts a value a kernel writes over bytes of
+another value of the chain that are not the same rows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from llvm_helpers import assert_matches, run_on
+
+import graphjit as gj
+import graphjit.codegen.llvm as llvm_backend
+from graphjit.codegen.llvm import row_chains
+from graphjit.passes.memory import ARENA
+from graphjit.passes.pipeline import optimize
+from graphjit.runtime.program import build_program
+
+
+def _compiled_ir(monkeypatch) -> list[str]:
+    texts: list[str] = []
+    compile_llvm = llvm_backend.compile_llvm
+
+    def recording(*args):
+        runner = compile_llvm(*args)
+        texts.append(runner.llvm_ir)
+        return runner
+
+    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
+    return texts
+
+
+def _functions(text: str, prefix: str) -> int:
+    return sum(line.startswith(f'define internal void @"{prefix}') for line in text.splitlines())
+
+
+def _row_graphs(shape):
+    """Softmax, layer norm and both gradients over the last axis of `shape`."""
+    rng = np.random.default_rng(4)
+    x_value = rng.normal(scale=3, size=shape).astype(np.float32)
+    x_value.reshape(-1)[5] = np.nan  # a NaN row among finite ones
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, shape, name="x")
+        dy = gj.placeholder(gj.float32, shape, name="dy")
+        w = gj.placeholder(gj.float32, shape[-1:], name="w")
+        b = gj.placeholder(gj.float32, shape[-1:], name="b")
+        soft = gj.softmax(x, axis=-1)
+        norm = gj.nn.layer_norm(x, shape[-1:], w, b)
+        graphs = {
+            "softmax": [soft],
+            "softmax_grad": [soft, *gj.gradients(soft, [x], dy)],
+            "layer_norm": [norm],
+            "layer_norm_grad": [norm, *gj.gradients(norm, [x, w, b], dy)],
+        }
+    feeds = {
+        x: x_value,
+        dy: rng.normal(size=shape).astype(np.float32),
+        w: rng.normal(size=shape[-1:]).astype(np.float32),
+        b: rng.normal(size=shape[-1:]).astype(np.float32),
+    }
+    return g, graphs, feeds
+
+
+@pytest.mark.parametrize("shape", [(64, 300), (4, 6, 40)], ids=["rows", "batch x time"])
+@pytest.mark.parametrize("name", ["softmax", "softmax_grad", "layer_norm", "layer_norm_grad"])
+def test_row_kernels_chain_with_the_bits_of_separate_kernels(monkeypatch, name, shape):
+    g, graphs, feeds = _row_graphs(shape)
+    fetches = graphs[name]
+    texts = _compiled_ir(monkeypatch)
+    chained = run_on("llvm", g, fetches, feeds)
+    assert _functions(texts[-1], "rows") >= 1, "no row chain"
+    monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
+    separate = run_on("llvm", g, fetches, feeds)
+    assert _functions(texts[-1], "rows") == 0
+    expected = run_on("interpreter", g, fetches, feeds)
+    for k, (a, s, e) in enumerate(zip(chained, separate, expected, strict=True)):
+        np.testing.assert_array_equal(a, s, err_msg=f"fetch {k}: chained vs separate kernels")
+        assert_matches(a, e, f"fetch {k}", rtol=2e-5, atol=1e-5)  # (sums over 64 rows)
+
+
+def test_chains_split_over_threads_by_rows(monkeypatch):
+    """A chain large enough is split over threads (by rows, bit-identical at any count)."""
+    g, graphs, feeds = _row_graphs((512, 1024))
+    texts = _compiled_ir(monkeypatch)
+    with gj.Session(g) as sess:
+        gj.set_num_threads(1)
+        one = sess.run(graphs["softmax_grad"], feeds)
+        assert 'define internal i8* @"rows' in texts[-1]  # the chain's thread task
+        gj.set_num_threads(2)
+        two = sess.run(graphs["softmax_grad"], feeds)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def _softmax_members():
+    """The optimised softmax function's fused ops (as chain members) and its plan."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [64, 300], name="x")
+        y = gj.softmax(gj.exp(x), axis=-1)  # exp(x): an arena value the chain reads
+    program = build_program(g, [y], [], {})
+    optimize(program.function)
+    ops = [op for op in program.function.block.ops if op.name == "fused"]
+    return ops, program.function.memory_plan
+
+
+class _FakeLowering:
+    """What row_chains reads of a Lowering: the plan, pointers of non-arena storage."""
+
+    numerics = None
+
+    def __init__(self, plan):
+        self.plan, self.pointers = plan, {}
+
+    def ptr(self, v):
+        return self.pointers.setdefault(v, object())
+
+
+def test_a_plan_reusing_bytes_for_another_shape_refuses_the_chain():
+    ops, plan = _softmax_members()
+    assert row_chains.plan_chains(_FakeLowering(plan), ops) == {0: ops}
+    # move the last kernel's result onto the bytes of the row maxima ([64, 1]) that an
+    # earlier kernel of the chain reads: row r of the result would overwrite maxima of
+    # later rows before they are read
+    maxima = next(v for op in ops[:-1] for v in op.results if v.type.shape == (64, 1))
+    last = ops[-1].results[0]
+    buffers = dict(plan.buffers)
+    buffers[maxima] = dataclasses.replace(buffers[maxima], kind=ARENA, offset=1 << 20)
+    buffers[last] = dataclasses.replace(buffers[last], kind=ARENA, offset=(1 << 20) - 64)
+    moved = dataclasses.replace(plan, buffers=buffers)
+    chains = row_chains.plan_chains(_FakeLowering(moved), ops)
+    assert all(last.op not in chain for chain in chains.values())
