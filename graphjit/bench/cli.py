@@ -13,7 +13,9 @@ from graphjit.bench.workloads import WORKLOADS, workload_names
 DESCRIPTION = (
     "Time each workload in every available mode (graphjit static llvm/interpreter, graphjit "
     "eager, NumPy, and where installed PyTorch eager, torch.compile, jax.jit, TensorFlow 1 "
-    "graphs): results are checked against NumPy first, then timed (warm-up, repeats, median)."
+    "graphs): results are checked against NumPy first, then timed (warm-up, inner loops "
+    "calibrated to a minimum time per sample, repeated samples: median and min per call; "
+    "rows whose samples spread widely are flagged as taken on a busy machine)."
 )
 
 
@@ -41,8 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAMES",
         help=f"comma-separated modes to run, of: {', '.join(mode_names())}",
     )
-    parser.add_argument("--repeat", type=int, metavar="N", help="timed repetitions per mode")
+    parser.add_argument("--repeat", type=int, metavar="N", help="timed samples per mode")
     parser.add_argument("--warmup", type=int, metavar="N", help="untimed runs before timing")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        metavar="SECONDS",
+        help="least time of one timed sample: a faster call is repeated within the sample "
+        "(default 0.02, --quick 0.005, --tiny 0.001; 0: one call per sample)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every figure, machine and versions")
     parser.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
     parser.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")
@@ -68,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         size=size,
         repeat=args.repeat,
         warmup=args.warmup,
+        min_time_s=args.min_time,
         workloads=args.only,
         modes=args.modes,
         progress=not args.no_progress,

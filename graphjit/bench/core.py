@@ -3,6 +3,7 @@ with a builder per mode) and what a builder returns (a prepared, callable run)."
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,13 @@ class Mode:
 class Workload:
     """One benchmark program. `sizes[size]` are the parameters `make_data` turns into the
     inputs (NumPy arrays and ints) every builder receives; `builders[mode name]` builds it
-    for that mode; `tolerance` scales the per-dtype tolerances of the result check."""
+    for that mode; `tolerance` scales the per-dtype tolerances of the result check.
+
+    `fresh_inputs`: each `run()` of its Prepared runs on an input the mode has not seen yet
+    (a new batch size), so each timed sample is one first call: the runner makes no warm-up
+    calls and no inner loops (either would spend fresh inputs, or time warm calls), and
+    does not judge the spread (samples at different sizes are meant to differ). The first
+    call, the one that is checked, runs on the workload's seed input."""
 
     name: str
     description: str
@@ -70,18 +77,11 @@ class Workload:
     builders: dict[str, Builder]
     tolerance: float = 1.0
     notes: dict[str, str] = field(default_factory=dict)
+    fresh_inputs: bool = False
 
     def with_builder(self, mode_name: str, builder: Builder) -> Workload:
         """A copy with one more (or a replaced) builder: how tests inject a mode."""
-        return Workload(
-            self.name,
-            self.description,
-            self.sizes,
-            self.make_data,
-            {**self.builders, mode_name: builder},
-            self.tolerance,
-            self.notes,
-        )
+        return dataclasses.replace(self, builders={**self.builders, mode_name: builder})
 
 
 def flatten_outputs(output: Any) -> list:

@@ -15,6 +15,7 @@ from pathlib import Path
 from graphjit.bench.modes import BASELINE_MODE, REFERENCE_MODE
 from graphjit.bench.runner import BenchRun, CellResult, load_average
 from graphjit.bench.schema import SCHEMA_ID
+from graphjit.bench.timing import BUSY_EXPLANATION
 
 LIBRARIES = ("graphjit", "numpy", "scipy", "llvmlite", "numba", "torch", "jax", "jaxlib")
 LIBRARIES += ("tensorflow", "tensorflow-cpu", "matplotlib", "tqdm")
@@ -89,6 +90,7 @@ def to_json(run: BenchRun) -> dict:
             "size": config.size,
             "repeat": config.repeat,
             "warmup": config.warmup,
+            "min_time_s": config.min_time_s,
             "workloads": [r.workload.name for r in run.results],
             "modes": [m.name for m in run.modes],
             "reference_mode": REFERENCE_MODE,
@@ -113,6 +115,7 @@ def to_json(run: BenchRun) -> dict:
                 "description": r.workload.description,
                 "params": r.params,
                 "tolerance_scale": r.workload.tolerance,
+                "fresh_inputs": r.workload.fresh_inputs,
                 "results": [cell_json(c) for c in r.cells],
             }
             for r in run.results
@@ -146,7 +149,38 @@ def _status_text(cell: dict) -> str:
     return f"{cell['status'].upper()}: {cell['reason']}"
 
 
-TABLE_HEADER = ("workload", "mode", "median", "IQR", "vs gj eager", "compile", "dispatch")
+BUSY_MARK = "!"
+TABLE_HEADER = (
+    "workload",
+    "mode",
+    "median",
+    "min",
+    "IQR",
+    "loops",
+    "vs gj eager",
+    "compile",
+    "dispatch",
+)
+
+
+def is_busy(cell: dict) -> bool:
+    """Whether the cell's samples spread as on a busy machine (reports of schema 1, which
+    did not judge it, never are)."""
+    return bool((cell.get("timing") or {}).get("busy"))
+
+
+def _median_text(cell: dict) -> str:
+    text = format_seconds((cell["timing"] or {}).get("median_s"))
+    return f"{text} {BUSY_MARK}" if is_busy(cell) else text
+
+
+def _loops_text(timing: dict) -> str:
+    """The calibrated loops, and '→N' where later samples ran fewer after an overrun."""
+    if not timing:
+        return "-"
+    loops = timing.get("loops", 1)
+    fewest = min(timing.get("sample_loops") or [loops])
+    return f"{loops}→{fewest}" if fewest < loops else str(loops)
 
 
 def table_rows(report: dict) -> list[tuple[str, ...]]:
@@ -160,8 +194,10 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
                 (
                     workload["name"],
                     labels.get(cell["mode"], cell["mode"]),
-                    format_seconds(timing.get("median_s")),
+                    _median_text(cell),
+                    format_seconds(timing.get("min_s")),
                     format_seconds(iqr),
+                    _loops_text(timing),
                     _speedup(cell["speedup_vs_eager"]),
                     format_seconds(cell["compile_s"]),
                     format_seconds(dispatch.get("median_s")),
@@ -219,24 +255,51 @@ def _matrix_cell(cell: dict | None) -> str:
         return ""
     if cell["status"] != "ok":
         return cell["status"]
-    return f"{format_seconds(cell['timing']['median_s'])} ({_speedup(cell['speedup_vs_eager'])})"
+    return f"{_median_text(cell)} ({_speedup(cell['speedup_vs_eager'])})"
 
 
 def _markdown_row(cells) -> str:
     return "| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |"
 
 
+def busy_rows(report: dict) -> list[str]:
+    """'workload mode' of each cell flagged busy."""
+    return [
+        f"{workload['name']} {cell['mode']}"
+        for workload in report["workloads"]
+        for cell in workload["results"]
+        if is_busy(cell)
+    ]
+
+
 def describe_run(report: dict) -> str:
     machine, settings = report["machine"], report["settings"]
     skipped = [f"  {m['label']}: {m['skip_reason']}" for m in report["modes"] if not m["available"]]
     threads = {k: v for k, v in machine.get("thread_env", {}).items() if v is not None}
+    min_time = settings.get("min_time_s")
+    calibrated = (
+        f"each sample {format_seconds(min_time)} or more ('loops' calls, calibrated per row), "
+        if min_time
+        else ""
+    )
     lines = [
-        f"size {settings['size']}, medians of {settings['repeat']} runs after "
-        f"{settings['warmup']} warm-up; speed-up = graphjit eager median / median",
+        f"size {settings['size']}, times per call: medians (and minima) of {settings['repeat']} "
+        f"samples after {settings['warmup']} warm-up, {calibrated}"
+        "speed-up = graphjit eager median / median",
         f"{machine['cpu']}, {machine['cores']} cores, {machine['os']}, Python {machine['python']}; "
         f"load average {machine['load_average_start']} -> {machine['load_average_end']}"
         + (f"; {threads}" if threads else ""),
     ]
+    fresh = [w["name"] for w in report["workloads"] if w.get("fresh_inputs")]
+    if fresh:
+        lines.append(
+            f"{', '.join(fresh)}: each sample is one first call at a batch size the mode has "
+            "not seen (no warm-up, no inner loops); compile = building it and its first call"
+        )
+    busy = busy_rows(report)
+    if busy:
+        rows = f"{len(busy)} row{'s' if len(busy) > 1 else ''}"
+        lines.append(f"{BUSY_MARK} busy ({rows}): {BUSY_EXPLANATION}")
     if skipped:
         lines += ["skipped modes:", *skipped]
     return "\n".join(lines)

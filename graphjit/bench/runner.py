@@ -18,11 +18,12 @@ from graphjit.bench.progress import Progress
 from graphjit.bench.timing import Timing, measure, timed_call
 from graphjit.bench.workloads import WORKLOADS, select_workloads
 
-# Defaults per size: how many timed repetitions, after how many warm-up runs.
+# Defaults per size: how many timed samples, after how many warm-up runs, and the least
+# time one sample lasts (the calibrated inner loops of a fast call make it up).
 PRESETS = {
-    "full": {"repeat": 7, "warmup": 1},
-    "quick": {"repeat": 3, "warmup": 1},
-    "tiny": {"repeat": 2, "warmup": 0},
+    "full": {"repeat": 7, "warmup": 1, "min_time_s": 0.02},
+    "quick": {"repeat": 3, "warmup": 1, "min_time_s": 0.005},
+    "tiny": {"repeat": 2, "warmup": 0, "min_time_s": 0.001},
 }
 DISPATCH_REPEATS = 50
 
@@ -30,8 +31,9 @@ DISPATCH_REPEATS = 50
 @dataclass
 class BenchConfig:
     size: str = "full"
-    repeat: int | None = None  # None: the size's preset
+    repeat: int | None = None  # None: the size's preset (the number of timed samples)
     warmup: int | None = None
+    min_time_s: float | None = None  # the least time of one sample; 0: one call per sample
     workloads: list[str] | None = None  # None: all
     modes: list[str] | None = None
     progress: bool = True
@@ -43,9 +45,12 @@ class BenchConfig:
         preset = PRESETS[self.size]
         repeat = preset["repeat"] if self.repeat is None else self.repeat
         warmup = preset["warmup"] if self.warmup is None else self.warmup
+        min_time_s = preset["min_time_s"] if self.min_time_s is None else self.min_time_s
         if repeat < 1 or warmup < 0:
             raise ValueError("--repeat must be at least 1 and the warm-up count not negative")
-        return dataclasses.replace(self, repeat=repeat, warmup=warmup)
+        if not min_time_s >= 0:  # (NaN too)
+            raise ValueError("--min-time must not be negative")
+        return dataclasses.replace(self, repeat=repeat, warmup=warmup, min_time_s=min_time_s)
 
 
 @dataclass
@@ -187,14 +192,26 @@ def _checked_then_timed(attempt, workload, mode, reference, reference_problem, c
         return cell
     prepared = attempt.prepared
     try:
-        cell.timing = measure(
-            prepared.run, warmup=config.warmup, repeats=config.repeat, sync=prepared.sync
-        )
+        cell.timing = time_cell(prepared, workload, config)
         if mode.static and prepared.trivial is not None:
-            cell.dispatch = measure(prepared.trivial, warmup=1, repeats=DISPATCH_REPEATS)
+            cell.dispatch = measure(
+                prepared.trivial, warmup=1, repeats=DISPATCH_REPEATS, judge=False
+            )
     except Exception as error:
         cell.status, cell.reason, cell.timing = "error", _describe(error), None
     return cell
+
+
+def time_cell(prepared: Prepared, workload: Workload, config: BenchConfig) -> Timing:
+    """The timed samples of a checked cell: warm-up, inner loops calibrated to the minimum
+    sample time, `repeat` samples; for a `fresh_inputs` workload, `repeat` single first
+    calls, each at a new input (see `Workload`)."""
+    run, sync = prepared.run, prepared.sync
+    if workload.fresh_inputs:
+        return measure(run, warmup=0, repeats=config.repeat, sync=sync, judge=False)
+    return measure(
+        run, warmup=config.warmup, repeats=config.repeat, sync=sync, min_time_s=config.min_time_s
+    )
 
 
 def _add_speedups(cells: list[CellResult]) -> None:

@@ -1,20 +1,27 @@
 """The documented schema of `graphjit bench --json FILE` (JSON Schema, draft 2020-12
 subset), and a small validator for that subset so no extra dependency is needed.
 
-Times are seconds. `speedup_vs_eager` is graphjit eager's median divided by this mode's
-median (above 1: faster than graphjit eager). `compile_s` is the wall time of building
+Times are seconds per call: each of a timing's samples is the time of `sample_loops[i]`
+calls divided by that count: `loops`, calibrated so that a sample lasts at least
+`settings.min_time_s`, or fewer after a sample overran (see `timing.OVERRUN`). `spread`
+is the interquartile range over the median; `busy` is true where the spread says the
+machine was busy (see `timing.is_busy`), null where it is not judged. `speedup_vs_eager`
+is graphjit eager's median divided by this mode's median (above 1: faster than graphjit
+eager). `compile_s` is the wall time of building
 the workload for the mode plus its first call (so it includes any compilation)."""
 
 from __future__ import annotations
 
-SCHEMA_ID = "graphjit-bench/1"
+# 2 added calibration: loops, sample_loops, busy, spread, warmup, min_time_s, fresh_inputs
+SCHEMA_ID = "graphjit-bench/2"
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _STRING_OR_NULL = {"type": ["string", "null"]}
 
 TIMING = {
     "type": ["object", "null"],
-    "required": ["median_s", "q1_s", "q3_s", "min_s", "max_s", "repeats", "samples_s"],
+    "required": ["median_s", "q1_s", "q3_s", "min_s", "max_s", "repeats", "samples_s"]
+    + ["loops", "sample_loops", "busy", "spread", "warmup"],
     "additionalProperties": False,
     "properties": {
         "median_s": {"type": "number", "minimum": 0},
@@ -24,6 +31,12 @@ TIMING = {
         "max_s": {"type": "number", "minimum": 0},
         "repeats": {"type": "integer", "minimum": 1},
         "samples_s": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+        "loops": {"type": "integer", "minimum": 1},  # calls per sample, as calibrated
+        # each sample's calls: `loops`, fewer after a sample overran (a busy machine)
+        "sample_loops": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+        "busy": {"type": ["boolean", "null"]},  # null: not judged
+        "spread": {"type": "number", "minimum": 0},  # IQR / median
+        "warmup": {"type": "integer", "minimum": 0},  # untimed calls before the samples
     },
 }
 
@@ -47,13 +60,15 @@ CELL = {
 
 WORKLOAD = {
     "type": "object",
-    "required": ["name", "description", "params", "tolerance_scale", "results"],
+    "required": ["name", "description", "params", "tolerance_scale", "fresh_inputs", "results"],
     "additionalProperties": False,
     "properties": {
         "name": {"type": "string"},
         "description": {"type": "string"},
         "params": {"type": "object"},
         "tolerance_scale": {"type": "number"},
+        # each sample is one first call at an input not seen before (a new batch size)
+        "fresh_inputs": {"type": "boolean"},
         "results": {"type": "array", "items": CELL},
     },
 }
@@ -86,12 +101,13 @@ REPORT_SCHEMA = {
         "seconds": {"type": "number"},  # the whole run
         "settings": {
             "type": "object",
-            "required": ["size", "repeat", "warmup", "workloads", "modes"]
+            "required": ["size", "repeat", "warmup", "min_time_s", "workloads", "modes"]
             + ["reference_mode", "baseline_mode", "torch_compile_backend"],
             "properties": {
                 "size": {"enum": ["tiny", "quick", "full"]},
                 "repeat": {"type": "integer", "minimum": 1},
                 "warmup": {"type": "integer", "minimum": 0},
+                "min_time_s": {"type": "number", "minimum": 0},  # the least time per sample
                 "workloads": {"type": "array", "items": {"type": "string"}},
                 "modes": {"type": "array", "items": {"type": "string"}},
                 "reference_mode": {"type": "string"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from graphjit.bench.core import Workload
 from graphjit.bench.workloads import (
+    batched_matmul,
     cnn,
     compile_scaling,
     elementwise,
@@ -12,6 +13,7 @@ from graphjit.bench.workloads import (
     loop_grad,
     loops,
     mlp,
+    new_batch_size,
     reduce_accuracy,
     rnn,
     rows,
@@ -36,6 +38,8 @@ WORKLOADS: tuple[Workload, ...] = (
     rows.SOFTMAX_GRAD,
     rows.LAYERNORM,
     rows.LAYERNORM_GRAD,
+    batched_matmul.WORKLOAD,
+    new_batch_size.WORKLOAD,
 )
 
 
