@@ -98,7 +98,7 @@ def test_training_keeps_variables_on_device_and_matches_interpreter():
 
     with gj.Session(g, backend="iree") as sess:
         sess.run(step, feed)
-        assert iree._resident(sess.variables["w"]) is not sess.variables["w"]  # on device
+        assert iree._resident(sess.variables["w"], []) is not sess.variables["w"]  # on device
 
 
 def test_gj_function_on_iree():
