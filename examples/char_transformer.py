@@ -18,9 +18,11 @@ import numpy as np
 import graphjit as gj
 
 QUICK = os.environ.get("GRAPHJIT_EXAMPLE_QUICK") == "1"
-# sizes: the quick run (the test suite's) takes seconds, the full one a few minutes
+# sizes: the quick run (the test suite's) takes seconds, the full one a few minutes; the
+# quick model has one block (most of its time is compiling the training graph, about
+# twice as big with two), the full one two
 if QUICK:
-    STEPS, BATCH, SEQ, D_MODEL, HEADS, LAYERS, SAMPLE_CHARS = 12, 4, 32, 32, 2, 2, 60
+    STEPS, BATCH, SEQ, D_MODEL, HEADS, LAYERS, SAMPLE_CHARS = 12, 4, 32, 32, 2, 1, 60
 else:
     STEPS, BATCH, SEQ, D_MODEL, HEADS, LAYERS, SAMPLE_CHARS = 300, 16, 64, 64, 4, 2, 240
 LR, WEIGHT_DECAY, BETAS, EPS, DROPOUT = 3e-3, 0.01, (0.9, 0.999), 1e-8, 0.1

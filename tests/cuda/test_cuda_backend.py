@@ -4,6 +4,7 @@ and without a GPU or the simulator a Session says how to enable the simulator.""
 
 from __future__ import annotations
 
+import functools
 import os
 from types import SimpleNamespace
 
@@ -175,6 +176,13 @@ def sample_functions():
     ]
 
 
+@functools.cache
+def gpu_ptx(kernel: KernelSource) -> str:
+    """The kernel's PTX (optimisation off), compiled once per session: a kernel that
+    check_numerics leaves as it is (a matmul, a copy) is the plain case's too."""
+    return compile_ptx(kernel, opt=False)
+
+
 @needs_nvvm
 @pytest.mark.parametrize("check", [False, True], ids=["plain", "check_numerics"])
 def test_gpu_geometry_kernels_compile_to_ptx(check):
@@ -183,7 +191,7 @@ def test_gpu_geometry_kernels_compile_to_ptx(check):
     kernels = [k for fn in sample_functions() for k in kernels_of(fn, GPU, check)]
     assert len(kernels) >= 8
     for kernel in kernels:
-        compile_ptx(kernel, opt=False)
+        gpu_ptx(kernel)
 
 
 def test_simulator_geometry_is_small_but_still_splits_work():

@@ -4,17 +4,21 @@ The simulated cases (sim_cases/) need NUMBA_ENABLE_CUDASIM=1 before numba is imp
 they run here in a pytest process of their own, which also logs every kernel it generated.
 Then each of those kernels is compiled to PTX for sm_90 with numba-cuda's NVVM: the
 simulator runs kernels as Python, so a kernel that would not type-check on the GPU can
-pass there; NVVM catches it (it needs numba-cuda with NVVM, not a GPU)."""
+pass there; NVVM catches it (it needs numba-cuda with NVVM, not a GPU). The simulated suite
+runs on one core, so the PTX compiles start as its kernels are logged, on the others, and
+take every core once it has finished."""
 
 from __future__ import annotations
 
-import dataclasses
+import collections
 import json
 import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -25,32 +29,93 @@ from graphjit.codegen.cuda.source import KernelSource
 
 ROOT = Path(__file__).resolve().parents[2]
 SIMULATING = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+TIMEOUT_S = 900
 
 pytestmark = pytest.mark.skipif(
     SIMULATING, reason="the simulator is on: sim_cases/ are collected in this process"
 )
 
 
+@dataclass
+class Simulated:
+    """What the simulated suite did, and what the PTX check of its kernels found."""
+
+    status: int
+    output: str
+    kernels: list = field(default_factory=list)  # every kernel logged, as dicts
+    compiled: int = 0  # how many of them were compiled to PTX (one per `_template`)
+    failures: list = field(default_factory=list)
+    ptx_unavailable: str | None = None
+
+
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    """(exit status, output, generated kernels) of the simulated suite."""
-    log = tmp_path_factory.mktemp("cuda") / "kernels.json"
+    """The simulated suite, run in a process of its own, and the PTX check of the kernels
+    it logs, compiled (one per `_template`) in worker processes as they are logged."""
+    tmp = tmp_path_factory.mktemp("cuda")
+    log, output = tmp / "kernels.jsonl", tmp / "output.txt"
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "GRAPHJIT_CUDA_KERNEL_LOG": str(log)}
     command = [sys.executable, "-m", "pytest", "tests/cuda/sim_cases", "-p"]
     command += ["no:cacheprovider", "-W", "ignore::RuntimeWarning"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    kernels = [KernelSource(k["source"], tuple(k["params"]), k["label"]) for k in _load(log)]
-    return done.returncode, done.stdout + done.stderr, kernels
+    reason = ptx_unavailable()
+    workers = 0 if reason else max(1, min(os.cpu_count() or 1, 4))
+    with open(output, "w") as out:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            kernels, compiled, failures = _compile_as_logged(process, log, workers)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return Simulated(process.returncode, output.read_text(), kernels, compiled, failures, reason)
 
 
-def _load(path: Path) -> list:
-    return json.loads(path.read_text()) if path.exists() else []
+def _compile_as_logged(process, log: Path, workers: int) -> tuple[list, int, list]:
+    """Reads the log's new lines until `process` has exited, compiling one kernel of each
+    new `_template` on `workers` processes (one fewer while the simulated suite runs: it
+    takes a core of its own); the kernels logged, how many were compiled, the failures."""
+    deadline = time.monotonic() + TIMEOUT_S
+    kernels, templates, queue, failures = [], set(), collections.deque(), []
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn")) if workers else None
+    running, offset, compiled = set(), 0, 0
+    try:
+        while True:
+            finished = process.poll() is not None  # (then the log is complete)
+            if log.exists():
+                with open(log, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+                complete = data[: data.rfind(b"\n") + 1]  # a line being written waits
+                offset += len(complete)
+                for line in complete.decode().splitlines():
+                    kernel = json.loads(line)
+                    kernels.append(kernel)
+                    if pool is not None and _template(kernel) not in templates:
+                        templates.add(_template(kernel))
+                        queue.append(kernel)
+            limit = workers if finished else max(1, workers - 1)
+            while queue and len(running) < limit:
+                running.add(pool.submit(_compile_all, [queue.popleft()]))
+                compiled += 1
+            if finished and not running:
+                return kernels, compiled, failures
+            if time.monotonic() > deadline:
+                pytest.fail(f"the simulated suite and its PTX check took over {TIMEOUT_S} s")
+            if running:
+                done, running = wait(running, timeout=0.1, return_when=FIRST_COMPLETED)
+                failures += [failure for future in done for failure in future.result()]
+            else:
+                time.sleep(0.1)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def test_simulated_cases_pass(simulated):
-    status, output, kernels = simulated
-    assert status == 0, f"the simulated cuda suite failed:\n{output[-6000:]}"
-    assert " passed" in output and len(kernels) > 100
+    assert simulated.status == 0, f"the simulated cuda suite failed:\n{simulated.output[-6000:]}"
+    assert " passed" in simulated.output and len(simulated.kernels) > 100
 
 
 def _compile_all(sources: list[dict]) -> list[str]:
@@ -84,22 +149,18 @@ def _template(kernel: dict) -> tuple:
 
 
 def _one_per_template(kernels: list[dict]) -> list[dict]:
-    """One kernel of each `_template` is compiled (about half of them)."""
+    """One kernel of each `_template` (about half of them): what is compiled."""
     return list({_template(k): k for k in kernels}.values())
 
 
 def test_every_simulated_kernel_compiles_to_ptx(simulated):
     """Optimisation off: typing, lowering and NVVM's verifier are what is checked; the
     optimiser would only make the check slower."""
-    reason = ptx_unavailable()
-    if reason:
-        pytest.skip(f"cannot compile to PTX here: {reason}")
-    kernels = _one_per_template([dataclasses.asdict(k) for k in simulated[2]])
-    assert kernels, "the simulated suite logged no kernels"
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    chunks = [kernels[i::workers] for i in range(workers)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        failures = [f for part in pool.map(_compile_all, chunks) for f in part]
-    assert not failures, f"{len(failures)} of {len(kernels)} kernels failed:\n" + "\n".join(
+    if simulated.ptx_unavailable:
+        pytest.skip(f"cannot compile to PTX here: {simulated.ptx_unavailable}")
+    assert simulated.kernels, "the simulated suite logged no kernels"
+    assert simulated.compiled == len(_one_per_template(simulated.kernels))
+    failures = simulated.failures
+    assert not failures, f"{len(failures)} of {simulated.compiled} kernels failed:\n" + "\n".join(
         failures[:5]
     )

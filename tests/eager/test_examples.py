@@ -1,4 +1,6 @@
-"""Every eager example runs as a script and prints the numbers it promises."""
+"""Every eager example runs as a script and prints the numbers it promises. The scripts
+start together (each a process of its own, mostly importing), and each test waits for its
+own."""
 
 from __future__ import annotations
 
@@ -11,15 +13,40 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TIMEOUT_S = 120
+SCRIPTS = sorted(p.name for p in EXAMPLES.glob("eager_*.py"))
+_started: dict[str, subprocess.Popen] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def start_every_example():
+    """Starts every eager example at once; run_example waits for one of them."""
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent)}
+    for name in SCRIPTS:
+        _started[name] = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / name)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    yield
+    for process in _started.values():
+        if process.poll() is None:  # (a test that failed early left it running)
+            process.kill()
+            process.communicate()
+    _started.clear()
 
 
 def run_example(name: str) -> str:
-    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent)}
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    process = _started[name]
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"{name} did not finish in {TIMEOUT_S} s")
+    assert process.returncode == 0, stderr
+    return stdout
 
 
 def numbers_after(label: str, output: str) -> list[float]:

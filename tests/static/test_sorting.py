@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -342,5 +343,9 @@ def test_cuda_simulator_runs_the_backend_tests_and_its_kernels_compile_to_ptx(tm
     reason = ptx_unavailable()
     if reason:
         pytest.skip(f"cannot compile to PTX here: {reason}")
-    for kernel in sorts:
+    # Sort kernels whose sources differ only in integer literals (the row length, strides
+    # and merge passes baked into them), with the same parameter types, type, lower and
+    # verify alike (as tests/cuda/test_cuda_sim.py's check has it): one of each compiles.
+    templates = {(re.sub(r"\b\d+\b", "N", k.source), k.params): k for k in sorts}
+    for kernel in templates.values():
         assert ".entry" in compile_ptx(kernel, opt=False)

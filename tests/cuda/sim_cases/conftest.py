@@ -1,6 +1,7 @@
 """Runs under Numba's CUDA simulator. With GRAPHJIT_CUDA_KERNEL_LOG set, the kernels these
-tests generated are written there as JSON when the session ends, for the PTX check in
-tests/cuda/test_cuda_sim.py (the simulator cannot compile to PTX itself)."""
+tests generate are appended there as JSON lines, one kernel a line, after each test (and
+at the end of the session), so that tests/cuda/test_cuda_sim.py compiles them to PTX while
+this suite is still running (the simulator cannot compile to PTX itself)."""
 
 import dataclasses
 import json
@@ -14,12 +15,26 @@ LOG = "GRAPHJIT_CUDA_KERNEL_LOG"
 # syncthreads() take milliseconds each. A short interval makes the suite ~20x faster.
 sys.setswitchinterval(5e-5)
 
+_logged = 0  # how many of GENERATED (in insertion order) are in the log
 
-def pytest_sessionfinish(session, exitstatus):
+
+def _log_new_kernels() -> None:
+    global _logged
     path = os.environ.get(LOG)
     if not path:
         return
     from graphjit.codegen.cuda.compiler import GENERATED
 
-    with open(path, "w") as f:
-        json.dump([dataclasses.asdict(k) for k in GENERATED.values()], f)
+    new = list(GENERATED.values())[_logged:]
+    if new:
+        with open(path, "a") as f:  # whole lines: the reader takes complete lines only
+            f.write("".join(json.dumps(dataclasses.asdict(k)) + "\n" for k in new))
+        _logged += len(new)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _log_new_kernels()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _log_new_kernels()
