@@ -98,16 +98,18 @@ def dump_asm() -> bool:
 
 
 def blas() -> str:
-    """GRAPHJIT_BLAS: whose BLAS matmul calls, "numpy" (its bundled OpenBLAS; the default)
-    or "scipy"."""
+    """GRAPHJIT_BLAS: which BLAS matmuls call. "auto" (the default): one thread per call,
+    large matmuls split over graphjit's threads, through the OpenBLAS SciPy's wheel bundles
+    (set to one thread), else NumPy's; "numpy": NumPy's bundled OpenBLAS, one call per
+    matmul on OpenBLAS's own threads; "scipy": the gemm SciPy exports to Cython, likewise."""
 
     def parse(raw):
         value = (raw or "").strip().lower()
-        if value in ("", "numpy"):
-            return "numpy"
-        if value == "scipy":
-            return "scipy"
-        raise _invalid("GRAPHJIT_BLAS", raw, '"numpy" (the default) or "scipy"')
+        if value in ("", "auto"):
+            return "auto"
+        if value in ("numpy", "scipy"):
+            return value
+        raise _invalid("GRAPHJIT_BLAS", raw, '"auto" (the default), "numpy" or "scipy"')
 
     return _read("GRAPHJIT_BLAS", parse)
 

@@ -1,12 +1,11 @@
 """How many threads graphjit's native code uses: `gj.set_num_threads(n)`, as
-`torch.set_num_threads`. One count for both kinds of parallel work in a run -- kernels
-split over threads (codegen/llvm/parallel.py) and BLAS's matmuls -- which never run at
-the same time, so neither oversubscribes the cores the other was told to use.
-
-graphjit calls NumPy's own OpenBLAS (codegen/llvm/blas.py), so the BLAS count applies to
-NumPy's matmuls in the process too, as threadpoolctl's limits do. Without a call, kernels
-use GRAPHJIT_NUM_THREADS or the available cores (at most 8) and BLAS keeps its own
-default (OPENBLAS_NUM_THREADS, else every core)."""
+`torch.set_num_threads`. One count for the parallel work of a run: kernels and matmuls
+split over graphjit's threads (codegen/llvm/parallel.py, blas.py: each matmul block is a
+single-threaded BLAS call), and NumPy's OpenBLAS, which eager mode's matmuls use (and
+llvm's with GRAPHJIT_BLAS=numpy) -- as threadpoolctl's limits do, that count is NumPy's in
+the whole process. Without a call, graphjit uses GRAPHJIT_NUM_THREADS or the available
+cores (at most 8) and NumPy's OpenBLAS keeps its own default (OPENBLAS_NUM_THREADS, else
+every core)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import graphjit as gj
 from graphjit.codegen.llvm import blas
@@ -60,7 +61,8 @@ def test_generated_code_calls_gemm_by_symbol_not_by_address():
     sess.run(y, {x: np.eye(8, dtype=np.float32)})
     (executable,) = sess._cache.values()
     text = executable.runner.llvm_ir
-    assert 'declare void @"graphjit_sgemm"(' in text
+    symbol = blas.split_gemm("float32") or blas.gemm("float32")  # (the one-thread one first)
+    assert f'declare void @"{symbol.symbol}"(' in text
     assert "inttoptr" not in text
 
 
@@ -108,3 +110,75 @@ def test_weight_update_in_place_never_clobbers_a_transposed_operand():
         xv, wv = xv - 0.5 * c @ wv.T, wv - 0.5 * xv.T @ c
     np.testing.assert_allclose(results["llvm"][0], xv, rtol=1e-12)
     np.testing.assert_allclose(results["llvm"][1], wv, rtol=1e-12)
+
+
+def _recorded_ir(monkeypatch) -> list[str]:
+    import graphjit.codegen.llvm as llvm_backend
+
+    texts: list[str] = []
+    compile_llvm = llvm_backend.compile_llvm
+
+    def recording(*args):
+        runner = compile_llvm(*args)
+        texts.append(runner.llvm_ir)
+        return runner
+
+    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
+    return texts
+
+
+SPLIT_CASES = [  # (a shape, b shape, transpose_a, transpose_b): every block/offset form
+    ((128, 1024), (1024, 512), False, False),  # column blocks
+    ((128, 1024), (512, 1024), False, True),
+    ((1024, 96), (1024, 300), True, False),  # row blocks, A transposed
+    ((1000, 96), (96, 300), False, False),  # row blocks of unequal size
+    ((4, 1, 200, 64), (3, 64, 160), False, False),  # a broadcast batch of small products
+]
+
+
+def test_large_matmuls_run_as_blocks_on_graphjits_threads(monkeypatch):
+    """Split into blocks of single-threaded BLAS calls (where SciPy bundles an OpenBLAS
+    of its own): the products of NumPy's, the same bits at any thread count."""
+    if blas.split_gemm("float32") is None:
+        pytest.skip("no single-threaded OpenBLAS here (SciPy bundles none of its own)")
+    texts = _recorded_ir(monkeypatch)
+    rng = np.random.default_rng(2)
+    for sa, sb, ta, tb in SPLIT_CASES:
+        g = gj.Graph()
+        with g.as_default():
+            a = gj.placeholder(gj.float32, sa, name="a")
+            b = gj.placeholder(gj.float32, sb, name="b")
+            y = gj.matmul(a, b, transpose_a=ta, transpose_b=tb)
+        feeds = {
+            a: rng.normal(size=sa).astype(np.float32),
+            b: rng.normal(size=sb).astype(np.float32),
+        }
+        left = np.swapaxes(feeds[a], -1, -2) if ta else feeds[a]
+        right = np.swapaxes(feeds[b], -1, -2) if tb else feeds[b]
+        expected = np.matmul(left.astype(np.float64), right.astype(np.float64))
+        with gj.Session(g) as sess:
+            results = []
+            for n in (1, 2, 3):
+                gj.set_num_threads(n)
+                results.append(sess.run(y, feeds))
+        gj.set_num_threads(gj.config.num_threads())  # (the default again)
+        assert 'define internal void @"gemm_blocks' in texts[-1], (sa, sb)
+        assert "graphjit_sgemm_1" in texts[-1] and "@graphjit_sgemm(" not in texts[-1]
+        np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-4)
+        for other in results[1:]:
+            np.testing.assert_array_equal(other, results[0])
+
+
+def test_GRAPHJIT_BLAS_numpy_keeps_one_call_on_openblas_threads():
+    script = SCRIPT.replace(
+        "print(blas.gemm",
+        "assert blas.split_gemm('float32') is None\nprint(blas.gemm",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "GRAPHJIT_BLAS": "numpy"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr

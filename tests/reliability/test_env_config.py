@@ -62,8 +62,8 @@ def test_a_bad_value_fails_the_compile_with_a_config_error_naming_it(clean_env, 
     np.testing.assert_allclose(llvm_run(), 2.0)  # read again: fixed, it works
 
 
-def test_blas_takes_numpy_or_scipy(clean_env):
-    for value, expected in [("", "numpy"), ("NumPy", "numpy"), ("scipy", "scipy")]:
+def test_blas_takes_auto_numpy_or_scipy(clean_env):
+    for value, expected in [("", "auto"), ("AUTO", "auto"), ("NumPy", "numpy"), ("scipy", "scipy")]:
         clean_env.setenv("GRAPHJIT_BLAS", value)
         assert config.blas() == expected
     clean_env.setenv("GRAPHJIT_BLAS", "openblas")

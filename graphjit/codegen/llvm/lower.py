@@ -38,7 +38,7 @@ from graphjit.codegen.llvm import (
     widen,
 )
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.blas import call_gemm
+from graphjit.codegen.llvm.blas import call_gemm, split_gemm, split_matmul
 from graphjit.codegen.llvm.control import op_cond, op_while
 from graphjit.codegen.llvm.kernel import accumulator_bytes, emit_kernel
 from graphjit.codegen.llvm.lists import ListLowering
@@ -475,6 +475,18 @@ class Lowering:
         batch = out.type.shape[:-2]
         a_strides = broadcast_strides(a.type.shape[:-2], batch)
         b_strides = broadcast_strides(bm.type.shape[:-2], batch)
+        dtype = out.type.dtype
+        if dtype.name in ("float32", "float64") and split_matmul(
+            self,
+            dtype.name,
+            (self.typed(a), self.typed(bm), self.typed(out)),
+            batch,
+            (a_strides, b_strides),
+            (m, n, k),
+            (ta, tb),
+            (alpha, accumulate),
+        ):
+            return
         with loop_nest(
             self.b, batch, [a_strides, b_strides, contiguous_strides(batch)], "mm"
         ) as offs:
@@ -489,7 +501,12 @@ class Lowering:
             self._narrow_gemm(dtype, a, bm, c, sizes, transposed, scaling)
             return
         if dtype.name in ("float32", "float64") and m and n and k:
-            call_gemm(self.b, self.local, dtype.name, (a, bm, c), sizes, transposed, scaling)
+            # (a matmul too small to split: the same single-threaded BLAS, where there is one,
+            # so that NumPy's OpenBLAS threads are not woken to spin beside graphjit's)
+            blas = split_gemm(dtype.name)
+            call_gemm(
+                self.b, self.local, dtype.name, (a, bm, c), sizes, transposed, scaling, None, blas
+            )
             return
         if scaling[1]:
             return  # a gemm (floats only) with k = 0 adds nothing to its accumulator
