@@ -182,3 +182,27 @@ def test_GRAPHJIT_BLAS_numpy_keeps_one_call_on_openblas_threads():
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_sizes_beyond_32_bits_never_reach_a_32_bit_gemm():
+    """SciPy's gemm takes 32-bit sizes: a larger dimension must not be truncated into an
+    out-of-bounds product (split matmuls fall back to NumPy's 64-bit gemm instead)."""
+    from llvmlite import ir
+
+    assert blas.single_threaded_gemm("float32", (1, 1 << 31, 1)) is None
+    module = ir.Module()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), []), "f")
+    b = ir.IRBuilder(fn.append_basic_block())
+    null = ir.Constant(blas.F32.as_pointer(), None)
+    narrow = blas.Gemm("graphjit_test_gemm", "test", 0, blas.I32)
+    with pytest.raises(gj.BackendError, match="too large for the BLAS"):
+        blas.call_gemm(
+            b,
+            b.alloca,
+            "float32",
+            (null,) * 3,
+            (1, 1 << 31, 1),
+            (False, False),
+            (1.0, False),
+            blas=narrow,
+        )

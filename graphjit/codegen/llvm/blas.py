@@ -23,6 +23,7 @@ from graphjit import config
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.codegen.llvm.types import F32, F64, I8, I32, I64
+from graphjit.errors import BackendError
 
 # (symbol pattern, integer width) of the Fortran gemm in NumPy's bundled OpenBLAS builds
 _NUMPY_GEMMS = (("scipy_{}gemm_64_", I64), ("{}gemm_64_", I64), ("scipy_{}gemm_", I32))
@@ -126,6 +127,11 @@ def call_gemm(
     def flag(transposed):
         return slot(ord("T" if transposed else "N"), I8)
 
+    if max(m, n, k) >= 1 << (blas.int_type.width - 1):  # (SciPy's gemm takes 32-bit sizes)
+        raise BackendError(
+            f"a {m}x{k} @ {k}x{n} matrix product is too large for the BLAS at hand "
+            f"({blas.provider}: {blas.int_type.width}-bit sizes)"
+        )
     rows, cols = block if block is not None else (m, n)
     beta = slot(1.0 if accumulate else 0.0, t)
     args = [flag(tb), flag(ta), integer(cols), integer(rows), integer(k), slot(alpha, t), bmat]
@@ -169,6 +175,12 @@ def _scipy_openblas() -> ctypes.CDLL | None:
     return None
 
 
+def single_threaded_gemm(dtype_name: str, sizes) -> Gemm | None:
+    """The single-threaded gemm for an m×n×k product whose sizes it takes, or None."""
+    found = split_gemm(dtype_name)
+    return found if found is not None and max(sizes) < 1 << 31 else None
+
+
 @functools.cache
 def split_gemm(dtype_name: str) -> Gemm | None:
     """The single-threaded gemm split matmuls call (see above), or None."""
@@ -207,7 +219,7 @@ def split_matmul(low, dtype_name: str, pointers, batch, strides, sizes, transpos
         count *= d
     if count * m * n * k < SPLIT_MIN_MACS:
         return False
-    blas = split_gemm(dtype_name)
+    blas = single_threaded_gemm(dtype_name, sizes)
     by_columns, blocks = _blocks(m, n, k)
     if blas is None or count * blocks < 2:
         return False

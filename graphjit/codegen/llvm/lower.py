@@ -38,7 +38,7 @@ from graphjit.codegen.llvm import (
     widen,
 )
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.blas import call_gemm, split_gemm, split_matmul
+from graphjit.codegen.llvm.blas import call_gemm, single_threaded_gemm, split_matmul
 from graphjit.codegen.llvm.control import op_cond, op_while
 from graphjit.codegen.llvm.kernel import accumulator_bytes, emit_kernel
 from graphjit.codegen.llvm.lists import ListLowering
@@ -503,7 +503,7 @@ class Lowering:
         if dtype.name in ("float32", "float64") and m and n and k:
             # (a matmul too small to split: the same single-threaded BLAS, where there is one,
             # so that NumPy's OpenBLAS threads are not woken to spin beside graphjit's)
-            blas = split_gemm(dtype.name)
+            blas = single_threaded_gemm(dtype.name, sizes)
             call_gemm(
                 self.b, self.local, dtype.name, (a, bm, c), sizes, transposed, scaling, None, blas
             )
