@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from llvm_helpers import record_llvm_ir
 
 import graphjit as gj
 from graphjit.codegen.llvm import blas
@@ -112,21 +113,6 @@ def test_weight_update_in_place_never_clobbers_a_transposed_operand():
     np.testing.assert_allclose(results["llvm"][1], wv, rtol=1e-12)
 
 
-def _recorded_ir(monkeypatch) -> list[str]:
-    import graphjit.codegen.llvm as llvm_backend
-
-    texts: list[str] = []
-    compile_llvm = llvm_backend.compile_llvm
-
-    def recording(*args):
-        runner = compile_llvm(*args)
-        texts.append(runner.llvm_ir)
-        return runner
-
-    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
-    return texts
-
-
 SPLIT_CASES = [  # (a shape, b shape, transpose_a, transpose_b): every block/offset form
     ((128, 1024), (1024, 512), False, False),  # column blocks
     ((128, 1024), (512, 1024), False, True),
@@ -141,7 +127,7 @@ def test_large_matmuls_run_as_blocks_on_graphjits_threads(monkeypatch):
     of its own): the products of NumPy's, the same bits at any thread count."""
     if blas.split_gemm("float32") is None:
         pytest.skip("no single-threaded OpenBLAS here (SciPy bundles none of its own)")
-    texts = _recorded_ir(monkeypatch)
+    texts = record_llvm_ir(monkeypatch)
     rng = np.random.default_rng(2)
     for sa, sb, ta, tb in SPLIT_CASES:
         g = gj.Graph()

@@ -9,27 +9,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from llvm_helpers import assert_matches, run_on
+from llvm_helpers import assert_matches, record_llvm_ir, run_on
 
 import graphjit as gj
-import graphjit.codegen.llvm as llvm_backend
 from graphjit.codegen.llvm import row_chains
 from graphjit.passes.memory import ARENA
 from graphjit.passes.pipeline import optimize
 from graphjit.runtime.program import build_program
-
-
-def _compiled_ir(monkeypatch) -> list[str]:
-    texts: list[str] = []
-    compile_llvm = llvm_backend.compile_llvm
-
-    def recording(*args):
-        runner = compile_llvm(*args)
-        texts.append(runner.llvm_ir)
-        return runner
-
-    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
-    return texts
 
 
 def _functions(text: str, prefix: str) -> int:
@@ -69,7 +55,7 @@ def _row_graphs(shape):
 def test_row_kernels_chain_with_the_bits_of_separate_kernels(monkeypatch, name, shape):
     g, graphs, feeds = _row_graphs(shape)
     fetches = graphs[name]
-    texts = _compiled_ir(monkeypatch)
+    texts = record_llvm_ir(monkeypatch)
     chained = run_on("llvm", g, fetches, feeds)
     assert _functions(texts[-1], "rows") >= 1, "no row chain"
     monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
@@ -84,7 +70,7 @@ def test_row_kernels_chain_with_the_bits_of_separate_kernels(monkeypatch, name, 
 def test_chains_split_over_threads_by_rows(monkeypatch):
     """A chain large enough is split over threads (by rows, bit-identical at any count)."""
     g, graphs, feeds = _row_graphs((512, 1024))
-    texts = _compiled_ir(monkeypatch)
+    texts = record_llvm_ir(monkeypatch)
     with gj.Session(g) as sess:
         gj.set_num_threads(1)
         one = sess.run(graphs["softmax_grad"], feeds)

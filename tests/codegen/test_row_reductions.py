@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from llvm_helpers import assert_matches, run_on
+from llvm_helpers import assert_matches, record_llvm_ir, run_on
 
 import graphjit as gj
-import graphjit.codegen.llvm as llvm_backend
 from graphjit.codegen.llvm import parallel
 
 # Row lengths around the vector loop's shapes: 16 lanes (float32, AVX-512), 4 interleaved
@@ -97,19 +96,6 @@ def _rows_graph(x: np.ndarray):
     return g, fetches, {p: x}
 
 
-def _compiled_ir(monkeypatch) -> list[str]:
-    texts: list[str] = []
-    compile_llvm = llvm_backend.compile_llvm
-
-    def recording(*args):
-        runner = compile_llvm(*args)
-        texts.append(runner.llvm_ir)
-        return runner
-
-    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
-    return texts
-
-
 @pytest.mark.parametrize(
     ("shape", "dtype"),
     [((7, 300), np.float32), ((5, 1024 + 333), np.float32), ((9, 100), np.float16)],
@@ -122,7 +108,7 @@ def test_row_kernels_split_over_threads_give_the_one_thread_results(monkeypatch,
     monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1 << 62)
     one_thread = run_on("llvm", graph, fetches, feeds)
     monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
-    texts = _compiled_ir(monkeypatch)
+    texts = record_llvm_ir(monkeypatch)
     split = run_on("llvm", graph, fetches, feeds)
     assert "pthread_create" in texts[-1]
     expected = run_on("interpreter", graph, fetches, feeds)
@@ -142,7 +128,7 @@ def test_row_kernels_split_over_threads_give_the_one_thread_results(monkeypatch,
 )
 def test_only_reductions_along_kept_rows_split(monkeypatch, shape, axis, splits):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
-    texts = _compiled_ir(monkeypatch)
+    texts = record_llvm_ir(monkeypatch)
     x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
     g = gj.Graph()
     with g.as_default():

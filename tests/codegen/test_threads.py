@@ -10,9 +10,9 @@ import threading
 
 import numpy as np
 import pytest
+from llvm_helpers import record_llvm_ir
 
 import graphjit as gj
-import graphjit.codegen.llvm as llvm_backend
 from graphjit.codegen.llvm import blas, parallel
 
 
@@ -34,25 +34,12 @@ def _graph(rows: int, cols: int):
     return g, x, fetches
 
 
-def _compiles(monkeypatch) -> list:
-    seen: list = []  # the LLVM IR of each compile
-    compile_llvm = llvm_backend.compile_llvm
-
-    def recording(*args):
-        runner = compile_llvm(*args)
-        seen.append(runner.llvm_ir)
-        return runner
-
-    monkeypatch.setattr(llvm_backend, "compile_llvm", recording)
-    return seen
-
-
 def test_every_thread_count_gives_the_same_bits_without_recompiling(monkeypatch):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
     g, x, fetches = _graph(37, 301)  # 37 rows: chunks of unequal size
     feed = {x: np.random.default_rng(0).normal(scale=4, size=(37, 301)).astype(np.float32)}
     feed[x][5, 7] = np.nan
-    compiles = _compiles(monkeypatch)
+    compiles = record_llvm_ir(monkeypatch)
     sess = gj.Session(g, backend="llvm")
     gj.set_num_threads(1)
     reference = sess.run(fetches, feed)
