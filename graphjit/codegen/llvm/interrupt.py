@@ -58,12 +58,7 @@ _state: dict = {}  # "code" (keeps the handler alive), "address", "sigaction", "
 
 def counter_reference(module: ir.Module) -> ir.GlobalVariable:
     """The module's declaration of the process-wide interrupt counter."""
-    existing = module.globals.get(COUNTER)
-    if existing is not None:
-        return existing
-    counter = ir.GlobalVariable(module, T.I64, COUNTER)
-    counter.linkage = "external"
-    return counter
+    return T.external_global(module, COUNTER, T.I64)
 
 
 def read_counter(b: ir.IRBuilder, module: ir.Module) -> ir.Value:

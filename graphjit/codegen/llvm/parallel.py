@@ -107,15 +107,6 @@ def _claimer(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStructTyp
     return fn
 
 
-def _threads_reference(module: ir.Module) -> ir.GlobalVariable:
-    existing = module.globals.get(THREADS_SYMBOL)
-    if existing is not None:
-        return existing
-    cell = ir.GlobalVariable(module, T.I64, THREADS_SYMBOL)
-    cell.linkage = "external"
-    return cell
-
-
 def kernel_work(body, elements: int) -> int:
     """Estimated work of a kernel whose region `body` runs once per element."""
     per_element = sum(ELEMENT_COST.get(op.name, 1) for op in body.ops if op.name not in FREE_OPS)
@@ -145,7 +136,7 @@ def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: 
     for i, value in enumerate(fields):
         b.store(value, b.gep(slot, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
     raw = b.bitcast(slot, T.I8P)
-    threads = b.load_atomic(_threads_reference(module), "monotonic", 8)
+    threads = b.load_atomic(T.external_global(module, THREADS_SYMBOL, T.I64), "monotonic", 8)
     helpers = min(chunks, config.MAX_THREADS) - 1
     started = [lowering.local(T.I64) for _ in range(helpers)]
     for t, tid in enumerate(started):  # helper t starts when the count exceeds t + 1

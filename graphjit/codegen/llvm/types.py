@@ -162,3 +162,14 @@ def float32_round_to_odd(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     truncated = b.select(rounded_up, b.sub(bits, _i32(1)), bits)  # (overflow: FLT_MAX)
     inexact = b.fcmp_ordered("!=", wide, x)  # (false for NaN: kept as it is)
     return b.bitcast(b.select(inexact, b.or_(truncated, _i32(1)), bits), F32)
+
+
+def external_global(module: ir.Module, name: str, typ: ir.Type) -> ir.GlobalVariable:
+    """The module's declaration of a process-wide variable bound by name (llvm.add_symbol):
+    the interrupt counter, the thread count."""
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    declared = ir.GlobalVariable(module, typ, name)
+    declared.linkage = "external"
+    return declared
