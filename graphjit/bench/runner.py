@@ -17,6 +17,7 @@ from graphjit.bench.core import Mode, ModeUnavailable, Prepared, Workload
 from graphjit.bench.progress import Progress
 from graphjit.bench.timing import Timing, measure, timed_call
 from graphjit.bench.workloads import WORKLOADS, select_workloads
+from graphjit.bench.workloads.common import forget_compiled_code
 
 # Defaults per size: how many timed samples, after how many warm-up runs, and the least
 # time one sample lasts (the calibrated inner loops of a fast call make it up).
@@ -160,6 +161,11 @@ def run_cell(workload: Workload, mode: Mode, data: dict, skip_reason: str | None
     builder = workload.builders.get(mode.name)
     if builder is None:
         return _Attempt(CellResult(mode.name, "skipped", "no builder for this mode", note))
+
+    if mode.name.startswith("gj-"):
+        # each graphjit mode's compile column is its own compile, not a hit on the native
+        # code the mode before it compiled for the same graph (gj.function after gj-llvm)
+        forget_compiled_code()
 
     def build_and_call():
         prepared = builder(data)

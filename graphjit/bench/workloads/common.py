@@ -15,6 +15,14 @@ from graphjit.bench.core import Builder, Prepared
 F32 = np.float32
 
 
+def forget_compiled_code() -> None:
+    """Empty graphjit's process-wide in-memory cache of compiled native code (modules
+    still in use stay alive): the next compile of any program is a real one."""
+    from graphjit.codegen.llvm import cache
+
+    cache.memory_clear()
+
+
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 
