@@ -127,6 +127,17 @@ def _integer(name: str, raw: str, minimum: int, accepted: str) -> int:
     return value
 
 
+def _seconds(name: str, raw: str, accepted: str, zero: bool) -> float:
+    """A finite number of seconds > 0 (>= 0 with `zero`), or a ConfigError."""
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise _invalid(name, raw, accepted) from None
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        raise _invalid(name, raw, accepted)
+    return value
+
+
 JIT_CACHE_SIZE_DEFAULT = 256
 
 
@@ -226,13 +237,7 @@ def compile_timeout() -> float:
         if raw is None or raw.strip() == "":
             return COMPILE_TIMEOUT_DEFAULT
         accepted = f"a number of seconds > 0 (default {COMPILE_TIMEOUT_DEFAULT:g})"
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise _invalid("GRAPHJIT_COMPILE_TIMEOUT", raw, accepted) from None
-        if not (value > 0 and math.isfinite(value)):
-            raise _invalid("GRAPHJIT_COMPILE_TIMEOUT", raw, accepted)
-        return value
+        return _seconds("GRAPHJIT_COMPILE_TIMEOUT", raw, accepted, zero=False)
 
     return _read("GRAPHJIT_COMPILE_TIMEOUT", parse)
 
@@ -260,12 +265,6 @@ def distributed_timeout() -> float | None:
         if raw is None or raw.strip() == "":
             return default
         accepted = f"a number of seconds > 0, or 0 for no timeout (default {default:g})"
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise _invalid("GRAPHJIT_DISTRIBUTED_TIMEOUT", raw, accepted) from None
-        if not (value >= 0 and math.isfinite(value)):
-            raise _invalid("GRAPHJIT_DISTRIBUTED_TIMEOUT", raw, accepted)
-        return value or None
+        return _seconds("GRAPHJIT_DISTRIBUTED_TIMEOUT", raw, accepted, zero=True) or None
 
     return _read("GRAPHJIT_DISTRIBUTED_TIMEOUT", parse)
