@@ -119,3 +119,28 @@ def test_a_plan_reusing_bytes_for_another_shape_refuses_the_chain():
     moved = dataclasses.replace(plan, buffers=buffers)
     chains = row_chains.plan_chains(_FakeLowering(moved), ops)
     assert all(last.op not in chain for chain in chains.values())
+
+
+@pytest.mark.parametrize(
+    "shape, reduce",
+    [((256,), False), ((64, 300), False), ((512, 8), True)],
+    ids=["1-d elementwise", "rows without a reduction", "rows of 8 elements"],
+)
+def test_no_chain_where_it_would_cost_the_vector_loops(monkeypatch, shape, reduce):
+    """Kernels of elementwise ops alone (a chain the fusion cap cut), and rows too short
+    for a vector loop, keep their own loops over the whole tensor (a 1-d chain of
+    1-element rows ran 9x slower)."""
+    from graphjit.bench.workloads.compile_scaling import chain
+
+    texts = record_llvm_ir(monkeypatch)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, shape, name="x")
+        y = chain(x, 300, gj.tanh)  # several kernels: fusion.MAX_KERNEL_OPS is 128
+        if reduce:
+            y = gj.softmax(y, axis=-1)
+    feeds = {x: np.random.default_rng(0).normal(size=shape).astype(np.float32)}
+    got = run_on("llvm", g, y, feeds)
+    assert _functions(texts[-1], "kernel") >= 3
+    assert _functions(texts[-1], "rows") == 0
+    assert_matches(got, run_on("interpreter", g, y, feeds), "chain", rtol=2e-5, atol=1e-6)

@@ -27,7 +27,8 @@ are bit for bit the same; only the order *across* rows changes, which is safe wh
 
 A chain's rows are split over threads like one kernel's. Rows larger than
 ROW_CACHE_BYTES (together, for all the chain's values) would not stay in cache, and
-their kernels keep their own, finer, splitting."""
+their kernels keep their own, finer, splitting; rows shorter than ROW_MIN_ELEMENTS would
+make each kernel's vector loop a few elements long."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ from graphjit.ir.ops.elementwise import value_checked_ops
 from graphjit.passes.memory import ALIAS, ARENA
 
 ROW_CACHE_BYTES = 256 << 10  # a row of every value of a chain: within a core's L2
+# A kernel's loop over a row is its vector loop: rows shorter than this would trade
+# vectorised passes for per-row calls (a 1-d chain of 1-element rows ran 9x slower).
+ROW_MIN_ELEMENTS = 64
 
 
 @dataclass
@@ -52,6 +56,8 @@ class _Member:
     op: Operation
     rows: int
     row_local: set  # the values it reads or writes row by row (the others it broadcasts)
+    reduces: bool  # it folds rows (what a chain is for: elementwise kernels fuse already)
+    row_elements: int
 
 
 def _member(op: Operation) -> _Member | None:
@@ -77,7 +83,7 @@ def _member(op: Operation) -> _Member | None:
             row_local.add(v)
     if any(v.type.shape[0] != space[0] for v in row_local):
         return None
-    return _Member(op, space[0], row_local)
+    return _Member(op, space[0], row_local, reduction is not None, size_of(space) // space[0])
 
 
 def _region(low, v: Value) -> tuple:
@@ -114,7 +120,9 @@ def _fits(low, members: list[_Member]) -> bool:
 
 def plan_chains(low, ops: list[Operation]) -> dict[int, list[Operation]]:
     """{index of a chain's first op: the chain's ops}: runs of two or more consecutive
-    ops of `ops` that can run row by row together."""
+    ops of `ops` that can run row by row together, one of them a row reduction (kernels
+    of elementwise ops alone were left apart by the fusion pass's size cap, and keep
+    their own vector loops over the whole tensor)."""
     if low.numerics is not None:
         return {}
     chains: dict[int, list[Operation]] = {}
@@ -129,12 +137,22 @@ def plan_chains(low, ops: list[Operation]) -> dict[int, list[Operation]]:
                 break
             members.append(nxt)
             j += 1
-        if len(members) >= 2:
+        if _worth_it(members):
             chains[i] = [m.op for m in members]
             i = j
         else:
             i += 1
     return chains
+
+
+def _worth_it(members: list[_Member]) -> bool:
+    """Two or more kernels, one folding rows, and rows long enough for vector loops (a
+    kernel over the rows' reduced values, one element a row, may ride along)."""
+    return (
+        len(members) >= 2
+        and any(m.reduces for m in members)
+        and max(m.row_elements for m in members) >= ROW_MIN_ELEMENTS
+    )
 
 
 def lower_chain(low, ops: list[Operation]) -> None:
