@@ -193,7 +193,7 @@ def test_large_kernels_split_over_threads(monkeypatch):
         llvm_backend, "compile_llvm", lambda *a: runners.append(compile_llvm(*a)) or runners[-1]
     )
     got = run_on("llvm", g, fetches, feeds)
-    assert "pthread_create" in runners[-1].llvm_ir
+    assert "graphjit_parallel_run" in runners[-1].llvm_ir
     for k, (a, b) in enumerate(zip(got, expected, strict=True)):
         assert_matches(a, b, f"fetch {k}")
 

@@ -1,12 +1,16 @@
 """gj.set_num_threads: large llvm kernels are split over the count set at run time (no
 recompile), every count gives the same bits (chunks are claimed, not assigned, and do not
 depend on the count), concurrent Sessions and more threads than cores stay correct, and
-bad counts are ConfigErrors naming what is accepted."""
+bad counts are ConfigErrors naming what is accepted; the worker pool starts its threads once,
+and survives forks."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -43,7 +47,7 @@ def test_every_thread_count_gives_the_same_bits_without_recompiling(monkeypatch)
     sess = gj.Session(g, backend="llvm")
     gj.set_num_threads(1)
     reference = sess.run(fetches, feed)
-    assert "pthread_create" in compiles[0]
+    assert "graphjit_parallel_run" in compiles[0]
     for n in (2, 3, 8, 1, 5):
         gj.set_num_threads(n)
         assert gj.get_num_threads() == n
@@ -110,3 +114,112 @@ def test_the_count_reaches_numpys_openblas():
     assert getter() == 1
     gj.set_num_threads(2)
     assert getter() == 2
+
+
+# -- the worker pool (codegen/llvm/pool.py) ------------------------------------------------
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _split_session(monkeypatch):
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
+    g, x, fetches = _graph(64, 257)
+    feed = {x: np.random.default_rng(2).normal(size=(64, 257)).astype(np.float32)}
+    expected = gj.Session(g, backend="interpreter").run(fetches, feed)
+    return gj.Session(g, backend="llvm"), fetches, feed, expected
+
+
+def _check(got, expected):
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_split_kernels_reuse_the_pools_threads(monkeypatch):
+    """Workers start once and sleep between runs: a hundred runs start no thread."""
+    sess, fetches, feed, expected = _split_session(monkeypatch)
+    gj.set_num_threads(3)
+    _check(sess.run(fetches, feed), expected)
+    before = _os_threads()
+    for _ in range(100):
+        _check(sess.run(fetches, feed), expected)
+    assert _os_threads() == before
+    gj.set_num_threads(2)  # fewer wanted: the extra worker sleeps, none is started
+    for _ in range(10):
+        _check(sess.run(fetches, feed), expected)
+    assert _os_threads() == before
+
+
+def _in_child(run) -> bytes:
+    """run() in a forked child; what it wrote to the pipe (the test fails on a hang)."""
+    read, write = os.pipe()
+    pid = run(write)
+    os.close(write)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    with os.fdopen(read, "rb") as pipe:
+        out = pipe.read()
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    return out
+
+
+def _child_body(sess, fetches, feed, expected, write):
+    try:
+        _check(sess.run(fetches, feed), expected)
+        os.write(write, b"ok")
+    except BaseException as e:  # reported through the pipe
+        os.write(write, repr(e).encode())
+    finally:
+        os._exit(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("fork", ["python", "native"])
+def test_a_forked_child_runs_split_kernels(monkeypatch, fork):
+    """The pool's workers do not survive a fork. After os.fork the child starts a pool of
+    its own; after a fork that skipped Python's hooks (a C library's), split kernels run on
+    the calling thread alone. Either way: the right values, no hang."""
+    sess, fetches, feed, expected = _split_session(monkeypatch)
+    gj.set_num_threads(2)
+    _check(sess.run(fetches, feed), expected)  # the parent's pool is running
+
+    def start(write):
+        # PyDLL: fork() with the GIL held, so the child's thread holds it too
+        pid = os.fork() if fork == "python" else ctypes.PyDLL(None).fork()
+        if pid == 0:
+            _child_body(sess, fetches, feed, expected, write)
+        return pid
+
+    assert _in_child(start) == b"ok"
+    _check(sess.run(fetches, feed), expected)  # the parent's pool still works
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_workers_compute_with_the_callers_subnormal_mode(monkeypatch, first):
+    """Workers are started by whichever Session split first; each job still runs in the
+    floating-point mode of the Session that runs it (flush_denormals)."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
+    gj.set_num_threads(2)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [256, 1024], name="x")
+        y = x * np.float32(1e-30)  # 1e-10 * 1e-30: subnormal in float32
+    feed = {x: np.full((256, 1024), 1e-10, np.float32)}
+    sessions = {flush: gj.Session(g, flush_denormals=flush) for flush in (first, not first)}
+    for _ in range(3):
+        for flush, sess in sessions.items():
+            got = sess.run(y, feed)
+            if flush:
+                assert not got.any()
+            else:
+                np.testing.assert_array_equal(got, feed[x] * np.float32(1e-30))

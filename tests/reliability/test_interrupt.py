@@ -31,6 +31,7 @@ PRELUDE = textwrap.dedent(
         )
         big = gj.placeholder(gj.float32, [None])
         kernel = gj.sum(gj.tanh(gj.exp(gj.tanh(big)) * 1.5))
+        split = gj.tanh(gj.exp(gj.tanh(big)) * 1.5)  # elementwise: split over the pool
     sess = gj.Session(g)
     ones = np.ones(4, np.float32)
     sess.run(loop, {n: 2, x: ones})  # compiled before the clock starts
@@ -107,6 +108,36 @@ def test_ctrl_c_stops_a_long_kernel():
         except KeyboardInterrupt:
             report(f"interrupted-after {time.monotonic() - t:.3f}")
         print(abs(sess.run(kernel, {big: data[:10]}) - 10 * np.tanh(np.exp(np.tanh(1)) * 1.5)) < 1e-4)
+        """
+    )
+    wait_for(proc, "started")
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    words = finish(proc)
+    assert words[0] == "interrupted-after", words
+    assert float(words[1]) < 1.5, words
+    assert words[2] == "True"
+
+
+def test_ctrl_c_stops_a_kernel_split_over_the_worker_pool():
+    """The pool's workers block signals: the SIGINT reaches a Python thread, and the chunks
+    every thread runs see the interrupt counter move."""
+    proc = child(
+        """
+        gj.set_num_threads(2)
+        data = np.ones(50_000_000, np.float32)
+        sess.run(split, {big: data[:10]})
+        sess.run(split, {big: data})  # compiled at this size
+        report("started")
+        t = time.monotonic()
+        try:
+            for _ in range(200):
+                sess.run(split, {big: data})
+            report("finished")
+        except KeyboardInterrupt:
+            report(f"interrupted-after {time.monotonic() - t:.3f}")
+        want = np.tanh(np.exp(np.tanh(np.float32(1))) * np.float32(1.5))
+        print(bool(np.allclose(sess.run(split, {big: data[:1000]}), want)))
         """
     )
     wait_for(proc, "started")

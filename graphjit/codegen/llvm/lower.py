@@ -219,7 +219,7 @@ class Lowering:
         return self.module
 
     def flush_subnormals(self):
-        """Set x86's FTZ and DAZ bits for this call (threads it starts inherit them); returns
+        """Set x86's FTZ and DAZ bits for this call (pool workers copy them per job); returns
         what restores the caller's MXCSR on the way out. Elsewhere: nothing to do."""
         if not llvm.get_process_triple().startswith(("x86_64", "i386", "i686")):
             return None

@@ -1,11 +1,11 @@
 """Splitting a large kernel over the CPU's cores, from native code: the outermost loop's
 range is cut into CHUNKS_PER_THREAD chunks per possible thread, and every thread taking
-part -- the calling one and pthreads started for the call -- claims the next chunk from a
-shared counter (an atomic add) until none is left, then the caller joins the others.
+part -- the calling one and the workers of the process's pool (pool.py), woken for the
+call -- claims the next chunk from a shared counter (an atomic add) until none is left.
 Claiming rather than a fixed share per thread matters on a busy machine: a thread that
 cannot get a core holds up at most the chunk it is in, while the others take the rest (a
-fixed half made the caller wait for the stalled thread's whole half). A thread that cannot
-be started leaves its chunks to the others.
+fixed half made the caller wait for the stalled thread's whole half), and a worker that
+wakes after the chunks are gone is not waited for.
 
 How many threads take part is read at run time from the process-wide `graphjit_threads`
 (set_num_threads, GRAPHJIT_NUM_THREADS; the available cores, at most 8, by default), so a
@@ -17,7 +17,7 @@ Kernels without a reduction split anywhere; a reduction kernel splits only along
 outermost axis (rows, as in softmax and layer norm: kernel.splits_by_rows), so that each
 output is folded by one thread.
 
-A thread costs tens of microseconds to start and join, and right after a BLAS call it
+Waking a worker costs microseconds, and right after a BLAS call (GRAPHJIT_BLAS=numpy) it
 competes with BLAS's own threads, which spin a while before they sleep: so a kernel is
 split only when its estimated work (elements x per-element cost of its ops) is at least
 PARALLEL_MIN_WORK. The MLP's bias + relu over 128x1024 stays on one thread; the 16M
@@ -32,6 +32,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit import config
+from graphjit.codegen.llvm import pool
 from graphjit.codegen.llvm import types as T
 from graphjit.ir.ops import REDUCTION
 
@@ -47,7 +48,7 @@ FREE_OPS = frozenset({"constant", "yield", "broadcast_like", "broadcast_to", "st
 # element, and its cheap forms run at the speed of reading memory (a 4096 x 1024 float32
 # row sum or max: 0.25-0.35 ms, under 0.1 ns an element), so its work counts this much
 # less: a row max or sum splits from 2M elements, where halving it gains more than the
-# threads' ~20 us start and join cost; a row exp + sum (softmax) from 200K.
+# threads' cost of waking and waiting; a row exp + sum (softmax) from 200K.
 REDUCTION_DISCOUNT = 4
 # Enough chunks that a stalled thread holds up little of the work, few enough that a
 # claim (one atomic add and a call) stays negligible against a chunk of PARALLEL_MIN_WORK.
@@ -125,32 +126,17 @@ def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: 
         b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
         return
     num_threads()  # the cell holds the configured count (a malformed one fails the compile)
+    pool.ensure()
     module = lowering.module
     packet = ir.LiteralStructType([a.type for a in buffers] + [T.I64.as_pointer(), T.I64, T.I64])
     task = _claimer(module, kernel, packet)
-    create = _libc(module, "pthread_create", T.I32, [T.I64.as_pointer(), T.I8P, task.type, T.I8P])
-    join = _libc(module, "pthread_join", T.I32, [T.I64, T.I8P.as_pointer()])
     slot, counter = lowering.local(packet), lowering.local(T.I64)
     b.store(ir.Constant(T.I64, 0), counter)
     fields = buffers + [counter, ir.Constant(T.I64, chunks), ir.Constant(T.I64, extent)]
     for i, value in enumerate(fields):
         b.store(value, b.gep(slot, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
-    raw = b.bitcast(slot, T.I8P)
     threads = b.load_atomic(T.external_global(module, THREADS_SYMBOL, T.I64), "monotonic", 8)
-    helpers = min(chunks, config.MAX_THREADS) - 1
-    started = [lowering.local(T.I64) for _ in range(helpers)]
-    for t, tid in enumerate(started):  # helper t starts when the count exceeds t + 1
-        b.store(ir.Constant(T.I64, 0), tid)
-        with b.if_then(b.icmp_signed(">", threads, ir.Constant(T.I64, t + 1))):
-            failed = b.icmp_signed(
-                "!=",
-                b.call(create, [tid, ir.Constant(T.I8P, None), task, raw]),
-                ir.Constant(T.I32, 0),
-            )
-            with b.if_then(failed, likely=False):  # its chunks go to the others
-                b.store(ir.Constant(T.I64, 0), tid)
-    b.call(task, [raw])
-    for tid in started:
-        handle = b.load(tid)
-        with b.if_then(b.icmp_unsigned("!=", handle, ir.Constant(T.I64, 0))):
-            b.call(join, [handle, ir.Constant(T.I8P.as_pointer(), None)])
+    most = ir.Constant(T.I64, chunks)  # (no more threads than chunks)
+    threads = b.select(b.icmp_signed("<", threads, most), threads, most)
+    run = _libc(module, pool.RUN, ir.VoidType(), [pool.TASK, T.I8P, T.I64])
+    b.call(run, [task, b.bitcast(slot, T.I8P), threads])
