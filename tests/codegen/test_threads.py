@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -223,3 +225,34 @@ def test_workers_compute_with_the_callers_subnormal_mode(monkeypatch, first):
                 assert not got.any()
             else:
                 np.testing.assert_array_equal(got, feed[x] * np.float32(1e-30))
+
+
+def test_without_the_pools_c_functions_split_kernels_run_on_the_caller():
+    """A C library lacking a function the pool calls must not reach MCJIT (an unresolved
+    symbol aborts the process): kernels then run whole on the calling thread."""
+    script = """
+import numpy as np, graphjit as gj
+import graphjit.codegen.llvm as backend
+from graphjit.codegen.llvm import parallel, pool
+pool._resolvable = lambda module: False
+texts, compile_llvm = [], backend.compile_llvm
+def recording(*args):
+    texts.append(compile_llvm(*args))
+    return texts[-1]
+backend.compile_llvm = recording
+parallel.PARALLEL_MIN_WORK = 1
+g = gj.Graph()
+with g.as_default():
+    x = gj.placeholder(gj.float32, [64, 257])
+    y = gj.tanh(x * 2.0 + 1.0)
+sess = gj.Session(g)
+v = np.linspace(-3, 3, 64 * 257, dtype=np.float32).reshape(64, 257)
+got = sess.run(y, {x: v})
+assert texts and all(pool.RUN not in r.llvm_ir for r in texts)  # (it has with a pool)
+np.testing.assert_allclose(got, np.tanh(v * 2 + 1), rtol=1e-6, atol=1e-7)
+print("alone")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["alone"], done.stderr[-2000:]

@@ -122,11 +122,10 @@ def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: 
     kernel's `work` (see kernel_work) pays for them."""
     b = lowering.b
     chunks = min(extent, config.MAX_THREADS * CHUNKS_PER_THREAD)
-    if chunks < 2 or work < PARALLEL_MIN_WORK:
+    if chunks < 2 or work < PARALLEL_MIN_WORK or not pool.ensure():
         b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
         return
     num_threads()  # the cell holds the configured count (a malformed one fails the compile)
-    pool.ensure()
     module = lowering.module
     packet = ir.LiteralStructType([a.type for a in buffers] + [T.I64.as_pointer(), T.I64, T.I64])
     task = _claimer(module, kernel, packet)

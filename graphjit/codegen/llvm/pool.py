@@ -53,19 +53,33 @@ _lock = threading.Lock()
 _built: dict = {}  # "engine" (kept alive for good), "reset" (a ctypes callable)
 
 
-def ensure() -> None:
-    """Build the pool once per process and bind RUN for the modules that call it."""
+def ensure() -> bool:
+    """Build the pool once per process and bind RUN for the modules that call it. False
+    where the C library lacks a function the pool calls (MCJIT would abort the process on
+    the unresolved symbol): split kernels then run on the calling thread."""
     with _lock:
-        if _built:
-            return
-        engine = _compile(str(_module()))
-        address = engine.get_function_address(RUN)
-        reset = ctypes.CFUNCTYPE(None)(engine.get_function_address(_RESET))
-        reset()
-        llvm.add_symbol(RUN, address)
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed: see above
-        _built.update(engine=engine, reset=reset)
-        os.register_at_fork(after_in_child=_reset_in_child)
+        if not _built:
+            module = _module()
+            if not _resolvable(module):
+                _built["engine"] = None
+                return False
+            engine = _compile(str(module))
+            reset = ctypes.CFUNCTYPE(None)(engine.get_function_address(_RESET))
+            reset()
+            llvm.add_symbol(RUN, engine.get_function_address(RUN))
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed: see above
+            _built.update(engine=engine, reset=reset)
+            os.register_at_fork(after_in_child=_reset_in_child)
+        return _built["engine"] is not None
+
+
+def _resolvable(module: ir.Module) -> bool:
+    """Does this process define every external function the module declares?"""
+    process = ctypes.CDLL(None)  # (the lookup MCJIT's linker does: dlsym)
+    declared = [
+        f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")
+    ]
+    return all(hasattr(process, name) for name in declared)
 
 
 def _reset_in_child() -> None:
