@@ -116,8 +116,9 @@ def test_weight_update_in_place_never_clobbers_a_transposed_operand():
 SPLIT_CASES = [  # (a shape, b shape, transpose_a, transpose_b): every block/offset form
     ((128, 1024), (1024, 512), False, False),  # column blocks
     ((128, 1024), (512, 1024), False, True),
-    ((1024, 96), (1024, 300), True, False),  # row blocks, A transposed
+    ((1024, 600), (1024, 96), True, False),  # row blocks, A transposed
     ((1000, 96), (96, 300), False, False),  # row blocks of unequal size
+    ((1024, 96), (600, 1024), True, True),  # column blocks, both transposed
     ((4, 1, 200, 64), (3, 64, 160), False, False),  # a broadcast batch of small products
 ]
 

@@ -154,7 +154,16 @@ def call_gemm(
 # own two threads (1.66 against 1.51 ms).
 SPLIT_MIN_MACS = 1 << 21  # below, one BLAS call (~0.2 ms) is cheaper than threads
 BLOCK_MIN_MACS = 1 << 20  # each block: enough work for BLAS's packing to pay
-BLOCK_MIN_WIDTH = 64
+# Each block packs the whole of the operand it does not split (OpenBLAS copies operands
+# into its own layout first): a block w wide packs ~1/w of an element per multiply-add,
+# where the kernel does ~32 multiply-adds a cycle and a copy ~1 element, so blocks 64 wide
+# spent a third of their time packing (the transformer step: 19% of it in OpenBLAS's
+# copy routines). Blocks at least 256 wide, at most 8 a matrix (2-4 per thread on the
+# machines graphjit is tuned on) keep packing near a tenth and still let a stalled thread
+# hand its blocks to the others. The split does not depend on the run-time thread count,
+# so neither do the bits.
+BLOCK_MIN_WIDTH = 256
+MAX_BLOCKS = 8
 
 
 def _scipy_openblas() -> ctypes.CDLL | None:
@@ -204,7 +213,7 @@ def _blocks(m: int, n: int, k: int) -> tuple[bool, int]:
     """(split C's columns rather than its rows, how many blocks) for one m×n×k product."""
     by_columns = n >= m
     width = n if by_columns else m
-    count = min(width // BLOCK_MIN_WIDTH, (m * n * k) // BLOCK_MIN_MACS, 32)
+    count = min(width // BLOCK_MIN_WIDTH, (m * n * k) // BLOCK_MIN_MACS, MAX_BLOCKS)
     return by_columns, max(1, count)
 
 
