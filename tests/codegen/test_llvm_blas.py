@@ -156,6 +156,38 @@ def test_large_matmuls_run_as_blocks_on_graphjits_threads(monkeypatch):
             np.testing.assert_array_equal(other, results[0])
 
 
+def test_convolution_gemms_split_like_matmuls_and_never_wake_numpys_blas_threads(monkeypatch):
+    """conv2d and its gradients multiply per image; those products take the matmul's path
+    (blocks of single-threaded calls), the same bits at any thread count."""
+    if blas.split_gemm("float32") is None:
+        pytest.skip("no single-threaded OpenBLAS here (SciPy bundles none of its own)")
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(3)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [3, 32, 28, 28], name="x")
+        w = gj.placeholder(gj.float32, [64, 32, 3, 3], name="w")
+        y = gj.nn.conv2d(x, w, padding=1)
+        loss = gj.reduce_sum(y * y)
+        fetches = [y, *gj.gradients(loss, [x, w])]
+    feeds = {x: rng.normal(size=(3, 32, 28, 28)), w: rng.normal(size=(64, 32, 3, 3)) * 0.1}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    with gj.Session(g) as sess:
+        results = []
+        for n in (1, 2, 3):
+            gj.set_num_threads(n)
+            results.append(sess.run(fetches, feeds))
+    gj.set_num_threads(gj.config.num_threads())
+    assert texts[-1].count('define internal void @"gemm_blocks') >= 3, "all three convs split"
+    assert "@graphjit_sgemm(" not in texts[-1]
+    expected = gj.Session(g, backend="interpreter").run(fetches, feeds)
+    for got, want in zip(results[0], expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-3)
+    for other in results[1:]:
+        for got, first in zip(other, results[0], strict=True):
+            np.testing.assert_array_equal(got, first)
+
+
 def test_GRAPHJIT_BLAS_numpy_keeps_one_call_on_openblas_threads():
     script = SCRIPT.replace(
         "print(blas.gemm",

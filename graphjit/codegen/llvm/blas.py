@@ -163,6 +163,7 @@ BLOCK_MIN_MACS = 1 << 20  # each block: enough work for BLAS's packing to pay
 # hand its blocks to the others. The split does not depend on the run-time thread count,
 # so neither do the bits.
 BLOCK_MIN_WIDTH = 256
+NARROWEST_BLOCK = 64
 MAX_BLOCKS = 8
 
 
@@ -210,11 +211,16 @@ def split_gemm(dtype_name: str) -> Gemm | None:
 
 
 def _blocks(m: int, n: int, k: int) -> tuple[bool, int]:
-    """(split C's columns rather than its rows, how many blocks) for one m×n×k product."""
+    """(split C's columns rather than its rows, how many blocks) for one m×n×k product.
+    Under 2 * BLOCK_MIN_WIDTH wide, a large product still takes two blocks down to
+    NARROWEST_BLOCK: a convolution's filter gradient (64 x 288, summed over 784 pixels an
+    image) would otherwise run on one thread."""
     by_columns = n >= m
     width = n if by_columns else m
-    count = min(width // BLOCK_MIN_WIDTH, (m * n * k) // BLOCK_MIN_MACS, MAX_BLOCKS)
-    return by_columns, max(1, count)
+    wide = width // BLOCK_MIN_WIDTH
+    if wide < 2:
+        wide = 2 if width >= 2 * NARROWEST_BLOCK else 1
+    return by_columns, max(1, min(wide, (m * n * k) // BLOCK_MIN_MACS, MAX_BLOCKS))
 
 
 def split_matmul(low, dtype_name: str, pointers, batch, strides, sizes, transposed, scaling):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.blas import call_gemm
+from graphjit.codegen.llvm.blas import split_matmul
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.codegen.llvm.parallel import call_split
 from graphjit.ir.core import Operation, Value
@@ -179,9 +179,15 @@ def _col2im_function(low, shape: ConvShape, dtype):
 
 
 def _gemm(low, dtype, pointers, sizes, transposed, accumulate=False) -> None:
-    """C = op(A)·op(B) (+ C), row-major; an empty product leaves C to the caller."""
-    if all(sizes):
-        call_gemm(low.b, low.local, dtype.name, pointers, sizes, transposed, (1.0, accumulate))
+    """C = op(A)·op(B) (+ C), row-major; an empty product leaves C to the caller. As a
+    matmul's: split into blocks on graphjit's threads when large (blas.split_matmul), else
+    one single-threaded call. Never NumPy's threaded OpenBLAS, whose threads spin waiting
+    for each other: with one other busy process they took 56% of conv2d's time."""
+    if not all(sizes):
+        return
+    scaling = (1.0, accumulate)
+    if not split_matmul(low, dtype.name, pointers, (), ((), ()), sizes, transposed, scaling):
+        low.gemm(dtype, *pointers, sizes, transposed, scaling)
 
 
 def _per_group(low, count: int):

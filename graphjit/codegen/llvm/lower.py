@@ -493,9 +493,12 @@ class Lowering:
             ap = self.b.gep(self.typed(a), [self.b.mul(offs[0], ir.Constant(T.I64, m * k))])
             bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
             cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
-            self._gemm(out.type.dtype, ap, bp, cp, (m, n, k), (ta, tb), (alpha, accumulate))
+            self.gemm(out.type.dtype, ap, bp, cp, (m, n, k), (ta, tb), (alpha, accumulate))
 
-    def _gemm(self, dtype, a, bm, c, sizes, transposed, scaling=(1.0, False)) -> None:
+    def gemm(self, dtype, a, bm, c, sizes, transposed, scaling=(1.0, False)) -> None:
+        """One matrix product C = alpha op(A) op(B) (+ C) on the calling thread: BLAS for
+        float32/64 (single-threaded where there is such a BLAS), widened for float16/
+        bfloat16, a triple loop for integers."""
         m, n, k = sizes
         if dtype.is_narrow_float:
             self._narrow_gemm(dtype, a, bm, c, sizes, transposed, scaling)
@@ -543,7 +546,7 @@ class Lowering:
         self._convert(bm, dtype, wide[1], float32, k * n)
         if scaling[1]:  # a gemm: its accumulator (already in c) takes part in float32 too
             self._convert(c, dtype, wide[2], float32, m * n)
-        self._gemm(float32, *wide, sizes, transposed, scaling)
+        self.gemm(float32, *wide, sizes, transposed, scaling)
         self._convert(wide[2], float32, c, dtype, m * n)
 
     def _convert(self, src, src_dtype, dst, dst_dtype, count: int) -> None:
