@@ -10,6 +10,7 @@ differentiated again.
 from __future__ import annotations
 
 from heapq import heappop, heappush
+from sys import getrefcount
 
 import numpy as np
 
@@ -203,12 +204,20 @@ class _BackwardPass:
                 check_finite_gradients(node, in_cts)
             if not self.retain_graph:
                 node.release()
-            for edge, ct in zip(node.edges, in_cts):
+            if type(in_cts) is not list:
+                in_cts = list(in_cts)
+            edges = node.edges
+            for i in range(len(edges)):  # (not zip: its cached pair would hold on to ct)
+                edge, ct = edges[i], in_cts[i]
                 if edge is None or ct is None:
                     continue
                 target, index = edge
                 if index < 0:
-                    self.deliver_to_leaf(target, ct)
+                    in_cts[i] = None  # (ct is now held by this frame alone, unless shared)
+                    # (counted on a line of its own: as an argument beside ct, ct's count
+                    # would include its place on the stack)
+                    unshared = _ref_counts(ct) == _UNSHARED_COUNTS
+                    self.deliver_to_leaf(target, ct, unshared)
                     continue
                 buffer = buffers.get(target)  # add_to_buffer, inlined
                 if buffer is None:
@@ -236,21 +245,22 @@ class _BackwardPass:
             if hooks and cts[index] is not None:
                 cts[index] = run_hooks(hooks, cts[index], f"an output of {node.name}")
 
-    def deliver_to_leaf(self, leaf: Tensor, ct: Tensor) -> None:
+    def deliver_to_leaf(self, leaf: Tensor, ct: Tensor, unshared: bool = False) -> None:
+        """`unshared`: nothing but the engine holds ct or its array (see _calibrate)."""
         if self.hooks_active and getattr(leaf, "_hooks", None):
             if self.captures is None or id(leaf) in self.captures:
                 pending = self.hooked_leaves.setdefault(id(leaf), [leaf, None])
                 pending[1] = ct if pending[1] is None else self.sum(pending[1], ct)
             return
-        self.deliver_summed(leaf, ct)
+        self.deliver_summed(leaf, ct, unshared)
 
     def deliver_hooked_leaves(self) -> None:
         for leaf, ct in self.hooked_leaves.values():
             self.deliver_summed(leaf, run_hooks(leaf._hooks, ct, "a leaf tensor"))
 
-    def deliver_summed(self, leaf: Tensor, ct: Tensor) -> None:
+    def deliver_summed(self, leaf: Tensor, ct: Tensor, unshared: bool = False) -> None:
         if self.captures is None:
-            accumulate_grad(leaf, ct, self.create_graph)
+            accumulate_grad(leaf, ct, self.create_graph, unshared)
             return
         index = self.captures.get(id(leaf))
         if index is not None:
@@ -269,18 +279,54 @@ class _BackwardPass:
                 accumulate_grad(tensor, cts[index], self.create_graph)
 
 
-def accumulate_grad(t: Tensor, ct: Tensor, create_graph: bool) -> None:
+def accumulate_grad(t: Tensor, ct: Tensor, create_graph: bool, unshared: bool = False) -> None:
     """`t.grad += ct`. Without create_graph the stored gradient is a private detached copy,
     so that accumulating in place never changes a tensor somebody else holds; with it, the
-    gradient keeps its history (out-of-place sums)."""
+    gradient keeps its history (out-of-place sums).
+
+    The copy is skipped where ct is `unshared` (nobody but the engine holds the tensor or
+    its array, as a VJP rule's fresh result usually is): ct's own array is then already
+    private, and becomes the gradient. PyTorch's AccumulateGrad steals such a gradient
+    too; copying a layer's weight gradient is a full pass over its memory per step."""
     if ct._data.dtype != t._data.dtype:
         ct = bind("cast", ct, dtype=t.dtype.name)
+        unshared = True  # (a fresh array, held only here)
     if t._grad is None:
         if create_graph and ct._base is not None:  # a view (of a cotangent somebody holds)
             ct = bind("cast", ct, dtype=ct.dtype.name)  # a copy that stays on the tape
-        t._grad = ct if create_graph else wrap(ct._data.copy())
+        if create_graph:
+            t._grad = ct
+        elif unshared and _owns_c_contiguous(ct._data):
+            t._grad = wrap(ct._data)
+        else:
+            t._grad = wrap(ct._data.copy())
     elif create_graph or t._grad._requires_grad:
         t._grad = bind("add", t._grad, ct)
     else:
         t._grad._data += ct._data
         bump_version(t._grad)
+
+
+def _owns_c_contiguous(array: np.ndarray) -> bool:
+    """Whether `array` owns its memory (a view's base may be held elsewhere) and is laid out
+    as `.copy()` would make it, writable (the gradient is accumulated into in place)."""
+    flags = array.flags
+    return array.base is None and flags.c_contiguous and flags.writeable and flags.aligned
+
+
+def _ref_counts(ct: Tensor) -> tuple:
+    """How many references ct and its array have, as `drain` sees them."""
+    return getrefcount(ct), getrefcount(ct._data)
+
+
+def _calibrate() -> tuple:
+    """What _ref_counts gives for a tensor held by one local variable of its caller alone,
+    its array by the tensor alone. Measured, as it depends on the interpreter (how it passes
+    arguments), and called exactly as `drain` calls it: `drain` finds more (a hook, a
+    custom Function's ctx, a list, the tape, a view or another tensor over the same array
+    holding on to it) or the same, and only the same means no user code can see ct."""
+    ct = wrap(np.empty(1))
+    return _ref_counts(ct)
+
+
+_UNSHARED_COUNTS = _calibrate()
