@@ -19,17 +19,41 @@ import numpy as np
 from graphjit.errors import DTypeError, GraphjitError
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Value, user_location
-from graphjit.ir.ops import handler_for
+from graphjit.ir.ops import bind as ir_bind
+from graphjit.ir.ops import get_op, handler_for
 from graphjit.ir.types import DType, array_of, as_dtype, float32, int32, int64
 
 _TENSOR_TYPES: list[type] = [Value]  # the eager Tensor class adds itself when imported
+_TENSOR_TUPLE: tuple = (Value,)  # the same, as isinstance wants it (built once, not per call)
 _EAGER_HANDLER: list = []  # the eager mode's handler, once it is imported
+_EAGER_CLASS: list = []  # the eager mode's tensor class, once it is imported
+# By type: whether its instances are eager tensors that stand for themselves (no
+# `__graphjit_value__` hook), so that the all-eager fast paths below may skip `unwrap`,
+# `check_same_graph` and handler lookup for them. Filled on first sight of each type.
+_PLAIN_EAGER: dict[type, bool] = {}
 
 
 def register_tensor_type(cls: type, eager_handler=None) -> None:
+    global _TENSOR_TUPLE
     _TENSOR_TYPES.append(cls)
+    _TENSOR_TUPLE = tuple(_TENSOR_TYPES)
     if eager_handler is not None:
         _EAGER_HANDLER[:] = [eager_handler]
+        _EAGER_CLASS[:] = [cls]
+    _PLAIN_EAGER.clear()
+
+
+def plain_eager(kind: type) -> bool:
+    """Whether instances of `kind` are eager tensors (the eager class or a subclass, such
+    as Parameter) that no hook turns into another value."""
+    known = _PLAIN_EAGER.get(kind)
+    if known is None:
+        known = _PLAIN_EAGER[kind] = (
+            bool(_EAGER_CLASS)
+            and issubclass(kind, _EAGER_CLASS[0])
+            and getattr(kind, "__graphjit_value__", None) is None
+        )
+    return known
 
 
 def building_graph() -> bool:
@@ -45,7 +69,7 @@ def context_handler():
 
 
 def is_tensor(x) -> bool:
-    return isinstance(x, tuple(_TENSOR_TYPES))
+    return isinstance(x, _TENSOR_TUPLE)
 
 
 def unwrap(x):
@@ -105,6 +129,11 @@ def _top_block(block: Block | None) -> Block | None:
 
 def check_same_graph(values) -> None:
     """Graph values used by a new op must belong to the graph it is built in."""
+    for v in values:
+        if isinstance(v, Value):
+            break
+    else:  # no graph value (all eager, or constants): nothing to check, no builder state
+        return
     here = _top_block(builder.current_block())
     if here is None:  # inside a region being built: the graph is the default one
         from graphjit.frontend.graph import get_default_graph
@@ -135,6 +164,10 @@ def operands(*args, dtype=None, eager_ok: bool = False) -> list:
     """Convert arguments to tensors of one mode and one dtype (the promoted one, or `dtype`).
     Constants take the mode of the tensors among `args`; with none, graph constants, or
     with `eager_ok` the mode of the context (see `context_handler`)."""
+    if dtype is None:
+        fast = _eager_operands(args)
+        if fast is not None:
+            return fast
     args = [unwrap(a) for a in args]
     check_same_graph(args)
     tensors = [a for a in args if is_tensor(a)]
@@ -150,16 +183,51 @@ def operands(*args, dtype=None, eager_ok: bool = False) -> list:
         if not is_tensor(a):
             a = handler.lift(a, target) if handler else graph_constant(a, target)
         elif a.dtype != target:
-            from graphjit.ir.ops import bind
-
-            a = bind("cast", a, dtype=target.name)
+            a = ir_bind("cast", a, dtype=target.name)
         out.append(a)
     return out
+
+
+def _eager_operands(args):
+    """`operands(*args)` for the common all-eager cases, or None for the general path to
+    handle: eager tensors of one dtype (promotion has nothing to do), or an eager tensor
+    with a Python scalar that takes the tensor's dtype under NumPy's rule for weak scalars
+    (an int with an integer or float tensor, a float with a float tensor). Same results as
+    the general path; only its bookkeeping is skipped."""
+    if len(args) == 2:
+        a, b = args
+        kind_a, kind_b = type(a), type(b)
+        if plain_eager(kind_a):
+            if plain_eager(kind_b):
+                return [a, b] if a._data.dtype is b._data.dtype else None
+            if _takes_dtype_of(kind_b, a._data.dtype):
+                return [a, _EAGER_HANDLER[0].lift(b, a.dtype)]
+        elif plain_eager(kind_b) and _takes_dtype_of(kind_a, b._data.dtype):
+            return [_EAGER_HANDLER[0].lift(a, b.dtype), b]
+        return None
+    if not args:
+        return None
+    np_dtype = args[0]._data.dtype if plain_eager(type(args[0])) else None
+    for a in args:
+        if not plain_eager(type(a)) or a._data.dtype is not np_dtype:
+            return None
+    return list(args)
+
+
+def _takes_dtype_of(scalar_type: type, np_dtype) -> bool:
+    """Whether a Python scalar of `scalar_type` combined with a tensor of `np_dtype` gives
+    that dtype (np.result_type's answer, for every value: a value that does not fit is
+    refused later, by the lift, on either path). bool is neither int nor float here."""
+    if scalar_type is int:
+        return np_dtype.kind in "iuf"
+    return scalar_type is float and np_dtype.kind == "f"
 
 
 def as_tensor(x, dtype=None, eager_ok: bool = False):
     """One argument as a tensor, keeping its own dtype unless `dtype` is given. A constant
     becomes a graph constant, or with `eager_ok` takes the mode of the context."""
+    if dtype is None and plain_eager(type(x)):  # (an eager tensor is itself: the hot path)
+        return x
     x = unwrap(x)
     if is_tensor(x):
         check_same_graph([x])
@@ -173,6 +241,8 @@ def as_tensor(x, dtype=None, eager_ok: bool = False):
 def constant_like(value, dtype, context=(), eager_ok: bool = True):
     """`value` as a tensor of `dtype` (an already-tensor value is cast), in the mode of the
     tensors among `context`, or with none the mode of the context."""
+    if plain_eager(type(value)) and value.dtype == as_dtype(dtype):
+        return value  # (what the general path gives: an eager tensor of the dtype, itself)
     value = unwrap(value)
     if is_tensor(value):
         return operands(value, dtype=dtype)[0]
@@ -181,6 +251,27 @@ def constant_like(value, dtype, context=(), eager_ok: bool = True):
     if handler is None:
         return graph_constant(value, dtype)
     return lift(handler, value, as_dtype(dtype))
+
+
+def bind(name: str, *operands, **attrs):
+    """graphjit.ir.ops.bind for the op functions: straight to the eager handler when every
+    operand is a plain eager tensor (their hot path), else ir.ops.bind itself (graph
+    values, constants to lift, mixed modes and their errors)."""
+    if operands:
+        for x in operands:
+            if not plain_eager(type(x)):
+                break
+        else:
+            return bind_eager(get_op(name), list(operands), attrs)
+    return ir_bind(name, *operands, **attrs)
+
+
+def bind_eager(opdef, operands: list, attrs: dict):
+    """`bind(opdef.name, *operands, **attrs)` for operands known to be plain eager tensors
+    (see `plain_eager`): straight to the eager handler, without bind's per-call lookups
+    of the op, of the handler and of constants to lift (there are none)."""
+    results = _EAGER_HANDLER[0].apply(opdef, operands, opdef.normalize_attrs(attrs))
+    return results[0] if len(results) == 1 else tuple(results)
 
 
 def lift(handler, value, dtype: DType):

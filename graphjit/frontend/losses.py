@@ -36,7 +36,7 @@ def softmax_cross_entropy(logits, labels, reduction="mean", ignore_index=-100):
     if labels.dtype.is_floating:
         return _reduce(_dense(logits, labels, axis=-1), reduction)
     kept = ops.not_equal(labels, ignore_index)
-    losses = _sparse(logits, labels, ignored=ops.logical_not(kept))
+    losses = _sparse(logits, labels, kept=kept)
     if reduction == "mean":  # over the examples not ignored, as PyTorch
         return ops.div(ops.sum(losses), ops.sum(ops.cast(kept, logits.dtype)))
     return _reduce(losses, reduction)
@@ -143,9 +143,10 @@ def _dense(logits, labels, axis):
     return ops.neg(ops.sum(ops.mul(labels, ops.log_softmax(logits, axis=axis)), axis=axis))
 
 
-def _sparse(logits, labels, ignored=None):
+def _sparse(logits, labels, kept=None):
     """-log_softmax(logits)[label] per example; NaN where the label is out of range, so a
-    bad label shows instead of silently costing nothing; 0 where `ignored` holds."""
+    bad label shows instead of silently costing nothing; 0 where `kept` (if given) does not
+    hold."""
     depth = logits.shape[-1]
     if depth is None:
         raise ShapeError(
@@ -157,11 +158,12 @@ def _sparse(logits, labels, ignored=None):
     onehot = ops.one_hot(labels, depth, dtype=logits.dtype)
     picked = ops.neg(ops.sum(ops.mul(onehot, ops.log_softmax(logits)), axis=-1))
     in_range = ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, depth))
-    if ignored is None:
+    if kept is None:
         return ops.where(in_range, picked, np.nan)
     # one select on the differentiated path; what replaces the loss depends on labels only
-    fill = ops.where(ignored, 0.0, np.nan)
-    return ops.where(ops.logical_and(in_range, ops.logical_not(ignored)), picked, fill)
+    # (written with `kept` itself, not its negation: two ops fewer, the same values)
+    fill = ops.where(kept, np.nan, 0.0)
+    return ops.where(ops.logical_and(in_range, kept), picked, fill)
 
 
 def _class_index_shape(labels, logits) -> None:

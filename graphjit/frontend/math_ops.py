@@ -10,9 +10,9 @@ RuntimeCheckError on every backend, where NumPy would give 0 and a warning.
 from __future__ import annotations
 
 from graphjit.errors import DTypeError
+from graphjit.frontend.convert import bind  # (ir.ops.bind, with the all-eager fast path)
 from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands, reduction_axes
 from graphjit.ir.core import user_location
-from graphjit.ir.ops import bind
 from graphjit.ir.types import int64
 
 __all__ = [

@@ -17,15 +17,25 @@ import numpy as np
 from graphjit import config
 from graphjit.errors import DTypeError, ResourceError, ShapeError
 from graphjit.frontend import convert
-from graphjit.frontend.convert import constant_like, is_tensor, result_dtype, unwrap
+from graphjit.frontend.convert import (
+    bind,
+    bind_eager,
+    constant_like,
+    is_tensor,
+    plain_eager,
+    result_dtype,
+    unwrap,
+)
 from graphjit.ir.core import user_location
-from graphjit.ir.ops import bind, handler_for
+from graphjit.ir.ops import get_op, handler_for
 from graphjit.ir.types import as_dtype, bool_, float32, float64
 
 
 def as_tensor(x, dtype=None):
     """An op function's argument as a tensor: constants combined with no tensor compute
     eagerly unless a graph is being built (see convert.py)."""
+    if dtype is None and plain_eager(type(x)):  # (convert.as_tensor's answer, one call less)
+        return x
     return convert.as_tensor(x, dtype, eager_ok=True)
 
 
@@ -37,8 +47,13 @@ def operands(*args, dtype=None) -> list:
 
 
 def _binary(name):
+    opdef = get_op(name)
+
     def op(x, y):
-        return bind(name, *operands(x, y))
+        x, y = operands(x, y)
+        if plain_eager(type(x)) and plain_eager(type(y)):  # (eager's hot path)
+            return bind_eager(opdef, [x, y], {})
+        return bind(name, x, y)
 
     op.__name__ = name
     op.__doc__ = f"Elementwise `{name}` with NumPy broadcasting and type promotion."
@@ -46,10 +61,14 @@ def _binary(name):
 
 
 def _unary(name, float_only=False):
+    opdef = get_op(name)
+
     def op(x):
         x = as_tensor(x)
         if float_only and not x.dtype.is_floating:
             x = bind("cast", x, dtype=float64.name if x.dtype.np.itemsize > 4 else float32.name)
+        if plain_eager(type(x)):  # (eager's hot path)
+            return bind_eager(opdef, [x], {})
         return bind(name, x)
 
     op.__name__ = name
@@ -180,7 +199,8 @@ def reduction_axes(x, axis, keepdims) -> tuple:
     """`(x, axes)` for a reduction of x over `axis`: the axes normalised against x's rank;
     a tensor of unknown rank reduced over every axis is flattened first (the result's
     rank is 0 whatever x's is)."""
-    if x.type.rank is None and axis is None and not keepdims:
+    # (x.type last: building an eager tensor's type costs more than the rest of this)
+    if axis is None and not keepdims and x.type.rank is None:
         return bind("reshape", x, shape=(-1,)), (0,)
     return x, normalize_axes(axis, x.ndim)
 
@@ -189,6 +209,8 @@ def normalize_axes(axis, rank: int) -> tuple:
     """None means every axis; negative axes count from the end; result sorted, unique."""
     if axis is None:
         return tuple(range(rank))
+    if type(axis) is int and -rank <= axis < rank:  # (the common case, without np.ndim)
+        return (axis % rank,)
     try:
         axes = tuple(map(operator.index, (axis,) if np.ndim(axis) == 0 else axis))
     except TypeError:
@@ -212,7 +234,8 @@ def _numeric(x):
 def sum(x, axis=None, keepdims=False):
     """Sum; booleans and integers narrower than int64 are summed as int64, as in NumPy."""
     x = as_tensor(x)
-    if x.dtype.is_bool or (x.dtype.is_integer and x.dtype.np.itemsize < 8):
+    dtype = x.dtype
+    if dtype.is_bool or (dtype.is_integer and dtype.np.itemsize < 8):
         x = cast(x, "int64")
     x, axes = reduction_axes(x, axis, keepdims)
     return bind("reduce_sum", x, axes=axes, keepdims=keepdims)
