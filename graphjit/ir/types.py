@@ -116,8 +116,11 @@ def computes_in_float32(kernel):
     float16 sum rounds between blocks instead). Other operands pass unchanged."""
 
     def run(*arrays, **attrs):
-        narrow = next((a.dtype for a in arrays if getattr(a, "dtype", None) in _NARROW_NP), None)
-        if narrow is None:
+        for a in arrays:  # (a loop, not next() over a generator: every eager op runs this)
+            narrow = getattr(a, "dtype", None)
+            if narrow in _NARROW_NP:
+                break
+        else:
             return kernel(*arrays, **attrs)
         wide = [a.astype(np.float32) if is_narrow_float_array(a) else a for a in arrays]
         out = kernel(*wide, **attrs)
