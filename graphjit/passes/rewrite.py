@@ -58,10 +58,14 @@ def _rewrite_block(block: Block, patterns, subst: Substitution) -> bool:
 
 
 def _first_match(op, patterns):
-    for pattern in patterns:
-        scratch = Block()
-        with builder.insertion_point(scratch):
+    # One scratch block and insertion point for all the patterns tried on `op` (a block
+    # and a context manager per pattern and op were a third of canonicalize's time on a
+    # chain of 3000 ops); what a pattern that does not apply built is dropped.
+    scratch = Block()
+    with builder.insertion_point(scratch):
+        for pattern in patterns:
             replacement = pattern(op)
-        if replacement is not None:
-            return list(replacement), scratch
+            if replacement is not None:
+                return list(replacement), scratch
+            scratch.ops.clear()
     return None, None

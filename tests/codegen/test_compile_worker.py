@@ -154,7 +154,7 @@ def test_a_worker_that_died_between_compiles_is_replaced(fresh):
     jit.CompiledModule(source(1))
     victim = compile_worker.worker_pid()
     os.kill(victim, signal.SIGKILL)
-    compile_worker._worker.proc.wait(timeout=10)
+    compile_worker._workers[0].proc.wait(timeout=10)
     check(jit.CompiledModule(source(2)), 2)  # not this module's fault: no error
     assert compile_worker.worker_pid() not in (None, victim)
 

@@ -28,7 +28,12 @@ process, so nothing in the directory is trusted until it is authenticated:
   kind of problem once).
 
 Files are written atomically: a temporary file in the directory, fsynced, then renamed;
-temporaries left by a killed writer are removed by the next writer."""
+temporaries left by a killed writer are removed by the next writer.
+
+A module compiled in parts (target.py, compile_worker.py) has several objects: they are
+stored as one entry, one payload (pack_objects: OBJECTS_MAGIC, their count and sizes, then
+the objects), authenticated as a whole like any other; a payload without the magic is one
+object (no object file format starts with it)."""
 
 from __future__ import annotations
 
@@ -39,6 +44,7 @@ import os
 import re
 import secrets
 import stat
+import struct
 import threading
 import time
 import warnings
@@ -56,6 +62,8 @@ KEY_NAME = "graphjit-cache.key"
 KEY_BYTES = 32
 MAX_ENTRY_BYTES = 256 << 20  # object code larger than this is neither stored nor loaded
 SUFFIX = ".gjobj"
+OBJECTS_MAGIC = b"graphjit-objects\0"  # a payload of several objects (pack_objects)
+_COUNT, _SIZE = struct.Struct("<I"), struct.Struct("<Q")
 TMP_PREFIX = ".tmp-"
 STALE_SECONDS = 3600.0  # a temporary file untouched this long belongs to no live writer
 
@@ -97,12 +105,44 @@ def memory_size() -> int:
     return len(_memory)
 
 
-def cache_key(ir_text: str, cpu: str, features: str) -> str:
+def cache_key(ir_text: str, cpu: str, features: str, pipeline: str = "") -> str:
+    """The key of a module's native code: its IR, the machine, the versions, and the
+    pipeline's own version (target.PIPELINE: code made by another pipeline is not reused,
+    and a build that does not know a multi-object payload never finds one)."""
     digest = hashlib.sha256()
-    for part in (ir_text, cpu, features, llvmlite.__version__, __version__):
+    for part in (ir_text, cpu, features, llvmlite.__version__, __version__, pipeline):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def pack_objects(objects: list[bytes]) -> bytes:
+    """One payload for a module's objects: a single object as it is, several framed."""
+    if len(objects) == 1:
+        return objects[0]
+    sizes = b"".join(_SIZE.pack(len(o)) for o in objects)
+    return OBJECTS_MAGIC + _COUNT.pack(len(objects)) + sizes + b"".join(objects)
+
+
+def unpack_objects(payload: bytes) -> list[bytes] | None:
+    """The objects of a pack_objects payload; None if its framing does not add up."""
+    if not payload.startswith(OBJECTS_MAGIC):
+        return [payload]
+    at = len(OBJECTS_MAGIC) + _COUNT.size
+    if len(payload) < at:
+        return None
+    (count,) = _COUNT.unpack_from(payload, len(OBJECTS_MAGIC))
+    if count < 1 or len(payload) < at + count * _SIZE.size:
+        return None
+    sizes = [_SIZE.unpack_from(payload, at + i * _SIZE.size)[0] for i in range(count)]
+    at += count * _SIZE.size
+    if at + sum(sizes) != len(payload):
+        return None
+    objects = []
+    for size in sizes:
+        objects.append(payload[at : at + size])
+        at += size
+    return objects
 
 
 # ---- the disk cache ---------------------------------------------------------------------------
@@ -126,6 +166,24 @@ def disk_load(key: str) -> bytes | None:
         return None
     try:
         return directory.load(key)
+    finally:
+        directory.close()
+
+
+def disk_load_objects(key: str) -> list[bytes] | None:
+    """The objects stored under `key` (disk_load, unpacked); None if there is no authentic
+    entry, or its framing is broken (then it is deleted, with a warning)."""
+    directory = _Directory.open()
+    if directory is None:
+        return None
+    try:
+        payload = directory.load(key)
+        if payload is None:
+            return None
+        objects = unpack_objects(payload)
+        if objects is None:
+            directory._reject(_entry_name(key), None, "its objects' framing is broken")
+        return objects
     finally:
         directory.close()
 

@@ -22,7 +22,18 @@ the object code; the parent's MCJIT engine loads that object through its object 
   does not answer either, the compile is a CompileError saying so. The timeout is
   GRAPHJIT_COMPILE_TIMEOUT seconds (default 60; config.py) plus one second per
   IR_BYTES_PER_SECOND bytes of IR, so a large module gets longer.
-- Threads: one request at a time (under a lock; jit.py compiles under its own lock too).
+- Threads: one compile at a time (under a lock; jit.py compiles under its own lock too).
+- Large modules, in parts (issue 18): IR of SPLIT_MIN_BYTES or more with two or more big
+  kernels (target.may_split) is compiled as several parts (target.plan: the kernels spread
+  over up to PARTS_PER_WORKER parts per worker), each part by whichever of up to
+  MAX_WORKERS workers is free: the first worker (slot 0, the one prestart() starts) and
+  helpers started for the first such module and kept like it (recycled, replaced, stopped
+  at exit). Each worker plans the module itself (the plan is deterministic) and says with
+  each object how many parts there are, so parts are handed out in order until that count
+  is reached (a part past it is an empty object). A helper that cannot start leaves its
+  parts to the first worker (and later modules are compiled whole); a helper that dies or
+  hangs fails the compile as the first worker would. The result is the objects of all
+  parts, in order, which jit.py loads into one engine.
 - Processes: the worker belongs to the process that started it. A forked child closes its
   copies of the socket and the stderr file (os.register_at_fork) and starts its own worker
   when it compiles; at exit the worker is told to stop and reaped (atexit).
@@ -32,8 +43,10 @@ private copies of fds 0 and 1 and points fd 1 at stderr, so that nothing else ca
 into the protocol):
 
     worker -> parent, once at start:  REPLY(READY, rss, 0)
-    parent -> worker:  REQUEST(COMPILE, n) + n bytes of LLVM IR (UTF-8)
-    worker -> parent:  REPLY(OK, rss, n) + n bytes of object code
+    parent -> worker:  REQUEST(COMPILE, n) + PART(part, max_parts) + LLVM IR (UTF-8), n
+                       bytes in all
+    worker -> parent:  REPLY(OK, rss, n) + PARTS(parts) + object code of that part, n
+                       bytes in all (no object code if part >= parts)
                        or REPLY(FAILED, rss, n) + n bytes of error message (UTF-8)
     parent -> worker:  REQUEST(EXIT, 0), or end of input: the worker exits with status 0
 
@@ -41,6 +54,11 @@ The worker runs by file path, ``python -I -S compile_worker.py LLVMLITE_DIR``: i
 the standard library, llvmlite (from the directory the parent found it in) and target.py
 (by path), not the graphjit package or NumPy, and starts in about 0.1-0.2 s (mostly
 loading LLVM's shared library).
+
+The first worker starts before the first lowering (prestart(), whose start-up overlaps the
+lowering), and again before each later one if it is gone. Not when this module is
+imported: gj.set_num_threads loads the LLVM package too, and an eager program that calls it
+should not get an idle compile process.
 
 GRAPHJIT_COMPILE_WORKER=0 turns the worker off (jit.py optimises in its own process, as
 it also does when GRAPHJIT_DUMP_LLVM or GRAPHJIT_DUMP_ASM asks for the optimised IR or
@@ -66,9 +84,29 @@ IR_BYTES_PER_SECOND = 50_000  # the compile timeout grows by a second per this m
 
 REQUEST = struct.Struct("<BQ")  # op, payload length
 REPLY = struct.Struct("<BQQ")  # status, the worker's resident memory, payload length
+PART = struct.Struct("<II")  # a COMPILE request's part and the most parts it may plan
+PARTS = struct.Struct("<I")  # an OK reply's count of parts the module is compiled as
 COMPILE, EXIT = 1, 2
 READY, OK, FAILED = 0, 1, 2
 _STDERR_TAIL = 2000  # characters of a dead worker's stderr quoted in the error
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+# Workers that compile the parts of one large module at once: one per core, at most 4 (each
+# is a process of ~100 MiB, most of it LLVM's shared library).
+MAX_WORKERS = min(4, _cpus())
+# IR smaller than this is compiled as one part by the first worker without a look at its
+# text: too small to have two kernels worth a helper's start (0.1-0.2 s). Larger IR is
+# split when target.may_split says that it has two or more big functions. (The chain of
+# issue 18 is ~64 bytes of IR per elementwise op: N = 1000 is 64 kB, 16 kB is N ~ 250.)
+SPLIT_MIN_BYTES = 16_000
+PARTS_PER_WORKER = 2  # parts to hand out per worker: a helper that starts late takes fewer
 
 spawns = 0  # workers started by this process (the tests count recycling with it)
 
@@ -135,10 +173,13 @@ class Worker:
     def pid(self) -> int:
         return self.proc.pid
 
-    def compile(self, ir_text: str, timeout: float | None = None) -> bytes:
-        """The object code, or CompileError: the worker's error (it stays), how it died (it
+    def compile(
+        self, ir_text: str, timeout: float | None = None, part: int = 0, max_parts: int = 1
+    ) -> tuple[int, bytes]:
+        """(The count of parts the module is compiled as, part `part`'s object code; empty
+        past the last part), or CompileError: the worker's error (it stays), how it died (it
         is gone), or WorkerStuck if it did not answer within `timeout` seconds (killed)."""
-        payload = ir_text.encode()
+        payload = PART.pack(part, max_parts) + ir_text.encode()
         if timeout is None:
             timeout = compile_timeout(len(payload))
         try:
@@ -177,7 +218,10 @@ class Worker:
             self.stop()
         if status != OK:
             raise CompileError(data.decode(errors="replace"))
-        return data
+        if len(data) < PARTS.size:
+            raise CompileError("the LLVM compile worker broke the protocol (a short reply)")
+        (parts,) = PARTS.unpack_from(data)
+        return parts, data[PARTS.size :]
 
     def alive(self) -> bool:
         return self.sock is not None and self.proc.poll() is None
@@ -291,98 +335,223 @@ def _command() -> list[str]:
     return [sys.executable, "-I", "-S", os.path.abspath(__file__), llvmlite_dir]
 
 
-_worker: Worker | None = None
-_lock = threading.Lock()
+_workers: dict[int, Worker] = {}  # slot -> worker; slot 0 is the first, the others helpers
+_lock = threading.Lock()  # one compile at a time
+# One thread at a time per slot's worker: a helper thread that a twice-interrupted compile
+# left behind finishes its request before the next compile may use that worker.
+_slot_locks: dict[int, threading.Lock] = {}
 _unavailable: str | None = None  # why no worker can be started here, once that is known
+_no_helpers: str | None = None  # why no helper could be started here, once that is known
 
 
-def compile_object(ir_text: str) -> bytes:
-    """Object code for a verified LLVM IR module, made by the worker (started if need be).
+def compile_object(ir_text: str) -> list[bytes]:
+    """Object code for a verified LLVM IR module, made by workers (started if need be): one
+    object, or one per part of a large module (see the module's docstring), in order.
     CompileError if it fails; WorkerUnavailable if no worker can run here. A worker that
-    does not answer in time is killed and the module tried once more on a fresh one."""
-    global _worker, _unavailable
+    does not answer in time is killed and its request tried once more on a fresh one."""
     timeout = compile_timeout(len(ir_text))  # (characters: about the bytes, no copy)
     with _lock:
-        stuck = None
-        while True:
-            worker = _running_worker()
-            try:
-                return worker.compile(ir_text, timeout)
-            except WorkerStuck as e:
-                if stuck is not None:
-                    raise CompileError(
-                        f"{stuck}; a fresh worker (pid {worker.pid}) did not answer within "
-                        f"{timeout:.3g} s either and was killed (raise GRAPHJIT_COMPILE_TIMEOUT "
-                        "if this module needs longer)"
-                    ) from None
-                stuck = e
-            except WorkerUnavailable as e:
+        if not _may_split(ir_text):
+            return [_compile_on(0, ir_text, timeout, 0, 1)[1]]
+        return _Parts(ir_text, timeout, MAX_WORKERS * PARTS_PER_WORKER).compile()
+
+
+def _may_split(ir_text: str) -> bool:
+    if MAX_WORKERS < 2 or len(ir_text) < SPLIT_MIN_BYTES or _no_helpers is not None:
+        return False
+    from graphjit.codegen.llvm import target  # (the parent's side only: it has graphjit)
+
+    return target.may_split(ir_text)
+
+
+class _Parts:
+    """One large module's parts, handed out in order to the workers as they become free:
+    slot 0 in the calling thread, each helper slot in a thread of its own. Under _lock."""
+
+    def __init__(self, ir_text: str, timeout: float, max_parts: int):
+        self.ir_text, self.timeout, self.max_parts = ir_text, timeout, max_parts
+        self.lock = threading.Lock()
+        self.next = 0  # the next part not yet handed out
+        self.returned: list[int] = []  # parts given back by a helper that could not start
+        self.count: int | None = None  # parts in the plan, once a worker has said
+        self.objects: dict[int, bytes] = {}
+        self.error: BaseException | None = None
+
+    def compile(self) -> list[bytes]:
+        first = self._take()  # slot 0's (prestart() started it): not a starting helper's
+        threads = [
+            threading.Thread(target=self._serve, args=(slot,), daemon=True, name="gj-compile")
+            for slot in range(1, MAX_WORKERS)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._serve(0, first)
+        finally:
+            for thread in threads:  # (each finishes its current part, then takes no more)
+                thread.join()
+        # A part given back by a helper after slot 0 ran out of parts is compiled here.
+        while self.error is None and (left := self._left_over()) is not None:
+            self._compile(0, left)
+        if self.error is not None:
+            raise self.error
+        return [self.objects[i] for i in range(self.count)]
+
+    def _take(self) -> int | None:
+        with self.lock:
+            if self.error is not None:
+                return None
+            if self.returned:
+                return self.returned.pop()
+            if self.count is not None and self.next >= self.count:
+                return None
+            self.next += 1
+            return self.next - 1
+
+    def _left_over(self) -> int | None:
+        return next((i for i in range(self.count) if i not in self.objects), None)
+
+    def _serve(self, slot: int, part: int | None = None) -> None:
+        if part is None:
+            part = self._take()
+        while part is not None and self._compile(slot, part):
+            part = self._take()
+
+    def _compile(self, slot: int, part: int) -> bool:
+        """Compile `part` on `slot`'s worker; False if that slot should take no more."""
+        global _no_helpers
+        try:
+            parts, obj = _compile_on(slot, self.ir_text, self.timeout, part, self.max_parts)
+        except WorkerUnavailable as e:
+            if slot == 0:
+                self._fail(e)  # (no worker at all here: jit.py compiles in its process)
+            else:
+                _no_helpers = str(e)
+                with self.lock:
+                    self.returned.append(part)  # for the others
+            return False
+        except BaseException as e:  # a CompileError, or KeyboardInterrupt in slot 0
+            self._fail(e)
+            return False
+        with self.lock:
+            self.count = parts
+            if part < parts:
+                self.objects[part] = obj
+        return True
+
+    def _fail(self, error: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = error
+
+
+def _compile_on(
+    slot: int, ir_text: str, timeout: float, part: int, max_parts: int
+) -> tuple[int, bytes]:
+    """Worker.compile on `slot`'s worker (started if need be); a worker that does not
+    answer in time is killed and the request tried once more on a fresh one."""
+    with _slot_locks.setdefault(slot, threading.Lock()):
+        return _compile_on_locked(slot, ir_text, timeout, part, max_parts)
+
+
+def _compile_on_locked(slot, ir_text, timeout, part, max_parts) -> tuple[int, bytes]:
+    global _unavailable
+    stuck = None
+    while True:
+        worker = _running_worker(slot)
+        try:
+            return worker.compile(ir_text, timeout, part, max_parts)
+        except WorkerStuck as e:
+            if stuck is not None:
+                raise CompileError(
+                    f"{stuck}; a fresh worker (pid {worker.pid}) did not answer within "
+                    f"{timeout:.3g} s either and was killed (raise GRAPHJIT_COMPILE_TIMEOUT "
+                    "if this module needs longer)"
+                ) from None
+            stuck = e
+        except WorkerUnavailable as e:
+            if slot == 0:
                 _unavailable = str(e)
-                raise
-            finally:
-                if not worker.alive():
-                    _worker = None
+            raise
+        finally:
+            if not worker.alive() and _workers.get(slot) is worker:
+                del _workers[slot]
 
 
-def _running_worker() -> Worker:
-    """This process's worker, started if there is none (or it died). Under _lock."""
-    global _worker, _unavailable
-    if _unavailable is not None:
-        raise WorkerUnavailable(_unavailable)
-    worker = _worker
+def _running_worker(slot: int) -> Worker:
+    """`slot`'s worker, started if there is none (or it died). Under _lock (and only this
+    compile's thread for `slot` touches the slot)."""
+    global _unavailable, _no_helpers
+    why = _unavailable if slot == 0 else _no_helpers or _unavailable
+    if why is not None:
+        raise WorkerUnavailable(why)
+    worker = _workers.get(slot)
     if worker is not None and (worker.owner != os.getpid() or not worker.alive()):
         if worker.owner != os.getpid():
             worker.abandon()  # (the fork hook did this already, unless it did not run)
         else:
             worker.kill()  # died between compiles (killed?): not this module's doing
-        worker = _worker = None
+        worker = None
+        del _workers[slot]
     if worker is None:
         try:
-            worker = _worker = Worker()
+            worker = _workers[slot] = Worker()
         except WorkerUnavailable as e:
-            _unavailable = str(e)
+            if slot == 0:
+                _unavailable = str(e)
+            else:
+                _no_helpers = str(e)
             raise
     return worker
 
 
 def prestart() -> None:
-    """Start a worker now, without waiting for it, if none is running and the worker is on:
-    a caller about to lower a module hides the worker's start (about 0.1 s) behind that."""
-    global _worker
+    """Start the first worker now, without waiting for it, if none is running and the
+    worker is on: a caller about to lower a module hides the worker's start (about 0.1 s)
+    behind that. (Helpers start with the first module large enough to need them.)"""
     with _lock:
-        if _worker is not None and _worker.owner == os.getpid() and _worker.alive():
+        worker = _workers.get(0)
+        if worker is not None and worker.owner == os.getpid() and worker.alive():
             return
         if not enabled() or _unavailable is not None:
             return
-        if _worker is not None:
-            (_worker.abandon if _worker.owner != os.getpid() else _worker.kill)()
-            _worker = None
+        if worker is not None:
+            (worker.abandon if worker.owner != os.getpid() else worker.kill)()
+            del _workers[0]
         try:
-            _worker = Worker()
+            _workers[0] = Worker()
         except WorkerUnavailable:
             pass  # the compile will find out, and say so
 
 
 def worker_pid() -> int | None:
-    """The pid of this process's current worker, if one is running."""
-    worker = _worker
+    """The pid of this process's first worker, if one is running."""
+    worker = _workers.get(0)
     return worker.pid if worker is not None and worker.owner == os.getpid() else None
 
 
+def worker_pids() -> list[int]:
+    """The pids of this process's workers (the first, then helpers), those running."""
+    return [w.pid for _, w in sorted(_workers.items()) if w.owner == os.getpid() and w.alive()]
+
+
 def shutdown() -> None:
-    """Stop this process's worker (at exit; the next compile would start a new one)."""
-    global _worker
+    """Stop this process's workers (at exit; the next compile would start new ones)."""
     with _lock:
-        worker, _worker = _worker, None
-    if worker is not None and worker.owner == os.getpid():
-        worker.stop(timeout=2.0)
+        workers = list(_workers.values())
+        _workers.clear()
+    for worker in workers:
+        if worker.owner == os.getpid():
+            worker.stop(timeout=2.0)
 
 
 def _after_fork_in_child() -> None:
-    global _worker, _lock
+    global _lock
     _lock = threading.Lock()  # another thread may have held it at the fork
-    worker, _worker = _worker, None
-    if worker is not None:
+    _slot_locks.clear()
+    workers = list(_workers.values())
+    _workers.clear()
+    for worker in workers:
         worker.abandon()
 
 
@@ -454,7 +623,9 @@ def _serve(llvmlite_dir: str) -> int:
             print(f"graphjit compile worker: unknown request {op}", file=sys.stderr)
             return 2
         try:
-            status, data = OK, target.compile_object(payload.decode(), tm)
+            part, max_parts = PART.unpack_from(payload)
+            parts, obj = target.compile_object(payload[PART.size :].decode(), tm, part, max_parts)
+            status, data = OK, PARTS.pack(parts) + obj
         except Exception as e:  # LLVM's errors are RuntimeErrors; report, do not die
             status, data = FAILED, f"{type(e).__name__}: {e}".encode()
         try:

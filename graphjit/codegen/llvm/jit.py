@@ -1,11 +1,13 @@
 """LLVM module → verified, O3-optimised native code for the host CPU, through MCJIT.
 
 The module is parsed and verified before it is compiled, so a code-generation bug is a
-BackendError, never a crash. Optimisation and code generation happen in a recycled worker
-process (compile_worker.py): llvmlite leaks memory on every run of the O3 pipeline, and an
-LLVM abort there ends only the worker; this process loads the object code it returns
-through MCJIT's object cache, as it does an object from the disk cache. The target machine
-and pipeline are configured in one place, target.py.
+BackendError, never a crash. Optimisation and code generation happen in recycled worker
+processes (compile_worker.py): llvmlite leaks memory on every run of the O3 pipeline, and
+an LLVM abort there ends only the worker; this process loads the object code they return
+through MCJIT's object cache, as it does an object from the disk cache. A large module may
+come back as several objects, one per part (target.plan, compiled in parallel): the first
+is the module's, the others are added to the same engine, which links them. The target
+machine and pipeline are configured in one place, target.py.
 
 GRAPHJIT_COMPILE_WORKER=0 optimises and compiles in this process instead (so does setting
 GRAPHJIT_DUMP_LLVM=1, which prints the optimised LLVM IR, or GRAPHJIT_DUMP_ASM=1, the
@@ -44,7 +46,7 @@ def compile_module(ir_text: str) -> CompiledModule:
     """Native code for an LLVM IR module, from the compile caches when possible. Threads
     compile one at a time (LLVM's global context is not thread-safe), and a thread that
     waited for another's compile of the same module reuses it."""
-    key = cache.cache_key(ir_text, target.cpu_name(), target.features())
+    key = cache.cache_key(ir_text, target.cpu_name(), target.features(), target.PIPELINE)
     compiled = cache.memory_get(key)
     if compiled is None:
         with _lock:
@@ -55,8 +57,9 @@ def compile_module(ir_text: str) -> CompiledModule:
     return compiled
 
 
-def _object_from_worker(ir_text: str) -> bytes | None:
-    """The worker's object code for the module; None if no worker can run here."""
+def _objects_from_worker(ir_text: str) -> list[bytes] | None:
+    """The workers' object code for the module (one object per part); None if no worker
+    can run here."""
     try:
         return compile_worker.compile_object(ir_text)
     except compile_worker.WorkerUnavailable as e:
@@ -87,17 +90,18 @@ class CompiledModule:
             raise BackendError(f"generated LLVM IR is invalid: {e}") from None
         target.prepare(module, tm)
         dump_llvm, dump_asm = config.dump_llvm(), config.dump_asm()
-        obj = cache.disk_load(key) if key is not None else None  # optimised before saved
+        # (objects on disk were optimised before they were saved)
+        objects = cache.disk_load_objects(key) if key is not None else None
         made_here = False
-        if obj is None and compile_worker.enabled() and not (dump_llvm or dump_asm):
+        if objects is None and compile_worker.enabled() and not (dump_llvm or dump_asm):
             try:
-                obj = _object_from_worker(ir_text)
+                objects = _objects_from_worker(ir_text)
             except BackendError:
                 module.close()
                 raise
-            if obj is not None and key is not None:
-                cache.disk_store(key, obj)  # (a no-op without GRAPHJIT_CACHE_DIR)
-        if obj is None:
+            if objects is not None and key is not None:
+                cache.disk_store(key, cache.pack_objects(objects))  # (no-op without a dir)
+        if objects is None:
             optimise(module)
             made_here = True
         if dump_llvm:
@@ -106,14 +110,16 @@ class CompiledModule:
             print(tm.emit_assembly(module), file=sys.stderr)
         # The engine owns the module from here on: keep no second reference to free it.
         self.engine = llvm.create_mcjit_compiler(module, target.new_target_machine())
-        if obj is not None or (key is not None and cache.disk_dir() is not None):
-            pending = [obj] if obj is not None else []  # handed over once, then dropped
+        if objects is not None or (key is not None and cache.disk_dir() is not None):
+            pending = objects[:1] if objects is not None else []  # handed over once, dropped
 
             def store(_module, payload):
                 if made_here and key is not None:
                     cache.disk_store(key, payload)
 
             self.engine.set_object_cache(store, lambda _module: pending.pop() if pending else None)
+        for obj in (objects or [])[1:]:  # the other parts: linked with the first at finalize
+            self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         self.engine.finalize_object()
 
     def address(self, name: str) -> int:
