@@ -69,7 +69,8 @@ def ensure() -> bool:
             llvm.add_symbol(RUN, engine.get_function_address(RUN))
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed: see above
             _built.update(engine=engine, reset=reset)
-            os.register_at_fork(after_in_child=_reset_in_child)
+            if hasattr(os, "register_at_fork"):  # (POSIX)
+                os.register_at_fork(after_in_child=_reset_in_child)
         return _built["engine"] is not None
 
 
