@@ -13,6 +13,7 @@ import sys
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
+from llvm_helpers import fresh_compile_worker
 
 import graphjit as gj
 from graphjit.bench.workloads.compile_scaling import chain
@@ -27,16 +28,10 @@ N_SMALL = 30  # one kernel, far below OUT_OF_LINE_SIZE
 @pytest.fixture
 def fresh(monkeypatch):
     """Workers on (two of them at most), caches empty, no worker left at the end."""
-    for name in ("GRAPHJIT_COMPILE_WORKER", "GRAPHJIT_DUMP_LLVM", "GRAPHJIT_DUMP_ASM"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("GRAPHJIT_CACHE_DIR", raising=False)
     monkeypatch.setattr(compile_worker, "MAX_WORKERS", 2)
     monkeypatch.setattr(compile_worker, "_no_helpers", None)
-    compile_worker.shutdown()
-    cache.memory_clear()
-    yield
-    compile_worker.shutdown()
-    cache.memory_clear()
+    with fresh_compile_worker(monkeypatch):
+        yield
 
 
 @pytest.fixture

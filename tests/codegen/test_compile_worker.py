@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from llvm_helpers import fresh_compile_worker
 
 import graphjit as gj
 from graphjit.codegen.llvm import cache, compile_worker, jit
@@ -58,15 +59,8 @@ def check(compiled, i: int) -> None:
 @pytest.fixture
 def fresh(monkeypatch):
     """No worker running at the start; the worker on; caches empty; stopped at the end."""
-    monkeypatch.delenv("GRAPHJIT_COMPILE_WORKER", raising=False)
-    monkeypatch.delenv("GRAPHJIT_DUMP_LLVM", raising=False)
-    monkeypatch.delenv("GRAPHJIT_DUMP_ASM", raising=False)
-    monkeypatch.delenv("GRAPHJIT_CACHE_DIR", raising=False)
-    compile_worker.shutdown()
-    cache.memory_clear()
-    yield
-    compile_worker.shutdown()
-    cache.memory_clear()
+    with fresh_compile_worker(monkeypatch):
+        yield
 
 
 @pytest.fixture

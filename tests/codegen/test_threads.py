@@ -119,37 +119,47 @@ def test_the_count_reaches_numpys_openblas():
 # -- the worker pool (codegen/llvm/pool.py) ------------------------------------------------
 
 
-def _os_threads() -> int:
-    return len(os.listdir("/proc/self/task"))
+POOL_SCRIPT = """
+import os
+import numpy as np, graphjit as gj
+from graphjit.codegen.llvm import parallel
+parallel.PARALLEL_MIN_WORK = 1
+g = gj.Graph()
+with g.as_default():
+    x = gj.placeholder(gj.float32, [64, 257])
+    y = gj.tanh(x * 2.0 + 1.0) * gj.sigmoid(x)
+v = np.random.default_rng(2).normal(size=(64, 257)).astype(np.float32)
+want = np.tanh(v * 2 + 1) / (1 + np.exp(-v))
+sess = gj.Session(g)
+parallel.set_num_threads(1)  # (the kernels' count only: gj's also resizes OpenBLAS's pool)
+np.testing.assert_allclose(sess.run(y, {x: v}), want, rtol=1e-5, atol=1e-6)  # compiled
+tids = lambda: set(os.listdir("/proc/self/task"))
+before = tids()
+parallel.set_num_threads(3)
+np.testing.assert_allclose(sess.run(y, {x: v}), want, rtol=1e-5, atol=1e-6)
+workers = tids() - before
+assert len(workers) == 2, workers  # started by the split, and still there after it
+for _ in range(100):
+    np.testing.assert_allclose(sess.run(y, {x: v}), want, rtol=1e-5, atol=1e-6)
+assert tids() == before | workers  # the same two, no thread started since
+parallel.set_num_threads(2)  # fewer wanted: the extra worker sleeps, none is started
+for _ in range(10):
+    np.testing.assert_allclose(sess.run(y, {x: v}), want, rtol=1e-5, atol=1e-6)
+assert tids() == before | workers
+print("ok")
+"""
 
 
-def _split_session(monkeypatch):
-    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 1)
-    g, x, fetches = _graph(64, 257)
-    feed = {x: np.random.default_rng(2).normal(size=(64, 257)).astype(np.float32)}
-    expected = gj.Session(g, backend="interpreter").run(fetches, feed)
-    return gj.Session(g, backend="llvm"), fetches, feed, expected
-
-
-def _check(got, expected):
-    for a, b in zip(got, expected, strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
-
-
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
-def test_split_kernels_reuse_the_pools_threads(monkeypatch):
-    """Workers start once and sleep between runs: a hundred runs start no thread."""
-    sess, fetches, feed, expected = _split_session(monkeypatch)
-    gj.set_num_threads(3)
-    _check(sess.run(fetches, feed), expected)
-    before = _os_threads()
-    for _ in range(100):
-        _check(sess.run(fetches, feed), expected)
-    assert _os_threads() == before
-    gj.set_num_threads(2)  # fewer wanted: the extra worker sleeps, none is started
-    for _ in range(10):
-        _check(sess.run(fetches, feed), expected)
-    assert _os_threads() == before
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="lists threads in /proc")
+def test_split_kernels_reuse_the_pools_threads():
+    """Workers start on the first split and stay, asleep between runs: a hundred runs start
+    no thread, and the split's two workers are the same threads throughout. (In a fresh
+    interpreter, with the compile worker off, so that no other thread comes or goes.)"""
+    env = {**os.environ, "GRAPHJIT_COMPILE_WORKER": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", POOL_SCRIPT], capture_output=True, text=True, timeout=180, env=env
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["ok"], done.stderr[-2000:]
 
 
 FORK_SCRIPT = """

@@ -108,9 +108,8 @@ def call_gemm(
     t = F32 if dtype_name == "float32" else F64
     blas = blas or gemm(dtype_name)
     tp, ip, i8p = t.as_pointer(), blas.int_type.as_pointer(), I8.as_pointer()
-    fnty = ir.FunctionType(ir.VoidType(), [i8p, i8p, ip, ip, ip, tp, tp, ip, tp, ip, tp, tp, ip])
-    module = b.module
-    function = module.globals.get(blas.symbol) or ir.Function(module, fnty, blas.symbol)
+    args = [i8p, i8p, ip, ip, ip, tp, tp, ip, tp, ip, tp, tp, ip]
+    function = T.external_function(b.module, blas.symbol, ir.VoidType(), args)
 
     def slot(value, typ):
         ptr = local(typ)

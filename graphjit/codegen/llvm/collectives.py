@@ -137,10 +137,6 @@ def _bind(symbol: str, address: int) -> None:
         _STATE["bound"].add(symbol)
 
 
-def _declare(module: ir.Module, symbol: str, fnty: ir.FunctionType) -> ir.Function:
-    return module.globals.get(symbol) or ir.Function(module, fnty, symbol)
-
-
 # ---- the lowering ---------------------------------------------------------------------------
 
 
@@ -179,8 +175,8 @@ def _emit_agreement(low, op: Operation, codes: list) -> None:
     flag = ir.GlobalVariable(low.module, T.I8, low.module.get_unique_name("agreed"))
     flag.linkage, flag.initializer = "private", ir.Constant(T.I8, 0)
     with b.if_then(b.icmp_unsigned("==", b.load(flag), ir.Constant(T.I8, 0)), likely=False):
-        fnty = ir.FunctionType(T.I32, [T.I64, T.I32, T.I32])
-        status = b.call(_declare(low.module, AGREE_SYMBOL, fnty), codes)
+        agree = T.external_function(low.module, AGREE_SYMBOL, T.I32, [T.I64, T.I32, T.I32])
+        status = b.call(agree, codes)
         count, dtype = codes[0].constant, DTYPES[codes[1].constant]
         low.fail(
             f"all_reduce of {count} {dtype} elements: the processes reduce different "
@@ -211,15 +207,15 @@ def _call_symbol(low, mpi, send, recv, count: int, dtype: str, how: str) -> ir.V
             (mpi.Comm, mpi.COMM_WORLD),
         )
     ]
-    fnty = ir.FunctionType(T.I32, [T.I8P, T.I8P, T.I32] + [h.type for h in handles])
-    function = _declare(low.module, ALLREDUCE_SYMBOL, fnty)
+    args = [T.I8P, T.I8P, T.I32] + [h.type for h in handles]
+    function = T.external_function(low.module, ALLREDUCE_SYMBOL, T.I32, args)
     return low.b.call(function, [send, recv, _i32(count), *handles])
 
 
 def _call_back(low, send, recv, codes: list) -> ir.Value:
     _bind(CALLBACK_SYMBOL, ctypes.cast(_allreduce_callback, ctypes.c_void_p).value)
-    fnty = ir.FunctionType(T.I32, [T.I8P, T.I8P, T.I64, T.I32, T.I32])
-    function = _declare(low.module, CALLBACK_SYMBOL, fnty)
+    args = [T.I8P, T.I8P, T.I64, T.I32, T.I32]
+    function = T.external_function(low.module, CALLBACK_SYMBOL, T.I32, args)
     return low.b.call(function, [send if send is not None else recv, recv, *codes])
 
 

@@ -22,11 +22,6 @@ HEADER = ir.LiteralStructType([T.I8P, T.I64, T.I64, T.I64, T.I8P])
 DATA, LENGTH, CAPACITY, ELEMENT_BYTES, NEXT = range(5)
 
 
-def _libc(module: ir.Module, name: str, ret, args) -> ir.Function:
-    fn = module.globals.get(name)
-    return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
-
-
 class ListLowering:
     def __init__(self, lowering):
         self.low = lowering
@@ -94,8 +89,8 @@ class ListLowering:
             with b.goto_entry_block():
                 self.chain = b.alloca(T.I8P)
                 b.store(ir.Constant(T.I8P, None), self.chain)
-        malloc = _libc(module, "malloc", T.I8P, [T.I64])
-        calloc = _libc(module, "calloc", T.I8P, [T.I64, T.I64])
+        malloc = T.external_function(module, "malloc", T.I8P, [T.I64])
+        calloc = T.external_function(module, "calloc", T.I8P, [T.I64, T.I64])
         handle = b.call(malloc, [ir.Constant(T.I64, 40)])
         self._fail_if_null(handle)
         # calloc checks count x size for overflow; never 0 bytes (empty elements), whose
@@ -121,7 +116,9 @@ class ListLowering:
         which the chain would free again), and a ResourceError if it overflows."""
         b = self.b
         with_flag = ir.LiteralStructType([T.I64, T.I1])
-        mul = _libc(self.low.module, "llvm.umul.with.overflow.i64", with_flag, [T.I64, T.I64])
+        mul = T.external_function(
+            self.low.module, "llvm.umul.with.overflow.i64", with_flag, [T.I64, T.I64]
+        )
         product = b.call(mul, [count, ir.Constant(T.I64, max(element_bytes, 1))])
         self.low.fail(
             "a tensor list would need more bytes than the address space holds",
@@ -139,7 +136,7 @@ class ListLowering:
     def free_all(self) -> None:
         if self.chain is None:
             return
-        b, free = self.b, _libc(self.low.module, "free", ir.VoidType(), [T.I8P])
+        b, free = self.b, T.external_function(self.low.module, "free", ir.VoidType(), [T.I8P])
         loop, body, done = (
             self.low.entry.append_basic_block(f"free.{s}") for s in ("loop", "body", "done")
         )
@@ -177,7 +174,7 @@ class ListLowering:
         with b.if_then(b.icmp_unsigned("==", length, capacity)):
             grown = b.add(b.shl(capacity, ir.Constant(T.I64, 1)), ir.Constant(T.I64, 4))
             size = self._checked_bytes(grown, self.element_bytes(lst), op)
-            realloc = _libc(self.low.module, "realloc", T.I8P, [T.I8P, T.I64])
+            realloc = T.external_function(self.low.module, "realloc", T.I8P, [T.I8P, T.I64])
             data = b.call(realloc, [self._get(handle, DATA), size])
             self._fail_if_null(data, op)  # the old buffer stays on the chain, to be freed
             b.store(data, self._field(handle, DATA))

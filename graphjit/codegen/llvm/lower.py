@@ -223,9 +223,8 @@ class Lowering:
         what restores the caller's MXCSR on the way out. Elsewhere: nothing to do."""
         if not llvm.get_process_triple().startswith(("x86_64", "i386", "i686")):
             return None
-        mxcsr_type = ir.FunctionType(ir.VoidType(), [T.I8P])
         store, load = (
-            self.module.globals.get(name) or ir.Function(self.module, mxcsr_type, name)
+            T.external_function(self.module, name, ir.VoidType(), [T.I8P])
             for name in ("llvm.x86.sse.stmxcsr", "llvm.x86.sse.ldmxcsr")
         )
         saved, flushed = self.local(T.I32), self.local(T.I32)

@@ -77,11 +77,6 @@ def num_threads() -> int:
         return n
 
 
-def _libc(module, name, ret, args):
-    fn = module.globals.get(name)
-    return fn if fn is not None else ir.Function(module, ir.FunctionType(ret, args), name)
-
-
 def _claimer(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStructType):
     """void* task(void* packet): claim the next chunk of the packet's range from its
     counter and run the kernel over it, until every chunk is claimed."""
@@ -137,5 +132,5 @@ def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: 
     threads = b.load_atomic(T.external_global(module, THREADS_SYMBOL, T.I64), "monotonic", 8)
     most = ir.Constant(T.I64, chunks)  # (no more threads than chunks)
     threads = b.select(b.icmp_signed("<", threads, most), threads, most)
-    run = _libc(module, pool.RUN, ir.VoidType(), [pool.TASK, T.I8P, T.I64])
+    run = T.external_function(module, pool.RUN, ir.VoidType(), [pool.TASK, T.I8P, T.I64])
     b.call(run, [task, b.bitcast(slot, T.I8P), threads])

@@ -122,8 +122,7 @@ class _Pool:
             setattr(self, name, variable(name, T.I64, 64))
 
     def libc(self, name, ret, args):
-        fn = self.module.globals.get(name)
-        return fn or ir.Function(self.module, ir.FunctionType(ret, args), name)
+        return T.external_function(self.module, name, ret, args)
 
     def raw(self, b, sync):
         return b.bitcast(sync, T.I8P)

@@ -164,6 +164,15 @@ def float32_round_to_odd(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return b.bitcast(b.select(inexact, b.or_(truncated, _i32(1)), bits), F32)
 
 
+def external_function(module: ir.Module, name: str, ret: ir.Type, args: list) -> ir.Function:
+    """The module's declaration of a function bound by name when the code is linked (libc,
+    BLAS, graphjit's worker pool, an LLVM intrinsic): declared once, whoever asks first."""
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    return ir.Function(module, ir.FunctionType(ret, args), name)
+
+
 def external_global(module: ir.Module, name: str, typ: ir.Type) -> ir.GlobalVariable:
     """The module's declaration of a process-wide variable bound by name (llvm.add_symbol):
     the interrupt counter, the thread count."""
