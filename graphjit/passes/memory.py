@@ -34,6 +34,15 @@ when it is the variable's only assign, its result is returned once, its value is
 an op that would otherwise write an arena buffer and is not returned itself, and no read
 of the variable's old value comes after that op (or only that op reads it, in place).
 
+Row groups. A backend may run consecutive kernels row by row together, each in turn on
+row r before any goes on to row r + 1 (the llvm backend's row chains: a softmax's or a
+layer norm's kernels, so that a row read from memory once stays in cache for all of
+them). It plans with `plan_memory(fn, row_groups)`: every value a group's ops read or
+write lives over the whole group, so no two of them share bytes -- except an output a
+member writes over an input in place, which is safe row for row when both are row-local
+(`RowGroup.row_local`: read and written only row by row by every member) and the input
+is read last by that member.
+
 Offsets: greedy first fit by decreasing size, 64-byte aligned.
 """
 
@@ -122,6 +131,15 @@ class MemoryPlan:
         return (self.names.get(v, v.name), op, str(b.nbytes), offset, b.kind, ", ".join(notes))
 
 
+@dataclass(frozen=True)
+class RowGroup:
+    """Consecutive ops of one block that a backend runs row by row together; `row_local`:
+    the values that every one of them touching it reads or writes only row by row."""
+
+    ops: tuple
+    row_local: frozenset
+
+
 class PlanMemory(Pass):
     name = "memory"
 
@@ -129,9 +147,10 @@ class PlanMemory(Pass):
         fn.memory_plan = plan_memory(fn)
 
 
-def plan_memory(fn: Function) -> MemoryPlan:
-    """The memory plan of `fn` (pure analysis: the IR is not changed)."""
-    return _Planner(fn).plan()
+def plan_memory(fn: Function, row_groups=()) -> MemoryPlan:
+    """The memory plan of `fn` (pure analysis: the IR is not changed), for a backend that
+    runs each of `row_groups` row by row (see RowGroup)."""
+    return _Planner(fn, row_groups).plan()
 
 
 def nbytes(v: Value) -> int | None:
@@ -187,8 +206,10 @@ def _is_tensor(v: Value) -> bool:
 
 
 class _Planner:
-    def __init__(self, fn: Function):
+    def __init__(self, fn: Function, row_groups=()):
         self.fn = fn
+        self.row_groups = row_groups
+        self.group_of = {op: g for g in row_groups for op in g.ops}
         self.start: dict[Operation, int] = {}
         self.end: dict[Operation, int] = {}
         self.defined: dict[Value, int] = {}
@@ -213,6 +234,7 @@ class _Planner:
         self._variables_in_place()
         self._loop_results_in_place()
         self._kernels_in_place()
+        self._extend_over_row_groups()
         return self._result()
 
     # -- liveness -------------------------------------------------------------------------
@@ -411,10 +433,26 @@ class _Planner:
                     continue
                 if self._lifetime(storage)[1] != self.start[op]:
                     continue
+                group = self.group_of.get(op)
+                if group is not None and not {out, v} <= group.row_local:
+                    continue  # another member may still read v's other rows
                 if self._in_place_operand(op, out, storage) is v:
                     self._join(out, storage)
                     self.reuses[out] = v
                     taken.add(storage)
+
+    def _extend_over_row_groups(self) -> None:
+        """Every value a row group's ops touch lives from the group's first op to past its
+        last (after in place decisions, which the group's own rules govern)."""
+        for group in self.row_groups:
+            first, last = self.start[group.ops[0]], self.end[group.ops[-1]]
+            for op in group.ops:
+                for v in op.results:
+                    if v in self.defined:
+                        self.defined[v] = min(self.defined[v], first)
+                for v in op.operands + op.results:
+                    if v in self.last_read:
+                        self.last_read[v] = max(self.last_read[v], last)
 
     # -- offsets and the plan -------------------------------------------------------------
     def _result(self) -> MemoryPlan:

@@ -51,7 +51,7 @@ from graphjit.ir.ops import CONSTANT
 from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType, float32
-from graphjit.passes.memory import ALIAS, ARENA, VARIABLE
+from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
 ENTRY = "graphjit_entry"
 
@@ -96,6 +96,10 @@ class Lowering:
             raise runtime_shape_error(fn, "llvm") or BackendError(
                 "the llvm backend needs every shape known (specialise first)"
             )
+        if not check_numerics:  # (which keeps kernels apart: no row chains)
+            groups = row_chains.row_groups(fn)
+            if groups:  # planned again, the chains' values kept apart (row_chains.py)
+                self.plan = fn.memory_plan = plan_memory(fn, groups)
         # Scratch for staging copies lives in the arena after the plan's buffers: nothing
         # the size of a tensor may go on the native stack (8 MiB, and threads get less).
         self.scratch_base = -(-self.plan.arena_bytes // ALIGN) * ALIGN
@@ -318,17 +322,24 @@ class Lowering:
         if call.fallible:
             faults.fail_on_faults(self, call.fallible)
 
-    def kernel_call(self, op: Operation) -> KernelCall:
-        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi)."""
-        values = op.operands + op.results
-        groups: list[list[int]] = []  # buffers at the same storage (written in place)
+    def storage_groups(self, values: list[Value], skip: int = -1) -> list[list[int]]:
+        """Indices of `values` (but `skip`) grouped by storage: a value written over another
+        in place shares its group."""
+        groups: list[list[int]] = []
         for i, v in enumerate(values):
+            if i == skip:
+                continue
             group = next((g for g in groups if self.shares_storage(values[g[0]], v)), None)
             if group is None:
                 groups.append([i])
             else:
                 group.append(i)
-        shared = tuple(frozenset(g) for g in groups if len(g) > 1)
+        return groups
+
+    def kernel_call(self, op: Operation) -> KernelCall:
+        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi)."""
+        values = op.operands + op.results
+        shared = tuple(frozenset(g) for g in self.storage_groups(values) if len(g) > 1)
         kernel, extent, splittable, fallible = emit_kernel(
             self.module, op, f"kernel{self.kernels}", shared, self.numerics
         )

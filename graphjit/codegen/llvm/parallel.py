@@ -112,11 +112,20 @@ def kernel_work(body, elements: int) -> int:
     return work
 
 
-def call_split(lowering, kernel: ir.Function, buffers: list, extent: int, work: int) -> None:
+def chunk_count(extent: int) -> int:
+    """The chunks call_split cuts a range into by default."""
+    return min(extent, config.MAX_THREADS * CHUNKS_PER_THREAD)
+
+
+def call_split(
+    lowering, kernel: ir.Function, buffers: list, extent: int, work: int, chunks: int = 0
+) -> None:
     """Call `kernel(*buffers, lo, hi)` over [0, extent), on several threads when the
-    kernel's `work` (see kernel_work) pays for them."""
+    kernel's `work` (see kernel_work) pays for them. Chunk k is [extent * k // chunks,
+    extent * (k + 1) // chunks); `chunks` (0: the default, CHUNKS_PER_THREAD a thread)
+    fixes them for a kernel whose chunks own scratch of their own (row_chains.py)."""
     b = lowering.b
-    chunks = min(extent, config.MAX_THREADS * CHUNKS_PER_THREAD)
+    chunks = chunks or chunk_count(extent)
     if chunks < 2 or work < PARALLEL_MIN_WORK or not pool.ensure():
         b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
         return

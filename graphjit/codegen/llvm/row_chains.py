@@ -15,17 +15,31 @@ the same code in the same order as by the kernels run one after another, so resu
 are bit for bit the same; only the order *across* rows changes, which is safe when:
 
 - each kernel reads and writes, in row r, only row r of every value with rows (a
-  reduction in the chain keeps the leading axis: kernel.splits_by_rows), and values
-  without rows (a bias broadcast along them) are only read;
+  reduction in the chain keeps the leading axis: kernel.splits_by_rows, or sums over
+  the rows alone: a column sum, below), and values without rows (a bias broadcast along
+  them) are only read;
 - no value a kernel writes shares bytes with another value of the chain unless they
   are the same buffer row for row (written in place): a buffer the memory plan reuses
   for a value of another shape would be overwritten in row r while a later row of the
-  old value is still to be read;
+  old value is still to be read. The backend plans memory with its chains as row groups
+  (passes/memory.py), which keeps them apart; _fits checks the plan;
 - the kernels need nothing per call that they share: no float32 scratch of a narrow
   reduction, no value checks whose faults must stop the run before the next kernel;
   and check_numerics (which checks after each kernel) keeps kernels apart.
 
-A chain's rows are split over threads like one kernel's. Rows larger than
+A column sum (a float sum over the rows alone: a bias's gradient dy.sum(0), a layer
+norm weight's (dy * normed).sum(0)) would cut the chain it sits in. As a member, it adds
+each row into partial sums of the row's block (blocks of COLUMN_RUN rows, the blocks of
+its own kernel's pairwise cascade), and after the chain the blocks' sums are combined
+pairwise in the cascade's tree: the same additions in the same order, so the same bits.
+No member may read a column sum: it is complete only after the chain.
+
+Values that nothing after the chain reads (a layer norm's centred input, its normalised
+one, the gradient's intermediates) are rows of scratch, one per block, not tensors in
+memory: each row is written and read again in cache and never travels to memory.
+
+A chain's rows are split over threads by blocks, each block run by one thread in order
+(the bits do not depend on the thread count). Rows larger than
 ROW_CACHE_BYTES (together, for all the chain's values) would not stay in cache, and
 their kernels keep their own, finer, splitting; rows shorter than ROW_MIN_ELEMENTS would
 make each kernel's vector loop a few elements long."""
@@ -36,19 +50,39 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from graphjit.codegen.layout import broadcast_strides, iteration_space, nbytes, size_of
+from graphjit.codegen.layout import (
+    broadcast_strides,
+    iteration_space,
+    keepdims_shape,
+    nbytes,
+    size_of,
+)
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.kernel import accumulator_bytes, outer_extent, splits_by_rows
+from graphjit.codegen.llvm.kernel import (
+    CHAIN,
+    PAIRWISE,
+    SCRATCH_ALIGN,
+    accumulator_bytes,
+    emit_kernel,
+    outer_extent,
+    splits_by_rows,
+)
 from graphjit.codegen.llvm.loops import for_range
-from graphjit.ir.core import Operation, Value
+from graphjit.codegen.llvm.parallel import call_split, chunk_count, kernel_work
+from graphjit.ir import builder
+from graphjit.ir.clone import clone_op
+from graphjit.ir.core import Block, Operation, Region, Value
 from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.elementwise import value_checked_ops
-from graphjit.passes.memory import ALIAS, ARENA
+from graphjit.passes.memory import ALIAS, ARENA, RowGroup
 
 ROW_CACHE_BYTES = 256 << 10  # a row of every value of a chain: within a core's L2
 # A kernel's loop over a row is its vector loop: rows shorter than this would trade
 # vectorised passes for per-row calls (a 1-d chain of 1-element rows ran 9x slower).
 ROW_MIN_ELEMENTS = 64
+# A column sum's partial sums (one buffer of a row's length per block of COLUMN_RUN rows)
+# may take at most this much scratch; a bigger one keeps its own kernel.
+COLUMN_SCRATCH_BYTES = 16 << 20
 
 
 @dataclass
@@ -58,11 +92,12 @@ class _Member:
     row_local: set  # the values it reads or writes row by row (the others it broadcasts)
     reduces: bool  # it folds rows (what a chain is for: elementwise kernels fuse already)
     row_elements: int
+    column: Value | None = None  # its result that sums over the rows (see _column_sum)
 
 
 def _member(op: Operation) -> _Member | None:
     """The op as a chain member, or None when it cannot run row by row."""
-    if op.name != "fused" or accumulator_bytes(op):
+    if op.name != "fused":
         return None
     body = op.regions[0].block
     simple = all(
@@ -72,18 +107,76 @@ def _member(op: Operation) -> _Member | None:
     if not simple or value_checked_ops(body):
         return None
     space = iteration_space(body)
-    if not space or space[0] < 2 or size_of(space) == 0 or outer_extent(body) % space[0]:
+    if not space or space[0] < 2 or size_of(space) == 0:
         return None
     reduction = next((o for o in body.ops if o.opdef.has(REDUCTION)), None)
-    if reduction is not None and not splits_by_rows(body, reduction):
+    column = None
+    if _column_sum(body, reduction, space):
+        column = op.results[body.terminator.operands.index(reduction.result)]
+    elif (
+        accumulator_bytes(op)
+        or outer_extent(body) % space[0]
+        or (reduction is not None and not splits_by_rows(body, reduction))
+    ):
         return None
-    row_local = {v for v in op.results}
+    row_local = set(op.results) - {column}
     for v, inner in zip(op.operands, body.args, strict=True):
         if broadcast_strides(inner.type.shape, space)[0] != 0:
             row_local.add(v)
     if any(v.type.shape[0] != space[0] for v in row_local):
         return None
-    return _Member(op, space[0], row_local, reduction is not None, size_of(space) // space[0])
+    rows = space[0]
+    return _Member(op, rows, row_local, reduction is not None, size_of(space) // rows, column)
+
+
+# -- column sums (see the module's docstring) -----------------------------------------------
+# Rows a block adds one after another into its partial sums: the blocks of kernel.py's
+# pairwise cascade along an outer reduced axis.
+COLUMN_RUN = CHAIN
+
+
+def _column_sum(body, reduction, space) -> bool:
+    """Whether the region's reduction is a float32/float64 sum over the leading axis alone
+    that its kernel sums by blocks of rows."""
+    if reduction is None or reduction.name not in PAIRWISE:
+        return False
+    dtype = reduction.result.type.dtype
+    if not dtype.is_floating or dtype.is_narrow_float:
+        return False  # (float16/bfloat16 sums accumulate in float32 scratch: their own kernel)
+    kept = keepdims_shape(reduction, space)
+    if kept[0] != 1 or tuple(kept[1:]) != tuple(space[1:]):
+        return False
+    rows, width = space[0], size_of(space[1:])
+    if width < 2:
+        return False  # (its kernel folds it in a register, not by blocks of rows)
+    return -(-rows // COLUMN_RUN) * width * dtype.np.itemsize <= COLUMN_SCRATCH_BYTES
+
+
+def _one_row(member: _Member) -> Operation:
+    """The member's fused op over a single row, its column sum turned into `acc + x`: an
+    elementwise op over a new last operand `acc`, the block's partial sums, which its result
+    is written over (in place)."""
+    op = member.op
+    body = op.regions[0].block
+    space = iteration_space(body)
+    reduction = next(o for o in body.ops if o.opdef.has(REDUCTION))
+    row_shape = (1, *space[1:])
+
+    def row_type(v: Value, inner: Value):
+        local = broadcast_strides(inner.type.shape, space)[0] != 0
+        return v.type.with_shape((1, *v.type.shape[1:])) if local else v.type
+
+    acc_type = reduction.operands[0].type.with_shape(row_shape)
+    types = [row_type(v, a) for v, a in zip(op.operands, body.args, strict=True)] + [acc_type]
+    outer, inner = Block(types), Block(types)
+    vmap = dict(zip(body.args, inner.args, strict=False))
+    for o in body.ops:
+        if o is reduction:
+            add = builder.create("add", [inner.args[-1], vmap[o.operands[0]]], block=inner)
+            vmap[o.result] = add.result
+        else:
+            clone_op(o, vmap, inner)
+    return builder.create("fused", outer.args, op.attrs, [Region(inner)], block=outer, loc=op.loc)
 
 
 def _region(low, v: Value) -> tuple:
@@ -95,18 +188,43 @@ def _region(low, v: Value) -> tuple:
     return (id(low.ptr(v)), 0, nbytes(v))
 
 
-def _fits(low, members: list[_Member]) -> bool:
-    """Whether the members may run row by row (see the module's docstring)."""
+def _values(members: list[_Member]) -> list[Value]:
     values = {v for m in members for v in m.op.operands + m.op.results}
-    values = [v for v in values if v.op is None or not v.op.opdef.has(CONSTANT)]
-    row_local = {  # row by row in every member that touches it
+    return [v for v in values if v.op is None or not v.op.opdef.has(CONSTANT)]
+
+
+def _row_local(members: list[_Member]) -> set[Value]:
+    """The values every member that touches them reads or writes row by row."""
+    return {
         v
-        for v in values
+        for v in _values(members)
         if all(v in m.row_local for m in members if v in m.op.operands or v in m.op.results)
     }
+
+
+def _shapes_fit(members: list[_Member]) -> bool:
+    """What the IR alone says: no member reads a column sum of the chain (complete only
+    after it), and a row of every row-local value fits in cache together."""
+    columns = {m.column for m in members if m.column is not None}
+    if any(v in columns for m in members for v in m.op.operands):
+        return False
+    row_bytes = sum(nbytes(v) for v in _row_local(members)) // members[0].rows
+    return row_bytes <= ROW_CACHE_BYTES
+
+
+def _fits(low, members: list[_Member]) -> bool:
+    """Whether the members may run row by row (see the module's docstring): as the IR
+    says, and no two values share bytes unless row for row (the memory plan, made with
+    the chains as row groups, should see to that; this checks it)."""
+    if not _shapes_fit(members):
+        return False
+    values, row_local = _values(members), _row_local(members)
+    columns = {m.column for m in members if m.column is not None}
     regions = {v: _region(low, v) for v in values}
     for m in members:
         for a in m.op.results:
+            if a in columns:
+                continue  # written after the chain, when every row has been read
             ra = regions[a]
             for b in values:
                 rb = regions[b]
@@ -114,8 +232,26 @@ def _fits(low, members: list[_Member]) -> bool:
                     continue
                 if ra[1:] != rb[1:] or b not in row_local or a not in row_local:
                     return False  # sharing bytes, but not row for row
-    row_bytes = {regions[v]: nbytes(v) // members[0].rows for v in row_local}
-    return sum(row_bytes.values()) <= ROW_CACHE_BYTES
+    return True
+
+
+def row_groups(fn) -> list[RowGroup]:
+    """The chains the IR allows, in every block of `fn`, as row groups for the memory plan
+    (passes/memory.py), so that it keeps their values apart (row for row in place aside)."""
+    groups = []
+    for block in _blocks(fn.block):
+        for members in _runs(block.ops, _shapes_fit).values():
+            ops = tuple(m.op for m in members)
+            groups.append(RowGroup(ops, frozenset(_row_local(members))))
+    return groups
+
+
+def _blocks(block):
+    yield block
+    for op in block.ops:
+        if op.name != "fused":
+            for region in op.regions:
+                yield from _blocks(region.block)
 
 
 def plan_chains(low, ops: list[Operation]) -> dict[int, list[Operation]]:
@@ -125,7 +261,13 @@ def plan_chains(low, ops: list[Operation]) -> dict[int, list[Operation]]:
     their own vector loops over the whole tensor)."""
     if low.numerics is not None:
         return {}
-    chains: dict[int, list[Operation]] = {}
+    runs = _runs(ops, lambda members: _fits(low, members))
+    return {i: [m.op for m in members] for i, members in runs.items()}
+
+
+def _runs(ops: list[Operation], fits) -> dict[int, list[_Member]]:
+    """Greedy runs of consecutive members that `fits` accepts and that are worth it."""
+    runs: dict[int, list[_Member]] = {}
     i = 0
     while i < len(ops):
         first = _member(ops[i])
@@ -133,16 +275,16 @@ def plan_chains(low, ops: list[Operation]) -> dict[int, list[Operation]]:
         j = i + 1
         while members and j < len(ops):
             nxt = _member(ops[j])
-            if nxt is None or nxt.rows != first.rows or not _fits(low, members + [nxt]):
+            if nxt is None or nxt.rows != first.rows or not fits(members + [nxt]):
                 break
             members.append(nxt)
             j += 1
         if _worth_it(members):
-            chains[i] = [m.op for m in members]
+            runs[i] = members
             i = j
         else:
             i += 1
-    return chains
+    return runs
 
 
 def _worth_it(members: list[_Member]) -> bool:
@@ -156,28 +298,222 @@ def _worth_it(members: list[_Member]) -> bool:
 
 
 def lower_chain(low, ops: list[Operation]) -> None:
-    """One function over rows calling each op's kernel on the row, split over threads."""
-    from graphjit.codegen.llvm.parallel import call_split
-
-    calls = [low.kernel_call(op) for op in ops]
-    rows = iteration_space(ops[0].regions[0].block)[0]
-    arg_types = [a.type for call in calls for a in call.args]
+    """One function over blocks of rows calling each op's kernel on each row in turn, split
+    over threads by blocks (see _Blocks). Values that only the chain reads live in a row of
+    scratch per block, not in memory (_RowScratch); a column sum's partial sums, one buffer
+    per block, are combined after it (_ColumnStep)."""
+    members = [_member(op) for op in ops]
+    blocks = _Blocks(members)
+    internal = _RowScratch(low, members, blocks.count)
+    columns = [m for m in members if m.column is not None]
+    sizes = [_partials_bytes(m, blocks.count) for m in columns] + [internal.bytes]
+    *partials, row_scratch = low.scratch(sizes)
+    partials = iter(partials)
+    steps = [
+        _ColumnStep(low, m, next(partials), blocks) if m.column is not None else _RowStep(low, m)
+        for m in members
+    ]
+    arg_types = [a.type for step in steps for a in step.args] + [T.I8P]
     fn = ir.Function(
         low.module, ir.FunctionType(ir.VoidType(), arg_types + [T.I64, T.I64]), f"rows{low.kernels}"
     )
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     lo, hi = fn.args[-2:]
-    with for_range(b, hi, "row", start=lo) as r:
-        at = 0
-        for call in calls:
-            args = list(fn.args[at : at + len(call.args)])
-            at += len(call.args)
-            per_row = ir.Constant(T.I64, call.extent // rows)
-            first = b.mul(r, per_row)
-            b.call(call.kernel, args + [first, b.add(first, per_row)])
+    with for_range(b, hi, "block", start=lo) as block:
+        scratch = internal.block_rows(b, fn.args[-3], block)
+        with blocks.rows(b, block) as r:
+            at = 0
+            for member, step in zip(members, steps, strict=True):
+                args = list(fn.args[at : at + len(step.args)])
+                at += len(step.args)
+                for i, v in enumerate(member.op.operands + member.op.results):
+                    if v in internal.values:
+                        args[i] = internal.pointer(b, scratch, v, r)
+                step.emit_row(b, args, r, block)
     b.ret_void()
-    all_args = [a for call in calls for a in call.args]
-    call_split(low, fn, all_args, rows, sum(call.work for call in calls))
-    if any(call.polls for call in calls):  # a kernel may have returned early for a Ctrl-C
-        low.poll_interrupt()
+    for step in steps:
+        step.before()
+    all_args = [a for step in steps for a in step.args] + [row_scratch]
+    call_split(low, fn, all_args, blocks.count, sum(step.work for step in steps), blocks.count)
+    if any(step.polls for step in steps):
+        low.poll_interrupt()  # a kernel may have returned early for a Ctrl-C
+    for step in steps:
+        step.after()
+
+
+class _RowStep:
+    """A member whose own kernel runs on row r: over its outermost loop's share of the row."""
+
+    def __init__(self, low, member: _Member):
+        call = low.kernel_call(member.op)
+        self.kernel, self.args, self.work, self.polls = (
+            call.kernel,
+            call.args,
+            call.work,
+            call.polls,
+        )
+        self.per_row = _i64(call.extent // member.rows)
+
+    def emit_row(self, b: ir.IRBuilder, args: list, r, block) -> None:
+        first = b.mul(r, self.per_row)
+        b.call(self.kernel, args + [first, b.add(first, self.per_row)])
+
+    def before(self) -> None:
+        pass
+
+    def after(self) -> None:
+        pass
+
+
+class _Blocks:
+    """The chain's rows in `count` blocks of `size` rows (the last ones shorter, or empty):
+    what threads take, one block at a time, and what owns scratch. A chain with a column
+    sum has blocks of COLUMN_RUN rows, the blocks of the column sum's own kernel (kernel.py's
+    pairwise cascade), so that it adds the same numbers in the same order; any other, as
+    many blocks as call_split makes chunks by default."""
+
+    def __init__(self, members: list[_Member]):
+        self.total = members[0].rows
+        if any(m.column is not None for m in members):
+            self.size = COLUMN_RUN
+        else:
+            self.size = -(-self.total // chunk_count(self.total))
+        self.count = -(-self.total // self.size)
+
+    def rows(self, b: ir.IRBuilder, block):
+        """`with blocks.rows(b, block) as r`: the loop over the block's rows."""
+        first = b.mul(block, _i64(self.size))
+        end = b.add(first, _i64(self.size))
+        end = b.select(b.icmp_signed("<", end, _i64(self.total)), end, _i64(self.total))
+        return for_range(b, end, "row", start=first)
+
+
+class _RowScratch:
+    """The chain's values that nothing after it reads (written by a member, read only by
+    later members, not returned): each block of rows keeps one row of each in scratch of
+    its own, written and read again while in cache, instead of a whole tensor written to
+    memory and read back (layer norm's gradient has four such 16 MiB values). A block runs
+    on one thread, its rows one after another, so its row of scratch is free again when the
+    next row starts. Kernels index a value from its base pointer by the row's elements, so
+    the base passed for row r is the scratch row minus r rows. Values that share storage
+    (one written over another in place) share a row; a storage that any value read after
+    the chain has stays in memory."""
+
+    def __init__(self, low, members: list[_Member], blocks: int):
+        self.rows = members[0].rows
+        self.offsets: dict[tuple, int] = {}  # storage region -> byte offset in a block's rows
+        self.values: dict[Value, tuple] = {}
+        chain = {m.op for m in members}
+        block = members[0].op.parent
+        read_after = {
+            v for op in block.ops if op not in chain for inner in op.walk() for v in inner.operands
+        }
+        produced = {v for m in members for v in m.op.results} - {m.column for m in members}
+        row_local = _row_local(members)
+        by_region: dict[tuple, list[Value]] = {}
+        for v in _values(members):
+            by_region.setdefault(_region(low, v), []).append(v)
+        size = 0
+        for region, vs in by_region.items():
+            if region[0] != "arena" or any(
+                v not in produced or v not in row_local or v in read_after or v in low.returned
+                for v in vs
+            ):
+                continue
+            self.offsets[region] = size
+            size += -(-region[2] // self.rows // SCRATCH_ALIGN) * SCRATCH_ALIGN
+            self.values.update((v, region) for v in vs)
+        self.block_bytes = size
+        self.bytes = size * blocks
+
+    def block_rows(self, b: ir.IRBuilder, scratch: ir.Value, block):
+        """The block's rows of scratch."""
+        return b.gep(scratch, [b.mul(block, _i64(self.block_bytes))]) if self.values else None
+
+    def pointer(self, b: ir.IRBuilder, block_rows, v: Value, r):
+        """The base pointer to pass for v on row r: its row of scratch, minus r rows."""
+        row = b.gep(block_rows, [_i64(self.offsets[self.values[v]])])
+        typed = T.typed_pointer(b, row, v.type.dtype)
+        return b.gep(typed, [b.mul(r, _i64(-(size_of(v.type.shape) // self.rows)))])
+
+
+def _partials_bytes(member: _Member, blocks: int) -> int:
+    return blocks * size_of(member.column.type.shape) * member.column.type.dtype.np.itemsize
+
+
+class _ColumnStep:
+    """A column-summing member in a chain: its one-row kernel (_one_row) and the arguments
+    the chain function passes it, each block's partial sums, and their combination."""
+
+    def __init__(self, low, member: _Member, partials: ir.Value, blocks: _Blocks):
+        self.low, self.member, self.blocks = low, member, blocks.count
+        self.op = member.op
+        self.dtype = member.column.type.dtype
+        self.width = size_of(member.column.type.shape)  # the partial sums of one block
+        self.partials = T.typed_pointer(low.b, partials, self.dtype)
+        n_in = len(self.op.operands)
+        j = self.op.results.index(member.column)
+        values = self.op.operands + self.op.results
+        # the one-row op's buffers: the operands, `acc`, the results (the column's over acc)
+        moved = [i if i < n_in else i + 1 for i in range(len(values))]
+        shared = [
+            frozenset(moved[i] for i in group)
+            for group in low.storage_groups(values, skip=n_in + j)
+            if len(group) > 1
+        ]
+        shared.append(frozenset({n_in, n_in + 1 + j}))
+        self.kernel, self.extent, _, _ = emit_kernel(
+            low.module, _one_row(member), f"kernel{low.kernels}", tuple(shared)
+        )
+        low.kernels += 1
+        self.args = [low.typed(v) for v in self.op.operands] + [
+            low.typed(v) if v is not member.column else self.partials for v in self.op.results
+        ]
+        self.locals = [v in member.row_local for v in values]
+        self.n_in, self.j = n_in, j
+        self.work = kernel_work(self.op.regions[0].block, member.rows * self.width)
+        self.polls = False  # (a row of the one-row kernel is short)
+
+    def emit_row(self, b: ir.IRBuilder, args: list, r, block) -> None:
+        """Row r (of `block`): its elements added into the block's partial sums."""
+        rows = self.member.rows
+        acc = b.gep(args[self.n_in + self.j], [b.mul(block, _i64(self.width))])
+        pointers = []
+        for i, (v, ptr) in enumerate(zip(self.op.operands + self.op.results, args, strict=True)):
+            if i == self.n_in + self.j:
+                pointers.append(acc)
+            elif self.locals[i]:
+                pointers.append(b.gep(ptr, [b.mul(r, _i64(size_of(v.type.shape) // rows))]))
+            else:
+                pointers.append(ptr)
+        inputs, outputs = pointers[: self.n_in], pointers[self.n_in :]
+        b.call(self.kernel, [*inputs, acc, *outputs, _i64(0), _i64(self.extent)])
+
+    def before(self) -> None:
+        """Zero the partial sums before the chain runs."""
+        b = self.low.b
+        size = self.blocks * self.width * self.dtype.np.itemsize
+        memset = self.low.module.declare_intrinsic("llvm.memset", [T.I8P, T.I64])
+        raw = b.bitcast(self.partials, T.I8P)
+        b.call(memset, [raw, ir.Constant(T.I8, 0), _i64(size), ir.Constant(T.I1, 0)])
+
+    def after(self) -> None:
+        """The column sums: the blocks' partial sums added pairwise (neighbours, then pairs
+        of pairs, ...: the tree of kernel.py's cascade) into block 0's, copied out."""
+        b, p, width = self.low.b, self.partials, self.width
+        step = 1
+        while step < self.blocks:
+            with for_range(b, self.blocks - step, f"pairs{step}", step=2 * step) as c:
+                left = b.gep(p, [b.mul(c, _i64(width))])
+                right = b.gep(p, [b.mul(b.add(c, _i64(step)), _i64(width))])
+                with for_range(b, width, "column") as k:
+                    at = b.gep(left, [k])
+                    b.store(b.fadd(b.load(at), b.load(b.gep(right, [k]))), at)
+            step *= 2
+        out = self.low.ptr(self.member.column)
+        self.low.memcpy(out, b.bitcast(p, T.I8P), nbytes(self.member.column))
+
+
+def _i64(n: int) -> ir.Constant:
+    return ir.Constant(T.I64, n)
