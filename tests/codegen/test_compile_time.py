@@ -17,12 +17,19 @@ from llvm_helpers import fresh_compile_worker
 
 import graphjit as gj
 from graphjit.bench.workloads.compile_scaling import chain
-from graphjit.codegen.llvm import cache, compile_worker, jit, target
+from graphjit.codegen.llvm import cache, compile_worker, jit, mathlib, target
 from graphjit.codegen.llvm.lower import ENTRY
 from graphjit.errors import BackendError
 
 N_SPLIT = 400  # ops: kernels of 128, three of them big (tanh inlined), in three phases
 N_SMALL = 30  # one kernel, far below OUT_OF_LINE_SIZE
+
+
+@pytest.fixture(autouse=True)
+def big_kernels(monkeypatch):
+    """The chain's kernels with their tanh inlined: big functions, what splitting is for
+    (out of line, mathlib.OUT_OF_LINE_CALLS, the same chain compiles fast in one part)."""
+    monkeypatch.setattr(mathlib, "OUT_OF_LINE_CALLS", 10**9)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import llvmlite.binding as llvm
 import numpy as np
 import pytest
 import scipy.special
+from llvm_helpers import assert_matches, record_llvm_ir, run_on
 from llvmlite import ir
 
 from graphjit.codegen.llvm.mathlib import MATH_FUNCTIONS, emit_math
@@ -270,3 +271,42 @@ def test_emitter_is_cached_per_module_and_validates():
     with pytest.raises(TypeError):
         emit_math(b, "exp", ir.Constant(ir.IntType(32), 1))
     llvm.parse_assembly(str(module)).verify()
+
+
+CHAINS = {  # (each step of a chain that stays in the function's domain)
+    "exp": lambda gj, x: gj.exp(-x * x),
+    "expm1": lambda gj, x: gj.expm1(-x * x),
+    "log": lambda gj, x: gj.log(1 + x * x),
+    "log1p": lambda gj, x: gj.log1p(x * x),
+    "tanh": lambda gj, x: gj.tanh(x * 0.9 + 0.1),
+    "sigmoid": lambda gj, x: gj.sigmoid(x * 2),
+    "erf": lambda gj, x: gj.erf(x * 1.5),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", MATH_FUNCTIONS)
+def test_kernels_with_many_calls_call_vector_variants_with_the_same_bits(monkeypatch, name, dtype):
+    """A kernel with OUT_OF_LINE_CALLS calls or more calls the functions out of line (their
+    vector variants once vectorised): the same bits as the inlined bodies, on 1000 values
+    (a vector loop and a scalar remainder)."""
+    import graphjit as gj
+    from graphjit.codegen.llvm import mathlib
+
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(7)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(dtype, [1000], name="x")
+        y = x
+        for _ in range(mathlib.OUT_OF_LINE_CALLS):
+            y = CHAINS[name](gj, y)
+    feeds = {x: rng.normal(size=1000).astype(dtype)}
+    out_of_line = run_on("llvm", g, y, feeds)
+    assert "vector-function-abi-variant" in texts[-1]
+    monkeypatch.setattr(mathlib, "OUT_OF_LINE_CALLS", 10**9)
+    inline = run_on("llvm", g, y, feeds)
+    assert "vector-function-abi-variant" not in texts[-1]
+    np.testing.assert_array_equal(out_of_line, inline)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    assert_matches(out_of_line, run_on("interpreter", g, y, feeds), name, **tol)

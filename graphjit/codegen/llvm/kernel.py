@@ -52,7 +52,7 @@ from graphjit.codegen.layout import (
     keepdims_shape,
     size_of,
 )
-from graphjit.codegen.llvm import interrupt
+from graphjit.codegen.llvm import interrupt, mathlib
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.faults import KernelFaults
 from graphjit.codegen.llvm.loops import (
@@ -148,6 +148,8 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics
         module, ir.FunctionType(ir.VoidType(), arg_types + slot_type + [T.I64, T.I64]), name
     )
     fn.linkage = "internal"
+    if sum(o.name in mathlib.MATH_FUNCTIONS for o in body.ops) >= mathlib.OUT_OF_LINE_CALLS:
+        mathlib.mark_out_of_line(fn)  # (a long chain of tanh compiles 9x faster)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     n_buffers = len(body.args) + len(outputs)
     buffers = _buffer_pointers(b, fn.args[: len(arg_types)], shared)
