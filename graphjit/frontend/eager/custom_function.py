@@ -66,7 +66,7 @@ class FunctionNode(Node):
     __slots__ = ("function", "ctx", "input_like", "output_like")
 
     def __init__(self, function: type, ctx: FunctionCtx, args: tuple, outputs: list):
-        self.edges = tuple(_edge(a) for a in args)
+        self.set_edges([_edge(a) for a in args])
         self.num_outputs, self.retained = len(outputs), None
         self.sequence_nr = next_sequence_nr()
         self.function, self.ctx = function, ctx
@@ -81,11 +81,12 @@ class FunctionNode(Node):
         ]
         returned = self.function.backward(self.ctx, *grads)
         returned = list(returned) if isinstance(returned, (tuple, list)) else [returned]
-        while len(returned) > len(self.edges) and returned[-1] is None:
+        inputs = len(self.edge_targets)
+        while len(returned) > inputs and returned[-1] is None:
             returned.pop()  # PyTorch allows extra trailing Nones
-        if len(returned) != len(self.edges):
+        if len(returned) != inputs:
             raise GradientError(
-                f"{self.name} returned {len(returned)} gradients for {len(self.edges)} inputs"
+                f"{self.name} returned {len(returned)} gradients for {inputs} inputs"
             )
         result = [_as_gradient(g, like) for g, like in zip(returned, self.input_like)]
         shapes = [None if like is None else like[0] for like in self.input_like]

@@ -105,19 +105,11 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
 def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
     """Put a node for this op on the tape; float results get it as their grad_fn (integer
     and boolean results never carry gradients)."""
-    edges = []
-    for t in inputs:
-        if not t._requires_grad:
-            edges.append(None)
-        elif t._grad_fn is None:
-            edges.append((t, -1))
-        else:
-            edges.append((t._grad_fn, t._output_nr))
     node = None
     for index, r in enumerate(results):
         if is_float_array(r._data):
             if node is None:
-                node = node_class(opdef.name)(opdef, attrs, inputs, tuple(edges), results)
+                node = node_class(opdef.name)(opdef, attrs, inputs, results)
                 if ANOMALY[0]:
                     node.location = user_location()
             r._grad_fn = node

@@ -118,18 +118,23 @@ def post_order(start_nodes) -> list:
         if start in seen:
             continue
         seen.add(start)
-        stack = [(start, iter(start.edges))]
+        stack = [(start, _edges(start))]
         while stack:
             node, edges = stack[-1]
-            for edge in edges:
-                if edge is not None and edge[1] >= 0 and edge[0] not in seen:
-                    seen.add(edge[0])
-                    stack.append((edge[0], iter(edge[0].edges)))
+            for target, index in edges:
+                if target is not None and index >= 0 and target not in seen:
+                    seen.add(target)
+                    stack.append((target, _edges(target)))
                     break
             else:
                 order.append(node)
                 stack.pop()
     return order
+
+
+def _edges(node):
+    """An iterator over node's edges as (target, index) pairs."""
+    return zip(node.edge_targets, node.edge_indices)
 
 
 class _BackwardPass:
@@ -177,9 +182,8 @@ class _BackwardPass:
     def reaches_capture(self, node, needed: set) -> bool:
         if any((node, i) in self.captures for i in range(node.num_outputs)):
             return True
-        for edge in node.edges:
-            if edge is not None:
-                target, index = edge
+        for target, index in _edges(node):
+            if target is not None:
                 if (target in needed) if index >= 0 else (id(target) in self.captures):
                     return True
         return False
@@ -206,12 +210,12 @@ class _BackwardPass:
                 node.release()
             if type(in_cts) is not list:
                 in_cts = list(in_cts)
-            edges = node.edges
-            for i in range(len(edges)):  # (not zip: its cached pair would hold on to ct)
-                edge, ct = edges[i], in_cts[i]
-                if edge is None or ct is None:
+            targets = node.edge_targets
+            for i in range(len(targets)):  # (not zip: its cached pair would hold on to ct)
+                target, ct = targets[i], in_cts[i]
+                if target is None or ct is None:
                     continue
-                target, index = edge
+                index = node.edge_indices[i]
                 if index < 0:
                     in_cts[i] = None  # (ct is now held by this frame alone, unless shared)
                     # (counted on a line of its own: as an argument beside ct, ct's count

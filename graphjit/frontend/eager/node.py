@@ -1,9 +1,19 @@
 """Tape nodes (`grad_fn`): what backward needs to run one recorded op's VJP rule.
 
-A node keeps its inputs (with the version each had when recorded) and its outputs' arrays
-and version cells, but not the output tensors themselves: output -> grad_fn -> output would
-be a reference cycle, and the tape would then outlive the user's tensors until the cycle
-collector ran. Outputs are rebuilt from the arrays when a VJP rule reads them.
+A node keeps its inputs' and outputs' arrays and version cells (with the version each had
+when recorded), but not the tensors themselves: output -> grad_fn -> output would be a
+reference cycle, and the tape would then outlive the user's tensors until the cycle collector
+ran. Inputs and outputs are rebuilt from the arrays when a VJP rule reads them (a leaf that
+requires grad is its own edge, and is passed as itself).
+
+The node is the only object of a recorded op that the cycle collector tracks while the tape
+lives: what it saved is kept in tuples of arrays, version cells (arrays too) and ints, which
+the collector stops tracking at its first pass, and the nodes its edges lead to are in slots
+of its own (a tuple holding them would stay tracked). Every tracked object alive makes every
+later collection longer, and a tape of many of them triggers full collections of the whole
+heap (CPython runs one once the objects promoted since the last exceed a quarter of the
+heap): with seven per op, recording cost 2-4x more on long tapes than on short ones
+(tests/eager/test_tape_gc.py counts them).
 
 In-place ops overwrite storage (as PyTorch's do), so a saved input or output may have
 changed by backward time; its version says so. Such a tensor is an error only if the VJP
@@ -20,7 +30,14 @@ import itertools
 
 from graphjit.errors import GradientError
 from graphjit.frontend.eager.anomaly import where_built
-from graphjit.frontend.eager.tensor import MUTATIONS, Tensor, to_array, wrap, wrap_output
+from graphjit.frontend.eager.tensor import (
+    MUTATIONS,
+    Tensor,
+    to_array,
+    wrap,
+    wrap_output,
+    wrap_saved,
+)
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import OpDef, no_vjp_error
 
@@ -30,13 +47,44 @@ next_sequence_nr = itertools.count().__next__
 
 
 class Node:
-    """Base of every grad_fn. `edges[i]` says where input i's cotangent goes: None (the input
-    needs no gradient), `(node, output_index)` or `(leaf_tensor, -1)`."""
+    """Base of every grad_fn. Input i's cotangent goes to `edge_targets[i]`: None (the input
+    needs no gradient), a node (its output `edge_indices[i]`) or a leaf tensor (index -1)."""
 
-    # `location` is set only under anomaly detection (see anomaly.py); `hooks` only when a
-    # hook is registered on one of its outputs (see register_tensor_hook).
-    __slots__ = ("edges", "num_outputs", "retained", "sequence_nr", "location", "hooks",
-                 "__weakref__")  # fmt: skip
+    # The first two edge targets have slots of their own, the others (ops with more inputs)
+    # a tuple: see the module's docstring. `location` is set only under anomaly detection
+    # (see anomaly.py); `hooks` only when a hook is registered on one of its outputs (see
+    # register_tensor_hook).
+    __slots__ = ("_target0", "_target1", "_more_targets", "edge_indices", "num_outputs",
+                 "retained", "sequence_nr", "location", "hooks", "__weakref__")  # fmt: skip
+
+    def set_edges(self, edges) -> None:
+        """Set the edges from one entry per input: None, (node, index) or (leaf, -1)."""
+        self.edge_indices = tuple([0 if e is None else e[1] for e in edges])
+        self.set_targets([None if e is None else e[0] for e in edges])
+
+    def set_targets(self, targets: list) -> None:
+        """(Inlined in OpNode.__init__.)"""
+        self._more_targets = tuple(targets[2:]) if len(targets) > 2 else None
+        self._target0, self._target1 = [*targets, None, None][:2]
+
+    @property
+    def edge_targets(self) -> tuple:
+        n = len(self.edge_indices)
+        if n == 1:
+            return (self._target0,)
+        if n == 2:
+            return (self._target0, self._target1)
+        if n == 0:
+            return ()
+        return (self._target0, self._target1, *self._more_targets)
+
+    @property
+    def edges(self) -> tuple:
+        """The edges as set_edges takes them: None or (target, index) per input."""
+        return tuple(
+            None if target is None else (target, index)
+            for target, index in zip(self.edge_targets, self.edge_indices)
+        )
 
     @property
     def name(self) -> str:
@@ -45,7 +93,9 @@ class Node:
     @property
     def next_functions(self) -> tuple:
         """PyTorch's view of the edges: (grad_fn, or a leaf tensor, or None; output index)."""
-        return tuple((None, 0) if e is None else (e[0], max(e[1], 0)) for e in self.edges)
+        return tuple(
+            (target, max(index, 0)) for target, index in zip(self.edge_targets, self.edge_indices)
+        )
 
     def apply(self, cts: list) -> list:
         """Cotangents of the inputs (None where zero) from those of the outputs."""
@@ -108,40 +158,72 @@ class _StaleRead(Exception):
 class OpNode(Node):
     """One primitive application; its class is named after the op (`mul` -> MulBackward)."""
 
-    __slots__ = ("opdef", "attrs", "inputs", "input_versions", "out_data", "out_versions",
-                 "out_saved", "epoch")  # fmt: skip
+    # `saved_inputs` and `saved_outputs`: three entries per tensor, flat (one tuple per side
+    # is all the collector sees per op, once): its array, its version cell (shared with its
+    # views and aliases) and the version it had when saved (a view's may not start at 0).
+    __slots__ = ("opdef", "attrs", "saved_inputs", "saved_outputs", "epoch")
 
-    def __init__(self, opdef: OpDef, attrs: dict, inputs: list, edges: tuple, results: list):
-        self.edges, self.num_outputs, self.retained = edges, len(results), None
+    def __init__(self, opdef: OpDef, attrs: dict, inputs: list, results: list):
+        self.num_outputs, self.retained = len(results), None
         self.sequence_nr = next_sequence_nr()
         self.epoch = MUTATIONS[0]
-        self.opdef, self.attrs, self.inputs = opdef, attrs, inputs
-        # (tuples of ints and of arrays: the cycle collector stops tracking them, which
-        # keeps its full collections short when the tape is long)
-        self.input_versions = tuple([t._version[0] for t in inputs])
-        # The outputs' arrays and version cells (shared with their views and aliases), and
-        # the versions they had when saved (a view's cell may not start at 0).
-        if len(results) == 1:  # (most ops: skip the comprehensions)
-            cell = results[0]._version
-            self.out_data, self.out_versions, self.out_saved = (results[0]._data,), (cell,), cell[0]
+        self.opdef, self.attrs = opdef, attrs
+        # The edges, and what the VJP rule needs to rebuild the inputs (see _rebuilt).
+        # (One loop and no calls: this runs for every recorded op.)
+        targets, indices, saved = [], [], []
+        for t in inputs:
+            cell = t._version
+            saved += (t._data, cell, cell[0])
+            if not t._requires_grad:
+                targets.append(None)
+                indices.append(0)
+            elif t._grad_fn is None:
+                targets.append(t)
+                indices.append(-1)
+            else:
+                targets.append(t._grad_fn)
+                indices.append(t._output_nr)
+        self.edge_indices, self.saved_inputs = tuple(indices), tuple(saved)
+        self._more_targets = tuple(targets[2:]) if len(targets) > 2 else None  # (set_targets)
+        targets += (None, None)  # (for ops with fewer than two inputs)
+        self._target0, self._target1 = targets[0], targets[1]
+        if len(results) == 1:  # (most ops: skip the loop)
+            out = results[0]
+            cell = out._version
+            self.saved_outputs = (out._data, cell, cell[0])
         else:
-            self.out_data = tuple([r._data for r in results])
-            self.out_versions = tuple([r._version for r in results])
-            self.out_saved = [r._version[0] for r in results]
+            self.saved_outputs = tuple(_saved(results))
+
+    def _inputs(self) -> list:
+        """The inputs as the VJP rule sees them (see _rebuilt)."""
+        saved, indices = self.saved_inputs, self.edge_indices
+        if len(indices) == 2:  # (most ops: no loop)
+            return [
+                _rebuilt(self._target0, indices[0], saved[0], saved[1]),
+                _rebuilt(self._target1, indices[1], saved[3], saved[4]),
+            ]
+        targets = self.edge_targets
+        return [
+            _rebuilt(targets[i], indices[i], saved[3 * i], saved[3 * i + 1])
+            for i in range(len(indices))
+        ]
+
+    def _outputs(self) -> list:
+        saved = self.saved_outputs
+        if len(saved) == 3:  # (most ops: skip the comprehension)
+            return [wrap_output(saved[0], saved[1], self, 0)]
+        return [
+            wrap_output(saved[3 * i], saved[3 * i + 1], self, i) for i in range(len(saved) // 3)
+        ]
 
     def apply(self, cts: list) -> list:
-        inputs = self.inputs
-        if inputs is None:
+        if self.saved_inputs is None:
             raise freed_error(self.name, where_built(self))
         vjp = self.opdef.vjp
         if not callable(vjp):
             raise no_vjp_error(self.opdef, where_built(self))
-        data, versions = self.out_data, self.out_versions
-        if len(data) == 1:  # (most ops: skip the comprehension)
-            outs = [wrap_output(data[0], versions[0], self, 0)]
-        else:
-            outs = [wrap_output(d, versions[i], self, i) for i, d in enumerate(data)]
-        stale = self._changed(outs) if self.epoch != MUTATIONS[0] else None
+        inputs, outs = self._inputs(), self._outputs()
+        stale = self._changed(inputs, outs) if self.epoch != MUTATIONS[0] else None
         if stale:
             in_cts = _run_guarded(vjp, cts, inputs, outs, self.attrs, stale)
         else:
@@ -153,17 +235,16 @@ class OpNode(Node):
                 check_cotangents(self.name, in_cts, [x.shape for x in inputs])
         return in_cts
 
-    def _changed(self, outs: list) -> dict:
+    def _changed(self, inputs: list, outs: list) -> dict:
         """The saved inputs and outputs changed in place since recording, as STALE entries."""
         changed = {}
-        for tensor, version in zip(self.inputs, self.input_versions):
+        for tensor, version in zip(inputs, self.saved_inputs[2::3]):
             if tensor._version[0] != version:
                 error = modified_error(
                     self.name, tensor.shape, tensor._version[0], version, where_built(self)
                 )
                 changed[id(tensor)] = (tensor, error)
-        saved = [self.out_saved] if len(outs) == 1 else self.out_saved
-        for out, version in zip(outs, saved):
+        for out, version in zip(outs, self.saved_outputs[2::3]):
             if out._version[0] != version:
                 name = f"{self.name} (as its output)"
                 error = modified_error(name, out.shape, out._version[0], version, where_built(self))
@@ -171,7 +252,27 @@ class OpNode(Node):
         return changed
 
     def release(self) -> None:
-        self.inputs = self.out_data = self.out_versions = self.out_saved = None
+        self.saved_inputs = self.saved_outputs = None
+
+
+def _rebuilt(target, index: int, data, cell) -> Tensor:
+    """A saved input, from its edge, array and version cell: a leaf that requires grad is
+    the tensor itself (gradients recorded with create_graph must reach it); any other input
+    a new tensor over the same array and cell, with the history it had when recorded."""
+    if target is None:
+        return wrap_saved(data, cell)
+    if index < 0:
+        return target
+    return wrap_output(data, cell, target, index)
+
+
+def _saved(tensors: list) -> list:
+    """Array, version cell and version of each tensor, flat (OpNode's saved_* layout)."""
+    saved = []
+    for t in tensors:
+        cell = t._version
+        saved += (t._data, cell, cell[0])
+    return saved
 
 
 def _run_guarded(vjp, cts, inputs, outs, attrs, stale: dict) -> list:

@@ -273,7 +273,7 @@ def init_tensor(t: Tensor, array: np.ndarray) -> None:
     t._grad = None
     t._grad_fn = None
     t._output_nr = 0
-    t._version = [0]  # a cell shared with views and detach() aliases; bumped by in-place ops
+    t._version = _zeros(1, _INT64)  # see VERSION CELLS below
     t._base = t._view_chain = None
     t._view_seen = 0
 
@@ -283,6 +283,12 @@ SYNC_VIEW: list = [None]
 
 
 _new = object.__new__
+
+# VERSION CELLS. A tensor's version is `t._version[0]`, in a cell shared with its views and
+# detach() aliases and bumped by in-place ops. The cell is a one-element int64 array, not a
+# list: tape nodes keep the cells of what they saved, and the cycle collector does not track
+# arrays, so a long tape does not make its collections longer (see node.py).
+_zeros, _INT64 = np.zeros, np.dtype(np.int64)
 
 # Counts every in-place change to any tensor. A tape node notes the count when recorded; if it
 # is unchanged at backward time, none of its saved tensors can have changed, and the
@@ -306,18 +312,40 @@ def wrap(array: np.ndarray) -> Tensor:
     t._grad = None
     t._grad_fn = None
     t._output_nr = 0
-    t._version = [0]
+    t._version = _zeros(1, _INT64)
     t._base = None
     t._view_chain = None
     t._view_seen = 0
     return t
 
 
-def wrap_output(array: np.ndarray, version: list, node, index: int) -> Tensor:
-    """Output `index` of tape node `node`, rebuilt from its saved array and version cell."""
-    t = wrap(array)
-    t._version = version
+def wrap_output(array: np.ndarray, version: np.ndarray, node, index: int) -> Tensor:
+    """Output `index` of tape node `node`, rebuilt from its saved array and version cell
+    (wrap inlined, without making a cell: this runs for every saved tensor in backward)."""
+    t = _new(Tensor)
+    t._data = array
     t._requires_grad = True
+    t._grad = None
     t._grad_fn = node
     t._output_nr = index
+    t._version = version
+    t._base = None
+    t._view_chain = None
+    t._view_seen = 0
+    return t
+
+
+def wrap_saved(array: np.ndarray, version: np.ndarray) -> Tensor:
+    """A tensor outside autograd rebuilt from a saved array and version cell (inlined as
+    wrap_output is)."""
+    t = _new(Tensor)
+    t._data = array
+    t._requires_grad = False
+    t._grad = None
+    t._grad_fn = None
+    t._output_nr = 0
+    t._version = version
+    t._base = None
+    t._view_chain = None
+    t._view_seen = 0
     return t

@@ -157,7 +157,7 @@ class CopySlices(Node):
     __slots__ = ("mask", "chain")
 
     def __init__(self, base_edge, result_edge, mask: np.ndarray, chain: tuple):
-        self.edges = (base_edge, result_edge)
+        self.set_edges((base_edge, result_edge))
         self.num_outputs, self.retained = 1, None
         self.sequence_nr = next_sequence_nr()
         self.mask, self.chain = mask, chain
@@ -169,9 +169,9 @@ class CopySlices(Node):
 
             raise freed_error(self.name)
         outside = None
-        if self.edges[0] is not None:
+        if self.edge_targets[0] is not None:
             outside = bind("select", wrap(self.mask), 0, ct)
-        inside = apply_chain(ct, self.chain) if self.edges[1] is not None else None
+        inside = apply_chain(ct, self.chain) if self.edge_targets[1] is not None else None
         return [outside, inside]
 
     def release(self) -> None:
