@@ -199,3 +199,15 @@ def test_threads_of_a_split_kernel_flush_too(monkeypatch):
     g, x, product, _ = subnormal_graph(n=1 << 14)
     with gj.Session(g) as sess:
         assert not sess.run(product, {x: np.full(1 << 14, TINY)}).any()
+
+
+@pytest.mark.parametrize("arena_bytes", [1, 100, 4096, 1 << 20])
+def test_the_arena_starts_on_a_cache_line(arena_bytes):
+    """The plan's offsets are multiples of 64; NumPy aligns its allocations to 16 bytes only,
+    so the arena is cut out of a slightly larger allocation."""
+    from graphjit.codegen.llvm import _allocate_arena
+    from graphjit.passes.memory import ALIGNMENT
+
+    for _ in range(8):  # (allocations land at different offsets)
+        arena = _allocate_arena(arena_bytes)
+        assert arena.ctypes.data % ALIGNMENT == 0 and arena.nbytes == arena_bytes
