@@ -131,8 +131,8 @@ def test_identical_kernels_are_merged_and_big_ones_kept_out_of_line(fresh, sent)
     jit.optimise(module)
     sizes = defined(module)
     # The entry only calls the kernels: no function grows with the number of kernels.
-    assert sizes[ENTRY] < target.OUT_OF_LINE_SIZE
-    assert max(sizes.values()) < 4 * target.OUT_OF_LINE_SIZE
+    assert sizes[ENTRY] < 100
+    assert max(sizes.values()) < 4000  # (a kernel of 128 ops, its tanh inlined: ~2000)
     assert tm.emit_object(module)
 
 
