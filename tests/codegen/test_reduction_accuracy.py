@@ -146,3 +146,56 @@ def test_other_float_dtypes_sum_pairwise(dtype):
     rounding = eps if dtype == np.float16 else 0  # the float16 result's own rounding
     bound = (math.log2(256) + 2) * min(eps, EPS32) * terms.sum(axis=0) + rounding * expected
     assert np.all(np.abs(got.astype(np.float64) - expected) <= bound)
+
+
+def _sum_graph(kind, shape, dtype):
+    g = gj.Graph()
+    with g.as_default():
+        if kind == "broadcast mean":  # issue 18's mean(exp(a + b)) over a 2-d broadcast
+            a = gj.placeholder(dtype, [shape[0], 1], name="a")
+            b = gj.placeholder(dtype, [1, shape[1]], name="b")
+            y, inputs = gj.reduce_mean(gj.exp(a + b)), [a, b]
+        else:
+            x = gj.placeholder(dtype, shape, name="x")
+            y = gj.reduce_sum(gj.tanh(x), axis=0 if kind == "column" else None)
+            inputs = [x]
+    rng = np.random.default_rng(3)
+    feeds = {p: rng.normal(size=p.type.shape).astype(dtype) for p in inputs}
+    return g, y, feeds
+
+
+@pytest.mark.parametrize(
+    "kind, shape, dtype",
+    [
+        ("broadcast mean", (1000, 1500), np.float32),
+        ("column", (4099, 300), np.float32),
+        ("whole", (1000, 1100), np.float64),
+    ],
+)
+def test_large_sums_split_by_blocks_keep_the_bits_of_one_call(monkeypatch, kind, shape, dtype):
+    """A large float sum whose outer loop is its pairwise cascade runs its blocks on the
+    threads (lower.py's _fused_by_blocks): the same bits as the single call's cascade, on
+    1 thread or 2, and NumPy's accuracy."""
+    from graphjit.codegen.llvm import lower
+
+    g, y, feeds = _sum_graph(kind, shape, dtype)
+    by_blocks = []
+    split = lower.Lowering._fused_by_blocks
+    monkeypatch.setattr(
+        lower.Lowering, "_fused_by_blocks", lambda self, op: by_blocks.append(op) or split(self, op)
+    )
+    got = {}
+    for threads in (1, 2):
+        gj.set_num_threads(threads)
+        with gj.Session(g) as sess:
+            got[threads] = sess.run(y, feeds)
+    assert by_blocks, "the sum ran as one call"
+    monkeypatch.setattr(lower.Lowering, "_splits_by_blocks", lambda self, op: False)
+    with gj.Session(g) as sess:
+        single = sess.run(y, feeds)
+    gj.set_num_threads(gj.config.num_threads())
+    np.testing.assert_array_equal(got[1], got[2])
+    np.testing.assert_array_equal(got[1], single)
+    reference = gj.Session(g, backend="interpreter").run(y, feeds)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got[1], reference, rtol=tol, atol=tol * np.abs(reference).max())

@@ -23,7 +23,9 @@ output, in order, loses about n * eps: 1.5e-3 relative for a mean of 16M values.
   sum, so the cost is the buffer's zeroing and merging, once per block.
 The order is fixed by the shapes and the target's vector width, never by the run (a
 reduction kernel runs on one thread, or on several by whole rows of a kept outermost
-axis, each folded by one thread in the same order): results are deterministic.
+axis, each folded by one thread in the same order, or by the blocks of an outermost
+cascade, whose sums are combined in the cascade's own tree: splits_by_blocks): results
+are deterministic.
 Products stay in order: every rounding of a product scales the result by (1 + delta)
 whatever the order, so pairing them gains nothing; max and min are exact in any order;
 integer sums are exact (wrapping). A float max/min along a row folds integer keys that
@@ -123,7 +125,9 @@ def _kernel_strides(body, reduction, space) -> list[list[int]]:
     return strides
 
 
-def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics=None):
+def emit_kernel(
+    module: ir.Module, op: Operation, name: str, shared=(), numerics=None, by_blocks=False
+):
     """Returns (function, outer extent, splittable). The function takes the buffers, then
     `i64 lo, i64 hi`: the range of the outermost loop (after coalescing) to run, so that
     threads can share a kernel without a reduction, or one whose outermost loop is a
@@ -140,9 +144,11 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics
     reduction = _reduction(body)
     fallible = value_checked_ops(body)
     arg_types = [T.storage_type(v.type.dtype).as_pointer() for v in body.args + outputs]
-    scratch_bytes = accumulator_bytes(op)
+    scratch_bytes = 0 if by_blocks else accumulator_bytes(op)
     if scratch_bytes:
         arg_types.append(T.F32.as_pointer())
+    if by_blocks:  # the blocks' partial sums (see splits_by_blocks)
+        arg_types.append(T.storage_type(_accumulator_dtype(reduction)).as_pointer())
     slot_type = [T.I32.as_pointer()] * ((numerics is not None) + bool(fallible))
     fn = ir.Function(
         module, ir.FunctionType(ir.VoidType(), arg_types + slot_type + [T.I64, T.I64]), name
@@ -156,8 +162,8 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics
     checks = KernelChecks(b, numerics) if numerics is not None else None  # before any loop
     faults = KernelFaults(b, fallible) if fallible else None
     in_ptrs, out_ptrs = buffers[: len(body.args)], buffers[len(body.args) : n_buffers]
-    scratch = fn.args[n_buffers] if scratch_bytes else None
-    n_buffers += bool(scratch_bytes)
+    scratch = fn.args[n_buffers] if scratch_bytes or by_blocks else None
+    n_buffers += bool(scratch_bytes or by_blocks)
     lo, hi = fn.args[-2:]
     strides = _kernel_strides(body, reduction, space)
     poll = _interrupt_poll(b, module) if polls(space) else None
@@ -167,6 +173,8 @@ def emit_kernel(module: ir.Module, op: Operation, name: str, shared=(), numerics
             evaluate(offsets)
         coalesced, _ = coalesce(space, strides)
         extent = coalesced[0] if coalesced else 1
+    elif by_blocks:
+        extent = _emit_blocks(b, body, reduction, scratch, evaluate, (lo, hi), poll)
     else:
         extent = _emit_reduction(b, body, reduction, out_ptrs, scratch, evaluate, (lo, hi), poll)
     if checks is not None:
@@ -420,6 +428,52 @@ def splits_by_rows(body, reduction) -> bool:
     return bool(axes) and not axes[0].reduced and partials == 0
 
 
+def splits_by_blocks(body, reduction) -> bool:
+    """Whether threads may share a reduction kernel by blocks of its outermost loop: when
+    that loop is a float sum's pairwise cascade (a column sum, a sum over everything) and
+    no loop inside it cascades too. Each block is then folded into partial sums of its own
+    (emit_kernel's by_blocks), and the blocks' sums are combined after, pairwise in the
+    cascade's tree (combine_pairwise): the same additions in the same order as on one
+    thread, so the same bits, whatever the thread count. (float16/bfloat16 sums, which
+    accumulate in float32 scratch, keep their single call.)"""
+    if reduction.result.type.dtype.is_narrow_float:
+        return False
+    axes, _ = _reduction_axes(body, reduction)
+    return bool(axes) and axes[0].block > 0 and not any(axis.block for axis in axes[1:])
+
+
+def block_layout(body, reduction) -> tuple[int, int, int]:
+    """(blocks, elements of partial sums per block, elements from one block's to the
+    next's) of a kernel that splits_by_blocks."""
+    axis = _reduction_axes(body, reduction)[0][0]
+    return -(-axis.extent // axis.block), axis.width, axis.level_stride()
+
+
+def _emit_blocks(b, body, reduction, partials, evaluate, bounds, poll) -> int:
+    """The loops of a kernel that splits_by_blocks, over blocks [lo, hi): each block's
+    elements folded into its partial sums (zeroed first), as the cascade's first level
+    folds them. Returns the count of blocks."""
+    axes, _ = _reduction_axes(body, reduction)
+    nest = _ReductionNest(b, body, reduction, axes, evaluate, None, poll)
+    nest.run_blocks(partials, *bounds)
+    return block_layout(body, reduction)[0]
+
+
+def combine_pairwise(b: ir.IRBuilder, partials, count: int, stride: int, width: int) -> None:
+    """partials[0 : width] = the pairwise sum of `count` buffers of `width` values, `stride`
+    apart: neighbours first, then pairs of pairs, ...: the tree of _ReductionNest._cascade
+    (left + right at every node, a missing right half skipped), so the same bits."""
+    step = 1
+    while step < count:
+        with for_range(b, count - step, f"pairs{step}", step=2 * step) as c:
+            left = b.gep(partials, [b.mul(c, _i64(stride))])
+            right = b.gep(partials, [b.mul(b.add(c, _i64(step)), _i64(stride))])
+            with for_range(b, width, "pair") as k:
+                at = b.gep(left, [k])
+                b.store(b.fadd(b.load(at), b.load(b.gep(right, [k]))), at)
+        step *= 2
+
+
 def _output_slots(b, body, reduction, lo, hi) -> tuple[ir.Value, ir.Value]:
     """(first, count): the reduction's output slots that a call over [lo, hi) of the
     outermost loop writes. Along a kept outermost axis they are contiguous (the output is
@@ -451,6 +505,20 @@ class _ReductionNest:
     def run(self, target, lo, hi) -> None:
         zero = _i64(0)
         self._walk(0, [zero] * self.buffers, target, zero, lo, hi)
+
+    def run_blocks(self, partials, lo, hi) -> None:
+        """Blocks [lo, hi) of the outermost (cascading) axis, each folded into its own
+        partial sums from the identity, as _level folds a block into level 0."""
+        b, axis, zero = self.b, self.axes[0], _i64(0)
+        with for_range(b, hi, "block", start=_as_i64(lo)) as block:
+            target = b.gep(partials, [b.mul(block, _i64(axis.level_stride()))])
+            self._clear(target, axis.width)
+            start = b.mul(block, _i64(axis.block))
+            end = _min(b, b.add(start, _i64(axis.block)), _i64(axis.extent))
+            if self.poll is not None:
+                self.poll(b)
+            with for_range(b, end, "r0.block", start=start) as i:
+                self._step(0, i, [zero] * self.buffers, target, zero)
 
     def _walk(self, a, offsets, target, slot, lo, hi) -> None:
         """Fold the elements of axes a... (axis a over [lo, hi)) into target[slot + ...]."""

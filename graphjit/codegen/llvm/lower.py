@@ -40,15 +40,23 @@ from graphjit.codegen.llvm import (
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import call_gemm, single_threaded_gemm, split_matmul
 from graphjit.codegen.llvm.control import op_cond, op_while
-from graphjit.codegen.llvm.kernel import accumulator_bytes, emit_kernel
+from graphjit.codegen.llvm.kernel import (
+    accumulator_bytes,
+    block_layout,
+    combine_pairwise,
+    emit_kernel,
+    splits_by_blocks,
+)
 from graphjit.codegen.llvm.lists import ListLowering
 from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
-from graphjit.codegen.llvm.parallel import call_split, kernel_work
+from graphjit.codegen.llvm.parallel import PARALLEL_MIN_WORK, call_split, kernel_work
+from graphjit.codegen.llvm.scalar import identity
 from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
-from graphjit.ir.ops import CONSTANT
+from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.control import runtime_shape_error
+from graphjit.ir.ops.elementwise import value_checked_ops
 from graphjit.ir.ops.linalg import matrix_dims
 from graphjit.ir.types import ListType, float32
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
@@ -315,12 +323,58 @@ class Lowering:
 
     # -- ops ----------------------------------------------------------------------------
     def op_fused(self, op: Operation) -> None:
+        if self._splits_by_blocks(op):
+            self._fused_by_blocks(op)
+            return
         call = self.kernel_call(op)
         call_split(self, call.kernel, call.args, call.extent, call.work)
         if call.polls:  # it may have returned early for a Ctrl-C
             self.poll_interrupt()
         if call.fallible:
             faults.fail_on_faults(self, call.fallible)
+
+    def _splits_by_blocks(self, op: Operation) -> bool:
+        """A large float sum whose outermost loop is its pairwise cascade (kernel.py's
+        splits_by_blocks): threads fold its blocks (a kernel without value checks, in a run
+        without check_numerics, large enough for threads to pay)."""
+        body = op.regions[0].block
+        reduction = next((o for o in body.ops if o.opdef.has(REDUCTION)), None)
+        return (
+            reduction is not None
+            and self.numerics is None
+            and not value_checked_ops(body)
+            and splits_by_blocks(body, reduction)
+            and kernel_work(body, size_of(iteration_space(body))) >= PARALLEL_MIN_WORK
+        )
+
+    def _fused_by_blocks(self, op: Operation) -> None:
+        """The kernel over blocks, each into partial sums of its own, split over threads;
+        then the partial sums combined in the cascade's tree and added to the identity in
+        the result, as the single call's cascade does."""
+        body = op.regions[0].block
+        reduction = next(o for o in body.ops if o.opdef.has(REDUCTION))
+        blocks, width, stride = block_layout(body, reduction)
+        dtype = reduction.result.type.dtype
+        values = op.operands + op.results
+        shared = tuple(frozenset(g) for g in self.storage_groups(values) if len(g) > 1)
+        kernel, _, _, _ = emit_kernel(
+            self.module, op, f"kernel{self.kernels}", shared, by_blocks=True
+        )
+        self.kernels += 1
+        (raw,) = self.scratch([blocks * stride * dtype.np.itemsize])
+        partials = T.typed_pointer(self.b, raw, dtype)
+        args = [self.typed(v) for v in values] + [partials]
+        work = kernel_work(body, size_of(iteration_space(body)))
+        call_split(self, kernel, args, blocks, work)
+        if polls(iteration_space(body)):
+            self.poll_interrupt()
+        combine_pairwise(self.b, partials, blocks, stride, width)
+        out = self.typed(op.results[body.terminator.operands.index(reduction.result)])
+        with for_range(self.b, width, "root") as k:  # identity + root, as _merge adds it
+            zero = identity(reduction.name, dtype)
+            self.b.store(
+                self.b.fadd(zero, self.b.load(self.b.gep(partials, [k]))), self.b.gep(out, [k])
+            )
 
     def storage_groups(self, values: list[Value], skip: int = -1) -> list[list[int]]:
         """Indices of `values` (but `skip`) grouped by storage: a value written over another

@@ -15,7 +15,9 @@ results are bit-identical on 1 thread or 8.
 
 Kernels without a reduction split anywhere; a reduction kernel splits only along a kept
 outermost axis (rows, as in softmax and layer norm: kernel.splits_by_rows), so that each
-output is folded by one thread.
+output is folded by one thread, or, a float sum whose outermost loop is its pairwise
+cascade, by the cascade's blocks (kernel.splits_by_blocks: each block into partial sums
+of its own, combined after in the cascade's tree).
 
 Waking a worker costs microseconds, and right after a BLAS call (GRAPHJIT_BLAS=numpy) it
 competes with BLAS's own threads, which spin a while before they sleep: so a kernel is

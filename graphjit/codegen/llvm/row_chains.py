@@ -63,6 +63,7 @@ from graphjit.codegen.llvm.kernel import (
     PAIRWISE,
     SCRATCH_ALIGN,
     accumulator_bytes,
+    combine_pairwise,
     emit_kernel,
     outer_extent,
     splits_by_rows,
@@ -499,20 +500,12 @@ class _ColumnStep:
         b.call(memset, [raw, ir.Constant(T.I8, 0), _i64(size), ir.Constant(T.I1, 0)])
 
     def after(self) -> None:
-        """The column sums: the blocks' partial sums added pairwise (neighbours, then pairs
-        of pairs, ...: the tree of kernel.py's cascade) into block 0's, copied out."""
-        b, p, width = self.low.b, self.partials, self.width
-        step = 1
-        while step < self.blocks:
-            with for_range(b, self.blocks - step, f"pairs{step}", step=2 * step) as c:
-                left = b.gep(p, [b.mul(c, _i64(width))])
-                right = b.gep(p, [b.mul(b.add(c, _i64(step)), _i64(width))])
-                with for_range(b, width, "column") as k:
-                    at = b.gep(left, [k])
-                    b.store(b.fadd(b.load(at), b.load(b.gep(right, [k]))), at)
-            step *= 2
+        """The column sums: the blocks' partial sums combined in the cascade's tree into
+        block 0's, copied out."""
+        b, width = self.low.b, self.width
+        combine_pairwise(b, self.partials, self.blocks, width, width)
         out = self.low.ptr(self.member.column)
-        self.low.memcpy(out, b.bitcast(p, T.I8P), nbytes(self.member.column))
+        self.low.memcpy(out, b.bitcast(self.partials, T.I8P), nbytes(self.member.column))
 
 
 def _i64(n: int) -> ir.Constant:
