@@ -104,6 +104,27 @@ def test_a_large_chain_is_split_and_computes_what_one_part_does(fresh, sent, mon
     np.testing.assert_allclose(split, chain(x, N_SPLIT, np.tanh), rtol=1e-5, atol=1e-6)
 
 
+def test_a_split_module_calls_the_vector_variants_part_0_defines(fresh, sent, monkeypatch):
+    """Out of line (mathlib.OUT_OF_LINE_CALLS), a long chain's kernels call tanh's vector
+    variants, defined once, in part 0, as external functions: the other parts' kernels
+    are linked to them, with the bits of the module compiled in one piece."""
+    monkeypatch.setattr(mathlib, "OUT_OF_LINE_CALLS", 8)  # (the module's fixture inlines)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, shape=[256], name="x")
+        y = x
+        for segment in range(24):  # kernels that differ (their constants): none merge
+            for _ in range(40):
+                y = gj.tanh(y * (0.9 - 0.001 * segment) + 0.1)
+    data = np.random.default_rng(18).normal(size=256).astype(np.float32)
+    split = gj.Session(g).run(y, {x: data})
+    assert len(sent[-1][1]) > 1  # several objects: one per part
+    assert "vector-function-abi-variant" in sent[-1][0]
+    cache.memory_clear()
+    monkeypatch.setenv("GRAPHJIT_COMPILE_WORKER", "0")
+    np.testing.assert_array_equal(split, gj.Session(g).run(y, {x: data}))
+
+
 def test_each_part_is_the_object_this_process_makes_for_it(fresh, sent):
     run_chain(N_SPLIT)
     ir_text, objects = sent[-1]
