@@ -137,7 +137,9 @@ def emit_kernel(
     `numerics` (a NumericsChecks), an `i32*` slot comes before lo and hi: the kernel folds
     into it the code of the first inner op that made NaN or infinity. When inner ops can
     fail on their values (faults.py), another `i32*` slot follows for their bits; the
-    fourth result lists those ops."""
+    fourth result lists those ops. With `by_blocks` (a kernel that splits_by_blocks), lo
+    and hi select blocks of its cascade, each folded into partial sums of its own in a
+    buffer that comes after the others."""
     body = op.regions[0].block
     outputs = body.terminator.operands
     space = iteration_space(body)
@@ -186,7 +188,7 @@ def emit_kernel(
     if faults is not None:
         faults.publish(fn.args[n_buffers + (checks is not None)])
     b.ret_void()
-    splittable = reduction is None or splits_by_rows(body, reduction)
+    splittable = by_blocks or reduction is None or splits_by_rows(body, reduction)
     return fn, extent, splittable, fallible
 
 

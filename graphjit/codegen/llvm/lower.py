@@ -355,26 +355,18 @@ class Lowering:
         reduction = next(o for o in body.ops if o.opdef.has(REDUCTION))
         blocks, width, stride = block_layout(body, reduction)
         dtype = reduction.result.type.dtype
-        values = op.operands + op.results
-        shared = tuple(frozenset(g) for g in self.storage_groups(values) if len(g) > 1)
-        kernel, _, _, _ = emit_kernel(
-            self.module, op, f"kernel{self.kernels}", shared, by_blocks=True
-        )
-        self.kernels += 1
         (raw,) = self.scratch([blocks * stride * dtype.np.itemsize])
         partials = T.typed_pointer(self.b, raw, dtype)
-        args = [self.typed(v) for v in values] + [partials]
-        work = kernel_work(body, size_of(iteration_space(body)))
-        call_split(self, kernel, args, blocks, work)
-        if polls(iteration_space(body)):
+        call = self.kernel_call(op, by_blocks=True)
+        call_split(self, call.kernel, call.args + [partials], call.extent, call.work)
+        if call.polls:  # it may have returned early for a Ctrl-C
             self.poll_interrupt()
         combine_pairwise(self.b, partials, blocks, stride, width)
         out = self.typed(op.results[body.terminator.operands.index(reduction.result)])
+        zero = identity(reduction.name, dtype)
         with for_range(self.b, width, "root") as k:  # identity + root, as _merge adds it
-            zero = identity(reduction.name, dtype)
-            self.b.store(
-                self.b.fadd(zero, self.b.load(self.b.gep(partials, [k]))), self.b.gep(out, [k])
-            )
+            root = self.b.load(self.b.gep(partials, [k]))
+            self.b.store(self.b.fadd(zero, root), self.b.gep(out, [k]))
 
     def storage_groups(self, values: list[Value], skip: int = -1) -> list[list[int]]:
         """Indices of `values` (but `skip`) grouped by storage: a value written over another
@@ -390,16 +382,17 @@ class Lowering:
                 group.append(i)
         return groups
 
-    def kernel_call(self, op: Operation) -> KernelCall:
-        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi)."""
+    def kernel_call(self, op: Operation, by_blocks: bool = False) -> KernelCall:
+        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi;
+        by blocks, before the partial sums too: see _fused_by_blocks)."""
         values = op.operands + op.results
         shared = tuple(frozenset(g) for g in self.storage_groups(values) if len(g) > 1)
         kernel, extent, splittable, fallible = emit_kernel(
-            self.module, op, f"kernel{self.kernels}", shared, self.numerics
+            self.module, op, f"kernel{self.kernels}", shared, self.numerics, by_blocks
         )
         self.kernels += 1
         args = [self.typed(v) for v in values]
-        if accumulator_bytes(op):  # a float16/bfloat16 reduction's float32 sums
+        if accumulator_bytes(op) and not by_blocks:  # float16/bfloat16 sums in float32
             (scratch,) = self.scratch([accumulator_bytes(op)])
             args.append(self.b.bitcast(scratch, T.F32.as_pointer()))
         if self.numerics is not None:
