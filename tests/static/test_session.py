@@ -189,6 +189,32 @@ def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit):
     assert f"held between runs: {report.held_bytes} bytes" in str(report)
 
 
+def test_outputs_are_reused_only_when_nobody_holds_them():
+    """`y = sess.run(...)` in a loop holds the previous result while the next run fills its
+    own: the llvm runner alternates between two arrays then (no fresh pages each run), and
+    never writes into an array that the caller still holds."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None], name="x")
+        y = gj.tanh(x) * 2.0
+    data = [np.full(50000, float(i), np.float32) for i in range(6)]
+    with gj.Session(g, backend="llvm") as sess:
+        addresses, kept = set(), []
+        result = None
+        for i, feed in enumerate(data):
+            result = sess.run(y, {x: feed})  # (holds the previous result until here)
+            addresses.add(result.ctypes.data)
+            if i % 2:
+                kept.append(result)  # (held for good: never reused)
+        for i, held in zip(range(1, 6, 2), kept):
+            np.testing.assert_allclose(held, np.tanh(data[i]) * 2.0, rtol=1e-6)
+        np.testing.assert_allclose(result, np.tanh(data[-1]) * 2.0, rtol=1e-6)
+        assert len(addresses) < len(data)  # (some array was reused)
+        first, second = sess.run(y, {x: data[0]}), sess.run(y, {x: data[1]})
+        assert first.ctypes.data != second.ctypes.data
+        np.testing.assert_allclose(first, np.tanh(data[0]) * 2.0, rtol=1e-6)
+
+
 # ---- checkpoints -------------------------------------------------------------------------
 
 

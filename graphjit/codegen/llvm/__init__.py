@@ -17,6 +17,8 @@ from graphjit.errors import ResourceError
 from graphjit.passes.memory import ALIGNMENT as ARENA_ALIGNMENT
 from graphjit.passes.memory import VARIABLE
 
+SPARE_OUTPUTS = 2  # output arrays kept per slot for reuse (see LLVMRunner._output)
+
 _ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -54,16 +56,19 @@ class LLVMRunner:
         self.lock = threading.Lock()
         self.in_ptrs = (ctypes.c_void_p * max(self.n_in, 1))()
         self.out_ptrs = (ctypes.c_void_p * max(len(self.out_types), 1))()
-        self.spare: list = [None] * len(self.out_types)
-        # The last outputs are kept for reuse only while they and the arena fit the limit.
+        # Per output slot, the arrays of the last SPARE_OUTPUTS runs, kept for reuse only
+        # while they and the arena fit the limit.
+        self.spare: list[list] = [[] for _ in self.out_types]
         outputs = sum(t.size * t.dtype.np.itemsize for t in self.out_types)
-        self.keeps_outputs = self.arena is not None and self.arena_bytes + outputs <= held_limit
+        self.keeps_outputs = (
+            self.arena is not None and self.arena_bytes + SPARE_OUTPUTS * outputs <= held_limit
+        )
 
     @property
     def held_bytes(self) -> int:
         """The working memory kept between runs: the arena, and the spare output arrays."""
         arena = self.arena.nbytes if self.arena is not None else 0
-        return arena + sum(a.nbytes for a in self.spare if a is not None)
+        return arena + sum(a.nbytes for pool in self.spare for a in pool)
 
     def run(self, args: list) -> list:
         args = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in args]
@@ -94,25 +99,31 @@ class LLVMRunner:
         return error(message, op=op)
 
     def _outputs(self, args: list) -> list:
-        """Arrays for the results. An output array of the previous run that nobody holds any
-        more (only this runner refers to it) is reused: no allocation, and for large results
-        no fresh pages to fault in. Nobody can observe the reuse."""
-        outs = []
-        spare = self.spare
-        for j, t in enumerate(self.out_types):
-            if j in self.in_variable:
-                outs.append(args[self.in_variable[j]])
-                continue
-            old = spare[j]
-            # references: the spare list, `old`, and getrefcount's own argument
-            out = (
-                old
-                if old is not None and sys.getrefcount(old) == 3
-                else np.empty(t.shape, t.dtype.np)
-            )
-            spare[j] = out if self.keeps_outputs else None
-            outs.append(out)
-        return outs
+        """Arrays for the results: a variable's own storage where the kernel updated it in
+        place, else a spare output array if nobody holds it any more, else a new one."""
+        return [
+            args[self.in_variable[j]] if j in self.in_variable else self._output(j, t)
+            for j, t in enumerate(self.out_types)
+        ]
+
+    def _output(self, j: int, t) -> np.ndarray:
+        """An output array of an earlier run that only this runner refers to is reused: no
+        allocation, and for large results no fresh pages to fault in. Nobody can observe
+        the reuse. Two spares per slot, because the usual loop `y = sess.run(...)` still
+        holds the previous run's result while the next run fills its own."""
+        pool = self.spare[j]
+        for k in range(len(pool)):
+            out = pool[k]
+            if sys.getrefcount(out) == 3:  # the pool, `out` and getrefcount's argument
+                del pool[k]
+                break
+        else:
+            out = np.empty(t.shape, t.dtype.np)
+            if len(pool) == SPARE_OUTPUTS:
+                del pool[0]  # (the oldest, which the caller still holds)
+        if self.keeps_outputs:
+            pool.append(out)
+        return out
 
 
 def _address(a: np.ndarray) -> int:
