@@ -1,5 +1,6 @@
 """IREE as a graphjit backend: the exported module compiled by IREE for the host CPU
-(llvm-cpu) and run by `iree.runtime`'s local-task (multithreaded) driver.
+(llvm-cpu) and run by `iree.runtime`'s local-task (multithreaded) driver, or by its
+local-sync driver (the calling thread) where every tensor is small (`driver_for`).
 
 Variables stay on the IREE device between runs: the runner remembers the device array
 behind each variable value it returned, and when the Session hands that same array back
@@ -19,6 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from graphjit.errors import BackendError
+from graphjit.ir.types import ListType
 from graphjit.mlir.writer import CHECK_PREFIX
 from graphjit.runtime.program import Program
 
@@ -41,9 +43,31 @@ def require_iree() -> SimpleNamespace:
 
 
 @functools.cache
-def _device_config():
-    """One runtime instance and device for the process (creating one starts a thread pool)."""
-    return require_iree().runtime.Config("local-task")
+def _device_config(driver: str):
+    """One runtime instance and device per driver for the process (creating a local-task
+    one starts a thread pool)."""
+    return require_iree().runtime.Config(driver)
+
+
+# A dispatch on local-task wakes the pool's threads and waits for them, ~15-30 us, which
+# only a large tensor repays; local-sync runs it on the calling thread for ~1-3 us. That
+# cost is paid per op and per iteration of a loop, which runs on the host: 1000
+# iterations of `x + 1` on 16 floats (loop_add) took 66 ms on local-task and 3.4 ms on
+# local-sync, the loop with a branch (cond_loop, 256 floats) 67 and 9.5 ms. A program
+# with a larger tensor anywhere keeps the threads (the 16M-element chain took 14.6 ms on
+# local-task, 53 ms on local-sync).
+SYNC_MAX_ELEMENTS = 1 << 15
+
+
+def driver_for(fn) -> str:
+    """local-sync where no tensor of `fn` (in a loop's body or outside it) has more than
+    SYNC_MAX_ELEMENTS elements, else local-task."""
+    for op in fn.walk():
+        for v in (*op.operands, *op.results):
+            t = v.type.elem if isinstance(v.type, ListType) else v.type
+            if t.size is None or t.size > SYNC_MAX_ELEMENTS:
+                return "local-task"
+    return "local-sync"
 
 
 COMPILE_FLAGS = [
@@ -71,7 +95,9 @@ class IreeRunner:
 
         self.text, self.checks = export_with_checks(program, check_numerics)
         runtime = require_iree().runtime
-        config = _device_config()
+        self.driver = driver_for(program.function)
+        config = _device_config(self.driver)
+        self.device = config.device
         self.context = runtime.SystemContext(config=config)
         vmfb = compile_module(self.text)
         self.context.add_vm_module(runtime.VmModule.copy_buffer(config.vm_instance, vmfb))
@@ -82,14 +108,14 @@ class IreeRunner:
         # IREE does not keep an imported array alive: `imported` does, through the call
         imported: list = []
         try:
-            outs = self.main(*[_resident(a, imported) for a in args])
+            outs = self.main(*[_resident(a, imported, self.device) for a in args])
         except RuntimeError as e:
             raise self._check_error(e) from None
         outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
         hosts = [_host(o, imported) for o in outs]
         for j in range(self.n_fetches, len(outs)):
             if hosts[j] is not None:  # a variable's new value: keep its device copy
-                _remember(hosts[j], outs[j])
+                _remember(hosts[j], outs[j], self.device)
         return [h if h is not None else np.array(o.to_host()) for h, o in zip(hosts, outs)]
 
     def _check_error(self, error: RuntimeError) -> Exception:
@@ -102,24 +128,25 @@ class IreeRunner:
         return error_class(message, op=op)
 
 
-# id(host array) -> (weak reference to it, its device array); an entry goes when the host
-# array does, so a reused id never finds a stale device array.
+# id(host array) -> (weak reference to it, its device array, that array's device); an
+# entry goes when the host array does, so a reused id never finds a stale device array.
 _on_device: dict = {}
 
 
-def _remember(host: np.ndarray, device) -> None:
+def _remember(host: np.ndarray, device_array, device) -> None:
     key = id(host)
-    _on_device[key] = (weakref.ref(host), device)
+    _on_device[key] = (weakref.ref(host), device_array, device)
     weakref.finalize(host, _on_device.pop, key, None)
 
 
-def _resident(array, imported: list):
-    """The device array already holding `array`, else `array` on the device (an array
-    read in place is added to `imported`)."""
+def _resident(array, imported: list, device):
+    """The array on `device`: the device array already holding it there, else `array`
+    read in place (and added to `imported`) or uploaded. A variable's device array made
+    by a program on the other driver's device is not passed across devices."""
     entry = _on_device.get(id(array))
-    if entry is not None and entry[0]() is array:
+    if entry is not None and entry[0]() is array and entry[2] is device:
         return entry[1]
-    return _import(np.asarray(array, order="C"), imported)  # IREE reads dense row-major only
+    return _import(np.asarray(array, order="C"), imported, device)  # dense row-major only
 
 
 # IREE's kernels assume buffers aligned to 64 bytes (IREE_HAL_HEAP_BUFFER_ALIGNMENT):
@@ -129,7 +156,7 @@ ALIGNMENT = 64
 IMPORT_MIN_BYTES = 1 << 16
 
 
-def _import(array: np.ndarray, imported: list):
+def _import(array: np.ndarray, imported: list, device):
     """A device array over `array`'s memory (no copy; the array is appended to
     `imported`, which the caller keeps alive), or `array` itself for IREE to upload
     where importing does not apply (small, bool, or a dtype IREE does not map)."""
@@ -142,7 +169,6 @@ def _import(array: np.ndarray, imported: list):
     if array.ctypes.data % ALIGNMENT or not array.flags.writeable:
         array = _aligned_copy(array)
     imported.append(array)
-    device = _device_config().device
     buffer = device.allocator.import_host_allocation(
         array, MemoryType.DEVICE_LOCAL, BufferUsage.DEFAULT
     )

@@ -44,6 +44,7 @@ class CompileReport:
     memory_plan: MemoryPlan | None = field(default=None, repr=False)
     # working memory the compiled program keeps between runs (GRAPHJIT_HELD_BUFFER_BYTES)
     held_bytes: int = 0
+    driver: str | None = None  # the iree backend's runtime driver: local-sync or local-task
 
     @classmethod
     def of(cls, executable) -> CompileReport:
@@ -62,6 +63,7 @@ class CompileReport:
             ),
             memory_plan=plan,
             held_bytes=getattr(executable.runner, "held_bytes", 0),
+            driver=getattr(executable.runner, "driver", None),
             ir=dict(executable.report.ir),
             compile_seconds=executable.compile_seconds,
             pass_seconds=dict(executable.report.seconds),
@@ -79,6 +81,8 @@ class CompileReport:
             "pipeline stages:  " + ", ".join(self.ir) if self.ir else "pipeline stages:  (none)",
         ]
         lines += [f"  {name:<14} {sec * 1e3:.2f} ms" for name, sec in self.pass_seconds.items()]
+        if self.driver is not None:
+            lines.append(f"iree driver:      {self.driver}")
         return "\n".join(lines)
 
     def _arena(self) -> str:

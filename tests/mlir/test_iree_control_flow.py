@@ -98,7 +98,36 @@ def test_training_keeps_variables_on_device_and_matches_interpreter():
 
     with gj.Session(g, backend="iree") as sess:
         sess.run(step, feed)
-        assert iree._resident(sess.variables["w"], []) is not sess.variables["w"]  # on device
+        device = iree._device_config("local-sync").device  # (every tensor is small)
+        assert iree._resident(sess.variables["w"], [], device) is not sess.variables["w"]
+
+
+def test_small_programs_run_on_the_calling_thread_and_large_ones_on_the_pool():
+    """iree.driver_for: local-sync where every tensor is small (a loop's dispatches cost
+    ~1-3 us there against ~15-30 us on local-task), local-task where any is large. A
+    variable updated in turn by one program of each kind (its device array made on the
+    other driver's device each time) keeps the interpreter's values."""
+    from graphjit.mlir import iree
+
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None], name="x")
+        w = gj.Variable(np.float32(1.0), name="w")
+        _, looped = gj.while_loop(lambda i, v: i < 50, lambda i, v: (i + 1, v * 0.5 + w), [0, x])
+        small_step = w.assign_add(gj.mean(looped) * 0.1)
+        large_step = w.assign(gj.mean(gj.tanh(x * w)) + w * 0.5)
+    small = np.linspace(0, 1, 64, dtype=np.float32)
+    large = np.linspace(0, 1, 2 * iree.SYNC_MAX_ELEMENTS, dtype=np.float32)
+    schedule = [(small_step, small), (large_step, large)] * 2 + [(small_step, small)]
+    results = {}
+    for backend in ("interpreter", "iree"):
+        with gj.Session(g, backend=backend) as sess:
+            results[backend] = [float(sess.run(f, {x: feed})) for f, feed in schedule]
+            if backend == "iree":
+                drivers = [sess.inspect(f, {x: feed}).driver for f, feed in schedule[:2]]
+    assert drivers == ["local-sync", "local-task"]
+    np.testing.assert_allclose(results["iree"], results["interpreter"], rtol=1e-5)
+    assert len(set(results["iree"])) == len(schedule)  # (every step changed w)
 
 
 def test_gj_function_on_iree():
