@@ -64,18 +64,14 @@ def build_numpy(data: dict, backward: bool) -> Prepared:
 def build_static(data: dict, backend: str, backward: bool) -> Prepared:
     import graphjit as gj
 
-    steps, batch, inputs = data["xs"].shape
     graph = gj.Graph()
     with graph.as_default():
         xs, length = placeholders(gj, data, "xs", "length")
         params = [gj.placeholder(gj.float32, shape=p.shape) for p in data["params"]]
         wx, wh, b = params
-        flat_xs = gj.reshape(xs, [steps, batch * inputs])
 
         def cell(t, h):
-            # graphjit has no gather op yet: select step t with a one-hot matmul
-            x_t = gj.reshape(gj.one_hot(t, steps) @ flat_xs, [batch, inputs])
-            return t + 1, gj.tanh(x_t @ wx + h @ wh + b)
+            return t + 1, gj.tanh(xs[t] @ wx + h @ wh + b)
 
         start = [gj.constant(0, gj.int32), gj.constant(data["h0"])]
         _, h = gj.while_loop(lambda t, h: t < length, cell, start)
@@ -160,11 +156,7 @@ SIZES = {
     "quick": {"steps": 64, "length": 50, "batch": 16, "inputs": 32, "hidden": 64},
     "full": {"steps": 128, "length": 100, "batch": 16, "inputs": 32, "hidden": 64},
 }
-COMMON_NOTES = {
-    "gj-llvm": "x_t selected by a one-hot matmul (no gather op yet)",
-    "gj-interp": "x_t selected by a one-hot matmul (no gather op yet)",
-    "torch-compile": "torch.compile compiles the cell; the loop runs in Python",
-}
+COMMON_NOTES = {"torch-compile": "torch.compile compiles the cell; the loop runs in Python"}
 
 FORWARD = Workload(
     name="rnn_forward",
