@@ -113,6 +113,8 @@ _NUMPY = {
     "sigmoid": _sigmoid,
     # SciPy has no long double erf: the float64 reference is itself within 1 ulp
     "erf": lambda x: scipy.special.erf(x.astype(np.float64)),
+    "sin": np.sin,
+    "cos": np.cos,
 }
 
 
@@ -144,11 +146,22 @@ def sweep(name, dtype, rng):
             np.linspace(0.8, 1.3, n // 2),
             np.linspace(-3, 3, n // 2),
         ],
+        # angles, large ones, and neighbours of multiples of pi/2 up to float's reduction
+        # limit (2^24; beyond, libm's lanes: the random magnitudes)
+        "sin": _sincos_sweep(dtype, rng, n),
+        "cos": _sincos_sweep(dtype, rng, n),
     }[name]
     if name in ("expm1", "log1p", "tanh", "erf"):
         magnitudes = _log_uniform(rng, dtype, -149 if f32 else -1074, 4, n)
     signed = magnitudes * rng.choice(np.array([-1, 1], dtype), n)
     return np.concatenate([p.astype(dtype) for p in parts] + [signed])
+
+
+def _sincos_sweep(dtype, rng, n):
+    multiples = np.round(rng.uniform(-(2.0**25), 2.0**25, n // 2)) * (np.pi / 2)
+    near = multiples.astype(dtype)
+    near = np.concatenate([near, np.nextafter(near, dtype(np.inf))])
+    return [np.linspace(-10, 10, n), np.linspace(-1e5, 1e5, n), near]
 
 
 def random_bits(dtype, rng, n=1 << 18):
@@ -227,6 +240,8 @@ _EXACT = [
     ("tanh", [0.0, -0.0, np.inf, -np.inf, 1000.0, -1000.0], [0.0, -0.0, 1.0, -1.0, 1.0, -1.0]),
     ("sigmoid", [0.0, -0.0, np.inf, -np.inf, 1000.0, -1000.0], [0.5, 0.5, 1.0, 0.0, 1.0, 0.0]),
     ("erf", [0.0, -0.0, np.inf, -np.inf, 6.0, -30.0], [0.0, -0.0, 1.0, -1.0, 1.0, -1.0]),
+    ("sin", [0.0, -0.0, np.inf, -np.inf], [0.0, -0.0, np.nan, np.nan]),
+    ("cos", [0.0, -0.0, np.inf, -np.inf], [1.0, 1.0, np.nan, np.nan]),
 ]
 
 
@@ -252,11 +267,26 @@ def test_subnormal_results_and_inputs(jit):
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("name", MATH_FUNCTIONS)
 def test_loop_vectorises_without_calls(jit, name, dtype):
+    """The loop is vectorised; it calls nothing but LLVM intrinsics, or for the functions
+    with a branch to libm (mathlib.BRANCHING) their own vector variants. (Double sin and
+    cos call libm's, unvectorised: mathlib.LIBM_IN_DOUBLE.)"""
+    from graphjit.codegen.llvm import mathlib
+
     text = jit.function_ir(_kernel_name(name, dtype))
     scalar = "float" if dtype == np.float32 else "double"
+    if dtype == np.float64 and name in mathlib.LIBM_IN_DOUBLE:
+        calls = re.findall(r"call [^@]*@([\w.\"]+)", text)  # (LLVM may widen them)
+        assert calls and all(c.startswith(f"llvm.{name}.") for c in calls), calls
+        return
     assert re.search(rf"<(\d+) x {scalar}>", text), f"{name}: loop was not vectorised"
     calls = re.findall(r"call [^@]*@([\w.\"]+)", text)
-    assert all(c.startswith("llvm.") for c in calls), calls
+    if name in mathlib.BRANCHING:
+        suffix = "f32" if dtype == np.float32 else "f64"
+        variant = re.compile(rf"graphjit\.math\.{name}\.{suffix}\.(v\d+|call)$")
+        assert any(re.match(r".*\.v\d+$", c) for c in calls), calls
+        assert all(c.startswith("llvm.") or variant.match(c) for c in calls), calls
+    else:
+        assert all(c.startswith("llvm.") for c in calls), calls
 
 
 def test_emitter_is_cached_per_module_and_validates():
@@ -267,7 +297,7 @@ def test_emitter_is_cached_per_module_and_validates():
     b.ret(y)
     assert sum(1 for g in module.globals if g.startswith("graphjit.math.exp")) == 1
     with pytest.raises(ValueError):
-        emit_math(b, "sin", fn.args[0])
+        emit_math(b, "atan", fn.args[0])
     with pytest.raises(TypeError):
         emit_math(b, "exp", ir.Constant(ir.IntType(32), 1))
     llvm.parse_assembly(str(module)).verify()
@@ -282,10 +312,11 @@ CHAINS = {  # (each step of a chain that stays in the function's domain)
     "sigmoid": lambda gj, x: gj.sigmoid(x * 2),
     "erf": lambda gj, x: gj.erf(x * 1.5),
 }
+INLINABLE = [name for name in MATH_FUNCTIONS if name in CHAINS]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-@pytest.mark.parametrize("name", MATH_FUNCTIONS)
+@pytest.mark.parametrize("name", INLINABLE)
 def test_kernels_with_many_calls_call_vector_variants_with_the_same_bits(monkeypatch, name, dtype):
     """A kernel with OUT_OF_LINE_CALLS calls or more calls the functions out of line (their
     vector variants once vectorised): the same bits as the inlined bodies, on 1000 values
@@ -310,3 +341,28 @@ def test_kernels_with_many_calls_call_vector_variants_with_the_same_bits(monkeyp
     np.testing.assert_array_equal(out_of_line, inline)
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
     assert_matches(out_of_line, run_on("interpreter", g, y, feeds), name, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_and_cos_in_kernels_mix_reduced_and_libm_lanes(name, dtype):
+    """In a graphjit kernel (vectorised, split over threads), lanes beyond the reduction's
+    limit (and infinities, NaN) go to libm next to ordinary ones in the same vectors: every
+    value within 1 ulp of NumPy's, NaN where NumPy's is."""
+    import graphjit as gj
+
+    rng = np.random.default_rng(3)
+    xs = rng.uniform(-50, 50, 100_003).astype(dtype)
+    xs[::7] = rng.uniform(2.0**24, 2.0**40, xs[::7].size).astype(dtype)
+    xs[::11] *= -1
+    xs[:6] = [np.inf, -np.inf, np.nan, 0.0, -0.0, np.finfo(dtype).max]
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(dtype, [None], name="x")
+        y = getattr(gj, name)(x)
+    got = run_on("llvm", g, y, {x: xs})
+    with np.errstate(invalid="ignore"):
+        want = getattr(np, name)(xs.astype(_WIDE[dtype])).astype(dtype)
+    assert (np.isnan(got) == np.isnan(want)).all()
+    finite = ~np.isnan(want)
+    assert ulp_distance(got[finite], want[finite]).max() <= 1

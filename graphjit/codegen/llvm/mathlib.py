@@ -24,7 +24,14 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-MATH_FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf")
+MATH_FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf", "sin", "cos")
+# Bodies with a branch (to libm for some lanes): a loop vectorises only around a call of
+# their vector variants, never around the inlined body, so they are always out of line.
+BRANCHING = frozenset({"sin", "cos"})
+# Double sin and cos are libm's, one call an element (unvectorised): a body accurate to
+# double's last bits needs a reduction in double-double, not written. Through vector
+# variants that call libm lane by lane, a kernel of sin and cos ran 1.5x slower.
+LIBM_IN_DOUBLE = frozenset({"sin", "cos"})
 
 _LOG2E = 1.0 / math.log(2.0)
 
@@ -162,6 +169,20 @@ class _Emitter:
             name = f"llvm.fmuladd.v{self.f.lanes}f{self.f.bits}"
             fn = module.globals.get(name) or ir.Function(
                 module, ir.FunctionType(ty, [ty, ty, ty]), name
+            )
+        return self.b.call(fn, [a, b, c])
+
+    def exact_fma(self, a, b, c):
+        """a*b + c rounded once (llvm.fma: a library call where the target has no FMA)."""
+        ty = self.f.ty
+        name = f"llvm.fma.v{self.f.lanes}f{self.f.bits}" if self.f.lanes > 1 else None
+        if name is None:
+            fn = self.b.module.declare_intrinsic(
+                "llvm.fma", [ty], fnty=ir.FunctionType(ty, [ty, ty, ty])
+            )
+        else:
+            fn = self.b.module.globals.get(name) or ir.Function(
+                self.b.module, ir.FunctionType(ty, [ty, ty, ty]), name
             )
         return self.b.call(fn, [a, b, c])
 
@@ -547,12 +568,98 @@ def _erf32(e: _Emitter, x):
     return e.with_sign_of(magnitude, x)
 
 
+# --- sin, cos ------------------------------------------------------------------------
+
+_TWO_OVER_PI = 2.0 / math.pi
+_PI_2_HI = math.pi / 2  # pi/2 = _PI_2_HI + _PI_2_LO to ~2^-105 relative
+_PI_2_LO = 6.123233995736766e-17
+# Taylor polynomials in r^2 (highest degree first): sin r = r + r^3 S(r^2) to degree 9,
+# cos r = 1 + r^2 C(r^2) to degree 10; on |r| <= pi/4 their truncation error (2e-9 and
+# 1e-10 relative) is a few hundredths of a float ulp.
+_SIN_TAYLOR = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(4, 0, -1))
+_COS_TAYLOR = tuple((-1) ** n / math.factorial(2 * n) for n in range(5, 0, -1))
+# Beyond this |x| the reduction by pi/2 in two parts loses accuracy: libm's sinf and cosf
+# take those lanes (as integers, floats this large are rare as angles).
+_SINCOS_REDUCED_MAX = 2.0**24
+
+
+def _sincos32(e: _Emitter, x, quarter_turns: int):
+    """sin x (quarter_turns 0) or cos x = sin(x + pi/2) (1) for float, within 1 ulp. In
+    double: x = k pi/2 + r with k = round(x 2/pi) and r = (x - k hi) - k lo, each step one
+    fused multiply-add (llvm.fma: exact products); then sin r or cos r by quadrant (k +
+    quarter_turns) mod 4, rounded once to float. Lanes with |x| > _SINCOS_REDUCED_MAX (and
+    infinities) are libm's."""
+    b = e.b
+    wide = _Emitter(b, _F64.vector(e.f.lanes) if e.f.lanes > 1 else _F64)
+    xd = b.fpext(x, wide.f.ty)
+    magic = wide.shifter()
+    t = wide.exact_fma(xd, wide.c(_TWO_OVER_PI), wide.c(magic))
+    kf = b.fsub(t, wide.c(magic))
+    r = wide.exact_fma(kf, wide.c(-_PI_2_HI), xd)
+    r = wide.exact_fma(kf, wide.c(-_PI_2_LO), r)
+    r2 = b.fmul(r, r)
+    sin_r = wide.fma(b.fmul(r, r2), wide.horner(r2, _SIN_TAYLOR), r)
+    cos_r = wide.fma(r2, wide.horner(r2, _COS_TAYLOR), wide.c(1.0))
+    quadrant = b.add(b.sub(wide.bits(t), wide.ci(wide.const_bits(magic))), wide.ci(quarter_turns))
+    odd = b.icmp_unsigned("!=", b.and_(quadrant, wide.ci(1)), wide.ci(0))
+    negative = b.icmp_unsigned("!=", b.and_(quadrant, wide.ci(2)), wide.ci(0))
+    value = wide.pick(odd, cos_r, sin_r)
+    value = b.fptrunc(wide.pick(negative, b.fneg(value), value), e.f.ty)
+    if not quarter_turns:  # sin(-0) = -0, which r + r^3 S(r^2) rounds to +0
+        value = e.pick(e.cmp("==", x, e.c(0.0)), x, value)
+    far = b.fcmp_unordered(">", e.fabs(x), e.c(_SINCOS_REDUCED_MAX))  # (NaN too: libm's)
+    return _libm_lanes(e, "cos" if quarter_turns else "sin", x, far, value)
+
+
+def _libm_lanes(e: _Emitter, name: str, x, lanes, value):
+    """`value`, its lanes where `lanes` is set replaced by LLVM's libm call `name` of x's:
+    the calls run in a block of their own, entered only when some lane needs one."""
+    b, count = e.b, e.f.lanes
+    scalar = e.f.ty.element if count > 1 else e.f.ty
+    libm = b.module.declare_intrinsic(f"llvm.{name}", [scalar])
+    if count > 1:
+        anyone = b.icmp_unsigned(
+            "!=", b.bitcast(lanes, ir.IntType(count)), ir.Constant(ir.IntType(count), 0)
+        )
+    else:
+        anyone = lanes
+    start = b.block
+    calls = b.append_basic_block(f"{name}.libm")
+    done = b.append_basic_block(f"{name}.done")
+    b.cbranch(anyone, calls, done)
+    b.position_at_end(calls)
+    patched = value
+    for i in range(count) if count > 1 else ():
+        at = ir.Constant(ir.IntType(32), i)
+        lane = b.call(libm, [b.extract_element(x, at)])
+        lane = b.select(b.extract_element(lanes, at), lane, b.extract_element(value, at))
+        patched = b.insert_element(patched, lane, at)
+    if count == 1:
+        patched = b.select(lanes, b.call(libm, [x]), value)
+    b.branch(done)
+    b.position_at_end(done)
+    merged = b.phi(value.type)
+    merged.add_incoming(value, start)
+    merged.add_incoming(patched, calls)
+    return merged
+
+
+def _sin(e: _Emitter, x):
+    return _sincos32(e, x, 0)
+
+
+def _cos(e: _Emitter, x):
+    return _sincos32(e, x, 1)
+
+
 def _erf(e: _Emitter, x):
     """Double: fdlibm's algorithm. Float: _erf32."""
     return _erf64(e, x) if e.f.mant == _F64.mant else _erf32(e, x)
 
 
 _BODIES = {
+    "cos": _cos,
+    "sin": _sin,
     "erf": _erf,
     "exp": _exp,
     "expm1": _expm1,
@@ -639,6 +746,8 @@ def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
     if name not in _BODIES:
         raise ValueError(f"mathlib: unknown function {name!r} (have {MATH_FUNCTIONS})")
     fmt = _format(x.type)
-    if getattr(builder.function, _OUT_OF_LINE, False):
+    if name in LIBM_IN_DOUBLE and fmt is _F64:
+        return builder.call(builder.module.declare_intrinsic(f"llvm.{name}", [x.type]), [x])
+    if name in BRANCHING or getattr(builder.function, _OUT_OF_LINE, False):
         return builder.call(_vectorisable_call(builder.module, name, fmt), [x])
     return builder.call(_function(builder.module, name, fmt), [x])

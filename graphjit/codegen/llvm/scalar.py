@@ -81,15 +81,16 @@ def _identity(b, a, op):
     return a[0]
 
 
-@emitter("exp", "log", "tanh", "sigmoid", "erf", "log1p", "expm1")
+@emitter(*mathlib.MATH_FUNCTIONS)
 def _transcendental(b, a, op):
-    """Straight-line, vectorisable bodies from mathlib (no libm call)."""
+    """Vectorisable bodies from mathlib (float sin and cos call libm for huge arguments
+    only; double sin and cos are libm's, lane by lane)."""
     return mathlib.emit_math(b, op.name, a[0])
 
 
-@emitter("sqrt", "sin", "cos")
+@emitter("sqrt")
 def _llvm_intrinsic(b, a, op):
-    """LLVM's own sqrt, sin and cos (sin and cos call libm: not vectorised)."""
+    """LLVM's own sqrt (one instruction, vectorised)."""
     return _intrinsic(b, f"llvm.{op.name}", a[0])
 
 
