@@ -7,7 +7,10 @@ branch, so once it is inlined into a kernel's loop body LLVM's loop vectoriser t
 whole loop into SIMD code. It is emitted once per (function, type) and module as an
 `internal alwaysinline` function, which the O3 pipeline inlines before vectorising; a
 kernel with many calls calls it out of line instead, through vector variants of the same
-body (OUT_OF_LINE_CALLS, below), which compiles several times faster.
+body (OUT_OF_LINE_CALLS, below), which compiles several times faster. Two exceptions:
+float sin and cos branch to libm for the rare lanes their reduction cannot handle, so
+they are always called through their vector variants (BRANCHING); double sin and cos are
+libm's own, unvectorised (LIBM_IN_DOUBLE).
 
 Accuracy (measured against NumPy in tests/codegen/test_mathlib.py): a few ulp at most,
 with IEEE special values (NaN in, NaN out; signed zeros; infinities; overflow to inf,
@@ -158,31 +161,16 @@ class _Emitter:
             return struct.unpack("<I", struct.pack("<f", value))[0]
         return struct.unpack("<Q", struct.pack("<d", value))[0]
 
-    def fma(self, a, b, c):
-        """a*b + c, fused where the target has FMA (llvm.fmuladd), else two roundings."""
+    def fma(self, a, b, c, intrinsic: str = "llvm.fmuladd"):
+        """a*b + c, fused where the target has FMA (llvm.fmuladd), else two roundings;
+        intrinsic="llvm.fma" always rounds once (a library call without FMA)."""
         ty, module = self.f.ty, self.b.module
         if self.f.lanes == 1:
-            fn = module.declare_intrinsic(
-                "llvm.fmuladd", [ty], fnty=ir.FunctionType(ty, [ty, ty, ty])
-            )
+            fn = module.declare_intrinsic(intrinsic, [ty], fnty=ir.FunctionType(ty, [ty, ty, ty]))
         else:  # (llvmlite names no vector intrinsic)
-            name = f"llvm.fmuladd.v{self.f.lanes}f{self.f.bits}"
+            name = f"{intrinsic}.v{self.f.lanes}f{self.f.bits}"
             fn = module.globals.get(name) or ir.Function(
                 module, ir.FunctionType(ty, [ty, ty, ty]), name
-            )
-        return self.b.call(fn, [a, b, c])
-
-    def exact_fma(self, a, b, c):
-        """a*b + c rounded once (llvm.fma: a library call where the target has no FMA)."""
-        ty = self.f.ty
-        name = f"llvm.fma.v{self.f.lanes}f{self.f.bits}" if self.f.lanes > 1 else None
-        if name is None:
-            fn = self.b.module.declare_intrinsic(
-                "llvm.fma", [ty], fnty=ir.FunctionType(ty, [ty, ty, ty])
-            )
-        else:
-            fn = self.b.module.globals.get(name) or ir.Function(
-                self.b.module, ir.FunctionType(ty, [ty, ty, ty]), name
             )
         return self.b.call(fn, [a, b, c])
 
@@ -579,7 +567,7 @@ _PI_2_LO = 6.123233995736766e-17
 _SIN_TAYLOR = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(4, 0, -1))
 _COS_TAYLOR = tuple((-1) ** n / math.factorial(2 * n) for n in range(5, 0, -1))
 # Beyond this |x| the reduction by pi/2 in two parts loses accuracy: libm's sinf and cosf
-# take those lanes (as integers, floats this large are rare as angles).
+# take those lanes (floats this large are integers, rarely angles).
 _SINCOS_REDUCED_MAX = 2.0**24
 
 
@@ -593,10 +581,10 @@ def _sincos32(e: _Emitter, x, quarter_turns: int):
     wide = _Emitter(b, _F64.vector(e.f.lanes) if e.f.lanes > 1 else _F64)
     xd = b.fpext(x, wide.f.ty)
     magic = wide.shifter()
-    t = wide.exact_fma(xd, wide.c(_TWO_OVER_PI), wide.c(magic))
+    t = wide.fma(xd, wide.c(_TWO_OVER_PI), wide.c(magic), "llvm.fma")
     kf = b.fsub(t, wide.c(magic))
-    r = wide.exact_fma(kf, wide.c(-_PI_2_HI), xd)
-    r = wide.exact_fma(kf, wide.c(-_PI_2_LO), r)
+    r = wide.fma(kf, wide.c(-_PI_2_HI), xd, "llvm.fma")
+    r = wide.fma(kf, wide.c(-_PI_2_LO), r, "llvm.fma")
     r2 = b.fmul(r, r)
     sin_r = wide.fma(b.fmul(r, r2), wide.horner(r2, _SIN_TAYLOR), r)
     cos_r = wide.fma(r2, wide.horner(r2, _COS_TAYLOR), wide.c(1.0))
@@ -628,14 +616,15 @@ def _libm_lanes(e: _Emitter, name: str, x, lanes, value):
     done = b.append_basic_block(f"{name}.done")
     b.cbranch(anyone, calls, done)
     b.position_at_end(calls)
-    patched = value
-    for i in range(count) if count > 1 else ():
-        at = ir.Constant(ir.IntType(32), i)
-        lane = b.call(libm, [b.extract_element(x, at)])
-        lane = b.select(b.extract_element(lanes, at), lane, b.extract_element(value, at))
-        patched = b.insert_element(patched, lane, at)
     if count == 1:
         patched = b.select(lanes, b.call(libm, [x]), value)
+    else:
+        patched = value
+        for i in range(count):
+            at = ir.Constant(ir.IntType(32), i)
+            lane = b.call(libm, [b.extract_element(x, at)])
+            lane = b.select(b.extract_element(lanes, at), lane, b.extract_element(value, at))
+            patched = b.insert_element(patched, lane, at)
     b.branch(done)
     b.position_at_end(done)
     merged = b.phi(value.type)
