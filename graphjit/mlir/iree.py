@@ -52,8 +52,8 @@ def _device_config(driver: str):
 # A dispatch on local-task wakes the pool's threads and waits for them, ~15-30 us, which
 # only a large tensor repays; local-sync runs it on the calling thread for ~1-3 us. That
 # cost is paid per op and per iteration of a loop, which runs on the host: 1000
-# iterations of `x + 1` on 16 floats (loop_add) took 66 ms on local-task and 3.4 ms on
-# local-sync, the loop with a branch (cond_loop, 256 floats) 67 and 9.5 ms. A program
+# iterations of `x + 1` on 16 floats (loop_add) took 66 ms on local-task and 3.4-5.8 ms
+# on local-sync, the loop with a branch (cond_loop, 256 floats) 53-67 and 6.2-9.5 ms. A program
 # with a larger tensor anywhere keeps the threads (the 16M-element chain took 14.6 ms on
 # local-task, 53 ms on local-sync).
 SYNC_MAX_ELEMENTS = 1 << 15
