@@ -7,10 +7,11 @@ branch, so once it is inlined into a kernel's loop body LLVM's loop vectoriser t
 whole loop into SIMD code. It is emitted once per (function, type) and module as an
 `internal alwaysinline` function, which the O3 pipeline inlines before vectorising; a
 kernel with many calls calls it out of line instead, through vector variants of the same
-body (OUT_OF_LINE_CALLS, below), which compiles several times faster. Two exceptions:
-float sin and cos branch to libm for the rare lanes their reduction cannot handle, so
-they are always called through their vector variants (BRANCHING); double sin and cos are
-libm's own, unvectorised (LIBM_IN_DOUBLE).
+body (OUT_OF_LINE_CALLS, below), which compiles several times faster. One exception:
+sin and cos branch to libm for the rare lanes their reduction cannot handle (|x| beyond
+2^24 in float, 2^30 in double), so they are always called through their vector variants
+(BRANCHING). The IREE backend runs the same bodies, written as MLIR (mlir/own_math.py),
+where IREE's own functions are wrong or missing.
 
 Accuracy (measured against NumPy in tests/codegen/test_mathlib.py): a few ulp at most,
 with IEEE special values (NaN in, NaN out; signed zeros; infinities; overflow to inf,
@@ -31,10 +32,6 @@ MATH_FUNCTIONS = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf", "sin
 # Bodies with a branch (to libm for some lanes): a loop vectorises only around a call of
 # their vector variants, never around the inlined body, so they are always out of line.
 BRANCHING = frozenset({"sin", "cos"})
-# Double sin and cos are libm's, one call an element (unvectorised): a body accurate to
-# double's last bits needs a reduction in double-double, not written. Through vector
-# variants that call libm lane by lane, a kernel of sin and cos ran 1.5x slower.
-LIBM_IN_DOUBLE = frozenset({"sin", "cos"})
 
 _LOG2E = 1.0 / math.log(2.0)
 
@@ -95,7 +92,7 @@ _EXP_MINIMAX_F32 = tuple(
     float.fromhex(c) for c in ("0x1.6db4fp-10", "0x1.123be6p-7", "0x1.55545cp-5", "0x1.55548ep-3")
 ) + (0.5,)
 
-_F32 = _Format(
+FLOAT = _Format(
     ir.FloatType(),
     ir.IntType(32),
     "f32",
@@ -111,7 +108,7 @@ _F32 = _Format(
     10.0,  # 1 - tanh(10) = 4e-9 < 2^-25
 )
 
-_F64 = _Format(
+DOUBLE = _Format(
     ir.DoubleType(),
     ir.IntType(64),
     "f64",
@@ -137,7 +134,7 @@ _F64 = _Format(
 )
 
 
-class _Emitter:
+class Emitter:
     """Thin helpers over an IRBuilder for one floating-point format."""
 
     def __init__(self, b: ir.IRBuilder, fmt: _Format):
@@ -206,6 +203,10 @@ class _Emitter:
         the integer as a float. Valid for |value| < 2^(mant-1)."""
         return 1.5 * 2.0**self.f.mant
 
+    def widened(self) -> Emitter:
+        """An emitter for double values, as many lanes as this one's."""
+        return Emitter(self.b, DOUBLE.vector(self.f.lanes) if self.f.lanes > 1 else DOUBLE)
+
     def int_to_float(self, k):
         """sitofp for small |k| via the shifter (vectorises even without i64 -> f64)."""
         magic = self.shifter()
@@ -216,7 +217,7 @@ class _Emitter:
 # --- exp family --------------------------------------------------------------------
 
 
-def _exp_split(e: _Emitter, x, clamp: bool = True):
+def _exp_split(e: Emitter, x, clamp: bool = True):
     """x = k ln2 + (hi - k ln2_lo): returns (k as an integer, k as a float, hi).
 
     x is clamped first unless the caller bounds it (NaN passes the ordered compares
@@ -234,7 +235,7 @@ def _exp_split(e: _Emitter, x, clamp: bool = True):
     return k, kf, e.fma(kf, e.c(-f.ln2_hi), x)
 
 
-def _exp_reduce(e: _Emitter, x, clamp: bool = True):
+def _exp_reduce(e: Emitter, x, clamp: bool = True):
     """x = k ln2 + r + c with |r| <= ln2/2 (+ rounding) and c the rounding error of r.
     Returns (k as an integer, r, tail) with expm1(r + c) ~ r + tail: r = hi - lo, and
     c = (hi - r) - lo exact (Fast2Sum), so tail = r^2 Q(r) + c (1 + r) keeps r's rounding
@@ -248,14 +249,14 @@ def _exp_reduce(e: _Emitter, x, clamp: bool = True):
     return k, r, tail
 
 
-def _split_pow2(e: _Emitter, k):
+def _split_pow2(e: Emitter, k):
     """(2^k1, 2^k2) with k1 + k2 = k, k1 = floor(k/2): both factors stay normal over the
     whole clamped range, where 2^k alone would overflow (k = 1024) or be subnormal."""
     k1 = e.b.ashr(k, e.ci(1))
     return e.pow2(k1), e.pow2(e.b.sub(k, k1))
 
 
-def _exp(e: _Emitter, x):
+def _exp(e: Emitter, x):
     """exp(x) = 2^k (1 + r + r^2 Q(r)). r = hi - k ln2_lo is rounded once, by a fused
     multiply-add, and left uncompensated: its error, half an ulp of |r| <= ln2/2, moves
     the result (near 1 before scaling, unlike expm1's) by less than 0.2 ulp. (p * 2^k1) is
@@ -269,7 +270,7 @@ def _exp(e: _Emitter, x):
     return b.fmul(b.fmul(p, s1), s2)
 
 
-def _expm1_nonzero(e: _Emitter, x):
+def _expm1_nonzero(e: Emitter, x):
     """expm1(x) = (2^k r + (2^k - 1)) + 2^k tail: 2^k r and 2^k - 1 (k <= mant + 1) are
     exact, so the leading sum rounds once and the k = +-1 cancellation costs nothing;
     k = 0 gives r + tail, accurate for tiny |x|. For larger k the -1 is below half an
@@ -282,7 +283,7 @@ def _expm1_nonzero(e: _Emitter, x):
     return e.pick(e.b.icmp_signed(">", k, e.ci(e.f.mant + 1)), big, _expm1_sum(e, two_k, r, tail))
 
 
-def _expm1_sum(e: _Emitter, two_k, r, tail):
+def _expm1_sum(e: Emitter, two_k, r, tail):
     """2^k r + (2^k - 1) + 2^k tail, rounding the leading sum once (see _expm1_nonzero).
     Beyond k = mant + 1 the -1 rounds away, within half an ulp: still accurate while 2^k
     is finite, which bounded arguments guarantee (tanh)."""
@@ -290,7 +291,7 @@ def _expm1_sum(e: _Emitter, two_k, r, tail):
     return e.fma(two_k, tail, e.fma(two_k, r, b.fsub(two_k, e.c(1.0))))
 
 
-def _expm1(e: _Emitter, x):
+def _expm1(e: Emitter, x):
     # -0 + +0 = +0 in the polynomial, so return x itself for both zeros.
     return e.pick(e.cmp("==", x, e.c(0.0)), x, _expm1_nonzero(e, x))
 
@@ -298,7 +299,7 @@ def _expm1(e: _Emitter, x):
 # --- log family --------------------------------------------------------------------
 
 
-def _log_core(e: _Emitter, u, correction=None):
+def _log_core(e: Emitter, u, correction=None):
     """log(u) for finite u > 0 (fdlibm's algorithm); other inputs give garbage that
     _log_specials overrides. `correction` (~ du/u) is added at the ln2_lo level, for
     log1p's rounding compensation.
@@ -318,7 +319,7 @@ def _log_core(e: _Emitter, u, correction=None):
     return _log_reduced(e, b.fsub(m, e.c(1.0)), e.int_to_float(k), correction)
 
 
-def _log_reduced(e: _Emitter, fm, dk, correction):
+def _log_reduced(e: Emitter, fm, dk, correction):
     """log(2^k (1 + fm)) = k ln2 + log1p(fm), log1p(fm) = fm - hfsq + s (hfsq + R), with
     hfsq = fm^2/2, s = fm/(2 + fm), evaluated in fdlibm's order for accuracy."""
     b, f = e.b, e.f
@@ -335,7 +336,7 @@ def _log_reduced(e: _Emitter, fm, dk, correction):
     return b.fadd(acc, b.fmul(dk, e.c(f.ln2_hi)))
 
 
-def _log_specials(e: _Emitter, u, result):
+def _log_specials(e: Emitter, u, result):
     """log(+inf) = +inf, log(+-0) = -inf, log(negative or NaN) = NaN."""
     inf = e.c(math.inf)
     result = e.pick(e.cmp("==", u, inf), inf, result)
@@ -343,11 +344,11 @@ def _log_specials(e: _Emitter, u, result):
     return e.pick(e.b.fcmp_unordered("<", u, e.c(0.0)), e.c(math.nan), result)
 
 
-def _log(e: _Emitter, x):
+def _log(e: Emitter, x):
     return _log_specials(e, x, _log_core(e, x))
 
 
-def _log1p(e: _Emitter, x):
+def _log1p(e: Emitter, x):
     """log1p(x) = log(u) + du/u with u = fl(1 + x), du = (1 + x) - u exactly: for u < 2,
     u - 1 is exact (Sterbenz); for u >= 2, x >= 1 and u - x is exact."""
     b = e.b
@@ -365,7 +366,7 @@ def _log1p(e: _Emitter, x):
 # --- tanh, sigmoid -----------------------------------------------------------------
 
 
-def _tanh(e: _Emitter, x):
+def _tanh(e: Emitter, x):
     """tanh|x| = expm1(2|x|) / (expm1(2|x|) + 2): both sums positive, so no cancellation
     for small |x| (the result tends to |x|, subnormals included). Saturates to 1 beyond
     tanh_one; odd symmetry by copying x's sign (tanh(-0) = -0). |x| is capped at tanh_one
@@ -382,7 +383,7 @@ def _tanh(e: _Emitter, x):
     return e.with_sign_of(t, x)
 
 
-def _sigmoid(e: _Emitter, x):
+def _sigmoid(e: Emitter, x):
     """1/(1 + exp(-x)) for x >= 0, exp(x)/(1 + exp(x)) for x < 0: one exp of -|x| (never
     overflows) and one division. sigmoid(-1000) = 0, sigmoid(1000) = 1, NaN -> NaN."""
     b = e.b
@@ -478,7 +479,7 @@ _ERFC_FAR_S = (
 )
 
 
-def _horner_select(e: _Emitter, x, cond, when_true, when_false):
+def _horner_select(e: Emitter, x, cond, when_true, when_false):
     """A polynomial whose coefficients are chosen per lane: `when_true` where cond holds."""
     acc = e.pick(cond, e.c(when_true[0]), e.c(when_false[0]))
     for a, b in zip(when_true[1:], when_false[1:], strict=True):
@@ -486,7 +487,7 @@ def _horner_select(e: _Emitter, x, cond, when_true, when_false):
     return acc
 
 
-def _erf_tail(e: _Emitter, ax):
+def _erf_tail(e: Emitter, ax):
     """erf(|x|) = 1 - erfc(|x|) for |x| in [1.25, 6). exp(-x^2) is split as fdlibm does,
     exp(-z^2 - 0.5625) * exp((z - x)(z + x) + R/S) with z = x rounded to 21 significant
     bits, so that z^2 is exact and x^2's rounding error does not reach the result."""
@@ -503,7 +504,7 @@ def _erf_tail(e: _Emitter, ax):
     return b.fsub(e.c(1.0), b.fdiv(b.fmul(head, tail), ax))
 
 
-def _erf64(e: _Emitter, x):
+def _erf64(e: Emitter, x):
     """fdlibm's erf, every interval computed and the right one selected per lane."""
     b = e.b
     ax = e.fabs(x)
@@ -538,7 +539,7 @@ _ERF32_TAIL = tuple(
 _ERF32_SPLIT, _ERF32_CENTRE, _ERF32_ONE = 1.0, 2.5, 3.925
 
 
-def _erf32(e: _Emitter, x):
+def _erf32(e: Emitter, x):
     """erf in float arithmetic, within 1 ulp, no division. |x| <= 1: |x| + |x| R(x^2),
     the leading |x| exact so that only the smaller R term rounds. Above: 1 - erfc(|x|),
     erfc = e^(-x^2) E(|x|), with x^2 = hi + lo split exactly by a fused multiply-add and
@@ -568,17 +569,25 @@ _SIN_TAYLOR = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(4, 0, -
 _COS_TAYLOR = tuple((-1) ** n / math.factorial(2 * n) for n in range(5, 0, -1))
 # Beyond this |x| the reduction by pi/2 in two parts loses accuracy: libm's sinf and cosf
 # take those lanes (floats this large are integers, rarely angles).
-_SINCOS_REDUCED_MAX = 2.0**24
+SINCOS32_REDUCED_MAX = 2.0**24
 
 
-def _sincos32(e: _Emitter, x, quarter_turns: int):
-    """sin x (quarter_turns 0) or cos x = sin(x + pi/2) (1) for float, within 1 ulp. In
-    double: x = k pi/2 + r with k = round(x 2/pi) and r = (x - k hi) - k lo, each step one
-    fused multiply-add (llvm.fma: exact products); then sin r or cos r by quadrant (k +
-    quarter_turns) mod 4, rounded once to float. Lanes with |x| > _SINCOS_REDUCED_MAX (and
-    infinities) are libm's."""
+def _sincos32(e: Emitter, x, quarter_turns: int):
+    """sin x (quarter_turns 0) or cos x = sin(x + pi/2) (1) for float, within 1 ulp:
+    sincos32_reduced, its lanes with |x| > SINCOS32_REDUCED_MAX (and NaN) libm's."""
+    value = sincos32_reduced(e, x, quarter_turns)
+    far = e.b.fcmp_unordered(">", e.fabs(x), e.c(SINCOS32_REDUCED_MAX))
+    return _libm_lanes(e, "cos" if quarter_turns else "sin", x, far, value)
+
+
+def sincos32_reduced(e: Emitter, x, quarter_turns: int):
+    """sin x or cos x for float |x| <= SINCOS32_REDUCED_MAX, within 1 ulp (NaN for NaN
+    and infinities; other lanes garbage). In double: x = k pi/2 + r with k = round(x 2/pi)
+    and r = (x - k hi) - k lo, each step one fused multiply-add (llvm.fma: exact
+    products); then sin r or cos r by quadrant (k + quarter_turns) mod 4, rounded once to
+    float. (The IREE backend runs it too: mlir/own_math.py.)"""
     b = e.b
-    wide = _Emitter(b, _F64.vector(e.f.lanes) if e.f.lanes > 1 else _F64)
+    wide = e.widened()
     xd = b.fpext(x, wide.f.ty)
     magic = wide.shifter()
     t = wide.fma(xd, wide.c(_TWO_OVER_PI), wide.c(magic), "llvm.fma")
@@ -595,11 +604,111 @@ def _sincos32(e: _Emitter, x, quarter_turns: int):
     value = b.fptrunc(wide.pick(negative, b.fneg(value), value), e.f.ty)
     if not quarter_turns:  # sin(-0) = -0, which r + r^3 S(r^2) rounds to +0
         value = e.pick(e.cmp("==", x, e.c(0.0)), x, value)
-    far = b.fcmp_unordered(">", e.fabs(x), e.c(_SINCOS_REDUCED_MAX))  # (NaN too: libm's)
-    return _libm_lanes(e, "cos" if quarter_turns else "sin", x, far, value)
+    return value
 
 
-def _libm_lanes(e: _Emitter, name: str, x, lanes, value):
+# pi/2 = HALF_PI[0] + HALF_PI[1] + HALF_PI[2] to ~2^-160 (the nearest doubles, each to
+# what the ones before leave): x - k HALF_PI[0] is exact for every |k| < 2^50.
+HALF_PI = tuple(
+    float.fromhex(c)
+    for c in ("0x1.921fb54442d18p+0", "0x1.1a62633145c07p-54", "-0x1.f1976b7ed8fbcp-110")
+)
+# fdlibm's polynomials (k_sin.c S1..S6, k_cos.c C1..C6), highest degree first: on
+# |x| <= pi/4, sin x = x + x^3 (S1 + x^2 S(x^2)) and cos x = 1 - x^2/2 + x^4 C(x^2), with
+# errors below 2^-58 relative.
+_S1 = -1.66666666666666324348e-01
+_SIN_S = (
+    1.58969099521155010221e-10,
+    -2.50507602534068634195e-08,
+    2.75573137070700676789e-06,
+    -1.98412698298579493134e-04,
+    8.33333333332248946124e-03,
+)
+_COS_C = (
+    -1.13596475577881948265e-11,
+    2.08757232129817482790e-09,
+    -2.75573143513906633035e-07,
+    2.48015872894767294178e-05,
+    -1.38888888888741095749e-03,
+    4.16666666666666019037e-02,
+)
+# Up to this |x| the reduction in three parts keeps r to ~2^-130 absolute, enough for the
+# doubles nearest a multiple of pi/2; libm (or a table: mlir/own_math.py) takes the rest.
+SINCOS64_REDUCED_MAX = 2.0**30
+
+
+def sincos64_reduced(e: Emitter, x, quarter_turns: int):
+    """sin x (quarter_turns 0) or cos x (1) for double |x| <= SINCOS64_REDUCED_MAX, within
+    1 ulp (NaN for NaN and infinities; other lanes garbage). x = k pi/2 + (hi + lo) in
+    double-double (Cody and Waite's three parts, the first product exact by fma, the
+    second split exactly), then fdlibm's kernels on (hi, lo) by quadrant."""
+    b = e.b
+    magic = e.shifter()
+    t = e.fma(x, e.c(_TWO_OVER_PI), e.c(magic), "llvm.fma")
+    k = b.fsub(t, e.c(magic))
+    quadrant = b.add(b.sub(e.bits(t), e.ci(e.const_bits(magic))), e.ci(quarter_turns))
+    hi, lo = reduced_sum(e, e.fma(b.fneg(k), e.c(HALF_PI[0]), x, "llvm.fma"), k)
+    return sincos64_kernels(e, quadrant, hi, lo, x if not quarter_turns else None)
+
+
+def reduced_sum(e: Emitter, r1, k):
+    """r1 - k (HALF_PI[1] + HALF_PI[2]) as hi + lo: k HALF_PI[1] split exactly (fma)
+    and subtracted exactly (two_sum); only lo's small terms round."""
+    b = e.b
+    p = b.fmul(k, e.c(HALF_PI[1]))
+    p_err = e.fma(k, e.c(HALF_PI[1]), b.fneg(p), "llvm.fma")
+    hi, err = two_sum(e, r1, b.fneg(p))
+    lo = b.fsub(b.fsub(err, p_err), b.fmul(k, e.c(HALF_PI[2])))
+    return two_sum(e, hi, lo)
+
+
+def two_sum(e: Emitter, a, c):
+    """(s, err) with s + err = a + c exactly (Knuth's TwoSum)."""
+    b = e.b
+    s = b.fadd(a, c)
+    cc = b.fsub(s, a)
+    return s, b.fadd(b.fsub(a, b.fsub(s, cc)), b.fsub(c, cc))
+
+
+def sincos64_kernels(e: Emitter, quadrant, hi, lo, sign_of=None):
+    """sin(hi + lo) or cos(hi + lo) (odd `quadrant`), negated in quadrants 2 and 3
+    (an integer, mod 4); `sign_of`: sin's x, whose zeros are returned as they are."""
+    b = e.b
+    odd = b.icmp_unsigned("!=", b.and_(quadrant, e.ci(1)), e.ci(0))
+    negative = b.icmp_unsigned("!=", b.and_(quadrant, e.ci(2)), e.ci(0))
+    value = e.pick(odd, _kernel_cos(e, hi, lo), _kernel_sin(e, hi, lo))
+    value = e.pick(negative, b.fneg(value), value)
+    if sign_of is not None:  # sin(-0) = -0
+        value = e.pick(e.cmp("==", sign_of, e.c(0.0)), sign_of, value)
+    return value
+
+
+def _kernel_sin(e: Emitter, x, y):
+    """sin(x + y) on |x + y| <= ~pi/4, y below x's last bit (k_sin.c)."""
+    b = e.b
+    z = b.fmul(x, x)
+    v = b.fmul(z, x)
+    r = e.horner(z, _SIN_S)
+    inner = b.fsub(b.fmul(z, b.fsub(b.fmul(e.c(0.5), y), b.fmul(v, r))), y)
+    return b.fsub(x, b.fsub(inner, b.fmul(v, e.c(_S1))))
+
+
+def _kernel_cos(e: Emitter, x, y):
+    """cos(x + y) on |x + y| <= ~pi/4 (k_cos.c): 1 - x^2/2 in two steps beyond |x| = 0.3,
+    where the rounding of x^2/2 would reach the result: qx = |x|/4 with its low 32 bits
+    cleared (0.28125 beyond 0.78125), so that 1 - qx is exact."""
+    b = e.b
+    z = b.fmul(x, x)
+    rest = b.fsub(b.fmul(z, b.fmul(z, e.horner(z, _COS_C))), b.fmul(x, y))
+    ax = e.fabs(x)
+    quarter = e.from_bits(b.and_(b.sub(e.bits(ax), e.ci(2 << 52)), e.ci(-(1 << 32))))
+    qx = e.pick(e.cmp(">", ax, e.c(0.78125)), e.c(0.28125), quarter)
+    qx = e.pick(e.cmp("<", ax, e.c(0.3)), e.c(0.0), qx)
+    hz = b.fsub(b.fmul(e.c(0.5), z), qx)
+    return b.fsub(b.fsub(e.c(1.0), qx), b.fsub(hz, rest))
+
+
+def _libm_lanes(e: Emitter, name: str, x, lanes, value):
     """`value`, its lanes where `lanes` is set replaced by LLVM's libm call `name` of x's:
     the calls run in a block of their own, entered only when some lane needs one."""
     b, count = e.b, e.f.lanes
@@ -633,20 +742,28 @@ def _libm_lanes(e: _Emitter, name: str, x, lanes, value):
     return merged
 
 
-def _sin(e: _Emitter, x):
-    return _sincos32(e, x, 0)
+def _sincos(e: Emitter, x, quarter_turns: int):
+    if e.f.mant == FLOAT.mant:
+        return _sincos32(e, x, quarter_turns)
+    value = sincos64_reduced(e, x, quarter_turns)
+    far = e.b.fcmp_unordered(">", e.fabs(x), e.c(SINCOS64_REDUCED_MAX))  # (NaN too)
+    return _libm_lanes(e, "cos" if quarter_turns else "sin", x, far, value)
 
 
-def _cos(e: _Emitter, x):
-    return _sincos32(e, x, 1)
+def _sin(e: Emitter, x):
+    return _sincos(e, x, 0)
 
 
-def _erf(e: _Emitter, x):
+def _cos(e: Emitter, x):
+    return _sincos(e, x, 1)
+
+
+def _erf(e: Emitter, x):
     """Double: fdlibm's algorithm. Float: _erf32."""
-    return _erf64(e, x) if e.f.mant == _F64.mant else _erf32(e, x)
+    return _erf64(e, x) if e.f.mant == DOUBLE.mant else _erf32(e, x)
 
 
-_BODIES = {
+BODIES = {
     "cos": _cos,
     "sin": _sin,
     "erf": _erf,
@@ -661,25 +778,25 @@ _BODIES = {
 
 def _format(ty: ir.Type) -> _Format:
     if isinstance(ty, ir.FloatType):
-        return _F32
+        return FLOAT
     if isinstance(ty, ir.DoubleType):
-        return _F64
+        return DOUBLE
     raise TypeError(f"mathlib: expected float or double, got {ty}")
 
 
-def _function(module: ir.Module, name: str, fmt: _Format) -> ir.Function:
+def _function(module: ir.Module, name: str, fmt: _Format, arity: int = 1) -> ir.Function:
     """The internal alwaysinline function computing `name` for `fmt` (values or vectors of
     them), created once per module (looked up by its name)."""
     fname = f"graphjit.math.{name}.{fmt.suffix}"
     fn = module.globals.get(fname)
     if fn is not None:
         return fn
-    fn = ir.Function(module, ir.FunctionType(fmt.ty, [fmt.ty]), fname)
+    fn = ir.Function(module, ir.FunctionType(fmt.ty, [fmt.ty] * arity), fname)
     fn.linkage = "internal"
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.ret(_BODIES[name](_Emitter(b, fmt), fn.args[0]))
+    b.ret(BODIES[name](Emitter(b, fmt), *fn.args))
     return fn
 
 
@@ -732,11 +849,9 @@ def _vectorisable_call(module: ir.Module, name: str, fmt: _Format) -> ir.Functio
 
 def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
     """Emit `name(x)` at the builder's position; x is a float or double scalar."""
-    if name not in _BODIES:
+    if name not in BODIES:
         raise ValueError(f"mathlib: unknown function {name!r} (have {MATH_FUNCTIONS})")
     fmt = _format(x.type)
-    if name in LIBM_IN_DOUBLE and fmt is _F64:
-        return builder.call(builder.module.declare_intrinsic(f"llvm.{name}", [x.type]), [x])
     if name in BRANCHING or getattr(builder.function, _OUT_OF_LINE, False):
         return builder.call(_vectorisable_call(builder.module, name, fmt), [x])
     return builder.call(_function(builder.module, name, fmt), [x])

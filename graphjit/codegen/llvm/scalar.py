@@ -83,8 +83,7 @@ def _identity(b, a, op):
 
 @emitter(*mathlib.MATH_FUNCTIONS)
 def _transcendental(b, a, op):
-    """Vectorisable bodies from mathlib (float sin and cos call libm for huge arguments
-    only; double sin and cos are libm's scalar calls: mathlib.LIBM_IN_DOUBLE)."""
+    """Vectorisable bodies from mathlib (sin and cos call libm for huge arguments only)."""
     return mathlib.emit_math(b, op.name, a[0])
 
 
