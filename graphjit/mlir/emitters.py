@@ -4,6 +4,9 @@ an entry has no upstream form and export names it (see docs/mlir.md)."""
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from graphjit.ir.ops import get_op
@@ -15,6 +18,7 @@ from graphjit.mlir import (
     emit_indexing,
     emit_random,
     emit_scan,
+    own_math,
 )
 from graphjit.mlir.scalar import SCALAR
 from graphjit.mlir.structured import (
@@ -37,6 +41,51 @@ def emit_elementwise(w, op):
     out = op.result.type
     emit_checks.check_values(w, op)
     return [map_elementwise(w, operands(w, op), out, lambda w, s: scalar(w, s, dtype, out.dtype))]
+
+
+def emit_sin_cos(w, op, cosine: bool):
+    """sin and cos where graphjit writes them (own_math.py): the cheap reduction's
+    vectorised generic when every element allows it (the usual case), else the one
+    whose elements also take Payne and Hanek's table, chosen at run time (`scf.if` on
+    the largest |x|), since a table lookup in every element is several times slower,
+    and a branch in the generic's body keeps IREE from vectorising it."""
+    (x, t), out = operands(w, op)[0], op.result.type
+    if ("cos" if cosine else "sin", t.dtype.name) not in w.own_math:
+        return emit_elementwise(w, op)
+    limit = own_math.NEAR_MAX[t.dtype.name]
+
+    def body(near_only):
+        return lambda w, s: own_math.sin_cos(w, s[0], t.dtype, cosine, near_only)
+
+    if limit == math.inf:
+        return [map_elementwise(w, [(x, t)], out, body(True))]
+    largest = w.op(
+        f"tensor.extract {_largest_magnitude(w, x, t)}[] : tensor<{element_type(t.dtype)}>"
+    )
+    near = w.op(f"arith.cmpf ole, {largest}, {w.scalar(limit, t.dtype)} : {element_type(t.dtype)}")
+    result = w.fresh("if")
+    w.emit(f"{result} = scf.if {near} -> ({tensor_type(out)}) {{")
+    for near_only in (True, False):
+        w.depth += 1
+        value = map_elementwise(w, [(x, t)], out, body(near_only))
+        w.emit(f"scf.yield {value} : {tensor_type(out)}")
+        w.depth -= 1
+        w.emit("} else {" if near_only else "}")
+    return [result]
+
+
+def _largest_magnitude(w, x: str, t: TensorType) -> str:
+    """A 0-d tensor: the largest |x| that is not NaN (0 for none). A float maximum, which
+    vectorises, rather than a reduction of i1 flags."""
+    ty, scalar = element_type(t.dtype), TensorType((), t.dtype)
+    init = w.filled(scalar, [], 0.0)
+    rank = len(t.shape)
+    maps = [affine_map(rank, [f"d{i}" for i in range(rank)]), affine_map(rank, [])]
+
+    def body(w, s):
+        return [w.op(f"arith.maxnumf {s[1]}, {w.op(f'math.absf {s[0]} : {ty}')} : {ty}")]
+
+    return generic(w, [(x, t)], [(init, scalar)], maps, ["reduction"] * rank, body)[0]
 
 
 def emit_broadcast(w, op):
@@ -518,6 +567,8 @@ def emit_fused(w, op):
 
 EMITTERS = {
     **dict.fromkeys(SCALAR, emit_elementwise),
+    "sin": functools.partial(emit_sin_cos, cosine=False),
+    "cos": functools.partial(emit_sin_cos, cosine=True),
     **dict.fromkeys(["broadcast_to", "broadcast_like"], emit_broadcast),
     **dict.fromkeys(["reduce_sum", "reduce_prod", "reduce_max", "reduce_min"], emit_reduce),
     "sum_to": emit_sum_to,

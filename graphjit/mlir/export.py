@@ -39,12 +39,16 @@ def export_program(program: Program) -> str:
     return export_with_checks(program)[0]
 
 
-def export_with_checks(program: Program, check_numerics: bool = False) -> tuple[str, list]:
+def export_with_checks(
+    program: Program, check_numerics: bool = False, own_math: frozenset = frozenset()
+) -> tuple[str, list]:
     """The MLIR text of a program's function, and the (message, op, error class) of each
     run-time check in it: `cf.assert` number k fails with "graphjit check k"
-    (writer.CHECK_PREFIX). `check_numerics`: every op's float results are checked too."""
+    (writer.CHECK_PREFIX). `check_numerics`: every op's float results are checked too.
+    `own_math`: the (function, dtype name) pairs written by graphjit in `arith`
+    (own_math.OWN_MATH) rather than as `math` ops."""
     fn = program.function
-    w = Writer(check_numerics)
+    w = Writer(check_numerics, own_math)
     args = [f"%arg{i}" for i in range(len(fn.args))]
     w.names.update(zip(fn.args, args))
     for op in fn.block.ops:

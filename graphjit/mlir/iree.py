@@ -92,8 +92,9 @@ class IreeRunner:
 
     def __init__(self, program: Program, check_numerics: bool = False):
         from graphjit.mlir.export import export_with_checks
+        from graphjit.mlir.own_math import OWN_MATH
 
-        self.text, self.checks = export_with_checks(program, check_numerics)
+        self.text, self.checks = export_with_checks(program, check_numerics, OWN_MATH)
         runtime = require_iree().runtime
         self.driver = driver_for(program.function)
         config = _device_config(self.driver)

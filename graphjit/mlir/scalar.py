@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphjit.mlir import own_math
 from graphjit.mlir.writer import ExportError, element_type
 
 
@@ -23,6 +24,18 @@ def _float_or_int(float_op: str, int_op: str):
 
 def _float_only(op: str):
     return _float_or_int(op, None)
+
+
+def _transcendental(name: str):
+    """`math.<name>`, or graphjit's own body where the writer asks for it (own_math.py)."""
+    plain = _float_only(f"math.{name}")
+
+    def emit(w, args, dtype, out_dtype):
+        if (name, dtype.name) in w.own_math:
+            return own_math.emit(w, name, args[0], dtype)
+        return plain(w, args, dtype, out_dtype)
+
+    return emit
 
 
 def _compare(float_pred: str, int_pred: str):
@@ -202,12 +215,12 @@ SCALAR = {
     "exp": _float_only("math.exp"),
     "log": _float_only("math.log"),
     "sqrt": _float_only("math.sqrt"),
-    "sin": _float_only("math.sin"),
-    "cos": _float_only("math.cos"),
-    "tanh": _float_only("math.tanh"),
-    "erf": _float_only("math.erf"),
-    "log1p": _float_only("math.log1p"),
-    "expm1": _float_only("math.expm1"),
+    "sin": _transcendental("sin"),
+    "cos": _transcendental("cos"),
+    "tanh": _transcendental("tanh"),
+    "erf": _transcendental("erf"),
+    "log1p": _transcendental("log1p"),
+    "expm1": _transcendental("expm1"),
     "floor": _float_only("math.floor"),
     "ceil": _float_only("math.ceil"),
     "round": _float_only("math.roundeven"),

@@ -50,10 +50,13 @@ CHECK_PREFIX = "graphjit check "  # what a cf.assert's message starts with, then
 class Writer:
     """Lines of one function body. `names` maps graphjit values to their SSA names;
     `checks` holds the (message, op, error class) of each run-time check, numbered in
-    order; with `check_numerics` every op's float results are checked (Session's flag)."""
+    order; with `check_numerics` every op's float results are checked (Session's flag).
+    `own_math`: the (function, dtype name) pairs written in `arith` by graphjit
+    (own_math.py) rather than as `math` ops (the IREE backend's choice)."""
 
-    def __init__(self, check_numerics: bool = False):
+    def __init__(self, check_numerics: bool = False, own_math: frozenset = frozenset()):
         self.check_numerics = check_numerics
+        self.own_math = own_math
         self.lines: list[str] = []
         self.depth = 2
         self.counter = 0
