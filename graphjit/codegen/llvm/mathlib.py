@@ -557,6 +557,55 @@ def _erf32(e: Emitter, x):
     return e.with_sign_of(magnitude, x)
 
 
+# --- pow ---------------------------------------------------------------------------
+
+
+# double, with shorter polynomials where a float result allows: y log|x| needs ~2^-37
+# relative (its error scales the result by e^error, |y log|x|| <= 104 where it is finite):
+# float's log coefficients (error 2^-34 in a term a few bits below log's leading one)
+# and exp's Taylor polynomial to degree 9 (2^-37 on |r| <= ln2/2). 99.99% of results
+# stay correctly rounded, against 99.997% with double's; 7% faster.
+_DOUBLE_FOR_POW32 = dataclasses.replace(
+    DOUBLE, exp_poly=_taylor(9), log_odd=FLOAT.log_odd, log_even=FLOAT.log_even
+)
+
+
+def pow32(e: Emitter, x, y):
+    """x**y for float, within 1 ulp: exp(y log|x|) in double, whose error (~150 * 2^-53
+    relative at most, where the result is finite) rounds away into float's; then C99's
+    special cases, as libm's powf (and NumPy) gives them: x**0 = 1 and 1**y = 1 even for
+    NaN, (-1)**+-inf = 1, a negative base to an odd integer power negative (-0 and -inf
+    included), a finite negative base to a non-integer power NaN. The zeros and
+    infinities of x and y need no case of their own: log|x| and the product are +-inf
+    and exp gives 0 or inf."""
+    b = e.b
+    lanes = e.f.lanes
+    wide = Emitter(b, _DOUBLE_FOR_POW32.vector(lanes) if lanes > 1 else _DOUBLE_FOR_POW32)
+    xd, yd = b.fpext(x, wide.f.ty), b.fpext(y, wide.f.ty)
+    one = wide.c(1.0)
+    ax = wide.fabs(xd)
+    magnitude = _exp(wide, b.fmul(yd, _log(wide, ax)))
+    magnitude = wide.pick(wide.cmp("==", ax, one), one, magnitude)
+    y_nan = b.fcmp_unordered("uno", yd, yd)
+    magnitude = wide.pick(b.and_(y_nan, wide.cmp("!=", xd, one)), yd, magnitude)
+    magnitude = wide.pick(wide.cmp("==", yd, wide.c(0.0)), one, magnitude)
+    # y's parity: any float beyond 2^24 is an even integer; below, y's integer part
+    ay = wide.fabs(yd)
+    small = wide.cmp("<", ay, wide.c(2.0**24))
+    whole = b.fptosi(wide.pick(small, yd, wide.c(0.0)), wide.f.ity)
+    integer = b.or_(
+        wide.cmp("==", b.sitofp(whole, wide.f.ty), yd), wide.cmp(">=", ay, wide.c(2.0**24))
+    )
+    odd = b.and_(small, b.icmp_unsigned("!=", b.and_(whole, wide.ci(1)), wide.ci(0)))
+    odd = b.and_(odd, integer)
+    negative = b.and_(b.icmp_signed("<", wide.bits(xd), wide.ci(0)), wide.cmp("==", xd, xd))
+    result = wide.pick(b.and_(negative, odd), b.fneg(magnitude), magnitude)
+    finite_negative = b.and_(wide.cmp("<", xd, wide.c(0.0)), wide.cmp("!=", xd, wide.c(-math.inf)))
+    not_integer = b.and_(wide.cmp("<", ay, wide.c(math.inf)), b.not_(integer))
+    result = wide.pick(b.and_(finite_negative, not_integer), wide.c(math.nan), result)
+    return b.fptrunc(result, e.f.ty)
+
+
 # --- sin, cos ------------------------------------------------------------------------
 
 _TWO_OVER_PI = 2.0 / math.pi
@@ -796,7 +845,7 @@ def _function(module: ir.Module, name: str, fmt: _Format, arity: int = 1) -> ir.
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.ret(BODIES[name](Emitter(b, fmt), *fn.args))
+    b.ret({**BODIES, "pow": pow32}[name](Emitter(b, fmt), *fn.args))
     return fn
 
 
@@ -845,6 +894,11 @@ def _vectorisable_call(module: ir.Module, name: str, fmt: _Format) -> ir.Functio
     # goes into the set directly (it prints as written)
     set.add(fn.attributes, f'"vector-function-abi-variant"="{",".join(mappings)}"')
     return fn
+
+
+def emit_pow32(builder: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    """x**y for float scalars, inlined (pow32): the loop around it vectorises."""
+    return builder.call(_function(builder.module, "pow", FLOAT, 2), [x, y])
 
 
 def emit_math(builder: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
