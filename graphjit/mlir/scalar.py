@@ -127,6 +127,8 @@ def _floor_mod(w, args, dtype, out_dtype):
 def _pow(w, args, dtype, out_dtype):
     if not dtype.is_floating:
         return _integer_power(w, args[0], args[1], dtype)
+    if ("pow", dtype.name) in w.own_math:
+        return own_math.power(w, args[0], args[1], dtype)
     return w.op(f"math.powf {args[0]}, {args[1]} : {element_type(dtype)}")
 
 

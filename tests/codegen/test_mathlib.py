@@ -38,20 +38,25 @@ def _kernel_name(name, dtype):
 
 def _build_kernel(module, name, dtype):
     """for (i = 0; i < n; i++) out[i] = name(in[i])"""
-    ty = _LLVM_TYPE[dtype]
-    fnty = ir.FunctionType(ir.VoidType(), [ty.as_pointer(), ty.as_pointer(), I64])
-    fn = ir.Function(module, fnty, _kernel_name(name, dtype))
-    src, dst, n = fn.args
-    src.add_attribute("noalias")
-    dst.add_attribute("noalias")
+    _element_loop(
+        module, _kernel_name(name, dtype), _LLVM_TYPE[dtype], 1, lambda b, x: emit_math(b, name, x)
+    )
+
+
+def _element_loop(module, symbol: str, ty, arity: int, compute) -> None:
+    """for (i = 0; i < n; i++) out[i] = compute(b, in0[i], ...), arity inputs, noalias."""
+    pointers = [ty.as_pointer()] * (arity + 1)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [*pointers, I64]), symbol)
+    *sources, dst, n = fn.args
+    for pointer in (*sources, dst):
+        pointer.add_attribute("noalias")
     entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
     b = ir.IRBuilder(entry)
     b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), loop, done)
     b.position_at_end(loop)
     i = b.phi(I64)
     i.add_incoming(ir.Constant(I64, 0), entry)
-    y = emit_math(b, name, b.load(b.gep(src, [i])))
-    b.store(y, b.gep(dst, [i]))
+    b.store(compute(b, *[b.load(b.gep(src, [i])) for src in sources]), b.gep(dst, [i]))
     nxt = b.add(i, ir.Constant(I64, 1))
     i.add_incoming(nxt, loop)
     b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
@@ -399,23 +404,7 @@ def _optimised_power_loop() -> str:
     from graphjit.codegen.llvm.mathlib import emit_pow32
 
     module = ir.Module("pow_test")
-    f32p = ir.FloatType().as_pointer()
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [f32p, f32p, f32p, I64]), "k_pow")
-    x, y, out, n = fn.args
-    for pointer in (x, y, out):
-        pointer.add_attribute("noalias")
-    entry, loop, done = (fn.append_basic_block(s) for s in ("entry", "loop", "done"))
-    b = ir.IRBuilder(entry)
-    b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), loop, done)
-    b.position_at_end(loop)
-    i = b.phi(I64)
-    i.add_incoming(ir.Constant(I64, 0), entry)
-    b.store(emit_pow32(b, b.load(b.gep(x, [i])), b.load(b.gep(y, [i]))), b.gep(out, [i]))
-    following = b.add(i, ir.Constant(I64, 1))
-    i.add_incoming(following, loop)
-    b.cbranch(b.icmp_signed("<", following, n), loop, done)
-    b.position_at_end(done)
-    b.ret_void()
+    _element_loop(module, "k_pow", ir.FloatType(), 2, emit_pow32)
     optimised = target.parse(str(module))
     target.prepare(optimised, llvm_jit.target_machine())
     llvm_jit.optimise(optimised)

@@ -6,6 +6,7 @@ are left out: IREE flushes them to zero (as the llvm backend does by default).""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -174,3 +175,49 @@ def test_public_export_keeps_the_math_dialect_and_the_iree_text_verifies():
         assert op not in own
     gj.mlir.verify(public)
     gj.mlir.verify(own)
+
+
+POWER_SPECIALS = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0, -3.0, 1.7, -1.7, 3.5, -3.5]
+POWER_SPECIALS += [math.inf, -math.inf, math.nan, 1e-30, -1e-30, 1e30, -1e30, 0.999, 127.0]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_powers_have_c99s_special_cases_and_float32_is_the_llvm_backends(dtype):
+    """IREE's own math.powf gave 0**0 = NaN, 1**inf = NaN and (-0)**3 = +0, and float32
+    results up to millions of ulp off. Every pair of special values now comes out as
+    NumPy's (libm's) power (results that would be subnormal aside: IREE flushes them);
+    float32 is bit for bit the llvm backend's pow32, float64 keeps IREE's powf for
+    |x|**y (within ~1e-13)."""
+    pairs = np.array(list(itertools.product(POWER_SPECIALS, POWER_SPECIALS))).T
+    rng = np.random.default_rng(4)
+    bases = np.abs(rng.normal(size=3000)) * rng.choice([1e-2, 1, 10], 3000)
+    exponents = rng.normal(size=3000) * 3
+    with np.errstate(over="ignore"):  # (1e30 is inf in float16)
+        xs = np.concatenate([pairs[0], bases, -bases[:500]]).astype(dtype)
+        ys = np.concatenate([pairs[1], exponents, np.round(exponents[:500])]).astype(dtype)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(GJ_DTYPES[dtype], shape=[None])
+        y = gj.placeholder(GJ_DTYPES[dtype], shape=[None])
+        power = x**y
+    got = gj.Session(g, backend="iree").run(power, {x: xs, y: ys})
+    with np.errstate(all="ignore"):
+        want = np.power(xs, ys)
+    normal = ~(np.abs(want) < np.finfo(dtype).tiny)  # (NaN kept)
+    got, want, special = got[normal], want[normal], np.arange(xs.size)[normal] < pairs.shape[1]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    numbers = ~np.isnan(want)
+    np.testing.assert_array_equal(np.signbit(got[numbers]), np.signbit(want[numbers]))
+    np.testing.assert_array_equal(
+        got[special & ~np.isfinite(want)], want[special & ~np.isfinite(want)]
+    )
+    finite = np.isfinite(want)
+    if dtype == "float64":
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-12)
+    else:  # within 1 ulp of the correctly rounded power
+        with np.errstate(all="ignore"):
+            exact = np.power(xs.astype(float), ys.astype(float)).astype(dtype)[normal]
+        assert ulps_apart(got[finite], exact[finite]).max() <= 1
+    if dtype == "float32":
+        on_llvm = gj.Session(g, flush_denormals=True).run(power, {x: xs, y: ys})
+        np.testing.assert_array_equal(got, on_llvm[normal])

@@ -203,9 +203,11 @@ class Emitter:
         the integer as a float. Valid for |value| < 2^(mant-1)."""
         return 1.5 * 2.0**self.f.mant
 
-    def widened(self) -> Emitter:
-        """An emitter for double values, as many lanes as this one's."""
-        return Emitter(self.b, DOUBLE.vector(self.f.lanes) if self.f.lanes > 1 else DOUBLE)
+    def widened(self, fmt: _Format | None = None) -> Emitter:
+        """An emitter for double values (DOUBLE, or `fmt`, a variant of it), as many lanes
+        as this one's."""
+        fmt = fmt or DOUBLE
+        return Emitter(self.b, fmt.vector(self.f.lanes) if self.f.lanes > 1 else fmt)
 
     def int_to_float(self, k):
         """sitofp for small |k| via the shifter (vectorises even without i64 -> f64)."""
@@ -571,39 +573,50 @@ _DOUBLE_FOR_POW32 = dataclasses.replace(
 
 
 def pow32(e: Emitter, x, y):
-    """x**y for float, within 1 ulp: exp(y log|x|) in double, whose error (~150 * 2^-53
-    relative at most, where the result is finite) rounds away into float's; then C99's
-    special cases, as libm's powf (and NumPy) gives them: x**0 = 1 and 1**y = 1 even for
-    NaN, (-1)**+-inf = 1, a negative base to an odd integer power negative (-0 and -inf
-    included), a finite negative base to a non-integer power NaN. The zeros and
-    infinities of x and y need no case of their own: log|x| and the product are +-inf
-    and exp gives 0 or inf."""
+    """x**y for float, within 1 ulp: |x|**y = exp(y log|x|) in double, whose error (~150
+    * 2^-53 relative at most, where the result is finite) rounds away into float's; then
+    C99's special cases (pow_cases)."""
     b = e.b
-    lanes = e.f.lanes
-    wide = Emitter(b, _DOUBLE_FOR_POW32.vector(lanes) if lanes > 1 else _DOUBLE_FOR_POW32)
+    wide = e.widened(_DOUBLE_FOR_POW32)
     xd, yd = b.fpext(x, wide.f.ty), b.fpext(y, wide.f.ty)
-    one = wide.c(1.0)
-    ax = wide.fabs(xd)
-    magnitude = _exp(wide, b.fmul(yd, _log(wide, ax)))
-    magnitude = wide.pick(wide.cmp("==", ax, one), one, magnitude)
-    y_nan = b.fcmp_unordered("uno", yd, yd)
-    magnitude = wide.pick(b.and_(y_nan, wide.cmp("!=", xd, one)), yd, magnitude)
-    magnitude = wide.pick(wide.cmp("==", yd, wide.c(0.0)), one, magnitude)
-    # y's parity: any float beyond 2^24 is an even integer; below, y's integer part
-    ay = wide.fabs(yd)
-    small = wide.cmp("<", ay, wide.c(2.0**24))
-    whole = b.fptosi(wide.pick(small, yd, wide.c(0.0)), wide.f.ity)
-    integer = b.or_(
-        wide.cmp("==", b.sitofp(whole, wide.f.ty), yd), wide.cmp(">=", ay, wide.c(2.0**24))
-    )
-    odd = b.and_(small, b.icmp_unsigned("!=", b.and_(whole, wide.ci(1)), wide.ci(0)))
-    odd = b.and_(odd, integer)
-    negative = b.and_(b.icmp_signed("<", wide.bits(xd), wide.ci(0)), wide.cmp("==", xd, xd))
-    result = wide.pick(b.and_(negative, odd), b.fneg(magnitude), magnitude)
-    finite_negative = b.and_(wide.cmp("<", xd, wide.c(0.0)), wide.cmp("!=", xd, wide.c(-math.inf)))
-    not_integer = b.and_(wide.cmp("<", ay, wide.c(math.inf)), b.not_(integer))
-    result = wide.pick(b.and_(finite_negative, not_integer), wide.c(math.nan), result)
-    return b.fptrunc(result, e.f.ty)
+    magnitude = _exp(wide, b.fmul(yd, _log(wide, wide.fabs(xd))))
+    # (zeros and infinities of x or y need no case: log|x| or the product is +-inf, exp
+    # gives 0 or inf; only 0 * inf = NaN does, which x**0 and 1**y below settle)
+    return b.fptrunc(pow_cases(wide, xd, yd, magnitude, 2.0**24, extremes=False), e.f.ty)
+
+
+def pow_cases(e: Emitter, x, y, magnitude, all_even: float, extremes: bool = True):
+    """x**y from `magnitude` = |x|**y, with C99's special cases as libm's pow (and NumPy)
+    gives them: x**0 = 1 and 1**y = 1 even for NaN; with `extremes`, zeros and
+    infinities of x and y to 0 or inf; a negative base (-0 and -inf included) to an odd
+    integer power negative; a finite negative base to a non-integer power NaN.
+    `all_even`: from there on, every value of y's type is an even integer (2^24 for
+    float, 2^53 for double)."""
+    b = e.b
+    zero, one, inf = e.c(0.0), e.c(1.0), e.c(math.inf)
+    ax, ay = e.fabs(x), e.fabs(y)
+    result = magnitude
+    if extremes:
+        y_positive = e.cmp(">", y, zero)
+        result = e.pick(e.cmp("==", ax, inf), e.pick(y_positive, inf, zero), result)
+        result = e.pick(e.cmp("==", ax, zero), e.pick(y_positive, zero, inf), result)
+        grows = b.icmp_unsigned("==", e.cmp(">", ax, one), y_positive)
+        result = e.pick(e.cmp("==", ay, inf), e.pick(grows, inf, zero), result)
+    result = e.pick(e.cmp("==", ax, one), one, result)  # ((-1)**+-inf too)
+    result = e.pick(b.fcmp_unordered("uno", x, y), e.c(math.nan), result)
+    result = e.pick(e.cmp("==", x, one), one, result)
+    result = e.pick(e.cmp("==", y, zero), one, result)
+    # y's parity: y's integer part where |y| < all_even
+    below = e.cmp("<", ay, e.c(all_even))
+    whole = b.fptosi(e.pick(below, y, zero), e.f.ity)
+    integer = b.or_(e.cmp("==", b.sitofp(whole, e.f.ty), y), e.cmp(">=", ay, e.c(all_even)))
+    odd = b.icmp_unsigned("!=", b.and_(whole, e.ci(1)), e.ci(0))
+    odd = b.and_(b.and_(below, odd), integer)
+    negative = b.and_(b.icmp_signed("<", e.bits(x), e.ci(0)), e.cmp("==", x, x))
+    result = e.pick(b.and_(negative, odd), b.fneg(result), result)
+    finite_negative = b.and_(e.cmp("<", x, zero), e.cmp("!=", x, e.c(-math.inf)))
+    fraction = b.and_(e.cmp("<", ay, inf), b.not_(integer))
+    return e.pick(b.and_(finite_negative, fraction), e.c(math.nan), result)
 
 
 # --- sin, cos ------------------------------------------------------------------------
