@@ -29,7 +29,7 @@ from graphjit.ir.ops.random import (
     dropout_threshold,
 )
 from graphjit.ir.types import bool_, float64, int32, int64
-from graphjit.mlir.structured import affine_map, generic, identity_map, operands
+from graphjit.mlir.structured import affine_map, generic, identity_map, operands, while_loop
 from graphjit.mlir.writer import ExportError, element_type
 
 # ---- Philox 4x32-10 ------------------------------------------------------------------------
@@ -161,31 +161,23 @@ def truncated64(w, seed, step, key, index: str, n: int) -> str:
     rounds run until one is inside, as on the other backends."""
     bound = w.scalar(TRUNCATION, float64)
     start = [w.scalar(0, int64), w.scalar(0.0, float64), w.scalar(False, bool_)]
-    before, after = [w.fresh("b") for _ in start], [w.fresh("b") for _ in start]
-    types = "i64, f64, i1"
-    results = w.fresh("r")
-    pairs = ", ".join(f"{b} = {s}" for b, s in zip(before, start, strict=True))
-    w.emit(f"{results}:3 = scf.while ({pairs}) : ({types}) -> ({types}) {{")
-    w.depth += 1
-    more = w.op(f"arith.cmpi slt, {before[0]}, {w.scalar(TRUNCATED_ROUNDS, int64)} : i64")
-    missing = w.op(f"arith.xori {before[2]}, {w.scalar(True, bool_)} : i1")
-    w.emit(
-        f"scf.condition({w.op(f'arith.andi {more}, {missing} : i1')}) {', '.join(before)} : {types}"
-    )
-    w.depth -= 1
-    w.emit(
-        f"}} do {{\n{'  ' * w.depth}^bb0({', '.join(f'{a}: {t}' for a, t in zip(after, types.split(', '), strict=True))}):"
-    )
-    w.depth += 1
-    offset = w.op(f"arith.muli {after[0]}, {w.scalar(n, int64)} : i64")
-    at = w.op(f"arith.addi {index}, {offset} : i64")
-    z = normal64(w, block(w, seed, step, key, at))
-    inside = w.op(f"arith.cmpf ole, {w.op(f'math.absf {z} : f64')}, {bound} : f64")
-    next_round = w.op(f"arith.addi {after[0]}, {w.scalar(1, int64)} : i64")
-    w.emit(f"scf.yield {next_round}, {z}, {inside} : {types}")
-    w.depth -= 1
-    w.emit("}")
-    clipped = w.op(f"arith.minimumf {results}#1, {bound} : f64")
+
+    def more(w, values):
+        rounds_left = w.op(
+            f"arith.cmpi slt, {values[0]}, {w.scalar(TRUNCATED_ROUNDS, int64)} : i64"
+        )
+        missing = w.op(f"arith.xori {values[2]}, {w.scalar(True, bool_)} : i1")
+        return w.op(f"arith.andi {rounds_left}, {missing} : i1")
+
+    def round_(w, values):
+        offset = w.op(f"arith.muli {values[0]}, {w.scalar(n, int64)} : i64")
+        at = w.op(f"arith.addi {index}, {offset} : i64")
+        z = normal64(w, block(w, seed, step, key, at))
+        inside = w.op(f"arith.cmpf ole, {w.op(f'math.absf {z} : f64')}, {bound} : f64")
+        return [w.op(f"arith.addi {values[0]}, {w.scalar(1, int64)} : i64"), z, inside]
+
+    z = while_loop(w, start, ["i64", "f64", "i1"], more, round_)[1]
+    clipped = w.op(f"arith.minimumf {z}, {bound} : f64")
     return w.op(f"arith.maximumf {clipped}, {w.scalar(-TRUNCATION, float64)} : f64")
 
 

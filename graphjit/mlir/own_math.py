@@ -8,7 +8,10 @@ are wrong or missing (measured with IREE 3.x on llvm-cpu against NumPy):
 - float64 expm1 and log1p: computed as exp(x) - 1 and log(1 + x), so that
   log1p(1e-30) = 0 and expm1(1e-8) is off by 6e-9 relative;
 - pow: 0**0 = NaN, 1**inf = NaN, (-0)**3 = +0, and float32 results up to 8M ulp off
-  (68% of random ones not correctly rounded).
+  (68% of random ones not correctly rounded);
+- float floor_divide and floor_mod, exported as floor(x / y) and x - floor(x / y) y:
+  off where x / y rounds to an integer or underflows, or y is infinite (mlir/scalar.py
+  writes NumPy's exact forms where OWN_MATH asks; float64 fmod without libm).
 
 IREE's other functions (float32 exp, log, tanh, erf, ...) are within a few ulp and stay
 IREE's. `OWN_MATH` lists the (function, dtype) pairs this module writes; the IREE runner
@@ -38,7 +41,11 @@ from graphjit.ir.types import float16, float32, float64
 from graphjit.mlir.writer import element_type
 
 OWN_MATH = frozenset(
-    [(name, dtype) for name in ("sin", "cos", "pow") for dtype in ("float16", "float32", "float64")]
+    [
+        (name, dtype)
+        for name in ("sin", "cos", "pow", "floor_divide", "floor_mod")
+        for dtype in ("float16", "float32", "float64")
+    ]
     + [(name, "float64") for name in ("tanh", "erf", "expm1", "log1p")]
 )
 

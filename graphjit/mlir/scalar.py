@@ -6,9 +6,13 @@ of NaN or an out-of-range value gives the integer's minimum."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from graphjit.ir.types import bool_, float32, float64
 from graphjit.mlir import own_math
+from graphjit.mlir.structured import if_else, while_loop
 from graphjit.mlir.writer import ExportError, element_type
 
 
@@ -84,16 +88,120 @@ def _sigmoid(w, args, dtype, out_dtype):
 
 
 def _floor_divide(w, args, dtype, out_dtype):
-    """floor(x / y); for integers MIN // -1 wraps to MIN, as NumPy's (a zero divisor fails
-    the check emitters.check_values writes before the op)."""
+    """Integers: floor(x / y), MIN // -1 wrapping to MIN, as NumPy's (a zero divisor fails
+    the check emitters.check_values writes before the op). Floats: floor(x / y), or where
+    the writer asks (the iree backend: own_math.OWN_MATH) NumPy's exact form."""
     ty = element_type(dtype)
+    x, y = args
     if not dtype.is_floating:
-        x, y = args
         minus_one = w.op(f"arith.cmpi eq, {y}, {w.scalar(-1, dtype)} : {ty}")
         quotient = w.op(f"arith.floordivsi {x}, {_safe_divisor(w, y, dtype)} : {ty}")
         negated = w.op(f"arith.subi {w.scalar(0, dtype)}, {x} : {ty}")
         return w.op(f"arith.select {minus_one}, {negated}, {quotient} : {ty}")
-    return w.op(f"math.floor {w.op(f'arith.divf {args[0]}, {args[1]} : {ty}')} : {ty}")
+    if ("floor_divide", dtype.name) in w.own_math:
+        return _in_float32(w, _npy_floor_divide, x, y, dtype)
+    return w.op(f"math.floor {w.op(f'arith.divf {x}, {y} : {ty}')} : {ty}")
+
+
+def _in_float32(w, form, x, y, dtype):
+    """form(w, x, y, dtype), float16 computed in float32 and rounded once (as NumPy's half
+    floor_divide and remainder, and the llvm backend)."""
+    if dtype.name != "float16":
+        return form(w, x, y, dtype)
+    wide = [w.op(f"arith.extf {v} : f16 to f32") for v in (x, y)]
+    return w.op(f"arith.truncf {form(w, *wide, float32)} : f32 to f16")
+
+
+def _npy_floor_divide(w, x, y, dtype):
+    """NumPy's npy_floor_divide, step for step (as the llvm backend): x / y for y = 0; else
+    the quotient of x - fmod(x, y), one less where the remainder moves, floored and
+    snapped to the nearest integer; a zero quotient takes the sign of x / y. (floor(x / y)
+    is off where x / y rounds up to an integer or underflows: floor_divide(1e-30, -1e10)
+    = -1, and for an infinite y.)"""
+    ty = element_type(dtype)
+    zero, one = w.scalar(0.0, dtype), w.scalar(1.0, dtype)
+    mod, moves = _float_divmod_parts(w, x, y, ty)
+    div = w.op(f"arith.divf {w.op(f'arith.subf {x}, {mod} : {ty}')}, {y} : {ty}")
+    div = w.op(f"arith.select {moves}, {w.op(f'arith.subf {div}, {one} : {ty}')}, {div} : {ty}")
+    floor = w.op(f"math.floor {div} : {ty}")
+    past_half = w.op(
+        f"arith.cmpf ogt, {w.op(f'arith.subf {div}, {floor} : {ty}')}, "
+        f"{w.scalar(0.5, dtype)} : {ty}"
+    )
+    snapped = w.op(
+        f"arith.select {past_half}, {w.op(f'arith.addf {floor}, {one} : {ty}')}, {floor} : {ty}"
+    )
+    quotient = w.op(f"arith.divf {x}, {y} : {ty}")
+    signed_zero = w.op(f"math.copysign {zero}, {quotient} : {ty}")
+    nonzero = w.op(f"arith.cmpf une, {div}, {zero} : {ty}")
+    result = w.op(f"arith.select {nonzero}, {snapped}, {signed_zero} : {ty}")
+    by_zero = w.op(f"arith.cmpf oeq, {y}, {zero} : {ty}")
+    return w.op(f"arith.select {by_zero}, {quotient}, {result} : {ty}")
+
+
+def _fmod64(w, x, y) -> str:
+    """fmod(x, y) in float64, exactly (IREE lowers arith.remf f64 to libm's fmod, which it
+    cannot link). |x| - q |y| with q = trunc(|x| / |y|) by one fused multiply-add, exact
+    (the quotient can only round up to the next integer, below 2^52, and then one |y|
+    added back restores it); beyond 2^52, long division: the largest |y| 2^k below |x|,
+    subtracted where it fits, halved until it is |y| again, every step exact. The sign is
+    x's; NaN for y = 0, an infinite x or NaN, x for an infinite y."""
+    ax, ay = (w.op(f"math.absf {v} : f64") for v in (x, y))
+    zero = w.scalar(0.0, float64)
+    quotient = w.op(f"arith.divf {ax}, {ay} : f64")
+    large = w.op(f"arith.cmpf oge, {quotient}, {w.scalar(2.0**52, float64)} : f64")
+    finite = w.op(f"arith.cmpf olt, {ax}, {w.scalar(math.inf, float64)} : f64")
+
+    def division(w):
+        def grow(w, t):
+            half = w.op(f"arith.mulf {ax}, {w.scalar(0.5, float64)} : f64")
+            return w.op(f"arith.cmpf ole, {t[0]}, {half} : f64")
+
+        def doubled(w, t):
+            return [w.op(f"arith.addf {t[0]}, {t[0]} : f64")]
+
+        top = while_loop(w, [ay], ["f64"], grow, doubled)[0]
+
+        def more(w, state):
+            return w.op(f"arith.cmpf oge, {state[1]}, {ay} : f64")
+
+        def subtract(w, state):
+            r, t = state
+            fits = w.op(f"arith.cmpf oge, {r}, {t} : f64")
+            r = w.op(f"arith.select {fits}, {w.op(f'arith.subf {r}, {t} : f64')}, {r} : f64")
+            return [r, w.op(f"arith.mulf {t}, {w.scalar(0.5, float64)} : f64")]
+
+        return [while_loop(w, [ax, top], ["f64", "f64"], more, subtract)[0]]
+
+    def one_step(w):
+        q = w.op(f"math.trunc {quotient} : f64")
+        r = w.op(f"math.fma {w.op(f'arith.negf {q} : f64')}, {ay}, {ax} : f64")
+        below = w.op(f"arith.cmpf olt, {r}, {zero} : f64")
+        return [w.op(f"arith.select {below}, {w.op(f'arith.addf {r}, {ay} : f64')}, {r} : f64")]
+
+    positive = w.op(f"arith.cmpf ogt, {ay}, {zero} : f64")  # (doubling 0 never ends)
+    loop = w.op(f"arith.andi {w.op(f'arith.andi {large}, {finite} : i1')}, {positive} : i1")
+    magnitude = if_else(w, loop, ["f64"], division, one_step)[0]
+    magnitude = w.op(
+        f"arith.select {w.op(f'arith.cmpf oeq, {ay}, {w.scalar(math.inf, float64)} : f64')}, {ax}, {magnitude} : f64"
+    )
+    nan = w.op(f"arith.cmpf oeq, {ay}, {zero} : f64")
+    nan = w.op(
+        f"arith.ori {nan}, {w.op(f'arith.xori {finite}, {w.scalar(True, bool_)} : i1')} : i1"
+    )
+    magnitude = w.op(f"arith.select {nan}, {w.scalar(math.nan, float64)}, {magnitude} : f64")
+    return w.op(f"math.copysign {magnitude}, {x} : f64")
+
+
+def _float_divmod_parts(w, x, y, ty):
+    """fmod(x, y) and whether NumPy's npy_divmod moves it by y (a nonzero remainder, NaN
+    included, whose sign differs from y's)."""
+    zero = w.op(f"arith.constant 0.0 : {ty}")
+    mod = w.op(f"arith.remf {x}, {y} : {ty}") if ty != "f64" else _fmod64(w, x, y)
+    nonzero = w.op(f"arith.cmpf une, {mod}, {zero} : {ty}")
+    signs = [w.op(f"arith.cmpf olt, {v}, {zero} : {ty}") for v in (y, mod)]
+    differ = w.op(f"arith.xori {signs[0]}, {signs[1]} : i1")
+    return mod, w.op(f"arith.andi {nonzero}, {differ} : i1")
 
 
 def _safe_divisor(w, y, dtype) -> str:
@@ -107,11 +215,12 @@ def _safe_divisor(w, y, dtype) -> str:
 
 
 def _floor_mod(w, args, dtype, out_dtype):
-    """x - floor(x / y) * y, as NumPy's mod (its sign follows the divisor); for integers
-    the truncated remainder moved into the divisor's sign (x % -1 is 0)."""
+    """NumPy's mod, its sign following the divisor's. Integers: the truncated remainder
+    moved into the divisor's sign (x % -1 is 0). Floats: x - floor(x / y) y, or where the
+    writer asks (the iree backend) NumPy's exact form."""
     ty = element_type(dtype)
+    x, y = args
     if not dtype.is_floating:
-        x, y = args
         remainder = w.op(f"arith.remsi {x}, {_safe_divisor(w, y, dtype)} : {ty}")
         zero = w.scalar(0, dtype)
         nonzero = w.op(f"arith.cmpi ne, {remainder}, {zero} : {ty}")
@@ -120,8 +229,25 @@ def _floor_mod(w, args, dtype, out_dtype):
         adjust = w.op(f"arith.andi {nonzero}, {differ} : i1")
         moved = w.op(f"arith.addi {remainder}, {y} : {ty}")
         return w.op(f"arith.select {adjust}, {moved}, {remainder} : {ty}")
+    if ("floor_mod", dtype.name) in w.own_math:
+        return _in_float32(w, _npy_remainder, x, y, dtype)
     quotient = _floor_divide(w, args, dtype, out_dtype)
-    return w.op(f"arith.subf {args[0]}, {w.op(f'arith.mulf {quotient}, {args[1]} : {ty}')} : {ty}")
+    return w.op(f"arith.subf {x}, {w.op(f'arith.mulf {quotient}, {y} : {ty}')} : {ty}")
+
+
+def _npy_remainder(w, x, y, dtype):
+    """NumPy's npy_remainder (as the llvm backend): fmod(x, y) moved by y where its sign
+    differs from y's, a zero remainder signed as y, fmod (NaN) for y = 0. (x - floor(x /
+    y) y loses x's low bits and gives NaN for an infinite y.)"""
+    ty = element_type(dtype)
+    zero = w.scalar(0.0, dtype)
+    mod, moves = _float_divmod_parts(w, x, y, ty)
+    moved = w.op(f"arith.select {moves}, {w.op(f'arith.addf {mod}, {y} : {ty}')}, {mod} : {ty}")
+    signed_zero = w.op(f"math.copysign {zero}, {y} : {ty}")
+    nonzero = w.op(f"arith.cmpf une, {mod}, {zero} : {ty}")
+    result = w.op(f"arith.select {nonzero}, {moved}, {signed_zero} : {ty}")
+    by_zero = w.op(f"arith.cmpf oeq, {y}, {zero} : {ty}")
+    return w.op(f"arith.select {by_zero}, {mod}, {result} : {ty}")
 
 
 def _pow(w, args, dtype, out_dtype):

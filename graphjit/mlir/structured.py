@@ -153,3 +153,38 @@ def reverse(w, x: str, t: TensorType, axes: list) -> str:
         ]
 
     return gathered(w, x, t, t, mirrored)
+
+
+def while_loop(w, start: list, types: list, condition, body) -> list:
+    """An `scf.while` carrying `start` (SSA values of MLIR `types`): `condition(w,
+    values) -> i1` before each iteration, `body(w, values) -> next values`; the values
+    it ends with."""
+    before, after = [w.fresh("b") for _ in start], [w.fresh("b") for _ in start]
+    listed = ", ".join(types)
+    results = w.fresh("loop")
+    pairs = ", ".join(f"{b} = {s}" for b, s in zip(before, start, strict=True))
+    w.emit(f"{results}:{len(start)} = scf.while ({pairs}) : ({listed}) -> ({listed}) {{")
+    w.depth += 1
+    w.emit(f"scf.condition({condition(w, before)}) {', '.join(before)} : {listed}")
+    w.depth -= 1
+    arguments = ", ".join(f"{a}: {t}" for a, t in zip(after, types, strict=True))
+    w.emit(f"}} do {{\n{'  ' * w.depth}^bb0({arguments}):")
+    w.depth += 1
+    w.emit(f"scf.yield {', '.join(body(w, after))} : {listed}")
+    w.depth -= 1
+    w.emit("}")
+    return [f"{results}#{i}" for i in range(len(start))]
+
+
+def if_else(w, condition: str, types: list, then, otherwise) -> list:
+    """An `scf.if` yielding values of MLIR `types`: `then(w)` or `otherwise(w)` (each
+    returns the SSA values to yield)."""
+    results = w.fresh("if")
+    listed = ", ".join(types)
+    w.emit(f"{results}:{len(types)} = scf.if {condition} -> ({listed}) {{")
+    for branch, closing in ((then, "} else {"), (otherwise, "}")):
+        w.depth += 1
+        w.emit(f"scf.yield {', '.join(branch(w))} : {listed}")
+        w.depth -= 1
+        w.emit(closing)
+    return [f"{results}#{i}" for i in range(len(types))]

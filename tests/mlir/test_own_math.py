@@ -221,3 +221,38 @@ def test_powers_have_c99s_special_cases_and_float32_is_the_llvm_backends(dtype):
     if dtype == "float32":
         on_llvm = gj.Session(g, flush_denormals=True).run(power, {x: xs, y: ys})
         np.testing.assert_array_equal(got, on_llvm[normal])
+
+
+DIVMOD_SPECIALS = [0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 3.0, -3.0, 7.0, -7.5, 1e-30, -1e-30]
+DIVMOD_SPECIALS += [1e10, -1e10, 3e38, -3e38, math.inf, -math.inf, math.nan]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_float_floor_divide_and_mod_are_numpys(dtype):
+    """floor(x / y) and x - floor(x / y) y (the plain export) were off where x / y rounds
+    to an integer or underflows (floor_divide(1e-30, -1e10) = -0, not -1) or y is
+    infinite (mod(0, inf) = NaN): the iree backend writes NumPy's npy_divmod, with an
+    exact float64 fmod of its own (IREE links no fmod), long division included."""
+    pairs = np.array(list(itertools.product(DIVMOD_SPECIALS, DIVMOD_SPECIALS))).T
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=2000) * np.exp(rng.uniform(0, 20, 2000))
+    b = rng.normal(size=2000) * np.exp(rng.uniform(-5, 5, 2000))
+    xs, ys = np.concatenate([pairs[0], a]), np.concatenate([pairs[1], b])
+    if dtype == "float64":  # quotients beyond 2^52: fmod by long division
+        xs = np.append(xs, [1e300, -1e308, 1.7e308, 2.0**60 + 2**8])
+        ys = np.append(ys, [3.0, 1e-300, -7.25e-290, 3.0])
+    with np.errstate(over="ignore"):
+        xs, ys = xs.astype(dtype), ys.astype(dtype)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(GJ_DTYPES[dtype], shape=[None])
+        y = gj.placeholder(GJ_DTYPES[dtype], shape=[None])
+        results = [gj.floor_divide(x, y), gj.mod(x, y)]
+    got = gj.Session(g, backend="iree").run(results, {x: xs, y: ys})
+    with np.errstate(all="ignore"):
+        wanted = [np.floor_divide(xs, ys), np.mod(xs, ys)]
+    for name, value, want in zip(("floor_divide", "mod"), got, wanted, strict=True):
+        same = (value == want) & (np.signbit(value) == np.signbit(want))
+        same |= np.isnan(value) & np.isnan(want)
+        wrong = np.flatnonzero(~same)[:4]
+        assert same.all(), f"{name}: {[(xs[i], ys[i], value[i], want[i]) for i in wrong]}"
