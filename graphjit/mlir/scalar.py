@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from graphjit.ir.types import bool_, float32, float64
+from graphjit.ir.types import bool_, float16, float32, float64
 from graphjit.mlir import own_math
 from graphjit.mlir.structured import if_else, while_loop
 from graphjit.mlir.writer import ExportError, element_type
@@ -106,7 +106,7 @@ def _floor_divide(w, args, dtype, out_dtype):
 def _in_float32(w, form, x, y, dtype):
     """form(w, x, y, dtype), float16 computed in float32 and rounded once (as NumPy's half
     floor_divide and remainder, and the llvm backend)."""
-    if dtype.name != "float16":
+    if dtype != float16:
         return form(w, x, y, dtype)
     wide = [w.op(f"arith.extf {v} : f16 to f32") for v in (x, y)]
     return w.op(f"arith.truncf {form(w, *wide, float32)} : f32 to f16")
