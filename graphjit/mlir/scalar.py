@@ -119,7 +119,7 @@ def _npy_floor_divide(w, x, y, dtype):
     is off where x / y rounds up to an integer or underflows: floor_divide(1e-30, -1e10)
     = -1, and for an infinite y.)"""
     ty = element_type(dtype)
-    zero, one = w.scalar(0.0, dtype), w.scalar(1.0, dtype)
+    one = w.scalar(1.0, dtype)
     mod, moves = _float_divmod_parts(w, x, y, ty)
     div = w.op(f"arith.divf {w.op(f'arith.subf {x}, {mod} : {ty}')}, {y} : {ty}")
     div = w.op(f"arith.select {moves}, {w.op(f'arith.subf {div}, {one} : {ty}')}, {div} : {ty}")
@@ -132,11 +132,18 @@ def _npy_floor_divide(w, x, y, dtype):
         f"arith.select {past_half}, {w.op(f'arith.addf {floor}, {one} : {ty}')}, {floor} : {ty}"
     )
     quotient = w.op(f"arith.divf {x}, {y} : {ty}")
-    signed_zero = w.op(f"math.copysign {zero}, {quotient} : {ty}")
-    nonzero = w.op(f"arith.cmpf une, {div}, {zero} : {ty}")
-    result = w.op(f"arith.select {nonzero}, {snapped}, {signed_zero} : {ty}")
-    by_zero = w.op(f"arith.cmpf oeq, {y}, {zero} : {ty}")
-    return w.op(f"arith.select {by_zero}, {quotient}, {result} : {ty}")
+    return _zero_cases(w, dtype, y, snapped, div, quotient, quotient)
+
+
+def _zero_cases(w, dtype, y, value, tested, sign_source, by_zero) -> str:
+    """npy_divmod's ends: `value` where `tested` is not zero, else a zero with the sign of
+    `sign_source`; `by_zero` where y is zero."""
+    ty, zero = element_type(dtype), w.scalar(0.0, dtype)
+    signed_zero = w.op(f"math.copysign {zero}, {sign_source} : {ty}")
+    nonzero = w.op(f"arith.cmpf une, {tested}, {zero} : {ty}")
+    result = w.op(f"arith.select {nonzero}, {value}, {signed_zero} : {ty}")
+    divisor_zero = w.op(f"arith.cmpf oeq, {y}, {zero} : {ty}")
+    return w.op(f"arith.select {divisor_zero}, {by_zero}, {result} : {ty}")
 
 
 def _fmod64(w, x, y) -> str:
@@ -240,14 +247,9 @@ def _npy_remainder(w, x, y, dtype):
     differs from y's, a zero remainder signed as y, fmod (NaN) for y = 0. (x - floor(x /
     y) y loses x's low bits and gives NaN for an infinite y.)"""
     ty = element_type(dtype)
-    zero = w.scalar(0.0, dtype)
     mod, moves = _float_divmod_parts(w, x, y, ty)
     moved = w.op(f"arith.select {moves}, {w.op(f'arith.addf {mod}, {y} : {ty}')}, {mod} : {ty}")
-    signed_zero = w.op(f"math.copysign {zero}, {y} : {ty}")
-    nonzero = w.op(f"arith.cmpf une, {mod}, {zero} : {ty}")
-    result = w.op(f"arith.select {nonzero}, {moved}, {signed_zero} : {ty}")
-    by_zero = w.op(f"arith.cmpf oeq, {y}, {zero} : {ty}")
-    return w.op(f"arith.select {by_zero}, {mod}, {result} : {ty}")
+    return _zero_cases(w, dtype, y, moved, mod, y, mod)
 
 
 def _pow(w, args, dtype, out_dtype):
