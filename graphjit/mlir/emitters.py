@@ -25,6 +25,7 @@ from graphjit.mlir.structured import (
     affine_map,
     gathered,
     generic,
+    if_else,
     map_elementwise,
     operands,
     output_dims,
@@ -63,15 +64,11 @@ def emit_sin_cos(w, op, cosine: bool):
         f"tensor.extract {_largest_magnitude(w, x, t)}[] : tensor<{element_type(t.dtype)}>"
     )
     near = w.op(f"arith.cmpf ole, {largest}, {w.scalar(limit, t.dtype)} : {element_type(t.dtype)}")
-    result = w.fresh("if")
-    w.emit(f"{result} = scf.if {near} -> ({tensor_type(out)}) {{")
-    for near_only in (True, False):
-        w.depth += 1
-        value = map_elementwise(w, [(x, t)], out, body(near_only))
-        w.emit(f"scf.yield {value} : {tensor_type(out)}")
-        w.depth -= 1
-        w.emit("} else {" if near_only else "}")
-    return [result]
+
+    def branch(near_only):
+        return lambda w: [map_elementwise(w, [(x, t)], out, body(near_only))]
+
+    return if_else(w, near, [tensor_type(out)], branch(True), branch(False))[:1]
 
 
 def _largest_magnitude(w, x: str, t: TensorType) -> str:
