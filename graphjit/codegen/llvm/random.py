@@ -30,7 +30,7 @@ from graphjit.ir.ops.random import (
 from graphjit.ir.types import float64
 
 # Estimated work per element, in adds (parallel.py's unit): ten rounds of two multiplies
-# and a few logic ops; Box-Muller adds a log, a sqrt and a libm cos.
+# and a few logic ops; Box-Muller adds a log, a sqrt and a cos (mathlib's: vectorised).
 PHILOX_COST = 60
 NORMAL_COST = PHILOX_COST + 40
 
@@ -91,12 +91,13 @@ def uniform(b: ir.IRBuilder, words: list, dtype) -> ir.Value:
 
 
 def normal64(b: ir.IRBuilder, words: list) -> ir.Value:
-    """Box-Muller in float64: sqrt(-2 log(1 - u1)) * cos(2 pi u2)."""
+    """Box-Muller in float64: sqrt(-2 log(1 - u1)) * cos(2 pi u2), log and cos mathlib's
+    (libm's cos, a call an element, kept the loop scalar: 1M normals 11.1 -> 4.6 ms)."""
     u1, u2 = uniform(b, words[:2], float64), uniform(b, words[2:], float64)
     log = emit_math(b, "log", b.fsub(ir.Constant(T.F64, 1.0), u1))
     radius = _intrinsic(b, "llvm.sqrt", b.fmul(ir.Constant(T.F64, -2.0), log))
     angle = b.fmul(ir.Constant(T.F64, TWO_PI), u2)
-    return b.fmul(radius, _intrinsic(b, "llvm.cos", angle))
+    return b.fmul(radius, emit_math(b, "cos", angle))
 
 
 def _intrinsic(b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
