@@ -6,16 +6,17 @@ Element i (row-major) runs Philox on counter (i, step) with key seed ^ key: the 
 -> 64-bit products are `arith.muli` on i64, the rng pair is read through two constant
 indexing maps. Uniforms and dropout's keep decision are made from the same mantissa bits
 as every backend, so they match bit for bit. Normals are Box-Muller in float64 as the
-other backends compute them; IREE cannot link a float64 `math.cos` on llvm-cpu, so the
-cosine is written out here (reduction by multiples of pi/2 in three parts, Taylor
-polynomials on [-pi/4, pi/4]): within about an ulp of the C library's, so float32
-normals match bit for bit except in rare last-bit ties. A truncated normal's rounds are
-an `scf.while` inside the generic's body."""
+other backends compute them, with the llvm backend's own log and cosine (IREE links no
+float64 `math.cos`; own_math.py writes mathlib's): float32 normals bit for bit llvm's,
+float64 ones within an ulp (LLVM may leave a multiply-add unfused), and within about an
+ulp of the interpreter's libm ones. The rng pair is read as two scalars before the
+generic: read through constant indexing maps, IREE fused two same-shaped draws and the
+second drew other numbers. A truncated normal's rounds are an `scf.while` inside the
+generic's body."""
 
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 from graphjit.ir.ops.random import (
     FLOAT_BITS,
@@ -29,7 +30,8 @@ from graphjit.ir.ops.random import (
     dropout_threshold,
 )
 from graphjit.ir.types import bool_, float64, int32, int64
-from graphjit.mlir.structured import affine_map, generic, identity_map, operands, while_loop
+from graphjit.mlir import own_math
+from graphjit.mlir.structured import generic, identity_map, operands, while_loop
 from graphjit.mlir.writer import ExportError, element_type
 
 # ---- Philox 4x32-10 ------------------------------------------------------------------------
@@ -93,66 +95,17 @@ def uniform(w, words: list, dtype) -> str:
     return w.op(f"arith.mulf {value}, {w.scalar(2.0**-bits, dtype)} : {ty}")
 
 
-# ---- float64 cosine and Box-Muller ------------------------------------------------------
-
-PI = Fraction("3.14159265358979323846264338327950288419716939937510582097494459230781640628")
-
-
-def _leading_bits(x: Fraction, bits: int) -> float:
-    """x truncated to `bits` significant bits (so small multiples of it are exact)."""
-    mantissa_, exponent = math.frexp(float(x))
-    return math.ldexp(math.floor(mantissa_ * 2**bits), exponent - bits)
-
-
-# pi/2 in three parts: k * HALF_PI[0] and k * HALF_PI[1] are exact for the k here (< 8)
-_P1 = _leading_bits(PI / 2, 33)
-_P2 = _leading_bits(PI / 2 - Fraction(_P1), 33)
-HALF_PI = (_P1, _P2, float(PI / 2 - Fraction(_P1) - Fraction(_P2)))
-TAYLOR_TERMS = 9  # through r**16 / 16! (cos) and r**17 / 17! (sin): < 1e-17 on |r| <= pi/4
-COS_TERMS = [float(Fraction((-1) ** k, math.factorial(2 * k))) for k in range(TAYLOR_TERMS)]
-SIN_TERMS = [float(Fraction((-1) ** k, math.factorial(2 * k + 1))) for k in range(TAYLOR_TERMS)]
-
-
-def _polynomial(w, terms: list, x: str) -> str:
-    """sum terms[k] * x**k by Horner's rule, in float64."""
-    value = w.scalar(terms[-1], float64)
-    for term in reversed(terms[:-1]):
-        value = w.op(f"arith.mulf {value}, {x} : f64")
-        value = w.op(f"arith.addf {value}, {w.scalar(term, float64)} : f64")
-    return value
-
-
-def cosine(w, x: str) -> str:
-    """cos(x) for 0 <= x < 2 pi, in float64: x = k pi/2 + r with |r| <= pi/4, then
-    cos r, -sin r, -cos r or sin r by k mod 4."""
-    quarter = w.op(f"arith.mulf {x}, {w.scalar(2 / math.pi, float64)} : f64")
-    k = w.op(f"math.roundeven {quarter} : f64")
-    r = x
-    for part in HALF_PI:
-        r = w.op(
-            f"arith.subf {r}, {w.op(f'arith.mulf {k}, {w.scalar(part, float64)} : f64')} : f64"
-        )
-    r2 = w.op(f"arith.mulf {r}, {r} : f64")
-    cos_r = _polynomial(w, COS_TERMS, r2)
-    sin_r = w.op(f"arith.mulf {r}, {_polynomial(w, SIN_TERMS, r2)} : f64")
-    quadrant = w.op(f"arith.fptosi {k} : f64 to i64")
-    quadrant = w.op(f"arith.andi {quadrant}, {w.scalar(3, int64)} : i64")
-    odd = w.op(f"arith.trunci {quadrant} : i64 to i1")
-    value = w.op(f"arith.select {odd}, {sin_r}, {cos_r} : f64")
-    upper = w.op(f"arith.cmpi uge, {quadrant}, {w.scalar(2, int64)} : i64")
-    negate = w.op(f"arith.xori {odd}, {upper} : i1")  # quadrants 1 and 2
-    negated = w.op(f"arith.negf {value} : f64")
-    return w.op(f"arith.select {negate}, {negated}, {value} : f64")
+# ---- Box-Muller ----------------------------------------------------------------------------
 
 
 def normal64(w, words: list) -> str:
     """Box-Muller in float64: sqrt(-2 log(1 - u1)) * cos(2 pi u2)."""
     u1, u2 = uniform(w, words[:2], float64), uniform(w, words[2:], float64)
     rest = w.op(f"arith.subf {w.scalar(1.0, float64)}, {u1} : f64")
-    log = w.op(f"math.log {rest} : f64")
+    log = own_math.emit(w, "log", rest, float64)
     radius = w.op(f"math.sqrt {w.op(f'arith.mulf {w.scalar(-2.0, float64)}, {log} : f64')} : f64")
     angle = w.op(f"arith.mulf {w.scalar(TWO_PI, float64)}, {u2} : f64")
-    return w.op(f"arith.mulf {radius}, {cosine(w, angle)} : f64")
+    return w.op(f"arith.mulf {radius}, {own_math.sin_cos(w, angle, float64, True, True)} : f64")
 
 
 def truncated64(w, seed, step, key, index: str, n: int) -> str:
@@ -202,22 +155,23 @@ RNG_OPERAND = {"dropout": 1}  # (the others read only the rng, operand 0)
 
 def per_element(w, op, inputs: list, element) -> list:
     """A generic over the result: `element(w, seed, step, index, input scalars)`; the rng
-    (operand `rng`) is read through the maps () -> (0) and () -> (1)."""
+    (operand `rng`) is read as two scalars before it."""
     out = op.result.type
     if not out.is_static:
         raise ExportError(f"{op.name} exports only with known shapes: pass feed_dict")
     rng = op.operands[RNG_OPERAND.get(op.name, 0)]
     rank = len(out.shape)
-    pair = [(w.name(rng), rng.type)] * 2
-    maps = [affine_map(rank, ["0"]), affine_map(rank, ["1"])]
-    maps += [identity_map(rank)] * (len(inputs) + 1)
+    seed, step = (
+        w.op(f"tensor.extract {w.name(rng)}[{w.index(i)}] : tensor<2xi64>") for i in (0, 1)
+    )
+    maps = [identity_map(rank)] * (len(inputs) + 1)
     init = w.empty(out, list(out.shape))
 
     def body(w, s):
         index = element_index(w, out.shape)
-        return [element(w, s[0], s[1], index, s[2 : 2 + len(inputs)])]
+        return [element(w, seed, step, index, s[: len(inputs)])]
 
-    return generic(w, pair + inputs, [(init, out)], maps, ["parallel"] * rank, body)
+    return generic(w, inputs, [(init, out)], maps, ["parallel"] * rank, body)
 
 
 def emit_random_uniform(w, op):
