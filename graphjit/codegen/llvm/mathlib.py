@@ -836,6 +836,7 @@ BODIES = {
     "tanh": _tanh,
     "sigmoid": _sigmoid,
 }
+_FUNCTIONS = {**BODIES, "pow": pow32}  # (pow: two arguments, emit_pow32)
 
 
 def _format(ty: ir.Type) -> _Format:
@@ -858,7 +859,7 @@ def _function(module: ir.Module, name: str, fmt: _Format, arity: int = 1) -> ir.
     fn.attributes.add("alwaysinline")
     fn.attributes.add("nounwind")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.ret({**BODIES, "pow": pow32}[name](Emitter(b, fmt), *fn.args))
+    b.ret(_FUNCTIONS[name](Emitter(b, fmt), *fn.args))
     return fn
 
 
