@@ -299,7 +299,7 @@ def _reduction_table() -> np.ndarray:
     return rows
 
 
-_PI_2_HI, _PI_2_LO = mathlib.HALF_PI[:2]  # pi/2 to ~2^-107
+_PI_2_HI, _PI_2_LO = mathlib.HALF_PI[:2]  # pi/2 to ~2^-107 (the third part is not needed)
 
 
 def _reduce_far(e, ax):
@@ -311,9 +311,9 @@ def _reduce_far(e, ax):
     double-double before the cancelling sum."""
     b = e.b
     (t0, t1, t2, t3), m = _table_row(e, ax)
-    p0, e0 = _two_product(e, m, t0)
-    p1, e1 = _two_product(e, m, t1)
-    p2, e2 = _two_product(e, m, t2)
+    p0, e0 = mathlib.two_product(e, m, t0)
+    p1, e1 = mathlib.two_product(e, m, t1)
+    p2, e2 = mathlib.two_product(e, m, t2)
     p3 = b.fmul(m, t3)
     a, a_err = mathlib.two_sum(e, _centred_mod4(e, p0), e0)
     c, c_err = mathlib.two_sum(e, _centred_mod4(e, a), p1)
@@ -329,12 +329,6 @@ def _reduce_far(e, ax):
     r_lo = e.fma(hi, e.c(_PI_2_HI), b.fneg(r))
     r_lo = b.fadd(r_lo, e.fma(hi, e.c(_PI_2_LO), b.fmul(lo, e.c(_PI_2_HI))))
     return k, *mathlib.two_sum(e, r, r_lo)
-
-
-def _two_product(e, a, c):
-    """(p, err) with p + err = a * c exactly."""
-    p = e.b.fmul(a, c)
-    return p, e.fma(a, c, e.b.fneg(p))
 
 
 def _centred_mod4(e, v):

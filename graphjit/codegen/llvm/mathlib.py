@@ -622,8 +622,12 @@ def pow_cases(e: Emitter, x, y, magnitude, all_even: float, extremes: bool = Tru
 # --- sin, cos ------------------------------------------------------------------------
 
 _TWO_OVER_PI = 2.0 / math.pi
-_PI_2_HI = math.pi / 2  # pi/2 = _PI_2_HI + _PI_2_LO to ~2^-105 relative
-_PI_2_LO = 6.123233995736766e-17
+# pi/2 = HALF_PI[0] + HALF_PI[1] + HALF_PI[2] to ~2^-160 (the nearest doubles, each to
+# what the ones before leave): x - k HALF_PI[0] is exact for every |k| < 2^50.
+HALF_PI = tuple(
+    float.fromhex(c)
+    for c in ("0x1.921fb54442d18p+0", "0x1.1a62633145c07p-54", "-0x1.f1976b7ed8fbcp-110")
+)
 # Taylor polynomials in r^2 (highest degree first): sin r = r + r^3 S(r^2) to degree 9,
 # cos r = 1 + r^2 C(r^2) to degree 10; on |r| <= pi/4 their truncation error (2e-9 and
 # 1e-10 relative) is a few hundredths of a float ulp.
@@ -654,8 +658,8 @@ def sincos32_reduced(e: Emitter, x, quarter_turns: int):
     magic = wide.shifter()
     t = wide.fma(xd, wide.c(_TWO_OVER_PI), wide.c(magic), "llvm.fma")
     kf = b.fsub(t, wide.c(magic))
-    r = wide.fma(kf, wide.c(-_PI_2_HI), xd, "llvm.fma")
-    r = wide.fma(kf, wide.c(-_PI_2_LO), r, "llvm.fma")
+    r = wide.fma(kf, wide.c(-HALF_PI[0]), xd, "llvm.fma")
+    r = wide.fma(kf, wide.c(-HALF_PI[1]), r, "llvm.fma")
     r2 = b.fmul(r, r)
     sin_r = wide.fma(b.fmul(r, r2), wide.horner(r2, _SIN_TAYLOR), r)
     cos_r = wide.fma(r2, wide.horner(r2, _COS_TAYLOR), wide.c(1.0))
@@ -669,12 +673,6 @@ def sincos32_reduced(e: Emitter, x, quarter_turns: int):
     return value
 
 
-# pi/2 = HALF_PI[0] + HALF_PI[1] + HALF_PI[2] to ~2^-160 (the nearest doubles, each to
-# what the ones before leave): x - k HALF_PI[0] is exact for every |k| < 2^50.
-HALF_PI = tuple(
-    float.fromhex(c)
-    for c in ("0x1.921fb54442d18p+0", "0x1.1a62633145c07p-54", "-0x1.f1976b7ed8fbcp-110")
-)
 # fdlibm's polynomials (k_sin.c S1..S6, k_cos.c C1..C6), highest degree first: on
 # |x| <= pi/4, sin x = x + x^3 (S1 + x^2 S(x^2)) and cos x = 1 - x^2/2 + x^4 C(x^2), with
 # errors below 2^-58 relative.
@@ -717,11 +715,16 @@ def reduced_sum(e: Emitter, r1, k):
     """r1 - k (HALF_PI[1] + HALF_PI[2]) as hi + lo: k HALF_PI[1] split exactly (fma)
     and subtracted exactly (two_sum); only lo's small terms round."""
     b = e.b
-    p = b.fmul(k, e.c(HALF_PI[1]))
-    p_err = e.fma(k, e.c(HALF_PI[1]), b.fneg(p), "llvm.fma")
+    p, p_err = two_product(e, k, e.c(HALF_PI[1]))
     hi, err = two_sum(e, r1, b.fneg(p))
     lo = b.fsub(b.fsub(err, p_err), b.fmul(k, e.c(HALF_PI[2])))
     return two_sum(e, hi, lo)
+
+
+def two_product(e: Emitter, a, c):
+    """(p, err) with p + err = a * c exactly (an exact fma)."""
+    p = e.b.fmul(a, c)
+    return p, e.fma(a, c, e.b.fneg(p), "llvm.fma")
 
 
 def two_sum(e: Emitter, a, c):
