@@ -58,6 +58,7 @@ PARTS = {
 IR_ORDER = [
     "graphjit.ir.registry",
     "graphjit.ir.core",
+    "graphjit.ir.symbolic",
     "graphjit.ir.types",
     "graphjit.ir.builder",
     "graphjit.ir.clone",

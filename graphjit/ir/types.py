@@ -10,6 +10,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.core import user_location
+from graphjit.ir.symbolic import SymInt, is_symbolic
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ class TensorType:
 
     def __post_init__(self):
         if self.shape is not None:
-            dims = tuple(None if d is None else int(d) for d in self.shape)
+            dims = tuple(d if d is None or isinstance(d, SymInt) else int(d) for d in self.shape)
             object.__setattr__(self, "shape", dims)
 
     @property
@@ -271,7 +272,7 @@ class TensorType:
     def __str__(self) -> str:
         if self.shape is None:
             return f"tensor<*x{self.dtype.short}>"
-        dims = "".join(("?" if d is None else str(d)) + "x" for d in self.shape)
+        dims = "".join(("?" if d is None or is_symbolic(d) else str(d)) + "x" for d in self.shape)
         return f"tensor<{dims}{self.dtype.short}>"
 
 
