@@ -16,12 +16,14 @@ import math
 
 from graphjit.ir.core import Block, Operation, Value
 from graphjit.ir.ops import CONSTANT, REDUCTION
+from graphjit.ir.symbolic import is_symbolic, slice_indices
 
 
 def size_of(shape) -> int:
     """The number of elements of `shape` (1 for a 0-d shape, 0 when any dimension is 0), as
-    a Python int: it is baked into generated code, and must not wrap."""
-    return math.prod(int(d) for d in shape)
+    a Python int (or a SymInt: a size of the run, ir/symbolic.py): it is baked into
+    generated code, and must not wrap."""
+    return math.prod(d if is_symbolic(d) else int(d) for d in shape)
 
 
 def nbytes(v: Value) -> int:
@@ -91,7 +93,7 @@ def slice_geometry(shape, spec) -> tuple[int, list[int]]:
     strides = contiguous_strides(shape)
     base, steps = 0, list(strides)
     for axis, (start, stop, step) in enumerate(spec):
-        first, _, stride = slice(start, stop, step).indices(shape[axis])
+        first, _, stride, _ = slice_indices(start, stop, step, shape[axis])
         base += first * strides[axis]
         steps[axis] = stride * strides[axis]
     return base, steps

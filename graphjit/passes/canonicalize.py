@@ -12,6 +12,7 @@ from graphjit.ir import builder
 from graphjit.ir.core import Function, Operation, Value
 from graphjit.ir.ops import BROADCAST, CONSTANT, FEED, STATE, STATE_UPDATE
 from graphjit.ir.patterns import constant_value, is_static
+from graphjit.ir.symbolic import elsewhere_value, has_symbolic_dims, hint
 from graphjit.ir.types import TensorType, is_float_array
 from graphjit.passes.manager import Pass
 from graphjit.passes.rewrite import apply_patterns
@@ -24,39 +25,59 @@ MAX_FOLDED_ELEMENTS = 1 << 12
 NOT_FOLDABLE = frozenset({CONSTANT, FEED, STATE, STATE_UPDATE})
 
 
-def _placeholder_array(v: Value) -> np.ndarray:
-    """An array with v's shape and dtype for an operand read for its shape alone."""
-    return np.broadcast_to(np.zeros((), v.type.dtype.np), v.type.shape)
+def _placeholder_array(v: Value, elsewhere: bool = False) -> np.ndarray:
+    """An array with v's shape and dtype for an operand read for its shape alone; its
+    sizes of the run at their hints, or `elsewhere` (symbolic.elsewhere: other sizes)."""
+    shape = [elsewhere_value(d) if elsewhere else hint(d) for d in v.type.shape]
+    return np.broadcast_to(np.zeros((), v.type.dtype.np), shape)
+
+
+def _fold(op: Operation, shape_only, elsewhere: bool = False):
+    """The op's kernel on its constant operands (placeholder arrays for those it reads
+    for their shape alone): its results, or None where it cannot be folded."""
+    args = []
+    for i, v in enumerate(op.operands):
+        value = constant_value(v)
+        if value is None and i in shape_only and is_static(v):
+            value = _placeholder_array(v, elsewhere)
+        if value is None:
+            return None
+        args.append(value)
+    try:
+        with np.errstate(all="ignore"):
+            out = op.opdef.kernel(*args, **op.attrs)
+    except (ArithmeticError, ValueError, TypeError, IndexError, GraphjitError):
+        return None  # it fails when it runs, if it runs (it may sit in an untaken branch)
+    return out if isinstance(out, tuple) else (out,)
 
 
 def fold_constants(op: Operation):
     opdef = op.opdef
     if op.regions or opdef.kernel is None or opdef.side_effect or opdef.traits & NOT_FOLDABLE:
         return None
-    if not all(is_static(r) and r.type.size <= MAX_FOLDED_ELEMENTS for r in op.results):
+    if not all(
+        is_static(r) and not has_symbolic_dims(r.type) and r.type.size <= MAX_FOLDED_ELEMENTS
+        for r in op.results
+    ):
         return None
     if not all(isinstance(v.type, TensorType) for v in op.operands):
         return None  # a tensor list is never a constant (list_get of one, say)
     shape_only = opdef.shape_only_operands(len(op.operands))
-    data_sizes = [v.type.size for i, v in enumerate(op.operands) if i not in shape_only]
-    if None in data_sizes:
-        return None  # an operand whose size is only known at run time (a shape invariant)
+    data = [v.type for i, v in enumerate(op.operands) if i not in shape_only]
+    if any(not t.is_static or has_symbolic_dims(t) for t in data):
+        return None  # an operand whose size is only known at run time: not a constant
+    data_sizes = [t.size for t in data]
     if max(r.type.size for r in op.results) > max(16, sum(data_sizes)):
         return None  # broadcasting a constant: keep it small and let kernels broadcast
-    args = []
-    for i, v in enumerate(op.operands):
-        value = constant_value(v)
-        if value is None and i in shape_only and is_static(v):
-            value = _placeholder_array(v)
-        if value is None:
+    outs = _fold(op, shape_only)
+    if outs is None:
+        return None
+    if any(has_symbolic_dims(v.type) for i, v in enumerate(op.operands) if i in shape_only):
+        # it reads a size of the run (count over a batch axis, say) unless it gives the
+        # same at other sizes: folded only then, else computed when it runs
+        again = _fold(op, shape_only, elsewhere=True)
+        if again is None or not all(map(np.array_equal, outs, again)):
             return None
-        args.append(value)
-    try:
-        with np.errstate(all="ignore"):
-            out = opdef.kernel(*args, **op.attrs)
-    except (ArithmeticError, ValueError, TypeError, IndexError, GraphjitError):
-        return None  # it fails when it runs, if it runs (it may sit in an untaken branch)
-    outs = out if isinstance(out, tuple) else (out,)
     if any(is_float_array(np.asarray(o)) and not np.all(np.isfinite(o)) for o in outs):
         return None  # keep the op that makes NaN/inf, so check_numerics can name it
     return [

@@ -61,6 +61,7 @@ from graphjit.ir.ops import (
     VIEW,
 )
 from graphjit.ir.printer import value_names
+from graphjit.ir.symbolic import hint, is_symbolic, round_up
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
 
@@ -483,18 +484,30 @@ class _Planner:
 
 
 def _align(n: int) -> int:
-    return -(-n // ALIGNMENT) * ALIGNMENT
+    return round_up(n, ALIGNMENT)
 
 
 def _first_fit(lives: dict, sizes: dict) -> dict[Value, int]:
     """Offsets for storages, largest first, each at the lowest aligned offset that no
-    storage placed already and alive at the same time occupies."""
+    storage placed already and alive at the same time occupies. Storages whose size is
+    known only when the program runs (ir/symbolic.py) go above all the others: among
+    sizes such as 4096*B and 64*B first fit then decides without guards on B."""
+    symbolic = {r for r in lives if is_symbolic(sizes[r])}
+    offsets = _pack([r for r in lives if r not in symbolic], lives, sizes, 0)
+    top = max((offsets[r] + sizes[r] for r in offsets), default=0)
+    offsets.update(_pack([r for r in lives if r in symbolic], lives, sizes, _align(top)))
+    return offsets
+
+
+def _pack(roots: list, lives: dict, sizes: dict, base: int) -> dict[Value, int]:
     placed: list[tuple[int, int, int, int]] = []  # start, end, offset, size
     offsets = {}
-    for root in sorted(lives, key=lambda r: (-sizes[r], lives[r][0])):
+    for root in sorted(roots, key=lambda r: (-sizes[r], lives[r][0])):
         (start, end), size = lives[root], sizes[root]
-        busy = sorted((o, o + n) for s, e, o, n in placed if s <= end and start <= e)
-        offset = 0
+        busy = sorted(
+            ((o, o + n) for s, e, o, n in placed if s <= end and start <= e), key=lambda b: b[0]
+        )
+        offset = base
         for lo, hi in busy:
             if offset + size <= lo:
                 break
@@ -505,12 +518,16 @@ def _first_fit(lives: dict, sizes: dict) -> dict[Value, int]:
 
 
 def _peak(lives: dict, sizes: dict) -> int:
+    """The most bytes live at once (a report; where sizes are symbolic, at the moment
+    that holds the most for the compile's sizes: chosen without guards)."""
     events = sorted(
         [(s, 0, sizes[r]) for r, (s, e) in lives.items()]
-        + [(e, 1, -sizes[r]) for r, (s, e) in lives.items()]
+        + [(e, 1, -sizes[r]) for r, (s, e) in lives.items()],
+        key=lambda event: event[:2],
     )
     peak = live = 0
     for _, _, delta in events:
         live += delta
-        peak = max(peak, live)
+        if hint(live) > hint(peak):
+            peak = live
     return peak

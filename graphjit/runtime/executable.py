@@ -72,11 +72,12 @@ class Backend:
     optimise_by_default: bool
     needs_kernels: bool
     require: object = None  # () -> None, raising BackendError when it cannot run here
+    symbolic_sizes: bool = False  # compiles unknown dimensions as run-time sizes
 
 
 BACKENDS = {
     "interpreter": Backend(_interpreter, optimise_by_default=False, needs_kernels=False),
-    "llvm": Backend(_llvm, optimise_by_default=True, needs_kernels=True),
+    "llvm": Backend(_llvm, optimise_by_default=True, needs_kernels=True, symbolic_sizes=True),
     "cuda": Backend(_cuda, optimise_by_default=True, needs_kernels=True),
     # IREE compiles graphjit's MLIR export: it fuses and plans memory itself
     "iree": Backend(_iree, optimise_by_default=False, needs_kernels=False, require=_require_iree),

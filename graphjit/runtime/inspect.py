@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from graphjit.ir.core import Function
 from graphjit.ir.ops import CONSTANT, KERNEL, STATE_UPDATE
+from graphjit.ir.symbolic import is_symbolic
 from graphjit.passes.memory import ALIAS, VARIABLE, MemoryPlan, plan_memory
 
 
@@ -45,17 +46,30 @@ class CompileReport:
     # working memory the compiled program keeps between runs (GRAPHJIT_HELD_BUFFER_BYTES)
     held_bytes: int = 0
     driver: str | None = None  # the iree backend's runtime driver: local-sync or local-task
+    # Compiled for every size of the feeds' unknown dimensions that its guards admit
+    # (ir/symbolic.py), or for the fed shapes alone; the guards, on symbols s0, s1, ...
+    # (the feeds' unknown dimensions, in order); the sizes are the run's.
+    any_size: bool = False
+    size_guards: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, executable) -> CompileReport:
-        fn = executable.program.function
+    def of(cls, executable, args=()) -> CompileReport:
+        """The report on `executable`, its sizes those of a run on `args` (the feeds)."""
+        program = executable.program
+        fn = program.function
         # the pipeline attaches the plan; an unoptimised function is planned here
         plan = getattr(fn, "memory_plan", None) or plan_memory(fn)
+        env = program.shape_env
+        values = program.size_values(args) if env is not None else []
+
+        def sized(n):
+            return n.evaluate(values) if is_symbolic(n) else n
+
         return cls(
             kernels=count_kernels(fn),
-            arena_bytes=plan.arena_bytes,
-            unplanned_bytes=plan.unplanned_bytes,
-            peak_live_bytes=plan.peak_live_bytes,
+            arena_bytes=sized(plan.arena_bytes),
+            unplanned_bytes=sized(plan.unplanned_bytes),
+            peak_live_bytes=sized(plan.peak_live_bytes),
             in_place=len(plan.in_place),
             aliases=len(plan.of_kind(ALIAS)),
             variables_in_place=sum(
@@ -67,6 +81,8 @@ class CompileReport:
             ir=dict(executable.report.ir),
             compile_seconds=executable.compile_seconds,
             pass_seconds=dict(executable.report.seconds),
+            any_size=env is not None,
+            size_guards=env.describe() if env is not None else [],
         )
 
     def __str__(self) -> str:
@@ -83,6 +99,11 @@ class CompileReport:
         lines += [f"  {name:<14} {sec * 1e3:.2f} ms" for name, sec in self.pass_seconds.items()]
         if self.driver is not None:
             lines.append(f"iree driver:      {self.driver}")
+        if self.any_size:
+            lines.append("compiled for:     every size of the unknown dimensions (s0, ...)")
+            lines += [f"  where {guard}" for guard in self.size_guards]
+        else:
+            lines.append("compiled for:     the fed shapes")
         return "\n".join(lines)
 
     def _arena(self) -> str:

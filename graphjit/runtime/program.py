@@ -7,7 +7,7 @@ Cloning re-infers every type from the fed shapes, which specialises unknown dime
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphjit import config
 from graphjit.errors import FetchError, ResourceError
@@ -15,6 +15,7 @@ from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
 from graphjit.ir.ops import FEED, STATE, STATE_UPDATE
+from graphjit.ir.symbolic import MIN_SIZE, ShapeEnv
 from graphjit.ir.types import TensorType
 
 
@@ -27,6 +28,13 @@ class Program:
     variables: list[str]  # variable names, one per remaining argument
     fetches: list  # fetched graph values (None for op fetches), one per leading result
     assigned: list[str]  # variable written by each remaining result, in order
+    # Compiled for every batch size (symbolic.py): per symbol, the (argument, axis) whose
+    # size it is at run time; the guards the compile took on the symbols.
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    shape_env: ShapeEnv | None = None
+
+    def size_values(self, args) -> list[int]:
+        return [args[i].shape[axis] for i, axis in self.sizes]
 
 
 def needed_ops(block: Block, roots: list[Operation]) -> list[Operation]:
@@ -84,6 +92,41 @@ def build_program(
     return Program(
         fn, placeholders, [op.attrs["name"] for op in variables], list(fetch_values), assigned
     )
+
+
+def size_class(feeds: dict) -> tuple[tuple, list, list]:
+    """The fed shapes with each unknown dimension (a None of the placeholder's shape, or
+    every dimension of an unknown rank) of size >= MIN_SIZE replaced by a symbol number,
+    equal sizes sharing one ("duck sizing", symbolic.py). Returns (the class: the shapes
+    so written, the symbols' values, the (placeholder, axis) each is first read from)."""
+    numbers: dict[int, int] = {}
+    values, sources, shapes = [], [], []
+    for p, a in feeds.items():
+        declared = p.type.shape if p.type.shape is not None else (None,) * a.ndim
+        dims = []
+        for axis, (d, n) in enumerate(zip(declared, a.shape)):
+            if d is None and n >= MIN_SIZE:
+                if n not in numbers:
+                    numbers[n] = len(values)
+                    values.append(n)
+                    sources.append((p, axis))
+                dims.append(("s", numbers[n]))
+            else:
+                dims.append(n)
+        shapes.append((p, tuple(dims)))
+    return tuple(shapes), values, sources
+
+
+def symbolic_feed_types(feeds: dict, values: list) -> tuple[dict, ShapeEnv]:
+    """Each fed placeholder's type with the symbols of `size_class` in its shape."""
+    env = ShapeEnv()
+    symbols = [env.symbol(n) for n in values]
+    shapes, _, _ = size_class(feeds)
+    types = {
+        p: p.type.with_shape(symbols[d[1]] if isinstance(d, tuple) else d for d in dims)
+        for p, dims in shapes
+    }
+    return types, env
 
 
 def check_tensor_sizes(fn: Function, limit: int) -> None:

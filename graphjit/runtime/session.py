@@ -25,7 +25,7 @@ from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
 from graphjit.runtime.executable import BACKENDS, Executable, compile_program
 from graphjit.runtime.inspect import CompileReport
-from graphjit.runtime.program import build_program, needed_ops
+from graphjit.runtime.program import build_program, needed_ops, size_class, symbolic_feed_types
 
 # () -> the graph a Session uses when it is given none. The frontend, which owns the user's
 # default graph, registers it (`set_default_graph_provider`): the runtime sits below the
@@ -77,7 +77,10 @@ class Session:
     native code runs with subnormal floats flushed to zero (x86 FTZ and DAZ, as XLA and
     TensorFlow do), because arithmetic on them is up to 100x slower (vanishing gradients
     through a long loop end there); False keeps IEEE gradual underflow, as the interpreter
-    and eager mode always do.
+    and eager mode always do. `dynamic` (llvm; torch.compile's name and default): None
+    compiles the first run of a feed's unknown dimensions for the fed sizes, and from the
+    second size on compiles them as sizes of the run (ir/symbolic.py), one compile for
+    every size its guards admit; True does so from the first run, False never.
 
     Threads: one Session may be used from several threads at once. Each `run` sees its
     own feeds and returns its own result arrays; runs of one compiled signature take turns
@@ -95,6 +98,7 @@ class Session:
         cache_size: int = 64,
         max_tensor_bytes: int | None = None,
         flush_denormals: bool = True,
+        dynamic: bool | None = None,
     ):
         if graph is None:
             graph = _default_graph()
@@ -116,11 +120,15 @@ class Session:
         self.cache_size = cache_size
         self.max_tensor_bytes = max_tensor_bytes
         self.flush_denormals = flush_denormals
+        self.dynamic = dynamic
         self.variables: dict[str, np.ndarray] = {}
         self._cache: OrderedDict = OrderedDict()  # signature -> Executable, oldest first
         self._valid_fetches: dict = {}  # fetch object -> validated Value or Operation
         self._valid_feed_keys: dict = {}  # feed_dict key -> validated placeholder
         self._run_plans: dict = {}  # _fast_key(...) -> _RunPlan: runs seen before
+        # size_class(...) -> executables compiled for every batch size, newest first (an
+        # empty list: the class was compiled for its fed shapes once)
+        self._any_size: dict = {}
         self._lock = threading.Lock()
         self.closed = False
         self._initialise_new_variables()
@@ -150,6 +158,7 @@ class Session:
         with self._lock:
             self._cache.clear()
             self._run_plans = {}
+            self._any_size = {}
             self._valid_fetches.clear()
             self._valid_feed_keys.clear()
             self.variables = {}
@@ -248,7 +257,8 @@ class Session:
         values, ops = self._classify_fetches(leaves)
         feeds = self._validate_feeds(feed_dict or {})
         self._initialise_new_variables()
-        return CompileReport.of(self._executable(values, ops, feeds, keep_ir=True))
+        executable = self._executable(values, ops, feeds, keep_ir=True)
+        return CompileReport.of(executable, [feeds[p] for p in executable.program.placeholders])
 
     def _executable(self, values, ops, feeds, keep_ir=False) -> Executable:
         key = _signature(values, ops, feeds)
@@ -256,20 +266,59 @@ class Session:
             executable = self._cache.get(key)
             if executable is not None:
                 self._cache.move_to_end(key)
+        sized = self._size_class(values, ops, feeds)
+        if executable is None and sized is not None:
+            executable = self._any_size_executable(*sized[:2])
         if executable is None or (keep_ir and not executable.report.ir):
-            self._check_feeds_present(values, ops, feeds)
-            feed_types = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}
-            program = build_program(self.graph, values, ops, feed_types, self.max_tensor_bytes)
-            executable = compile_program(
-                program,
-                self.backend,
-                self.check_numerics,
-                self.optimize,
-                keep_ir,
-                self.flush_denormals,
-            )
+            executable = self._compile(values, ops, feeds, keep_ir, sized)
             self._remember(key, executable)
         return executable
+
+    def _size_class(self, values, ops, feeds):
+        """(its key, the symbols' values, their sources) of a run whose unknown dimensions
+        the backend can compile as sizes of the run (runtime/program.size_class), or None."""
+        if not BACKENDS[self.backend].symbolic_sizes or self.dynamic is False:
+            return None
+        shapes, sizes, sources = size_class(feeds)
+        return ((tuple(values), tuple(ops), shapes), sizes, sources) if sizes else None
+
+    def _compile(self, values, ops, feeds, keep_ir, sized) -> Executable:
+        self._check_feeds_present(values, ops, feeds)
+        # dynamic=None: a size class's first compile is for its fed shapes (static code,
+        # for a program only ever run at one size); the next one for every size
+        symbolic = sized is not None and (self.dynamic or sized[0] in self._any_size)
+        if symbolic:
+            feed_types, env = symbolic_feed_types(feeds, sized[1])
+        else:
+            feed_types, env = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}, None
+        program = build_program(self.graph, values, ops, feed_types, self.max_tensor_bytes)
+        if env is not None:
+            program.shape_env = env
+            program.sizes = [(program.placeholders.index(p), axis) for p, axis in sized[2]]
+        executable = compile_program(
+            program,
+            self.backend,
+            self.check_numerics,
+            self.optimize,
+            keep_ir,
+            self.flush_denormals,
+        )
+        if sized is not None:
+            with self._lock:
+                compiled = self._any_size.setdefault(sized[0], [])
+                if env is not None:
+                    env.freeze()  # (its guards are final: see symbolic.ShapeEnv.freeze)
+                    compiled.insert(0, executable)
+                    del compiled[self.cache_size :]
+        return executable
+
+    def _any_size_executable(self, size_key, sizes):
+        """An executable compiled for these fetches and shapes up to the sizes of their
+        unknown dimensions whose guards admit these sizes (symbolic.py), or None."""
+        for executable in self._any_size.get(size_key, ()):
+            if executable.program.shape_env.admits(sizes):
+                return executable
+        return None
 
     def _remember(self, key, executable: Executable) -> None:
         """Cache `executable`, dropping the least recently used beyond `cache_size` (and

@@ -114,7 +114,8 @@ def test_many_signatures_stay_bounded_and_free_evicted_code(
     g, x, out = simple_model()
     compiled = []  # weak references to every compiled module, oldest first
     gc.collect()
-    with gj.Session(g, backend=backend, cache_size=8) as sess:
+    # (dynamic=False: one compile per length, or llvm would compile two for them all)
+    with gj.Session(g, backend=backend, cache_size=8, dynamic=False) as sess:
 
         def run_signature(n):
             assert sess.run(out, {x: np.zeros(n, np.float32)}) == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 import threading
 
@@ -14,12 +15,15 @@ from graphjit.codegen.llvm.jit import compile_module
 from graphjit.codegen.llvm.lower import ENTRY, Lowering
 from graphjit.codegen.llvm.numerics import NUMERICS_STATUS
 from graphjit.errors import ResourceError
+from graphjit.ir.symbolic import is_symbolic
 from graphjit.passes.memory import ALIGNMENT as ARENA_ALIGNMENT
 from graphjit.passes.memory import VARIABLE
 
 SPARE_OUTPUTS = 2  # output arrays kept per slot for reuse (see LLVMRunner._output)
 
-_ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+_ENTRY_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
 
 
 class LLVMRunner:
@@ -38,12 +42,19 @@ class LLVMRunner:
         self.numerics = lowering.numerics
         # Working memory up to GRAPHJIT_HELD_BUFFER_BYTES stays between runs (no allocation,
         # no fresh pages to fault in); a bigger arena is the run's own, freed after it, so
-        # that a Session does not sit on hundreds of MiB between runs.
-        held_limit = config.held_buffer_bytes()
-        self.arena_bytes = lowering.arena_bytes
-        self.arena = _allocate_arena(self.arena_bytes) if self.arena_bytes <= held_limit else None
-        self.arena_ptr = self.arena.ctypes.data if self.arena is not None else None
+        # that a Session does not sit on hundreds of MiB between runs. Compiled for every
+        # batch size (symbolic.py), the sizes are polynomials in the run's `dims`: the
+        # held arena is the largest a run has needed.
+        self.held_limit = config.held_buffer_bytes()
+        self.sizes = program.sizes
+        self.dims = (ctypes.c_int64 * max(len(self.sizes), 1))()
+        self.arena_size = lowering.arena_bytes
         self.out_types = [v.type for v in fn.block.terminator.operands]
+        self.arena = None
+        if not self.sizes:
+            self.arena_bytes = self.arena_size
+            self.arena = self._held_arena(self.arena_bytes)
+        self.arena_ptr = self.arena.ctypes.data if self.arena is not None else None
         self.n_in = len(fn.args)
         # Output slots whose value the kernel wrote into a variable's own storage: the
         # result is that (updated) argument array itself.
@@ -59,10 +70,32 @@ class LLVMRunner:
         # Per output slot, the arrays of the last SPARE_OUTPUTS runs, kept for reuse only
         # while they and the arena fit the limit.
         self.spare: list[list] = [[] for _ in self.out_types]
-        outputs = sum(t.size * t.dtype.np.itemsize for t in self.out_types)
-        self.keeps_outputs = (
-            self.arena is not None and self.arena_bytes + SPARE_OUTPUTS * outputs <= held_limit
+        self.out_shapes = [t.shape for t in self.out_types]
+        self.keeps_outputs = not self.sizes and self._keeps_outputs(self.out_shapes)
+
+    def _held_arena(self, nbytes: int):
+        return _allocate_arena(nbytes) if nbytes <= self.held_limit else None
+
+    def _keeps_outputs(self, shapes) -> bool:
+        outputs = sum(
+            math.prod(shape) * t.dtype.np.itemsize
+            for shape, t in zip(shapes, self.out_types, strict=True)
         )
+        held = self.arena.nbytes if self.arena is not None else self.held_limit + 1
+        return held + SPARE_OUTPUTS * outputs <= self.held_limit
+
+    def _size_run(self, args) -> None:
+        """Set this run's sizes: `dims`, the output shapes and the arena (under the lock)."""
+        values = [args[i].shape[axis] for i, axis in self.sizes]
+        for k, n in enumerate(values):
+            self.dims[k] = n
+        self.out_shapes = [tuple(_sized(d, values) for d in t.shape) for t in self.out_types]
+        self.arena_bytes = _sized(self.arena_size, values)
+        if self.arena is None or self.arena.nbytes < self.arena_bytes:
+            self.arena = None  # (freed before a bigger one is allocated)
+            self.arena = self._held_arena(self.arena_bytes)
+            self.arena_ptr = self.arena.ctypes.data if self.arena is not None else None
+        self.keeps_outputs = self._keeps_outputs(self.out_shapes)
 
     @property
     def held_bytes(self) -> int:
@@ -75,6 +108,8 @@ class LLVMRunner:
         if self.interruptible:
             interrupt.ensure_hook()
         with self.lock:
+            if self.sizes:
+                self._size_run(args)
             outs = self._outputs(args)
             in_ptrs, out_ptrs = self.in_ptrs, self.out_ptrs
             for i, a in enumerate(args):
@@ -82,10 +117,10 @@ class LLVMRunner:
             for j, o in enumerate(outs):
                 out_ptrs[j] = _address(o)
             if self.arena_ptr is not None:  # (the common case: the held arena)
-                status = self.entry(in_ptrs, out_ptrs, self.arena_ptr)
+                status = self.entry(in_ptrs, out_ptrs, self.arena_ptr, self.dims)
             else:  # this run's own arena, freed when it returns
                 arena = _allocate_arena(self.arena_bytes)
-                status = self.entry(in_ptrs, out_ptrs, arena.ctypes.data)
+                status = self.entry(in_ptrs, out_ptrs, arena.ctypes.data, self.dims)
         if status:
             raise self._error(status)
         return outs
@@ -102,11 +137,11 @@ class LLVMRunner:
         """Arrays for the results: a variable's own storage where the kernel updated it in
         place, else a spare output array if nobody holds it any more, else a new one."""
         return [
-            args[self.in_variable[j]] if j in self.in_variable else self._output(j, t)
-            for j, t in enumerate(self.out_types)
+            args[self.in_variable[j]] if j in self.in_variable else self._output(j, t, shape)
+            for j, (t, shape) in enumerate(zip(self.out_types, self.out_shapes, strict=True))
         ]
 
-    def _output(self, j: int, t) -> np.ndarray:
+    def _output(self, j: int, t, shape) -> np.ndarray:
         """An output array of an earlier run that only this runner refers to is reused: no
         allocation, and for large results no fresh pages to fault in. Nobody can observe
         the reuse. Two spares per slot, because the usual loop `y = sess.run(...)` still
@@ -114,16 +149,21 @@ class LLVMRunner:
         pool = self.spare[j]
         for k in range(len(pool)):
             out = pool[k]
-            if sys.getrefcount(out) == 3:  # the pool, `out` and getrefcount's argument
+            # (only this runner holds it: the pool, `out` and getrefcount's argument)
+            if sys.getrefcount(out) == 3 and out.shape == shape:
                 del pool[k]
                 break
         else:
-            out = np.empty(t.shape, t.dtype.np)
+            out = np.empty(shape, t.dtype.np)
             if len(pool) == SPARE_OUTPUTS:
                 del pool[0]  # (the oldest, which the caller still holds)
         if self.keeps_outputs:
             pool.append(out)
         return out
+
+
+def _sized(n, values) -> int:
+    return n.evaluate(values) if is_symbolic(n) else n
 
 
 def _address(a: np.ndarray) -> int:

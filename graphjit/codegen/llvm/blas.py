@@ -22,8 +22,10 @@ from llvmlite import ir
 from graphjit import config
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
+from graphjit.codegen.llvm.sizes import run_size
 from graphjit.codegen.llvm.types import F32, F64, I8, I32, I64
 from graphjit.errors import BackendError
+from graphjit.ir.symbolic import hint, is_symbolic, known_at_least
 
 # (symbol pattern, integer width) of the Fortran gemm in NumPy's bundled OpenBLAS builds
 _NUMPY_GEMMS = (("scipy_{}gemm_64_", I64), ("{}gemm_64_", I64), ("scipy_{}gemm_", I32))
@@ -97,13 +99,15 @@ def call_gemm(
     scaling,
     block=None,
     blas: Gemm | None = None,
+    dims=None,
 ):
     """C (m×n) = alpha·op(A) @ op(B) (+ C when accumulating), row-major, op a transpose
     where `transposed` says so (A is k×m, B n×k then). Column-major BLAS computes
     Cᵀ = op(B)ᵀ op(A)ᵀ: B's row-major storage is its transpose in column-major, so the
     flags carry over unchanged. `block` (rows, cols; i64 values) computes a block of C
     whose pointers the caller offset, with the full matrices' leading dimensions. `blas`:
-    the gemm to call (gemm(dtype_name) by default)."""
+    the gemm to call (gemm(dtype_name) by default). Sizes of the run (SymInts) are read
+    from `dims`, the function's `i64*` of them (sizes.py)."""
     (a, bmat, c), (m, n, k), (ta, tb), (alpha, accumulate) = pointers, sizes, transposed, scaling
     t = F32 if dtype_name == "float32" else F64
     blas = blas or gemm(dtype_name)
@@ -113,6 +117,8 @@ def call_gemm(
 
     def slot(value, typ):
         ptr = local(typ)
+        if is_symbolic(value):
+            value = run_size(b, dims, value)
         if isinstance(value, ir.Value):  # an i64 computed at run time
             value = b.trunc(value, typ) if typ.width < 64 else value
         else:
@@ -126,7 +132,7 @@ def call_gemm(
     def flag(transposed):
         return slot(ord("T" if transposed else "N"), I8)
 
-    if max(m, n, k) >= 1 << (blas.int_type.width - 1):  # (SciPy's gemm takes 32-bit sizes)
+    if any(d >= 1 << (blas.int_type.width - 1) for d in (m, n, k)):  # (32-bit sizes)
         raise BackendError(
             f"a {m}x{k} @ {k}x{n} matrix product is too large for the BLAS at hand "
             f"({blas.provider}: {blas.int_type.width}-bit sizes)"
@@ -187,7 +193,7 @@ def _scipy_openblas() -> ctypes.CDLL | None:
 def single_threaded_gemm(dtype_name: str, sizes) -> Gemm | None:
     """The single-threaded gemm for an m×n×k product whose sizes it takes, or None."""
     found = split_gemm(dtype_name)
-    return found if found is not None and max(sizes) < 1 << 31 else None
+    return found if found is not None and all(d < 1 << 31 for d in sizes) else None
 
 
 @functools.cache
@@ -213,52 +219,121 @@ def _blocks(m: int, n: int, k: int) -> tuple[bool, int]:
     """(split C's columns rather than its rows, how many blocks) for one m×n×k product.
     Under 2 * BLOCK_MIN_WIDTH wide, a large product still takes two blocks down to
     NARROWEST_BLOCK: a convolution's filter gradient (64 x 288, summed over 784 pixels an
-    image) would otherwise run on one thread."""
+    image) would otherwise run on one thread. (Compared, not divided: a size of the run
+    (symbolic.py) is then guarded by ranges, not pinned.)"""
     by_columns = n >= m
     width = n if by_columns else m
-    wide = width // BLOCK_MIN_WIDTH
+    wide = min(_quotient_at_most(width, BLOCK_MIN_WIDTH, MAX_BLOCKS), MAX_BLOCKS)
     if wide < 2:
         wide = 2 if width >= 2 * NARROWEST_BLOCK else 1
-    return by_columns, max(1, min(wide, (m * n * k) // BLOCK_MIN_MACS, MAX_BLOCKS))
+    return by_columns, max(1, min(wide, _quotient_at_most(m * n * k, BLOCK_MIN_MACS, wide)))
 
 
-def split_matmul(low, dtype_name: str, pointers, batch, strides, sizes, transposed, scaling):
+def _quotient_at_most(n, divisor: int, most: int) -> int:
+    """min(n // divisor, most), by comparisons."""
+    if not is_symbolic(n):
+        return min(n // divisor, most)
+    q = 0
+    while q < most and n >= (q + 1) * divisor:
+        q += 1
+    return q
+
+
+def split_matmul(
+    low, dtype_name: str, pointers, batch, strides, sizes, transposed, scaling, direct
+) -> None:
     """C = op(A) @ op(B) over `batch` (A's and B's matrix strides in `strides`, broadcast
-    0) as blocks on graphjit's threads; False (nothing emitted) where that does not pay
-    or no single-threaded BLAS is at hand: the caller calls BLAS directly then."""
+    0) as blocks on graphjit's threads, or by `direct()` (which emits the caller's one
+    BLAS call per matrix) where that does not pay or no single-threaded BLAS is at hand.
+    A product whose size is known only when it runs (ir/symbolic.py) chooses then."""
     from graphjit.codegen.llvm.parallel import call_split
 
     (m, n, k), count = sizes, 1
     for d in batch:
         count *= d
-    if count * m * n * k < SPLIT_MIN_MACS:
-        return False
+    macs = count * m * n * k
+    if not is_symbolic(macs) and macs < SPLIT_MIN_MACS:
+        direct()
+        return
     blas = single_threaded_gemm(dtype_name, sizes)
-    by_columns, blocks = _blocks(m, n, k)
-    if blas is None or count * blocks < 2:
-        return False
-    task = _block_task(low.module, blas, dtype_name, batch, strides, sizes, transposed, scaling)
-    call_split(low, task, list(pointers), count * blocks, count * m * n * k)
-    return True
+    if blas is None:
+        direct()
+        return
+    if not is_symbolic(macs):
+        by_columns, blocks = _blocks(m, n, k)
+        if count * blocks < 2:
+            direct()
+            return
+        task = _block_task(
+            low.module, blas, dtype_name, batch, strides, sizes, transposed, scaling, by_columns
+        )
+        call_split(low, task, [*pointers, low.dims], count * blocks, macs)
+        return
+    task_args = (blas, dtype_name, batch, strides, sizes, transposed, scaling)
+    by_columns = known_at_least(n, m)
+    if by_columns is None:  # the longer side at the hints: either split is right for all
+        by_columns = hint(n) >= hint(m)
+    _split_at_run_time(low, pointers, count, direct, task_args, by_columns)
 
 
-def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, scaling):
-    """void task(A, B, C, i64 lo, i64 hi): blocks [lo, hi) of the batch's products, block
-    t being block t % blocks of matrix t // blocks."""
-    (m, n, k), (ta, tb) = sizes, transposed
-    by_columns, blocks = _blocks(m, n, k)
+def _split_at_run_time(low, pointers, count, direct, task_args, by_columns: bool) -> None:
+    """split_matmul's blocks for sizes of the run: how many, and whether they pay, are
+    computed when it runs."""
+    from graphjit.codegen.llvm.parallel import call_split
+
+    b = low.b
+    sizes = task_args[4]
+    m, n, k = sizes
+    task = _block_task(low.module, *task_args, by_columns)
+    extent = b.mul(low.i64(count), _block_count(b, low.dims, sizes, by_columns))
+    large = b.and_(
+        b.icmp_signed(">=", low.i64(count * m * n * k), ir.Constant(I64, SPLIT_MIN_MACS)),
+        b.icmp_signed(">=", extent, ir.Constant(I64, 2)),
+    )
+    with b.if_else(large) as (split, small):
+        with split:
+            call_split(low, task, [*pointers, low.dims], extent, count * m * n * k)
+        with small:
+            direct()
+
+
+def _block_count(b: ir.IRBuilder, dims, sizes, by_columns: bool) -> ir.Value:
+    """_blocks's count as an i64 computed at `b` (from the run's sizes where they are
+    symbolic: the split is then chosen when the program runs, for any batch size)."""
+    m, n, k = sizes
     width = n if by_columns else m
-    step = -(-width // blocks)
+    if not (is_symbolic(width) or is_symbolic(m * n * k)):
+        return ir.Constant(I64, _blocks(m, n, k)[1])
+
+    def at_most(x, y):
+        return b.select(b.icmp_unsigned("<", x, y), x, y)
+
+    width, macs = run_size(b, dims, width), run_size(b, dims, m * n * k)
+    wide = at_most(b.udiv(width, ir.Constant(I64, BLOCK_MIN_WIDTH)), ir.Constant(I64, MAX_BLOCKS))
+    fits_two = b.icmp_unsigned(">=", width, ir.Constant(I64, 2 * NARROWEST_BLOCK))
+    narrow = b.select(fits_two, ir.Constant(I64, 2), ir.Constant(I64, 1))
+    wide = b.select(b.icmp_unsigned("<", wide, ir.Constant(I64, 2)), narrow, wide)
+    blocks = at_most(wide, b.udiv(macs, ir.Constant(I64, BLOCK_MIN_MACS)))
+    one = ir.Constant(I64, 1)
+    return b.select(b.icmp_unsigned("<", blocks, one), one, blocks)
+
+
+def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, scaling, by_columns):
+    """void task(A, B, C, i64* dims, i64 lo, i64 hi): blocks [lo, hi) of the batch's
+    products, block t being block t % blocks of matrix t // blocks; `dims` the run's sizes
+    (sizes.py)."""
+    (m, n, k), (ta, tb) = sizes, transposed
+    width = n if by_columns else m
     ptr = (F32 if dtype_name == "float32" else F64).as_pointer()
     fn = ir.Function(
         module,
-        ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, T.I64, T.I64]),
+        ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, T.I64.as_pointer(), T.I64, T.I64]),
         f"gemm_blocks{len(module.functions)}",
     )
     fn.linkage = "internal"
     entry = fn.append_basic_block("entry")
     b = ir.IRBuilder(entry)
-    a, bm, c, lo, hi = fn.args
+    a, bm, c, dims, lo, hi = fn.args
 
     def local(typ):
         with b.goto_block(entry):
@@ -266,21 +341,23 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
             return b.alloca(typ)
 
     def const(v):
-        return ir.Constant(T.I64, v)
+        return run_size(b, dims, v)
 
+    blocks = _block_count(b, dims, sizes, by_columns)
+    step = b.udiv(b.add(const(width), b.sub(blocks, const(1))), blocks)  # (rounded up)
     with for_range(b, hi, "block", start=lo) as t:
-        matrix, part = b.udiv(t, const(blocks)), b.urem(t, const(blocks))
+        matrix, part = b.udiv(t, blocks), b.urem(t, blocks)
         a_off, b_off, rest = const(0), const(0), matrix
         for d in reversed(range(len(batch))):  # unravel the matrix index over the batch
             coord = b.urem(rest, const(batch[d]))
             rest = b.udiv(rest, const(batch[d]))
             a_off = b.add(a_off, b.mul(coord, const(strides[0][d] * m * k)))
             b_off = b.add(b_off, b.mul(coord, const(strides[1][d] * k * n)))
-        first = b.mul(part, const(step))
+        first = b.mul(part, step)
         size = b.sub(
             b.select(
-                b.icmp_unsigned("<", b.add(first, const(step)), const(width)),
-                b.add(first, const(step)),
+                b.icmp_unsigned("<", b.add(first, step), const(width)),
+                b.add(first, step),
                 const(width),
             ),
             first,
@@ -295,7 +372,7 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
             c_off = b.add(c_off, b.mul(first, const(n)))
             block = (size, const(n))
         pointers = (b.gep(a, [a_off]), b.gep(bm, [b_off]), b.gep(c, [c_off]))
-        call_gemm(b, local, dtype_name, pointers, sizes, transposed, scaling, block, blas)
+        call_gemm(b, local, dtype_name, pointers, sizes, transposed, scaling, block, blas, dims)
     b.ret_void()
     return fn
 

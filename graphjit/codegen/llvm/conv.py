@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
+from graphjit.codegen.llvm import sizes
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import split_matmul
 from graphjit.codegen.llvm.loops import for_range
@@ -75,8 +76,8 @@ def _conv_shape(x: Value, w: Value, out: Value, attrs) -> ConvShape:
 
 def _offset(b: ir.IRBuilder, ptr: ir.Value, index, scale: int = 1) -> ir.Value:
     """ptr + index·scale elements (index an i64 value or an int)."""
-    if isinstance(index, int):
-        return b.gep(ptr, [ir.Constant(T.I64, index * scale)]) if index * scale else ptr
+    if not isinstance(index, ir.Value):
+        return b.gep(ptr, [sizes.i64(index * scale, b)]) if index * scale else ptr
     return b.gep(ptr, [b.mul(index, ir.Constant(T.I64, scale))] if scale != 1 else [index])
 
 
@@ -186,8 +187,11 @@ def _gemm(low, dtype, pointers, sizes, transposed, accumulate=False) -> None:
     if not all(sizes):
         return
     scaling = (1.0, accumulate)
-    if not split_matmul(low, dtype.name, pointers, (), ((), ()), sizes, transposed, scaling):
+
+    def direct():
         low.gemm(dtype, *pointers, sizes, transposed, scaling)
+
+    split_matmul(low, dtype.name, pointers, (), ((), ()), sizes, transposed, scaling, direct)
 
 
 def _per_group(low, count: int):

@@ -54,7 +54,7 @@ from graphjit.codegen.layout import (
     keepdims_shape,
     size_of,
 )
-from graphjit.codegen.llvm import interrupt, mathlib
+from graphjit.codegen.llvm import interrupt, mathlib, sizes
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.faults import KernelFaults
 from graphjit.codegen.llvm.loops import (
@@ -78,6 +78,7 @@ from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.elementwise import value_checked_ops
+from graphjit.ir.symbolic import has_symbolic_dims, hint, is_symbolic
 from graphjit.ir.types import DType, float32
 
 # Ops whose narrow-float result is one of their operands' values (already rounded)
@@ -152,10 +153,15 @@ def emit_kernel(
     if by_blocks:  # the blocks' partial sums (see splits_by_blocks)
         arg_types.append(T.storage_type(_accumulator_dtype(reduction)).as_pointer())
     slot_type = [T.I32.as_pointer()] * ((numerics is not None) + bool(fallible))
+    dims_type = [T.I64.as_pointer()] if takes_dims(op) else []
     fn = ir.Function(
-        module, ir.FunctionType(ir.VoidType(), arg_types + slot_type + [T.I64, T.I64]), name
+        module,
+        ir.FunctionType(ir.VoidType(), arg_types + slot_type + dims_type + [T.I64, T.I64]),
+        name,
     )
     fn.linkage = "internal"
+    if dims_type:  # the run's sizes, for the kernel's symbolic extents and strides
+        sizes.register(fn, fn.args[-3])
     if sum(o.name in mathlib.MATH_FUNCTIONS for o in body.ops) >= mathlib.OUT_OF_LINE_CALLS:
         mathlib.mark_out_of_line(fn)  # (a long chain of tanh compiles 9x faster)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -190,6 +196,12 @@ def emit_kernel(
     b.ret_void()
     splittable = by_blocks or reduction is None or splits_by_rows(body, reduction)
     return fn, extent, splittable, fallible
+
+
+def takes_dims(op: Operation) -> bool:
+    """Whether a fused op's kernel takes the run's sizes (an `i64* dims` before lo and
+    hi): when a size it loops over is known only when the program runs (symbolic.py)."""
+    return any(has_symbolic_dims(v.type) for v in op.operands + op.results)
 
 
 def outer_extent(body) -> int:
@@ -361,10 +373,10 @@ def _row_axes(last: _Axis) -> list[_Axis]:
     """The innermost reduced axis as a row folded in a register; a long one becomes chunks
     of ROW_CHUNK (the last one shorter), each a row: a pairwise sum combines the chunks,
     and a long kernel polls for Ctrl-C between them."""
-    if last.extent <= ROW_CHUNK:
+    if not is_symbolic(last.extent) and last.extent <= ROW_CHUNK:
         last.row = True
-        return [last]
-    chunks = -(-last.extent // ROW_CHUNK)
+        return [last]  # (a size of the run is always cut: the same bits, and no guard)
+    chunks = (last.extent + ROW_CHUNK - 1) // ROW_CHUNK  # (a SymInt's stays symbolic)
     chunk_strides = [s * ROW_CHUNK for s in last.strides]
     cut = _Axis(chunks, chunk_strides, reduced=True, cuts_row=last.extent)
     return [cut, _Axis(ROW_CHUNK, last.strides, reduced=True, row=True)]
@@ -381,15 +393,40 @@ def _plan_blocks(axes: list[_Axis]) -> int:
             width *= axis.extent
         elif axis.row:
             chain = 1
-        elif axis.extent * chain <= CHAIN:
-            chain *= axis.extent
+        elif not is_symbolic(axis.extent) and axis.extent * chain <= CHAIN:
+            chain *= axis.extent  # (a size of the run always cascades: no guard on it)
         else:
             axis.block = CHAIN // chain
-            axis.levels = (-(-axis.extent // axis.block) - 1).bit_length()
             axis.width, axis.scratch = width, scratch
+            axis.levels = _tree_height(axis.extent, axis.block, axis.level_stride())
             scratch += (axis.levels + 1) * axis.level_stride()
             chain = 1
     return scratch
+
+
+# A cascade over an axis whose length is a size of the run (ir/symbolic.py) gets levels
+# beyond what its length at the hints needs: the tree then covers 2**extra times that
+# length (a guard beyond), and its extra levels, each one buffer merged into a zeroed one,
+# add nothing (0 + x is x), so the bits are those of the exact tree. As many as
+# SYMBOLIC_LEVEL_ELEMENTS of partial sums allow, from 2 to 6 (at least 10 levels in all):
+# each level is a loop of its own, nested in the next, and LLVM's time grows fast with the
+# depth (24 extra levels took the MLP's compile from 0.3 to 2.5 s).
+SYMBOLIC_LEVEL_ELEMENTS = 1 << 20
+SYMBOLIC_EXTRA_LEVELS = (2, 6)
+SYMBOLIC_LEVELS = 10
+
+
+def _tree_height(extent, block: int, level_stride: int) -> int:
+    """Levels of a pairwise tree over ceil(extent / block) blocks."""
+    needed = (-(-hint(extent) // block) - 1).bit_length()
+    if not is_symbolic(extent):
+        return needed
+    fewest, most = SYMBOLIC_EXTRA_LEVELS
+    affordable = SYMBOLIC_LEVEL_ELEMENTS // level_stride - 1
+    levels = max(needed + fewest, min(max(needed + most, SYMBOLIC_LEVELS), affordable))
+    if not extent <= block << levels:  # (a guard: longer axes compile again)
+        raise BackendError("a cascade's length outgrew its own hint")  # (cannot happen)
+    return levels
 
 
 def _emit_reduction(b, body, reduction, out_ptrs, scratch, evaluate, bounds, poll) -> int:
@@ -441,7 +478,9 @@ def splits_by_blocks(body, reduction) -> bool:
     if reduction.result.type.dtype.is_narrow_float:
         return False
     axes, _ = _reduction_axes(body, reduction)
-    return bool(axes) and axes[0].block > 0 and not any(axis.block for axis in axes[1:])
+    if not axes or is_symbolic(axes[0].extent):
+        return False  # (its count of blocks is known only when it runs: one call)
+    return axes[0].block > 0 and not any(axis.block for axis in axes[1:])
 
 
 def block_layout(body, reduction) -> tuple[int, int, int]:
@@ -482,10 +521,10 @@ def _output_slots(b, body, reduction, lo, hi) -> tuple[ir.Value, ir.Value]:
     laid out like the kept axes); otherwise a call covers all of them."""
     axes, _ = _reduction_axes(body, reduction)
     if not axes or axes[0].reduced:
-        return _i64(0), _i64(size_of(reduction.result.type.shape))
+        return _i64(0), sizes.i64(size_of(reduction.result.type.shape), b)
     out = len(body.args) + body.terminator.operands.index(reduction.result)
-    per_step = _i64(axes[0].strides[out])
-    lo, hi = _as_i64(lo), _as_i64(hi)
+    per_step = sizes.i64(axes[0].strides[out], b)
+    lo, hi = _as_i64(b, lo), _as_i64(b, hi)
     return b.mul(lo, per_step), b.mul(b.sub(hi, lo), per_step)
 
 
@@ -512,7 +551,7 @@ class _ReductionNest:
         """Blocks [lo, hi) of the outermost (cascading) axis, each folded into its own
         partial sums from the identity, as _level folds a block into level 0."""
         b, axis, zero = self.b, self.axes[0], _i64(0)
-        with for_range(b, hi, "block", start=_as_i64(lo)) as block:
+        with for_range(b, hi, "block", start=_as_i64(b, lo)) as block:
             target = b.gep(partials, [b.mul(block, _i64(axis.level_stride()))])
             self._clear(target, axis.width)
             start = b.mul(block, _i64(axis.block))
@@ -524,7 +563,7 @@ class _ReductionNest:
 
     def _walk(self, a, offsets, target, slot, lo, hi) -> None:
         """Fold the elements of axes a... (axis a over [lo, hi)) into target[slot + ...]."""
-        lo, hi = _as_i64(lo), _as_i64(hi)
+        lo, hi = _as_i64(self.b, lo), _as_i64(self.b, hi)
         if a == len(self.axes):
             self._fold_into(target, slot, self.evaluate(offsets))
             return
@@ -551,7 +590,7 @@ class _ReductionNest:
             slot = _advance(b, slot, i, axis.strides[self.out])
         hi = self.axes[a + 1].extent if a + 1 < len(self.axes) else None
         if axis.cuts_row:  # the last chunk is what is left of the row
-            left = b.sub(ir.Constant(T.I64, axis.cuts_row), b.mul(i, _i64(ROW_CHUNK)))
+            left = b.sub(sizes.i64(axis.cuts_row, b), b.mul(i, _i64(ROW_CHUNK)))
             hi = b.select(b.icmp_signed("<", left, _i64(ROW_CHUNK)), left, _i64(ROW_CHUNK))
         self._walk(a + 1, offsets, target, slot, 0, hi)
 
@@ -638,11 +677,11 @@ def _advance(b, offset, i, stride):
     """offset + i * stride (offset unchanged along a stride of 0)."""
     if stride == 0:
         return offset
-    return b.add(offset, b.mul(i, _i64(stride)), flags=("nsw",))
+    return b.add(offset, b.mul(i, sizes.i64(stride, b)), flags=("nsw",))
 
 
-def _as_i64(n):
-    return _i64(n) if isinstance(n, int) else n
+def _as_i64(b, n):
+    return None if n is None else sizes.i64(n, b)
 
 
 def _min(b, x, hi):

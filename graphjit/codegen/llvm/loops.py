@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from graphjit.codegen.layout import coalesce, size_of
+from graphjit.codegen.llvm.sizes import i64
 from graphjit.codegen.llvm.types import I64
+from graphjit.ir.symbolic import hint, is_symbolic
 
 
 class Carried:
@@ -24,8 +26,7 @@ class Carried:
 @contextmanager
 def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, init=None):
     """`for (i = start; i < count; i += step)`, carrying one value when `init` is given."""
-    count = ir.Constant(I64, count) if isinstance(count, int) else count
-    start = ir.Constant(I64, start) if isinstance(start, int) else start
+    count, start = i64(count, b), i64(start, b)
     pre = b.block
     header = b.append_basic_block(f"{name}.header")
     body = b.append_basic_block(f"{name}.body")
@@ -85,8 +86,10 @@ POLL_ELEMENTS = 1 << 16  # about 0.1-1 ms of kernel work between two polls
 
 
 def polls(space) -> bool:
-    """Whether a loop nest over `space` is long enough to poll for Ctrl-C."""
-    return size_of(space) > POLL_ELEMENTS
+    """Whether a loop nest over `space` is long enough to poll for Ctrl-C: one whose size
+    is known only when it runs (ir/symbolic.py) may be, and polls (in chunks)."""
+    size = size_of(space)
+    return is_symbolic(size) or size > POLL_ELEMENTS
 
 
 @contextmanager
@@ -96,8 +99,8 @@ def outer_range(b, lo, hi, name, space, poll):
         with for_range(b, hi, name, start=lo) as i:
             yield i
         return
-    rows = max(1, POLL_ELEMENTS // max(1, size_of(space[1:])))
-    hi = ir.Constant(I64, hi) if isinstance(hi, int) else hi
+    rows = max(1, POLL_ELEMENTS // max(1, hint(size_of(space[1:]))))
+    hi = i64(hi, b)
     with for_range(b, hi, f"{name}.chunk", start=lo, step=rows) as first:
         poll(b)
         end = b.add(first, ir.Constant(I64, rows))
@@ -119,7 +122,7 @@ def _nest(b, space, strides_list, offsets, axis, name, outer=None, poll=None):
     )
     with loop as i:
         inner = [
-            off if s[axis] == 0 else b.add(off, b.mul(i, ir.Constant(I64, s[axis])), flags=("nsw",))
+            off if s[axis] == 0 else b.add(off, b.mul(i, i64(s[axis], b)), flags=("nsw",))
             for off, s in zip(offsets, strides_list, strict=True)
         ]
         with _nest(b, space, strides_list, inner, axis + 1, name) as result:

@@ -34,6 +34,7 @@ from graphjit.codegen.llvm import (
     random,
     row_chains,
     scan,
+    sizes,
     sorting,
     widen,
 )
@@ -46,19 +47,21 @@ from graphjit.codegen.llvm.kernel import (
     combine_pairwise,
     emit_kernel,
     splits_by_blocks,
+    takes_dims,
 )
 from graphjit.codegen.llvm.lists import ListLowering
 from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.codegen.llvm.numerics import NumericsChecks, op_check_numerics
 from graphjit.codegen.llvm.parallel import PARALLEL_MIN_WORK, call_split, kernel_work
-from graphjit.codegen.llvm.scalar import identity
+from graphjit.codegen.llvm.scalar import convert, identity
 from graphjit.errors import BackendError, GraphjitError, RuntimeCheckError
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.elementwise import value_checked_ops
 from graphjit.ir.ops.linalg import matrix_dims
-from graphjit.ir.types import ListType, float32
+from graphjit.ir.symbolic import is_symbolic, round_up, size_key
+from graphjit.ir.types import ListType, float32, float64, int64
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
 ENTRY = "graphjit_entry"
@@ -110,14 +113,18 @@ class Lowering:
                 self.plan = fn.memory_plan = plan_memory(fn, groups)
         # Scratch for staging copies lives in the arena after the plan's buffers: nothing
         # the size of a tensor may go on the native stack (8 MiB, and threads get less).
-        self.scratch_base = -(-self.plan.arena_bytes // ALIGN) * ALIGN
+        self.scratch_base = round_up(self.plan.arena_bytes, ALIGN)
         self.scratch_bytes = 0
         self.module = ir.Module(name)
-        entry_type = ir.FunctionType(T.I32, [T.I8P.as_pointer(), T.I8P.as_pointer(), T.I8P])
+        entry_type = ir.FunctionType(
+            T.I32, [T.I8P.as_pointer(), T.I8P.as_pointer(), T.I8P, T.I64.as_pointer()]
+        )
         self.entry = ir.Function(self.module, entry_type, ENTRY)
         self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
+        sizes.register(self.entry, compute=lambda b, n: self.i64(n))
         self.ptrs: dict[Value, ir.Value] = {}
         self.arena_pointers: dict[int, ir.Value] = {}
+        self.size_values: dict = {}  # SymInt -> its i64, computed in the entry block
         self.returned = {}  # value -> index of the output slot it is computed into
         for j, v in enumerate(fn.block.terminator.operands):
             self.returned.setdefault(v, j)
@@ -174,24 +181,45 @@ class Lowering:
         pointers, offset = [], self.scratch_base
         for size in sizes:
             pointers.append(self._arena_pointer(offset))
-            offset += -(-size // ALIGN) * ALIGN
+            offset += round_up(size, ALIGN)
         self.scratch_bytes = max(self.scratch_bytes, offset - self.scratch_base)
         return pointers
 
     def typed(self, v: Value) -> ir.Value:
         return T.typed_pointer(self.b, self.ptr(v), v.type.dtype)
 
+    @property
+    def dims(self) -> ir.Value:
+        """The entry's `i64* dims`: the run's sizes (sizes.py)."""
+        return self.entry.args[3]
+
+    def i64(self, n) -> ir.Value:
+        """A size as an i64 of the entry function: a constant, or for a SymInt (a size of
+        the run, symbolic.py) its polynomial evaluated from the entry's `dims` argument."""
+        if isinstance(n, ir.Value):
+            return n
+        if not is_symbolic(n):
+            return ir.Constant(T.I64, n)
+        if self.b.function is not self.entry:
+            raise BackendError("a size of the run was asked for outside the entry point")
+        key = size_key(n)
+        if key not in self.size_values:
+            with self.b.goto_entry_block():
+                self.size_values[key] = sizes.run_size(self.b, self.dims, n)
+        return self.size_values[key]
+
     def _arena_pointer(self, offset: int) -> ir.Value:
         """One pointer per offset: values the plan puts at the same offset (in place, or
         reusing dead storage) must share it, or shares_storage would call them distinct
         and a kernel would mark an input it overwrites noalias (LLVM then hoisted a loop
         body's loads of a carried buffer out of the loop)."""
-        if offset not in self.arena_pointers:
+        key = size_key(offset)
+        if key not in self.arena_pointers:
+            at = self.i64(offset)  # (first: llvmlite's goto_block does not nest)
             with self.b.goto_entry_block():
                 arena = self.entry.args[2]
-                at = ir.Constant(T.I64, offset)
-                self.arena_pointers[offset] = self.b.gep(arena, [at], inbounds=True)
-        return self.arena_pointers[offset]
+                self.arena_pointers[key] = self.b.gep(arena, [at], inbounds=True)
+        return self.arena_pointers[key]
 
     def _global_constant(self, v: Value) -> ir.Value:
         data = bytearray(v.op.attrs["value"].astype(v.type.dtype.np).tobytes()) or bytearray(1)
@@ -302,7 +330,7 @@ class Lowering:
     def memcpy(self, dst, src, size: int) -> None:
         if size:
             fn = self.module.declare_intrinsic("llvm.memcpy", [T.I8P, T.I8P, T.I64])
-            self.b.call(fn, [dst, src, ir.Constant(T.I64, size), ir.Constant(T.I1, 0)])
+            self.b.call(fn, [dst, src, self.i64(size), ir.Constant(T.I1, 0)])
 
     def copy_value(self, dst: Value, src: Value) -> None:
         if isinstance(src.type, ListType):
@@ -317,8 +345,8 @@ class Lowering:
         with loop_nest(
             self.b, space, [src_strides, dst_strides], "copy", poll=self.poll_interrupt
         ) as (so, do):
-            so = self.b.add(so, ir.Constant(T.I64, src_base))
-            do = self.b.add(do, ir.Constant(T.I64, dst_base))
+            so = self.b.add(so, self.i64(src_base))
+            do = self.b.add(do, self.i64(dst_base))
             self.b.store(self.b.load(self.b.gep(sp, [so])), self.b.gep(dp, [do]))
 
     # -- ops ----------------------------------------------------------------------------
@@ -399,6 +427,8 @@ class Lowering:
             args.append(self.numerics.kernel_slot())
         if fallible:
             args.append(faults.call_slot(self))
+        if takes_dims(op):
+            args.append(self.dims)
         space = iteration_space(op.regions[0].block)
         work = kernel_work(op.regions[0].block, size_of(space)) if splittable else 0
         return KernelCall(kernel, args, extent, work, polls(space), fallible)
@@ -480,7 +510,11 @@ class Lowering:
     def op_count(self, op: Operation) -> None:
         x, out = op.operands[0], op.result
         n = size_of([x.type.shape[a] for a in op.attrs["axes"]])
-        T.store(self.b, T.constant(out.type.dtype, n), self.typed(out), out.type.dtype)
+        if is_symbolic(n):  # a size of the run: converted as the interpreter's count is
+            value = convert(self.b, self.i64(n), int64, out.type.dtype)
+        else:
+            value = T.constant(out.type.dtype, n)
+        T.store(self.b, value, self.typed(out), out.type.dtype)
 
     def op_arg_extremum(self, op: Operation) -> None:
         """argmax/argmin: the index of the first extremum along the axis (or first NaN)."""
@@ -533,24 +567,25 @@ class Lowering:
         a_strides = broadcast_strides(a.type.shape[:-2], batch)
         b_strides = broadcast_strides(bm.type.shape[:-2], batch)
         dtype = out.type.dtype
-        if dtype.name in ("float32", "float64") and split_matmul(
-            self,
-            dtype.name,
-            (self.typed(a), self.typed(bm), self.typed(out)),
-            batch,
-            (a_strides, b_strides),
-            (m, n, k),
-            (ta, tb),
-            (alpha, accumulate),
-        ):
-            return
-        with loop_nest(
-            self.b, batch, [a_strides, b_strides, contiguous_strides(batch)], "mm"
-        ) as offs:
-            ap = self.b.gep(self.typed(a), [self.b.mul(offs[0], ir.Constant(T.I64, m * k))])
-            bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], ir.Constant(T.I64, k * n))])
-            cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], ir.Constant(T.I64, m * n))])
-            self.gemm(out.type.dtype, ap, bp, cp, (m, n, k), (ta, tb), (alpha, accumulate))
+
+        def direct():
+            with loop_nest(
+                self.b, batch, [a_strides, b_strides, contiguous_strides(batch)], "mm"
+            ) as offs:
+                ap = self.b.gep(self.typed(a), [self.b.mul(offs[0], self.i64(m * k))])
+                bp = self.b.gep(self.typed(bm), [self.b.mul(offs[1], self.i64(k * n))])
+                cp = self.b.gep(self.typed(out), [self.b.mul(offs[2], self.i64(m * n))])
+                self.gemm(dtype, ap, bp, cp, (m, n, k), (ta, tb), (alpha, accumulate))
+
+        if dtype in (float32, float64):
+            pointers = (self.typed(a), self.typed(bm), self.typed(out))
+            strides = (a_strides, b_strides)
+            scaling = (alpha, accumulate)
+            split_matmul(
+                self, dtype.name, pointers, batch, strides, (m, n, k), (ta, tb), scaling, direct
+            )
+        else:
+            direct()
 
     def gemm(self, dtype, a, bm, c, sizes, transposed, scaling=(1.0, False)) -> None:
         """One matrix product C = alpha op(A) op(B) (+ C) on the calling thread: BLAS for
@@ -565,7 +600,16 @@ class Lowering:
             # so that NumPy's OpenBLAS threads are not woken to spin beside graphjit's)
             blas = single_threaded_gemm(dtype.name, sizes)
             call_gemm(
-                self.b, self.local, dtype.name, (a, bm, c), sizes, transposed, scaling, None, blas
+                self.b,
+                self.local,
+                dtype.name,
+                (a, bm, c),
+                sizes,
+                transposed,
+                scaling,
+                None,
+                blas,
+                self.dims,
             )
             return
         if scaling[1]:

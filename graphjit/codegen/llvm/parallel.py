@@ -37,6 +37,7 @@ from graphjit import config
 from graphjit.codegen.llvm import pool
 from graphjit.codegen.llvm import types as T
 from graphjit.ir.ops import REDUCTION
+from graphjit.ir.symbolic import is_symbolic, round_up
 
 PARALLEL_MIN_WORK = 1 << 19
 # Per-element cost of an op in a kernel, relative to an add (loads and stores included):
@@ -110,6 +111,8 @@ def kernel_work(body, elements: int) -> int:
     per_element = sum(ELEMENT_COST.get(op.name, 1) for op in body.ops if op.name not in FREE_OPS)
     work = elements * max(1, per_element)
     if any(op.opdef.has(REDUCTION) for op in body.ops):
+        if is_symbolic(work):  # (an estimate: rounded up to stay a polynomial)
+            return round_up(work, REDUCTION_DISCOUNT) // REDUCTION_DISCOUNT
         return work // REDUCTION_DISCOUNT
     return work
 
@@ -119,29 +122,54 @@ def chunk_count(extent: int) -> int:
     return min(extent, config.MAX_THREADS * CHUNKS_PER_THREAD)
 
 
-def call_split(
-    lowering, kernel: ir.Function, buffers: list, extent: int, work: int, chunks: int = 0
-) -> None:
+def call_split(lowering, kernel: ir.Function, buffers: list, extent, work, chunks: int = 0) -> None:
     """Call `kernel(*buffers, lo, hi)` over [0, extent), on several threads when the
     kernel's `work` (see kernel_work) pays for them. Chunk k is [extent * k // chunks,
     extent * (k + 1) // chunks); `chunks` (0: the default, CHUNKS_PER_THREAD a thread)
-    fixes them for a kernel whose chunks own scratch of their own (row_chains.py)."""
+    fixes them for a kernel whose chunks own scratch of their own (row_chains.py).
+    Sizes of the run (symbolic.py; `extent` a SymInt or an i64 value) make the choice at
+    run time, the one a compile for those sizes would make."""
     b = lowering.b
-    chunks = chunks or chunk_count(extent)
-    if chunks < 2 or work < PARALLEL_MIN_WORK or not pool.ensure():
-        b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
+    if isinstance(extent, int) and not is_symbolic(work):
+        chunks = chunks or chunk_count(extent)
+        if chunks < 2 or work < PARALLEL_MIN_WORK or not pool.ensure():
+            b.call(kernel, buffers + [ir.Constant(T.I64, 0), ir.Constant(T.I64, extent)])
+        else:
+            _split(lowering, kernel, buffers, *map(lowering.i64, (extent, chunks)))
         return
+    whole = lowering.i64(extent)
+    if not pool.ensure():
+        b.call(kernel, buffers + [ir.Constant(T.I64, 0), whole])
+        return
+    if chunks:
+        count = lowering.i64(chunks)
+    else:
+        most = ir.Constant(T.I64, config.MAX_THREADS * CHUNKS_PER_THREAD)
+        count = b.select(b.icmp_signed("<", whole, most), whole, most)
+    pays = b.and_(
+        b.icmp_signed(">=", count, ir.Constant(T.I64, 2)),
+        b.icmp_signed(">=", lowering.i64(work), ir.Constant(T.I64, PARALLEL_MIN_WORK)),
+    )
+    with b.if_else(pays) as (split, alone):
+        with split:
+            _split(lowering, kernel, buffers, whole, count)
+        with alone:
+            b.call(kernel, buffers + [ir.Constant(T.I64, 0), whole])
+
+
+def _split(lowering, kernel: ir.Function, buffers: list, extent: ir.Value, chunks: ir.Value):
+    """The call of call_split on the pool: `chunks` claimed by the threads taking part."""
+    b = lowering.b
     num_threads()  # the cell holds the configured count (a malformed one fails the compile)
     module = lowering.module
     packet = ir.LiteralStructType([a.type for a in buffers] + [T.I64.as_pointer(), T.I64, T.I64])
     task = _claimer(module, kernel, packet)
     slot, counter = lowering.local(packet), lowering.local(T.I64)
     b.store(ir.Constant(T.I64, 0), counter)
-    fields = buffers + [counter, ir.Constant(T.I64, chunks), ir.Constant(T.I64, extent)]
+    fields = buffers + [counter, chunks, extent]
     for i, value in enumerate(fields):
         b.store(value, b.gep(slot, [ir.Constant(T.I32, 0), ir.Constant(T.I32, i)]))
     threads = b.load_atomic(T.external_global(module, THREADS_SYMBOL, T.I64), "monotonic", 8)
-    most = ir.Constant(T.I64, chunks)  # (no more threads than chunks)
-    threads = b.select(b.icmp_signed("<", threads, most), threads, most)
+    threads = b.select(b.icmp_signed("<", threads, chunks), threads, chunks)  # (no more)
     run = T.external_function(module, pool.RUN, ir.VoidType(), [pool.TASK, T.I8P, T.I64])
     b.call(run, [task, b.bitcast(slot, T.I8P), threads])

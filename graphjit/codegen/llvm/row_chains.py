@@ -57,6 +57,7 @@ from graphjit.codegen.layout import (
     nbytes,
     size_of,
 )
+from graphjit.codegen.llvm import sizes
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.kernel import (
     CHAIN,
@@ -75,6 +76,7 @@ from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Operation, Region, Value
 from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.elementwise import value_checked_ops
+from graphjit.ir.symbolic import hint, is_symbolic
 from graphjit.passes.memory import ALIAS, ARENA, RowGroup
 
 ROW_CACHE_BYTES = 256 << 10  # a row of every value of a chain: within a core's L2
@@ -150,7 +152,11 @@ def _column_sum(body, reduction, space) -> bool:
     rows, width = space[0], size_of(space[1:])
     if width < 2:
         return False  # (its kernel folds it in a register, not by blocks of rows)
-    return -(-rows // COLUMN_RUN) * width * dtype.np.itemsize <= COLUMN_SCRATCH_BYTES
+    if any(is_symbolic(d) for d in space):
+        return False  # (its blocks' count is known only when it runs: a kernel of its own)
+    # ceil(rows / COLUMN_RUN) blocks' partial sums fit: compared, not divided, so that a
+    # size of the run (ir/symbolic.py) is guarded by a range
+    return rows <= COLUMN_RUN * (COLUMN_SCRATCH_BYTES // (width * dtype.np.itemsize))
 
 
 def _one_row(member: _Member) -> Operation:
@@ -307,22 +313,23 @@ def lower_chain(low, ops: list[Operation]) -> None:
     blocks = _Blocks(members)
     internal = _RowScratch(low, members, blocks.count)
     columns = [m for m in members if m.column is not None]
-    sizes = [_partials_bytes(m, blocks.count) for m in columns] + [internal.bytes]
-    *partials, row_scratch = low.scratch(sizes)
+    scratch_bytes = [_partials_bytes(m, blocks.count) for m in columns] + [internal.bytes]
+    *partials, row_scratch = low.scratch(scratch_bytes)
     partials = iter(partials)
     steps = [
         _ColumnStep(low, m, next(partials), blocks) if m.column is not None else _RowStep(low, m)
         for m in members
     ]
-    arg_types = [a.type for step in steps for a in step.args] + [T.I8P]
+    arg_types = [a.type for step in steps for a in step.args] + [T.I8P, T.I64.as_pointer()]
     fn = ir.Function(
         low.module, ir.FunctionType(ir.VoidType(), arg_types + [T.I64, T.I64]), f"rows{low.kernels}"
     )
     fn.linkage = "internal"
+    sizes.register(fn, fn.args[-3])  # (the run's sizes: rows known only when it runs)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     lo, hi = fn.args[-2:]
     with for_range(b, hi, "block", start=lo) as block:
-        scratch = internal.block_rows(b, fn.args[-3], block)
+        scratch = internal.block_rows(b, fn.args[-4], block)
         with blocks.rows(b, block) as r:
             at = 0
             for member, step in zip(members, steps, strict=True):
@@ -335,7 +342,7 @@ def lower_chain(low, ops: list[Operation]) -> None:
     b.ret_void()
     for step in steps:
         step.before()
-    all_args = [a for step in steps for a in step.args] + [row_scratch]
+    all_args = [a for step in steps for a in step.args] + [row_scratch, low.dims]
     call_split(low, fn, all_args, blocks.count, sum(step.work for step in steps), blocks.count)
     if any(step.polls for step in steps):
         low.poll_interrupt()  # a kernel may have returned early for a Ctrl-C
@@ -378,15 +385,16 @@ class _Blocks:
         self.total = members[0].rows
         if any(m.column is not None for m in members):
             self.size = COLUMN_RUN
-        else:
-            self.size = -(-self.total // chunk_count(self.total))
-        self.count = -(-self.total // self.size)
+        else:  # (rows known only when it runs: blocks sized at the hint; the same bits)
+            self.size = -(-hint(self.total) // chunk_count(hint(self.total)))
+        self.count = (self.total + self.size - 1) // self.size
 
     def rows(self, b: ir.IRBuilder, block):
         """`with blocks.rows(b, block) as r`: the loop over the block's rows."""
         first = b.mul(block, _i64(self.size))
         end = b.add(first, _i64(self.size))
-        end = b.select(b.icmp_signed("<", end, _i64(self.total)), end, _i64(self.total))
+        total = sizes.i64(self.total, b)
+        end = b.select(b.icmp_signed("<", end, total), end, total)
         return for_range(b, end, "row", start=first)
 
 

@@ -15,7 +15,7 @@ from graphjit.codegen.llvm.types import F32, I1, register_type
 from graphjit.errors import BackendError
 from graphjit.ir.ops import all_ops
 from graphjit.ir.ops.elementwise import float_range_of
-from graphjit.ir.types import as_dtype
+from graphjit.ir.types import DType, as_dtype
 
 SCALAR_EMITTERS: dict = {}
 
@@ -370,8 +370,11 @@ def _select(b, a, op):
 
 @emitter("cast")
 def _cast(b, a, op):
-    src, dst = _dtype(op), as_dtype(op.attrs["dtype"])
-    x = a[0]
+    return convert(b, a[0], _dtype(op), as_dtype(op.attrs["dtype"]))
+
+
+def convert(b, x, src: DType, dst: DType):
+    """Register `x` of dtype `src` as a `dst` register, as NumPy's astype converts."""
     if src == dst:
         return x
     if dst.is_bool:

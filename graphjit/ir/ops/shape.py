@@ -24,6 +24,7 @@ from graphjit.ir.ops import (
 from graphjit.ir.ops.elementwise import broadcast_shapes, unbroadcast
 from graphjit.ir.ops.reduce import sum_identity
 from graphjit.ir.patterns import is_static, producer, same_type_is_identity
+from graphjit.ir.symbolic import slice_indices
 from graphjit.ir.types import computes_in_float32, shape_str
 
 
@@ -246,7 +247,7 @@ def sliced_shape(shape, spec) -> tuple:
         if step == 0:
             raise ShapeError("slice step cannot be zero")
         if d is not None:
-            out.append(len(range(*slice(start, stop, step).indices(d))))
+            out.append(slice_indices(start, stop, step, d)[3])
         else:
             out.append(None if (start, stop, step or 1) != (None, None, 1) else d)
     return tuple(out) + tuple(shape[len(spec) :])

@@ -1,0 +1,264 @@
+"""One compile for every batch size (ir/symbolic.py): the llvm backend compiles a feed's
+unknown dimensions as sizes of the run, guarded, and every size the guards admit runs the
+same native code. Each size's results are checked against the interpreter, and the compiles
+are counted where the Session makes them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphjit as gj
+import graphjit.runtime.session as session_module
+from graphjit.ir.symbolic import ShapeEnv
+
+WIDTH = 256  # wide enough that the hidden layers' matmuls split into blocks from 32 rows
+
+
+@pytest.fixture
+def compiles(monkeypatch) -> list:
+    """The programs Sessions compile for the llvm backend, in order."""
+    seen = []
+    compile_program = session_module.compile_program
+
+    def counting(program, backend, *args, **kwargs):
+        if backend == "llvm":
+            seen.append(program)
+        return compile_program(program, backend, *args, **kwargs)
+
+    monkeypatch.setattr(session_module, "compile_program", counting)
+    return seen
+
+
+def mlp(train: bool):
+    """A relu MLP WIDTH-WIDTH-10 with a softmax cross-entropy loss (and an SGD step)."""
+    rng = np.random.default_rng(0)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, WIDTH], name="x")
+        labels = gj.placeholder(gj.int64, [None], name="labels")
+        h = x
+        for i, (n_in, n_out) in enumerate([(WIDTH, WIDTH), (WIDTH, WIDTH), (WIDTH, 10)]):
+            w = gj.Variable((rng.normal(size=(n_in, n_out)) * n_in**-0.5).astype(np.float32))
+            b = gj.Variable(rng.normal(size=n_out).astype(np.float32) * 0.1)
+            h = gj.matmul(h, w) + b
+            if i < 2:
+                h = gj.nn.relu(h)
+        loss = gj.reduce_mean(
+            gj.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=h)
+        )
+        fetches = [loss, h]
+        if train:
+            fetches.append(gj.train.GradientDescentOptimizer(0.1).minimize(loss))
+    return g, x, labels, fetches
+
+
+def feed(x, labels, batch: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        x: rng.normal(size=(batch, WIDTH)).astype(np.float32),
+        labels: rng.integers(0, 10, batch),
+    }
+
+
+def test_the_mlp_compiles_once_for_every_batch_size(compiles):
+    g, x, labels, fetches = mlp(train=False)
+    sess, oracle = gj.Session(g, dynamic=True), gj.Session(g, backend="interpreter")
+    for i, batch in enumerate([128, 17, 33, 65, 129, 257, 40, 1000, 11]):
+        feeds = feed(x, labels, batch, i)
+        got, want = sess.run(fetches, feeds), oracle.run(fetches, feeds)
+        assert got[1].shape == (batch, 10)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-5)
+    assert len(compiles) == 1
+    report = sess.inspect(fetches, feed(x, labels, 33, 0))  # (compiles again, keeping IR)
+    assert report.any_size and report.size_guards
+    assert "every size" in str(report)
+
+
+def test_a_training_step_at_each_batch_size_matches_the_interpreter(compiles):
+    """Gradients sum over the batch (the biases' column sums): the step's variables after
+    each size agree with the interpreter's, run for run."""
+    g, x, labels, fetches = mlp(train=True)
+    sess, oracle = gj.Session(g, dynamic=True), gj.Session(g, backend="interpreter")
+    for i, batch in enumerate([64, 23, 2000, 64, 37]):
+        feeds = feed(x, labels, batch, i)
+        got, want = sess.run(fetches[:2], feeds), oracle.run(fetches[:2], feeds)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-4)
+        sess.run(fetches[2], feeds)
+        oracle.run(fetches[2], feeds)
+        for name in sess.variables:
+            np.testing.assert_allclose(
+                sess.variables[name], oracle.variables[name], rtol=1e-4, atol=1e-6
+            )
+    assert len(compiles) == 2  # the forward pass and the step, each for every size
+
+
+def test_by_default_the_second_size_compiles_for_every_size_and_false_for_none(compiles):
+    """dynamic=None: the first batch size compiles static code for itself (a program run
+    at one size keeps it); the second compiles for every size; dynamic=False compiles
+    each size."""
+    g, x, labels, fetches = mlp(train=False)
+    sess, oracle = gj.Session(g), gj.Session(g, backend="interpreter")
+    for i, batch in enumerate([128, 128, 17, 33, 65, 128]):
+        feeds = feed(x, labels, batch, i)
+        np.testing.assert_allclose(
+            sess.run(fetches[1], feeds), oracle.run(fetches[1], feeds), rtol=1e-4, atol=1e-5
+        )
+    assert [bool(p.sizes) for p in compiles] == [False, True]
+    static = gj.Session(g, dynamic=False)
+    for batch in [17, 33]:
+        static.run(fetches[1], feed(x, labels, batch, 0))
+    assert len(compiles) == 4 and not any(p.sizes for p in compiles[2:])
+
+
+def test_sizes_the_guards_do_not_admit_compile_again_and_are_right(compiles):
+    """A batch of 256 makes the activations 256 x 256, as the weights are: the compile's
+    decisions took them to differ (a guard), so 256 compiles for itself; 2000 and 3000,
+    longer than a reduction's 1024-element chunks, reuse the first compile."""
+    g, x, labels, fetches = mlp(train=False)
+    sess, oracle = gj.Session(g, dynamic=True), gj.Session(g, backend="interpreter")
+    for i, batch in enumerate([128, 2000, 256, 3000, 64]):
+        feeds = feed(x, labels, batch, i)
+        got, want = sess.run(fetches, feeds), oracle.run(fetches, feeds)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-4, atol=1e-5)
+    assert len(compiles) == 2
+    assert [p.shape_env.hints[0] for p in compiles] == [128, 256]
+
+
+@pytest.mark.parametrize("batch", [0, 1])
+def test_sizes_zero_and_one_are_specialised(compiles, batch):
+    """0 and 1 change what a program does (nothing to compute, broadcasting): they are
+    compiled as the fed shapes, never as a symbol's value."""
+    g, x, labels, fetches = mlp(train=False)
+    sess, oracle = gj.Session(g, dynamic=True), gj.Session(g, backend="interpreter")
+    feeds = feed(x, labels, batch, 0)
+    got, want = sess.run(fetches[1], feeds), oracle.run(fetches[1], feeds)
+    assert got.shape == (batch, 10)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert len(compiles) == 1
+    assert not sess.inspect(fetches[1], feeds).any_size
+    sess.run(fetches[1], feed(x, labels, 50, 1))
+    assert len(compiles) == 3  # (inspect compiled again, keeping the IR)
+
+
+def test_equal_unknown_sizes_share_a_symbol_and_unequal_ones_are_checked():
+    """Duck sizing: x and y of equal batches are one symbol (their sum needs no guard);
+    later unequal batches are another signature, whose broadcast fails as it would have."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 3], name="x")
+        y = gj.placeholder(gj.float32, [None, 3], name="y")
+        z = gj.reduce_sum(x * y, axis=0) / gj.cast(gj.shape(x)[0], gj.float32)
+    sess = gj.Session(g, dynamic=True)
+    for n in [4, 9, 2]:
+        a, b = np.ones((n, 3), np.float32), np.arange(3 * n, dtype=np.float32).reshape(n, 3)
+        np.testing.assert_allclose(sess.run(z, {x: a, y: b}), b.mean(axis=0), rtol=1e-6)
+    with pytest.raises(gj.ShapeError):
+        sess.run(z, {x: np.ones((4, 3), np.float32), y: np.ones((5, 3), np.float32)})
+
+
+def test_a_mean_over_the_batch_divides_by_the_run_size(compiles):
+    """mean's count is the run's batch size, not the first one's; a sum over everything
+    ([B, 5] is one row of 5B elements, cut into chunks of 1024 whose count is known only
+    when it runs) keeps NumPy's pairwise accuracy at every size. The column sums' pairwise
+    tree compiled at 3 rows covers up to 16384 rows (10 levels of 16-row blocks): 300001
+    rows compile once more."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 5], name="x")
+        m = gj.reduce_mean(x, axis=0)
+        v = gj.reduce_mean(gj.square(x - m))
+    sess = gj.Session(g, dynamic=True)
+    rng = np.random.default_rng(1)
+    for n in [3, 100, 7, 2048, 300_001]:
+        data = (rng.normal(size=(n, 5)) + 10).astype(np.float32)
+        got = sess.run([m, v], {x: data})
+        exact = data.astype(np.float64)
+        np.testing.assert_allclose(got[0], exact.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(got[1], exact.var(axis=0).mean(), rtol=2e-6)
+    assert [p.shape_env.hints[0] for p in compiles] == [3, 300_001]
+
+
+def test_large_batches_split_over_threads_at_run_time():
+    """A kernel's split over threads is chosen when it runs: small and large batches of
+    one compile give the one-thread results bit for bit."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 1024], name="x")
+        y = gj.tanh(x) * gj.sigmoid(x) + 1.0
+    sess = gj.Session(g, dynamic=True)
+    rng = np.random.default_rng(2)
+    outputs = {}
+    for n in [4, 2000, 4]:
+        data = rng.normal(size=(n, 1024)).astype(np.float32)
+        outputs[n] = (sess.run(y, {x: data}), data)
+    gj.set_num_threads(1)
+    try:
+        one = gj.Session(g)
+        for got, data in outputs.values():
+            np.testing.assert_array_equal(got, one.run(y, {x: data}))
+    finally:
+        gj.set_num_threads(gj.config.num_threads())
+
+
+def test_guards_admit_exactly_the_sizes_whose_decisions_agree():
+    env = ShapeEnv()
+    b = env.symbol(128)
+    assert b * 1024 // 16 == 64 * b  # exact: no guard
+    assert not env.guards
+    assert b > 16 and b * 4 <= 4096  # decided at the hint, guarded
+    assert env.admits([17]) and env.admits([1024])
+    assert not env.admits([16]) and not env.admits([1025]) and not env.admits([1])
+    assert int(b) == 128  # a Python int pins the symbol
+    assert env.admits([128]) and not env.admits([129])
+
+
+def test_sizes_that_do_not_depend_on_the_batch_still_fold():
+    """A mean over the feature axis divides by its constant width: folded as in a static
+    compile (the same kernels), while a mean over the batch axis divides at run time."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 64], name="x")
+        m = gj.reduce_mean(x, axis=1, keepdims=True)
+        out = (x - m) * gj.rsqrt(gj.reduce_mean(gj.square(x - m), axis=1, keepdims=True) + 1e-5)
+    data = np.random.default_rng(3).normal(size=(50, 64)).astype(np.float32)
+    static, dynamic = gj.Session(g, dynamic=False), gj.Session(g, dynamic=True)
+    assert dynamic.inspect(out, {x: data}).kernels == static.inspect(out, {x: data}).kernels
+    np.testing.assert_allclose(dynamic.run(out, {x: data}), static.run(out, {x: data}), rtol=1e-6)
+
+
+def _attention(x):
+    q = gj.transpose(gj.reshape(x, [-1, 8, 4, 16]), [0, 2, 1, 3])
+    weights = gj.nn.softmax(gj.matmul(q, q, transpose_b=True) / 4.0)
+    return gj.reshape(gj.transpose(gj.matmul(weights, q), [0, 2, 1, 3]), [-1, 8, 64])
+
+
+W = np.random.default_rng(4).normal(size=(6, 1, 5, 5)).astype(np.float32) * 0.2
+PROGRAMS = {  # what a model does along its batch axis; each compiles once for all sizes
+    "conv_pool": ([1, 12, 12], lambda x: gj.nn.max_pool2d(gj.nn.conv2d(x, gj.constant(W)), 2)),
+    "attention": ([8, 64], _attention),
+    "attention_grad": (
+        [8, 64],
+        lambda x: gj.gradients(gj.reduce_sum(gj.square(_attention(x))), [x])[0],
+    ),
+    "slices": ([8], lambda x: x[1:, 2:5] * 2 + x[:-1, :3]),
+    "split_concat": ([8], lambda x: gj.concat(gj.split(x, 2, axis=1)[::-1], axis=0)),
+    "stack": ([8], lambda x: gj.stack([x, x * 2], axis=1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_common_programs_compile_once_for_every_batch_size(compiles, name):
+    shape, build = PROGRAMS[name]
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, *shape], name="x")
+        out = build(x)
+    sess, oracle = gj.Session(g, dynamic=True), gj.Session(g, backend="interpreter")
+    rng = np.random.default_rng(5)
+    for n in [8, 13, 3, 40]:
+        data = {x: rng.normal(size=(n, *shape)).astype(np.float32)}
+        np.testing.assert_allclose(sess.run(out, data), oracle.run(out, data), rtol=1e-4, atol=1e-4)
+    assert len(compiles) == 1
