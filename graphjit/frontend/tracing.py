@@ -43,27 +43,45 @@ _log = logging.getLogger("graphjit.function")
 _TENSORS = (Tensor, np.ndarray, np.generic)
 
 
-def function(fn=None, *, backend: str = "llvm", check_numerics: bool = False, optimize=None):
+def function(
+    fn=None,
+    *,
+    backend: str = "llvm",
+    check_numerics: bool = False,
+    optimize=None,
+    reduce_retracing: bool = False,
+):
     """Decorator: trace `fn` on its first call per input signature, compile, cache, reuse.
 
     Works on functions, on methods (`@gj.function` in a class body), on bound methods and on
-    `gj.nn.Module` instances (`gj.function(model)` compiles `model.forward`)."""
-    if fn is None:
-        return lambda f: function(f, backend=backend, check_numerics=check_numerics,
-                                  optimize=optimize)  # fmt: skip
+    `gj.nn.Module` instances (`gj.function(model)` compiles `model.forward`).
+
+    `reduce_retracing` (TF2's name and meaning): when a call differs from earlier ones only
+    in some dimensions of its tensors, trace once more with those dimensions unknown, and
+    use that trace for every later call that differs from them only there. The llvm
+    backend compiles such a trace once for all those sizes (a Session's unknown
+    dimensions). The function then sees None for those dimensions while it traces
+    (`x.shape[0]`): one that needs the number fails to trace so, and gets a trace per
+    shape as without the option."""
     options = {"backend": backend, "check_numerics": check_numerics, "optimize": optimize}
+    if fn is None:
+        return lambda f: function(f, **options, reduce_retracing=reduce_retracing)
     if isinstance(fn, Module):
-        return BoundFunction(TracedFunction(type(fn).forward, **options), fn)
+        traced = TracedFunction(type(fn).forward, **options, reduce_retracing=reduce_retracing)
+        return BoundFunction(traced, fn)
     if inspect.ismethod(fn):
-        return BoundFunction(TracedFunction(fn.__func__, **options), fn.__self__)
-    return TracedFunction(fn, **options)
+        traced = TracedFunction(fn.__func__, **options, reduce_retracing=reduce_retracing)
+        return BoundFunction(traced, fn.__self__)
+    return TracedFunction(fn, **options, reduce_retracing=reduce_retracing)
 
 
 class TracedFunction:
     """What `@gj.function` returns: call it like the function. `trace_count` counts traces;
     `concrete(*args)` gives the traced specialisation (its `.graph` and `.session`)."""
 
-    def __init__(self, fn, backend="llvm", check_numerics=False, optimize=None):
+    def __init__(
+        self, fn, backend="llvm", check_numerics=False, optimize=None, reduce_retracing=False
+    ):
         self.__name__ = self.__qualname__ = type(fn).__name__  # (partials have no name)
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -75,6 +93,10 @@ class TracedFunction:
         self.retrace_reasons: list[str] = []
         self._cache: dict = {}
         self._positional: dict = {}  # _positional_key -> ConcreteFunction: the fast calls
+        self.reduce_retracing = reduce_retracing
+        # (spec, keys without tensor sizes) -> the trace with unknown dimensions, or False
+        # where the function could not be traced so
+        self._relaxed: dict = {}
         self._vjp: TracedFunction | None = None
         self.runs_assigns = True  # (False for a VJP: see `vjp`)
 
@@ -120,11 +142,42 @@ class TracedFunction:
     def _concrete(self, call: _Call) -> ConcreteFunction:
         concrete = self._cache.get(call.key)
         if concrete is None:
-            if self._cache:
-                self._explain_retrace(call)
-            self.trace_count += 1
-            concrete = self._cache[call.key] = ConcreteFunction(self, call)
+            tried = False  # a relaxed trace that failed (its retrace is explained)
+            if self.reduce_retracing and self._cache:
+                concrete, tried = self._relaxed_concrete(call)
+            if concrete is None:
+                if self._cache and not tried:
+                    self._explain_retrace(call)
+                self.trace_count += 1
+                concrete = ConcreteFunction(self, call)
+            self._cache[call.key] = concrete
         return concrete
+
+    def _relaxed_concrete(self, call: _Call) -> tuple[ConcreteFunction | None, bool]:
+        """reduce_retracing: the trace whose unknown dimensions cover this call, traced
+        now (the dimensions where this call and the earlier ones of its family differ
+        made unknown) when the one there is does not; None where there is none. And
+        whether a trace failed (the function needs its dimensions to trace)."""
+        family = (call.spec, _sizeless(call.keys))
+        relaxed = self._relaxed.get(family)
+        if relaxed is False:
+            return None, False  # (it failed before)
+        if relaxed is not None and _fits(relaxed.shapes, call):
+            return relaxed, False
+        seen = [c for c in self._cache.values() if _family(c) == family]
+        if not seen:
+            return None, False
+        shapes = _generalised([c.shapes for c in seen] + [_tensor_shapes(call)])
+        self._explain_retrace(call)
+        self.trace_count += 1
+        try:
+            relaxed = ConcreteFunction(self, call, shapes)
+        except (GraphjitError, TypeError, ValueError) as e:
+            _log.info("gj.function '%s' cannot trace with unknown dimensions: %s", self.__name__, e)
+            self._relaxed[family] = False
+            return None, True
+        self._relaxed[family] = relaxed
+        return relaxed, False
 
     def _explain_retrace(self, call: _Call) -> None:
         diffs = min((_differences(c.signature, call) for c in self._cache.values()), key=len)
@@ -302,6 +355,35 @@ def _leaf_key(x, path: str) -> tuple:
     return ("constant", type(x), x)  # the type too: f(1) and f(1.0) trace differently
 
 
+def _tensor_shapes(call: _Call) -> list[tuple]:
+    return [tuple(np.shape(x)) for x in call.leaves if isinstance(x, _TENSORS)]
+
+
+def _family(concrete: ConcreteFunction) -> tuple:
+    spec, _, keys = concrete.signature
+    return spec, _sizeless(keys)
+
+
+def _sizeless(keys: tuple) -> tuple:
+    """A call's keys with each tensor's shape reduced to its rank (reduce_retracing)."""
+    return tuple((k[0], len(k[1]), k[2]) if k[0] == "tensor" else k for k in keys)
+
+
+def _generalised(shape_lists: list) -> list[tuple]:
+    """Per tensor, its shape with None where the lists' shapes differ."""
+    return [
+        tuple(dims[0] if len(set(dims)) == 1 else None for dims in zip(*shapes))
+        for shapes in zip(*shape_lists)
+    ]
+
+
+def _fits(shapes: list, call: _Call) -> bool:
+    return all(
+        all(d is None or d == n for d, n in zip(shape, actual))
+        for shape, actual in zip(shapes, _tensor_shapes(call), strict=True)
+    )
+
+
 def _module_state_key(module: Module) -> tuple:
     """What a module's trace depends on besides its identity: its training flag (`train()`
     and `eval()` change what dropout and batch norm build), its parameters' and buffers'
@@ -367,17 +449,19 @@ class ConcreteFunction:
     (Variable, eager tensor) pairs, parameters first), the outputs to fetch, and the assigns
     the function made (run with every call)."""
 
-    def __init__(self, traced: TracedFunction, call: _Call):
+    def __init__(self, traced: TracedFunction, call: _Call, shapes=None):
         self.signature = (call.spec, call.paths, call.keys)  # (not the arguments themselves)
+        # the placeholders' shapes: the call's, or with unknown (None) dimensions
+        self.shapes = shapes if shapes is not None else _tensor_shapes(call)
         self.graph = Graph()
         modules = call.named_modules()
         named_params, named_buffers = _module_parameters(modules), _module_buffers(modules)
         self.params = [p for _, p in named_params]
         with self.graph.as_default():
+            tensors = [(x, p) for x, p in zip(call.leaves, call.paths) if isinstance(x, _TENSORS)]
             self.placeholders = [
-                placeholder(np.asarray(x).dtype, x.shape, name=path)
-                for x, path in zip(call.leaves, call.paths)
-                if isinstance(x, _TENSORS)
+                placeholder(np.asarray(x).dtype, shape, name=path)
+                for (x, path), shape in zip(tensors, self.shapes, strict=True)
             ]
             self.state = [(Variable(p._data, name=name), p) for name, p in named_params]
             self.state += [(_BufferVariable(b._data, name), b) for name, b in named_buffers]
@@ -392,7 +476,8 @@ class ConcreteFunction:
         self.assigns = _assigns(self.graph) if traced.runs_assigns else []
         assigned = {op.attrs["var"] for op in self.assigns}
         self.written_back = [(var, t) for var, t in self.state if var.name in assigned]
-        self.session = Session(self.graph, **traced.options)
+        # (a trace with unknown dimensions is for many sizes: compiled for all at once)
+        self.session = Session(self.graph, **traced.options, dynamic=True if shapes else None)
         fed = self.placeholders + ([self.rng.base] if self.rng.base is not None else [])
         self.run_session = self.session.make_callable(self.fetches + self.assigns, fed)
 

@@ -201,3 +201,38 @@ def test_where_with_constant_branches_follows_the_condition_mode():
     x = np.array([2.0, -3.0])
     assert clip_sign(gj.tensor(x)).tolist() == [1.0, -1.0]  # eager
     assert traced(clip_sign)(x).tolist() == [1.0, -1.0]  # graph
+
+
+def test_reduce_retracing_traces_once_with_the_differing_dimensions_unknown():
+    """TF2's reduce_retracing: the second batch size traces with the batch dimension
+    unknown, and every later size runs that trace, compiled once (llvm), with the
+    results of a trace per shape; a module's training step likewise."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 8)).astype(np.float32)
+
+    @gj.function(reduce_retracing=True)
+    def f(x, scale):
+        return gj.reduce_mean(gj.nn.relu(x @ w), axis=0) * scale
+
+    for n in [4, 9, 30, 2, 100]:
+        x = rng.normal(size=(n, 16)).astype(np.float32)
+        want = np.maximum(x @ w, 0).mean(axis=0) * 2.0
+        np.testing.assert_allclose(f(x, 2.0), want, rtol=1e-5, atol=1e-6)
+    assert f.trace_count == 2
+    assert f.concrete(np.ones((7, 16), np.float32), 2.0).shapes == [(None, 16)]
+    f(np.ones((3, 8), np.float32) @ np.ones((8, 16), np.float32), 3.0)  # a new constant
+    assert f.trace_count == 3
+
+
+def test_reduce_retracing_falls_back_to_a_trace_per_shape_when_it_needs_the_size():
+    """A function that computes with a dimension cannot trace with it unknown: it traces
+    per shape, as without the option, and says why it traced again."""
+
+    @gj.function(reduce_retracing=True)
+    def f(x):
+        return gj.reshape(x, (x.shape[0] * 2, -1))
+
+    for n in [2, 4, 6, 4]:
+        assert f(np.ones((n, 6), np.float32)).shape == (2 * n, 3)
+    assert f.trace_count == 4  # 2, the failed relaxed trace at 4, then 4 and 6
+    assert "(4, 6)" in f.retrace_reasons[0] and "(6, 6)" in f.retrace_reasons[-1]
