@@ -262,3 +262,21 @@ def test_common_programs_compile_once_for_every_batch_size(compiles, name):
         data = {x: rng.normal(size=(n, *shape)).astype(np.float32)}
         np.testing.assert_allclose(sess.run(out, data), oracle.run(out, data), rtol=1e-4, atol=1e-4)
     assert len(compiles) == 1
+
+
+def test_a_sum_over_the_batch_has_the_bits_of_a_compile_for_its_size(compiles):
+    """A float sum over the batch axis (a bias's gradient) is cut into blocks of rows
+    summed pairwise; for a size of the run the blocks' count and the threads' split are
+    computed when it runs: every size gives the bits of a compile for that size alone."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 1024], name="x")
+        out = gj.reduce_sum(x * x, axis=0)
+    dynamic = gj.Session(g, dynamic=True)
+    rng = np.random.default_rng(6)
+    for n in [4096, 17, 3, 1552, 5000]:
+        data = {x: rng.normal(size=(n, 1024)).astype(np.float32)}
+        np.testing.assert_array_equal(
+            dynamic.run(out, data), gj.Session(g, dynamic=False).run(out, data)
+        )
+    assert sum(bool(p.sizes) for p in compiles) == 1

@@ -478,16 +478,15 @@ def splits_by_blocks(body, reduction) -> bool:
     if reduction.result.type.dtype.is_narrow_float:
         return False
     axes, _ = _reduction_axes(body, reduction)
-    if not axes or is_symbolic(axes[0].extent):
-        return False  # (its count of blocks is known only when it runs: one call)
-    return axes[0].block > 0 and not any(axis.block for axis in axes[1:])
+    return bool(axes) and axes[0].block > 0 and not any(axis.block for axis in axes[1:])
 
 
 def block_layout(body, reduction) -> tuple[int, int, int]:
     """(blocks, elements of partial sums per block, elements from one block's to the
     next's) of a kernel that splits_by_blocks."""
     axis = _reduction_axes(body, reduction)[0][0]
-    return -(-axis.extent // axis.block), axis.width, axis.level_stride()
+    blocks = (axis.extent + axis.block - 1) // axis.block  # (a size of the run's: symbolic)
+    return blocks, axis.width, axis.level_stride()
 
 
 def _emit_blocks(b, body, reduction, partials, evaluate, bounds, poll) -> int:
@@ -503,16 +502,46 @@ def _emit_blocks(b, body, reduction, partials, evaluate, bounds, poll) -> int:
 def combine_pairwise(b: ir.IRBuilder, partials, count: int, stride: int, width: int) -> None:
     """partials[0 : width] = the pairwise sum of `count` buffers of `width` values, `stride`
     apart: neighbours first, then pairs of pairs, ...: the tree of _ReductionNest._cascade
-    (left + right at every node, a missing right half skipped), so the same bits."""
+    (left + right at every node, a missing right half skipped), so the same bits. A count
+    known only when the program runs (an i64 value) takes the same steps in a loop."""
+    if isinstance(count, ir.Value):
+        _combine_at_run_time(b, partials, count, stride, width)
+        return
     step = 1
     while step < count:
-        with for_range(b, count - step, f"pairs{step}", step=2 * step) as c:
-            left = b.gep(partials, [b.mul(c, _i64(stride))])
-            right = b.gep(partials, [b.mul(b.add(c, _i64(step)), _i64(stride))])
-            with for_range(b, width, "pair") as k:
-                at = b.gep(left, [k])
-                b.store(b.fadd(b.load(at), b.load(b.gep(right, [k]))), at)
+        _combine_level(b, partials, count, step, stride, width)
         step *= 2
+
+
+def _combine_level(b, partials, count, step, stride: int, width: int) -> None:
+    """partials[c] += partials[c + step] for c = 0, 2 step, 4 step, ... below count - step
+    (count and step ints, or i64 values)."""
+    if isinstance(count, ir.Value):
+        end, pairs = b.sub(count, step), b.add(step, step)
+    else:
+        end, pairs = count - step, 2 * step
+    with for_range(b, end, "pairs", step=pairs) as c:
+        left = b.gep(partials, [b.mul(c, _i64(stride))])
+        right = b.gep(partials, [b.mul(b.add(c, sizes.i64(step, b)), _i64(stride))])
+        with for_range(b, width, "pair") as k:
+            at = b.gep(left, [k])
+            b.store(b.fadd(b.load(at), b.load(b.gep(right, [k]))), at)
+
+
+def _combine_at_run_time(b, partials, count: ir.Value, stride: int, width: int) -> None:
+    """combine_pairwise's levels in a loop: for (step = 1; step < count; step *= 2)."""
+    before = b.block
+    header, body, done = (b.append_basic_block(f"levels.{n}") for n in ("header", "body", "done"))
+    b.branch(header)
+    b.position_at_end(header)
+    step = b.phi(T.I64, name="step")
+    step.add_incoming(_i64(1), before)
+    b.cbranch(b.icmp_signed("<", step, count), body, done)
+    b.position_at_end(body)
+    _combine_level(b, partials, count, step, stride, width)
+    step.add_incoming(b.shl(step, _i64(1)), b.block)
+    b.branch(header)
+    b.position_at_end(done)
 
 
 def _output_slots(b, body, reduction, lo, hi) -> tuple[ir.Value, ir.Value]:
@@ -555,7 +584,7 @@ class _ReductionNest:
             target = b.gep(partials, [b.mul(block, _i64(axis.level_stride()))])
             self._clear(target, axis.width)
             start = b.mul(block, _i64(axis.block))
-            end = _min(b, b.add(start, _i64(axis.block)), _i64(axis.extent))
+            end = _min(b, b.add(start, _i64(axis.block)), sizes.i64(axis.extent, b))
             if self.poll is not None:
                 self.poll(b)
             with for_range(b, end, "r0.block", start=start) as i:

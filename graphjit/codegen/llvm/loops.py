@@ -43,7 +43,7 @@ def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, init=None
     b.position_at_end(body)
     carried = Carried(index, value)
     yield carried
-    index.add_incoming(b.add(index, ir.Constant(I64, step), flags=("nsw", "nuw")), b.block)
+    index.add_incoming(b.add(index, i64(step, b), flags=("nsw", "nuw")), b.block)
     if value is not None:
         value.add_incoming(carried.next, b.block)
     b.branch(header)
@@ -53,8 +53,8 @@ def _counted_loop(b: ir.IRBuilder, count, name: str, start, step: int, init=None
 
 @contextmanager
 def for_range(b: ir.IRBuilder, count, name: str = "i", start=0, step: int = 1):
-    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i += step) { body }`; n
-    and start are Python ints or i64 values."""
+    """`with for_range(b, n) as i:` emits `for (i = start; i < n; i += step) { body }`; n,
+    start and step are Python ints or i64 values (a step > 0)."""
     with _counted_loop(b, count, name, start, step) as carried:
         yield carried.index
 

@@ -67,6 +67,12 @@ from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 ENTRY = "graphjit_entry"
 
 
+def _pays(work) -> bool:
+    """Whether threads may pay for a kernel: a size of the run's is decided when it runs
+    (call_split), so its kernel is split by blocks whatever the size (the same bits)."""
+    return is_symbolic(work) or work >= PARALLEL_MIN_WORK
+
+
 @dataclass
 class KernelCall:
     """A fused op's emitted kernel and how to call it: `kernel(*args, lo, hi)` over the
@@ -372,7 +378,7 @@ class Lowering:
             and self.numerics is None
             and not value_checked_ops(body)
             and splits_by_blocks(body, reduction)
-            and kernel_work(body, size_of(iteration_space(body))) >= PARALLEL_MIN_WORK
+            and _pays(kernel_work(body, size_of(iteration_space(body))))
         )
 
     def _fused_by_blocks(self, op: Operation) -> None:
@@ -385,11 +391,13 @@ class Lowering:
         dtype = reduction.result.type.dtype
         (raw,) = self.scratch([blocks * stride * dtype.np.itemsize])
         partials = T.typed_pointer(self.b, raw, dtype)
-        call = self.kernel_call(op, by_blocks=True)
-        call_split(self, call.kernel, call.args + [partials], call.extent, call.work)
+        call = self.kernel_call(op, partials)
+        call_split(self, call.kernel, call.args, call.extent, call.work)
         if call.polls:  # it may have returned early for a Ctrl-C
             self.poll_interrupt()
-        combine_pairwise(self.b, partials, blocks, stride, width)
+        combine_pairwise(
+            self.b, partials, self.i64(blocks) if is_symbolic(blocks) else blocks, stride, width
+        )
         out = self.typed(op.results[body.terminator.operands.index(reduction.result)])
         zero = identity(reduction.name, dtype)
         with for_range(self.b, width, "root") as k:  # identity + root, as _merge adds it
@@ -410,9 +418,10 @@ class Lowering:
                 group.append(i)
         return groups
 
-    def kernel_call(self, op: Operation, by_blocks: bool = False) -> KernelCall:
-        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi;
-        by blocks, before the partial sums too: see _fused_by_blocks)."""
+    def kernel_call(self, op: Operation, partials=None) -> KernelCall:
+        """A fused op's kernel, emitted, and the arguments to call it with (before lo, hi);
+        with `partials`, the kernel over blocks (see _fused_by_blocks)."""
+        by_blocks = partials is not None
         values = op.operands + op.results
         shared = tuple(frozenset(g) for g in self.storage_groups(values) if len(g) > 1)
         kernel, extent, splittable, fallible = emit_kernel(
@@ -423,6 +432,8 @@ class Lowering:
         if accumulator_bytes(op) and not by_blocks:  # float16/bfloat16 sums in float32
             (scratch,) = self.scratch([accumulator_bytes(op)])
             args.append(self.b.bitcast(scratch, T.F32.as_pointer()))
+        if by_blocks:
+            args.append(partials)
         if self.numerics is not None:
             args.append(self.numerics.kernel_slot())
         if fallible:
