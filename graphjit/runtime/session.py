@@ -269,6 +269,8 @@ class Session:
         sized = self._size_class(values, ops, feeds)
         if executable is None and sized is not None:
             executable = self._any_size_executable(*sized[:2])
+            if executable is not None:  # (under these shapes too: run plans need the key)
+                self._remember(key, executable)
         if executable is None or (keep_ir and not executable.report.ir):
             executable = self._compile(values, ops, feeds, keep_ir, sized)
             self._remember(key, executable)

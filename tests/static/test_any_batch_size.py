@@ -280,3 +280,17 @@ def test_a_sum_over_the_batch_has_the_bits_of_a_compile_for_its_size(compiles):
             dynamic.run(out, data), gj.Session(g, dynamic=False).run(out, data)
         )
     assert sum(bool(p.sizes) for p in compiles) == 1
+
+
+def test_a_size_run_before_takes_the_fast_path_again():
+    """A size served by a compile for every size is remembered under its own shapes, so
+    its next runs skip the checks (a run plan), as runs of a compiled shape do."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 4], name="x")
+        y = x * 2.0 + 1.0
+    sess = gj.Session(g, dynamic=True)
+    for n in [3, 5, 5, 3]:
+        np.testing.assert_array_equal(sess.run(y, {x: np.ones((n, 4), np.float32)}), 3.0)
+    assert len(sess._run_plans) == 2
+    assert len({id(plan.executable) for plan in sess._run_plans.values()}) == 1

@@ -46,6 +46,7 @@ class LLVMRunner:
         # batch size (symbolic.py), the sizes are polynomials in the run's `dims`: the
         # held arena is the largest a run has needed.
         self.held_limit = config.held_buffer_bytes()
+        self.program = program
         self.sizes = program.sizes
         self.dims = (ctypes.c_int64 * max(len(self.sizes), 1))()
         self.arena_size = lowering.arena_bytes
@@ -86,7 +87,7 @@ class LLVMRunner:
 
     def _size_run(self, args) -> None:
         """Set this run's sizes: `dims`, the output shapes and the arena (under the lock)."""
-        values = [args[i].shape[axis] for i, axis in self.sizes]
+        values = self.program.size_values(args)
         for k, n in enumerate(values):
             self.dims[k] = n
         self.out_shapes = [tuple(_sized(d, values) for d in t.shape) for t in self.out_types]

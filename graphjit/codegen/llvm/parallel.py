@@ -138,7 +138,7 @@ def call_split(lowering, kernel: ir.Function, buffers: list, extent, work, chunk
             _split(lowering, kernel, buffers, *map(lowering.i64, (extent, chunks)))
         return
     whole = lowering.i64(extent)
-    if not pool.ensure():
+    if (not is_symbolic(work) and work < PARALLEL_MIN_WORK) or not pool.ensure():
         b.call(kernel, buffers + [ir.Constant(T.I64, 0), whole])
         return
     if chunks:
