@@ -18,8 +18,10 @@ and offsets that change with the batch size, in code that asks for them (`is_sym
 Decisions that hold for every admissible size need no guard: symbols stand for sizes of
 at least 2 (0 and 1 are kept as ints, as dynamo does: they change broadcasting and
 emptiness), so a polynomial whose coefficients are all of one sign is decided by its
-value at 2. Feeds whose unknown dimensions have equal sizes share one symbol ("duck
-sizing"), with the guard that they stay equal, so `x + y` of two [B, n] feeds needs no
+value at the least sizes. Besides the symbols, a polynomial may hold sizes derived from
+them that no polynomial says (floor(P / d): a count of blocks), each an atom of its own.
+Feeds whose unknown dimensions have equal sizes share one symbol ("duck sizing"; the
+Session's size class records which were equal), so `x + y` of two [B, n] feeds needs no
 guard at all."""
 
 from __future__ import annotations
