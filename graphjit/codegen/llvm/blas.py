@@ -219,24 +219,13 @@ def _blocks(m: int, n: int, k: int) -> tuple[bool, int]:
     """(split C's columns rather than its rows, how many blocks) for one m×n×k product.
     Under 2 * BLOCK_MIN_WIDTH wide, a large product still takes two blocks down to
     NARROWEST_BLOCK: a convolution's filter gradient (64 x 288, summed over 784 pixels an
-    image) would otherwise run on one thread. (Compared, not divided: a size of the run
-    (symbolic.py) is then guarded by ranges, not pinned.)"""
+    image) would otherwise run on one thread. (Sizes of the run: _block_count.)"""
     by_columns = n >= m
     width = n if by_columns else m
-    wide = min(_quotient_at_most(width, BLOCK_MIN_WIDTH, MAX_BLOCKS), MAX_BLOCKS)
+    wide = width // BLOCK_MIN_WIDTH
     if wide < 2:
         wide = 2 if width >= 2 * NARROWEST_BLOCK else 1
-    return by_columns, max(1, min(wide, _quotient_at_most(m * n * k, BLOCK_MIN_MACS, wide)))
-
-
-def _quotient_at_most(n, divisor: int, most: int) -> int:
-    """min(n // divisor, most), by comparisons."""
-    if not is_symbolic(n):
-        return min(n // divisor, most)
-    q = 0
-    while q < most and n >= (q + 1) * divisor:
-        q += 1
-    return q
+    return by_columns, max(1, min(wide, (m * n * k) // BLOCK_MIN_MACS, MAX_BLOCKS))
 
 
 def split_matmul(
