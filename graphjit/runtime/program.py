@@ -15,7 +15,7 @@ from graphjit.ir import builder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Function, Operation, Value, captured_values
 from graphjit.ir.ops import FEED, STATE, STATE_UPDATE
-from graphjit.ir.symbolic import MIN_SIZE, ShapeEnv
+from graphjit.ir.symbolic import MIN_SIZE, ShapeEnv, hint
 from graphjit.ir.types import TensorType
 
 
@@ -136,9 +136,10 @@ def check_tensor_sizes(fn: Function, limit: int) -> None:
             if not isinstance(v.type, TensorType) or not v.type.is_static:
                 continue
             size = v.type.size * v.type.dtype.np.itemsize
-            if size > limit:
+            if size > limit:  # (named at the fed sizes, not as the symbolic type's ?)
+                fed = v.type.with_shape(hint(d) for d in v.type.shape)
                 raise ResourceError(
-                    f"'{op.name}' would make a {v.type} of {_human(size)}, more than "
+                    f"'{op.name}' would make a {fed} of {_human(hint(size))}, more than "
                     f"the {_human(limit)} a tensor may take (max_tensor_bytes)",
                     op=op,
                 )

@@ -266,6 +266,8 @@ class Session:
             executable = self._cache.get(key)
             if executable is not None:
                 self._cache.move_to_end(key)
+        if executable is not None and (executable.report.ir or not keep_ir):
+            return executable  # (compiled for these shapes: no size class to work out)
         sized = self._size_class(values, ops, feeds)
         if executable is None and sized is not None:
             executable = self._any_size_executable(*sized[:2])

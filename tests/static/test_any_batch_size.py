@@ -294,3 +294,19 @@ def test_a_size_run_before_takes_the_fast_path_again():
         np.testing.assert_array_equal(sess.run(y, {x: np.ones((n, 4), np.float32)}), 3.0)
     assert len(sess._run_plans) == 2
     assert len({id(plan.executable) for plan in sess._run_plans.values()}) == 1
+
+
+def test_a_batch_too_large_for_max_tensor_bytes_is_refused_as_before():
+    """The size limit is a guard: a batch past it compiles again, which refuses it before
+    anything is allocated, naming the fed shape; smaller batches still run."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 1024], name="x")
+        y = gj.reduce_sum(gj.tanh(x), axis=1)
+    sess = gj.Session(g, dynamic=True, max_tensor_bytes=1 << 26)
+    assert sess.run(y, {x: np.zeros((8, 1024), np.float32)}).shape == (8,)
+    with pytest.raises(gj.ResourceError, match=r"'tanh'.*tensor<100000x1024xf32>"):
+        sess.run(y, {x: np.broadcast_to(np.float32(0), (100_000, 1024))})
+    np.testing.assert_allclose(
+        sess.run(y, {x: np.ones((9, 1024), np.float32)}), 1024 * np.tanh(1.0), rtol=1e-5
+    )

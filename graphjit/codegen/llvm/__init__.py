@@ -49,6 +49,7 @@ class LLVMRunner:
         self.program = program
         self.sizes = program.sizes
         self.dims = (ctypes.c_int64 * max(len(self.sizes), 1))()
+        self.last_sizes = None  # the sizes _size_run last set up
         self.arena_size = lowering.arena_bytes
         self.out_types = [v.type for v in fn.block.terminator.operands]
         self.arena = None
@@ -88,6 +89,9 @@ class LLVMRunner:
     def _size_run(self, args) -> None:
         """Set this run's sizes: `dims`, the output shapes and the arena (under the lock)."""
         values = self.program.size_values(args)
+        if values == self.last_sizes:
+            return  # (the usual run: the sizes of the one before)
+        self.last_sizes = values
         for k, n in enumerate(values):
             self.dims[k] = n
         self.out_shapes = [tuple(_sized(d, values) for d in t.shape) for t in self.out_types]
