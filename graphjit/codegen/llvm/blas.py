@@ -163,11 +163,12 @@ BLOCK_MIN_MACS = 1 << 20  # each block: enough work for BLAS's packing to pay
 # into its own layout first): a block w wide packs ~1/w of an element per multiply-add,
 # where the kernel does ~32 multiply-adds a cycle and a copy ~1 element, so blocks 64 wide
 # spent a third of their time packing (the transformer step: 19% of it in OpenBLAS's
-# copy routines). Blocks at least 256 wide, at most 8 a matrix (2-4 per thread on the
-# machines graphjit is tuned on) keep packing near a tenth and still let a stalled thread
-# hand its blocks to the others. The split does not depend on the run-time thread count,
-# so neither do the bits.
-BLOCK_MIN_WIDTH = 256
+# copy routines). Blocks at least 512 wide, at most 8 a matrix, keep packing near a
+# twentieth and still let a stalled thread hand its blocks to the others. (256 wide: the
+# MLP's 128x1024 @ 1024x1024 products ran in 4 blocks, and its training step 4-6% slower,
+# alternated quiet; under a busy process the two were level. No other bench row moved.)
+# The split does not depend on the run-time thread count, so neither do the bits.
+BLOCK_MIN_WIDTH = 512
 NARROWEST_BLOCK = 64
 MAX_BLOCKS = 8
 
