@@ -45,7 +45,7 @@ class ShapeEnv:
     in the order of the entry's `dims`), then sizes derived from them that no polynomial
     can say, floor(P / d) of a polynomial P with no negative coefficient (a count of
     blocks, ceil(n / d) = floor((n + d - 1) / d)). Every atom never decreases as a size
-    grows, which is what lets `_known_sign` decide from each atom's least value."""
+    grows, which is what lets `sign_bounds` decide from each atom's least value."""
 
     def __init__(self):
         self.atoms: list = []  # None for a symbol; (P's terms, d) for floor(P / d)
@@ -122,11 +122,20 @@ class ShapeEnv:
         terms, d = self.atoms[atom]
         return f"(({SymInt(self, dict(terms))!r}) // {d})"
 
+    def sign_bounds(self, poly: dict) -> tuple[int, int]:
+        """(lo, hi): bounds on the sign of `poly` that hold at every admissible size."""
+        lo, hi = _monotone_bounds(poly, self.least)
+        bounded = _floors_bounded(poly, self.atoms) if lo != hi else None
+        if bounded is not None:
+            lo = max(lo, _monotone_bounds(bounded[0], self.least)[0])
+            hi = min(hi, _monotone_bounds(bounded[1], self.least)[1])
+        return lo, hi
+
     def _decide(self, poly: dict, rel: str) -> bool:
         """`poly rel 0`, for the hints, recorded as a guard unless it holds for all sizes."""
-        known = _known_sign(poly, self.least)
+        known = _decided(self.sign_bounds(poly), rel)
         if known is not None:
-            return _COMPARE[rel](known, 0)
+            return known
         if self.frozen:
             raise BackendError(
                 "a decision on a size known only when the program runs was taken after "
@@ -151,24 +160,59 @@ def _evaluate(terms, values) -> int:
     return total
 
 
-def _known_sign(poly: dict, least: list[int]):
-    """-1, 0 or 1 when the sign of `poly` is the same for every admissible size, else
-    None. Coefficients all of one sign: every atom grows with the sizes, so the value at
-    the atoms' least values is the least (or the most) the polynomial takes."""
-    if not poly:
-        return 0
+def _monotone_bounds(poly: dict, least: list[int]) -> tuple[int, int]:
+    """(lo, hi): bounds on the sign of `poly` at every admissible size. Every atom grows
+    with the sizes, so where no coefficient but the constant is negative the polynomial
+    is least at the atoms' least values (and where none is positive, greatest)."""
     signs = {c > 0 for m, c in poly.items() if m}
-    if len(signs) > 1:
-        return None
-    at_least = _evaluate(poly, least)
-    constant = poly.get((), 0)
-    if signs == {True} and at_least > 0:
-        return 1
-    if signs == {False} and at_least < 0:
-        return -1
     if not signs:
-        return (constant > 0) - (constant < 0)
-    return None
+        constant = poly.get((), 0)
+        return (constant > 0) - (constant < 0), (constant > 0) - (constant < 0)
+    if len(signs) > 1:
+        return -1, 1
+    at_least = _evaluate(poly, least)
+    sign = (at_least > 0) - (at_least < 0)
+    return (sign, 1) if signs == {True} else (-1, sign)
+
+
+def _floors_bounded(poly: dict, atoms: list) -> tuple[dict, dict] | None:
+    """D * poly from below and from above with each floor(P / d) atom that appears alone
+    in a term replaced by its bounds, d * floor(P / d) within [P - d + 1, P] (D the
+    product of those d), or None where no such atom appears. Lets 64 * ceil(4 s0 / 64)
+    - 4 s0 >= 0 be decided without a guard (memory offsets rounded up to cache lines)."""
+    alone = {m[0] for m, c in poly.items() if len(m) == 1 and atoms[m[0]] is not None}
+    alone -= {a for m in poly if len(m) > 1 for a in m}
+    if not alone:
+        return None
+    scale = 1
+    for a in alone:
+        scale *= atoms[a][1]
+    low, high = {}, {}
+    for m, c in poly.items():
+        if m and m[0] in alone:
+            terms, d = atoms[m[0]]
+            for bound, at_most in ((low, c < 0), (high, c > 0)):
+                factor = c * (scale // d)  # c * (scale / d) * (d * a)
+                for tm, tc in terms:
+                    bound[tm] = bound.get(tm, 0) + factor * tc
+                if not at_most:  # this side takes d * a at its least, P - d + 1
+                    bound[()] = bound.get((), 0) - factor * (d - 1)
+        else:
+            for bound in (low, high):
+                bound[m] = bound.get(m, 0) + c * scale
+    return low, high
+
+
+def _decided(bounds: tuple[int, int], rel: str) -> bool | None:
+    """`poly rel 0` where the sign of poly lies within `bounds` for every size, or None
+    where that depends on the sizes."""
+    lo, hi = bounds
+    if rel == "<":
+        return True if hi < 0 else False if lo >= 0 else None
+    if rel == "<=":
+        return True if hi <= 0 else False if lo > 0 else None
+    equal = True if lo == hi == 0 else False if lo > 0 or hi < 0 else None
+    return equal if rel == "==" or equal is None else not equal
 
 
 def _poly(x):
@@ -400,11 +444,20 @@ def _concrete(x):
 
 
 def round_up(n, multiple: int):
-    """The least multiple of `multiple` at least `n`; for a SymInt, a multiple of it at
-    least n for every size: each coefficient rounded up (exact where they divide)."""
-    if isinstance(n, SymInt):
-        return _make(n.env, {m: -(-c // multiple) * multiple for m, c in n.poly.items()})
-    return -(-n // multiple) * multiple
+    """The least multiple of `multiple` at least `n`. For a SymInt whose terms are all
+    multiples already, only the constant is rounded; else `multiple` * floor((n +
+    multiple - 1) / multiple), exact at every size (an atom: sign_bounds still decides
+    that it is at least n). A polynomial with a negative coefficient has no such atom:
+    each coefficient is rounded up, a multiple at least n for every size."""
+    if not isinstance(n, SymInt):
+        return -(-n // multiple) * multiple
+    terms = {m: c for m, c in n.poly.items() if m}
+    if all(c % multiple == 0 for c in terms.values()):
+        return _make(n.env, {**terms, (): round_up(n.poly.get((), 0), multiple)})
+    blocks = n.env.floor_div(_poly(n + (multiple - 1)), multiple)
+    if blocks is not None:
+        return blocks * multiple
+    return _make(n.env, {m: -(-c // multiple) * multiple for m, c in n.poly.items()})
 
 
 def known_at_least(a, b) -> bool | None:
@@ -413,10 +466,8 @@ def known_at_least(a, b) -> bool | None:
     diff = a - b
     if not isinstance(diff, SymInt):
         return diff >= 0
-    sign = _known_sign(diff.poly, diff.env.least)
-    if sign is None:
-        return None
-    return sign >= 0
+    lo, hi = diff.env.sign_bounds(diff.poly)
+    return True if lo >= 0 else False if hi < 0 else None
 
 
 def size_key(n):

@@ -274,6 +274,8 @@ class Session:
             if executable is not None:  # (under these shapes too: run plans need the key)
                 self._remember(key, executable)
         if executable is None or (keep_ir and not executable.report.ir):
+            if executable is not None and executable.program.shape_env is None:
+                sized = None  # (inspect: again the static code that runs at these shapes)
             executable = self._compile(values, ops, feeds, keep_ir, sized)
             self._remember(key, executable)
         return executable

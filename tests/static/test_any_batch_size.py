@@ -215,6 +215,72 @@ def test_guards_admit_exactly_the_sizes_whose_decisions_agree():
     assert env.admits([128]) and not env.admits([129])
 
 
+def test_sizes_rounded_up_to_cache_lines_are_exact_and_decided_without_guards():
+    """round_up of 4*s0 is 64 * floor((4*s0 + 63) / 64) at every size, not 64*s0 (the
+    coefficient rounded): and comparisons of such offsets with the sizes they round up
+    are decided for every size, so first fit places buffers without pinning s0."""
+    from graphjit.ir.symbolic import round_up
+
+    env = ShapeEnv()
+    b = env.symbol(1000)
+    line = round_up(4 * b + 1280, 64)
+    assert round_up(4096 * b + 100, 64) == 4096 * b + 128  # terms already multiples
+    assert line >= 4 * b + 1280 and line < 4 * b + 1280 + 64 and line != 4 * b + 1280 + 64
+    assert line + 4 * b > 1280 and not (line + 4 * b <= 4 * b + 1280)
+    assert not env.guards
+    for size in (2, 3, 17, 1000, 16, 1 << 24):
+        assert line.evaluate(env.values([size])) == -(-(4 * size + 1280) // 64) * 64
+
+
+def test_the_arena_at_any_size_is_the_arena_of_a_compile_for_that_size(compiles):
+    """A chain of [B] vectors plans the same bytes symbolically as statically (the
+    symbolic plan once put each buffer 64*B bytes above the last: 16x the memory, and an
+    arena too large to be kept between runs), and still compiles once for every size."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None])
+        y, total = x, 0.0
+        for _ in range(6):
+            y = gj.tanh(y) * 1.01 + 0.1
+            total = total + gj.reduce_sum(y)
+    data = np.random.default_rng(0).normal(size=100_003).astype(np.float32)
+    reports = {}
+    for dynamic in (False, True):
+        sess = gj.Session(g, dynamic=dynamic)
+        reports[dynamic] = sess.inspect(total, {x: data})
+        np.testing.assert_allclose(sess.run(total, {x: data}), total_of(data), rtol=1e-5)
+    assert reports[True].any_size
+    assert reports[True].arena_bytes <= reports[False].arena_bytes + 256
+    sess, before = gj.Session(g, dynamic=True), len(compiles)
+    for size in (17, 5000, 64, 100_003, 3):
+        data = np.random.default_rng(size).normal(size=size).astype(np.float32)
+        np.testing.assert_allclose(sess.run(total, {x: data}), total_of(data), rtol=1e-5)
+    assert len(compiles) == before + 1
+
+
+def total_of(data):
+    y, total = data.astype(np.float64), 0.0
+    for _ in range(6):
+        y = np.tanh(y) * 1.01 + 0.1
+        total += y.sum()
+    return total
+
+
+def test_inspect_reports_the_code_that_runs_at_these_shapes(compiles):
+    """dynamic=None runs a signature's first size as static code: inspect at that size
+    reports (and keeps) static code too, not the compile for every size it would make
+    for a second size."""
+    g, x, labels, fetches = mlp(train=False)
+    sess = gj.Session(g)
+    sess.run(fetches, feed(x, labels, 32, 0))
+    report = sess.inspect(fetches, feed(x, labels, 32, 1))
+    assert not report.any_size and report.ir
+    assert not sess.inspect(fetches, feed(x, labels, 32, 2)).any_size
+    assert sess.inspect(fetches, feed(x, labels, 48, 3)).any_size  # a second size
+    assert sess.inspect(fetches, feed(x, labels, 40, 4)).any_size
+    assert [p.shape_env is not None for p in compiles] == [False, False, True]
+
+
 def test_sizes_that_do_not_depend_on_the_batch_still_fold():
     """A mean over the feature axis divides by its constant width: folded as in a static
     compile (the same kernels), while a mean over the batch axis divides at run time."""
