@@ -35,6 +35,7 @@ import numpy as np
 from graphjit.errors import BackendError
 
 MIN_SIZE = 2  # the least value a symbol stands for
+MAX_FLOOR_STEPS = 8  # floor atoms a sign decision replaces by their bounds, at most
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne}
 
@@ -124,12 +125,10 @@ class ShapeEnv:
 
     def sign_bounds(self, poly: dict) -> tuple[int, int]:
         """(lo, hi): bounds on the sign of `poly` that hold at every admissible size."""
-        lo, hi = _monotone_bounds(poly, self.least)
-        bounded = _floors_bounded(poly, self.atoms) if lo != hi else None
-        if bounded is not None:
-            lo = max(lo, _monotone_bounds(bounded[0], self.least)[0])
-            hi = min(hi, _monotone_bounds(bounded[1], self.least)[1])
-        return lo, hi
+        return (
+            _bound_by_floors(poly, self.atoms, self.least, lower=True),
+            _bound_by_floors(poly, self.atoms, self.least, lower=False),
+        )
 
     def _decide(self, poly: dict, rel: str) -> bool:
         """`poly rel 0`, for the hints, recorded as a guard unless it holds for all sizes."""
@@ -175,32 +174,32 @@ def _monotone_bounds(poly: dict, least: list[int]) -> tuple[int, int]:
     return (sign, 1) if signs == {True} else (-1, sign)
 
 
-def _floors_bounded(poly: dict, atoms: list) -> tuple[dict, dict] | None:
-    """D * poly from below and from above with each floor(P / d) atom that appears alone
-    in a term replaced by its bounds, d * floor(P / d) within [P - d + 1, P] (D the
-    product of those d), or None where no such atom appears. Lets 64 * ceil(4 s0 / 64)
-    - 4 s0 >= 0 be decided without a guard (memory offsets rounded up to cache lines)."""
-    alone = {m[0] for m, c in poly.items() if len(m) == 1 and atoms[m[0]] is not None}
-    alone -= {a for m in poly if len(m) > 1 for a in m}
-    if not alone:
-        return None
-    scale = 1
-    for a in alone:
-        scale *= atoms[a][1]
-    low, high = {}, {}
-    for m, c in poly.items():
-        if m and m[0] in alone:
-            terms, d = atoms[m[0]]
-            for bound, at_most in ((low, c < 0), (high, c > 0)):
-                factor = c * (scale // d)  # c * (scale / d) * (d * a)
-                for tm, tc in terms:
-                    bound[tm] = bound.get(tm, 0) + factor * tc
-                if not at_most:  # this side takes d * a at its least, P - d + 1
-                    bound[()] = bound.get((), 0) - factor * (d - 1)
-        else:
-            for bound in (low, high):
-                bound[m] = bound.get(m, 0) + c * scale
-    return low, high
+def _bound_by_floors(poly: dict, atoms: list, least: list[int], lower: bool) -> int:
+    """A bound on the sign of `poly` (from below if `lower`, else from above), tightened by
+    replacing its floor(P / d) atoms that stand alone in a term by their bounds, d *
+    floor(P / d) within [P - d + 1, P], the latest atom first (a later atom's P may hold an
+    earlier one, which then cancels). Decides 64 * ceil(4 s0 / 64) - 4 s0 >= 0, and the
+    offsets of buffers rounded up to cache lines one above the other, without guards."""
+    side = 0 if lower else 1
+    best = _monotone_bounds(poly, least)[side]
+    for _ in range(MAX_FLOOR_STEPS):
+        in_products = {a for m in poly if len(m) > 1 for a in m}
+        alone = [m[0] for m in poly if len(m) == 1 and atoms[m[0]] is not None]
+        alone = [a for a in alone if a not in in_products]
+        if not alone or best == (1 if lower else -1):
+            break
+        atom = max(alone)
+        terms, d = atoms[atom]
+        c = poly[(atom,)]
+        scaled = {m: k * d for m, k in poly.items() if m != (atom,)}
+        for m, k in terms:
+            scaled[m] = scaled.get(m, 0) + c * k
+        if (c > 0) == lower:  # this side takes d * floor(P / d) at its least, P - d + 1
+            scaled[()] = scaled.get((), 0) - c * (d - 1)
+        poly = {m: k for m, k in scaled.items() if k}
+        bound = _monotone_bounds(poly, least)[side]
+        best = max(best, bound) if lower else min(best, bound)
+    return best
 
 
 def _decided(bounds: tuple[int, int], rel: str) -> bool | None:
@@ -481,20 +480,28 @@ def is_symbolic(x) -> bool:
 
 def slice_indices(start, stop, step, d) -> tuple:
     """`slice(start, stop, step).indices(d)`, and the slice's length, for a size of the
-    run too: with a step of 1 the bounds clamp by comparisons (guarded ranges, exact
-    expressions); any other step of a symbolic length is decided at the hint."""
-    if not isinstance(d, SymInt) or (step or 1) != 1:
+    run too: Python's clamping by comparisons (guarded where a bound's side depends on the
+    size) and the length ceil((last - first) / step) as an exact expression (a floor atom
+    for a step other than +-1)."""
+    if not isinstance(d, SymInt):
         first, last, step = slice(start, stop, step).indices(operator.index(d))
         return first, last, step, len(range(first, last, step))
+    step = 1 if step is None else step
+    low, high = (0, d) if step > 0 else (-1, d - 1)  # where an index clamps to
 
     def clamp(i, default):
         if i is None:
             return default
         i = d + i if i < 0 else i
-        return 0 if i < 0 else d if i > d else i
+        return low if i < low else high if i > high else i
 
-    first, last = clamp(start, 0), clamp(stop, d)
-    return first, last, 1, (last - first if last > first else 0)
+    first = clamp(start, 0 if step > 0 else d - 1)
+    last = clamp(stop, d if step > 0 else -1)
+    span = last - first if step > 0 else first - last
+    if not span > 0:
+        return first, last, step, 0
+    size = span if abs(step) == 1 else (span + abs(step) - 1) // abs(step)
+    return first, last, step, size
 
 
 def elsewhere_value(n) -> int:

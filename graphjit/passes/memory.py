@@ -502,7 +502,9 @@ def _first_fit(lives: dict, sizes: dict) -> dict[Value, int]:
 def _pack(roots: list, lives: dict, sizes: dict, base: int) -> dict[Value, int]:
     placed: list[tuple[int, int, int, int]] = []  # start, end, offset, size
     offsets = {}
-    for root in sorted(roots, key=lambda r: (-sizes[r], lives[r][0])):
+    # (largest first at the compile's sizes: an order that only guides the packing, so it
+    # takes no guard on sizes of the run)
+    for root in sorted(roots, key=lambda r: (-hint(sizes[r]), lives[r][0])):
         (start, end), size = lives[root], sizes[root]
         busy = sorted(
             ((o, o + n) for s, e, o, n in placed if s <= end and start <= e), key=lambda b: b[0]

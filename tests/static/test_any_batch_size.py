@@ -312,6 +312,15 @@ PROGRAMS = {  # what a model does along its batch axis; each compiles once for a
     "slices": ([8], lambda x: x[1:, 2:5] * 2 + x[:-1, :3]),
     "split_concat": ([8], lambda x: gj.concat(gj.split(x, 2, axis=1)[::-1], axis=0)),
     "stack": ([8], lambda x: gj.stack([x, x * 2], axis=1)),
+    # ops that walk or index the batch axis itself (each once pinned it: one compile a size)
+    "gather_rows": ([8], lambda x: gj.gather(x, gj.constant(np.array([0, 2, -1, 0])))),
+    "index_add_rows": ([8], lambda x: gj.index_add(x, 0, gj.constant(np.array([2, 0, 2])), x[:3])),
+    "cumsum": ([8], lambda x: gj.cumsum(x, axis=0) - gj.cumsum(x, axis=0, reverse=True)),
+    "sort": ([8], lambda x: gj.sort(x, axis=0) + gj.cast(gj.argsort(x, axis=0), gj.float32)),
+    "sort_descending": ([3], lambda x: gj.cast(gj.argsort(x, axis=0, descending=True), gj.float32)),
+    # (no slice of length 1 at these sizes: a length of 1 is compiled as it is)
+    "strided_slices": ([8], lambda x: gj.concat([x[::2], x[::-1], x[::-2], x[1:] * 0], axis=0)),
+    "flip": ([8], lambda x: gj.flip(x, [0, 1]) * x),
 }
 
 

@@ -136,6 +136,8 @@ class LLVMRunner:
         error, message, op = self.errors[status - 1]
         if error is KeyboardInterrupt:
             interrupt.raise_interrupt()
+        if callable(message):  # (it names sizes of the run: sizes.RunMessage)
+            message = message(self.last_sizes)
         return error(message, op=op)
 
     def _outputs(self, args: list) -> list:

@@ -10,9 +10,12 @@ when rows are long."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from llvmlite import ir
 
 from graphjit.codegen.layout import nbytes
+from graphjit.codegen.llvm import sizes
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
 from graphjit.errors import RuntimeCheckError
@@ -33,7 +36,7 @@ def lower_indexed(low, op: Operation) -> None:
     if geo.scatter:
         _zero(low, indexed)
     data_p, index_p, indexed_p = low.typed(data), low.typed(indices), low.typed(indexed)
-    message = out_of_range_message(op.attrs["axis"], geo.axis_size)
+    message = sizes.message(partial(out_of_range_message, op.attrs["axis"]), geo.axis_size)
     rows, strides = geo.rows()
     poll_rows = polls(geo.space) and geo.row_length >= LONG_ROW
     chunked = None if poll_rows else low.poll_interrupt
@@ -41,9 +44,9 @@ def lower_indexed(low, op: Operation) -> None:
         if poll_rows:
             low.poll_interrupt()
         index = _wrapped_index(b, b.load(b.gep(index_p, [i])), geo.axis_size)
-        outside = b.icmp_unsigned(">=", index, ir.Constant(T.I64, geo.axis_size))
+        outside = b.icmp_unsigned(">=", index, sizes.i64(geo.axis_size, b))
         low.fail(message, outside, RuntimeCheckError, op)
-        row = b.add(base, b.mul(index, ir.Constant(T.I64, geo.axis_stride)))
+        row = b.add(base, b.mul(index, sizes.i64(geo.axis_stride, b)))
         _move_row(b, geo, b.gep(data_p, [d]), b.gep(indexed_p, [row]), data.type.dtype)
 
 
@@ -61,7 +64,7 @@ def _wrapped_index(b: ir.IRBuilder, raw: ir.Value, size: int) -> ir.Value:
     """The index as i64, a negative one counted from the end (NumPy's x[-1])."""
     index = b.sext(raw, T.I64) if raw.type != T.I64 else raw
     negative = b.icmp_signed("<", index, ir.Constant(T.I64, 0))
-    return b.select(negative, b.add(index, ir.Constant(T.I64, size)), index)
+    return b.select(negative, b.add(index, sizes.i64(size, b)), index)
 
 
 def _add_into(b: ir.IRBuilder, ptr: ir.Value, value: ir.Value, dtype) -> None:
@@ -72,7 +75,7 @@ def _add_into(b: ir.IRBuilder, ptr: ir.Value, value: ir.Value, dtype) -> None:
 def _zero(low, v) -> None:
     """A scatter's result starts as zeros (all-zero bytes are 0 and 0.0 in every dtype)."""
     memset = low.module.declare_intrinsic("llvm.memset", [T.I8P, T.I64])
-    size = ir.Constant(T.I64, nbytes(v))
+    size = low.i64(nbytes(v))
     low.b.call(memset, [low.ptr(v), ir.Constant(T.I8, 0), size, ir.Constant(T.I1, 0)])
 
 

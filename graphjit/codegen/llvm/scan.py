@@ -12,11 +12,10 @@ of a float32 running sum: that is what a narrow reduction does, not NumPy's cums
 
 from __future__ import annotations
 
-from llvmlite import ir
-
 from graphjit.codegen.layout import size_of
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range, polls
+from graphjit.codegen.llvm.sizes import i64
 from graphjit.ir.core import Operation
 
 
@@ -34,26 +33,22 @@ def op_cumsum(low, op: Operation) -> None:
     reverse = op.attrs["reverse"]
 
     def at(ptr, base, row, k):
-        return b.gep(ptr, [b.add(base, b.add(b.mul(row, _i64(inner)), k))])
+        return b.gep(ptr, [b.add(base, b.add(b.mul(row, i64(inner, b)), k))])
 
     with for_range(b, outer, "scan.outer") as o:
         if polls(x.type.shape):
             low.poll_interrupt()
-        base = b.mul(o, _i64(n * inner))
-        first = _i64(n - 1 if reverse else 0)
+        base = b.mul(o, i64(n * inner, b))
+        first = i64(n - 1 if reverse else 0, b)
         with for_range(b, inner, "scan.first") as k:
             b.store(b.load(at(xp, base, first, k)), at(outp, base, first, k))
         with for_range(b, n, "scan.row", start=1) as i:
-            row = b.sub(_i64(n - 1), i) if reverse else i
-            prev = b.add(row, _i64(1)) if reverse else b.sub(row, _i64(1))
+            row = b.sub(i64(n - 1, b), i) if reverse else i
+            prev = b.add(row, i64(1)) if reverse else b.sub(row, i64(1))
             with for_range(b, inner, "scan.inner") as k:
                 previous = T.load(b, at(outp, base, prev, k), dtype)
                 total = _add(b, previous, T.load(b, at(xp, base, row, k), dtype), dtype)
                 T.store(b, total, at(outp, base, row, k), dtype)
-
-
-def _i64(value: int) -> ir.Constant:
-    return ir.Constant(T.I64, value)
 
 
 def _add(b, acc, x, dtype):

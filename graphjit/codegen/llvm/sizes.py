@@ -37,6 +37,22 @@ def i64(n, b: ir.IRBuilder | None = None) -> ir.Value:
     return ir.Constant(T.I64, operator.index(n))
 
 
+class RunMessage:
+    """An error's words that name sizes of the run, made when it is raised (`words(*sizes)`
+    at the failing run's sizes: a message formatted while compiling would pin them)."""
+
+    def __init__(self, words, *sizes):
+        self.words, self.sizes = words, sizes
+
+    def __call__(self, values: list[int]) -> str:
+        return self.words(*(n.evaluate(values) if is_symbolic(n) else n for n in self.sizes))
+
+
+def message(words, *sizes):
+    """`words(*sizes)` now where every size is an int, else a RunMessage."""
+    return RunMessage(words, *sizes) if any(map(is_symbolic, sizes)) else words(*sizes)
+
+
 def run_size(b: ir.IRBuilder, dims: ir.Value, n) -> ir.Value:
     """`n` (an int or a SymInt) as an i64 computed at `b`'s position from `dims`."""
     if not is_symbolic(n):

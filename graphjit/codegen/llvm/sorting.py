@@ -4,8 +4,9 @@
 the sorted axis) at a time: O(n log n) and stable, since a merge takes from its left run
 unless the right run's element must come strictly before. The pairs live in two arena
 scratch buffers (`Lowering.scratch`: nothing the size of a row goes on the native stack)
-that the passes merge back and forth between; the number of passes, ceil(log2 n), is
-known when the code is generated, so which buffer holds the result is too. NaN orders as
+that the passes merge back and forth between; the number of passes, ceil(log2 n), and so
+which buffer holds the result, is computed from n (when the program runs, for a length
+known only then: ir/symbolic.py). NaN orders as
 the reference kernel orders it: largest (last ascending, first descending). float16 and
 bfloat16 values are moved as their 16 stored bits and compared widened to float32 (exact,
 so the order, ties and NaNs are those of the narrow values), as NumPy sorts them."""
@@ -19,7 +20,9 @@ from llvmlite import ir
 from graphjit.codegen.layout import contiguous_strides, size_of
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range, loop_nest, polls
+from graphjit.codegen.llvm.sizes import i64
 from graphjit.ir.core import Operation
+from graphjit.ir.symbolic import is_symbolic
 
 
 def _without(items, axis: int) -> list:
@@ -78,16 +81,17 @@ class _Pairs:
         b.store(pair[1], b.gep(self.positions, [at]))
 
 
-def _merge_pass(low, src: _Pairs, dst: _Pairs, n: int, width, before) -> None:
+def _merge_pass(low, src: _Pairs, dst: _Pairs, n, width, before) -> None:
     """Merge the adjacent runs of `width` pairs in src into runs of 2 * width in dst."""
     b = low.b
+    n = i64(n, b)
     span = b.shl(width, _const(1))
-    runs = b.udiv(b.add(_const(n), b.sub(span, _const(1))), span)  # ceil(n / span)
+    runs = b.udiv(b.add(n, b.sub(span, _const(1))), span)  # ceil(n / span)
     left, right = low.local(T.I64), low.local(T.I64)
     with for_range(b, runs, "sort.run") as r:
         lo = b.mul(r, span)
-        mid = _smaller(b, b.add(lo, width), _const(n))
-        hi = _smaller(b, b.add(lo, span), _const(n))
+        mid = _smaller(b, b.add(lo, width), n)
+        hi = _smaller(b, b.add(lo, span), n)
         b.store(lo, left)
         b.store(mid, right)
         with for_range(b, hi, "sort.merge", start=lo) as at:
@@ -110,23 +114,28 @@ def _smaller(b, x, y):
     return b.select(b.icmp_signed("<", x, y), x, y)
 
 
-def _passes(n: int) -> int:
-    """ceil(log2 n): merge passes until one run covers the row."""
-    return max(0, (n - 1).bit_length())
+def _passes(b: ir.IRBuilder, n) -> ir.Value:
+    """ceil(log2 n), the bit length of n - 1: merge passes until one run covers the row."""
+    if not is_symbolic(n):
+        return _const(max(0, (n - 1).bit_length()))
+    leading = b.ctlz(b.sub(i64(n, b), _const(1)), ir.Constant(T.I1, 0))
+    return b.sub(_const(64), leading)  # (n >= 2: a symbol's least size)
 
 
-def _sort_row(low, buffers: list[_Pairs], n: int, before) -> _Pairs:
+def _sort_row(low, buffers: list[_Pairs], n, before) -> _Pairs:
     """Merge-sort the n pairs in buffers[0], passes alternating between the buffers;
     returns the one holding the sorted row. A long row polls for Ctrl-C between passes."""
     b = low.b
-    with for_range(b, _passes(n), "sort.pass") as p:
+    passes = _passes(b, n)
+    with for_range(b, passes, "sort.pass") as p:
         if polls((n,)):
             low.poll_interrupt()
         even = b.icmp_unsigned("==", b.and_(p, _const(1)), _const(0))
         src = buffers[0].select(b, even, buffers[1])
         dst = buffers[1].select(b, even, buffers[0])
         _merge_pass(low, src, dst, n, b.shl(_const(1), p), before)
-    return buffers[_passes(n) % 2]
+    odd = b.icmp_unsigned("!=", b.and_(passes, _const(1)), _const(0))
+    return buffers[1].select(b, odd, buffers[0])
 
 
 def op_sort(low, op: Operation) -> None:
@@ -147,12 +156,12 @@ def op_sort(low, op: Operation) -> None:
         if polls(shape):  # a poll per row: many short rows take long too
             low.poll_interrupt()
         with for_range(b, n, "sort.load") as j:
-            element = b.load(b.gep(xp, [b.add(x_row, b.mul(j, _const(x_strides[axis])))]))
+            element = b.load(b.gep(xp, [b.add(x_row, b.mul(j, i64(x_strides[axis], b)))]))
             buffers[0].store(b, j, [element, j])
         result = _sort_row(low, buffers, n, before)
         with for_range(b, k, "sort.store") as j:  # the first k: all, or a top-k's
             element, position = result.load(b, j)
-            at = b.add(out_row, b.mul(j, _const(out_strides[axis])))
+            at = b.add(out_row, b.mul(j, i64(out_strides[axis], b)))
             b.store(element, b.gep(vp, [at]))
             b.store(position, b.gep(pp, [at]))
 
