@@ -4,7 +4,9 @@
 Upstream linalg has neither a scan nor a sort (IREE's `iree_linalg_ext.scan` and `.sort`
 are IREE's own dialect), and a loop of `tensor.insert`s would run one element at a time.
 Both are written as the dense reductions they equal, every output in parallel, O(n²)
-work along the axis:
+work along the axis. The IREE backend (`Writer.linalg_ext`) takes IREE's scan for
+cumsum instead: O(n), and its sequential sum has the interpreter's bits. (IREE's sort is
+an O(n²) exchange sort on the CPU, and not stable: the dense form stays.)
 
 - cumsum: out[i] = the sum of x[j] over j <= i (j >= i reversed), added in the order the
   interpreter adds them (from the far end when reversed), so results match bit for bit
@@ -31,6 +33,8 @@ def emit_cumsum(w, op):
     """out[i] = the sum of x[j] over j <= i along the axis (j >= i reversed)."""
     x, t = operands(w, op)[0]
     axis, reverse = op.attrs["axis"], op.attrs["reverse"]
+    if w.linalg_ext:
+        return [_scan(w, x, t, axis, reverse)]
     rank = len(t.shape)
     size = w.dim(x, t, axis)
     loops = [f"d{i}" for i in range(rank)]
@@ -60,6 +64,45 @@ def emit_cumsum(w, op):
     maps = [affine_map(rank + 1, along), affine_map(rank + 1, loops)]
     iterators = ["parallel"] * rank + ["reduction"]
     return generic(w, inputs, [(init, t)], maps, iterators, body)
+
+
+def _scan(w, x: str, t: TensorType, axis: int, reverse: bool) -> str:
+    """cumsum as IREE's `iree_linalg_ext.scan`: a running sum from -0.0 (or 0) along the
+    axis, in order; reversed, of x read back to front and written back to front."""
+    dims = dims_of(w, x, t)
+    if reverse:
+        x = _mirrored(w, x, t, axis, dims)
+    rest = TensorType(t.shape[:axis] + t.shape[axis + 1 :], t.dtype)
+    start = w.filled(rest, dims[:axis] + dims[axis + 1 :], neutral(t.dtype))
+    ty, types = element_type(t.dtype), f"{tensor_type(t)}, {tensor_type(rest)}"
+    element, total, result = w.fresh("a"), w.fresh("a"), w.fresh("s")
+    w.emit(
+        f"{result}:2 = iree_linalg_ext.scan dimension({axis}) inclusive(true) "
+        f"ins({x} : {tensor_type(t)}) outs({w.empty(t, dims)}, {start} : {types}) {{"
+    )
+    w.emit(f"^bb0({element}: {ty}, {total}: {ty}):")
+    w.depth += 1
+    add = "arith.addf" if t.dtype.is_floating else "arith.addi"
+    w.emit(f"iree_linalg_ext.yield {w.op(f'{add} {element}, {total} : {ty}')} : {ty}")
+    w.depth -= 1
+    w.emit(f"}} -> {types}")
+    return _mirrored(w, f"{result}#0", t, axis, dims) if reverse else f"{result}#0"
+
+
+def _mirrored(w, x: str, t: TensorType, axis: int, dims: list) -> str:
+    """x read back to front along `axis` (any sizes; an indexing map cannot say n-1-i)."""
+    rank = len(t.shape)
+    last = w.op(f"arith.subi {as_index(w, dims[axis])}, {w.index(1)} : index")
+
+    def body(w, _):
+        at = [w.op(f"linalg.index {i} : index") for i in range(rank)]
+        at[axis] = w.op(f"arith.subi {last}, {at[axis]} : index")
+        return [w.op(f"tensor.extract {x}[{', '.join(at)}] : {tensor_type(t)}")]
+
+    out = [(w.empty(t, dims), t)]
+    return generic(
+        w, [], out, [affine_map(rank, [f"d{i}" for i in range(rank)])], ["parallel"] * rank, body
+    )[0]
 
 
 # ---- sort ----------------------------------------------------------------------------------

@@ -40,15 +40,19 @@ def export_program(program: Program) -> str:
 
 
 def export_with_checks(
-    program: Program, check_numerics: bool = False, own_math: frozenset = frozenset()
+    program: Program,
+    check_numerics: bool = False,
+    own_math: frozenset = frozenset(),
+    linalg_ext: bool = False,
 ) -> tuple[str, list]:
     """The MLIR text of a program's function, and the (message, op, error class) of each
     run-time check in it: `cf.assert` number k fails with "graphjit check k"
     (writer.CHECK_PREFIX). `check_numerics`: every op's float results are checked too.
     `own_math`: the (function, dtype name) pairs written by graphjit in `arith`
-    (own_math.OWN_MATH) rather than as `math` ops."""
+    (own_math.OWN_MATH) rather than as `math` ops; `linalg_ext`: IREE's `iree_linalg_ext`
+    ops where upstream has none (the IREE backend: not upstream MLIR)."""
     fn = program.function
-    w = Writer(check_numerics, own_math)
+    w = Writer(check_numerics, own_math, linalg_ext)
     args = [f"%arg{i}" for i in range(len(fn.args))]
     w.names.update(zip(fn.args, args))
     for op in fn.block.ops:

@@ -99,7 +99,9 @@ class IreeRunner:
         from graphjit.mlir.export import export_with_checks
         from graphjit.mlir.own_math import OWN_MATH
 
-        self.text, self.checks = export_with_checks(program, check_numerics, OWN_MATH)
+        self.text, self.checks = export_with_checks(
+            program, check_numerics, OWN_MATH, linalg_ext=True
+        )
         runtime = require_iree().runtime
         self.driver = driver_for(program.function)
         config = _device_config(self.driver)

@@ -52,11 +52,18 @@ class Writer:
     `checks` holds the (message, op, error class) of each run-time check, numbered in
     order; with `check_numerics` every op's float results are checked (Session's flag).
     `own_math`: the (function, dtype name) pairs written in `arith` by graphjit
-    (own_math.py) rather than as `math` ops (the IREE backend's choice)."""
+    (own_math.py) rather than as `math` ops, and `linalg_ext`: IREE's own
+    `iree_linalg_ext` ops where upstream has none (a scan): the IREE backend's choices."""
 
-    def __init__(self, check_numerics: bool = False, own_math: frozenset = frozenset()):
+    def __init__(
+        self,
+        check_numerics: bool = False,
+        own_math: frozenset = frozenset(),
+        linalg_ext: bool = False,
+    ):
         self.check_numerics = check_numerics
         self.own_math = own_math
+        self.linalg_ext = linalg_ext
         self.lines: list[str] = []
         self.depth = 2
         self.counter = 0
