@@ -156,6 +156,32 @@ def test_large_matmuls_run_as_blocks_on_graphjits_threads(monkeypatch):
             np.testing.assert_array_equal(other, results[0])
 
 
+def test_a_large_batch_keeps_its_matrices_whole_and_a_small_one_splits_them():
+    """Blocks per matrix: a batch of ENOUGH_BLOCKS products or more is work for every
+    thread already (each block would repack what it shares), a smaller batch splits each
+    matrix as one product would be; the same choice at run time for a batch known only
+    then, and the same products either way."""
+    assert blas._blocks(128, 128, 128, 1) == (True, 2)
+    assert blas._blocks(128, 128, 128, blas.ENOUGH_BLOCKS) == (True, 1)
+    assert blas._blocks(128, 128, 4096, blas.ENOUGH_BLOCKS // 2) == (True, 2)
+    assert blas._blocks(2048, 1024, 1024, 3) == (False, 4)
+    if blas.split_gemm("float32") is None:
+        pytest.skip("no single-threaded OpenBLAS here (SciPy bundles none of its own)")
+    g = gj.Graph()
+    with g.as_default():
+        a = gj.placeholder(gj.float32, [None, 128, 128], name="a")
+        b = gj.placeholder(gj.float32, [None, 128, 128], name="b")
+        y = gj.matmul(a, b, transpose_b=True)
+    rng = np.random.default_rng(3)
+    symbolic = gj.Session(g, dynamic=True)
+    for batch in (2, 40, 5):
+        feeds = {v: rng.normal(size=(batch, 128, 128)).astype(np.float32) for v in (a, b)}
+        static = gj.Session(g, dynamic=False).run(y, feeds)
+        np.testing.assert_array_equal(symbolic.run(y, feeds), static)
+        expected = feeds[a].astype(np.float64) @ np.swapaxes(feeds[b], 1, 2)
+        np.testing.assert_allclose(static, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_convolution_gemms_split_like_matmuls_and_never_wake_numpys_blas_threads(monkeypatch):
     """conv2d and its gradients multiply per image; those products take the matmul's path
     (blocks of single-threaded calls), the same bits at any thread count."""
