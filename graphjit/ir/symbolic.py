@@ -344,6 +344,12 @@ class SymInt:
             return 0
         return _concrete(other) % operator.index(self)
 
+    def __divmod__(self, other):
+        return self // other, self % other
+
+    def __rdivmod__(self, other):
+        return other // self, other % self
+
     def __truediv__(self, other):
         return operator.index(self) / other
 
@@ -467,6 +473,15 @@ def known_at_least(a, b) -> bool | None:
         return diff >= 0
     lo, hi = diff.env.sign_bounds(diff.poly)
     return True if lo >= 0 else False if hi < 0 else None
+
+
+def at_least_both(a, b):
+    """max(a, b) where which is larger holds for every size, else a + b (>= both when
+    neither is negative): a bound on sizes of the run that takes no guard."""
+    larger = known_at_least(a, b)
+    if larger is None:
+        return a + b
+    return a if larger else b
 
 
 def size_key(n):

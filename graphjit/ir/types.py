@@ -10,7 +10,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.core import user_location
-from graphjit.ir.symbolic import SymInt, is_symbolic
+from graphjit.ir.symbolic import SymInt, hint, is_symbolic
 
 
 @dataclass(frozen=True)
@@ -299,4 +299,6 @@ def as_dims(shape, unknown: bool = False) -> tuple:
 
 
 def shape_str(shape) -> str:
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+    """A shape for an error message: a size of the run as the size fed (its hint, with no
+    guard: a message formatted in case it is needed must not pin the compile)."""
+    return "(" + ", ".join("?" if d is None else str(hint(d)) for d in shape) + ")"

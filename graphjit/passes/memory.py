@@ -49,6 +49,7 @@ Offsets: greedy first fit by decreasing size, 64-byte aligned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cmp_to_key
 
 from graphjit.ir.core import Block, Function, Operation, Value
 from graphjit.ir.ops import (
@@ -61,7 +62,7 @@ from graphjit.ir.ops import (
     VIEW,
 )
 from graphjit.ir.printer import value_names
-from graphjit.ir.symbolic import hint, is_symbolic, round_up
+from graphjit.ir.symbolic import hint, is_symbolic, known_at_least, round_up, size_key
 from graphjit.ir.types import TensorType
 from graphjit.passes.manager import Pass
 
@@ -462,13 +463,13 @@ class _Planner:
         sizes = {v: nbytes(v) for v in planned}
         static = all(s is not None for s in sizes.values())
         lives = {r: self._lifetime(r) for r, k in self.kind.items() if k == ARENA}
-        offsets = _first_fit(lives, sizes) if static else {}
+        offsets, arena = _first_fit(lives, sizes) if static else ({}, None)
         buffers = {v: self._buffer(v, sizes[v], offsets) for v in planned}
         if not static:
             return MemoryPlan(buffers, None, None, None, names=value_names(self.fn))
         return MemoryPlan(
             buffers,
-            arena_bytes=max((offsets[r] + sizes[r] for r in lives), default=0),
+            arena_bytes=arena,
             unplanned_bytes=sum(sizes[v] for v, b in buffers.items() if b.kind != ALIAS),
             peak_live_bytes=_peak(lives, sizes),
             names=value_names(self.fn),
@@ -487,36 +488,97 @@ def _align(n: int) -> int:
     return round_up(n, ALIGNMENT)
 
 
-def _first_fit(lives: dict, sizes: dict) -> dict[Value, int]:
-    """Offsets for storages, largest first, each at the lowest aligned offset that no
-    storage placed already and alive at the same time occupies. Storages whose size is
-    known only when the program runs (ir/symbolic.py) go above all the others: among
-    sizes such as 4096*B and 64*B first fit then decides without guards on B."""
-    symbolic = {r for r in lives if is_symbolic(sizes[r])}
+def _first_fit(lives: dict, sizes: dict) -> tuple[dict[Value, int], int]:
+    """Offsets for storages, and the arena's size. Static storages first, largest first,
+    each at the lowest aligned offset that no storage placed already and alive at the same
+    time occupies. Storages whose size is known only when the program runs (ir/symbolic.py)
+    go above them: first fit again where every decision it takes holds for all sizes (4096*B
+    against 64*B); where one would depend on the sizes (B*T against 64*B), slots shared only
+    by storages of one size (_by_size), so that no placement takes a guard."""
+    symbolic = [r for r in lives if is_symbolic(sizes[r])]
     offsets = _pack([r for r in lives if r not in symbolic], lives, sizes, 0)
     top = max((offsets[r] + sizes[r] for r in offsets), default=0)
-    offsets.update(_pack([r for r in lives if r in symbolic], lives, sizes, _align(top)))
-    return offsets
+    if not symbolic:
+        return offsets, top
+    base = _align(top)
+    try:
+        placed = _pack(symbolic, lives, sizes, base, _certainly_at_most)
+        top = _highest([placed[r] + sizes[r] for r in symbolic])
+    except _Undecided:
+        placed, top = _by_size(symbolic, lives, sizes, base)
+    offsets.update(placed)
+    return offsets, top
 
 
-def _pack(roots: list, lives: dict, sizes: dict, base: int) -> dict[Value, int]:
-    placed: list[tuple[int, int, int, int]] = []  # start, end, offset, size
+class _Undecided(Exception):
+    """A placement decision that holds for some sizes of the run and not for others."""
+
+
+def _at_most(a, b) -> bool:
+    return a <= b
+
+
+def _certainly_at_most(a, b) -> bool:
+    """a <= b for every size of the run; _Undecided where that depends on them."""
+    known = known_at_least(b, a)
+    if known is None:
+        raise _Undecided
+    return known
+
+
+def _highest(ends: list):
+    top = ends[0]
+    for end in ends[1:]:
+        top = end if _certainly_at_most(top, end) else top
+    return top
+
+
+def _pack(roots: list, lives: dict, sizes: dict, base, at_most=_at_most) -> dict[Value, int]:
+    placed: list[tuple] = []  # start, end, offset, size
     offsets = {}
     # (largest first at the compile's sizes: an order that only guides the packing, so it
     # takes no guard on sizes of the run)
     for root in sorted(roots, key=lambda r: (-hint(sizes[r]), lives[r][0])):
         (start, end), size = lives[root], sizes[root]
-        busy = sorted(
-            ((o, o + n) for s, e, o, n in placed if s <= end and start <= e), key=lambda b: b[0]
-        )
+        busy = [(o, o + n) for s, e, o, n in placed if s <= end and start <= e]
         offset = base
-        for lo, hi in busy:
-            if offset + size <= lo:
+        for lo, hi in _by_start(busy, at_most):
+            if at_most(offset + size, lo):
                 break
-            offset = max(offset, _align(hi))
+            high = _align(hi)
+            offset = high if at_most(offset, high) else offset
         offsets[root] = offset
         placed.append((start, end, offset, size))
     return offsets
+
+
+def _by_start(busy: list, at_most) -> list:
+    if at_most is _at_most:
+        return sorted(busy, key=lambda b: b[0])
+    return sorted(busy, key=cmp_to_key(lambda x, y: 1 if at_most(y[0], x[0]) else -1))
+
+
+def _by_size(roots: list, lives: dict, sizes: dict, base) -> tuple[dict[Value, int], object]:
+    """Storages of one size (as polynomials: equal at every size) share slots, one
+    storage a slot at a time; each size's slots sit above the last's. Decides nothing on
+    the sizes of the run."""
+    groups: dict = {}
+    for root in sorted(roots, key=lambda r: lives[r]):
+        groups.setdefault(size_key(sizes[root]), []).append(root)
+    offsets = {}
+    for members in groups.values():
+        slot = _align(sizes[members[0]])
+        free_from: list[int] = []  # each slot: when its last storage dies
+        for root in members:
+            start, end = lives[root]
+            k = next((k for k, died in enumerate(free_from) if died < start), None)
+            if k is None:
+                k = len(free_from)
+                free_from.append(end)
+            free_from[k] = end
+            offsets[root] = base + k * slot
+        base = base + len(free_from) * slot
+    return offsets, base
 
 
 def _peak(lives: dict, sizes: dict) -> int:

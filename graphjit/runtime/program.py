@@ -34,7 +34,10 @@ class Program:
     shape_env: ShapeEnv | None = None
 
     def size_values(self, args) -> list[int]:
-        return [args[i].shape[axis] for i, axis in self.sizes]
+        """The symbols' values in a run on `args`: each read from a fed dimension, or for a
+        symbol no placeholder of the program has (the fetches need none that did), the
+        value it was compiled with (`sizes` holds (None, that value): nothing reads it)."""
+        return [args[i].shape[axis] if i is not None else axis for i, axis in self.sizes]
 
 
 def needed_ops(block: Block, roots: list[Operation]) -> list[Operation]:
@@ -98,7 +101,7 @@ def size_class(feeds: dict) -> tuple[tuple, list, list]:
     """The fed shapes with each unknown dimension (a None of the placeholder's shape, or
     every dimension of an unknown rank) of size >= MIN_SIZE replaced by a symbol number,
     equal sizes sharing one ("duck sizing", symbolic.py). Returns (the class: the shapes
-    so written, the symbols' values, the (placeholder, axis) each is first read from)."""
+    so written, the symbols' values, the (placeholder, axis) pairs each is read from)."""
     numbers: dict[int, int] = {}
     values, sources, shapes = [], [], []
     for p, a in feeds.items():
@@ -109,12 +112,24 @@ def size_class(feeds: dict) -> tuple[tuple, list, list]:
                 if n not in numbers:
                     numbers[n] = len(values)
                     values.append(n)
-                    sources.append((p, axis))
+                    sources.append([])
+                sources[numbers[n]].append((p, axis))
                 dims.append(("s", numbers[n]))
             else:
                 dims.append(n)
         shapes.append((p, tuple(dims)))
     return tuple(shapes), values, sources
+
+
+def size_sources(placeholders: list, sources: list, values: list) -> list[tuple]:
+    """Program.sizes: for each symbol the (placeholder index, axis) of the first of its
+    sources the program kept, else (None, its value) (pruned with the placeholders it
+    came from: `x.shape` folded away, or the fetches do not read x at all)."""
+    kept = {p: i for i, p in enumerate(placeholders)}
+    return [
+        next(((kept[p], axis) for p, axis in pairs if p in kept), (None, value))
+        for pairs, value in zip(sources, values, strict=True)
+    ]
 
 
 def symbolic_feed_types(feeds: dict, values: list) -> tuple[dict, ShapeEnv]:

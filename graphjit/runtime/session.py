@@ -25,7 +25,13 @@ from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
 from graphjit.runtime.executable import BACKENDS, Executable, compile_program
 from graphjit.runtime.inspect import CompileReport
-from graphjit.runtime.program import build_program, needed_ops, size_class, symbolic_feed_types
+from graphjit.runtime.program import (
+    build_program,
+    needed_ops,
+    size_class,
+    size_sources,
+    symbolic_feed_types,
+)
 
 # () -> the graph a Session uses when it is given none. The frontend, which owns the user's
 # default graph, registers it (`set_default_graph_provider`): the runtime sits below the
@@ -300,7 +306,7 @@ class Session:
         program = build_program(self.graph, values, ops, feed_types, self.max_tensor_bytes)
         if env is not None:
             program.shape_env = env
-            program.sizes = [(program.placeholders.index(p), axis) for p, axis in sized[2]]
+            program.sizes = size_sources(program.placeholders, sized[2], sized[1])
         executable = compile_program(
             program,
             self.backend,

@@ -60,7 +60,7 @@ from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.control import runtime_shape_error
 from graphjit.ir.ops.elementwise import value_checked_ops
 from graphjit.ir.ops.linalg import matrix_dims
-from graphjit.ir.symbolic import is_symbolic, round_up, size_key
+from graphjit.ir.symbolic import at_least_both, is_symbolic, round_up, size_key
 from graphjit.ir.types import ListType, float32, float64, int64
 from graphjit.passes.memory import ALIAS, ARENA, VARIABLE, plan_memory
 
@@ -188,7 +188,7 @@ class Lowering:
         for size in sizes:
             pointers.append(self._arena_pointer(offset))
             offset += round_up(size, ALIGN)
-        self.scratch_bytes = max(self.scratch_bytes, offset - self.scratch_base)
+        self.scratch_bytes = at_least_both(self.scratch_bytes, offset - self.scratch_base)
         return pointers
 
     def typed(self, v: Value) -> ir.Value:
@@ -483,7 +483,7 @@ class Lowering:
             [
                 self.ptr(out),
                 ir.Constant(T.I8, 0),
-                ir.Constant(T.I64, nbytes(out)),
+                self.i64(nbytes(out)),
                 ir.Constant(T.I1, 0),
             ],
         )

@@ -112,6 +112,8 @@ def _member(op: Operation) -> _Member | None:
     space = iteration_space(body)
     if not space or space[0] < 2 or size_of(space) == 0:
         return None
+    if is_symbolic(size_of(space[1:])):  # (rows of a length known only when it runs: each
+        return None  # op keeps its own kernel, which computes that length; no guard on it)
     reduction = next((o for o in body.ops if o.opdef.has(REDUCTION)), None)
     column = None
     if _column_sum(body, reduction, space):
