@@ -107,6 +107,18 @@ class ShapeEnv:
             for (terms, rel), outcome in list(self.guards.items())
         )
 
+    def fixes_every_symbol(self) -> bool:
+        """Whether the guards admit no other value of any symbol, the others at their
+        hints (tried: one and two more, twice as many, and one more than that): a compile
+        for every size that serves its own sizes alone (a lowering took each as a number).
+        A guess either way costs speed only (Session: later sizes compile static code)."""
+        hints = self.hints[: self.symbols]
+        for k, n in enumerate(hints):
+            others = (n + 1, n + 2, 2 * n, 2 * n + 1)
+            if any(self.admits([*hints[:k], m, *hints[k + 1 :]]) for m in others):
+                return False
+        return bool(hints)
+
     def describe(self) -> list[str]:
         """The guards as conditions on the symbols (s0, s1, ...), each as it must hold."""
         held = {"<": ">=", "<=": ">", "==": "!=", "!=": "=="}
@@ -482,6 +494,14 @@ def at_least_both(a, b):
     if larger is None:
         return a + b
     return a if larger else b
+
+
+def known_multiple(n, d) -> bool:
+    """Whether n is a multiple of d at every size (an exact quotient of polynomials), with
+    no guard: False where that is not so, or not known."""
+    if not (is_symbolic(n) or is_symbolic(d)):
+        return n % d == 0
+    return _exact_quotient(_poly(n), _poly(d)) is not None
 
 
 def size_key(n):

@@ -135,6 +135,7 @@ class Session:
         # size_class(...) -> executables compiled for every batch size, newest first (an
         # empty list: the class was compiled for its fed shapes once)
         self._any_size: dict = {}
+        self._per_shape: set = set()  # size classes compiled for their fed shapes from now on
         self._lock = threading.Lock()
         self.closed = False
         self._initialise_new_variables()
@@ -165,6 +166,7 @@ class Session:
             self._cache.clear()
             self._run_plans = {}
             self._any_size = {}
+            self._per_shape = set()
             self._valid_fetches.clear()
             self._valid_feed_keys.clear()
             self.variables = {}
@@ -297,8 +299,13 @@ class Session:
     def _compile(self, values, ops, feeds, keep_ir, sized) -> Executable:
         self._check_feeds_present(values, ops, feeds)
         # dynamic=None: a size class's first compile is for its fed shapes (static code,
-        # for a program only ever run at one size); the next one for every size
-        symbolic = sized is not None and (self.dynamic or sized[0] in self._any_size)
+        # for a program only ever run at one size); the next one for every size, unless
+        # one such compile served its own sizes alone (_per_shape)
+        symbolic = (
+            sized is not None
+            and sized[0] not in self._per_shape
+            and (self.dynamic or sized[0] in self._any_size)
+        )
         if symbolic:
             feed_types, env = symbolic_feed_types(feeds, sized[1])
         else:
@@ -322,6 +329,8 @@ class Session:
                     env.freeze()  # (its guards are final: see symbolic.ShapeEnv.freeze)
                     compiled.insert(0, executable)
                     del compiled[self.cache_size :]
+                    if env.fixes_every_symbol():  # (static code compiles faster, runs as fast)
+                        self._per_shape.add(sized[0])
         return executable
 
     def _any_size_executable(self, size_key, sizes):

@@ -352,6 +352,45 @@ def test_a_batch_and_a_sequence_length_of_any_sizes_compile_once(compiles):
     assert len(compiles) == 1
 
 
+def test_a_compile_whose_guards_fix_every_size_is_told_apart():
+    env = ShapeEnv()
+    b, t = env.symbol(6), env.symbol(8)
+    assert b % 2 == 0 and b > 4 and t < 100  # parity and ranges leave other sizes
+    assert not env.fixes_every_symbol()
+    assert int(t) == 8 and not env.fixes_every_symbol()  # b still free
+    assert int(b) == 6 and env.fixes_every_symbol()
+
+
+def test_a_size_class_whose_compile_for_every_size_was_pinned_compiles_static_code(
+    compiles, monkeypatch
+):
+    """Where a compile for every size turned out to serve its own sizes alone (a lowering
+    took each as a number), later sizes of that class get static code: it compiles faster
+    and runs as fast."""
+    monkeypatch.setattr(ShapeEnv, "admits", lambda self, sizes: sizes == self.hints[:1])
+    g, x, labels, fetches = mlp(train=False)
+    sess = gj.Session(g, dynamic=True)
+    for n in (5, 9, 12):
+        sess.run(fetches, feed(x, labels, n, n))
+    assert [p.shape_env is not None for p in compiles] == [True, False, False]
+
+
+def test_reductions_of_everything_compile_once(compiles):
+    """max/min/prod/any/all over every element once pinned the batch (a row-chain test
+    took the remainder of two sizes of the run). (A while loop's gradient did too, its
+    tensor lists taking their elements' bytes as a number: PROGRAMS' while_loop_grad.)"""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 4])
+        fetches = [gj.reduce_max(x), gj.reduce_prod(1.0 + x * 0.1), gj.reduce_any(x > 1.5)]
+    sess, oracle = gj.Session(g, dynamic=True), gj.Session(g, backend="interpreter")
+    for n in (3, 8, 17, 2):
+        data = {x: np.random.default_rng(n).normal(size=(n, 4)).astype(np.float32)}
+        for got, want in zip(sess.run(fetches, data), oracle.run(fetches, data), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert len(compiles) == 1
+
+
 def test_sizes_that_do_not_depend_on_the_batch_still_fold():
     """A mean over the feature axis divides by its constant width: folded as in a static
     compile (the same kernels), while a mean over the batch axis divides at run time."""
@@ -373,6 +412,17 @@ def _attention(x):
 
 
 W = np.random.default_rng(4).normal(size=(6, 1, 5, 5)).astype(np.float32) * 0.2
+U = np.random.default_rng(7).normal(size=(8, 8)).astype(np.float32) * 0.3
+
+
+def _recurrence(x):
+    """h <- tanh(h @ U + x), four times: its gradient stacks each step's h in a tensor list
+    (elements of a size of the run)."""
+    return gj.while_loop(
+        lambda i, h: i < 4, lambda i, h: (i + 1, gj.tanh(h @ gj.constant(U) + x)), [0, x]
+    )[1]
+
+
 PROGRAMS = {  # what a model does along its batch axis; each compiles once for all sizes
     "conv_pool": ([1, 12, 12], lambda x: gj.nn.max_pool2d(gj.nn.conv2d(x, gj.constant(W)), 2)),
     "attention": ([8, 64], _attention),
@@ -393,6 +443,7 @@ PROGRAMS = {  # what a model does along its batch axis; each compiles once for a
     # (no slice of length 1 at these sizes: a length of 1 is compiled as it is)
     "strided_slices": ([8], lambda x: gj.concat([x[::2], x[::-1], x[::-2], x[1:] * 0], axis=0)),
     "flip": ([8], lambda x: gj.flip(x, [0, 1]) * x),
+    "while_loop_grad": ([8], lambda x: gj.gradients(gj.reduce_sum(_recurrence(x)), [x])[0]),
 }
 
 

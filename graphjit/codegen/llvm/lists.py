@@ -16,6 +16,7 @@ from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.errors import BackendError, ResourceError
 from graphjit.ir.core import Operation, Value
+from graphjit.ir.symbolic import is_symbolic
 from graphjit.ir.types import ListType
 
 HEADER = ir.LiteralStructType([T.I8P, T.I64, T.I64, T.I64, T.I8P])
@@ -83,7 +84,7 @@ class ListLowering:
         return self.b.gep(self._get(handle, DATA), [offset])
 
     # -- allocation -----------------------------------------------------------------------
-    def _new(self, element_bytes: int, length, zeroed_copy_of=None) -> ir.Value:
+    def _new(self, element_bytes, length, zeroed_copy_of=None) -> ir.Value:
         b, module = self.b, self.low.module
         if self.chain is None:
             with b.goto_entry_block():
@@ -97,21 +98,21 @@ class ListLowering:
         # result may be NULL and would read as a failure
         data = b.call(
             calloc,
-            [b.add(length, ir.Constant(T.I64, 1)), ir.Constant(T.I64, max(element_bytes, 1))],
+            [b.add(length, ir.Constant(T.I64, 1)), self._at_least_one(element_bytes)],
         )
         self._fail_if_null(data)
         for index, value in (
             (DATA, data),
             (LENGTH, length),
             (CAPACITY, length),
-            (ELEMENT_BYTES, ir.Constant(T.I64, element_bytes)),
+            (ELEMENT_BYTES, self.low.i64(element_bytes)),
             (NEXT, b.load(self.chain)),
         ):
             b.store(value, self._field(handle, index))
         b.store(handle, self.chain)
         return handle
 
-    def _checked_bytes(self, count, element_bytes: int, op) -> ir.Value:
+    def _checked_bytes(self, count, element_bytes, op) -> ir.Value:
         """count x element_bytes for an allocation, at least 1 (realloc(p, 0) frees p,
         which the chain would free again), and a ResourceError if it overflows."""
         b = self.b
@@ -119,7 +120,7 @@ class ListLowering:
         mul = T.external_function(
             self.low.module, "llvm.umul.with.overflow.i64", with_flag, [T.I64, T.I64]
         )
-        product = b.call(mul, [count, ir.Constant(T.I64, max(element_bytes, 1))])
+        product = b.call(mul, [count, self._at_least_one(element_bytes)])
         self.low.fail(
             "a tensor list would need more bytes than the address space holds",
             b.extract_value(product, 1),
@@ -160,7 +161,14 @@ class ListLowering:
                 "llvm backend; run that graph with backend='interpreter'",
                 op=list_value.op,
             )
-        return int(elem.size) * elem.dtype.np.itemsize
+        return elem.size * elem.dtype.np.itemsize  # (a size of the run, where it is one)
+
+    def _at_least_one(self, element_bytes) -> ir.Value:
+        """An element's bytes as an i64 of at least 1 (empty elements: see _new); one of a
+        size of the run is at least 2 elements' worth (symbolic.MIN_SIZE)."""
+        if is_symbolic(element_bytes):
+            return self.low.i64(element_bytes)
+        return ir.Constant(T.I64, max(element_bytes, 1))
 
     def op_new(self, op: Operation) -> None:
         handle = self._new(self.element_bytes(op.result), ir.Constant(T.I64, 0))
@@ -225,14 +233,14 @@ class ListLowering:
         handle = self.writable_handle(lst)
         i = self._index(op, handle, index)
         elem = lst.type.elem
-        self._accumulate(self._element(handle, i), self.low.ptr(x), elem.dtype, int(elem.size))
+        self._accumulate(self._element(handle, i), self.low.ptr(x), elem.dtype, elem.size)
         self.store_handle(op.result, handle)
 
     def op_add(self, op: Operation) -> None:
         a, other = op.operands
         ha, hb = self.writable_handle(a), self.load_handle(other)
         elem = a.type.elem
-        total = self.b.mul(self._get(ha, LENGTH), ir.Constant(T.I64, int(elem.size)))
+        total = self.b.mul(self._get(ha, LENGTH), self.low.i64(elem.size))
         self._accumulate(self._get(ha, DATA), self._get(hb, DATA), elem.dtype, total)
         self.store_handle(op.result, ha)
 

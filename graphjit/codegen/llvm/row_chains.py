@@ -76,7 +76,7 @@ from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Block, Operation, Region, Value
 from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.elementwise import value_checked_ops
-from graphjit.ir.symbolic import hint, is_symbolic
+from graphjit.ir.symbolic import hint, is_symbolic, known_multiple
 from graphjit.passes.memory import ALIAS, ARENA, RowGroup
 
 ROW_CACHE_BYTES = 256 << 10  # a row of every value of a chain: within a core's L2
@@ -120,7 +120,7 @@ def _member(op: Operation) -> _Member | None:
         column = op.results[body.terminator.operands.index(reduction.result)]
     elif (
         accumulator_bytes(op)
-        or outer_extent(body) % space[0]
+        or not known_multiple(outer_extent(body), space[0])  # (no guard: else not a member)
         or (reduction is not None and not splits_by_rows(body, reduction))
     ):
         return None
