@@ -391,6 +391,25 @@ def test_reductions_of_everything_compile_once(compiles):
     assert len(compiles) == 1
 
 
+def test_column_sums_of_rows_of_any_length_compile_once_with_static_bits(compiles):
+    """A sum over the batch of [B, T] rows: its pairwise cascade's partial sums are T
+    wide, a size of the run too (it pinned T); float16 sums keep float32 ones after them.
+    The bits are a static compile's."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, None])
+        h = gj.placeholder(gj.float16, [None, None])
+        fetches = [gj.reduce_sum(x, axis=0), gj.reduce_sum(h, axis=0), gj.reduce_max(x, axis=0)]
+    sess = gj.Session(g, dynamic=True)
+    for shape in [(5, 7), (3000, 40), (17, 300), (40, 3)]:
+        data = np.random.default_rng(shape[0]).normal(size=shape).astype(np.float32)
+        feed = {x: data, h: data.astype(np.float16)}
+        static = gj.Session(g, dynamic=False).run(fetches, feed)
+        for got, want in zip(sess.run(fetches, feed), static, strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert sum(p.shape_env is not None for p in compiles) == 1
+
+
 def test_sizes_that_do_not_depend_on_the_batch_still_fold():
     """A mean over the feature axis divides by its constant width: folded as in a static
     compile (the same kernels), while a mean over the batch axis divides at run time."""

@@ -78,7 +78,7 @@ from graphjit.errors import BackendError
 from graphjit.ir.core import Operation
 from graphjit.ir.ops import CONSTANT, REDUCTION
 from graphjit.ir.ops.elementwise import value_checked_ops
-from graphjit.ir.symbolic import has_symbolic_dims, hint, is_symbolic
+from graphjit.ir.symbolic import has_symbolic_dims, hint, is_symbolic, round_up
 from graphjit.ir.types import DType, float32
 
 # Ops whose narrow-float result is one of their operands' values (already rounded)
@@ -106,7 +106,7 @@ def _scratch_layout(body, reduction) -> tuple[int, int, int]:
     narrow = reduction.result.type.dtype.is_narrow_float
     wide = 4 * size_of(reduction.result.type.shape) if narrow else 0
     partials = _reduction_axes(body, reduction)[1] * _accumulator_dtype(reduction).np.itemsize
-    start = -(-wide // SCRATCH_ALIGN) * SCRATCH_ALIGN
+    start = round_up(wide, SCRATCH_ALIGN)
     return wide, start, (start + partials if partials else wide)
 
 
@@ -348,9 +348,10 @@ class _Axis:
     width: int = 1  # partial sums per level: the extents of the kept axes inside this one
     scratch: int = 0  # element offset of its levels in the partial sums' scratch
 
-    def level_stride(self) -> int:
-        """Elements from one level's buffer to the next (a whole cache line apart)."""
-        return -(-self.width // 16) * 16
+    def level_stride(self):
+        """Elements from one level's buffer to the next (a whole cache line apart; a size
+        of the run where the kept axes' are)."""
+        return round_up(self.width, 16)
 
 
 def _pairwise(reduction) -> bool:
@@ -422,7 +423,7 @@ def _tree_height(extent, block: int, level_stride: int) -> int:
     if not is_symbolic(extent):
         return needed
     fewest, most = SYMBOLIC_EXTRA_LEVELS
-    affordable = SYMBOLIC_LEVEL_ELEMENTS // level_stride - 1
+    affordable = SYMBOLIC_LEVEL_ELEMENTS // hint(level_stride) - 1  # (an estimate: no guard)
     levels = max(needed + fewest, min(max(needed + most, SYMBOLIC_LEVELS), affordable))
     if not extent <= block << levels:  # (a guard: longer axes compile again)
         raise BackendError("a cascade's length outgrew its own hint")  # (cannot happen)
@@ -444,7 +445,7 @@ def _emit_reduction(b, body, reduction, out_ptrs, scratch, evaluate, bounds, pol
         target = scratch
     partials = None
     if scratch is not None:
-        raw = b.gep(b.bitcast(scratch, T.I8P), [ir.Constant(T.I64, partials_at)])
+        raw = b.gep(b.bitcast(scratch, T.I8P), [sizes.i64(partials_at, b)])
         partials = b.bitcast(raw, T.storage_type(dtype).as_pointer())
     # only the slots of this call's rows: other threads may be folding into the rest
     first, count = _output_slots(b, body, reduction, *bounds)
@@ -521,8 +522,8 @@ def _combine_level(b, partials, count, step, stride: int, width: int) -> None:
     else:
         end, pairs = count - step, 2 * step
     with for_range(b, end, "pairs", step=pairs) as c:
-        left = b.gep(partials, [b.mul(c, _i64(stride))])
-        right = b.gep(partials, [b.mul(b.add(c, sizes.i64(step, b)), _i64(stride))])
+        left = b.gep(partials, [b.mul(c, sizes.i64(stride, b))])
+        right = b.gep(partials, [b.mul(b.add(c, sizes.i64(step, b)), sizes.i64(stride, b))])
         with for_range(b, width, "pair") as k:
             at = b.gep(left, [k])
             b.store(b.fadd(b.load(at), b.load(b.gep(right, [k]))), at)
@@ -581,7 +582,7 @@ class _ReductionNest:
         partial sums from the identity, as _level folds a block into level 0."""
         b, axis, zero = self.b, self.axes[0], _i64(0)
         with for_range(b, hi, "block", start=_as_i64(b, lo)) as block:
-            target = b.gep(partials, [b.mul(block, _i64(axis.level_stride()))])
+            target = b.gep(partials, [b.mul(block, sizes.i64(axis.level_stride(), b))])
             self._clear(target, axis.width)
             start = b.mul(block, _i64(axis.block))
             end = _min(b, b.add(start, _i64(axis.block)), sizes.i64(axis.extent, b))
@@ -646,7 +647,7 @@ class _ReductionNest:
         a tree of `levels` levels, whose root is added into the target."""
         axis = self.axes[a]
         levels = [
-            self.b.gep(self.partials, [_i64(axis.scratch + k * axis.level_stride())])
+            self.b.gep(self.partials, [sizes.i64(axis.scratch + k * axis.level_stride(), self.b)])
             for k in range(axis.levels + 1)
         ]
         # every merge leaves its source zeroed for the next block: one clear here suffices
