@@ -18,7 +18,14 @@ an O(n²) exchange sort on the CPU, and not stable: the dense form stays.)
 from __future__ import annotations
 
 from graphjit.ir.types import TensorType, int64
-from graphjit.mlir.structured import affine_map, as_index, dims_of, generic, operands
+from graphjit.mlir.structured import (
+    affine_map,
+    as_index,
+    dims_of,
+    generic,
+    operands,
+    reverse,
+)
 from graphjit.mlir.writer import element_type, tensor_type
 
 # ---- cumsum --------------------------------------------------------------------------------
@@ -32,9 +39,9 @@ def neutral(dtype):
 def emit_cumsum(w, op):
     """out[i] = the sum of x[j] over j <= i along the axis (j >= i reversed)."""
     x, t = operands(w, op)[0]
-    axis, reverse = op.attrs["axis"], op.attrs["reverse"]
+    axis, backwards = op.attrs["axis"], op.attrs["reverse"]
     if w.linalg_ext:
-        return [_scan(w, x, t, axis, reverse)]
+        return [_scan(w, x, t, axis, backwards)]
     rank = len(t.shape)
     size = w.dim(x, t, axis)
     loops = [f"d{i}" for i in range(rank)]
@@ -44,7 +51,7 @@ def emit_cumsum(w, op):
     def body(w, s):
         here = w.op(f"linalg.index {axis} : index")
         j = w.op(f"linalg.index {rank} : index")
-        if reverse:  # the j-th addend is x[n - 1 - j]: the far end first, as the interpreter
+        if backwards:  # the j-th addend is x[n - 1 - j]: the far end first, as the interpreter
             last = w.op(f"arith.subi {as_index(w, size)}, {w.index(1)} : index")
             j = w.op(f"arith.subi {last}, {j} : index")
             at = [j if i == axis else w.op(f"linalg.index {i} : index") for i in range(rank)]
@@ -66,12 +73,12 @@ def emit_cumsum(w, op):
     return generic(w, inputs, [(init, t)], maps, iterators, body)
 
 
-def _scan(w, x: str, t: TensorType, axis: int, reverse: bool) -> str:
+def _scan(w, x: str, t: TensorType, axis: int, backwards: bool) -> str:
     """cumsum as IREE's `iree_linalg_ext.scan`: a running sum from -0.0 (or 0) along the
     axis, in order; reversed, of x read back to front and written back to front."""
     dims = dims_of(w, x, t)
-    if reverse:
-        x = _mirrored(w, x, t, axis, dims)
+    if backwards:
+        x = reverse(w, x, t, [axis])
     rest = TensorType(t.shape[:axis] + t.shape[axis + 1 :], t.dtype)
     start = w.filled(rest, dims[:axis] + dims[axis + 1 :], neutral(t.dtype))
     ty, types = element_type(t.dtype), f"{tensor_type(t)}, {tensor_type(rest)}"
@@ -86,23 +93,7 @@ def _scan(w, x: str, t: TensorType, axis: int, reverse: bool) -> str:
     w.emit(f"iree_linalg_ext.yield {w.op(f'{add} {element}, {total} : {ty}')} : {ty}")
     w.depth -= 1
     w.emit(f"}} -> {types}")
-    return _mirrored(w, f"{result}#0", t, axis, dims) if reverse else f"{result}#0"
-
-
-def _mirrored(w, x: str, t: TensorType, axis: int, dims: list) -> str:
-    """x read back to front along `axis` (any sizes; an indexing map cannot say n-1-i)."""
-    rank = len(t.shape)
-    last = w.op(f"arith.subi {as_index(w, dims[axis])}, {w.index(1)} : index")
-
-    def body(w, _):
-        at = [w.op(f"linalg.index {i} : index") for i in range(rank)]
-        at[axis] = w.op(f"arith.subi {last}, {at[axis]} : index")
-        return [w.op(f"tensor.extract {x}[{', '.join(at)}] : {tensor_type(t)}")]
-
-    out = [(w.empty(t, dims), t)]
-    return generic(
-        w, [], out, [affine_map(rank, [f"d{i}" for i in range(rank)])], ["parallel"] * rank, body
-    )[0]
+    return reverse(w, f"{result}#0", t, [axis]) if backwards else f"{result}#0"
 
 
 # ---- sort ----------------------------------------------------------------------------------

@@ -127,12 +127,13 @@ def all_true(w, inputs: list, predicate) -> str:
     return generic(w, inputs, [(init, result)], maps, ["reduction"] * rank, body)[0]
 
 
-def gathered(w, x: str, t: TensorType, out: TensorType, position) -> str:
-    """`out` (static) whose element at loop indices `i` is x[position(w, i)]: a generic
-    reading with tensor.extract, for reads no indexing map expresses (IREE accepts no
-    negative coefficient in one, such as the mirrored `n-1-d`)."""
+def gathered(w, x: str, t: TensorType, out: TensorType, position, dims=None) -> str:
+    """`out` whose element at loop indices `i` is x[position(w, i)]: a generic reading
+    with tensor.extract, for reads no indexing map expresses (IREE accepts no negative
+    coefficient in one, such as the mirrored `n-1-d`). `dims`: out's sizes (dims_of) where
+    some are unknown."""
     rank = len(out.shape)
-    init = w.empty(out, list(out.shape))
+    init = w.empty(out, list(out.shape) if dims is None else dims)
 
     def body(w, _):
         at = position(w, loop_indices(w, rank))
@@ -142,17 +143,19 @@ def gathered(w, x: str, t: TensorType, out: TensorType, position) -> str:
 
 
 def reverse(w, x: str, t: TensorType, axes: list) -> str:
-    """`x` (static) with `axes` reversed."""
+    """`x` with `axes` reversed (of any sizes: an unknown one read with tensor.dim)."""
     if not axes:
         return x
+    dims = dims_of(w, x, t)
+    last = {i: w.op(f"arith.subi {as_index(w, dims[i])}, {w.index(1)} : index") for i in axes}
 
     def mirrored(w, loops):
         return [
-            w.op(f"arith.subi {w.index(t.shape[i] - 1)}, {index} : index") if i in axes else index
+            w.op(f"arith.subi {last[i]}, {index} : index") if i in axes else index
             for i, index in enumerate(loops)
         ]
 
-    return gathered(w, x, t, t, mirrored)
+    return gathered(w, x, t, t, mirrored, dims)
 
 
 def while_loop(w, start: list, types: list, condition, body) -> list:
