@@ -107,17 +107,25 @@ class ShapeEnv:
             for (terms, rel), outcome in list(self.guards.items())
         )
 
-    def fixes_every_symbol(self) -> bool:
-        """Whether the guards admit no other value of any symbol, the others at their
-        hints (tried: one and two more, twice as many, and one more than that): a compile
-        for every size that serves its own sizes alone (a lowering took each as a number).
-        A guess either way costs speed only (Session: later sizes compile static code)."""
+    def pinned(self) -> list[int]:
+        """The symbols whose guards admit no other value, the others at their hints (tried:
+        one and two more, twice as many, and one more than that): sizes a lowering took
+        as numbers, so that the compile serves only their own value."""
         hints = self.hints[: self.symbols]
-        for k, n in enumerate(hints):
-            others = (n + 1, n + 2, 2 * n, 2 * n + 1)
-            if any(self.admits([*hints[:k], m, *hints[k + 1 :]]) for m in others):
-                return False
-        return bool(hints)
+        return [
+            k
+            for k, n in enumerate(hints)
+            if not any(
+                self.admits([*hints[:k], m, *hints[k + 1 :]])
+                for m in (n + 1, n + 2, 2 * n, 2 * n + 1)
+            )
+        ]
+
+    def fixes_every_symbol(self) -> bool:
+        """Whether every symbol is pinned: a compile for every size that serves its own
+        sizes alone. A guess either way costs speed only (Session: later sizes compile
+        static code)."""
+        return self.symbols > 0 and len(self.pinned()) == self.symbols
 
     def describe(self) -> list[str]:
         """The guards as conditions on the symbols (s0, s1, ...), each as it must hold."""

@@ -546,7 +546,7 @@ class Lowering:
             with for_range(b, shape[axis], "am.axis") as i:
                 v = T.load(
                     b,
-                    b.gep(xp, [b.add(xo, b.mul(i, ir.Constant(T.I64, strides[axis])))]),
+                    b.gep(xp, [b.add(xo, b.mul(i, self.i64(strides[axis])))]),
                     x.type.dtype,
                 )
                 best = b.load(best_v)
