@@ -73,7 +73,14 @@ class ShapeEnv:
 
     def floor_div(self, poly: dict, d: int) -> SymInt | None:
         """floor(poly / d) as an atom of its own; None where poly has a negative
-        coefficient (it could decrease as a size grows)."""
+        coefficient (it could decrease as a size grows). A negative constant c = q*d + r
+        (0 <= r < d) is taken out whole: floor((P + c) / d) = floor((P + r) / d) + q."""
+        constant = poly.get((), 0)
+        if constant < 0 < d:  # (a window's output count: (H - 2) // 2 + 1)
+            q, r = divmod(constant, d)
+            rest = {m: c for m, c in poly.items() if m != ()} | ({(): r} if r else {})
+            quotient = self.floor_div(rest, d) if rest else 0
+            return None if quotient is None else quotient + q
         if d <= 0 or any(c < 0 for c in poly.values()):
             return None
         key = (_key(poly), d)

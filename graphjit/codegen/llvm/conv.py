@@ -28,6 +28,7 @@ from graphjit.codegen.llvm.loops import for_range
 from graphjit.codegen.llvm.parallel import call_split
 from graphjit.ir.core import Operation, Value
 from graphjit.ir.ops.conv import Window, conv_window, pool_window
+from graphjit.ir.symbolic import is_symbolic
 
 
 @dataclass(frozen=True)
@@ -77,61 +78,83 @@ def _conv_shape(x: Value, w: Value, out: Value, attrs) -> ConvShape:
 def _offset(b: ir.IRBuilder, ptr: ir.Value, index, scale: int = 1) -> ir.Value:
     """ptr + index·scale elements (index an i64 value or an int)."""
     if not isinstance(index, ir.Value):
-        return b.gep(ptr, [sizes.i64(index * scale, b)]) if index * scale else ptr
-    return b.gep(ptr, [b.mul(index, ir.Constant(T.I64, scale))] if scale != 1 else [index])
+        if not is_symbolic(index * scale) and not index * scale:
+            return ptr
+        return b.gep(ptr, [sizes.i64(index * scale, b)])
+    if not is_symbolic(scale) and scale == 1:
+        return b.gep(ptr, [index])
+    return b.gep(ptr, [b.mul(index, sizes.i64(scale, b))])
 
 
-def _zero(b: ir.IRBuilder, ptr: ir.Value, elements: int, dtype) -> None:
-    if elements > 0:
+def _zero(b: ir.IRBuilder, ptr: ir.Value, elements, dtype) -> None:
+    """elements zeros at ptr: an int, a size of the run or an i64 value (0: no bytes)."""
+    if isinstance(elements, ir.Value) or is_symbolic(elements) or elements > 0:
         memset = b.module.declare_intrinsic("llvm.memset", [T.I8P, T.I64])
-        size = ir.Constant(T.I64, elements * dtype.np.itemsize)
+        size = b.mul(sizes.i64(elements, b), ir.Constant(T.I64, dtype.np.itemsize))
         b.call(memset, [b.bitcast(ptr, T.I8P), ir.Constant(T.I8, 0), size, ir.Constant(T.I1, 0)])
 
 
 def _channel_function(low, name: str, dtype, buffers: int):
-    """void name(T* noalias b0, ..., i64 lo, i64 hi): a kernel over channels [lo, hi) of
-    one image, in the form call_split runs on several threads."""
+    """void name(T* noalias b0, ..., i64* dims, i64 lo, i64 hi): a kernel over channels
+    [lo, hi) of one image, in the form call_split runs on several threads; `dims` the
+    run's sizes (sizes.py: an image's sizes may be sizes of the run)."""
     ptr = T.storage_type(dtype).as_pointer()
-    fnty = ir.FunctionType(ir.VoidType(), [ptr] * buffers + [T.I64, T.I64])
+    fnty = ir.FunctionType(ir.VoidType(), [ptr] * buffers + [T.I64.as_pointer(), T.I64, T.I64])
     fn = ir.Function(low.module, fnty, f"{name}{low.kernels}")
     low.kernels += 1
     fn.linkage = "internal"
     for arg in fn.args[:buffers]:
         arg.add_attribute("noalias")
+    sizes.register(fn, fn.args[buffers])
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     return fn, b
 
 
-def _tap_rows(win: Window, k: int, shape: ConvShape):
+def _tap_rows(b: ir.IRBuilder, win: Window, k: int, shape: ConvShape):
     """For kernel tap k = (i, j): (i, j, rows [lo, hi) of outputs inside the input,
-    columns [lo, hi) likewise)."""
+    columns [lo, hi) likewise), the bounds i64 values."""
     i, j = divmod(k, win.kernel[1])
-    return (
-        i,
-        j,
-        win.valid_outputs(0, i, shape.h, shape.oh),
-        win.valid_outputs(1, j, shape.w, shape.ow),
-    )
+    rows = _valid_outputs(b, win, 0, i, shape.h, shape.oh)
+    return i, j, rows, _valid_outputs(b, win, 1, j, shape.w, shape.ow)
+
+
+def _valid_outputs(b: ir.IRBuilder, win: Window, axis: int, tap: int, in_size, out_size):
+    """Window.valid_outputs as i64 values; for sizes of the run its minimum and maximum
+    are taken when it runs (taken while compiling, they would guard each parity of a
+    strided window's sizes: a compile for each)."""
+    if not (is_symbolic(in_size) or is_symbolic(out_size)):
+        return tuple(ir.Constant(T.I64, n) for n in win.valid_outputs(axis, tap, in_size, out_size))
+    stride, offset = win.stride[axis], win.offset(axis, tap)
+    out = sizes.i64(out_size, b)
+    lo = _at_most(b, out, ir.Constant(T.I64, max(0, -(offset // stride))))
+    inside = sizes.i64((in_size - offset + stride - 1) // stride, b)  # ceil((in - off) / s)
+    at_least_lo = b.select(b.icmp_signed("<", inside, lo), lo, inside)
+    return lo, _at_most(b, out, at_least_lo)
+
+
+def _at_most(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", y, x), y, x)
 
 
 def _im2col_function(low, shape: ConvShape, dtype):
     """col[(c·kh + i)·kw + j, oh·OW + ow] = x[c, oh·sh + i·dh - pt, ow·sw + j·dw - pl], zero
     where that is padding; over channels [lo, hi) of one image."""
     fn, b = _channel_function(low, "im2col", dtype, 2)
-    x, col, lo, hi = fn.args
+    x, col, _, lo, hi = fn.args
     win, hw, pixels = shape.win, shape.h * shape.w, shape.pixels
     with for_range(b, hi, "c", start=lo) as c:
         plane = _offset(b, x, c, hw)
         for k in range(shape.taps):
-            i, j, (r0, r1), (c0, c1) = _tap_rows(win, k, shape)
+            i, j, (r0, r1), (c0, c1) = _tap_rows(b, win, k, shape)
             row = _offset(
                 b,
                 col,
                 b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), ir.Constant(T.I64, k)),
                 pixels,
             )
-            _zero(b, row, r0 * shape.ow, dtype)
-            _zero(b, _offset(b, row, r1 * shape.ow), (shape.oh - r1) * shape.ow, dtype)
+            ow_size, oh_size = sizes.i64(shape.ow, b), sizes.i64(shape.oh, b)
+            _zero(b, row, b.mul(r0, ow_size), dtype)
+            _zero(b, _offset(b, row, r1, shape.ow), b.mul(b.sub(oh_size, r1), ow_size), dtype)
             with for_range(b, r1, "oh", start=r0) as oh:
                 dst = _offset(b, row, oh, shape.ow)
                 ih = b.add(
@@ -140,7 +163,7 @@ def _im2col_function(low, shape: ConvShape, dtype):
                 )
                 src = _offset(b, _offset(b, plane, ih, shape.w), win.offset(1, j))
                 _zero(b, dst, c0, dtype)
-                _zero(b, _offset(b, dst, c1), shape.ow - c1, dtype)
+                _zero(b, _offset(b, dst, c1), b.sub(ow_size, c1), dtype)
                 with for_range(b, c1, "ow", start=c0) as ow:
                     value = b.load(_offset(b, src, ow, win.stride[1]))
                     b.store(value, b.gep(dst, [ow]))
@@ -152,13 +175,13 @@ def _col2im_function(low, shape: ConvShape, dtype):
     """The transpose of im2col: x[c] = 0, then each tap's column added at the input
     position it was read from; over channels [lo, hi) of one image."""
     fn, b = _channel_function(low, "col2im", dtype, 2)
-    col, x, lo, hi = fn.args
+    col, x, _, lo, hi = fn.args
     win, hw, pixels = shape.win, shape.h * shape.w, shape.pixels
     with for_range(b, hi, "c", start=lo) as c:
         plane = _offset(b, x, c, hw)
         _zero(b, plane, hw, dtype)
         for k in range(shape.taps):
-            i, j, (r0, r1), (c0, c1) = _tap_rows(win, k, shape)
+            i, j, (r0, r1), (c0, c1) = _tap_rows(b, win, k, shape)
             row = _offset(
                 b,
                 col,
@@ -216,7 +239,7 @@ def _fill_columns(low, shape, im2col, col, image):
     if im2col is None:
         return image
     work = shape.c * shape.taps * shape.pixels
-    call_split(low, im2col, [image, col], shape.c, work)
+    call_split(low, im2col, [image, col, low.dims], shape.c, work)
     return col
 
 
@@ -279,7 +302,9 @@ def op_conv2d_input_grad(low, op: Operation) -> None:
                 (True, False),
             )
         if col2im is not None:
-            call_split(low, col2im, [col, image], shape.c, shape.c * shape.taps * shape.pixels)
+            call_split(
+                low, col2im, [col, image, low.dims], shape.c, shape.c * shape.taps * shape.pixels
+            )
         low.poll_interrupt()
 
 
@@ -349,10 +374,10 @@ def _tap(b, shape: PoolShape, oh, ow, i: int, j: int):
     ih = b.add(b.mul(oh, ir.Constant(T.I64, win.stride[0])), ir.Constant(T.I64, win.offset(0, i)))
     iw = b.add(b.mul(ow, ir.Constant(T.I64, win.stride[1])), ir.Constant(T.I64, win.offset(1, j)))
     inside = b.and_(
-        b.icmp_unsigned("<", ih, ir.Constant(T.I64, shape.h)),
-        b.icmp_unsigned("<", iw, ir.Constant(T.I64, shape.w)),
+        b.icmp_unsigned("<", ih, sizes.i64(shape.h, b)),
+        b.icmp_unsigned("<", iw, sizes.i64(shape.w, b)),
     )
-    position = b.add(b.mul(ih, ir.Constant(T.I64, shape.w)), iw)
+    position = b.add(b.mul(ih, sizes.i64(shape.w, b)), iw)
     return inside, b.select(inside, position, ir.Constant(T.I64, 0))
 
 
@@ -379,7 +404,7 @@ def _pool_function(low, op: Operation, shape: PoolShape):
     kind, inputs, returns = POOLS[op.name]
     dtype = op.result.type.dtype
     fn, b = _channel_function(low, op.name.replace("2d", ""), dtype, len(inputs) + 1)
-    *srcs, dst, lo, hi = fn.args
+    *srcs, dst, _, lo, hi = fn.args
     src_sizes = [_plane_size(op.operands[k]) for k in inputs]
     dst_size = _plane_size(op.result)
     count = T.constant(dtype, shape.win.kernel[0] * shape.win.kernel[1])
@@ -389,7 +414,7 @@ def _pool_function(low, op: Operation, shape: PoolShape):
         if not returns:
             _zero(b, out, dst_size, dtype)
         with for_range(b, shape.oh, "oh") as oh, for_range(b, shape.ow, "ow") as ow:
-            o = b.add(b.mul(oh, ir.Constant(T.I64, shape.ow)), ow)
+            o = b.add(b.mul(oh, sizes.i64(shape.ow, b)), ow)
             _pool_element(b, op.name, kind, shape, planes, out, oh, ow, o, count, dtype)
     b.ret_void()
     return fn
@@ -440,7 +465,7 @@ def op_pool(low, op: Operation) -> None:
     taps = shape.win.kernel[0] * shape.win.kernel[1]
     with for_range(b, n, "image") as image:
         at = [_offset(b, p, image, size) for p, size in zip(buffers, image_sizes)]
-        call_split(low, fn, at, c, c * shape.oh * shape.ow * taps * 4)
+        call_split(low, fn, [*at, low.dims], c, c * shape.oh * shape.ow * taps * 4)
         low.poll_interrupt()
 
 

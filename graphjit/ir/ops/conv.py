@@ -63,7 +63,7 @@ class Window:
         """[lo, hi): the outputs whose input at this tap lies inside the input."""
         s, off = self.stride[axis], self.offset(axis, tap)
         lo = min(out_size, max(0, -(off // s)))  # ceil(-off / s)
-        hi = min(out_size, max(lo, -((off - in_size) // s)))  # ceil((in - off) / s)
+        hi = min(out_size, max(lo, (in_size - off + s - 1) // s))  # ceil((in - off) / s)
         return lo, hi
 
 
