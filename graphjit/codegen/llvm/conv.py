@@ -17,7 +17,7 @@ image is large enough (codegen/llvm/parallel.py); the image loop polls for Ctrl-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -361,6 +361,7 @@ class PoolShape:
     oh: int  # output plane
     ow: int
     win: Window
+    checked: bool = True  # False: every tap of the outputs scanned is inside the input
 
 
 def _plane_size(v: Value) -> int:
@@ -373,6 +374,8 @@ def _tap(b, shape: PoolShape, oh, ow, i: int, j: int):
     win = shape.win
     ih = b.add(b.mul(oh, ir.Constant(T.I64, win.stride[0])), ir.Constant(T.I64, win.offset(0, i)))
     iw = b.add(b.mul(ow, ir.Constant(T.I64, win.stride[1])), ir.Constant(T.I64, win.offset(1, j)))
+    if not shape.checked:
+        return ir.Constant(T.I1, 1), b.add(b.mul(ih, sizes.i64(shape.w, b)), iw)
     inside = b.and_(
         b.icmp_unsigned("<", ih, sizes.i64(shape.h, b)),
         b.icmp_unsigned("<", iw, sizes.i64(shape.w, b)),
@@ -408,16 +411,45 @@ def _pool_function(low, op: Operation, shape: PoolShape):
     src_sizes = [_plane_size(op.operands[k]) for k in inputs]
     dst_size = _plane_size(op.result)
     count = T.constant(dtype, shape.win.kernel[0] * shape.win.kernel[1])
+    rows, columns = _interior(b, shape, 0), _interior(b, shape, 1)
+    ow_size = sizes.i64(shape.ow, b)
     with for_range(b, hi, "plane", start=lo) as p:
         planes = [_offset(b, s, p, size) for s, size in zip(srcs, src_sizes)]
         out = _offset(b, dst, p, dst_size)
         if not returns:
             _zero(b, out, dst_size, dtype)
-        with for_range(b, shape.oh, "oh") as oh, for_range(b, shape.ow, "ow") as ow:
-            o = b.add(b.mul(oh, sizes.i64(shape.ow, b)), ow)
-            _pool_element(b, op.name, kind, shape, planes, out, oh, ow, o, count, dtype)
+        with for_range(b, shape.oh, "oh") as oh:
+
+            def scan(start, end, checked: bool):
+                """Outputs [start, end) of row oh; unchecked: every tap inside."""
+                inner = replace(shape, checked=checked)
+                with for_range(b, end, "ow", start=start) as ow:
+                    o = b.add(b.mul(oh, ow_size), ow)
+                    _pool_element(b, op.name, kind, inner, planes, out, oh, ow, o, count, dtype)
+
+            inside_row = b.and_(b.icmp_signed(">=", oh, rows[0]), b.icmp_signed("<", oh, rows[1]))
+            with b.if_else(inside_row) as (inner_row, edge_row):
+                with inner_row:
+                    scan(ir.Constant(T.I64, 0), columns[0], True)
+                    scan(*columns, False)
+                    scan(columns[1], ow_size, True)
+                with edge_row:
+                    scan(ir.Constant(T.I64, 0), ow_size, True)
     b.ret_void()
     return fn
+
+
+def _interior(b: ir.IRBuilder, shape: PoolShape, axis: int) -> tuple[ir.Value, ir.Value]:
+    """[lo, hi): the outputs along `axis` whose every tap is inside the input, where the
+    scan needs no check (and vectorises): the border's few are checked."""
+    size, out = (shape.h, shape.oh) if axis == 0 else (shape.w, shape.ow)
+    taps = range(shape.win.kernel[axis])
+    bounds = [_valid_outputs(b, shape.win, axis, t, size, out) for t in taps]
+    lo, hi = bounds[0]
+    for tap_lo, tap_hi in bounds[1:]:
+        lo = b.select(b.icmp_signed("<", lo, tap_lo), tap_lo, lo)
+        hi = _at_most(b, hi, tap_hi)
+    return lo, b.select(b.icmp_signed("<", hi, lo), lo, hi)
 
 
 def _pool_element(b, name, kind, shape, planes, out, oh, ow, o, count, dtype) -> None:
