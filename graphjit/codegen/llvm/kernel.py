@@ -42,6 +42,7 @@ into its output at the end, as PyTorch does."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from llvmlite import ir
@@ -652,8 +653,42 @@ class _ReductionNest:
         ]
         # every merge leaves its source zeroed for the next block: one clear here suffices
         self._clear(levels[0], (axis.levels + 1) * axis.level_stride())
-        self._level(a, axis.levels, levels, offsets, lo, hi)
+        if is_symbolic(axis.extent):  # (spare levels: nested, LLVM took seconds over them)
+            self._carried(a, levels[0], offsets, lo, hi)
+        else:
+            self._level(a, axis.levels, levels, offsets, lo, hi)
         self._merge(target, slot, levels[-1], axis.width)
+
+    def _carried(self, a, base, offsets, lo, hi) -> None:
+        """_level's tree and additions as one loop over the blocks, its code the same for
+        any height: block t is folded into level 0, which is merged into level 1; level k
+        into level k + 1 whenever t + 1 is a multiple of 2**k (its subtree is complete,
+        where _level merges it). After the last block every level is merged into the
+        next, from the bottom: the subtrees the end cut short (or empty ones: + 0)."""
+        b, axis = self.b, self.axes[a]
+        stride, top = sizes.i64(axis.level_stride(), b), _i64(axis.levels)
+
+        def merge_up(k: ir.Value) -> None:
+            source = b.gep(base, [b.mul(k, stride)])
+            self._merge(b.gep(source, [stride]), _i64(0), source, axis.width)
+
+        with for_range(b, hi, f"r{a}.blocks", start=lo, step=axis.block) as start:
+            if self.poll is not None:
+                self.poll(b)
+            end = _min(b, b.add(start, _i64(axis.block)), hi)
+            with for_range(b, end, f"r{a}.block", start=start) as i:
+                self._step(a, i, offsets, base, _i64(0))
+            done = b.add(b.udiv(b.sub(start, lo), _i64(axis.block)), _i64(1))
+            with _while(b, _i64(0), "carry") as (k, go):
+                mask = b.sub(b.shl(_i64(1), k), _i64(1))
+                go(
+                    b.and_(
+                        b.icmp_signed("<", k, top), b.icmp_signed("==", b.and_(done, mask), _i64(0))
+                    )
+                )
+                merge_up(k)
+        with for_range(b, top, "flush", start=_i64(1)) as k:
+            merge_up(k)
 
     def _level(self, a, k, levels, offsets, start, hi) -> None:
         """Level k's buffer (zero) += the sum of axis a's steps [start, start + block *
@@ -712,6 +747,27 @@ def _advance(b, offset, i, stride):
 
 def _as_i64(b, n):
     return None if n is None else sizes.i64(n, b)
+
+
+@contextmanager
+def _while(b: ir.IRBuilder, first: ir.Value, name: str):
+    """`with _while(b, first) as (k, go):` emits `for (k = first; cond; k++) { body }`:
+    the body calls go(cond) first, then emits what runs while cond holds."""
+    before = b.block
+    header, body, done = (b.append_basic_block(f"{name}.{n}") for n in ("header", "body", "done"))
+    b.branch(header)
+    b.position_at_end(header)
+    k = b.phi(T.I64, name=name)
+    k.add_incoming(first, before)
+
+    def go(condition):
+        b.cbranch(condition, body, done)
+        b.position_at_end(body)
+
+    yield k, go
+    k.add_incoming(b.add(k, _i64(1)), b.block)
+    b.branch(header)
+    b.position_at_end(done)
 
 
 def _min(b, x, hi):
