@@ -406,16 +406,12 @@ def _plan_blocks(axes: list[_Axis]) -> int:
     return scratch
 
 
-# A cascade over an axis whose length is a size of the run (ir/symbolic.py) gets levels
-# beyond what its length at the hints needs: the tree then covers 2**extra times that
-# length (a guard beyond), and its extra levels, each one buffer merged into a zeroed one,
-# add nothing (0 + x is x), so the bits are those of the exact tree. As many as
-# SYMBOLIC_LEVEL_ELEMENTS of partial sums allow, from 2 to 6 (at least 10 levels in all):
-# each level is a loop of its own, nested in the next, and LLVM's time grows fast with the
-# depth (24 extra levels took the MLP's compile from 0.3 to 2.5 s).
+# A cascade over an axis whose length is a size of the run (ir/symbolic.py) runs as
+# _ReductionNest._carried, which reaches the levels this run's length needs: its scratch
+# holds as many as SYMBOLIC_LEVEL_ELEMENTS of partial sums allow, up to SYMBOLIC_LEVELS
+# (2**40 blocks: any length), and a longer axis than they cover compiles again (a guard).
 SYMBOLIC_LEVEL_ELEMENTS = 1 << 20
-SYMBOLIC_EXTRA_LEVELS = (2, 6)
-SYMBOLIC_LEVELS = 10
+SYMBOLIC_LEVELS = 40
 
 
 def _tree_height(extent, block: int, level_stride: int) -> int:
@@ -423,12 +419,18 @@ def _tree_height(extent, block: int, level_stride: int) -> int:
     needed = (-(-hint(extent) // block) - 1).bit_length()
     if not is_symbolic(extent):
         return needed
-    fewest, most = SYMBOLIC_EXTRA_LEVELS
     affordable = SYMBOLIC_LEVEL_ELEMENTS // hint(level_stride) - 1  # (an estimate: no guard)
-    levels = max(needed + fewest, min(max(needed + most, SYMBOLIC_LEVELS), affordable))
+    levels = max(needed + 1, min(SYMBOLIC_LEVELS, affordable))
     if not extent <= block << levels:  # (a guard: longer axes compile again)
         raise BackendError("a cascade's length outgrew its own hint")  # (cannot happen)
     return levels
+
+
+def _tree_height_at_run_time(b: ir.IRBuilder, blocks: ir.Value) -> ir.Value:
+    """_tree_height's levels for `blocks` blocks, at least 1 (level 1 takes each block's
+    sums in _carried): bit_length(blocks - 1)."""
+    bits = b.sub(_i64(64), b.ctlz(b.sub(blocks, _i64(1)), ir.Constant(T.I1, 0)))
+    return b.select(b.icmp_unsigned("<=", blocks, _i64(2)), _i64(1), bits)
 
 
 def _emit_reduction(b, body, reduction, out_ptrs, scratch, evaluate, bounds, poll) -> int:
@@ -647,31 +649,39 @@ class _ReductionNest:
         sums; two neighbouring blocks' sums are added, then two such pairs, and so on up
         a tree of `levels` levels, whose root is added into the target."""
         axis = self.axes[a]
+        if is_symbolic(axis.extent):
+            self._carried(a, offsets, target, slot, lo, hi)
+            return
         levels = [
             self.b.gep(self.partials, [sizes.i64(axis.scratch + k * axis.level_stride(), self.b)])
             for k in range(axis.levels + 1)
         ]
         # every merge leaves its source zeroed for the next block: one clear here suffices
         self._clear(levels[0], (axis.levels + 1) * axis.level_stride())
-        if is_symbolic(axis.extent):  # (spare levels: nested, LLVM took seconds over them)
-            self._carried(a, levels[0], offsets, lo, hi)
-        else:
-            self._level(a, axis.levels, levels, offsets, lo, hi)
+        self._level(a, axis.levels, levels, offsets, lo, hi)
         self._merge(target, slot, levels[-1], axis.width)
 
-    def _carried(self, a, base, offsets, lo, hi) -> None:
-        """_level's tree and additions as one loop over the blocks, its code the same for
-        any height: block t is folded into level 0, which is merged into level 1; level k
-        into level k + 1 whenever t + 1 is a multiple of 2**k (its subtree is complete,
-        where _level merges it). After the last block every level is merged into the
-        next, from the bottom: the subtrees the end cut short (or empty ones: + 0)."""
+    def _carried(self, a, offsets, target, slot, lo, hi) -> None:
+        """_cascade for a length of the run: _level's tree and additions as one loop over
+        the blocks, its code the same for any height (nested a loop a level, 10 deep, LLVM
+        took 0.8 s over them). Block t is folded into level 0, merged into level 1; level
+        k into level k + 1 whenever t + 1 is a multiple of 2**k (its subtree complete,
+        where _level merges it). After the last block each level up to this run's height
+        is merged into the next, from the bottom (the subtrees the end cut short), and that
+        root into the target: the tree of a compile for this length, the same bits."""
         b, axis = self.b, self.axes[a]
-        stride, top = sizes.i64(axis.level_stride(), b), _i64(axis.levels)
+        base = b.gep(self.partials, [sizes.i64(axis.scratch, b)])
+        stride = sizes.i64(axis.level_stride(), b)
+        blocks = b.udiv(b.add(b.sub(hi, lo), _i64(axis.block - 1)), _i64(axis.block))
+        height = _tree_height_at_run_time(b, blocks)
+
+        def level(k: ir.Value) -> ir.Value:
+            return b.gep(base, [b.mul(k, stride)])
 
         def merge_up(k: ir.Value) -> None:
-            source = b.gep(base, [b.mul(k, stride)])
-            self._merge(b.gep(source, [stride]), _i64(0), source, axis.width)
+            self._merge(level(b.add(k, _i64(1))), _i64(0), level(k), axis.width)
 
+        self._clear(base, b.mul(b.add(height, _i64(1)), stride))  # (the levels it reaches)
         with for_range(b, hi, f"r{a}.blocks", start=lo, step=axis.block) as start:
             if self.poll is not None:
                 self.poll(b)
@@ -680,15 +690,12 @@ class _ReductionNest:
                 self._step(a, i, offsets, base, _i64(0))
             done = b.add(b.udiv(b.sub(start, lo), _i64(axis.block)), _i64(1))
             with _while(b, _i64(0), "carry") as (k, go):
-                mask = b.sub(b.shl(_i64(1), k), _i64(1))
-                go(
-                    b.and_(
-                        b.icmp_signed("<", k, top), b.icmp_signed("==", b.and_(done, mask), _i64(0))
-                    )
-                )
+                complete = b.and_(done, b.sub(b.shl(_i64(1), k), _i64(1)))
+                go(b.and_(b.icmp_signed("<", k, height), b.icmp_signed("==", complete, _i64(0))))
                 merge_up(k)
-        with for_range(b, top, "flush", start=_i64(1)) as k:
+        with for_range(b, height, "flush", start=_i64(1)) as k:
             merge_up(k)
+        self._merge(target, slot, level(height), axis.width)
 
     def _level(self, a, k, levels, offsets, start, hi) -> None:
         """Level k's buffer (zero) += the sum of axis a's steps [start, start + block *
