@@ -21,14 +21,15 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
-from graphjit.codegen.llvm import sizes
+from graphjit import config
+from graphjit.codegen.llvm import interrupt, sizes
 from graphjit.codegen.llvm import types as T
-from graphjit.codegen.llvm.blas import split_matmul
+from graphjit.codegen.llvm.blas import SPLIT_MIN_MACS, call_gemm, single_threaded_gemm, split_matmul
 from graphjit.codegen.llvm.loops import for_range
-from graphjit.codegen.llvm.parallel import call_split
+from graphjit.codegen.llvm.parallel import CHUNKS_PER_THREAD, call_split
 from graphjit.ir.core import Operation, Value
 from graphjit.ir.ops.conv import Window, conv_window, pool_window
-from graphjit.ir.symbolic import is_symbolic
+from graphjit.ir.symbolic import hint, is_symbolic
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,65 @@ def _per_group(low, count: int):
 
 # ---- convolutions --------------------------------------------------------------------------
 
+# Images whose products are too small to split (under blas.SPLIT_MIN_MACS: LeNet's 16x100
+# outputs of 150 taps) ran one after another on one thread, each product a BLAS call too
+# small to share: such a batch runs as IMAGE_BLOCKS blocks of images on graphjit's threads,
+# each block with an im2col matrix of its own. (LeNet's second convolution, 128 images:
+# 0.74 ms on one thread.)
+IMAGE_BLOCKS = config.MAX_THREADS * CHUNKS_PER_THREAD
+
+
+def _small_image_gemm(shape: ConvShape, dtype, macs):
+    """The single-threaded gemm for images whose product of `macs` multiply-adds is too
+    small to split, where there are several such images; else None."""
+    if dtype.name not in ("float32", "float64") or hint(macs) >= SPLIT_MIN_MACS:
+        return None
+    if not is_symbolic(shape.n) and shape.n < 2:
+        return None
+    return single_threaded_gemm(dtype.name, (1, 1, 1))
+
+
+def _image_blocks(low, shape: ConvShape, dtype, buffers, scratch_per_block: bool, per_image):
+    """per_image(b, local, buffers, image, scratch, dims) for every image, in IMAGE_BLOCKS
+    blocks of images on graphjit's threads: `buffers` the task's own pointers to the
+    given ones, `scratch` an im2col matrix of the block's own."""
+    ptr = T.storage_type(dtype).as_pointer()
+    arguments = [ptr] * (len(buffers) + 1) + [T.I64.as_pointer(), T.I64, T.I64]
+    fn = ir.Function(low.module, ir.FunctionType(ir.VoidType(), arguments), f"images{low.kernels}")
+    low.kernels += 1
+    fn.linkage = "internal"
+    *pointers, scratch, dims, lo, hi = fn.args
+    sizes.register(fn, dims)
+    entry = fn.append_basic_block("entry")
+    b = ir.IRBuilder(entry)
+
+    def local(typ):
+        with b.goto_block(entry):
+            b.position_at_start(entry)
+            return b.alloca(typ)
+
+    poll = interrupt.returning_poll(b, low.module)
+    matrix = shape.c * shape.taps * shape.pixels
+    count = sizes.i64(shape.n, b)
+    with for_range(b, hi, "images", start=lo) as block:
+        first = b.udiv(b.mul(count, block), _i64(IMAGE_BLOCKS))
+        end = b.udiv(b.mul(count, b.add(block, _i64(1))), _i64(IMAGE_BLOCKS))
+        own = _offset(b, scratch, block, matrix) if scratch_per_block else scratch
+        with for_range(b, end, "image", start=first) as image:
+            poll(b)
+            per_image(b, local, pointers, image, own, dims)
+    b.ret_void()
+    blocks = IMAGE_BLOCKS if scratch_per_block else 1
+    (space,) = low.scratch([blocks * matrix * dtype.np.itemsize])
+    work = shape.n * shape.o * shape.pixels * shape.rows_per_group
+    args = [*buffers, T.typed_pointer(low.b, space, dtype), low.dims]
+    call_split(low, fn, args, IMAGE_BLOCKS, work, IMAGE_BLOCKS)
+    low.poll_interrupt()
+
+
+def _i64(n: int) -> ir.Constant:
+    return ir.Constant(T.I64, n)
+
 
 def _columns(low, shape: ConvShape, dtype):
     """(the im2col function, its scratch matrix), or (None, None) for a pointwise conv."""
@@ -252,6 +312,38 @@ def op_conv2d(low, op: Operation) -> None:
     xp, wp, outp = low.typed(x), low.typed(w), low.typed(out)
     if not k:  # no input channels: the sum of nothing
         _zero(b, outp, shape.n * shape.o * shape.pixels, dtype)
+        return
+    blas = _small_image_gemm(shape, dtype, og * k * shape.pixels)
+    if blas is not None:
+
+        def forward(b, local, buffers, image, scratch, dims):
+            xp, wp, outp = buffers
+            matrix = _offset(b, xp, image, shape.c * shape.h * shape.w)
+            if im2col is not None:
+                b.call(im2col, [matrix, scratch, dims, _i64(0), sizes.i64(shape.c, b)])
+                matrix = scratch
+            image_out = _offset(b, outp, image, shape.o * shape.pixels)
+            with for_range(b, shape.groups, "group") as g:
+                pointers = (
+                    _offset(b, wp, g, og * k),
+                    _offset(b, matrix, g, k * shape.pixels),
+                    _offset(b, image_out, g, og * shape.pixels),
+                )
+                sizes_ = (og, shape.pixels, k)
+                call_gemm(
+                    b,
+                    local,
+                    dtype.name,
+                    pointers,
+                    sizes_,
+                    (False, False),
+                    (1.0, False),
+                    None,
+                    blas,
+                    dims,
+                )
+
+        _image_blocks(low, shape, dtype, [xp, wp, outp], im2col is not None, forward)
         return
     with for_range(b, shape.n, "image") as n:
         matrix = _fill_columns(
@@ -286,6 +378,38 @@ def op_conv2d_input_grad(low, op: Operation) -> None:
         col2im, col = _col2im_function(low, shape, dtype), T.typed_pointer(b, scratch, dtype)
     if not og:  # no output channels: nothing flows back
         _zero(b, dxp, shape.n * image_size, dtype)
+        return
+    blas = _small_image_gemm(shape, dtype, og * k * shape.pixels)
+    if blas is not None:
+
+        def backward(b, local, buffers, image, scratch, dims):
+            gp, wp, dxp = buffers
+            image_dx = _offset(b, dxp, image, image_size)
+            matrix = image_dx if col2im is None else scratch
+            image_g = _offset(b, gp, image, shape.o * shape.pixels)
+            with for_range(b, shape.groups, "group") as grp:
+                pointers = (
+                    _offset(b, wp, grp, og * k),
+                    _offset(b, image_g, grp, og * shape.pixels),
+                    _offset(b, matrix, grp, k * shape.pixels),
+                )
+                sizes_ = (k, shape.pixels, og)
+                call_gemm(
+                    b,
+                    local,
+                    dtype.name,
+                    pointers,
+                    sizes_,
+                    (True, False),
+                    (1.0, False),
+                    None,
+                    blas,
+                    dims,
+                )
+            if col2im is not None:
+                b.call(col2im, [scratch, image_dx, dims, _i64(0), sizes.i64(shape.c, b)])
+
+        _image_blocks(low, shape, dtype, [gp, wp, dxp], col2im is not None, backward)
         return
     with for_range(b, shape.n, "image") as n:
         image = _offset(b, dxp, n, image_size)
@@ -413,7 +537,9 @@ def _pool_function(low, op: Operation, shape: PoolShape):
     count = T.constant(dtype, shape.win.kernel[0] * shape.win.kernel[1])
     rows, columns = _interior(b, shape, 0), _interior(b, shape, 1)
     ow_size = sizes.i64(shape.ow, b)
+    poll = interrupt.returning_poll(b, low.module)
     with for_range(b, hi, "plane", start=lo) as p:
+        poll(b)
         planes = [_offset(b, s, p, size) for s, size in zip(srcs, src_sizes)]
         out = _offset(b, dst, p, dst_size)
         if not returns:
@@ -491,14 +617,13 @@ def op_pool(low, op: Operation) -> None:
     n, c, h, w = window_source.type.shape
     shape = PoolShape(h, w, *pooled.type.shape[2:], pool_window(**op.attrs))
     fn = _pool_function(low, op, shape)
-    b = low.b
     buffers = [low.typed(op.operands[k]) for k in inputs] + [low.typed(op.result)]
-    image_sizes = [c * _plane_size(v) for v in [*(op.operands[k] for k in inputs), op.result]]
     taps = shape.win.kernel[0] * shape.win.kernel[1]
-    with for_range(b, n, "image") as image:
-        at = [_offset(b, p, image, size) for p, size in zip(buffers, image_sizes)]
-        call_split(low, fn, [*at, low.dims], c, c * shape.oh * shape.ow * taps * 4)
-        low.poll_interrupt()
+    # every image's planes in one split (one per image waited for the threads 64 times
+    # for LeNet's 6 planes of 28x28 each; the kernel polls for Ctrl-C between planes)
+    planes = n * c
+    call_split(low, fn, [*buffers, low.dims], planes, planes * shape.oh * shape.ow * taps * 4)
+    low.poll_interrupt()
 
 
 LOWERINGS: dict = {

@@ -71,6 +71,19 @@ def interrupted(b: ir.IRBuilder, module: ir.Module, start: ir.Value) -> ir.Value
     return b.icmp_unsigned("!=", read_counter(b, module), start)
 
 
+def returning_poll(b: ir.IRBuilder, module: ir.Module):
+    """poll(b): a long function returns early on Ctrl-C (the entry point then stops the
+    run). It reads the counter where `b` is now (the function's start) and compares it
+    wherever poll is emitted (between chunks of its loop)."""
+    start = read_counter(b, module)
+
+    def poll(b: ir.IRBuilder) -> None:
+        with b.if_then(interrupted(b, module, start), likely=False):
+            b.ret_void()
+
+    return poll
+
+
 def _handler_ir() -> str:
     """void graphjit_on_sigint(int, siginfo_t*, void*): count, then chain (CPython's own
     handler takes one argument; passing three is harmless in these C ABIs)."""

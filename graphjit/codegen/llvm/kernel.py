@@ -175,7 +175,7 @@ def emit_kernel(
     n_buffers += bool(scratch_bytes or by_blocks)
     lo, hi = fn.args[-2:]
     strides = _kernel_strides(body, reduction, space)
-    poll = _interrupt_poll(b, module) if polls(space) else None
+    poll = interrupt.returning_poll(b, module) if polls(space) else None
     evaluate = _Evaluator(b, body, in_ptrs, out_ptrs, reduction, checks, faults)
     if reduction is None:
         with loop_nest(b, space, strides, outer=(lo, hi), poll=poll) as offsets:
@@ -239,18 +239,6 @@ def _buffer_pointers(b: ir.IRBuilder, args, shared) -> list[ir.Value]:
         if i not in aliased:
             arg.add_attribute("noalias")
     return pointers
-
-
-def _interrupt_poll(b: ir.IRBuilder, module: ir.Module):
-    """A long kernel returns early on Ctrl-C (the entry point then stops the run): it reads
-    the interrupt counter as it starts and compares between chunks of its loop."""
-    start = interrupt.read_counter(b, module)
-
-    def poll(b: ir.IRBuilder) -> None:
-        with b.if_then(interrupt.interrupted(b, module, start), likely=False):
-            b.ret_void()
-
-    return poll
 
 
 def _fill(b, ptr, count, value, dtype) -> None:

@@ -152,7 +152,7 @@ def _element_kernel(low, op: Operation, inputs: list, element, cost: int) -> Non
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     stream = _Stream(b, fn.args[0], op.attrs["key"])
-    poll = _poll(b, low.module) if polls([n]) else None
+    poll = interrupt.returning_poll(b, low.module) if polls([n]) else None
     lo, hi = fn.args[-2:]
     with loop_nest(b, [n], [[1]], outer=(lo, hi), poll=poll) as (i,):
         loaded = [b.load(b.gep(p, [i])) for p in fn.args[1 : len(inputs)]]
@@ -161,16 +161,6 @@ def _element_kernel(low, op: Operation, inputs: list, element, cost: int) -> Non
     call_split(low, fn, [low.typed(v) for v in values], n, n * cost)
     if poll is not None:  # the kernel may have returned early for a Ctrl-C
         low.poll_interrupt()
-
-
-def _poll(b: ir.IRBuilder, module: ir.Module):
-    start = interrupt.read_counter(b, module)
-
-    def poll(b: ir.IRBuilder) -> None:
-        with b.if_then(interrupt.interrupted(b, module, start), likely=False):
-            b.ret_void()
-
-    return poll
 
 
 def op_random_uniform(low, op: Operation) -> None:
