@@ -9,11 +9,14 @@ transpose: a gemm with the weights transposed, then col2im adds the taps back in
 image; the filter gradient accumulates one gemm per image into the weights' gradient.
 A 1x1 convolution with stride 1 and no padding uses the image itself as the matrix.
 
-im2col and col2im are functions over a range of channels, with every loop bound a
-compile-time constant (the kernel taps are unrolled, and each tap's range of output
-positions inside the input is computed here), so the inner loops are plain strided
-copies that LLVM vectorises. They, and the pooling kernels, split over threads when an
-image is large enough (codegen/llvm/parallel.py); the image loop polls for Ctrl-C."""
+im2col and col2im are functions over a range of channels, the kernel taps unrolled, so
+the inner loops are plain strided copies that LLVM vectorises. At fixed sizes every loop
+bound is a constant; an image's sizes of the run (ir/symbolic.py) reach them through
+`dims`, and each tap's range of outputs inside the input is clamped when they run. A
+large image's im2col and products split over threads (codegen/llvm/parallel.py, blas.py);
+a batch of small ones runs in blocks of images on the threads (_image_blocks). Pooling
+splits every image's planes at once and scans each window's interior unchecked, its
+border checked. Every image and plane loop polls for Ctrl-C."""
 
 from __future__ import annotations
 
