@@ -1,13 +1,15 @@
 """LLVM module → verified, O3-optimised native code for the host CPU, through MCJIT.
 
 The module is parsed and verified before it is compiled, so a code-generation bug is a
-BackendError, never a crash. Optimisation and code generation happen in recycled worker
-processes (compile_worker.py): llvmlite leaks memory on every run of the O3 pipeline, and
-an LLVM abort there ends only the worker; this process loads the object code they return
-through MCJIT's object cache, as it does an object from the disk cache. A large module may
-come back as several objects, one per part (target.plan, compiled in parallel): the first
-is the module's, the others are added to the same engine, which links them. The target
-machine and pipeline are configured in one place, target.py.
+BackendError, never a crash. Parsing, optimisation and code generation happen first in
+recycled worker processes (compile_worker.py): llvmlite leaks memory on every run of the
+O3 pipeline, and an LLVM abort or crash there (its parser too can crash on IR it should
+reject) ends only the worker. This process parses the text after them and loads the
+object code they return through MCJIT's object cache, as it does an object from the disk
+cache. A large module may come back as several objects, one per part (target.plan,
+compiled in parallel): the first is the module's, the others are added to the same
+engine, which links them. The target machine and pipeline are configured in one place,
+target.py.
 
 GRAPHJIT_COMPILE_WORKER=0 optimises and compiles in this process instead (so does setting
 GRAPHJIT_DUMP_LLVM=1, which prints the optimised LLVM IR, or GRAPHJIT_DUMP_ASM=1, the
@@ -84,23 +86,22 @@ class CompiledModule:
 
     def _compile(self, ir_text: str, key: str | None) -> None:
         tm = target_machine()
-        try:
-            module = target.parse(ir_text)
-        except RuntimeError as e:
-            raise BackendError(f"generated LLVM IR is invalid: {e}") from None
-        target.prepare(module, tm)
         dump_llvm, dump_asm = config.dump_llvm(), config.dump_asm()
         # (objects on disk were optimised before they were saved)
         objects = cache.disk_load_objects(key) if key is not None else None
         made_here = False
         if objects is None and compile_worker.enabled() and not (dump_llvm or dump_asm):
-            try:
-                objects = _objects_from_worker(ir_text)
-            except BackendError:
-                module.close()
-                raise
+            # The worker parses the text first: IR that crashes LLVM's parser (a call
+            # that llvmlite let through, but whose intrinsic's declaration LLVM upgrades
+            # and dereferences) ends the worker, a BackendError here, not this process.
+            objects = _objects_from_worker(ir_text)
             if objects is not None and key is not None:
                 cache.disk_store(key, cache.pack_objects(objects))  # (no-op without a dir)
+        try:
+            module = target.parse(ir_text)
+        except RuntimeError as e:
+            raise BackendError(f"generated LLVM IR is invalid: {e}") from None
+        target.prepare(module, tm)
         if objects is None:
             optimise(module)
             made_here = True
