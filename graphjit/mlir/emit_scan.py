@@ -4,9 +4,10 @@
 Upstream linalg has neither a scan nor a sort (IREE's `iree_linalg_ext.scan` and `.sort`
 are IREE's own dialect), and a loop of `tensor.insert`s would run one element at a time.
 Both are written as the dense reductions they equal, every output in parallel, O(n²)
-work along the axis. The IREE backend (`Writer.linalg_ext`) takes IREE's scan for
-cumsum instead: O(n), and its sequential sum has the interpreter's bits. (IREE's sort is
-an O(n²) exchange sort on the CPU, and not stable: the dense form stays.)
+work along the axis, which gj.ir.parse reads back. The IREE backend (`Writer.linalg_ext`)
+takes IREE's scan for cumsum instead: O(n), and its sequential sum has the interpreter's
+bits; and sorts by a bitonic network in loops, O(n log² n) (IREE's own sort is an O(n²)
+exchange sort on the CPU, and not stable).
 
 - cumsum: out[i] = the sum of x[j] over j <= i (j >= i reversed), added in the order the
   interpreter adds them (from the far end when reversed), so results match bit for bit
@@ -153,6 +154,9 @@ def emit_sort(w, op):
     of rank r (the first k ranks for top-k)."""
     x, t = operands(w, op)[0]
     axis, descending = op.attrs["axis"], op.attrs["descending"]
+    if w.linalg_ext:  # (the IREE backend: its own loops, which the export does not read)
+        values, indices = _bitonic(w, x, t, axis, descending)
+        return [_first(w, v, r.type, axis, t) for v, r in zip((values, indices), op.results)]
     order, order_t = ranks(w, x, t, axis, descending)
     values_t, indices_t = (r.type for r in op.results)
     rank = len(t.shape)
@@ -177,6 +181,104 @@ def emit_sort(w, op):
     maps = [affine_map(rank + 1, source)] * 2 + [affine_map(rank + 1, loops)] * 2
     iterators = ["parallel"] * rank + ["reduction"]
     return generic(w, [(x, t), (order, order_t)], outs, maps, iterators, body)
+
+
+def _bitonic(w, x: str, t: TensorType, axis: int, descending: bool) -> tuple[str, str]:
+    """(values, int64 positions) sorted along `axis` by a bitonic network, O(n log² n):
+    stage p merges blocks of 2^(p+1), its first step comparing each element with its
+    mirror in the block, the next ones with the element j = 2^(p-q) away; the lower of
+    each pair takes the one that sorts first. Positions past the axis's end are +inf
+    (nothing moves there), and ties go by original position: the order is total, so the
+    network sorts stably, as the interpreter. Every step is one parallel linalg.generic
+    in two scf.for loops."""
+    rank, positions_t = len(t.shape), TensorType(t.shape, int64)
+    dims, loops = dims_of(w, x, t), [f"d{i}" for i in range(rank)]
+    types = f"{tensor_type(t)}, {tensor_type(positions_t)}"
+    n = as_index(w, w.dim(x, t, axis))
+
+    def position(w, _):
+        return [w.op(f"arith.index_cast {w.op(f'linalg.index {axis} : index')} : index to i64")]
+
+    identity = affine_map(rank, loops)
+    start = w.empty(positions_t, dims)
+    iota = generic(w, [], [(start, positions_t)], [identity], ["parallel"] * rank, position)[0]
+    stages = _bit_length_of_less(w, n)
+    one, zero = w.index(1), w.index(0)
+    sorted_ = w.fresh("sorted")
+    p, v, ix = w.fresh("p"), w.fresh("v"), w.fresh("ix")
+    w.emit(
+        f"{sorted_}:2 = scf.for {p} = {zero} to {stages} step {one} "
+        f"iter_args({v} = {x}, {ix} = {iota}) -> ({types}) {{"
+    )
+    w.depth += 1
+    steps = w.op(f"arith.addi {p}, {one} : index")
+    merged, q, v2, ix2 = w.fresh("merged"), w.fresh("q"), w.fresh("v"), w.fresh("ix")
+    w.emit(
+        f"{merged}:2 = scf.for {q} = {zero} to {steps} step {one} "
+        f"iter_args({v2} = {v}, {ix2} = {ix}) -> ({types}) {{"
+    )
+    w.depth += 1
+    block = w.op(f"arith.shli {one}, {steps} : index")  # 2^(p+1)
+    mirror = w.op(f"arith.subi {block}, {one} : index")
+    away = w.op(f"arith.shli {one}, {w.op(f'arith.subi {p}, {q} : index')} : index")
+    first = w.op(f"arith.cmpi eq, {q}, {zero} : index")
+    flip = w.op(f"arith.select {first}, {mirror}, {away} : index")
+
+    def step(w, s):
+        mine, mine_at = s[0], s[1]
+        i = w.op(f"linalg.index {axis} : index")
+        other = w.op(f"arith.xori {i}, {flip} : index")
+        inside = w.op(f"arith.cmpi ult, {other}, {n} : index")
+        other = w.op(f"arith.select {inside}, {other}, {i} : index")
+        at = [other if k == axis else w.op(f"linalg.index {k} : index") for k in range(rank)]
+        theirs = w.op(f"tensor.extract {v2}[{', '.join(at)}] : {tensor_type(t)}")
+        theirs_at = w.op(f"tensor.extract {ix2}[{', '.join(at)}] : {tensor_type(positions_t)}")
+        earlier = w.op(f"arith.cmpi slt, {theirs_at}, {mine_at} : i64")
+        tie = w.op(f"arith.andi {equivalent(w, theirs, mine, t.dtype)}, {earlier} : i1")
+        before = w.op(f"arith.ori {precedes(w, theirs, mine, t.dtype, descending)}, {tie} : i1")
+        lower = w.op(f"arith.cmpi ult, {i}, {other} : index")
+        wanted = w.op(f"arith.cmpi eq, {lower}, {before} : i1")  # lower takes the first
+        take = w.op(f"arith.andi {inside}, {wanted} : i1")
+        value = w.op(f"arith.select {take}, {theirs}, {mine} : {element_type(t.dtype)}")
+        return [value, w.op(f"arith.select {take}, {theirs_at}, {mine_at} : i64")]
+
+    outs = [(w.empty(t, dims), t), (w.empty(positions_t, dims), positions_t)]
+    parallel = ["parallel"] * rank
+    pair = generic(w, [(v2, t), (ix2, positions_t)], outs, [identity] * 4, parallel, step)
+    w.emit(f"scf.yield {', '.join(pair)} : {types}")
+    w.depth -= 1
+    w.emit("}")
+    w.emit(f"scf.yield {merged}#0, {merged}#1 : {types}")
+    w.depth -= 1
+    w.emit("}")
+    return f"{sorted_}#0", f"{sorted_}#1"
+
+
+def _bit_length_of_less(w, n: str) -> str:
+    """The index ceil(log2(n)) (0 for n <= 1): the bitonic network's stages."""
+    wide = w.op(f"arith.index_cast {n} : index to i64")
+    below = w.op(f"arith.subi {wide}, {w.scalar(1, int64)} : i64")
+    zeros = w.op(f"math.ctlz {below} : i64")
+    bits = w.op(f"arith.subi {w.scalar(64, int64)}, {zeros} : i64")
+    small = w.op(f"arith.cmpi sle, {wide}, {w.scalar(1, int64)} : i64")
+    bits = w.op(f"arith.select {small}, {w.scalar(0, int64)}, {bits} : i64")
+    return w.op(f"arith.index_cast {bits} : i64 to index")
+
+
+def _first(w, ssa: str, want: TensorType, axis: int, t: TensorType) -> str:
+    """The first want.shape[axis] entries along `axis` (top-k), else `ssa` itself."""
+    if want.shape[axis] == t.shape[axis] or want.shape[axis] is None:
+        return ssa
+    full = TensorType(t.shape, want.dtype)
+    sizes = [
+        str(want.shape[k]) if k == axis or t.shape[k] is not None else w.dim(ssa, full, k)
+        for k in range(len(t.shape))
+    ]
+    zeros, ones = ", ".join(["0"] * len(sizes)), ", ".join(["1"] * len(sizes))
+    return w.op(
+        f"tensor.extract_slice {ssa}[{zeros}] [{', '.join(sizes)}] [{ones}] : "
+        f"{tensor_type(full)} to {tensor_type(want)}"
+    )
 
 
 EMITTERS: dict = {"cumsum": emit_cumsum, "sort": emit_sort}

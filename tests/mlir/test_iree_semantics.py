@@ -308,3 +308,36 @@ def test_large_arrays_cross_without_copies_and_results_outlive_their_feeds():
             assert_matches(a, b, "in-place transfer", signed_zeros=True)
         assert not any(np.shares_memory(a, junk_a) for a in got for junk_a in junk)
     np.testing.assert_array_equal(iree.run(w), interp.run(w))
+
+
+def test_long_sorts_run_in_n_log_squared_n_time_stably_with_the_interpreters_results():
+    """The iree backend sorts by a bitonic network (upstream ops in loops), not the O(n²)
+    dense form an export has (200k elements: 4e10 comparisons there): values and
+    positions as the interpreter's, stable through many ties, with NaN and infinities,
+    descending, along a middle axis of unknown length, in integers, and for top-k."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None], name="x")
+        grid = gj.placeholder(gj.float64, [2, None, 3], name="grid")
+        counts = gj.placeholder(gj.int32, [None], name="counts")
+        fetches = [
+            *gj.sort(x, dim=0),
+            *gj.sort(grid, dim=1, descending=True),
+            gj.argsort(counts, dim=0),
+            gj.argsort(counts, dim=0, descending=True),
+            *gj.topk(x, 7),
+        ]
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=200_001).astype(np.float32)
+    values[rng.integers(0, 200_001, 500)] = np.nan
+    values[:3] = [np.inf, -np.inf, -0.0]
+    feed = {
+        x: values,
+        grid: rng.integers(-3, 3, size=(2, 1001, 3)).astype(np.float64),
+        counts: rng.integers(-5, 5, 50_000).astype(np.int32),
+    }
+    with gj.Session(g) as interpreter, gj.Session(g, backend="iree") as iree:
+        for got, want in zip(iree.run(fetches, feed), interpreter.run(fetches, feed), strict=True):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    assert "scf.for" not in gj.mlir.export(fetches, feed, graph=g)  # (upstream: dense)
