@@ -126,6 +126,12 @@ def equivalent(w, a: str, b: str, dtype) -> str:
     return w.op(f"arith.ori {equal}, {both_nan} : i1")
 
 
+def sorts_before(w, b: str, a: str, dtype, descending: bool, b_earlier: str) -> str:
+    """i1: b goes before a in a stable sort (b_earlier: b's position is before a's)."""
+    tie = w.op(f"arith.andi {equivalent(w, a, b, dtype)}, {b_earlier} : i1")
+    return w.op(f"arith.ori {precedes(w, b, a, dtype, descending)}, {tie} : i1")
+
+
 def ranks(w, x, t: TensorType, axis: int, descending: bool) -> tuple[str, TensorType]:
     """int64 tensor shaped like x: how many elements along `axis` sort before each."""
     rank = len(t.shape)
@@ -138,8 +144,7 @@ def ranks(w, x, t: TensorType, axis: int, descending: bool) -> tuple[str, Tensor
         i = w.op(f"linalg.index {axis} : index")
         j = w.op(f"linalg.index {rank} : index")
         left = w.op(f"arith.cmpi slt, {j}, {i} : index")
-        tie = w.op(f"arith.andi {equivalent(w, a, b, t.dtype)}, {left} : i1")
-        before = w.op(f"arith.ori {precedes(w, b, a, t.dtype, descending)}, {tie} : i1")
+        before = sorts_before(w, b, a, t.dtype, descending, left)
         one = w.op(f"arith.extui {before} : i1 to i64")
         return [w.op(f"arith.addi {count}, {one} : i64")]
 
@@ -234,8 +239,7 @@ def _bitonic(w, x: str, t: TensorType, axis: int, descending: bool) -> tuple[str
         theirs = w.op(f"tensor.extract {v2}[{', '.join(at)}] : {tensor_type(t)}")
         theirs_at = w.op(f"tensor.extract {ix2}[{', '.join(at)}] : {tensor_type(positions_t)}")
         earlier = w.op(f"arith.cmpi slt, {theirs_at}, {mine_at} : i64")
-        tie = w.op(f"arith.andi {equivalent(w, theirs, mine, t.dtype)}, {earlier} : i1")
-        before = w.op(f"arith.ori {precedes(w, theirs, mine, t.dtype, descending)}, {tie} : i1")
+        before = sorts_before(w, theirs, mine, t.dtype, descending, earlier)
         lower = w.op(f"arith.cmpi ult, {i}, {other} : index")
         wanted = w.op(f"arith.cmpi eq, {lower}, {before} : i1")  # lower takes the first
         take = w.op(f"arith.andi {inside}, {wanted} : i1")

@@ -246,10 +246,11 @@ def _small_image_gemm(shape: ConvShape, dtype, macs):
     return single_threaded_gemm(dtype.name, (1, 1, 1))
 
 
-def _image_blocks(low, shape: ConvShape, dtype, buffers, scratch_per_block: bool, per_image):
-    """per_image(b, local, buffers, image, scratch, dims) for every image, in IMAGE_BLOCKS
+def _image_blocks(low, shape: ConvShape, dtype, blas, buffers, scratch_per_block: bool, per_image):
+    """per_image(b, gemm, buffers, image, scratch, dims) for every image, in IMAGE_BLOCKS
     blocks of images on graphjit's threads: `buffers` the task's own pointers to the
-    given ones, `scratch` an im2col matrix of the block's own."""
+    given ones, `scratch` an im2col matrix of the block's own, gemm(pointers, sizes,
+    transposed) a product on the calling thread (`blas`)."""
     ptr = T.storage_type(dtype).as_pointer()
     arguments = [ptr] * (len(buffers) + 1) + [T.I64.as_pointer(), T.I64, T.I64]
     fn = ir.Function(low.module, ir.FunctionType(ir.VoidType(), arguments), f"images{low.kernels}")
@@ -265,6 +266,11 @@ def _image_blocks(low, shape: ConvShape, dtype, buffers, scratch_per_block: bool
             b.position_at_start(entry)
             return b.alloca(typ)
 
+    def gemm(pointers, sizes_, transposed):
+        call_gemm(
+            b, local, dtype.name, pointers, sizes_, transposed, (1.0, False), None, blas, dims
+        )
+
     poll = interrupt.returning_poll(b, low.module)
     matrix = shape.c * shape.taps * shape.pixels
     count = sizes.i64(shape.n, b)
@@ -274,7 +280,7 @@ def _image_blocks(low, shape: ConvShape, dtype, buffers, scratch_per_block: bool
         own = _offset(b, scratch, block, matrix) if scratch_per_block else scratch
         with for_range(b, end, "image", start=first) as image:
             poll(b)
-            per_image(b, local, pointers, image, own, dims)
+            per_image(b, gemm, pointers, image, own, dims)
     b.ret_void()
     blocks = IMAGE_BLOCKS if scratch_per_block else 1
     (space,) = low.scratch([blocks * matrix * dtype.np.itemsize])
@@ -319,7 +325,7 @@ def op_conv2d(low, op: Operation) -> None:
     blas = _small_image_gemm(shape, dtype, og * k * shape.pixels)
     if blas is not None:
 
-        def forward(b, local, buffers, image, scratch, dims):
+        def forward(b, gemm, buffers, image, scratch, dims):
             xp, wp, outp = buffers
             matrix = _offset(b, xp, image, shape.c * shape.h * shape.w)
             if im2col is not None:
@@ -332,21 +338,9 @@ def op_conv2d(low, op: Operation) -> None:
                     _offset(b, matrix, g, k * shape.pixels),
                     _offset(b, image_out, g, og * shape.pixels),
                 )
-                sizes_ = (og, shape.pixels, k)
-                call_gemm(
-                    b,
-                    local,
-                    dtype.name,
-                    pointers,
-                    sizes_,
-                    (False, False),
-                    (1.0, False),
-                    None,
-                    blas,
-                    dims,
-                )
+                gemm(pointers, (og, shape.pixels, k), (False, False))
 
-        _image_blocks(low, shape, dtype, [xp, wp, outp], im2col is not None, forward)
+        _image_blocks(low, shape, dtype, blas, [xp, wp, outp], im2col is not None, forward)
         return
     with for_range(b, shape.n, "image") as n:
         matrix = _fill_columns(
@@ -385,7 +379,7 @@ def op_conv2d_input_grad(low, op: Operation) -> None:
     blas = _small_image_gemm(shape, dtype, og * k * shape.pixels)
     if blas is not None:
 
-        def backward(b, local, buffers, image, scratch, dims):
+        def backward(b, gemm, buffers, image, scratch, dims):
             gp, wp, dxp = buffers
             image_dx = _offset(b, dxp, image, image_size)
             matrix = image_dx if col2im is None else scratch
@@ -396,23 +390,11 @@ def op_conv2d_input_grad(low, op: Operation) -> None:
                     _offset(b, image_g, grp, og * shape.pixels),
                     _offset(b, matrix, grp, k * shape.pixels),
                 )
-                sizes_ = (k, shape.pixels, og)
-                call_gemm(
-                    b,
-                    local,
-                    dtype.name,
-                    pointers,
-                    sizes_,
-                    (True, False),
-                    (1.0, False),
-                    None,
-                    blas,
-                    dims,
-                )
+                gemm(pointers, (k, shape.pixels, og), (True, False))
             if col2im is not None:
                 b.call(col2im, [scratch, image_dx, dims, _i64(0), sizes.i64(shape.c, b)])
 
-        _image_blocks(low, shape, dtype, [gp, wp, dxp], col2im is not None, backward)
+        _image_blocks(low, shape, dtype, blas, [gp, wp, dxp], col2im is not None, backward)
         return
     with for_range(b, shape.n, "image") as n:
         image = _offset(b, dxp, n, image_size)
