@@ -73,6 +73,9 @@ def _objects_from_worker(ir_text: str) -> list[bytes] | None:
         )
         return None
     except compile_worker.CompileError as e:
+        invalid = f"{target.InvalidIR.__name__}: "  # (the worker's parse or verify failed)
+        if str(e).startswith(invalid):
+            raise BackendError(f"generated LLVM IR is invalid: {str(e)[len(invalid) :]}") from None
         raise BackendError(f"LLVM could not compile the module: {e}") from None
 
 

@@ -78,10 +78,17 @@ def new_target_machine():
     )
 
 
+class InvalidIR(RuntimeError):
+    """The module's text does not parse, or the module does not verify."""
+
+
 def parse(ir_text: str):
-    """The module, parsed and verified (RuntimeError if it does not)."""
-    module = llvm.parse_assembly(ir_text)
-    module.verify()
+    """The module, parsed and verified (InvalidIR if it does not)."""
+    try:
+        module = llvm.parse_assembly(ir_text)
+        module.verify()
+    except RuntimeError as e:
+        raise InvalidIR(str(e)) from None
     return module
 
 
