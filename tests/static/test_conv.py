@@ -371,3 +371,33 @@ def test_an_empty_batch_runs_forward_and_backward(backend):
     assert out_y.shape == (0, 4, 2, 2) and out_t.shape == (0, 4, 3, 3)
     assert dx.shape == (0, 3, 5, 5)
     np.testing.assert_array_equal(dw, np.zeros((4, 3, 3, 3), np.float32))
+
+
+def test_small_images_in_blocks_give_one_threads_bits_and_the_interpreters_values():
+    """LeNet-sized convolutions (each image's product too small to split) run in fixed
+    blocks of images on graphjit's threads, the filter gradient summing each block's
+    images into partial sums of its own and then the blocks in order: the same bits on
+    one thread as on two, and the interpreter's values, for a grouped strided padded
+    convolution, a pointwise one, and batches smaller than the blocks."""
+    rng = np.random.default_rng(12)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 4, 11, 9], name="x")
+        w = gj.Variable(rng.normal(size=(6, 2, 3, 3)).astype(np.float32) * 0.3, name="w")
+        p = gj.Variable(rng.normal(size=(5, 6, 1, 1)).astype(np.float32) * 0.3, name="p")
+        h = gj.conv2d(x, w, stride=2, padding=1, groups=2)
+        y = gj.conv2d(gj.relu(h), p)
+        loss = gj.reduce_sum(y * y)
+        fetches = [y, *gj.gradients(loss, [x, w, p])]
+    for batch in [37, 3]:
+        feed = {x: rng.normal(size=(batch, 4, 11, 9)).astype(np.float32)}
+        want = gj.Session(g, backend="interpreter").run(fetches, feed)
+        two = gj.Session(g).run(fetches, feed)
+        gj.set_num_threads(1)
+        try:
+            one = gj.Session(g).run(fetches, feed)
+        finally:
+            gj.set_num_threads(gj.config.num_threads())
+        for a, b, c in zip(two, one, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-4)

@@ -6,7 +6,9 @@ group multiplies the weights [O/groups, C/groups·kh·kw] by its rows. An image'
 (under 1 MiB for the 28x28 benchmark) stays in cache between the copy and the gemm, which
 a whole-batch matrix (nine times the input) would not. The input gradient is the
 transpose: a gemm with the weights transposed, then col2im adds the taps back into the
-image; the filter gradient accumulates one gemm per image into the weights' gradient.
+image; the filter gradient accumulates one gemm per image into the weights' gradient (for
+a batch of small images, each block of images into partial sums of its own, then the
+blocks in order: the same bits on any machine and number of threads).
 A 1x1 convolution with stride 1 and no padding uses the image itself as the matrix.
 
 im2col and col2im are functions over a range of channels, the kernel taps unrolled, so
@@ -24,12 +26,11 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
-from graphjit import config
 from graphjit.codegen.llvm import interrupt, sizes
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import SPLIT_MIN_MACS, call_gemm, single_threaded_gemm, split_matmul
 from graphjit.codegen.llvm.loops import for_range
-from graphjit.codegen.llvm.parallel import CHUNKS_PER_THREAD, call_split
+from graphjit.codegen.llvm.parallel import call_split
 from graphjit.ir.core import Operation, Value
 from graphjit.ir.ops.conv import Window, conv_window, pool_window
 from graphjit.ir.symbolic import hint, is_symbolic
@@ -232,8 +233,9 @@ def _per_group(low, count: int):
 # outputs of 150 taps) ran one after another on one thread, each product a BLAS call too
 # small to share: such a batch runs as IMAGE_BLOCKS blocks of images on graphjit's threads,
 # each block with an im2col matrix of its own. (LeNet's second convolution, 128 images:
-# 0.74 ms on one thread.)
-IMAGE_BLOCKS = config.MAX_THREADS * CHUNKS_PER_THREAD
+# 0.74 ms on one thread.) A fixed count, not one per core: the filter gradient sums by
+# blocks, and its bits must not depend on the machine.
+IMAGE_BLOCKS = 16
 
 
 def _small_image_gemm(shape: ConvShape, dtype, macs):
@@ -246,11 +248,13 @@ def _small_image_gemm(shape: ConvShape, dtype, macs):
     return single_threaded_gemm(dtype.name, (1, 1, 1))
 
 
-def _image_blocks(low, shape: ConvShape, dtype, blas, buffers, scratch_per_block: bool, per_image):
+def _image_blocks(low, shape: ConvShape, dtype, blas, buffers, own, per_image, begin=None):
     """per_image(b, gemm, buffers, image, scratch, dims) for every image, in IMAGE_BLOCKS
     blocks of images on graphjit's threads: `buffers` the task's own pointers to the
-    given ones, `scratch` an im2col matrix of the block's own, gemm(pointers, sizes,
-    transposed) a product on the calling thread (`blas`)."""
+    given ones, `scratch` the `own` elements of scratch the block owns (its im2col
+    matrix, say), after begin(b, scratch) at the block's start; gemm(pointers, sizes,
+    transposed, accumulate=False) a product on the calling thread (`blas`). Returns the
+    blocks' scratch, one block after another (the caller's pointer)."""
     ptr = T.storage_type(dtype).as_pointer()
     arguments = [ptr] * (len(buffers) + 1) + [T.I64.as_pointer(), T.I64, T.I64]
     fn = ir.Function(low.module, ir.FunctionType(ir.VoidType(), arguments), f"images{low.kernels}")
@@ -266,28 +270,33 @@ def _image_blocks(low, shape: ConvShape, dtype, blas, buffers, scratch_per_block
             b.position_at_start(entry)
             return b.alloca(typ)
 
-    def gemm(pointers, sizes_, transposed):
-        call_gemm(
-            b, local, dtype.name, pointers, sizes_, transposed, (1.0, False), None, blas, dims
-        )
+    def gemm(pointers, sizes_, transposed, accumulate=False):
+        scaling = (1.0, accumulate)
+        call_gemm(b, local, dtype.name, pointers, sizes_, transposed, scaling, None, blas, dims)
 
     poll = interrupt.returning_poll(b, low.module)
-    matrix = shape.c * shape.taps * shape.pixels
     count = sizes.i64(shape.n, b)
     with for_range(b, hi, "images", start=lo) as block:
         first = b.udiv(b.mul(count, block), _i64(IMAGE_BLOCKS))
         end = b.udiv(b.mul(count, b.add(block, _i64(1))), _i64(IMAGE_BLOCKS))
-        own = _offset(b, scratch, block, matrix) if scratch_per_block else scratch
+        mine = _offset(b, scratch, block, own)
+        if begin is not None:
+            begin(b, mine)
         with for_range(b, end, "image", start=first) as image:
             poll(b)
-            per_image(b, gemm, pointers, image, own, dims)
+            per_image(b, gemm, pointers, image, mine, dims)
     b.ret_void()
-    blocks = IMAGE_BLOCKS if scratch_per_block else 1
-    (space,) = low.scratch([blocks * matrix * dtype.np.itemsize])
+    (space,) = low.scratch([IMAGE_BLOCKS * own * dtype.np.itemsize])
+    space = T.typed_pointer(low.b, space, dtype)
     work = shape.n * shape.o * shape.pixels * shape.rows_per_group
-    args = [*buffers, T.typed_pointer(low.b, space, dtype), low.dims]
-    call_split(low, fn, args, IMAGE_BLOCKS, work, IMAGE_BLOCKS)
+    call_split(low, fn, [*buffers, space, low.dims], IMAGE_BLOCKS, work, IMAGE_BLOCKS)
     low.poll_interrupt()
+    return space
+
+
+def _matrix(shape: ConvShape, im2col) -> int:
+    """The elements of an image's im2col matrix, where there is one (0: pointwise)."""
+    return shape.c * shape.taps * shape.pixels if im2col is not None else 0
 
 
 def _i64(n: int) -> ir.Constant:
@@ -340,7 +349,7 @@ def op_conv2d(low, op: Operation) -> None:
                 )
                 gemm(pointers, (og, shape.pixels, k), (False, False))
 
-        _image_blocks(low, shape, dtype, blas, [xp, wp, outp], im2col is not None, forward)
+        _image_blocks(low, shape, dtype, blas, [xp, wp, outp], _matrix(shape, im2col), forward)
         return
     with for_range(b, shape.n, "image") as n:
         matrix = _fill_columns(
@@ -394,7 +403,7 @@ def op_conv2d_input_grad(low, op: Operation) -> None:
             if col2im is not None:
                 b.call(col2im, [scratch, image_dx, dims, _i64(0), sizes.i64(shape.c, b)])
 
-        _image_blocks(low, shape, dtype, blas, [gp, wp, dxp], col2im is not None, backward)
+        _image_blocks(low, shape, dtype, blas, [gp, wp, dxp], _matrix(shape, col2im), backward)
         return
     with for_range(b, shape.n, "image") as n:
         image = _offset(b, dxp, n, image_size)
@@ -418,12 +427,45 @@ def op_conv2d_input_grad(low, op: Operation) -> None:
 
 
 def op_conv2d_filter_grad(low, op: Operation) -> None:
-    """dw[group] = Σₙ g[n, group] @ im2col(x[n])[group rows]ᵀ, accumulated by BLAS."""
+    """dw[group] = Σₙ g[n, group] @ im2col(x[n])[group rows]ᵀ, accumulated by BLAS (small
+    images: by blocks of images, then the blocks' sums in order)."""
     x, g, dw = op.operands[0], op.operands[1], op.result
     shape, dtype, b = _conv_shape(x, dw, g, op.attrs), dw.type.dtype, low.b
     og, k = shape.o // shape.groups, shape.rows_per_group
     im2col, col = _columns(low, shape, dtype)
     xp, gp, dwp = low.typed(x), low.typed(g), low.typed(dw)
+    blas = _small_image_gemm(shape, dtype, og * k * shape.pixels)
+    if blas is not None:  # each block sums its images' products, then the blocks in order
+        columns, weights = _matrix(shape, im2col), shape.o * k
+
+        def filter_grad(b, gemm, buffers, image, scratch, dims):
+            xp, gp = buffers
+            matrix = _offset(b, xp, image, shape.c * shape.h * shape.w)
+            if im2col is not None:
+                b.call(im2col, [matrix, scratch, dims, _i64(0), sizes.i64(shape.c, b)])
+                matrix = scratch
+            image_g = _offset(b, gp, image, shape.o * shape.pixels)
+            with for_range(b, shape.groups, "group") as grp:
+                pointers = (
+                    _offset(b, image_g, grp, og * shape.pixels),
+                    _offset(b, matrix, grp, k * shape.pixels),
+                    _offset(b, _offset(b, scratch, columns), grp, og * k),
+                )
+                gemm(pointers, (og, k, shape.pixels), (False, True), accumulate=True)
+
+        def begin(b, scratch):
+            _zero(b, _offset(b, scratch, columns), weights, dtype)
+
+        blocks = _image_blocks(
+            low, shape, dtype, blas, [xp, gp], columns + weights, filter_grad, begin
+        )
+        _zero(b, dwp, weights, dtype)
+        with for_range(b, IMAGE_BLOCKS, "block") as block:
+            partial = _offset(b, _offset(b, blocks, block, columns + weights), columns)
+            with for_range(b, weights, "weight") as i:
+                at = b.gep(dwp, [i])
+                b.store(b.fadd(b.load(at), b.load(b.gep(partial, [i]))), at)
+        return
     _zero(b, dwp, shape.o * k, dtype)
     with for_range(b, shape.n, "image") as n:
         matrix = _fill_columns(
