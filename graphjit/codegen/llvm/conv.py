@@ -294,6 +294,16 @@ def _image_blocks(low, shape: ConvShape, dtype, blas, buffers, own, per_image, b
     return space
 
 
+def _image_matrix(b: ir.IRBuilder, shape: ConvShape, im2col, x, image, scratch, dims):
+    """Image `image`'s im2col matrix, filled into `scratch` on the calling thread (or the
+    image itself, for a pointwise convolution)."""
+    matrix = _offset(b, x, image, shape.c * shape.h * shape.w)
+    if im2col is None:
+        return matrix
+    b.call(im2col, [matrix, scratch, dims, _i64(0), sizes.i64(shape.c, b)])
+    return scratch
+
+
 def _matrix(shape: ConvShape, im2col) -> int:
     """The elements of an image's im2col matrix, where there is one (0: pointwise)."""
     return shape.c * shape.taps * shape.pixels if im2col is not None else 0
@@ -336,10 +346,7 @@ def op_conv2d(low, op: Operation) -> None:
 
         def forward(b, gemm, buffers, image, scratch, dims):
             xp, wp, outp = buffers
-            matrix = _offset(b, xp, image, shape.c * shape.h * shape.w)
-            if im2col is not None:
-                b.call(im2col, [matrix, scratch, dims, _i64(0), sizes.i64(shape.c, b)])
-                matrix = scratch
+            matrix = _image_matrix(b, shape, im2col, xp, image, scratch, dims)
             image_out = _offset(b, outp, image, shape.o * shape.pixels)
             with for_range(b, shape.groups, "group") as g:
                 pointers = (
@@ -440,10 +447,7 @@ def op_conv2d_filter_grad(low, op: Operation) -> None:
 
         def filter_grad(b, gemm, buffers, image, scratch, dims):
             xp, gp = buffers
-            matrix = _offset(b, xp, image, shape.c * shape.h * shape.w)
-            if im2col is not None:
-                b.call(im2col, [matrix, scratch, dims, _i64(0), sizes.i64(shape.c, b)])
-                matrix = scratch
+            matrix = _image_matrix(b, shape, im2col, xp, image, scratch, dims)
             image_g = _offset(b, gp, image, shape.o * shape.pixels)
             with for_range(b, shape.groups, "group") as grp:
                 pointers = (
