@@ -129,12 +129,15 @@ def _valid_outputs(b: ir.IRBuilder, win: Window, axis: int, tap: int, in_size, o
     strided window's sizes: a compile for each)."""
     if not (is_symbolic(in_size) or is_symbolic(out_size)):
         return tuple(ir.Constant(T.I64, n) for n in win.valid_outputs(axis, tap, in_size, out_size))
-    stride, offset = win.stride[axis], win.offset(axis, tap)
-    out = sizes.i64(out_size, b)
-    lo = _at_most(b, out, ir.Constant(T.I64, max(0, -(offset // stride))))
-    inside = sizes.i64((in_size - offset + stride - 1) // stride, b)  # ceil((in - off) / s)
-    at_least_lo = b.select(b.icmp_signed("<", inside, lo), lo, inside)
-    return lo, _at_most(b, out, at_least_lo)
+
+    def least(x, y):
+        return _at_most(b, sizes.i64(x, b), sizes.i64(y, b))
+
+    def most(x, y):
+        x, y = sizes.i64(x, b), sizes.i64(y, b)
+        return b.select(b.icmp_signed("<", x, y), y, x)
+
+    return win.valid_outputs(axis, tap, in_size, out_size, least, most)
 
 
 def _at_most(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:

@@ -59,11 +59,13 @@ class Window:
         """Input index of output 0 at this tap."""
         return tap * self.dilation[axis] - self.padding[axis][0]
 
-    def valid_outputs(self, axis: int, tap: int, in_size: int, out_size: int) -> tuple[int, int]:
-        """[lo, hi): the outputs whose input at this tap lies inside the input."""
+    def valid_outputs(self, axis: int, tap: int, in_size, out_size, least=min, most=max):
+        """[lo, hi): the outputs whose input at this tap lies inside the input. `least` and
+        `most` take the minimum and maximum (a code generator's, for sizes known only when
+        the code runs)."""
         s, off = self.stride[axis], self.offset(axis, tap)
-        lo = min(out_size, max(0, -(off // s)))  # ceil(-off / s)
-        hi = min(out_size, max(lo, (in_size - off + s - 1) // s))  # ceil((in - off) / s)
+        lo = least(out_size, most(0, -(off // s)))  # ceil(-off / s)
+        hi = least(out_size, most(lo, (in_size - off + s - 1) // s))  # ceil((in - off) / s)
         return lo, hi
 
 
