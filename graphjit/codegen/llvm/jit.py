@@ -113,7 +113,7 @@ class CompiledModule:
         if dump_asm:
             print(tm.emit_assembly(module), file=sys.stderr)
         # The engine owns the module from here on: keep no second reference to free it.
-        self.engine = llvm.create_mcjit_compiler(module, target.new_target_machine())
+        self.engine = target.new_engine(module)
         if objects is not None or (key is not None and cache.disk_dir() is not None):
             pending = objects[:1] if objects is not None else []  # handed over once, dropped
 

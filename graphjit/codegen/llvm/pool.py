@@ -95,7 +95,7 @@ def _compile(ir_text: str):
         module = target.parse(ir_text)
         target.prepare(module, jit.target_machine())
         # (not optimised: a few atomics a job, and O3's set-up alone took 11 of 26 ms)
-        engine = llvm.create_mcjit_compiler(module, target.new_target_machine())
+        engine = target.new_engine(module)
         engine.finalize_object()
     return engine
 

@@ -38,7 +38,7 @@ import llvmlite.binding as llvm
 
 # The pipeline's version, part of the compile caches' key: objects made by an earlier
 # pipeline (or stored in a format an earlier one cannot read) are never loaded.
-PIPELINE = "o3-merged-parts-2"
+PIPELINE = "o3-merged-parts-pic-3"
 
 # A local function at least this large (instructions, counting those of the always-inline
 # functions it calls) is compiled out of line when the module has two or more of them, and
@@ -64,6 +64,19 @@ def cpu_name() -> str:
     return llvm.get_host_cpu_name()
 
 
+# Code addresses its constants relative to the instruction pointer (the small code model,
+# position-independent), so that a vector constant is an operand of the instruction using
+# it (`vfmadd231ps .LCPI0_4(%rip){1to16}, ...`). MCJIT's default, the large code model,
+# first loaded each constant's 64-bit address into a register and then broadcast it, and
+# LLVM redid both inside loops whenever registers ran short: the elementwise chain's loop
+# (sigmoid and tanh) was 95 instructions a vector, 68 this way, 7.4 -> 6.2 ms on 16M floats.
+# A rip-relative operand reaches +-2 GiB only, so every engine loads code through
+# llvmlite's memory manager, which allocates an object's sections in one block (with the
+# stubs and GOT entries that RuntimeDyld makes for symbols outside it): see new_engine.
+# Without it, RuntimeDyld could place a constant pool beyond a 32-bit offset of its code.
+CODE_MODEL, RELOCATION = "small", "pic"
+
+
 def new_target_machine():
     """A target machine for the host CPU. An MCJIT engine takes ownership of (and frees) the
     one it is given, so each engine gets its own."""
@@ -74,8 +87,15 @@ def new_target_machine():
         cpu=cpu_name(),
         features=features(),
         opt=3,
-        codemodel="jitdefault",
+        codemodel=CODE_MODEL,
+        reloc=RELOCATION,
     )
+
+
+def new_engine(module):
+    """An MCJIT engine for `module` (which it takes ownership of), its code within reach of
+    its constants (see CODE_MODEL)."""
+    return llvm.create_mcjit_compiler(module, new_target_machine(), use_lmm=True)
 
 
 class InvalidIR(RuntimeError):
@@ -93,9 +113,29 @@ def parse(ir_text: str):
 
 
 def prepare(module, tm) -> None:
-    """Target the module at the machine: its triple and data layout."""
+    """Target the module at the machine: its triple and data layout, and calls that leave
+    the object through the GOT (see _calls_through_the_got)."""
     module.triple = tm.triple
     module.data_layout = str(tm.target_data)
+    _calls_through_the_got(module)
+
+
+# llvmlite's memory manager allocates only what RuntimeDyld reserved for an object, and
+# RuntimeDyld counts a GOT entry for each GOT-relative relocation but not the one it adds
+# for the stub of a PLT call to a symbol outside the object: a part calling BLAS and another
+# part's kernels ran out of room and aborted. Calls marked `nonlazybind`, and the calls
+# codegen makes itself (memset, memcpy) with RtLibUseGOT, load their target from the GOT
+# instead (`call *sgemm_@GOTPCREL(%rip)`), which RuntimeDyld counts.
+_GOT_FLAG = '!llvm.module.flags = !{!0}\n!0 = !{i32 7, !"RtLibUseGOT", i32 1}\n'
+
+
+def _calls_through_the_got(module) -> None:
+    for fn in module.functions:
+        if not fn.name.startswith("llvm."):  # (intrinsics are never called)
+            fn.add_function_attribute("nonlazybind")
+    flag = llvm.parse_assembly(_GOT_FLAG)
+    flag.triple, flag.data_layout = module.triple, module.data_layout
+    module.link_in(flag)
 
 
 def _pass_builder(tm):
@@ -269,7 +309,24 @@ def compile_object(ir_text: str, tm, part: int = 0, max_parts: int = 1) -> tuple
         if part >= layout.parts:
             return layout.parts, b""
         layout.restrict(module, part)
+        if layout.parts > 1:
+            module = _not_local(module)
         builder.getModulePassManager().run(module, builder)
         return layout.parts, tm.emit_object(module)
     finally:
         module.close()
+
+
+# A function or constant that another part defines was local (`internal`) when restrict()
+# made it `available_externally`, and LLVM keeps a local value's `dso_local` through that
+# change: this part's code would then reach it directly, a 32-bit offset to another
+# object's code (a PLT call whose stub RuntimeDyld does not reserve room for, or data out
+# of reach). Without `dso_local` it goes through the GOT. llvmlite cannot clear the flag, so
+# the part is printed without it and parsed again.
+_LOCAL_ELSEWHERE = re.compile(r"\bavailable_externally dso_local\b")
+
+
+def _not_local(module):
+    text = _LOCAL_ELSEWHERE.sub("available_externally", str(module))
+    module.close()
+    return llvm.parse_assembly(text)
