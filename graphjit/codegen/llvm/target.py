@@ -71,9 +71,9 @@ def cpu_name() -> str:
 # LLVM redid both inside loops whenever registers ran short: the elementwise chain's loop
 # (sigmoid and tanh) was 95 instructions a vector, 68 this way, 7.4 -> 6.2 ms on 16M floats.
 # A rip-relative operand reaches +-2 GiB only, so every engine loads code through
-# llvmlite's memory manager, which allocates an object's sections in one block (with the
-# stubs and GOT entries that RuntimeDyld makes for symbols outside it): see new_engine.
-# Without it, RuntimeDyld could place a constant pool beyond a 32-bit offset of its code.
+# llvmlite's memory manager, which allocates an object's sections in one block (without
+# it, RuntimeDyld could place a constant pool beyond a 32-bit offset of its code); symbols
+# outside the object are reached through its GOT (_calls_through_the_got, _not_local).
 CODE_MODEL, RELOCATION = "small", "pic"
 
 
