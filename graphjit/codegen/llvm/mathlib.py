@@ -242,7 +242,9 @@ def _exp_reduce(e: Emitter, x, clamp: bool = True, compensated: bool = True):
     """x = k ln2 + r + c with |r| <= ln2/2 (+ rounding) and c the rounding error of r.
     Returns (k as an integer, r, tail) with expm1(r + c) ~ r + tail: r = hi - lo, and
     c = (hi - r) - lo exact (Fast2Sum), so tail = r^2 Q(r) + c (1 + r) keeps r's rounding
-    error out of results near 0 (expm1, tanh)."""
+    error out of results near 0 (expm1). Not `compensated` (tanh, whose argument is never
+    below 0): r = hi - k ln2_lo in one fused multiply-add and tail = r^2 Q(r), since c is
+    0 at k = 0, where results approach 0, and worth under half an ulp beyond."""
     b, f = e.b, e.f
     k, kf, hi = _exp_split(e, x, clamp)
     if not compensated:
