@@ -69,7 +69,8 @@ def cpu_name() -> str:
 # it (`vfmadd231ps .LCPI0_4(%rip){1to16}, ...`). MCJIT's default, the large code model,
 # first loaded each constant's 64-bit address into a register and then broadcast it, and
 # LLVM redid both inside loops whenever registers ran short: the elementwise chain's loop
-# (sigmoid and tanh) was 95 instructions a vector, 68 this way, 7.4 -> 6.2 ms on 16M floats.
+# (sigmoid and tanh) was 92 instructions a vector, 72 this way, 8.1-9.4 -> 6.7-7.1 ms on
+# 16M floats.
 # A rip-relative operand reaches +-2 GiB only, so every engine loads code through
 # llvmlite's memory manager, which allocates an object's sections in one block (without
 # it, RuntimeDyld could place a constant pool beyond a 32-bit offset of its code); symbols
