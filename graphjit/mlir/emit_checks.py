@@ -73,9 +73,12 @@ def first_failure(w, flags: list) -> str:
     return generic(w, [(joined, joined_t)], [(init, result)], maps, ["reduction"], body)[0]
 
 
-def check_all(w, inputs: list, predicate, message: str, op, error=RuntimeCheckError) -> None:
-    """A check that `predicate(w, scalars) -> i1` holds at every element of `inputs`."""
-    holds = all_true(w, inputs, predicate)
+def check_all(
+    w, inputs: list, predicate, message: str, op, error=RuntimeCheckError, over=None
+) -> None:
+    """A check that `predicate(w, scalars) -> i1` holds at every element of `inputs` (or
+    of the shape `over`, the inputs broadcast to it: structured.all_true)."""
+    holds = all_true(w, inputs, predicate, over)
     flag = w.op(f"tensor.expand_shape {holds} [] output_shape [1] : tensor<i1> into tensor<1xi1>")
     w.check(flag, message, op, error)
 
@@ -95,21 +98,28 @@ CHECKED_OPERAND = {"floor_divide": "ne", "floor_mod": "ne", "pow": "sge"}
 
 
 def check_values(w, op) -> None:
-    """The check of an integer floor_divide, floor_mod or pow, before it runs."""
+    """The check of an integer floor_divide, floor_mod or pow, before it runs: its second
+    operand, where it computes (NumPy checks nothing for an empty result, and a non-empty
+    one uses every element of both operands; a result of unknown size is checked over its
+    own elements, the operands broadcast to it)."""
     dtype = op.operands[-1].type.dtype
-    if op.name not in CHECKED_OPERAND or dtype.is_floating:
+    out = op.result.type
+    if op.name not in CHECKED_OPERAND or dtype.is_floating or 0 in out.shape:
         return
     predicate = CHECKED_OPERAND[op.name]
     constant = constant_value(op.operands[1])
     if constant is not None and _holds(predicate, constant):
         return
-    y, t = operands(w, op)[1]
     ty = element_type(dtype)
 
     def holds(w, s):
-        return w.op(f"arith.cmpi {predicate}, {s[0]}, {w.scalar(0, dtype)} : {ty}")
+        return w.op(f"arith.cmpi {predicate}, {s[-1]}, {w.scalar(0, dtype)} : {ty}")
 
-    check_all(w, [(y, t)], holds, VALUE_CHECKS[op.name], op)
+    message = VALUE_CHECKS[op.name]
+    if out.is_static:
+        check_all(w, operands(w, op)[1:], holds, message, op)
+    else:
+        check_all(w, operands(w, op), holds, message, op, over=out)
 
 
 def _holds(predicate: str, constant) -> bool:

@@ -112,13 +112,15 @@ def loop_indices(w, rank: int) -> list:
     return [w.op(f"linalg.index {i} : index") for i in range(rank)]
 
 
-def all_true(w, inputs: list, predicate) -> str:
+def all_true(w, inputs: list, predicate, over: TensorType | None = None) -> str:
     """A 0-d tensor<i1>: whether `predicate(w, scalars) -> i1` holds at every element of
-    `inputs` ((ssa, type) pairs of one shape). One reduction, for run-time checks."""
-    rank = len(inputs[0][1].shape)
+    `inputs` ((ssa, type) pairs of one shape), or, given `over`, at every element of that
+    shape, the inputs broadcast to it. One reduction, for run-time checks."""
+    rank = len((over or inputs[0][1]).shape)
     result = TensorType((), bool_)
     init = w.filled(result, [], True)
-    maps = [identity_map(rank)] * len(inputs) + [affine_map(rank, [])]
+    reads = [identity_map(rank) if over is None else broadcast_map(t, over) for _, t in inputs]
+    maps = reads + [affine_map(rank, [])]
 
     def body(w, s):
         holds = predicate(w, s[:-1])

@@ -17,6 +17,7 @@ from iree_helpers import exported, require_iree
 import graphjit as gj
 from graphjit.errors import GraphjitError, NumericsError
 from graphjit.ir.ops import bind
+from graphjit.mlir import iree as iree_backend
 
 require_iree()
 
@@ -100,6 +101,33 @@ def test_run_time_checks_raise_as_on_the_interpreter():
             expected = outcome(interpreter, fetches, feed)
             assert isinstance(expected, tuple) == bool(change), what
             same_outcome(outcome(iree, fetches, feed), expected, what)
+
+
+def test_an_empty_result_checks_no_divisor_or_exponent():
+    """NumPy checks an integer divisor or exponent only where it computes: an empty result
+    raises nothing, here as on the interpreter and llvm; the check is still made over the
+    result's elements where its size is known only when it runs (an export with `?`)."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.int32, [None, None], name="x")
+        y = gj.placeholder(gj.int32, [1, 1], name="y")
+        fetches = [x // y, x % y, gj.pow(x, y)]
+    with gj.Session(g, backend="iree") as sess:
+        for bad in (0, -1):
+            feed = {x: np.zeros((1, 0), np.int32), y: np.array([[bad]], np.int32)}
+            assert [r.shape for r in sess.run(fetches, feed)] == [(1, 0)] * 3
+        with pytest.raises(gj.RuntimeCheckError):
+            sess.run(fetches[2], {x: np.ones((2, 2), np.int32), y: np.array([[-1]], np.int32)})
+    runtime = iree_backend.require_iree().runtime
+    config = runtime.Config("local-sync")
+    context = runtime.SystemContext(config=config)
+    vmfb = iree_backend.compile_module(exported(g, fetches[2]))
+    context.add_vm_module(runtime.VmModule.copy_buffer(config.vm_instance, vmfb))
+    main = context.modules.module["main"]
+    empty = main(np.zeros((1, 0), np.int32), np.array([[-1]], np.int32))
+    assert np.asarray(empty.to_host()).shape == (1, 0)
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        main(np.ones((2, 2), np.int32), np.array([[-1]], np.int32))
 
 
 def test_session_check_numerics_names_the_first_op():

@@ -307,6 +307,28 @@ def test_integer_division_by_zero_is_a_runtime_check_error(backend, dtype, k):
             run_graph(fn, [x, y], backend)
 
 
+# An empty result computes nothing, so NumPy raises nothing: a zero divisor or a negative
+# exponent that only an empty operand meets is no error (found by the long fuzz profile:
+# the interpreter raised where llvm, as NumPy, did not).
+EMPTY_RESULTS = [
+    (lambda a, b: a // b, 0),
+    (lambda a, b: a % b, 0),
+    (gj.pow, -1),
+]
+
+
+@pytest.mark.parametrize("k", range(len(EMPTY_RESULTS)))
+@pytest.mark.parametrize("backend", [*BACKENDS, "eager"])
+def test_an_empty_result_checks_no_divisor_or_exponent(backend, k):
+    fn, bad = EMPTY_RESULTS[k]
+    x, y = np.zeros((1, 0), np.int32), np.array([[bad]], np.int32)
+    got = run_eager(fn, [x, y]) if backend == "eager" else run_graph(fn, [x, y], backend)
+    assert got.shape == (1, 0) and got.dtype == np.int32
+    one = np.ones((1, 1), np.int32)
+    with pytest.raises(gj.RuntimeCheckError):  # (one element computed: checked)
+        run_eager(fn, [one, y]) if backend == "eager" else run_graph(fn, [one, y], backend)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_session_runs_again_after_a_division_by_zero(backend):
     g = gj.Graph()
