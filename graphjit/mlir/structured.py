@@ -116,7 +116,7 @@ def all_true(w, inputs: list, predicate, over: TensorType | None = None) -> str:
     """A 0-d tensor<i1>: whether `predicate(w, scalars) -> i1` holds at every element of
     `inputs` ((ssa, type) pairs of one shape), or, given `over`, at every element of that
     shape, the inputs broadcast to it. One reduction, for run-time checks."""
-    rank = len((over or inputs[0][1]).shape)
+    rank = len((over if over is not None else inputs[0][1]).shape)
     result = TensorType((), bool_)
     init = w.filled(result, [], True)
     reads = [identity_map(rank) if over is None else broadcast_map(t, over) for _, t in inputs]

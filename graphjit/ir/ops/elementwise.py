@@ -267,7 +267,7 @@ def value_checked_ops(body) -> list:
     ]
 
 
-def computes_any(x, y) -> bool:
+def _computes_any(x, y) -> bool:
     """Whether x and y broadcast to any element. NumPy checks an integer exponent or
     divisor only where it computes with it: an empty result raises nothing, and a
     non-empty one uses every element of both operands."""
@@ -275,7 +275,7 @@ def computes_any(x, y) -> bool:
 
 
 def _power(x, y):
-    if np.asarray(y).dtype.kind in "iu" and computes_any(x, y) and np.any(np.asarray(y) < 0):
+    if np.asarray(y).dtype.kind in "iu" and _computes_any(x, y) and np.any(np.asarray(y) < 0):
         raise RuntimeCheckError(NEGATIVE_INTEGER_POWER)
     return np.power(x, y)
 
@@ -332,7 +332,7 @@ def _checked_division(np_fn):
 
     def kernel(x, y):
         if np.asarray(y).dtype.kind in "iu":
-            if computes_any(x, y) and np.any(np.asarray(y) == 0):
+            if _computes_any(x, y) and np.any(np.asarray(y) == 0):
                 raise RuntimeCheckError(INTEGER_DIVISION_BY_ZERO)
             with np.errstate(over="ignore"):
                 return np_fn(x, y)
