@@ -283,7 +283,7 @@ def _exp(e: Emitter, x, nonpositive: bool = False):
     return b.fmul(b.fmul(p, s1), s2)
 
 
-_SMALL_SCALE = 64  # (float's exp_lo is 2^-150, double's 2^-1076: k + 64 stays normal)
+_SMALL_SCALE = 64  # (at exp_lo, k is -150 in float, -1076 in double: k + 64 stays normal)
 
 
 def _expm1_nonzero(e: Emitter, x):
