@@ -41,9 +41,17 @@ from graphjit.codegen.llvm import types as T
 
 RUN = "graphjit_parallel_run"
 _RESET = "graphjit_pool_reset"
-# Spin this many pauses (a few microseconds) for the next job before sleeping: kernels
-# often split back to back, and a futex wake-up costs more than that.
+# Between jobs a worker spins WORKER_SPIN pauses (~6 us here), then yields its core
+# WORKER_YIELDS times (~0.5 us each when nothing else wants the core; on a busy machine
+# each hands the core over), then sleeps on a condition variable. Kernels often split
+# back to back, with a BLAS call or a Python round trip (~10-20 us) between them, and a
+# futex wake-up took ~40 us on this VM: the worker joined a 128-cube matmul's second
+# block after the caller had done its first, so the product ran no faster on two threads
+# than on one (53 us against 55-57); waiting this way, 37 us (128 x 512 @ 512 x 128: 143 ->
+# 112 us). Yielding rather than pausing keeps the longer wait polite to other work: the
+# MLP under one busy process ran as fast as with the short spin.
 WORKER_SPIN = 256
+WORKER_YIELDS = 256
 CALLER_SPIN = 128  # pauses before the caller, waiting for joined workers, yields instead
 _SYNC_BYTES = 256  # room for a pthread mutex or condition variable on every platform
 
@@ -205,8 +213,13 @@ def _worker_function(pool: _Pool) -> ir.Function:
     b.store(b.add(n, ir.Constant(T.I64, 1)), count)
     b.cbranch(moved, woke, spun)
     b.position_at_end(spun)
-    pool.pause(b)
-    b.cbranch(b.icmp_unsigned("<", n, ir.Constant(T.I64, WORKER_SPIN)), spin, sleep)
+    with b.if_else(b.icmp_unsigned("<", n, ir.Constant(T.I64, WORKER_SPIN))) as (busy, polite):
+        with busy:
+            pool.pause(b)
+        with polite:
+            b.call(pool.libc("sched_yield", T.I32, []), [])
+    waited = ir.Constant(T.I64, WORKER_SPIN + WORKER_YIELDS)
+    b.cbranch(b.icmp_unsigned("<", n, waited), spin, sleep)
 
     b.position_at_end(sleep)  # else sleep on the condition variable until it moves
     lock = pool.libc("pthread_mutex_lock", T.I32, [T.I8P])
