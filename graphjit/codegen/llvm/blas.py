@@ -157,8 +157,14 @@ def call_gemm(
 # call NumPy's BLAS as one call (its own threads). Quiet, 2 cores, the transformer step
 # went from 72 to 52 ms; the 128x1024 @ 1024x1024 product is within ~10% of OpenBLAS's
 # own two threads (1.66 against 1.51 ms).
-SPLIT_MIN_MACS = 1 << 21  # below, one BLAS call (~0.2 ms) is cheaper than threads
-BLOCK_MIN_MACS = 1 << 20  # each block: enough work for BLAS's packing to pay
+# Below SPLIT_MIN_MACS one call is cheaper than a split; a block has at least
+# BLOCK_MIN_MACS. Since the pool's workers wait for the next job without sleeping for a
+# while (pool.WORKER_YIELDS), a split costs microseconds, and products of 0.5-2M
+# multiply-adds pay for it (best of 5, 2 threads): 128x1024 @ 1024x10 67 -> 27 us (NumPy's
+# OpenBLAS on its 2 threads: 35), 64x1024 @ 1024x64 111 -> 65 us (62). (Were 2M and 1M;
+# NARROWEST_BLOCK was 64.)
+SPLIT_MIN_MACS = 1 << 19
+BLOCK_MIN_MACS = 1 << 18
 # Each block packs the whole of the operand it does not split (OpenBLAS copies operands
 # into its own layout first): a block w wide packs ~1/w of an element per multiply-add,
 # where the kernel does ~32 multiply-adds a cycle and a copy ~1 element, so blocks 64 wide
@@ -169,7 +175,7 @@ BLOCK_MIN_MACS = 1 << 20  # each block: enough work for BLAS's packing to pay
 # alternated quiet; under a busy process the two were level. No other bench row moved.)
 # The split does not depend on the run-time thread count, so neither do the bits.
 BLOCK_MIN_WIDTH = 512
-NARROWEST_BLOCK = 64
+NARROWEST_BLOCK = 32
 MAX_BLOCKS = 8
 # A batch of products is already work for every thread: split its matrices only until
 # there are this many blocks in all (call_split's default chunk count), else each block
