@@ -20,6 +20,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit import config
+from graphjit.codegen.llvm import sgemm
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.codegen.llvm.sizes import run_size
@@ -224,6 +225,10 @@ def split_gemm(dtype_name: str) -> Gemm | None:
     symbol = f"graphjit_{letter}gemm_1"
     found = Gemm(symbol, "scipy-openblas-1", ctypes.cast(function, ctypes.c_void_p).value, I32)
     llvm.add_symbol(symbol, found.address)
+    if dtype_name == "float32" and sgemm.available():
+        own = sgemm.address(found.symbol, found.int_type.width)
+        found = Gemm(sgemm.SYMBOL, "graphjit-avx512", own, I64)
+        llvm.add_symbol(found.symbol, found.address)
     return found
 
 
