@@ -99,8 +99,9 @@ def dump_asm() -> bool:
 
 def blas() -> str:
     """GRAPHJIT_BLAS: which BLAS matmuls call. "auto" (the default): one thread per call,
-    large matmuls split over graphjit's threads, through the OpenBLAS SciPy's wheel bundles
-    (set to one thread), else NumPy's; "numpy": NumPy's bundled OpenBLAS, one call per
+    large matmuls split over graphjit's threads, float32 through graphjit's own kernel on
+    AVX-512 CPUs (codegen/llvm/sgemm.py), the rest through the OpenBLAS SciPy's wheel
+    bundles (set to one thread), else NumPy's; "numpy": NumPy's bundled OpenBLAS, one call per
     matmul on OpenBLAS's own threads; "scipy": the gemm SciPy exports to Cython, likewise."""
 
     def parse(raw):

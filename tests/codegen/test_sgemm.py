@@ -60,16 +60,17 @@ def operands(rng, ta, tb, m, n, k, pad=0):
     return a, a_rows + pad, b, b_rows + pad, op_a, op_b
 
 
-SHAPES = [  # (m, n, k): whole tiles, edges of every kind, fallbacks, several blocks
-    (32, 12, 1),
-    (32, 12, 256),
-    (33, 13, 257),
-    (64, 24, 15),
+SHAPES = [  # (m, n, k): whole tiles, edges of every kind, several blocks, the fallbacks
+    (32, 12, 4096),
+    (1024, 1024, 1),
+    (33, 13, 4097),
+    (64, 24, 1025),
     (100, 50, 300),
     (517, 131, 700),
-    (40, 2100, 20),
-    (31, 40, 64),  # fewer than MR rows: handed to OpenBLAS
-    (64, 11, 64),  # fewer than NR columns: likewise
+    (40, 2100, 20),  # two blocks of NC columns
+    (31, 40, 1000),  # fewer than MR rows: handed to OpenBLAS
+    (64, 11, 2000),  # fewer than NR columns: likewise
+    (64, 64, 64),  # fewer than MIN_MACS multiply-adds: likewise
 ]
 
 

@@ -14,6 +14,7 @@ import ctypes
 import functools
 import glob
 import os
+import warnings
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -226,7 +227,15 @@ def split_gemm(dtype_name: str) -> Gemm | None:
     found = Gemm(symbol, "scipy-openblas-1", ctypes.cast(function, ctypes.c_void_p).value, I32)
     llvm.add_symbol(symbol, found.address)
     if dtype_name == "float32" and sgemm.available():
-        own = sgemm.address(found.symbol, found.int_type.width)
+        try:
+            own = sgemm.address(found.symbol, found.int_type.width)
+        except BackendError as e:  # (no compile worker, say): OpenBLAS does them all
+            warnings.warn(
+                f"graphjit's sgemm could not be compiled ({e}); float32 matmuls call OpenBLAS",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return found
         found = Gemm(sgemm.SYMBOL, "graphjit-avx512", own, I64)
         llvm.add_symbol(found.symbol, found.address)
     return found
