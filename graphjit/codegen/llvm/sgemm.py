@@ -49,6 +49,7 @@ from graphjit.codegen.llvm import types as T
 
 SYMBOL = "graphjit_sgemm_own"
 MR, NR = 32, 12  # the micro-kernel's tile: MR rows (two vectors of 16), NR columns
+KERNEL_WIDTHS = (4, 8, NR)  # a sliver's columns are computed by the narrowest that covers
 KC, MC, NC = 256, 256, 2048  # cache blocks: KC x NR in L1, MC x KC in L2, KC x NC in L3
 # Products of fewer multiply-adds go to the fallback, whose small-matrix kernels skip
 # packing: one thread, 64x64 @ 64x128 took 13.7 us here against OpenBLAS's 9.5, 128x64 @
@@ -85,9 +86,9 @@ def address(fallback: str, fallback_width: int) -> int:
 def _module(fallback: str, fallback_width: int) -> ir.Module:
     module = ir.Module(name="graphjit_sgemm")
     module.triple = llvm.get_process_triple()
-    kernel = _micro_kernel(module)
+    kernels = {width: _micro_kernel(module, width) for width in KERNEL_WIDTHS}
     pack_a, pack_b = _pack(module, "a", MR), _pack(module, "b", NR)
-    _entry(module, kernel, pack_a, pack_b, (fallback, fallback_width))
+    _entry(module, kernels, pack_a, pack_b, (fallback, fallback_width))
     return module
 
 
@@ -130,16 +131,20 @@ def _min(b, x, y):
     return b.select(b.icmp_signed("<", x, y), x, y)
 
 
-def _micro_kernel(module):
+def _micro_kernel(module, width: int):
     """void kernel(kc, a, b, c, ldc, rows, cols, alpha, beta, read_c): C's rows x cols
-    tile (at most MR x NR) = alpha * sum_p a[p] b[p]^T + (read_c ? beta * C : 0)."""
+    tile (at most MR x width; B's slivers NR wide) = alpha * sum_p a[p] b[p]^T +
+    (read_c ? beta * C : 0). Narrower than NR for a last sliver of few columns (the MLP's
+    128 rows are 10 slivers of 12 and one of 8): the same operations on each element."""
     names = ("kc", "a", "b", "c", "ldc", "rows", "cols", "alpha", "beta", "read_c")
     args = [I64, FP, FP, FP, I64, I64, I64, F32, F32, I1]
-    fn, b = _function(module, "sgemm.kernel", ir.VoidType(), args, names)
+    fn, b = _function(module, f"sgemm.kernel{width}", ir.VoidType(), args, names)
     kc, pa, pb, c, ldc, rows, cols, alpha, beta, read_c = fn.args
     for arg in (pa, pb, c):
         arg.add_attribute("noalias")
-    fma = ir.Function(module, ir.FunctionType(V16, [V16] * 3), "llvm.fma.v16f32")
+    fma = module.globals.get("llvm.fma.v16f32") or ir.Function(
+        module, ir.FunctionType(V16, [V16] * 3), "llvm.fma.v16f32"
+    )
     vp = V16.as_pointer()
     entry = b.block
     head, body, tail = (fn.append_basic_block(n) for n in ("steps", "step", "store"))
@@ -149,7 +154,7 @@ def _micro_kernel(module):
     p.add_incoming(_i(0), entry)
     zero = ir.Constant(V16, None)
     acc = []
-    for _ in range(2 * NR):
+    for _ in range(2 * width):
         phi = b.phi(V16)
         phi.add_incoming(zero, entry)
         acc.append(phi)
@@ -160,7 +165,7 @@ def _micro_kernel(module):
     a = [b.load(b.bitcast(b.gep(a_row, [_i(h * VECTOR)]), vp), align=64) for h in range(2)]
     b_row = b.gep(pb, [b.mul(p, _i(NR))])
     updated = []
-    for j in range(NR):
+    for j in range(width):
         value = b.load(b.gep(b_row, [_i(j)]), align=4)
         splat = b.insert_element(ir.Constant(V16, ir.Undefined), value, ir.Constant(T.I32, 0))
         splat = b.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(T.I32, VECTOR), None))
@@ -172,19 +177,19 @@ def _micro_kernel(module):
     b.branch(head)
 
     b.position_at_end(tail)
-    full = b.and_(b.icmp_signed("==", rows, _i(MR)), b.icmp_signed("==", cols, _i(NR)))
+    full = b.and_(b.icmp_signed("==", rows, _i(MR)), b.icmp_signed("==", cols, _i(width)))
     alphas = _splat(b, alpha)
     with b.if_else(full) as (whole, edge):
         with whole:
             betas = _splat(b, beta)
-            for j in range(NR):
+            for j in range(width):
                 column = b.gep(c, [b.mul(_i(j), ldc)])
                 for h in range(2):
                     at = b.bitcast(b.gep(column, [_i(h * VECTOR)]), vp)
                     _store_tile_vector(b, at, b.fmul(alphas, acc[2 * j + h]), betas, read_c)
         with edge:
             with b.goto_entry_block():
-                tile = b.alloca(ir.ArrayType(V16, 2 * NR))  # (fixed size: 1.5 KiB)
+                tile = b.alloca(ir.ArrayType(V16, 2 * width))  # (fixed size: 1.5 KiB)
             for i, value in enumerate(acc):
                 b.store(b.fmul(alphas, value), b.gep(tile, [_i(0), _i(i)]))
             flat = b.bitcast(tile, FP)
@@ -324,7 +329,7 @@ def _transpose16(b, rows):
     return rows
 
 
-def _entry(module, kernel, pack_a, pack_b, fallback: tuple[str, int]) -> None:
+def _entry(module, kernels, pack_a, pack_b, fallback: tuple[str, int]) -> None:
     """void graphjit_sgemm_own(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C,
     ldc): sgemm's arguments, all by reference (Fortran), 64-bit integers."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), _ARGS), SYMBOL)
@@ -388,13 +393,23 @@ def _entry(module, kernel, pack_a, pack_b, fallback: tuple[str, int]) -> None:
                         rows = _min(b, _i(MR), b.sub(mc, ir_))
                         a_sliver = b.gep(packed_a, [b.mul(ir_, kc)])
                         corner = b.add(b.add(ic, ir_), b.mul(b.add(jc, jr), ldc))
-                        b.call(
-                            kernel,
-                            [kc, a_sliver, b_sliver, b.gep(c, [corner]), ldc, rows, cols]
-                            + [alpha, beta_now, read_c],
-                        )
+                        args = [kc, a_sliver, b_sliver, b.gep(c, [corner]), ldc, rows, cols]
+                        _call_narrowest(b, kernels, cols, args + [alpha, beta_now, read_c])
     b.call(free, [raw])
     b.ret_void()
+
+
+def _call_narrowest(b, kernels: dict, cols, args) -> None:
+    """The kernel of the fewest columns that covers `cols`."""
+    *narrow, widest = sorted(kernels)
+    if not narrow:
+        b.call(kernels[widest], args)
+        return
+    with b.if_else(b.icmp_signed("<=", cols, _i(narrow[0]))) as (fits, wider):
+        with fits:
+            b.call(kernels[narrow[0]], args)
+        with wider:
+            _call_narrowest(b, {w: kernels[w] for w in (*narrow[1:], widest)}, cols, args)
 
 
 def _round_up(b, value, multiple: int):
