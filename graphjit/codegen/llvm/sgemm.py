@@ -39,13 +39,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from contextlib import contextmanager
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit.codegen.llvm import jit, target
 from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.loops import for_range
 
 SYMBOL = "graphjit_sgemm_own"
 MR, NR = 32, 12  # the micro-kernel's tile: MR rows (two vectors of 16), NR columns
@@ -99,29 +99,6 @@ def _function(module, name, ret, args, names):
     for arg, n in zip(fn.args, names, strict=True):
         arg.name = n
     return fn, ir.IRBuilder(fn.append_basic_block("entry"))
-
-
-def _loop(b: ir.IRBuilder, start, stop, step, name: str):
-    """A counted loop [start, stop) by `step` (i64s); yields the index."""
-
-    @contextmanager
-    def body():
-        head = b.append_basic_block(f"{name}.head")
-        inner = b.append_basic_block(f"{name}.body")
-        done = b.append_basic_block(f"{name}.done")
-        before = b.block
-        b.branch(head)
-        b.position_at_end(head)
-        index = b.phi(I64, name)
-        index.add_incoming(start, before)
-        b.cbranch(b.icmp_signed("<", index, stop), inner, done)
-        b.position_at_end(inner)
-        yield index
-        index.add_incoming(b.add(index, step), b.block)
-        b.branch(head)
-        b.position_at_end(done)
-
-    return body()
 
 
 def _i(v: int):
@@ -194,8 +171,8 @@ def _micro_kernel(module, width: int):
             for i, value in enumerate(acc):
                 b.store(b.fmul(alphas, value), b.gep(tile, [_i(0), _i(i)]))
             flat = b.bitcast(tile, FP)
-            with _loop(b, _i(0), cols, _i(1), "col") as j:
-                with _loop(b, _i(0), rows, _i(1), "row") as i:
+            with for_range(b, cols, "col") as j:
+                with for_range(b, rows, "row") as i:
                     value = b.load(b.gep(flat, [b.add(b.mul(j, _i(MR)), i)]))
                     at = b.gep(c, [b.add(b.mul(j, ldc), i)])
                     _store_tile_scalar(b, at, value, beta, read_c)
@@ -240,29 +217,29 @@ def _pack(module, which: str, width: int):
     edge = b.sub(count, b.mul(last, _i(width)))  # lines in the last sliver
     with b.if_then(b.icmp_signed("<", edge, _i(width))):  # zero its padding
         base = b.gep(dst, [b.mul(last, b.mul(kc, _i(width)))])
-        with _loop(b, _i(0), kc, one, "pad.p") as p:
-            with _loop(b, edge, _i(width), one, "pad.w") as w:
+        with for_range(b, kc, "pad.p") as p:
+            with for_range(b, _i(width), "pad.w", start=edge) as w:
                 b.store(ir.Constant(F32, 0.0), b.gep(base, [b.add(b.mul(p, _i(width)), w)]))
     with b.if_else(along_p) as (lines_apart, lines_adjacent):
         with lines_apart:  # lines along p: transposed 16 x 16 at a time, the rest alone
             whole = b.sdiv(count, _i(width))
             steps = b.sub(kc, b.srem(kc, _i(VECTOR)))
-            with _loop(b, _i(0), whole, one, "sliver") as s:
+            with for_range(b, whole, "sliver") as s:
                 lines = b.add(first, b.mul(s, _i(width)))
                 base = b.gep(dst, [b.mul(s, b.mul(kc, _i(width)))])
-                with _loop(b, _i(0), steps, _i(VECTOR), "p16") as p:
+                with for_range(b, steps, "p16", step=VECTOR) as p:
                     _transpose_block(b, src, ld, lines, b.add(p0, p), width, base, p)
-            with _loop(b, _i(0), count, one, "line") as line:
+            with for_range(b, count, "line") as line:
                 s, w = b.sdiv(line, _i(width)), b.srem(line, _i(width))
                 base = b.gep(dst, [b.add(b.mul(s, b.mul(kc, _i(width))), w)])
                 row = b.gep(src, [b.add(b.mul(b.add(first, line), ld), p0)])
                 done = b.select(b.icmp_signed("<", line, b.mul(whole, _i(width))), steps, _i(0))
-                with _loop(b, done, kc, one, "p") as p:
+                with for_range(b, kc, "p", start=done) as p:
                     b.store(b.load(b.gep(row, [p])), b.gep(base, [b.mul(p, _i(width))]))
         with lines_adjacent:  # for each p, the whole run of lines (long reads)
-            with _loop(b, _i(0), kc, one, "p") as p:
+            with for_range(b, kc, "p") as p:
                 run = b.gep(src, [b.add(first, b.mul(b.add(p0, p), ld))])
-                with _loop(b, _i(0), slivers, one, "sliver") as s:
+                with for_range(b, slivers, "sliver") as s:
                     at = b.gep(run, [b.mul(s, _i(width))])
                     out = b.gep(dst, [b.add(b.mul(s, b.mul(kc, _i(width))), b.mul(p, _i(width)))])
                     lines = _min(b, _i(width), b.sub(count, b.mul(s, _i(width))))
@@ -272,7 +249,7 @@ def _pack(module, which: str, width: int):
                             value = b.load(b.bitcast(at, vp), align=4)
                             b.store(value, b.bitcast(out, vp), align=4)
                         with part:
-                            with _loop(b, _i(0), lines, one, "w") as w:
+                            with for_range(b, lines, "w") as w:
                                 b.store(b.load(b.gep(at, [w])), b.gep(out, [w]))
     b.ret_void()
     return fn
@@ -376,21 +353,21 @@ def _entry(module, kernels, pack_a, pack_b, fallback: tuple[str, int]) -> None:
     packed_a = b.inttoptr(aligned, FP)
     packed_b = b.gep(packed_a, [a_floats])
 
-    with _loop(b, _i(0), n, _i(NC), "jc") as jc:
+    with for_range(b, n, "jc", step=NC) as jc:
         nc = _min(b, _i(NC), b.sub(n, jc))
-        with _loop(b, _i(0), k, _i(KC), "pc") as pc:
+        with for_range(b, k, "pc", step=KC) as pc:
             kc = _min(b, _i(KC), b.sub(k, pc))
             first = b.icmp_signed("==", pc, _i(0))
             read_c = b.or_(b.not_(first), b.fcmp_unordered("!=", beta, zero))
             beta_now = b.select(first, beta, ir.Constant(F32, 1.0))
             b.call(pack_b, [bm, ldb, tb, jc, nc, pc, kc, packed_b])
-            with _loop(b, _i(0), m, _i(MC), "ic") as ic:
+            with for_range(b, m, "ic", step=MC) as ic:
                 mc = _min(b, _i(MC), b.sub(m, ic))
                 b.call(pack_a, [a, lda, ta, ic, mc, pc, kc, packed_a])
-                with _loop(b, _i(0), nc, _i(NR), "jr") as jr:
+                with for_range(b, nc, "jr", step=NR) as jr:
                     cols = _min(b, _i(NR), b.sub(nc, jr))
                     b_sliver = b.gep(packed_b, [b.mul(jr, kc)])
-                    with _loop(b, _i(0), mc, _i(MR), "ir") as ir_:
+                    with for_range(b, mc, "ir", step=MR) as ir_:
                         rows = _min(b, _i(MR), b.sub(mc, ir_))
                         a_sliver = b.gep(packed_a, [b.mul(ir_, kc)])
                         corner = b.add(b.add(ic, ir_), b.mul(b.add(jc, jr), ldc))
@@ -453,10 +430,10 @@ def _naive(b, transposed, sizes, operands, scaling) -> None:
     keep = b.fcmp_unordered("!=", beta, zero)
     with b.goto_entry_block():
         total = b.alloca(F32)
-    with _loop(b, _i(0), n, _i(1), "naive.col") as y:
-        with _loop(b, _i(0), m, _i(1), "naive.row") as x:
+    with for_range(b, n, "naive.col") as y:
+        with for_range(b, m, "naive.row") as x:
             b.store(zero, total)
-            with _loop(b, _i(0), k, _i(1), "naive.p") as p:
+            with for_range(b, k, "naive.p") as p:
                 a_at = b.select(ta, b.add(p, b.mul(x, lda)), b.add(x, b.mul(p, lda)))
                 b_at = b.select(tb, b.add(y, b.mul(p, ldb)), b.add(p, b.mul(y, ldb)))
                 product = b.fmul(b.load(b.gep(a, [a_at])), b.load(b.gep(bm, [b_at])))
@@ -478,8 +455,8 @@ def _scale(b, c, ldc, m, n, beta):
     """C = beta C, not reading C where beta is 0."""
     zero = ir.Constant(F32, 0.0)
     keep = b.fcmp_unordered("!=", beta, zero)
-    with _loop(b, _i(0), n, _i(1), "scale.col") as j:
-        with _loop(b, _i(0), m, _i(1), "scale.row") as i:
+    with for_range(b, n, "scale.col") as j:
+        with for_range(b, m, "scale.row") as i:
             at = b.gep(c, [b.add(i, b.mul(j, ldc))])
             old = b.select(keep, b.load(at), zero)
             b.store(b.select(keep, b.fmul(beta, old), zero), at)
