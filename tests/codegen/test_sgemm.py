@@ -15,13 +15,13 @@ import pytest
 from graphjit.codegen.llvm import blas, sgemm
 
 pytestmark = pytest.mark.skipif(
-    not sgemm.available() or blas.split_gemm("float32") is None,
+    blas.own_sgemm() is None,
     reason="graphjit's sgemm runs on AVX-512 CPUs, beside SciPy's single-threaded OpenBLAS",
 )
 
 
 def _kernel():
-    gemm = blas.split_gemm("float32")
+    gemm = blas.own_sgemm()
     assert gemm.symbol == sgemm.SYMBOL
     return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(gemm.address)
 
@@ -165,3 +165,22 @@ def test_without_memory_for_its_buffers_it_still_computes_the_product():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_programs_of_small_products_call_openblas_directly():
+    """Products the kernel would hand over whole (thin, or under MIN_MACS) call OpenBLAS
+    from the generated code, so a program of small products never compiles the kernel;
+    a product of sizes known only when it runs may be large."""
+    from graphjit.ir.symbolic import ShapeEnv
+
+    batch = ShapeEnv().symbol(128)
+    openblas, own = blas.split_gemm("float32").symbol, sgemm.SYMBOL
+    for sizes, want in (
+        ((16, 64, 64), openblas),  # the RNN's steps: under MIN_MACS
+        ((128, 10, 1024), openblas),  # C 10 wide: fewer than MR rows of the kernel's C
+        ((8, 1024, 1024), openblas),  # 8 rows: fewer than NR columns of the kernel's C
+        ((128, 1024, 1024), own),
+        ((batch, 64, 64), own),
+    ):
+        assert blas.single_threaded_gemm("float32", sizes).symbol == want, sizes
+    assert blas.single_threaded_gemm("float64", (128, 1024, 1024)).symbol != own

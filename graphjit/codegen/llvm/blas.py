@@ -206,14 +206,51 @@ def _scipy_openblas() -> ctypes.CDLL | None:
 
 
 def single_threaded_gemm(dtype_name: str, sizes) -> Gemm | None:
-    """The single-threaded gemm for an m×n×k product whose sizes it takes, or None."""
+    """The single-threaded gemm for an m×n×k product whose sizes it takes, or None:
+    graphjit's own float32 kernel (sgemm.py) where the product may be large enough for it,
+    else the OpenBLAS split matmuls call. (A program of small products never compiles
+    the kernel: 0.3-0.4 s once a process.)"""
     found = split_gemm(dtype_name)
-    return found if found is not None and all(d < 1 << 31 for d in sizes) else None
+    if found is None or not all(d < 1 << 31 for d in sizes):
+        return None
+    if dtype_name == "float32" and _may_run_own_kernel(sizes):
+        return own_sgemm() or found
+    return found
+
+
+def _may_run_own_kernel(sizes) -> bool:
+    """Whether sgemm.py's kernel takes some of an m×n×k product (row-major C is m×n: the
+    kernel's rows are its columns), rather than handing it all to OpenBLAS."""
+    m, n, k = sizes
+    if any(is_symbolic(d) for d in sizes):
+        return True
+    return m >= sgemm.NR and n >= sgemm.MR and m * n * k >= sgemm.MIN_MACS
+
+
+@functools.cache
+def own_sgemm() -> Gemm | None:
+    """graphjit's float32 kernel, compiled on first use, where the CPU runs it (AVX-512)
+    and a single-threaded OpenBLAS takes the products it hands over; else None."""
+    fallback = split_gemm("float32")
+    if fallback is None or not sgemm.available():
+        return None
+    try:
+        address = sgemm.address(fallback.symbol, fallback.int_type.width)
+    except BackendError as e:  # (no compile worker, say): OpenBLAS does them all
+        warnings.warn(
+            f"graphjit's sgemm could not be compiled ({e}); float32 matmuls call OpenBLAS",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    own = Gemm(sgemm.SYMBOL, "graphjit-avx512", address, I64)
+    llvm.add_symbol(own.symbol, own.address)
+    return own
 
 
 @functools.cache
 def split_gemm(dtype_name: str) -> Gemm | None:
-    """The single-threaded gemm split matmuls call (see above), or None."""
+    """The single-threaded OpenBLAS split matmuls call (see above), or None."""
     if config.blas() != "auto":
         return None
     library = _scipy_openblas()
@@ -227,18 +264,6 @@ def split_gemm(dtype_name: str) -> Gemm | None:
     symbol = f"graphjit_{letter}gemm_1"
     found = Gemm(symbol, "scipy-openblas-1", ctypes.cast(function, ctypes.c_void_p).value, I32)
     llvm.add_symbol(symbol, found.address)
-    if dtype_name == "float32" and sgemm.available():
-        try:
-            own = sgemm.address(found.symbol, found.int_type.width)
-        except BackendError as e:  # (no compile worker, say): OpenBLAS does them all
-            warnings.warn(
-                f"graphjit's sgemm could not be compiled ({e}); float32 matmuls call OpenBLAS",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return found
-        found = Gemm(sgemm.SYMBOL, "graphjit-avx512", own, I64)
-        llvm.add_symbol(found.symbol, found.address)
     return found
 
 
