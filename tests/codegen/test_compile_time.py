@@ -120,6 +120,7 @@ def test_a_split_module_calls_the_vector_variants_part_0_defines(fresh, sent, mo
     split = gj.Session(g).run(y, {x: data})
     assert len(sent[-1][1]) > 1  # several objects: one per part
     assert "vector-function-abi-variant" in sent[-1][0]
+    assert '!"llvm.loop.interleave.count", i32 2' in sent[-1][0]  # (loops.interleave_loops)
     cache.memory_clear()
     monkeypatch.setenv("GRAPHJIT_COMPILE_WORKER", "0")
     np.testing.assert_array_equal(split, gj.Session(g).run(y, {x: data}))
@@ -268,3 +269,22 @@ def test_a_helper_that_dies_makes_the_compile_a_backend_error(fresh, monkeypatch
 
 if sys.platform != "linux":  # (the helpers' start and the /proc checks are Linux-tested)
     pytestmark = pytest.mark.skip("Linux only")
+
+
+@pytest.mark.parametrize("size", [256, 4112, 37])
+def test_two_vectors_an_iteration_out_of_line_compute_the_inlined_bits(monkeypatch, size):
+    """A kernel calling its math out of line asks for two vectors an iteration
+    (loops.interleave_loops: its calls are chains of dependent latency); each lane
+    computes what the inlined body does, the loop's remainder (4112 = 128 x 32 + 16, and
+    37) included."""
+    x_data = np.random.default_rng(5).normal(size=size).astype(np.float32)
+
+    def run(calls_out_of_line):
+        monkeypatch.setattr(mathlib, "OUT_OF_LINE_CALLS", calls_out_of_line)
+        g = gj.Graph()
+        with g.as_default():
+            x = gj.placeholder(gj.float32, shape=[size], name="x")
+            y = chain(x, 60, gj.tanh)  # 20 tanh
+        return gj.Session(g).run(y, {x: x_data})
+
+    np.testing.assert_array_equal(run(8), run(10**9))

@@ -61,6 +61,7 @@ from graphjit.codegen.llvm.faults import KernelFaults
 from graphjit.codegen.llvm.loops import (
     accumulate_range,
     for_range,
+    interleave_loops,
     loop_nest,
     outer_range,
     polls,
@@ -195,6 +196,8 @@ def emit_kernel(
     if faults is not None:
         faults.publish(fn.args[n_buffers + (checks is not None)])
     b.ret_void()
+    if mathlib.is_out_of_line(fn):
+        interleave_loops(fn, 2)  # (chains of calls: see interleave_loops)
     splittable = by_blocks or reduction is None or splits_by_rows(body, reduction)
     return fn, extent, splittable, fallible
 

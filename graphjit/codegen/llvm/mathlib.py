@@ -899,6 +899,11 @@ def mark_out_of_line(fn: ir.Function) -> None:
     setattr(fn, _OUT_OF_LINE, True)
 
 
+def is_out_of_line(fn: ir.Function) -> bool:
+    """Whether emit_math calls out-of-line functions in `fn` (mark_out_of_line)."""
+    return getattr(fn, _OUT_OF_LINE, False)
+
+
 def _vectorisable_call(module: ir.Module, name: str, fmt: _Format) -> ir.Function:
     """The scalar function the loop vectoriser replaces by its vector variants: noinline,
     readnone, its variants named by the vector function ABI attribute; created once per
