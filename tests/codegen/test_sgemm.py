@@ -109,6 +109,20 @@ def test_alpha_zero_or_nothing_to_sum_only_scales_c():
     assert np.all(c == 7.0)
 
 
+def test_a_negative_zero_is_kept_in_whole_and_edge_tiles():
+    """alpha = -1 times a zero row is -0.0, as NumPy has it, in every tile (edge tiles
+    are written back element by element, whole ones as vectors)."""
+    rng = np.random.default_rng(9)
+    m, n, k = 45, 30, 1000  # 32 + 13 rows, 24 + 6 columns: whole and edge tiles
+    a, lda, b, ldb, op_a, op_b = operands(rng, b"N", b"N", m, n, k)
+    a[:, [0, 40]] = 0.0  # rows 0 and 40 of op(A): zero
+    c = np.full((n, m), 7.0, np.float32)
+    call(b"N", b"N", m, n, k, -1.0, a, lda, b, ldb, 0.0, c, m)
+    want = (-1.0 * (a[:, :m].T.astype(np.float64) @ op_b)).astype(np.float32)
+    assert np.all(np.signbit(want[[0, 40]]))
+    np.testing.assert_array_equal(np.signbit(c.T[[0, 40]]), np.signbit(want[[0, 40]]))
+
+
 def test_blocks_of_a_product_have_its_bits():
     """Every element is computed by the same operations whichever tile holds it, so the
     blocks blas.split_matmul hands to threads give the whole product's bits."""

@@ -194,9 +194,9 @@ def _store_tile_vector(b, at, value, betas, read_c):
 
 
 def _store_tile_scalar(b, at, value, beta, read_c):
-    old = b.select(read_c, b.load(at), ir.Constant(F32, 0.0))
-    scaled = b.select(read_c, b.fmul(beta, old), ir.Constant(F32, 0.0))
-    b.store(b.fadd(value, scaled), at)
+    """C = value + beta C where read_c, else value (as is: -0.0 stays -0.0, as in the
+    vector path's tiles)."""
+    b.store(b.select(read_c, b.fadd(value, b.fmul(beta, b.load(at))), value), at)
 
 
 def _pack(module, which: str, width: int):
@@ -439,8 +439,7 @@ def _naive(b, transposed, sizes, operands, scaling) -> None:
                 product = b.fmul(b.load(b.gep(a, [a_at])), b.load(b.gep(bm, [b_at])))
                 b.store(b.fadd(b.load(total), product), total)
             at = b.gep(c, [b.add(x, b.mul(y, ldc))])
-            old = b.select(keep, b.fmul(beta, b.load(at)), zero)
-            b.store(b.fadd(b.fmul(alpha, b.load(total)), old), at)
+            _store_tile_scalar(b, at, b.fmul(alpha, b.load(total)), beta, keep)
 
 
 def _is_transposed(b, flag):
