@@ -13,7 +13,7 @@ import pytest
 from llvm_helpers import record_llvm_ir
 
 import graphjit as gj
-from graphjit.codegen.llvm import blas, sgemm_threads
+from graphjit.codegen.llvm import blas
 
 SCRIPT = textwrap.dedent(
     """
@@ -123,10 +123,9 @@ SPLIT_CASES = [  # (a shape, b shape, transpose_a, transpose_b): every block/off
 ]
 
 
-def test_large_matmuls_run_on_graphjits_threads(monkeypatch):
+def test_large_matmuls_run_as_blocks_on_graphjits_threads(monkeypatch):
     """Split into blocks of single-threaded BLAS calls (where SciPy bundles an OpenBLAS
-    of its own), or one float32 product by graphjit's threaded kernel where it takes it
-    (sgemm_threads.py): the products of NumPy's, the same bits at any thread count."""
+    of its own): the products of NumPy's, the same bits at any thread count."""
     if blas.split_gemm("float32") is None:
         pytest.skip("no single-threaded OpenBLAS here (SciPy bundles none of its own)")
     texts = record_llvm_ir(monkeypatch)
@@ -150,15 +149,9 @@ def test_large_matmuls_run_on_graphjits_threads(monkeypatch):
                 gj.set_num_threads(n)
                 results.append(sess.run(y, feeds))
         gj.set_num_threads(gj.config.num_threads())  # (the default again)
-        m, n = left.shape[-2], right.shape[-1]
-        whole = len(sa) == 2 and sgemm_threads.takes(n, m, left.shape[-1])
-        if whole and blas.threaded_sgemm() is not None:
-            assert f'@"{sgemm_threads.SYMBOL}"(' in texts[-1] and "gemm_blocks" not in texts[-1]
-        else:
-            assert 'define internal void @"gemm_blocks' in texts[-1], (sa, sb)
-            kernel = blas.own_sgemm() or blas.split_gemm("float32")  # (products this large)
-            assert kernel.symbol in texts[-1]
-        assert '@"graphjit_sgemm"(' not in texts[-1]
+        assert 'define internal void @"gemm_blocks' in texts[-1], (sa, sb)
+        kernel = blas.own_sgemm() or blas.split_gemm("float32")  # (products this large)
+        assert kernel.symbol in texts[-1] and "@graphjit_sgemm(" not in texts[-1]
         np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-4)
         for other in results[1:]:
             np.testing.assert_array_equal(other, results[0])
@@ -212,10 +205,8 @@ def test_convolution_gemms_split_like_matmuls_and_never_wake_numpys_blas_threads
             gj.set_num_threads(n)
             results.append(sess.run(fetches, feeds))
     gj.set_num_threads(gj.config.num_threads())
-    blocks = texts[-1].count('define internal void @"gemm_blocks')
-    whole = texts[-1].count(f'call void @"{sgemm_threads.SYMBOL}"(')
-    assert blocks + whole >= 3, "all three convs split"
-    assert '@"graphjit_sgemm"(' not in texts[-1]
+    assert texts[-1].count('define internal void @"gemm_blocks') >= 3, "all three convs split"
+    assert "@graphjit_sgemm(" not in texts[-1]
     expected = gj.Session(g, backend="interpreter").run(fetches, feeds)
     for got, want in zip(results[0], expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-3)

@@ -20,19 +20,18 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _kernel(gemm=None):
-    gemm = gemm or blas.own_sgemm()
-    assert gemm.symbol == sgemm.SYMBOL or gemm == blas.threaded_sgemm()
+def _kernel():
+    gemm = blas.own_sgemm()
+    assert gemm.symbol == sgemm.SYMBOL
     return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(gemm.address)
 
 
-def call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, offset_c=0, gemm=None):
+def call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, offset_c=0):
     """sgemm on column-major views: `a`, `b`, `c` are float32 arrays whose memory holds the
-    column-major matrices (a row-major array of shape (cols, rows) is one). `gemm`: the
-    entry to call (the single-threaded one by default)."""
+    column-major matrices (a row-major array of shape (cols, rows) is one)."""
     ref = ctypes.byref
     pointer = ctypes.c_void_p
-    _kernel(gemm)(
+    _kernel()(
         ref(ctypes.c_char(ta)),
         ref(ctypes.c_char(tb)),
         *(ref(ctypes.c_int64(v)) for v in (m, n, k)),

@@ -21,7 +21,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit import config
-from graphjit.codegen.llvm import sgemm, sgemm_threads
+from graphjit.codegen.llvm import sgemm
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.codegen.llvm.sizes import run_size
@@ -227,38 +227,25 @@ def _may_run_own_kernel(sizes) -> bool:
     return m >= sgemm.NR and n >= sgemm.MR and m * n * k >= sgemm.MIN_MACS
 
 
-def own_sgemm() -> Gemm | None:
-    """graphjit's single-threaded float32 kernel, compiled on first use, where the CPU
-    runs it (AVX-512) and a single-threaded OpenBLAS takes the products it hands over;
-    else None."""
-    return _own_sgemms().get(sgemm.SYMBOL)
-
-
-def threaded_sgemm() -> Gemm | None:
-    """The same kernel's entry that splits one product over graphjit's threads
-    (sgemm_threads.py), where own_sgemm exists and the pool runs; else None."""
-    return _own_sgemms().get(sgemm_threads.SYMBOL)
-
-
 @functools.cache
-def _own_sgemms() -> dict[str, Gemm]:
+def own_sgemm() -> Gemm | None:
+    """graphjit's float32 kernel, compiled on first use, where the CPU runs it (AVX-512)
+    and a single-threaded OpenBLAS takes the products it hands over; else None."""
     fallback = split_gemm("float32")
     if fallback is None or not sgemm.available():
-        return {}
+        return None
     try:
-        addresses = sgemm_threads.addresses(fallback.symbol, fallback.int_type.width)
+        address = sgemm.address(fallback.symbol, fallback.int_type.width)
     except BackendError as e:  # (no compile worker, say): OpenBLAS does them all
         warnings.warn(
             f"graphjit's sgemm could not be compiled ({e}); float32 matmuls call OpenBLAS",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=2,
         )
-        return {}
-    found = {}
-    for symbol, address in addresses.items():
-        found[symbol] = Gemm(symbol, "graphjit-avx512", address, I64)
-        llvm.add_symbol(symbol, address)
-    return found
+        return None
+    own = Gemm(sgemm.SYMBOL, "graphjit-avx512", address, I64)
+    llvm.add_symbol(own.symbol, own.address)
+    return own
 
 
 @functools.cache
@@ -299,10 +286,11 @@ def split_matmul(
     low, dtype_name: str, pointers, batch, strides, sizes, transposed, scaling, direct
 ) -> None:
     """C = op(A) @ op(B) over `batch` (A's and B's matrix strides in `strides`, broadcast
-    0) on graphjit's threads -- one float32 product by the threaded kernel where it takes
-    it (sgemm_threads.py), else as blocks -- or by `direct()` (which emits the caller's one
+    0) as blocks on graphjit's threads, or by `direct()` (which emits the caller's one
     BLAS call per matrix) where that does not pay or no single-threaded BLAS is at hand.
     A product whose size is known only when it runs (ir/symbolic.py) chooses then."""
+    from graphjit.codegen.llvm.parallel import call_split
+
     (m, n, k), count = sizes, 1
     for d in batch:
         count *= d
@@ -314,43 +302,6 @@ def split_matmul(
     if blas is None:
         direct()
         return
-    task = (dtype_name, batch, strides, sizes, transposed, scaling)
-    blocks = functools.partial(_split_blocks, low, blas, pointers, task, direct)
-    one = not is_symbolic(count) and count == 1
-    threaded = threaded_sgemm() if one and blas == own_sgemm() else None
-    if threaded is None:
-        blocks()
-        return
-
-    def whole():
-        from graphjit.codegen.llvm.parallel import num_threads
-
-        num_threads()  # (the cell holds the configured count: a malformed one fails here)
-        args = (dtype_name, pointers, sizes, transposed, scaling, None, threaded, low.dims)
-        call_gemm(low.b, low.local, *args)
-
-    # (row-major C is m x n: the kernel's M is its columns)
-    if not any(is_symbolic(d) for d in sizes):
-        (whole if sgemm_threads.takes(n, m, k) else blocks)()
-        return
-    b = low.b
-    taken = sgemm_threads.emit_takes(b, *(run_size(b, low.dims, d) for d in (n, m, k)))
-    with b.if_else(taken) as (threads, otherwise):
-        with threads:
-            whole()
-        with otherwise:
-            blocks()
-
-
-def _split_blocks(low, blas, pointers, task, direct) -> None:
-    """split_matmul's blocks: each a call of the single-threaded `blas`."""
-    from graphjit.codegen.llvm.parallel import call_split
-
-    dtype_name, batch, strides, sizes, transposed, scaling = task
-    (m, n, k), count = sizes, 1
-    for d in batch:
-        count *= d
-    macs = count * m * n * k
     if not is_symbolic(macs):
         by_columns, blocks = _blocks(m, n, k, count)
         if count * blocks < 2:

@@ -13,9 +13,7 @@ task claims chunks from a counter in its packet until none is left (parallel._cl
 a worker that wakes late finds nothing to do, and the caller never waits for it: it waits
 only for the workers that joined the job while it was open (a Dekker handshake on `open`
 and `active`, both sequentially consistent). The caller spins on that briefly and then
-yields its core, which a joined worker that lost its core needs. A task whose worker must
-not hold the caller up even then (sgemm_threads.py) calls `graphjit_pool_leave()` and
-returns non-null: it has left the job, and guards what it touches afterwards itself.
+yields its core, which a joined worker that lost its core needs.
 
 One job runs at a time. A caller that finds the pool busy (another Python thread's
 Session) runs its task alone -- the chunks do not depend on the thread count, so the bits
@@ -42,7 +40,6 @@ from graphjit.codegen.llvm import jit, target
 from graphjit.codegen.llvm import types as T
 
 RUN = "graphjit_parallel_run"
-LEAVE = "graphjit_pool_leave"
 _RESET = "graphjit_pool_reset"
 # Between jobs a worker spins WORKER_SPIN pauses (~6 us here), then yields its core
 # WORKER_YIELDS times (~0.5 us each when nothing else wants the core; on a busy machine
@@ -77,8 +74,7 @@ def ensure() -> bool:
             engine = _compile(str(module))
             reset = ctypes.CFUNCTYPE(None)(engine.get_function_address(_RESET))
             reset()
-            for name in (RUN, LEAVE):
-                llvm.add_symbol(name, engine.get_function_address(name))
+            llvm.add_symbol(RUN, engine.get_function_address(RUN))
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))  # never freed: see above
             _built.update(engine=engine, reset=reset)
             if hasattr(os, "register_at_fork"):  # (POSIX)
@@ -169,7 +165,6 @@ def _module() -> ir.Module:
     module = ir.Module("graphjit_pool")
     pool = _Pool(module)
     _reset_function(pool)
-    _leave_function(pool)
     worker = _worker_function(pool)
     _run_function(pool, worker)
     return module
@@ -186,16 +181,6 @@ def _reset_function(pool: _Pool) -> None:
         pool.store(b, 0, getattr(pool, name))
     pid = b.call(pool.libc("getpid", T.I32, []), [])
     pool.store(b, b.sext(pid, T.I64), pool.pid)
-    b.ret_void()
-
-
-def _leave_function(pool: _Pool) -> None:
-    """void leave(): a worker's task leaves the job before it returns (it returns non-null
-    then): the caller no longer waits for it, and the task touches nothing of the caller's
-    from here on that the caller does not wait for itself (sgemm_threads.py)."""
-    fn = ir.Function(pool.module, ir.FunctionType(_VOID, []), LEAVE)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    b.atomic_rmw("sub", pool.active, ir.Constant(T.I64, 1), "seq_cst")
     b.ret_void()
 
 
@@ -262,8 +247,8 @@ def _worker_function(pool: _Pool) -> ir.Function:
     b.cbranch(b.and_(is_open, wanted), join, leave)
     b.position_at_end(join)
     pool.floating_point_mode(b, "ldmxcsr")
-    left = b.call(b.load(pool.task), [b.load(pool.packet)])
-    b.cbranch(b.icmp_unsigned("!=", left, ir.Constant(T.I8P, None)), spin, leave)
+    b.call(b.load(pool.task), [b.load(pool.packet)])
+    b.branch(leave)
     b.position_at_end(leave)
     b.atomic_rmw("sub", pool.active, ir.Constant(T.I64, 1), "seq_cst")
     b.branch(spin)

@@ -32,17 +32,18 @@ slivers would be mostly padding), or the product fewer than MIN_MACS multiply-ad
 call goes to the fallback sgemm (OpenBLAS, one thread) with the same arguments; where the packing buffers cannot be allocated, to a loop
 of dot products that needs none.
 
-sgemm_threads.py adds the entry that splits one product over graphjit's threads, and
-compiles the module (or finds it in the compile caches) once per process on first use;
-it is never freed: generated code calls it by its symbol."""
+Compiled (or found in the compile caches) once per process on first use, and never freed:
+generated code calls it by its symbol."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import threading
 
+import llvmlite.binding as llvm
 from llvmlite import ir
 
-from graphjit.codegen.llvm import target
+from graphjit.codegen.llvm import jit, target
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 
@@ -62,30 +63,34 @@ FP = F32.as_pointer()
 IP = I64.as_pointer()
 _ARGS = [T.I8P, T.I8P, IP, IP, IP, FP, FP, IP, FP, IP, FP, FP, IP]
 
+_lock = threading.Lock()
+_kept: list = []  # the compiled module, alive for the life of the process
+
 
 def available() -> bool:
     """Whether this CPU runs the kernel (AVX-512F: 32 vector registers of 16 floats)."""
     return "+avx512f" in target.features().split(",")
 
 
-@dataclass(frozen=True)
-class Parts:
-    """The pieces of the kernel's module that sgemm_threads.py builds its entry from."""
+@functools.cache
+def address(fallback: str, fallback_width: int) -> int:
+    """The kernel's address in this process, compiled (or loaded from the compile caches)
+    on the first call. `fallback` names the sgemm it hands the calls it does not take to
+    (bound with llvm.add_symbol, so the IR and cached code hold no address), whose integer
+    arguments are `fallback_width` bits wide."""
+    with _lock:
+        compiled = jit.compile_module(str(_module(fallback, fallback_width)))
+        _kept.append(compiled)
+        return compiled.address(SYMBOL)
 
-    kernels: dict  # columns -> the micro-kernel of that width
-    pack_a: ir.Function
-    pack_b: ir.Function
-    entry: ir.Function  # the single-threaded sgemm, SYMBOL
 
-
-def build(module: ir.Module, fallback: str, fallback_width: int) -> Parts:
-    """Add the kernel to `module`. `fallback` names the sgemm it hands the calls it does
-    not take to (bound with llvm.add_symbol, so the IR and cached code hold no address),
-    whose integer arguments are `fallback_width` bits wide."""
+def _module(fallback: str, fallback_width: int) -> ir.Module:
+    module = ir.Module(name="graphjit_sgemm")
+    module.triple = llvm.get_process_triple()
     kernels = {width: _micro_kernel(module, width) for width in KERNEL_WIDTHS}
     pack_a, pack_b = _pack(module, "a", MR), _pack(module, "b", NR)
-    entry = _entry(module, kernels, pack_a, pack_b, (fallback, fallback_width))
-    return Parts(kernels, pack_a, pack_b, entry)
+    _entry(module, kernels, pack_a, pack_b, (fallback, fallback_width))
+    return module
 
 
 def _function(module, name, ret, args, names):
@@ -367,13 +372,12 @@ def _entry(module, kernels, pack_a, pack_b, fallback: tuple[str, int]) -> None:
                         a_sliver = b.gep(packed_a, [b.mul(ir_, kc)])
                         corner = b.add(b.add(ic, ir_), b.mul(b.add(jc, jr), ldc))
                         args = [kc, a_sliver, b_sliver, b.gep(c, [corner]), ldc, rows, cols]
-                        call_narrowest(b, kernels, cols, args + [alpha, beta_now, read_c])
+                        _call_narrowest(b, kernels, cols, args + [alpha, beta_now, read_c])
     b.call(free, [raw])
     b.ret_void()
-    return fn
 
 
-def call_narrowest(b, kernels: dict, cols, args) -> None:
+def _call_narrowest(b, kernels: dict, cols, args) -> None:
     """The kernel of the fewest columns that covers `cols`."""
     *narrow, widest = sorted(kernels)
     if not narrow:
@@ -383,7 +387,7 @@ def call_narrowest(b, kernels: dict, cols, args) -> None:
         with fits:
             b.call(kernels[narrow[0]], args)
         with wider:
-            call_narrowest(b, {w: kernels[w] for w in (*narrow[1:], widest)}, cols, args)
+            _call_narrowest(b, {w: kernels[w] for w in (*narrow[1:], widest)}, cols, args)
 
 
 def _round_up(b, value, multiple: int):
