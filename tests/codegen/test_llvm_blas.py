@@ -151,7 +151,7 @@ def test_large_matmuls_run_as_blocks_on_graphjits_threads(monkeypatch):
         gj.set_num_threads(gj.config.num_threads())  # (the default again)
         assert 'define internal void @"gemm_blocks' in texts[-1], (sa, sb)
         kernel = blas.own_sgemm() or blas.split_gemm("float32")  # (products this large)
-        assert kernel.symbol in texts[-1] and "@graphjit_sgemm(" not in texts[-1]
+        assert kernel.symbol in texts[-1] and '@"graphjit_sgemm"(' not in texts[-1]
         np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-4)
         for other in results[1:]:
             np.testing.assert_array_equal(other, results[0])
@@ -206,7 +206,7 @@ def test_convolution_gemms_split_like_matmuls_and_never_wake_numpys_blas_threads
             results.append(sess.run(fetches, feeds))
     gj.set_num_threads(gj.config.num_threads())
     assert texts[-1].count('define internal void @"gemm_blocks') >= 3, "all three convs split"
-    assert "@graphjit_sgemm(" not in texts[-1]
+    assert '@"graphjit_sgemm"(' not in texts[-1]
     expected = gj.Session(g, backend="interpreter").run(fetches, feeds)
     for got, want in zip(results[0], expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-3)
