@@ -252,3 +252,45 @@ def test_sizes_beyond_32_bits_never_reach_a_32_bit_gemm():
             (1.0, False),
             blas=narrow,
         )
+
+
+def test_random_products_match_numpy_and_their_bits_do_not_depend_on_the_threads():
+    """Float32 matmuls of random sizes around every path's edges (graphjit's kernel and
+    its tile edges, the blocks, the small products OpenBLAS takes, a batch, sizes of the
+    run), transposes, NaN in an operand: within a k-eps bound of float64 NumPy with its
+    NaN pattern, and the same bits on one thread and two."""
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        m = int(rng.choice([1, 12, 31, 32, 33, 100, 128, 257, 513]))
+        n = int(rng.choice([1, 11, 12, 13, 31, 100, 256, 600, 2049]))
+        k = int(rng.choice([1, 15, 17, 255, 256, 257, 1024, 4097]))
+        ta, tb = (bool(t) for t in rng.integers(2, size=2))
+        batch = [int(rng.integers(1, 4))] if rng.random() < 0.3 else []
+        dynamic = bool(rng.integers(2))
+        sa = batch + ([k, m] if ta else [m, k])
+        sb = batch + ([n, k] if tb else [k, n])
+        g = gj.Graph()
+        with g.as_default():
+            a = gj.placeholder(gj.float32, [None, *sa[1:]] if dynamic else sa, name="a")
+            b = gj.placeholder(gj.float32, [None, *sb[1:]] if dynamic and batch else sb)
+            y = gj.matmul(a, b, transpose_a=ta, transpose_b=tb)
+        left = rng.standard_normal(sa).astype(np.float32)
+        right = rng.standard_normal(sb).astype(np.float32)
+        if rng.random() < 0.2:
+            left.reshape(-1)[rng.integers(left.size)] = np.nan
+        results = []
+        with gj.Session(g) as sess:
+            for threads in (1, 2):
+                gj.set_num_threads(threads)
+                results.append(sess.run(y, {a: left, b: right}))
+        gj.set_num_threads(gj.config.num_threads())
+        op_a = np.swapaxes(left, -1, -2) if ta else left
+        op_b = np.swapaxes(right, -1, -2) if tb else right
+        want = op_a.astype(np.float64) @ op_b.astype(np.float64)
+        bound = 4 * k * np.finfo(np.float32).eps * (np.abs(op_a) @ np.abs(op_b))
+        case = (m, n, k, ta, tb, batch, dynamic)
+        assert results[0].shape == want.shape, case
+        np.testing.assert_array_equal(np.isnan(results[0]), np.isnan(want), err_msg=str(case))
+        finite = ~np.isnan(want)
+        assert np.all(np.abs(results[0] - want)[finite] <= bound[finite]), case
+        np.testing.assert_array_equal(results[1], results[0], err_msg=str(case))
