@@ -14,8 +14,11 @@ import collections
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -48,11 +51,54 @@ class Simulated:
     ptx_unavailable: str | None = None
 
 
+_early: dict = {}  # start_early()'s run: "thread", then "process", "result" or "error"
+
+
+def start_early() -> None:
+    """Start the simulated suite and its PTX check on a thread of their own (conftest.py
+    does, once the run is collected and includes this module): they take ~100 s in
+    processes of their own, which the rest of the run overlaps instead of waiting."""
+    if _early:
+        return
+    directory = Path(tempfile.mkdtemp(prefix="graphjit-cuda-"))
+
+    def run():
+        try:
+            _early["result"] = _simulate(directory, _early)
+        except BaseException as e:  # (pytest.fail's too: the fixture raises it)
+            _early["error"] = e
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    _early["thread"] = threading.Thread(target=run, name="cuda-simulator", daemon=True)
+    _early["thread"].start()
+
+
+def stop_early() -> None:
+    """End an early run's simulated suite if no test has waited for it (the session ended
+    first: -x, Ctrl-C)."""
+    process = _early.get("process")
+    if process is not None and process.poll() is None:
+        process.kill()
+
+
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
+    """The simulated suite's run (start_early's, else one now)."""
+    if not _early:
+        return _simulate(tmp_path_factory.mktemp("cuda"))
+    _early["thread"].join(TIMEOUT_S + 120)
+    if "error" in _early:
+        raise _early["error"]
+    if "result" not in _early:
+        pytest.fail(f"the simulated suite's thread did not finish in {TIMEOUT_S + 120} s")
+    return _early["result"]
+
+
+def _simulate(tmp: Path, handles: dict | None = None) -> Simulated:
     """The simulated suite, run in a process of its own, and the PTX check of the kernels
-    it logs, compiled (one per `_template`) in worker processes as they are logged."""
-    tmp = tmp_path_factory.mktemp("cuda")
+    it logs, compiled (one per `_template`) in worker processes as they are logged; the
+    process is put in `handles` while it runs."""
     log, output = tmp / "kernels.jsonl", tmp / "output.txt"
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "GRAPHJIT_CUDA_KERNEL_LOG": str(log)}
     command = [sys.executable, "-m", "pytest", "tests/cuda/sim_cases", "-p"]
@@ -63,6 +109,8 @@ def simulated(tmp_path_factory):
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
         )
+        if handles is not None:
+            handles["process"] = process
         try:
             kernels, compiled, failures = _compile_as_logged(process, log, workers)
         finally:
