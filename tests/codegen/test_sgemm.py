@@ -20,18 +20,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _kernel():
-    gemm = blas.own_sgemm()
+def _kernel(gemm=None):
+    gemm = gemm or blas.own_sgemm()
     assert gemm.symbol == sgemm.SYMBOL
     return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(gemm.address)
 
 
-def call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, offset_c=0):
+def call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, offset_c=0, gemm=None):
     """sgemm on column-major views: `a`, `b`, `c` are float32 arrays whose memory holds the
-    column-major matrices (a row-major array of shape (cols, rows) is one)."""
+    column-major matrices (a row-major array of shape (cols, rows) is one). `gemm`: the
+    kernel to call (the process's by default)."""
     ref = ctypes.byref
     pointer = ctypes.c_void_p
-    _kernel()(
+    _kernel(gemm)(
         ref(ctypes.c_char(ta)),
         ref(ctypes.c_char(tb)),
         *(ref(ctypes.c_int64(v)) for v in (m, n, k)),
@@ -198,3 +199,45 @@ def test_programs_of_small_products_call_openblas_directly():
     ):
         assert blas.single_threaded_gemm("float32", sizes).symbol == want, sizes
     assert blas.single_threaded_gemm("float64", (128, 1024, 1024)).symbol != own
+
+
+def test_compiled_without_the_ir_pipeline_it_has_the_o3_builds_bits():
+    """The kernel's module is CODEGEN_ONLY (target.py: code generation optimises it, LLVM's
+    O3 IR pipeline does not run): what O3 would make of it computes the same bits, for
+    tile edges, transposes, alpha and beta, zeros (signed)."""
+    from graphjit.codegen.llvm import jit, target
+
+    fallback = blas.split_gemm("float32")
+    text = str(sgemm._module(fallback.symbol, fallback.int_type.width))
+    tm = jit.target_machine()
+    kernels, engines = [], []
+    for with_o3 in (True, False):
+        with jit._lock:
+            module = target.parse(text)
+            target.prepare(module, tm)
+            assert not target.wants_ir_pipeline(module)
+            if with_o3:
+                builder = target._pass_builder(tm)
+                builder.getModulePassManager().run(module, builder)
+            else:
+                target.optimise(module, tm)
+            if not with_o3:  # (the compile worker's path skips O3 alike)
+                assert target.compile_object(text, tm)[1] == tm.emit_object(module)
+            engine = target.new_engine(module)
+            engine.finalize_object()
+        engines.append(engine)
+        address = engine.get_function_address(sgemm.SYMBOL)
+        kernels.append(blas.Gemm(sgemm.SYMBOL, "test", address, blas.I64))
+    rng = np.random.default_rng(13)
+    for m, n, k in ((33, 13, 4097), (517, 131, 700), (40, 2100, 20), (1024, 128, 1024)):
+        for ta, tb in ((b"N", b"N"), (b"N", b"T"), (b"T", b"N"), (b"T", b"T")):
+            for alpha, beta in ((-1.0, 0.0), (2.0, 0.5)):
+                a, lda, b, ldb, _, _ = operands(rng, ta, tb, m, n, k, pad=1)
+                a.reshape(-1)[::97] = 0.0
+                start = rng.standard_normal((n, m + 1)).astype(np.float32)
+                results = []
+                for kernel in kernels:
+                    c = start.copy()
+                    call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, m + 1, gemm=kernel)
+                    results.append(c.view(np.uint32))
+                np.testing.assert_array_equal(results[0], results[1])

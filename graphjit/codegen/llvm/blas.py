@@ -209,7 +209,7 @@ def single_threaded_gemm(dtype_name: str, sizes) -> Gemm | None:
     """The single-threaded gemm for an m×n×k product whose sizes it takes, or None:
     graphjit's own float32 kernel (sgemm.py) where the product may be large enough for it,
     else the OpenBLAS split matmuls call. (A program of small products never compiles
-    the kernel: 0.3-0.4 s once a process.)"""
+    the kernel: ~0.2 s once a process.)"""
     found = split_gemm(dtype_name)
     if found is None or not all(d < 1 << 31 for d in sizes):
         return None

@@ -150,12 +150,24 @@ def _pass_builder(tm):
     return llvm.create_pass_builder(tm, pto)
 
 
+# A module that defines a global variable of this name is compiled without the O3 IR
+# pipeline (code generation still optimises for the machine): one written as the machine
+# code should be -- explicit vectors, values in registers, loops it wants (sgemm.py) --
+# gains nothing from it, and it was most of that module's compile time.
+CODEGEN_ONLY = "graphjit.codegen_only"
+
+
+def wants_ir_pipeline(module) -> bool:
+    return not any(g.name == CODEGEN_ONLY for g in module.global_variables)
+
+
 def optimise(module, tm) -> None:
     """The whole module's pipeline, in place: plan() (with its merging) for one part, then
-    O3."""
+    O3 (unless the module is CODEGEN_ONLY)."""
     builder = _pass_builder(tm)
     plan(module, tm, 1, builder).restrict(module, 0)
-    builder.getModulePassManager().run(module, builder)
+    if wants_ir_pipeline(module):
+        builder.getModulePassManager().run(module, builder)
 
 
 class Plan:
@@ -312,7 +324,8 @@ def compile_object(ir_text: str, tm, part: int = 0, max_parts: int = 1) -> tuple
         layout.restrict(module, part)
         if layout.parts > 1:
             module = _not_local(module)
-        builder.getModulePassManager().run(module, builder)
+        if wants_ir_pipeline(module):
+            builder.getModulePassManager().run(module, builder)
         return layout.parts, tm.emit_object(module)
     finally:
         module.close()
