@@ -90,7 +90,7 @@ def _module(fallback: str, fallback_width: int) -> ir.Module:
     # Without LLVM's O3 IR pipeline (target.CODEGEN_ONLY): the kernel is already what the
     # machine code should be, and ran as fast without it (one thread, best of 15, three
     # shapes and transposes: 2544-2748 us against 2548-2759), which was 0.19 s of its
-    # 0.45 s compile (the first float32 product of a process waits for it).
+    # 0.45 s compile (the first large float32 product of a process waits for it).
     marker = ir.GlobalVariable(module, ir.IntType(8), target.CODEGEN_ONLY)
     marker.linkage, marker.global_constant = "internal", True
     marker.initializer = ir.Constant(ir.IntType(8), 0)
