@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_collection_finish(session):
-    if SIMULATING:
+    if SIMULATING or session.config.option.collectonly:
         return
     for item in session.items:
         if item.nodeid.startswith(SIM_TESTS):
