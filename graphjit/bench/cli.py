@@ -52,6 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="least time of one timed sample: a faster call is repeated within the sample "
         "(default 0.02, --quick 0.005, --tiny 0.001; 0: one call per sample)",
     )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time each row beside N busy processes the bench starts (one busy loop "
+        "each): the 'loaded' column and its ratio to the median show how each mode degrades "
+        "on a shared machine",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every figure, machine and versions")
     parser.add_argument("--plot", metavar="FILE.png", help="write a bar chart (needs matplotlib)")
     parser.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")
@@ -82,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         modes=args.modes,
         progress=not args.no_progress,
         torch_compile_backend=args.torch_compile_backend,
+        busy=args.busy,
     )
     try:
         result = report.to_json(run_benchmarks(config))

@@ -74,6 +74,7 @@ def cell_json(cell: CellResult) -> dict:
         "compile_s": cell.compile_s,
         "timing": cell.timing.to_json() if cell.timing else None,
         "dispatch": cell.dispatch.to_json() if cell.dispatch else None,
+        "loaded": cell.loaded.to_json() if cell.loaded else None,
         "max_abs_error": _finite(cell.max_abs_error),
         "speedup_vs_eager": cell.speedup_vs_eager,
     }
@@ -96,6 +97,7 @@ def to_json(run: BenchRun) -> dict:
             "reference_mode": REFERENCE_MODE,
             "baseline_mode": BASELINE_MODE,
             "torch_compile_backend": config.torch_compile_backend,
+            "busy_processes": config.busy,
         },
         "machine": machine_info(run.load_average_start),
         "libraries": library_versions(),
@@ -161,6 +163,7 @@ TABLE_HEADER = (
     "compile",
     "dispatch",
 )
+LOADED_HEADER = ("loaded", "slowdown")  # with --busy: the loaded median, over the median
 
 
 def is_busy(cell: dict) -> bool:
@@ -183,8 +186,26 @@ def _loops_text(timing: dict) -> str:
     return f"{loops}→{fewest}" if fewest < loops else str(loops)
 
 
+def has_loaded(report: dict) -> bool:
+    """Whether the run timed its rows beside busy processes (`--busy N`)."""
+    return bool(report["settings"].get("busy_processes"))
+
+
+def table_header(report: dict) -> tuple[str, ...]:
+    return TABLE_HEADER + (LOADED_HEADER if has_loaded(report) else ()) + ("status / note",)
+
+
+def _loaded_texts(cell: dict) -> tuple[str, str]:
+    """The loaded median and its ratio to the quiet median, as text."""
+    loaded, timing = cell.get("loaded") or {}, cell["timing"] or {}
+    if not loaded or not timing.get("median_s"):
+        return "-", "-"
+    return format_seconds(loaded["median_s"]), f"{loaded['median_s'] / timing['median_s']:.2f}×"
+
+
 def table_rows(report: dict) -> list[tuple[str, ...]]:
     labels = {m["name"]: m["label"] for m in report["modes"]}
+    loaded = has_loaded(report)
     rows = []
     for workload in report["workloads"]:
         for cell in workload["results"]:
@@ -201,6 +222,7 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
                     _speedup(cell["speedup_vs_eager"]),
                     format_seconds(cell["compile_s"]),
                     format_seconds(dispatch.get("median_s")),
+                    *(_loaded_texts(cell) if loaded else ()),
                     _status_text(cell),
                 )
             )
@@ -210,7 +232,7 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
 def format_table(report: dict) -> str:
     """A plain-text table: one row per workload and mode (the workload named once, a blank
     line between workloads), then the settings, the machine and the skipped modes."""
-    header = TABLE_HEADER + ("status / note",)
+    header = table_header(report)
     rows = table_rows(report)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
 
@@ -229,7 +251,7 @@ def format_table(report: dict) -> str:
 def format_markdown(report: dict) -> str:
     """Markdown for docs/benchmarks.md: a workload-by-mode matrix of medians, then the
     full table (IQR, compile time, dispatch overhead, notes)."""
-    header = TABLE_HEADER + ("status / note",)
+    header = table_header(report)
     lines = [format_matrix(report), "", _markdown_row(header), "|" + "---|" * len(header)]
     lines += [_markdown_row(row) for row in table_rows(report)]
     return "\n".join(lines) + "\n\n" + describe_run(report) + "\n"
@@ -255,7 +277,10 @@ def _matrix_cell(cell: dict | None) -> str:
         return ""
     if cell["status"] != "ok":
         return cell["status"]
-    return f"{_median_text(cell)} ({_speedup(cell['speedup_vs_eager'])})"
+    text = f"{_median_text(cell)} ({_speedup(cell['speedup_vs_eager'])})"
+    if cell.get("loaded"):
+        text += "; loaded {} ({})".format(*_loaded_texts(cell))
+    return text
 
 
 def _markdown_row(cells) -> str:
@@ -295,6 +320,14 @@ def describe_run(report: dict) -> str:
         lines.append(
             f"{', '.join(fresh)}: each sample is one first call at a batch size the mode has "
             "not seen (no warm-up, no inner loops); compile = building it and its first call"
+        )
+    if has_loaded(report):
+        count = settings["busy_processes"]
+        lines.append(
+            f"loaded: each row timed again beside {count} busy process"
+            f"{'es' if count > 1 else ''} the bench started (a Python busy loop each); "
+            "slowdown = loaded median / median"
+            + (f" ({', '.join(fresh)} not loaded: its inputs were used)" if fresh else "")
         )
     busy = busy_rows(report)
     if busy:

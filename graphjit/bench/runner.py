@@ -14,6 +14,7 @@ from graphjit.bench import modes as mode_table
 from graphjit.bench import peers
 from graphjit.bench.check import compare
 from graphjit.bench.core import Mode, ModeUnavailable, Prepared, Workload
+from graphjit.bench.load import busy_processes
 from graphjit.bench.progress import Progress
 from graphjit.bench.timing import Timing, measure, timed_call
 from graphjit.bench.workloads import WORKLOADS, select_workloads
@@ -39,6 +40,7 @@ class BenchConfig:
     modes: list[str] | None = None
     progress: bool = True
     torch_compile_backend: str = peers.DEFAULT_TORCH_COMPILE_BACKEND
+    busy: int = 0  # > 0: time each cell again beside this many busy processes (load.py)
 
     def resolved(self) -> BenchConfig:
         if self.size not in PRESETS:
@@ -49,6 +51,8 @@ class BenchConfig:
         min_time_s = preset["min_time_s"] if self.min_time_s is None else self.min_time_s
         if repeat < 1 or warmup < 0:
             raise ValueError("--repeat must be at least 1 and the warm-up count not negative")
+        if self.busy < 0:
+            raise ValueError("--busy must not be negative")
         if not min_time_s >= 0:  # (NaN too)
             raise ValueError("--min-time must not be negative")
         return dataclasses.replace(self, repeat=repeat, warmup=warmup, min_time_s=min_time_s)
@@ -66,6 +70,7 @@ class CellResult:
     compile_s: float | None = None
     timing: Timing | None = None
     dispatch: Timing | None = None
+    loaded: Timing | None = None  # timed beside config.busy busy processes
     max_abs_error: float | None = None
     speedup_vs_eager: float | None = None
 
@@ -203,8 +208,12 @@ def _checked_then_timed(attempt, workload, mode, reference, reference_problem, c
             cell.dispatch = measure(
                 prepared.trivial, warmup=1, repeats=DISPATCH_REPEATS, judge=False
             )
+        if config.busy and not workload.fresh_inputs:  # (whose inputs the first timing used)
+            with busy_processes(config.busy):
+                cell.loaded = time_cell(prepared, workload, config)
     except Exception as error:
-        cell.status, cell.reason, cell.timing = "error", _describe(error), None
+        cell.status, cell.reason = "error", _describe(error)
+        cell.timing = cell.dispatch = cell.loaded = None
     return cell
 
 

@@ -7,13 +7,15 @@ calls divided by that count: `loops`, calibrated so that a sample lasts at least
 is the interquartile range over the median; `busy` is true where the spread says the
 machine was busy (see `timing.is_busy`), null where it is not judged. `speedup_vs_eager`
 is graphjit eager's median divided by this mode's median (above 1: faster than graphjit
-eager). `compile_s` is the wall time of building
+eager). `loaded` is the cell timed again beside `settings.busy_processes` busy processes
+(`--busy N`; null without them, and for a workload of fresh inputs). `compile_s` is the wall time of building
 the workload for the mode plus its first call (so it includes any compilation)."""
 
 from __future__ import annotations
 
-# 2 added calibration: loops, sample_loops, busy, spread, warmup, min_time_s, fresh_inputs
-SCHEMA_ID = "graphjit-bench/2"
+# 2 added calibration: loops, sample_loops, busy, spread, warmup, min_time_s, fresh_inputs;
+# 3 added the background load: settings.busy_processes and each cell's `loaded`
+SCHEMA_ID = "graphjit-bench/3"
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _STRING_OR_NULL = {"type": ["string", "null"]}
@@ -43,7 +45,7 @@ TIMING = {
 CELL = {
     "type": "object",
     "required": ["mode", "status", "reason", "note", "compile_s", "timing", "dispatch"]
-    + ["max_abs_error", "speedup_vs_eager"],
+    + ["loaded", "max_abs_error", "speedup_vs_eager"],
     "additionalProperties": False,
     "properties": {
         "mode": {"type": "string"},
@@ -53,6 +55,7 @@ CELL = {
         "compile_s": _NUMBER_OR_NULL,
         "timing": TIMING,  # null unless status is ok
         "dispatch": TIMING,  # a trivial run of the same session: static modes only
+        "loaded": TIMING,  # the same timing beside settings.busy_processes busy processes
         "max_abs_error": _NUMBER_OR_NULL,  # against the reference result
         "speedup_vs_eager": _NUMBER_OR_NULL,
     },
@@ -102,7 +105,7 @@ REPORT_SCHEMA = {
         "settings": {
             "type": "object",
             "required": ["size", "repeat", "warmup", "min_time_s", "workloads", "modes"]
-            + ["reference_mode", "baseline_mode", "torch_compile_backend"],
+            + ["reference_mode", "baseline_mode", "torch_compile_backend", "busy_processes"],
             "properties": {
                 "size": {"enum": ["tiny", "quick", "full"]},
                 "repeat": {"type": "integer", "minimum": 1},
@@ -113,6 +116,7 @@ REPORT_SCHEMA = {
                 "reference_mode": {"type": "string"},
                 "baseline_mode": {"type": "string"},
                 "torch_compile_backend": {"type": "string"},
+                "busy_processes": {"type": "integer", "minimum": 0},  # --busy N
             },
         },
         "machine": {
