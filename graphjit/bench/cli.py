@@ -5,6 +5,7 @@ library is missing are skipped, which is not an error."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from graphjit.bench.modes import mode_names
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from graphjit.bench.runner import BenchConfig, run_benchmarks
 
     if args.list:
-        print(list_text())
+        say(list_text())
         return 0
     size = "quick" if args.quick else "tiny" if args.tiny else "full"
     config = BenchConfig(
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # an unknown name or a bad count
         print(f"graphjit bench: {error}", file=sys.stderr)
         return 2
-    print(report.format_table(result))
+    say(report.format_table(result))
     write_outputs(result, args)
     errors = [c for w in result["workloads"] for c in w["results"] if c["status"] == "error"]
     return 1 if errors else 0
@@ -109,19 +110,28 @@ def write_outputs(result: dict, args: argparse.Namespace) -> None:
 
     if args.json:
         report.write_json(result, args.json)
-        print(f"wrote {args.json}")
+        say(f"wrote {args.json}")
     if args.markdown:
         with open(args.markdown, "w") as handle:
             handle.write(report.format_markdown(result))
-        print(f"wrote {args.markdown}")
+        say(f"wrote {args.markdown}")
     if args.plot:
         from graphjit.bench.plot import PlotUnavailable, write_plot
 
         try:
             write_plot(result, args.plot)
-            print(f"wrote {args.plot}")
+            say(f"wrote {args.plot}")
         except PlotUnavailable as reason:
             print(f"no plot: {reason}", file=sys.stderr)
+
+
+def say(text: str) -> None:
+    """Print to stdout. A reader that went away (`graphjit bench | head`) must not cost the
+    files a run of many minutes writes after its table: stdout goes to the null device."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def list_text() -> str:

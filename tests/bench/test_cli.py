@@ -1,6 +1,7 @@
 """`graphjit bench` and `python -m graphjit.bench` from the command line."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,19 @@ def test_python_dash_m_runs_the_same_command():
     )
     assert completed.returncode == 0, completed.stderr
     assert "rnn_backward" in completed.stdout
+
+
+def test_a_reader_that_goes_away_costs_no_written_file(tmp_path):
+    # `graphjit bench ... | head -3`: the table's reader is gone before the files are
+    # written; the run still writes them and exits without a traceback
+    json_path, markdown_path = tmp_path / "bench.json", tmp_path / "bench.md"
+    argv = [sys.executable, "-m", "graphjit.bench", *FAST, "--only", "loop_add"]
+    argv += ["--json", str(json_path), "--markdown", str(markdown_path)]
+    read, write = os.pipe()
+    os.close(read)  # (the reader is gone before the first line)
+    completed = subprocess.run(argv, stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    os.close(write)
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr
+    validate(json.loads(json_path.read_text()))
+    assert markdown_path.read_text().startswith("| workload |")
