@@ -228,3 +228,49 @@ def test_a_column_sum_read_in_the_chain_ends_it(monkeypatch):
     assert _functions(texts[-1], "rows") == 1  # the softmax's chain, after the sum
     # (x - a sum of 200 values: cancellation costs digits; read too early it is 0.99 off)
     assert_matches(got, run_on("interpreter", g, y, feeds), "y", rtol=1e-4, atol=1e-5)
+
+
+def _recorded_groups(monkeypatch) -> list:
+    """The sizes of the groups of each chain lowered from now on (row_chains._groups)."""
+    seen, group = [], row_chains._groups
+
+    def recording(members):
+        groups = group(members)
+        seen.append([len(g) for g in groups])
+        return groups
+
+    monkeypatch.setattr(row_chains, "_groups", recording)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [64, 100, 256, 1000, 1024])  # (chains: 64 or more)
+def test_kernels_that_read_no_row_fold_of_each_other_share_one_loop_a_row(
+    monkeypatch, width, dtype
+):
+    """Layer norm's gradient: the bias's and the weight's gradients (column sums) and the
+    row fold of the gradient's first term read the same rows and none of the others'
+    folds: one loop over each row runs all three, with the bits of separate kernels."""
+    g, fetches, feeds = _layer_norm_grad((50, width), dtype)
+    groups = _recorded_groups(monkeypatch)
+    with gj.Session(g) as sess:
+        gj.set_num_threads(1)
+        one = sess.run(fetches, feeds)
+        gj.set_num_threads(2)
+        two = sess.run(fetches, feeds)
+    gj.set_num_threads(gj.config.num_threads())
+    assert len(groups) == 1 and 3 in groups[0], groups
+    monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
+    separate = run_on("llvm", g, fetches, feeds)
+    for k, (a, b, s) in enumerate(zip(one, two, separate, strict=True)):
+        np.testing.assert_array_equal(a, b, err_msg=f"fetch {k}: 1 thread vs 2")
+        np.testing.assert_array_equal(a, s, err_msg=f"fetch {k}: shared loop vs separate kernels")
+
+
+def test_a_kernel_that_reads_a_row_fold_of_the_chain_loops_over_the_row_after_it(monkeypatch):
+    """Softmax: the exponentials' sum needs the row's maximum, and the division the sum,
+    whole: each of its kernels runs its own loop over the row."""
+    g, graphs, feeds = _row_graphs((64, 300))
+    groups = _recorded_groups(monkeypatch)
+    run_on("llvm", g, graphs["softmax"], feeds)
+    assert groups == [[1, 1, 1]]
