@@ -274,3 +274,32 @@ def test_a_kernel_that_reads_a_row_fold_of_the_chain_loops_over_the_row_after_it
     groups = _recorded_groups(monkeypatch)
     run_on("llvm", g, graphs["softmax"], feeds)
     assert groups == [[1, 1, 1]]
+
+
+@pytest.mark.parametrize("rows", [40, 7, 0])
+def test_kernels_share_a_loop_a_row_when_the_rows_are_a_size_of_the_run(monkeypatch, rows):
+    """Layer norm's and softmax's gradients over a batch of any size (ir/symbolic.py), in
+    one program: groups form (softmax's exponentials and their sum beside layer norm's
+    column sums), with the bits of separate kernels."""
+    rng = np.random.default_rng(7)
+    width = 96
+    g = gj.Graph()
+    with g.as_default():
+        x, dy = (gj.placeholder(gj.float32, [None, width], name=n) for n in ("x", "dy"))
+        w, b = (gj.placeholder(gj.float32, [width], name=n) for n in ("w", "b"))
+        norm = gj.nn.layer_norm(x, [width], w, b)
+        soft = gj.softmax(x, axis=-1)
+        fetches = [norm, *gj.gradients(norm, [x, w, b], dy), *gj.gradients(soft, [x], dy)]
+    feeds = {x: rng.normal(size=(rows, width)), dy: rng.normal(size=(rows, width))}
+    feeds |= {w: rng.normal(size=width), b: rng.normal(size=width)}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    groups = _recorded_groups(monkeypatch)
+    shared = run_on("llvm", g, fetches, feeds)
+    # (no rows: a program compiled for an empty batch has no chain)
+    assert any(size > 1 for sizes in groups for size in sizes) or rows == 0, groups
+    monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
+    separate = run_on("llvm", g, fetches, feeds)
+    expected = run_on("interpreter", g, fetches, feeds)
+    for k, (a, s, e) in enumerate(zip(shared, separate, expected, strict=True)):
+        np.testing.assert_array_equal(a, s, err_msg=f"fetch {k}: shared loop vs separate kernels")
+        assert_matches(a, e, f"fetch {k}", rtol=2e-5, atol=1e-4)
