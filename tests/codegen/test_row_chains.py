@@ -147,6 +147,16 @@ def test_no_chain_where_it_would_cost_the_vector_loops(monkeypatch, shape, reduc
     assert_matches(got, run_on("interpreter", g, y, feeds), "chain", rtol=2e-5, atol=1e-6)
 
 
+def _on_one_thread_and_two(g, fetches, feeds):
+    with gj.Session(g) as sess:
+        gj.set_num_threads(1)
+        one = sess.run(fetches, feeds)
+        gj.set_num_threads(2)
+        two = sess.run(fetches, feeds)
+    gj.set_num_threads(gj.config.num_threads())
+    return one, two
+
+
 def _layer_norm_grad(shape, dtype):
     g, graphs, feeds = _row_graphs(shape)
     if dtype != np.float32:
@@ -171,12 +181,7 @@ def test_layer_norm_gradient_runs_as_one_chain_with_its_column_sums(monkeypatch,
     the kernels run as one, with the bits of separate kernels, on 1 thread or 2."""
     g, fetches, feeds = _layer_norm_grad(shape, dtype)
     texts = record_llvm_ir(monkeypatch)
-    with gj.Session(g) as sess:
-        gj.set_num_threads(1)
-        one = sess.run(fetches, feeds)
-        gj.set_num_threads(2)
-        two = sess.run(fetches, feeds)
-    gj.set_num_threads(gj.config.num_threads())
+    one, two = _on_one_thread_and_two(g, fetches, feeds)
     assert _functions(texts[-1], "rows") == 1, "one chain"
     monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
     separate = run_on("llvm", g, fetches, feeds)
@@ -253,12 +258,7 @@ def test_kernels_that_read_no_row_fold_of_each_other_share_one_loop_a_row(
     folds: one loop over each row runs all three, with the bits of separate kernels."""
     g, fetches, feeds = _layer_norm_grad((50, width), dtype)
     groups = _recorded_groups(monkeypatch)
-    with gj.Session(g) as sess:
-        gj.set_num_threads(1)
-        one = sess.run(fetches, feeds)
-        gj.set_num_threads(2)
-        two = sess.run(fetches, feeds)
-    gj.set_num_threads(gj.config.num_threads())
+    one, two = _on_one_thread_and_two(g, fetches, feeds)
     assert len(groups) == 1 and 3 in groups[0], groups
     monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
     separate = run_on("llvm", g, fetches, feeds)
