@@ -303,3 +303,59 @@ def test_kernels_share_a_loop_a_row_when_the_rows_are_a_size_of_the_run(monkeypa
     for k, (a, s, e) in enumerate(zip(shared, separate, expected, strict=True)):
         np.testing.assert_array_equal(a, s, err_msg=f"fetch {k}: shared loop vs separate kernels")
         assert_matches(a, e, f"fetch {k}", rtol=2e-5, atol=1e-4)
+
+
+def _random_row_program(rng, rows: int, width: int):
+    """A random program of row-wise work over (rows, width) float32 values: elementwise ops
+    on them and on values broadcast along the rows or the columns, row sums and maxima
+    (read again, broadcast), and column sums (fetched only: read in the chain, one ends
+    it)."""
+    g = gj.Graph()
+    with g.as_default():
+        x, y = (gj.placeholder(gj.float32, [rows, width], name=n) for n in ("x", "y"))
+        w = gj.placeholder(gj.float32, [width], name="w")
+        full, per_row, fetches = [x, y], [], []
+        for _ in range(int(rng.integers(6, 14))):
+            a = full[int(rng.integers(len(full)))]
+            kind = rng.choice(["unary", "binary", "row", "column"], p=[0.25, 0.35, 0.25, 0.15])
+            if kind == "unary":
+                full.append(gj.tanh(a) if rng.random() < 0.5 else a * 0.5 - 1.0)
+            elif kind == "binary":
+                others = full + per_row + [w]
+                b = others[int(rng.integers(len(others)))]
+                full.append(a * b if rng.random() < 0.5 else a - b)
+            elif kind == "row":
+                fold = gj.reduce_sum if rng.random() < 0.6 else gj.reduce_max
+                per_row.append(fold(a, axis=1, keepdims=True))
+            else:
+                fetches.append(gj.reduce_sum(a, axis=0))
+        fetches += full[2:][-3:] + per_row[-2:]
+    feeds = {
+        x: rng.normal(size=(rows, width)).astype(np.float32),
+        y: rng.normal(size=(rows, width)).astype(np.float32),
+        w: rng.normal(size=width).astype(np.float32),
+    }
+    return g, fetches or [full[-1]], feeds
+
+
+def test_random_row_programs_have_the_bits_of_separate_kernels(monkeypatch):
+    """Random chains of row-wise kernels (how they group is theirs to decide): the same
+    bits as each kernel run on its own over the whole tensor, and the interpreter's
+    values."""
+    rng = np.random.default_rng(18)
+    groups = _recorded_groups(monkeypatch)
+    chain = row_chains.plan_chains
+    for case in range(30):
+        rows, width = int(rng.integers(20, 70)), int(rng.choice([64, 80, 130]))
+        g, fetches, feeds = _random_row_program(rng, rows, width)
+        monkeypatch.setattr(row_chains, "plan_chains", chain)
+        chained = run_on("llvm", g, fetches, feeds)
+        monkeypatch.setattr(row_chains, "plan_chains", lambda low, ops: {})
+        separate = run_on("llvm", g, fetches, feeds)
+        expected = run_on("interpreter", g, fetches, feeds)
+        for k, (a, s, e) in enumerate(zip(chained, separate, expected, strict=True)):
+            what = f"case {case}, fetch {k}"
+            np.testing.assert_array_equal(a, s, err_msg=f"{what}: chained vs separate kernels")
+            assert_matches(a, e, what, rtol=1e-4, atol=1e-3)  # (sums of up to 70 terms)
+    shared = sum(size > 1 for sizes in groups for size in sizes)
+    assert shared >= 5, groups  # (the programs exercise shared loops, not just chains)
