@@ -61,6 +61,10 @@ def library_versions() -> dict[str, str | None]:
 # ---- the JSON report ------------------------------------------------------------------
 
 
+def _rounded(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
@@ -75,6 +79,8 @@ def cell_json(cell: CellResult) -> dict:
         "timing": cell.timing.to_json() if cell.timing else None,
         "dispatch": cell.dispatch.to_json() if cell.dispatch else None,
         "loaded": cell.loaded.to_json() if cell.loaded else None,
+        "cores": _rounded(cell.cores),
+        "loaded_cores": _rounded(cell.loaded_cores),
         "max_abs_error": _finite(cell.max_abs_error),
         "speedup_vs_eager": cell.speedup_vs_eager,
     }
@@ -162,6 +168,7 @@ TABLE_HEADER = (
     "vs gj eager",
     "compile",
     "dispatch",
+    "cores",
 )
 LOADED_HEADER = ("loaded", "slowdown")  # with --busy: the loaded median, over the median
 
@@ -203,6 +210,14 @@ def _loaded_texts(cell: dict) -> tuple[str, str]:
     return format_seconds(loaded["median_s"]), f"{loaded['median_s'] / timing['median_s']:.2f}×"
 
 
+def _cores_text(cell: dict) -> str:
+    """The cores the process used while timed: '1.98', or '1.98→1.08' quiet then loaded."""
+    quiet, loaded = cell.get("cores"), cell.get("loaded_cores")
+    if quiet is None:
+        return "-"
+    return f"{quiet:.2f}" + (f"→{loaded:.2f}" if loaded is not None else "")
+
+
 def table_rows(report: dict) -> list[tuple[str, ...]]:
     labels = {m["name"]: m["label"] for m in report["modes"]}
     loaded = has_loaded(report)
@@ -222,6 +237,7 @@ def table_rows(report: dict) -> list[tuple[str, ...]]:
                     _speedup(cell["speedup_vs_eager"]),
                     format_seconds(cell["compile_s"]),
                     format_seconds(dispatch.get("median_s")),
+                    _cores_text(cell),
                     *(_loaded_texts(cell) if loaded else ()),
                     _status_text(cell),
                 )

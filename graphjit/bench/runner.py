@@ -71,6 +71,8 @@ class CellResult:
     timing: Timing | None = None
     dispatch: Timing | None = None
     loaded: Timing | None = None  # timed beside config.busy busy processes
+    cores: float | None = None  # the process's CPU time over wall time while timed
+    loaded_cores: float | None = None
     max_abs_error: float | None = None
     speedup_vs_eager: float | None = None
 
@@ -203,18 +205,28 @@ def _checked_then_timed(attempt, workload, mode, reference, reference_problem, c
         return cell
     prepared = attempt.prepared
     try:
-        cell.timing = time_cell(prepared, workload, config)
+        cell.timing, cell.cores = cores_used(time_cell, prepared, workload, config)
         if mode.static and prepared.trivial is not None:
             cell.dispatch = measure(
                 prepared.trivial, warmup=1, repeats=DISPATCH_REPEATS, judge=False
             )
         if config.busy and not workload.fresh_inputs:  # (whose inputs the first timing used)
             with busy_processes(config.busy):
-                cell.loaded = time_cell(prepared, workload, config)
+                cell.loaded, cell.loaded_cores = cores_used(time_cell, prepared, workload, config)
     except Exception as error:
         cell.status, cell.reason = "error", _describe(error)
-        cell.timing = cell.dispatch = cell.loaded = None
+        cell.timing = cell.dispatch = cell.loaded = cell.cores = cell.loaded_cores = None
     return cell
+
+
+def cores_used(timed, *args):
+    """(timed(*args), the cores the process used meanwhile: its CPU time, every thread's,
+    over the wall time). A mode that keeps two cores busy shows 2; one whose threads wait
+    for a core the machine does not give them (another process holds it) shows less."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = timed(*args)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return result, (cpu / wall if wall > 0 else None)
 
 
 def time_cell(prepared: Prepared, workload: Workload, config: BenchConfig) -> Timing:

@@ -8,13 +8,16 @@ is the interquartile range over the median; `busy` is true where the spread says
 machine was busy (see `timing.is_busy`), null where it is not judged. `speedup_vs_eager`
 is graphjit eager's median divided by this mode's median (above 1: faster than graphjit
 eager). `loaded` is the cell timed again beside `settings.busy_processes` busy processes
-(`--busy N`; null without them, and for a workload of fresh inputs). `compile_s` is the wall time of building
+(`--busy N`; null without them, and for a workload of fresh inputs). `cores` (and
+`loaded_cores`) is the process's CPU time, all its threads, over the wall time of that
+timing: 2 where a mode keeps two cores busy. `compile_s` is the wall time of building
 the workload for the mode plus its first call (so it includes any compilation)."""
 
 from __future__ import annotations
 
 # 2 added calibration: loops, sample_loops, busy, spread, warmup, min_time_s, fresh_inputs;
-# 3 added the background load: settings.busy_processes and each cell's `loaded`
+# 3 added the background load (settings.busy_processes, each cell's `loaded`) and the cores
+# each cell's process used (`cores`, `loaded_cores`)
 SCHEMA_ID = "graphjit-bench/3"
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -45,7 +48,7 @@ TIMING = {
 CELL = {
     "type": "object",
     "required": ["mode", "status", "reason", "note", "compile_s", "timing", "dispatch"]
-    + ["loaded", "max_abs_error", "speedup_vs_eager"],
+    + ["loaded", "cores", "loaded_cores", "max_abs_error", "speedup_vs_eager"],
     "additionalProperties": False,
     "properties": {
         "mode": {"type": "string"},
@@ -56,6 +59,9 @@ CELL = {
         "timing": TIMING,  # null unless status is ok
         "dispatch": TIMING,  # a trivial run of the same session: static modes only
         "loaded": TIMING,  # the same timing beside settings.busy_processes busy processes
+        # the process's CPU time (all its threads) over the wall time, timing and loaded
+        "cores": {"type": ["number", "null"], "minimum": 0},
+        "loaded_cores": {"type": ["number", "null"], "minimum": 0},
         "max_abs_error": _NUMBER_OR_NULL,  # against the reference result
         "speedup_vs_eager": _NUMBER_OR_NULL,
     },

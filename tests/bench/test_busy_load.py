@@ -176,5 +176,39 @@ def test_the_tables_still_read_a_report_written_before_the_load_was_measured():
     del report["settings"]["busy_processes"]
     for workload in report["workloads"]:
         for cell in workload["results"]:
-            del cell["loaded"]
-    assert "slowdown" not in format_table(report) + format_markdown(report)
+            del cell["loaded"], cell["cores"], cell["loaded_cores"]
+    tables = format_table(report) + format_markdown(report)
+    assert "slowdown" not in tables and "| - |" in tables  # (cores: not measured)
+
+
+SLEEPING = Mode("sleeping", "waits instead of computing")
+
+
+def test_cores_are_the_process_cpu_time_over_the_wall_time(monkeypatch):
+    from graphjit.bench import runner
+
+    clocks = iter([(10.0, 100.0), (13.0, 102.0)])  # 3 s of CPU time in 2 s: 1.5 cores
+    now = {}
+
+    def tick():
+        now["cpu"], now["wall"] = next(clocks)
+
+    monkeypatch.setattr(runner.time, "process_time", lambda: tick() or now["cpu"])
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: now["wall"])
+    assert runner.cores_used(lambda x: x + 1, 1) == (2, 1.5)
+
+
+def test_a_mode_that_waits_uses_no_core_and_the_table_says_so():
+    def sleeping(data: dict) -> Prepared:
+        correct = elementwise.build_numpy(data)
+        return Prepared(run=lambda: (time.sleep(0.003), correct.run())[1])
+
+    workload = elementwise.WORKLOAD.with_builder("sleeping", sleeping)
+    config = BenchConfig("tiny", 3, 0, 0, modes=["sleeping"], busy=1, progress=False)
+    run = run_benchmarks(config, workloads=[workload], modes=[*MODES, SLEEPING])
+    (cell,) = run.results[0].cells
+    assert cell.cores < 0.3 and cell.loaded_cores < 0.3  # (whatever else runs: it sleeps)
+    report = to_json(run)
+    validate(report)
+    quiet, loaded = report["workloads"][0]["results"][0]["cores"], cell.loaded_cores
+    assert f"{quiet:.2f}→{loaded:.2f}" in format_table(report)
