@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:  # an unknown name or a bad count
         print(f"graphjit bench: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # (Ctrl-C: the busy processes of --busy are already gone)
+        print("graphjit bench: interrupted", file=sys.stderr)
+        return 130
     say(report.format_table(result))
     write_outputs(result, args)
     errors = [c for w in result["workloads"] for c in w["results"] if c["status"] == "error"]

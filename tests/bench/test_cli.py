@@ -63,3 +63,14 @@ def test_a_reader_that_goes_away_costs_no_written_file(tmp_path):
     assert "Traceback" not in completed.stderr
     validate(json.loads(json_path.read_text()))
     assert markdown_path.read_text().startswith("| workload |")
+
+
+def test_ctrl_c_ends_the_bench_with_status_130_and_no_traceback(monkeypatch, capsys):
+    from graphjit.bench import runner
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_benchmarks", interrupted)
+    assert cli.main(["bench", *FAST, "--only", "loop_add"]) == 130
+    assert capsys.readouterr().err == "graphjit bench: interrupted\n"
