@@ -106,6 +106,7 @@ class _Member:
     reduces: bool  # it folds rows (what a chain is for: elementwise kernels fuse already)
     row_elements: int
     column: Value | None = None  # its result that sums over the rows (see _column_sum)
+    fold: Value | None = None  # its result that folds each row (complete after the row)
 
 
 def _member(op: Operation) -> _Member | None:
@@ -141,7 +142,11 @@ def _member(op: Operation) -> _Member | None:
     if any(v.type.shape[0] != space[0] for v in row_local):
         return None
     rows = space[0]
-    return _Member(op, rows, row_local, reduction is not None, size_of(space) // rows, column)
+    fold = None
+    if reduction is not None and column is None:
+        fold = op.results[body.terminator.operands.index(reduction.result)]
+    reduces = reduction is not None
+    return _Member(op, rows, row_local, reduces, size_of(space) // rows, column, fold)
 
 
 # -- column sums (see the module's docstring) -----------------------------------------------
@@ -231,17 +236,10 @@ def _mergeable(group: list[_Member], member: _Member) -> bool:
 
     if row_space(member) != row_space(group[0]):
         return False
-    folding = [m for m in group + [member] if m.reduces and m.column is None]
-    if len(folding) > 1:
+    folds = [m.fold for m in group + [member] if m.fold is not None]
+    if len(folds) > 1:
         return False
-    reduced = {m.op.results[_reduction_index(m)] for m in folding if m is not member}
-    return not any(v in reduced for v in member.op.operands)
-
-
-def _reduction_index(member: _Member) -> int:
-    body = member.op.regions[0].block
-    reduction = next(o for o in body.ops if o.opdef.has(REDUCTION))
-    return body.terminator.operands.index(reduction.result)
+    return not any(m.fold in member.op.operands for m in group if m.fold is not None)
 
 
 def _groups(members: list[_Member]) -> list[list[_Member]]:
@@ -555,7 +553,7 @@ class _GroupStep:
         low.kernels += 1
         partial_of = dict(zip(self.columns, self.partials, strict=True))
         self.values = values
-        self.args = [partial_of.get(v) or low.typed(v) for v in values]
+        self.args = [partial_of[v] if v in partial_of else low.typed(v) for v in values]
         row_local = {v for m in members for v in m.row_local}
         self.locals = [v in row_local for v in values]
         self.acc_at = [n_in + self.results.index(c) for c in self.columns]
