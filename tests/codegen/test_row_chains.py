@@ -217,6 +217,18 @@ def test_values_only_the_chain_reads_stay_in_row_scratch(monkeypatch):
         assert_matches(a, e, f"fetch {k}", rtol=2e-5, atol=1e-5)
 
 
+def test_the_same_program_built_again_makes_the_same_module(monkeypatch):
+    """The chain's scratch rows are laid out in the order the values appear, not a set's
+    (which follows the values' addresses): otherwise a program built again compiles to
+    another module and misses the in-memory and disk compile caches."""
+    texts = record_llvm_ir(monkeypatch)
+    for _ in range(4):
+        g, fetches, feeds = _layer_norm_grad((256, 128), np.float32)
+        run_on("llvm", g, fetches, feeds)
+    assert _functions(texts[0], "rows") == 1, "one chain"
+    assert all(text == texts[0] for text in texts[1:])
+
+
 def test_a_column_sum_read_in_the_chain_ends_it(monkeypatch):
     """A kernel that reads a column sum needs it whole: it cannot run in the same chain,
     row by row, as the sum."""

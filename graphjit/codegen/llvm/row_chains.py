@@ -263,7 +263,10 @@ def _region(low, v: Value) -> tuple:
 
 
 def _values(members: list[_Member]) -> list[Value]:
-    values = {v for m in members for v in m.op.operands + m.op.results}
+    """The members' operands and results, in the order they first appear: the order the
+    chain's scratch rows are laid out in, so the same program makes the same module (a
+    set's order made two builds of one program differ, and miss the compile caches)."""
+    values = dict.fromkeys(v for m in members for v in m.op.operands + m.op.results)
     return [v for v in values if v.op is None or not v.op.opdef.has(CONSTANT)]
 
 
