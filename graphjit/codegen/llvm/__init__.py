@@ -39,6 +39,9 @@ class LLVMRunner:
         self.entry = _ENTRY_TYPE(self.compiled.address(ENTRY))
         self.errors = lowering.errors
         self.interruptible = lowering.interrupt_start is not None
+        # Large constants, passed after the arguments (lower.INLINE_CONSTANT_BYTES), each
+        # copied to a cache line as a global would be; their addresses are set once.
+        self.constants = [_aligned_copy(c) for c in lowering.constants]
         self.numerics = lowering.numerics
         # Working memory up to GRAPHJIT_HELD_BUFFER_BYTES stays between runs (no allocation,
         # no fresh pages to fault in); a bigger arena is the run's own, freed after it, so
@@ -67,7 +70,9 @@ class LLVMRunner:
             and getattr(lowering.plan.buffers.get(v), "kind", None) == VARIABLE
         }
         self.lock = threading.Lock()
-        self.in_ptrs = (ctypes.c_void_p * max(self.n_in, 1))()
+        self.in_ptrs = (ctypes.c_void_p * max(self.n_in + len(self.constants), 1))()
+        for i, c in enumerate(self.constants, start=self.n_in):
+            self.in_ptrs[i] = c.ctypes.data
         self.out_ptrs = (ctypes.c_void_p * max(len(self.out_types), 1))()
         # Per output slot, the arrays of the last SPARE_OUTPUTS runs, kept for reuse only
         # while they and the arena fit the limit.
@@ -196,6 +201,12 @@ def _allocate_arena(nbytes: int) -> np.ndarray:
 
 def compile_llvm(program, check_numerics=False, flush_denormals=True) -> LLVMRunner:
     return LLVMRunner(program, check_numerics, flush_denormals)
+
+
+def _aligned_copy(a: np.ndarray) -> np.ndarray:
+    copy = _aligned_empty(a.nbytes).view(a.dtype).reshape(a.shape)
+    copy[...] = a
+    return copy
 
 
 def _aligned_empty(nbytes: int) -> np.ndarray:

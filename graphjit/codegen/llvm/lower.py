@@ -1,9 +1,11 @@
 """A whole optimised function → one native entry point:
 
-    i32 graphjit_entry(i8** inputs, i8** outputs, i8* arena)
+    i32 graphjit_entry(i8** inputs, i8** outputs, i8* arena, i64* dims)
 
-Every tensor value has a static size: function arguments come from `inputs`, constants
-are globals, other values live in the arena at offsets fixed at compile time, and the
+Function arguments come from `inputs`; a constant is a global of the module, or, from
+INLINE_CONSTANT_BYTES up, an array the runner keeps and passes in `inputs` after the
+arguments (`Lowering.constants`); other values live in the arena at offsets fixed at
+compile time (polynomials in the run's `dims` where sizes are the run's), and the
 returned values are copied to `outputs`. `cond` and `while` become branches and loops in
 the same function, fused regions become kernel functions it calls, and matmul calls BLAS.
 Errors that only show at run time come back through the returned status word."""
@@ -13,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
+import numpy as np
 from llvmlite import ir
 
 from graphjit.codegen.layout import (
@@ -88,6 +91,14 @@ class KernelCall:
 
 MXCSR_FTZ, MXCSR_DAZ = 1 << 15, 1 << 6  # flush results / treat inputs as zero if subnormal
 ALIGN = 64
+# A constant this large or larger is not written into the module: llvmlite escapes an
+# array's bytes one by one into the IR text (three characters a byte), which the compile
+# worker and this process then parse, and the object code carries them again. A 15 MiB
+# constant made the first run 1.25 s and peaked at 386 MiB; the MLP with its weights as
+# constants spent 0.39 s of a 1.0 s first run escaping them. Beside the code, a module no
+# longer depends on its constants' values, so programs that differ only there share one
+# compile (and one disk cache entry).
+INLINE_CONSTANT_BYTES = 4096
 
 
 class Lowering:
@@ -129,6 +140,7 @@ class Lowering:
         self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
         sizes.register(self.entry, compute=lambda b, n: self.i64(n))
         self.ptrs: dict[Value, ir.Value] = {}
+        self.constants: list[np.ndarray] = []  # passed in `inputs` after the arguments
         self.arena_pointers: dict[int, ir.Value] = {}
         self.size_values: dict = {}  # SymInt -> its i64, computed in the entry block
         self.returned = {}  # value -> index of the output slot it is computed into
@@ -151,7 +163,7 @@ class Lowering:
 
     def _storage(self, v: Value) -> ir.Value:
         if v.op is not None and v.op.opdef.has(CONSTANT):
-            return self._global_constant(v)
+            return self._constant_pointer(v)
         buf = self.plan.buffers.get(v)
         if buf is None:
             raise BackendError(f"llvm backend: the memory plan has no buffer for {v!r}", op=v.op)
@@ -227,8 +239,17 @@ class Lowering:
                 self.arena_pointers[key] = self.b.gep(arena, [at], inbounds=True)
         return self.arena_pointers[key]
 
-    def _global_constant(self, v: Value) -> ir.Value:
-        data = bytearray(v.op.attrs["value"].astype(v.type.dtype.np).tobytes()) or bytearray(1)
+    def _constant_pointer(self, v: Value) -> ir.Value:
+        value = np.ascontiguousarray(v.op.attrs["value"], dtype=v.type.dtype.np)
+        if value.nbytes < INLINE_CONSTANT_BYTES:
+            return self._global_constant(value)
+        slot = len(self.fn.args) + len(self.constants)
+        self.constants.append(value)
+        with self.b.goto_entry_block():
+            return self.b.load(self.b.gep(self.entry.args[0], [ir.Constant(T.I64, slot)]))
+
+    def _global_constant(self, value: np.ndarray) -> ir.Value:
+        data = bytearray(value.tobytes()) or bytearray(1)
         g = ir.GlobalVariable(self.module, ir.ArrayType(T.I8, len(data)), f"const{len(self.ptrs)}")
         g.global_constant = True
         g.linkage = "private"
