@@ -45,6 +45,8 @@ class CompileReport:
     memory_plan: MemoryPlan | None = field(default=None, repr=False)
     # working memory the compiled program keeps between runs (GRAPHJIT_HELD_BUFFER_BYTES)
     held_bytes: int = 0
+    # the large constants the llvm runner keeps beside the code (lower.INLINE_CONSTANT_BYTES)
+    constant_bytes: int = 0
     driver: str | None = None  # the iree backend's runtime driver: local-sync or local-task
     # Compiled for every size of the feeds' unknown dimensions that its guards admit
     # (ir/symbolic.py), or for the fed shapes alone; the guards, on symbols s0, s1, ...
@@ -77,6 +79,7 @@ class CompileReport:
             ),
             memory_plan=plan,
             held_bytes=getattr(executable.runner, "held_bytes", 0),
+            constant_bytes=getattr(executable.runner, "constant_bytes", 0),
             driver=getattr(executable.runner, "driver", None),
             ir=dict(executable.report.ir),
             compile_seconds=executable.compile_seconds,
@@ -97,6 +100,8 @@ class CompileReport:
             "pipeline stages:  " + ", ".join(self.ir) if self.ir else "pipeline stages:  (none)",
         ]
         lines += [f"  {name:<14} {sec * 1e3:.2f} ms" for name, sec in self.pass_seconds.items()]
+        if self.constant_bytes:
+            lines.append(f"constants:        {self.constant_bytes} bytes beside the code")
         if self.driver is not None:
             lines.append(f"iree driver:      {self.driver}")
         if self.any_size:

@@ -84,6 +84,9 @@ def test_constant_weights_in_matmuls_and_a_batch_of_any_size():
         feed = {x: rng.normal(size=(batch, 256)).astype(np.float32)}
         expected = run_on("interpreter", g, h, feed)
         np.testing.assert_allclose(sess.run(h, feed), expected, rtol=1e-5, atol=1e-5)
+    report = sess.inspect(h, feed)  # (the two weights; the biases are under 4 KiB)
+    assert report.constant_bytes == (256 * 256 + 256 * 64) * 4
+    assert f"constants:        {report.constant_bytes} bytes beside the code" in str(report)
 
 
 def test_large_constants_inside_a_loop_and_a_branch():

@@ -113,6 +113,11 @@ class LLVMRunner:
         arena = self.arena.nbytes if self.arena is not None else 0
         return arena + sum(a.nbytes for pool in self.spare for a in pool)
 
+    @property
+    def constant_bytes(self) -> int:
+        """The large constants kept beside the code and passed with the inputs."""
+        return sum(c.nbytes for c in self.constants)
+
     def run(self, args: list) -> list:
         args = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in args]
         if self.interruptible:
