@@ -18,9 +18,9 @@ import numpy as np
 
 from graphjit.errors import DTypeError, GradientError, ShapeError
 from graphjit.frontend.eager.formatting import format_tensor
-from graphjit.ir.types import ALL_DTYPES, DType, TensorType, array_of, as_dtype, is_float_array
+from graphjit.ir.types import BY_NP, DType, TensorType, array_of, as_dtype, is_float_array
 
-DTYPE_OF = {d.np: d for d in ALL_DTYPES}
+DTYPE_OF = BY_NP  # (the table itself: bfloat16 joins it when ml_dtypes is imported)
 # Python data follows PyTorch's defaults (floats -> float32, ints -> int64); arrays keep theirs.
 _PYTHON_DEFAULTS = {"f": np.float32, "i": np.int64, "u": np.int64, "b": np.bool_}
 
@@ -73,8 +73,8 @@ class Tensor:
     def dtype(self) -> DType:
         try:
             return DTYPE_OF[self._data.dtype]
-        except KeyError:
-            raise DTypeError(f"unsupported dtype {self._data.dtype}") from None
+        except KeyError:  # (bfloat16 before anything asked for it, or unsupported)
+            return as_dtype(self._data.dtype)
 
     @property
     def ndim(self) -> int:
