@@ -5,6 +5,8 @@ n * n * eps off (1.5e-3 at n = 4096), a pairwise sum a few eps."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from graphjit.bench import peers
@@ -98,5 +100,5 @@ WORKLOAD = Workload(
     description="mean(exp(a + b)), an n x 1 + 1 x n float32 broadcast; error vs float64",
     sizes={"tiny": {"n": 64}, "quick": {"n": 1024}, "full": {"n": 4096}},
     make_data=make_data,
-    builders=standard_builders(globals()),
+    builders={**standard_builders(globals()), "gj-iree": partial(build_static, backend="iree")},
 )
