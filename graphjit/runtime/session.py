@@ -189,6 +189,8 @@ class Session:
             pass
         values = list(feed_dict.values()) if feed_dict else []
         args = [values[i] for i in plan.feed_order]
+        if plan.scalars:  # NumPy scalars of the placeholders' dtypes: 0-d arrays
+            args = [np.asarray(a) for a in args]
         return self._execute(plan.executable, args, plan.leaves, plan.spec)
 
     def make_callable(self, fetches, feed_list=None):
@@ -235,13 +237,14 @@ class Session:
         signature = _signature(values, ops, feeds)
         executable = self._executable(values, ops, feeds)
         placeholders = executable.program.placeholders
-        if key is not None and all(
-            feeds[p] is v for p, v in zip(feeds, (feed_dict or {}).values())
-        ):
+        given = list((feed_dict or {}).values())
+        if key is not None and all(map(_taken_as_is, feeds.values(), given)):
             order = [list(feeds).index(p) for p in placeholders]
+            scalars = any(type(v) is not np.ndarray for v in given)
+            plan = _RunPlan(executable, order, leaves, spec, signature, scalars)
             with self._lock:  # not for a signature another thread evicted meanwhile
                 if signature in self._cache:
-                    self._run_plans[key] = _RunPlan(executable, order, leaves, spec, signature)
+                    self._run_plans[key] = plan
         return self._execute(executable, [feeds[p] for p in placeholders], leaves, spec)
 
     def _execute(self, executable: Executable, feed_args: list, leaves, spec):
@@ -526,6 +529,7 @@ class _RunPlan:
     leaves: list
     spec: object
     signature: tuple  # the executable's key in the session's cache
+    scalars: bool = False  # some feeds are NumPy scalars (made 0-d arrays on each run)
 
 
 def _signature(values, ops, feeds) -> tuple:
@@ -535,7 +539,8 @@ def _signature(values, ops, feeds) -> tuple:
 
 def _fast_key(fetches, feed_dict):
     """A key that identifies a run completely (fetches, feed keys, feed shapes and dtypes),
-    or None when the run must take the checked path (nested fetches, non-array feeds)."""
+    or None when the run must take the checked path (nested fetches, feeds that are not
+    arrays or NumPy scalars: a Python number's dtype and range are checked every run)."""
     if type(fetches) in (list, tuple):
         if not all(_hashable(f) and not isinstance(f, (list, tuple, dict)) for f in fetches):
             return None
@@ -548,10 +553,21 @@ def _fast_key(fetches, feed_dict):
         return head
     parts = [head]
     for k, v in feed_dict.items():
-        if type(v) is not np.ndarray or not _hashable(k):
+        if not _hashable(k):
             return None
-        parts.append((k, v.shape, v.dtype))
+        if type(v) is np.ndarray:
+            parts.append((k, v.shape, v.dtype))
+        elif isinstance(v, np.generic):  # (np.int32(n), np.float32(lr): TF1's scalar feeds)
+            parts.append((k, v.dtype))
+        else:
+            return None
     return tuple(parts)
+
+
+def _taken_as_is(fed: np.ndarray, given) -> bool:
+    """Did the checked path take this feed without converting it (an array of the
+    placeholder's dtype and shape, or a NumPy scalar of its dtype, made a 0-d array)?"""
+    return fed is given or (isinstance(given, np.generic) and fed.dtype == given.dtype)
 
 
 def _hashable(x) -> bool:
