@@ -206,11 +206,14 @@ class Session:
                     f"this callable takes {len(feed_list)} feed values, got {len(feed_values)}",
                     location=user_location(),
                 )
-            key = tuple((v.shape, v.dtype) for v in feed_values if type(v) is np.ndarray)
-            plan = plans.get(key) if len(key) == len(feed_values) else None  # (arrays only)
+            # (a Python number's part is None: its run keeps no plan, so no such key is kept)
+            key = tuple(map(_callable_key, feed_values))
+            plan = plans.get(key)
             if plan is None or self.closed:
                 return self._first_call(fetches, feed_list, feed_values, key, plans)
             args = [feed_values[i] for i in plan.feed_order]
+            if plan.scalars:
+                args = [np.asarray(a) for a in args]
             return self._execute(plan.executable, args, plan.leaves, plan.spec)
 
         return call
@@ -562,6 +565,13 @@ def _fast_key(fetches, feed_dict):
         else:
             return None
     return tuple(parts)
+
+
+def _callable_key(v):
+    """A make_callable feed's part of its key, as in _fast_key (None: checked each call)."""
+    if type(v) is np.ndarray:
+        return v.shape, v.dtype
+    return (v.dtype,) if isinstance(v, np.generic) else None
 
 
 def _taken_as_is(fed: np.ndarray, given) -> bool:

@@ -191,6 +191,26 @@ def test_make_callable_runs_fetches_on_positional_feeds(backend):
             run(np.ones((1, 4), np.float32), np.float32(1.0))
 
 
+def test_make_callable_repeats_numpy_scalar_feeds_without_the_checks(monkeypatch):
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None], name="x")
+        scale = gj.placeholder(gj.float32, [], name="scale")
+        y = x * scale
+    with gj.Session(g, backend="llvm") as sess:
+        first = []
+        first_call = sess._first_call
+        monkeypatch.setattr(sess, "_first_call", lambda *a: first.append(1) or first_call(*a))
+        run = sess.make_callable(y, [x, scale])
+        for k in range(4):
+            got = run(np.ones(3, np.float32), np.float32(k))
+            np.testing.assert_array_equal(got, np.full(3, k, np.float32))
+        assert len(first) == 1
+        for k in (2.0, 3.0):  # Python floats: checked (and converted) on every call
+            np.testing.assert_array_equal(run(np.ones(3, np.float32), k), np.full(3, k))
+        assert len(first) == 3
+
+
 @pytest.mark.parametrize("limit", [None, "0", "100000", "1000000"])
 def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit):
     """The arena and spare output arrays stay between runs up to GRAPHJIT_HELD_BUFFER_BYTES
