@@ -131,7 +131,7 @@ def _sum_in_double(w, x: str, t: TensorType, axes: list, kept: list, dims: list)
     pairwise sum and the llvm backend's blocked one are within 1e-7, and a float16 sum of
     100000 values in [0, 1) stopped at 2048 (the interpreter sums float16 in float32 and
     rounds once, as PyTorch)."""
-    rank, ty = len(t.shape), element_type(t.dtype)
+    rank = len(t.shape)
     wide = TensorType(tuple(t.shape[i] for i in kept), float64)
     maps = [
         affine_map(rank, [f"d{i}" for i in range(rank)]),
@@ -140,12 +140,18 @@ def _sum_in_double(w, x: str, t: TensorType, axes: list, kept: list, dims: list)
     iterators = ["reduction" if i in axes else "parallel" for i in range(rank)]
 
     def add(w, s):
-        return [w.op(f"arith.addf {s[1]}, {w.op(f'arith.extf {s[0]} : {ty} to f64')} : f64")]
+        wide_x = SCALAR["cast"](w, s[:1], t.dtype, float64)
+        return [SCALAR["add"](w, [s[1], wide_x], float64, float64)]
 
     (total,) = generic(w, [(x, t)], [(w.filled(wide, dims, 0.0), wide)], maps, iterators, add)
-    narrow = with_shape(t, wide.shape)
+    return _rounded_once(w, total, wide, t.dtype)
+
+
+def _rounded_once(w, x: str, wide: TensorType, dtype) -> str:
+    """`x`, computed in `wide`'s dtype, rounded to `dtype` element by element."""
+    out = TensorType(wide.shape, dtype)
     return map_elementwise(
-        w, [(total, wide)], narrow, lambda w, s: w.op(f"arith.truncf {s[0]} : f64 to {ty}")
+        w, [(x, wide)], out, lambda w, s: SCALAR["cast"](w, s, wide.dtype, dtype)
     )
 
 
@@ -267,10 +273,7 @@ def matmul(w, a, ta: TensorType, b, tb: TensorType, attrs, out: TensorType) -> s
     if out.dtype != float16:
         return _matmul(w, a, ta, b, tb, attrs, out)
     wide = TensorType(out.shape, float32)
-    product = _matmul(w, a, ta, b, tb, attrs, wide)
-    return map_elementwise(
-        w, [(product, wide)], out, lambda w, s: w.op(f"arith.truncf {s[0]} : f32 to f16")
-    )
+    return _rounded_once(w, _matmul(w, a, ta, b, tb, attrs, wide), wide, out.dtype)
 
 
 def _matmul(w, a, ta: TensorType, b, tb: TensorType, attrs, out: TensorType) -> str:
@@ -323,17 +326,11 @@ def _contraction(w, a, ta, b, tb, attrs, out):
     iterators = ["parallel"] * rank + ["reduction"]
 
     def body(w, s):
-        wide = [_extended(w, v, t.dtype, out.dtype) for v, t in ((s[0], ta), (s[1], tb))]
+        wide = [SCALAR["cast"](w, [v], t.dtype, out.dtype) for v, t in ((s[0], ta), (s[1], tb))]
         product = SCALAR["mul"](w, wide, out.dtype, out.dtype)
         return [SCALAR["add"](w, [s[2], product], out.dtype, out.dtype)]
 
     return generic(w, [(a, ta), (b, tb)], [(init, out)], maps, iterators, body)[0]
-
-
-def _extended(w, v: str, dtype, to) -> str:
-    if dtype == to:
-        return v
-    return w.op(f"arith.extf {v} : {element_type(dtype)} to {element_type(to)}")
 
 
 def emit_matmul(w, op):
