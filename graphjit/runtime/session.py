@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -189,8 +190,8 @@ class Session:
             pass
         values = list(feed_dict.values()) if feed_dict else []
         args = [values[i] for i in plan.feed_order]
-        if plan.scalars:  # NumPy scalars of the placeholders' dtypes: 0-d arrays
-            args = [np.asarray(a) for a in args]
+        if plan.converted:  # scalars (and arrays of another dtype): `run`'s conversion
+            args = [a if f is None else f(a) for a, f in zip(args, plan.converted)]
         return self._execute(plan.executable, args, plan.leaves, plan.spec)
 
     def make_callable(self, fetches, feed_list=None):
@@ -206,21 +207,21 @@ class Session:
                     f"this callable takes {len(feed_list)} feed values, got {len(feed_values)}",
                     location=user_location(),
                 )
-            # (a Python number's part is None: its run keeps no plan, so no such key is kept)
+            # (a list's part is None: its run keeps no plan, so no such key is kept)
             key = tuple(map(_callable_key, feed_values))
             plan = plans.get(key)
             if plan is None or self.closed:
                 return self._first_call(fetches, feed_list, feed_values, key, plans)
             args = [feed_values[i] for i in plan.feed_order]
-            if plan.scalars:
-                args = [np.asarray(a) for a in args]
+            if plan.converted:
+                args = [a if f is None else f(a) for a, f in zip(args, plan.converted)]
             return self._execute(plan.executable, args, plan.leaves, plan.spec)
 
         return call
 
     def _first_call(self, fetches, feed_list, feed_values, key, plans):
-        """A callable's run of a new signature: `run`'s checks, and its plan kept (array
-        feeds only) for the calls that follow."""
+        """A callable's run of a new signature: `run`'s checks, and its plan kept for the
+        calls that follow."""
         feed_dict = dict(zip(feed_list, feed_values))
         out = self.run(fetches, feed_dict)
         plan = self._run_plans.get(_fast_key(fetches, feed_dict))
@@ -241,10 +242,15 @@ class Session:
         executable = self._executable(values, ops, feeds)
         placeholders = executable.program.placeholders
         given = list((feed_dict or {}).values())
-        if key is not None and all(map(_taken_as_is, feeds.values(), given)):
+        if key is not None and len(feeds) == len(given):  # (not with a placeholder fed twice)
             order = [list(feeds).index(p) for p in placeholders]
-            scalars = any(type(v) is not np.ndarray for v in given)
-            plan = _RunPlan(executable, order, leaves, spec, signature, scalars)
+            converted = [
+                None if feeds[p] is given[i] else _reconversion(p, given[i])
+                for p, i in zip(placeholders, order)
+            ]
+            if all(c is None for c in converted):
+                converted = None
+            plan = _RunPlan(executable, order, leaves, spec, signature, converted)
             with self._lock:  # not for a signature another thread evicted meanwhile
                 if signature in self._cache:
                     self._run_plans[key] = plan
@@ -532,7 +538,11 @@ class _RunPlan:
     leaves: list
     spec: object
     signature: tuple  # the executable's key in the session's cache
-    scalars: bool = False  # some feeds are NumPy scalars (made 0-d arrays on each run)
+    # Per placeholder, None where its feed is taken as it is given (an array of its dtype
+    # and a shape it fits), else how to convert and check the feed (a scalar, an array of
+    # another dtype) on each run as the first run did (`_reconversion`). None: every feed
+    # as given.
+    converted: list | None = None
 
 
 def _signature(values, ops, feeds) -> tuple:
@@ -541,9 +551,9 @@ def _signature(values, ops, feeds) -> tuple:
 
 
 def _fast_key(fetches, feed_dict):
-    """A key that identifies a run completely (fetches, feed keys, feed shapes and dtypes),
-    or None when the run must take the checked path (nested fetches, feeds that are not
-    arrays or NumPy scalars: a Python number's dtype and range are checked every run)."""
+    """A key that identifies a run completely (fetches, feed keys, feed shapes and dtypes,
+    a Python number's type), or None when the run must take the checked path (nested
+    fetches, feeds that are lists or other objects)."""
     if type(fetches) in (list, tuple):
         if not all(_hashable(f) and not isinstance(f, (list, tuple, dict)) for f in fetches):
             return None
@@ -562,22 +572,55 @@ def _fast_key(fetches, feed_dict):
             parts.append((k, v.shape, v.dtype))
         elif isinstance(v, np.generic):  # (np.int32(n), np.float32(lr): TF1's scalar feeds)
             parts.append((k, v.dtype))
+        elif type(v) in _NUMBERS:  # (TF1's `{lr: 0.01, keep_prob: 0.5}`)
+            parts.append((k, type(v)))
         else:
             return None
     return tuple(parts)
+
+
+_NUMBERS = (float, int, bool)
 
 
 def _callable_key(v):
     """A make_callable feed's part of its key, as in _fast_key (None: checked each call)."""
     if type(v) is np.ndarray:
         return v.shape, v.dtype
-    return (v.dtype,) if isinstance(v, np.generic) else None
+    if isinstance(v, np.generic):
+        return (v.dtype,)
+    return (type(v),) if type(v) in _NUMBERS else None
 
 
-def _taken_as_is(fed: np.ndarray, given) -> bool:
-    """Did the checked path take this feed without converting it (an array of the
-    placeholder's dtype and shape, or a NumPy scalar of its dtype, made a 0-d array)?"""
-    return fed is given or (isinstance(given, np.generic) and fed.dtype == given.dtype)
+def _reconversion(placeholder: Value, given):
+    """How a repeated run converts a feed that its first run converted: what
+    `_convert_feed` does, by the shortest way for the feeds TF1 programs repeat (the
+    run's key fixes the feed's type: a Python number, a NumPy scalar or array dtype)."""
+    dtype = placeholder.type.dtype.np
+    if isinstance(given, np.generic) and given.dtype == dtype:
+        return np.asarray
+    if type(given) in (float, bool):  # (the placeholder's kind takes it: the first run did)
+        return functools.partial(np.array, dtype=dtype)
+    if type(given) is int:
+        return functools.partial(_int_feed, placeholder, dtype)
+    return functools.partial(_convert_feed, placeholder)
+
+
+def _int_feed(placeholder: Value, dtype, value: int) -> np.ndarray:
+    low, high, exact = _int_feed_range(dtype)
+    if not low <= value <= high:  # (`_convert_feed` raises, or converts a huge int)
+        return _convert_feed(placeholder, value)
+    return np.array(value, dtype) if exact else np.array(value, np.int64).astype(dtype)
+
+
+@functools.cache
+def _int_feed_range(dtype) -> tuple[int, int, bool]:
+    """The Python ints `_convert_feed` passes to a placeholder of `dtype` as NumPy would
+    convert them directly: an integer dtype's range (exactly); else int64's (NumPy makes
+    such an int an int64 array first, then casts it)."""
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        return int(info.min), int(info.max), True
+    return -(2**63), 2**63 - 1, False
 
 
 def _hashable(x) -> bool:

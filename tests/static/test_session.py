@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -136,7 +137,7 @@ def test_unknown_dimensions_are_specialised_per_fed_shape():
 def test_numpy_scalar_feeds_take_the_fast_path_and_are_still_checked(backend, monkeypatch):
     """np.int32(n), np.float32(lr): a NumPy scalar of the placeholder's dtype repeats a
     run without its checks, as an array does (loop_add's run: 15.8 -> 11.3 us); one of
-    another dtype is converted and range-checked on every run."""
+    another dtype repeats it too, converted and range-checked on every run."""
     g = gj.Graph()
     with g.as_default():
         x = gj.placeholder(gj.float32, (4,), name="x")
@@ -156,12 +157,60 @@ def test_numpy_scalar_feeds_take_the_fast_path_and_are_still_checked(backend, mo
     np.testing.assert_array_equal(
         got, np.full(4, 8.0, np.float32)
     )  # (0-d arrays: a plan of their own)
-    for k in (2, 3):  # int64 scalars for the int32 placeholder: converted, never a plan
+    for k in (2, 3):  # int64 scalars for the int32 placeholder: converted on every run
         got = sess.run(y, {x: xv, n: np.int64(k), scale: np.float32(2)})
         np.testing.assert_array_equal(got, np.full(4, 2.0**k, np.float32))
-    assert len(checked) == 4
+    assert len(checked) == 3
     with pytest.raises(gj.FeedError, match="must lie in"):
         sess.run(y, {x: xv, n: np.int64(2**40), scale: np.float32(2)})
+    assert len(checked) == 3  # (refused on the plan's own path)
+
+
+# Python numbers and scalars at the edges of the placeholders' dtypes: NaN, infinities,
+# overflow to inf, signed zero, the integer ranges' ends and one past, ints beyond int64.
+_EDGE_NUMBERS = [
+    0.5, -0.0, float("nan"), float("inf"), -1e300, 1e-320, 2.0**24 + 1, 0, 1, -1, 127, 128,
+    -128, -129, 255, 256, 2**31 - 1, 2**31, -(2**31), 2**53 + 1, 2**62 + 2**38 + 1, 2**63 - 1,
+    2**63, -(2**63), 2**64, 2**70, -(2**70), True, False, np.float64(0.1), np.float16(3.5),
+    np.int64(2**40), np.int8(-5), np.uint64(2**64 - 1), np.bool_(True), 1j,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "dtype", [gj.float32, gj.float16, gj.float64, gj.int8, gj.uint8, gj.int32, gj.int64, gj.bool_]
+)
+def test_repeated_scalar_feeds_give_what_the_checked_path_gives(dtype, monkeypatch):
+    """A run whose key repeats takes its plan: the same values, or the same error, as the
+    checked path that a run with a new key takes -- for every kind of number on every
+    kind of placeholder (TF1's `{lr: 0.01, keep_prob: 0.5, step: i}`)."""
+    g = gj.Graph()
+    with g.as_default():
+        p = gj.placeholder(dtype, (), name="p")
+        y = gj.identity(p)
+    sess = gj.Session(g, backend="interpreter")
+    checked = []
+    run_checked = sess._run_checked
+    monkeypatch.setattr(sess, "_run_checked", lambda *a: checked.append(1) or run_checked(*a))
+
+    def outcome(run, value):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # (NumPy's overflow in a cast)
+            try:
+                out = run(value)
+            except gj.GraphjitError as e:
+                return type(e), str(e)
+        return out.dtype, out.tobytes()
+
+    fresh = lambda v: gj.Session(g, backend="interpreter").run(y, {p: v})  # noqa: E731
+    for value in _EDGE_NUMBERS:
+        try:  # a first run with a value of the same type keeps a plan for the type
+            sess.run(y, {p: type(value)(0)})
+            accepted = True
+        except gj.GraphjitError:  # (a float for an integer placeholder: never planned)
+            accepted = False
+        before = len(checked)
+        assert outcome(lambda v: sess.run(y, {p: v}), value) == outcome(fresh, value), value
+        assert (len(checked) == before) == accepted, value
 
 
 @pytest.mark.parametrize("backend", ["interpreter", "llvm"])
@@ -206,9 +255,11 @@ def test_make_callable_repeats_numpy_scalar_feeds_without_the_checks(monkeypatch
             got = run(np.ones(3, np.float32), np.float32(k))
             np.testing.assert_array_equal(got, np.full(3, k, np.float32))
         assert len(first) == 1
-        for k in (2.0, 3.0):  # Python floats: checked (and converted) on every call
+        for k in (2.0, 3.0):  # Python floats: a plan too, converted on every call
             np.testing.assert_array_equal(run(np.ones(3, np.float32), k), np.full(3, k))
-        assert len(first) == 3
+        assert len(first) == 2
+        with pytest.raises(gj.FeedDTypeError):  # (the type is in the key: a checked call)
+            run(np.ones(3, np.float32), 1j)
 
 
 @pytest.mark.parametrize("limit", [None, "0", "100000", "1000000"])
