@@ -93,6 +93,9 @@ def default_dtype(value) -> DType:
 
 
 def graph_constant(value, dtype=None) -> Value:
+    weak = getattr(type(value), "__graphjit_weak__", None)
+    if weak is not None:  # a gj.function's traced Python float: float32 alone, as the float
+        return weak(value, as_dtype(dtype) if dtype is not None else float32)
     dtype = as_dtype(dtype) if dtype is not None else default_dtype(value)
     try:
         array = array_of(value, dtype)
@@ -102,14 +105,24 @@ def graph_constant(value, dtype=None) -> Value:
 
 
 def _is_weak(x) -> bool:
-    return isinstance(x, (numbers.Number, bool)) and not isinstance(x, np.generic)
+    """A Python number, or a stand-in for one (a gj.function's traced Python float)."""
+    return (isinstance(x, (numbers.Number, bool)) and not isinstance(x, np.generic)) or hasattr(
+        type(x), "__graphjit_weak__"
+    )
+
+
+def _promoted_as(a):
+    """What `a` is to NumPy's promotion: a dtype, or a Python scalar (weak)."""
+    if is_tensor(a):
+        return a.dtype.np
+    if not _is_weak(a):
+        return np.asarray(a).dtype
+    return 0.0 if hasattr(type(a), "__graphjit_weak__") else a
 
 
 def result_dtype(args) -> DType:
     """NumPy promotion over tensors, arrays and weak Python scalars."""
-    parts = [
-        a.dtype.np if is_tensor(a) else (a if _is_weak(a) else np.asarray(a).dtype) for a in args
-    ]
+    parts = [_promoted_as(a) for a in args]
     if not any(is_tensor(a) or not _is_weak(a) for a in args):
         return default_dtype(np.result_type(*parts).type(0).item())
     try:
@@ -181,7 +194,12 @@ def operands(*args, dtype=None, eager_ok: bool = False) -> list:
     out = []
     for a in args:
         if not is_tensor(a):
-            a = handler.lift(a, target) if handler else graph_constant(a, target)
+            weak_stand_in = hasattr(type(a), "__graphjit_weak__")  # (a graph value already)
+            a = (
+                handler.lift(a, target)
+                if handler and not weak_stand_in
+                else graph_constant(a, target)
+            )
         elif a.dtype != target:
             a = ir_bind("cast", a, dtype=target.name)
         out.append(a)

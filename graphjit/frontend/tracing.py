@@ -34,9 +34,10 @@ from graphjit.frontend.eager.nn import Module
 from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
 from graphjit.frontend.gradients import gradients
 from graphjit.frontend.graph import Graph, Variable, get_default_graph, placeholder
+from graphjit.frontend.traced_numbers import TracedFloat
 from graphjit.ir.core import Value
 from graphjit.ir.ops import STATE_UPDATE
-from graphjit.ir.types import as_dtype
+from graphjit.ir.types import as_dtype, float64
 from graphjit.runtime.session import Session
 
 _log = logging.getLogger("graphjit.function")
@@ -97,6 +98,10 @@ class TracedFunction:
         # (spec, keys without tensor sizes) -> the trace with unknown dimensions, or False
         # where the function could not be traced so
         self._relaxed: dict = {}
+        # (spec, keys without float values) -> (the trace with some float arguments traced
+        # as values of the call, those leaves' indices, its first call's keys), or False
+        # where the function could not be traced so
+        self._traced_floats: dict = {}
         self._vjp: TracedFunction | None = None
         self.runs_assigns = True  # (False for a VJP: see `vjp`)
 
@@ -142,8 +147,10 @@ class TracedFunction:
     def _concrete(self, call: _Call) -> ConcreteFunction:
         concrete = self._cache.get(call.key)
         if concrete is None:
-            tried = False  # a relaxed trace that failed (its retrace is explained)
-            if self.reduce_retracing and self._cache:
+            concrete, tried = self._float_traced_concrete(call) if self._cache else (None, False)
+            if concrete is not None:  # (not cached by key: one entry per value would pile up)
+                return concrete
+            if self.reduce_retracing and self._cache and not tried:
                 concrete, tried = self._relaxed_concrete(call)
             if concrete is None:
                 if self._cache and not tried:
@@ -152,6 +159,38 @@ class TracedFunction:
                 concrete = ConcreteFunction(self, call)
             self._cache[call.key] = concrete
         return concrete
+
+    def _float_traced_concrete(self, call: _Call) -> tuple[ConcreteFunction | None, bool]:
+        """The trace that takes this call's Python float arguments as values of the call
+        (traced_numbers.py), for a call that differs from earlier ones only in the values
+        of some of them: those are traced so, now, unless its trace covers them already.
+        None where there is none; and whether a trace failed (the function needs their
+        values to trace: it is then traced per value)."""
+        family = (call.spec, _floatless(call.keys))
+        entry = self._traced_floats.get(family)
+        if entry is False:
+            return None, False
+        if entry is not None and _same_outside(entry[2], call.keys, entry[1]):
+            return entry[0], False
+        seen = [c.signature[2] for c in self._cache.values() if _family_of(c, _floatless) == family]
+        if not seen:
+            return None, False
+        differing = {
+            i
+            for i, keys in enumerate(zip(*seen, call.keys))
+            if keys[0][0] == "constant" and keys[0][1] is float and len(set(keys)) > 1
+        }
+        floats = tuple(sorted(differing.union(entry[1] if entry else ())))  # (never fewer)
+        try:
+            concrete = ConcreteFunction(self, call, floats=floats)
+        except (GraphjitError, TypeError, ValueError, ArithmeticError) as e:
+            self._traced_floats[family] = False  # (the trace per value that follows counts)
+            self._explain_retrace(call, f"; traced per value: the function needs it ({e})")
+            return None, True
+        self._explain_retrace(call, "; traced once more, with it as a value of the call")
+        self.trace_count += 1
+        self._traced_floats[family] = (concrete, floats, call.keys)
+        return concrete, False
 
     def _relaxed_concrete(self, call: _Call) -> tuple[ConcreteFunction | None, bool]:
         """reduce_retracing: the trace whose unknown dimensions cover this call, traced
@@ -179,11 +218,11 @@ class TracedFunction:
         self._relaxed[family] = relaxed
         return relaxed, False
 
-    def _explain_retrace(self, call: _Call) -> None:
+    def _explain_retrace(self, call: _Call, how: str = "") -> None:
         diffs = min((_differences(c.signature, call) for c in self._cache.values()), key=len)
         message = (
             f"gj.function '{self.__name__}' traces again (trace {self.trace_count + 1}); "
-            f"vs the closest cached signature: {'; '.join(diffs)}"
+            f"vs the closest cached signature: {'; '.join(diffs)}{how}"
         )
         self.retrace_reasons.append(message)
         _log.info(message)
@@ -265,7 +304,7 @@ class _Call:
         self.bound = traced.signature.bind(*args, **kwargs)
         self.leaves, self.paths = [], []
         self.spec = _flatten(self.bound.arguments, "", self.leaves, self.paths)
-        self.symbolic = any(isinstance(x, (Value, Variable)) for x in self.leaves)
+        self.symbolic = any(isinstance(x, (Value, Variable, TracedFloat)) for x in self.leaves)
         self.captured = [] if self.symbolic else _captured_modules(traced)
         for name, module in self.captured:
             self.leaves.append(module)
@@ -280,10 +319,13 @@ class _Call:
     def named_modules(self) -> list:
         return [(p, x) for x, p in zip(self.leaves, self.paths) if isinstance(x, Module)]
 
-    def arguments_with(self, tensors) -> dict:
-        """The arguments by name, with the tensor leaves replaced by `tensors`."""
+    def arguments_with(self, tensors, replaced: dict | None = None) -> dict:
+        """The arguments by name, with the tensor leaves replaced by `tensors`, and the
+        leaves at the indices of `replaced` by its values."""
         it = iter(tensors)
         leaves = [next(it) if isinstance(x, _TENSORS) else x for x in self.leaves]
+        for i, value in (replaced or {}).items():
+            leaves[i] = value
         return _unflatten(self.spec, iter(leaves))  # (captured modules trail: not used)
 
 
@@ -345,6 +387,8 @@ def _leaf_key(x, path: str) -> tuple:
         return ("module", weakref.ref(x), _module_state_key(x))  # (dead: matches nothing)
     if isinstance(x, slice):  # unhashable before Python 3.12
         return ("constant", slice, (x.start, x.stop, x.step))
+    if type(x) is float:  # (by its bits: -0.0 is not 0.0, and NaN is NaN)
+        return ("constant", float, x.hex())
     try:
         hash(x)
     except TypeError:
@@ -360,8 +404,23 @@ def _tensor_shapes(call: _Call) -> list[tuple]:
 
 
 def _family(concrete: ConcreteFunction) -> tuple:
+    return _family_of(concrete, _sizeless)
+
+
+def _family_of(concrete: ConcreteFunction, reduced) -> tuple:
     spec, _, keys = concrete.signature
-    return spec, _sizeless(keys)
+    return spec, reduced(keys)
+
+
+def _floatless(keys: tuple) -> tuple:
+    """A call's keys with each Python float's value left out (traced floats)."""
+    return tuple(("constant", float) if k[0] == "constant" and k[1] is float else k for k in keys)
+
+
+def _same_outside(keys: tuple, other: tuple, indices: tuple) -> bool:
+    """Whether two calls' keys agree everywhere but at `indices`."""
+    skip = set(indices)
+    return all(a == b for i, (a, b) in enumerate(zip(keys, other)) if i not in skip)
 
 
 def _sizeless(keys: tuple) -> tuple:
@@ -422,7 +481,7 @@ def _describe(key: tuple) -> str:
         flags = set(_training_flags(b))
         mode = "mixed train/eval" if len(flags) > 1 else "train" if True in flags else "eval"
         return f"{type(a()).__name__} module at {id(a()):#x} in {mode} mode"
-    return f"constant {b!r}"
+    return f"constant {float.fromhex(b) if a is float else b!r}"
 
 
 def _describe_change(path: str, old: tuple, new: tuple) -> str:
@@ -449,10 +508,11 @@ class ConcreteFunction:
     (Variable, eager tensor) pairs, parameters first), the outputs to fetch, and the assigns
     the function made (run with every call)."""
 
-    def __init__(self, traced: TracedFunction, call: _Call, shapes=None):
+    def __init__(self, traced: TracedFunction, call: _Call, shapes=None, floats=()):
         self.signature = (call.spec, call.paths, call.keys)  # (not the arguments themselves)
         # the placeholders' shapes: the call's, or with unknown (None) dimensions
         self.shapes = shapes if shapes is not None else _tensor_shapes(call)
+        self.floats = floats  # the leaves (Python floats) fed as values of the call
         self.graph = Graph()
         modules = call.named_modules()
         named_params, named_buffers = _module_parameters(modules), _module_buffers(modules)
@@ -463,14 +523,21 @@ class ConcreteFunction:
                 placeholder(np.asarray(x).dtype, shape, name=path)
                 for (x, path), shape in zip(tensors, self.shapes, strict=True)
             ]
+            traced_floats = {
+                i: TracedFloat(placeholder(float64, (), name=call.paths[i]), call.paths[i])
+                for i in floats
+            }
             self.state = [(Variable(p._data, name=name), p) for name, p in named_params]
             self.state += [(_BufferVariable(b._data, name), b) for name, b in named_buffers]
             swap = {id(t): var for var, t in self.state}
             with _state_replaced([m for _, m in modules], swap):
                 with random.traced_rng(self.graph) as self.rng:  # (fed per call in `run`)
-                    out = traced.call_python(call.arguments_with(self.placeholders))
+                    arguments = call.arguments_with(self.placeholders, traced_floats)
+                    out = traced.call_python(arguments)
         self.out_leaves: list = []
         self.out_spec = _flatten(out, "", self.out_leaves, [])
+        if any(isinstance(x, TracedFloat) for x in self.out_leaves):
+            raise TypeError("a traced float is returned: its value is the call's (per value)")
         self.fetch_index = [i for i, x in enumerate(self.out_leaves) if _is_graph(x)]
         self.fetches = [unwrap(self.out_leaves[i]) for i in self.fetch_index]
         self.assigns = _assigns(self.graph) if traced.runs_assigns else []
@@ -478,7 +545,8 @@ class ConcreteFunction:
         self.written_back = [(var, t) for var, t in self.state if var.name in assigned]
         # (a trace with unknown dimensions is for many sizes: compiled for all at once)
         self.session = Session(self.graph, **traced.options, dynamic=True if shapes else None)
-        fed = self.placeholders + ([self.rng.base] if self.rng.base is not None else [])
+        fed = self.placeholders + [traced_floats[i].value for i in floats]
+        fed += [self.rng.base] if self.rng.base is not None else []
         self.run_session = self.session.make_callable(self.fetches + self.assigns, fed)
 
     def run(self, call: _Call) -> list:
@@ -487,11 +555,11 @@ class ConcreteFunction:
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
         for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
             self.session.variables[var.name] = np.asarray(t._data, order="C")
-        feeds = inputs
+        feeds = inputs + [np.float64(call.leaves[i]) for i in self.floats]
         if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
             if call.rng is None:
                 call.rng = random.next_rng(self.rng.count)
-            feeds = [*inputs, call.rng]
+            feeds = [*feeds, call.rng]
         results = self.run_session(*feeds)
         for var, t in self.written_back:
             new = self.session.variables[var.name]
