@@ -19,6 +19,7 @@ from graphjit.errors import (
     NumericsError,
     ParseError,
     ResourceError,
+    RetraceWarning,
     RuntimeCheckError,
     ShapeError,
     VerificationError,

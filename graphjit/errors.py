@@ -93,3 +93,8 @@ class ConfigError(GraphjitError, ValueError):
 
 class RuntimeCheckError(GraphjitError):
     """A runtime check inside compiled code failed."""
+
+
+class RetraceWarning(UserWarning):
+    """A gj.function has been traced (and compiled) many times: some argument changes
+    from call to call in a way that selects a new trace (a Python int, a shape)."""

@@ -18,14 +18,16 @@ import functools
 import inspect
 import linecache
 import logging
+import os
 import sys
+import warnings
 import weakref
 from contextlib import contextmanager
 
 import numpy as np
 
 from graphjit import config
-from graphjit.errors import GraphjitError
+from graphjit.errors import GraphjitError, RetraceWarning
 from graphjit.frontend import random
 from graphjit.frontend.convert import unwrap
 from graphjit.frontend.eager.custom_function import Function as AutogradFunction
@@ -42,6 +44,10 @@ from graphjit.runtime.session import Session
 
 _log = logging.getLogger("graphjit.function")
 _TENSORS = (Tensor, np.ndarray, np.generic)
+# The trace of one function at which it warns (once) that its arguments keep selecting new
+# traces, each compiled: TF2's tf.function warns from its fifth frequent retrace.
+RETRACE_WARNING_AT = 8
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def function(
@@ -228,6 +234,17 @@ class TracedFunction:
         _log.info(message)
         if config.explain_retrace():
             print(message, file=sys.stderr)
+        if self.trace_count + 1 == RETRACE_WARNING_AT:
+            warnings.warn(
+                f"gj.function '{self.__name__}' is traced and compiled for the "
+                f"{RETRACE_WARNING_AT}th time, the last because {'; '.join(diffs)}. An "
+                "argument that changes from call to call should be an array or a NumPy "
+                "scalar (np.int32(step)), a value of the call: other Python values are "
+                "constants of a trace, one trace per value; for changing shapes, "
+                "reduce_retracing=True. Every reason: .retrace_reasons",
+                RetraceWarning,
+                stacklevel=_stacklevel_outside_graphjit(),
+            )
 
     @property
     def vjp(self) -> TracedFunction:
@@ -256,6 +273,14 @@ class BoundFunction:
 
     def __getattr__(self, name: str):
         return getattr(self.traced, name)
+
+
+def _stacklevel_outside_graphjit() -> int:
+    """warnings.warn's stacklevel for the user's frame nearest to its caller."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 # ---- the fast path: positional arrays in, nothing to record ------------------------------

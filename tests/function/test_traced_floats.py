@@ -6,6 +6,7 @@ the value itself (a Python `if`, `float()`, a comparison)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -183,6 +184,22 @@ def test_floats_that_change_later_join_the_traced_ones():
     for a, b in [(1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (3.0, 2.0), (1.0, 5.0), (4.0, 7.0)]:
         assert f(x, a, b).tolist() == [a + b] * 2
     assert f.trace_count == 3
+
+
+def test_a_function_traced_again_and_again_warns_once_at_the_callers_line():
+    f = gj.function(lambda x, n: x * n, backend="interpreter")
+    x = np.ones(2, np.float32)
+    with pytest.warns(gj.RetraceWarning) as caught:
+        for n in range(2 * gj.frontend.tracing.RETRACE_WARNING_AT):
+            f(x, n)
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert "argument 'n' changed from constant" in str(caught[0].message)
+    assert "np.int32(step)" in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gj.RetraceWarning)
+        g = gj.function(lambda x, lr: x * lr, backend="interpreter")
+        for i in range(4 * gj.frontend.tracing.RETRACE_WARNING_AT):  # (two traces)
+            g(x, 0.5 + i)
 
 
 def test_other_numbers_stay_constants_of_their_trace():
