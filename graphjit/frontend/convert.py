@@ -92,10 +92,24 @@ def default_dtype(value) -> DType:
     return as_dtype(array.dtype)
 
 
+class WeakNumber:
+    """A stand-in for a Python number, which ops treat as that number: weak (it takes the
+    dtype of the tensors it meets; alone, TF1's float32 or int32), made a tensor where the
+    number would have been made a constant (gj.function's traced numbers:
+    frontend/traced_numbers.py)."""
+
+    __slots__ = ()
+    sample: int | float  # the number it stands for now: its type decides promotion
+
+    def as_tensor(self, dtype: DType) -> Value:
+        raise NotImplementedError
+
+
 def graph_constant(value, dtype=None) -> Value:
-    weak = getattr(type(value), "__graphjit_weak__", None)
-    if weak is not None:  # a gj.function's traced Python float: float32 alone, as the float
-        return weak(value, as_dtype(dtype) if dtype is not None else float32)
+    if isinstance(value, WeakNumber):
+        return value.as_tensor(
+            as_dtype(dtype) if dtype is not None else default_dtype(value.sample)
+        )
     dtype = as_dtype(dtype) if dtype is not None else default_dtype(value)
     try:
         array = array_of(value, dtype)
@@ -105,10 +119,8 @@ def graph_constant(value, dtype=None) -> Value:
 
 
 def _is_weak(x) -> bool:
-    """A Python number, or a stand-in for one (a gj.function's traced Python float)."""
-    return (isinstance(x, (numbers.Number, bool)) and not isinstance(x, np.generic)) or hasattr(
-        type(x), "__graphjit_weak__"
-    )
+    """A Python number, or a stand-in for one (`WeakNumber`)."""
+    return isinstance(x, (numbers.Number, bool, WeakNumber)) and not isinstance(x, np.generic)
 
 
 def _promoted_as(a):
@@ -117,7 +129,7 @@ def _promoted_as(a):
         return a.dtype.np
     if not _is_weak(a):
         return np.asarray(a).dtype
-    return 0.0 if hasattr(type(a), "__graphjit_weak__") else a
+    return a.sample if isinstance(a, WeakNumber) else a
 
 
 def result_dtype(args) -> DType:
@@ -194,12 +206,8 @@ def operands(*args, dtype=None, eager_ok: bool = False) -> list:
     out = []
     for a in args:
         if not is_tensor(a):
-            weak_stand_in = hasattr(type(a), "__graphjit_weak__")  # (a graph value already)
-            a = (
-                handler.lift(a, target)
-                if handler and not weak_stand_in
-                else graph_constant(a, target)
-            )
+            lift = handler is not None and not isinstance(a, WeakNumber)  # (a graph value)
+            a = handler.lift(a, target) if lift else graph_constant(a, target)
         elif a.dtype != target:
             a = ir_bind("cast", a, dtype=target.name)
         out.append(a)

@@ -1,7 +1,8 @@
 """`gj.function`: trace a Python function into a graph once per input signature (the
 arguments' structure, tensor shapes and dtypes, other arguments' values, module identities
 and their submodules' training flags), compile it in a Session, cache it, and run the
-compiled graph from then on.
+compiled graph from then on. A Python number whose value changes between calls is traced
+once more as a value of the call (traced_numbers.py), rather than once per value.
 
 Module parameters and buffers become graph Variables, copied in before each run and back out
 when the function assigns them (batch norm's running statistics: the assigns it files under
@@ -36,10 +37,10 @@ from graphjit.frontend.eager.nn import Module
 from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
 from graphjit.frontend.gradients import gradients
 from graphjit.frontend.graph import Graph, Variable, get_default_graph, placeholder
-from graphjit.frontend.traced_numbers import TracedFloat
+from graphjit.frontend.traced_numbers import TracedNumber, traced_arguments
 from graphjit.ir.core import Value
 from graphjit.ir.ops import STATE_UPDATE
-from graphjit.ir.types import as_dtype, float64
+from graphjit.ir.types import as_dtype
 from graphjit.runtime.session import Session
 
 _log = logging.getLogger("graphjit.function")
@@ -104,10 +105,10 @@ class TracedFunction:
         # (spec, keys without tensor sizes) -> the trace with unknown dimensions, or False
         # where the function could not be traced so
         self._relaxed: dict = {}
-        # (spec, keys without float values) -> (the trace with some float arguments traced
-        # as values of the call, those leaves' indices, its first call's keys), or False
-        # where the function could not be traced so
-        self._traced_floats: dict = {}
+        # (spec, keys without the numbers' values) -> (the trace with some Python number
+        # arguments traced as values of the call, those leaves' indices, its first call's
+        # keys), or False where the function could not be traced so
+        self._traced_numbers: dict = {}
         self._vjp: TracedFunction | None = None
         self.runs_assigns = True  # (False for a VJP: see `vjp`)
 
@@ -153,7 +154,7 @@ class TracedFunction:
     def _concrete(self, call: _Call) -> ConcreteFunction:
         concrete = self._cache.get(call.key)
         if concrete is None:
-            concrete, tried = self._float_traced_concrete(call) if self._cache else (None, False)
+            concrete, tried = self._number_traced_concrete(call) if self._cache else (None, False)
             if concrete is not None:  # (not cached by key: one entry per value would pile up)
                 return concrete
             if self.reduce_retracing and self._cache and not tried:
@@ -166,37 +167,40 @@ class TracedFunction:
             self._cache[call.key] = concrete
         return concrete
 
-    def _float_traced_concrete(self, call: _Call) -> tuple[ConcreteFunction | None, bool]:
-        """The trace that takes this call's Python float arguments as values of the call
+    def _number_traced_concrete(self, call: _Call) -> tuple[ConcreteFunction | None, bool]:
+        """The trace that takes this call's Python number arguments as values of the call
         (traced_numbers.py), for a call that differs from earlier ones only in the values
         of some of them: those are traced so, now, unless its trace covers them already.
-        None where there is none; and whether a trace failed (the function needs their
-        values to trace: it is then traced per value)."""
-        family = (call.spec, _floatless(call.keys))
-        entry = self._traced_floats.get(family)
+        None where there is none, or where this call's numbers do not fit that trace; and
+        whether a trace failed (the function needs their values to trace: it is then
+        traced per value)."""
+        family = (call.spec, _numberless(call.keys))
+        entry = self._traced_numbers.get(family)
         if entry is False:
             return None, False
         if entry is not None and _same_outside(entry[2], call.keys, entry[1]):
-            return entry[0], False
-        seen = [c.signature[2] for c in self._cache.values() if _family_of(c, _floatless) == family]
+            return (entry[0], False) if entry[0].takes_numbers_of(call) else (None, False)
+        seen = [
+            c.signature[2] for c in self._cache.values() if _family_of(c, _numberless) == family
+        ]
         if not seen:
             return None, False
         differing = {
             i
             for i, keys in enumerate(zip(*seen, call.keys))
-            if keys[0][0] == "constant" and keys[0][1] is float and len(set(keys)) > 1
+            if _is_number_key(keys[0]) and len(set(keys)) > 1
         }
-        floats = tuple(sorted(differing.union(entry[1] if entry else ())))  # (never fewer)
+        numbers = tuple(sorted(differing.union(entry[1] if entry else ())))  # (never fewer)
         try:
-            concrete = ConcreteFunction(self, call, floats=floats)
+            concrete = ConcreteFunction(self, call, numbers=numbers)
         except (GraphjitError, TypeError, ValueError, ArithmeticError) as e:
-            self._traced_floats[family] = False  # (the trace per value that follows counts)
+            self._traced_numbers[family] = False  # (the trace per value that follows counts)
             self._explain_retrace(call, f"; traced per value: the function needs it ({e})")
             return None, True
         self._explain_retrace(call, "; traced once more, with it as a value of the call")
         self.trace_count += 1
-        self._traced_floats[family] = (concrete, floats, call.keys)
-        return concrete, False
+        self._traced_numbers[family] = (concrete, numbers, call.keys)
+        return (concrete, False) if concrete.takes_numbers_of(call) else (None, False)
 
     def _relaxed_concrete(self, call: _Call) -> tuple[ConcreteFunction | None, bool]:
         """reduce_retracing: the trace whose unknown dimensions cover this call, traced
@@ -237,11 +241,12 @@ class TracedFunction:
         if self.trace_count + 1 == RETRACE_WARNING_AT:
             warnings.warn(
                 f"gj.function '{self.__name__}' is traced and compiled for the "
-                f"{RETRACE_WARNING_AT}th time, the last because {'; '.join(diffs)}. An "
-                "argument that changes from call to call should be an array or a NumPy "
-                "scalar (np.int32(step)), a value of the call: other Python values are "
-                "constants of a trace, one trace per value; for changing shapes, "
-                "reduce_retracing=True. Every reason: .retrace_reasons",
+                f"{RETRACE_WARNING_AT}th time, the last because {'; '.join(diffs)}. A "
+                "Python value that the function needs while tracing (a branch on it, a "
+                "size, a string) makes one trace per value: pass a value that changes from "
+                "call to call as an array or a NumPy scalar, and compute with it in the "
+                "graph (gj.cond, gj.while_loop); for changing shapes, reduce_retracing=True. "
+                "Every reason: .retrace_reasons",
                 RetraceWarning,
                 stacklevel=_stacklevel_outside_graphjit(),
             )
@@ -329,7 +334,7 @@ class _Call:
         self.bound = traced.signature.bind(*args, **kwargs)
         self.leaves, self.paths = [], []
         self.spec = _flatten(self.bound.arguments, "", self.leaves, self.paths)
-        self.symbolic = any(isinstance(x, (Value, Variable, TracedFloat)) for x in self.leaves)
+        self.symbolic = any(isinstance(x, (Value, Variable, TracedNumber)) for x in self.leaves)
         self.captured = [] if self.symbolic else _captured_modules(traced)
         for name, module in self.captured:
             self.leaves.append(module)
@@ -337,6 +342,7 @@ class _Call:
         self.keys = () if self.symbolic else tuple(map(_leaf_key, self.leaves, self.paths))
         self.key = (self.spec, self.keys)
         self.rng = None  # the (seed, step) its random ops drew from, once it has run
+        self.number_feeds: list = []  # its traced numbers' values, where a trace takes them
 
     def tensor_leaves(self) -> list:
         return [x for x in self.leaves if isinstance(x, _TENSORS)]
@@ -437,9 +443,14 @@ def _family_of(concrete: ConcreteFunction, reduced) -> tuple:
     return spec, reduced(keys)
 
 
-def _floatless(keys: tuple) -> tuple:
-    """A call's keys with each Python float's value left out (traced floats)."""
-    return tuple(("constant", float) if k[0] == "constant" and k[1] is float else k for k in keys)
+def _is_number_key(key: tuple) -> bool:
+    """A Python int or float constant (not a bool: flags select code)."""
+    return key[0] == "constant" and key[1] in (int, float)
+
+
+def _numberless(keys: tuple) -> tuple:
+    """A call's keys with the values of its Python numbers left out (traced numbers)."""
+    return tuple(("constant", k[1]) if _is_number_key(k) else k for k in keys)
 
 
 def _same_outside(keys: tuple, other: tuple, indices: tuple) -> bool:
@@ -533,11 +544,11 @@ class ConcreteFunction:
     (Variable, eager tensor) pairs, parameters first), the outputs to fetch, and the assigns
     the function made (run with every call)."""
 
-    def __init__(self, traced: TracedFunction, call: _Call, shapes=None, floats=()):
+    def __init__(self, traced: TracedFunction, call: _Call, shapes=None, numbers=()):
         self.signature = (call.spec, call.paths, call.keys)  # (not the arguments themselves)
         # the placeholders' shapes: the call's, or with unknown (None) dimensions
         self.shapes = shapes if shapes is not None else _tensor_shapes(call)
-        self.floats = floats  # the leaves (Python floats) fed as values of the call
+        self.numbers = numbers  # the leaves (Python numbers) traced as values of the call
         self.graph = Graph()
         modules = call.named_modules()
         named_params, named_buffers = _module_parameters(modules), _module_buffers(modules)
@@ -548,21 +559,18 @@ class ConcreteFunction:
                 placeholder(np.asarray(x).dtype, shape, name=path)
                 for (x, path), shape in zip(tensors, self.shapes, strict=True)
             ]
-            traced_floats = {
-                i: TracedFloat(placeholder(float64, (), name=call.paths[i]), call.paths[i])
-                for i in floats
-            }
+            traced_numbers, self.sites = traced_arguments(call.leaves, call.paths, numbers)
             self.state = [(Variable(p._data, name=name), p) for name, p in named_params]
             self.state += [(_BufferVariable(b._data, name), b) for name, b in named_buffers]
             swap = {id(t): var for var, t in self.state}
             with _state_replaced([m for _, m in modules], swap):
                 with random.traced_rng(self.graph) as self.rng:  # (fed per call in `run`)
-                    arguments = call.arguments_with(self.placeholders, traced_floats)
+                    arguments = call.arguments_with(self.placeholders, traced_numbers)
                     out = traced.call_python(arguments)
         self.out_leaves: list = []
         self.out_spec = _flatten(out, "", self.out_leaves, [])
-        if any(isinstance(x, TracedFloat) for x in self.out_leaves):
-            raise TypeError("a traced float is returned: its value is the call's (per value)")
+        if any(isinstance(x, TracedNumber) for x in self.out_leaves):
+            raise TypeError("a traced number is returned: its value is the call's (per value)")
         self.fetch_index = [i for i, x in enumerate(self.out_leaves) if _is_graph(x)]
         self.fetches = [unwrap(self.out_leaves[i]) for i in self.fetch_index]
         self.assigns = _assigns(self.graph) if traced.runs_assigns else []
@@ -570,9 +578,17 @@ class ConcreteFunction:
         self.written_back = [(var, t) for var, t in self.state if var.name in assigned]
         # (a trace with unknown dimensions is for many sizes: compiled for all at once)
         self.session = Session(self.graph, **traced.options, dynamic=True if shapes else None)
-        fed = self.placeholders + [traced_floats[i].value for i in floats]
+        fed = self.placeholders + self.sites.placeholders
         fed += [self.rng.base] if self.rng.base is not None else []
         self.run_session = self.session.make_callable(self.fetches + self.assigns, fed)
+
+    def takes_numbers_of(self, call: _Call) -> bool:
+        """Whether this trace takes the call's traced numbers (their values converted as
+        their constants would be), setting `call.number_feeds`: not where a call needs a
+        trace of its own values (an int its dtype cannot hold, a value of another type)."""
+        feeds = self.sites.feeds(tuple(call.leaves[i] for i in self.numbers))
+        call.number_feeds = feeds or []
+        return feeds is not None
 
     def run(self, call: _Call) -> list:
         """The fetched outputs as arrays; parameters and buffers are copied in first, and
@@ -580,7 +596,7 @@ class ConcreteFunction:
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
         for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
             self.session.variables[var.name] = np.asarray(t._data, order="C")
-        feeds = inputs + [np.float64(call.leaves[i]) for i in self.floats]
+        feeds = inputs + call.number_feeds
         if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
             if call.rng is None:
                 call.rng = random.next_rng(self.rng.count)

@@ -1,7 +1,7 @@
-"""gj.function's Python float arguments: a constant of the first trace; once a call passes
-another value, traced once more as a value of the call (frontend/traced_numbers.py), with
-the results a trace per value would give -- or traced per value where the function needs
-the value itself (a Python `if`, `float()`, a comparison)."""
+"""gj.function's Python number arguments: a constant of the first trace; once a call
+passes another value, traced once more as a value of the call (frontend/traced_numbers.py),
+with the results -- or the errors -- a trace per value would give; traced per value where
+the function needs the value itself (a Python `if`, `float()`, a comparison, a size)."""
 
 from __future__ import annotations
 
@@ -13,17 +13,31 @@ import pytest
 
 import graphjit as gj
 
-RATES = [0.1, 0.2, 0.35, 1e-3, -0.0, 0.0, 7.5, 1e30, float("inf"), float("nan")]
+RATES = [0.1, 0.2, 0.35, 1e-3, -0.0, 0.0, 7.5, 1e30, float("inf"), float("nan"), -2.5]
+COUNTS = [3, 0, -7, 100, 1, 2**31 - 1, -(2**31), 2**31, 2**40, -(2**63), 2**64]
 
 
 def per_value(fn, *args, backend="llvm"):
-    """What a trace for this very value gives (a fresh function: one trace, the float a
+    """What a trace for this very value gives (a fresh function: one trace, the number a
     constant of it)."""
     return gj.function(fn, backend=backend)(*args)
 
 
+def outcome(run, *args):
+    """The result, or the error, of `run(*args)`: a value to compare."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # (NumPy's overflow in a cast)
+        try:
+            return run(*args)
+        except (gj.GraphjitError, ArithmeticError, TypeError) as e:
+            return type(e), str(e)
+
+
 def assert_same(got, want, rtol=0.0):
-    assert type(got) is type(want)
+    assert type(got) is type(want), (got, want)
+    if isinstance(got, tuple) and isinstance(got[0], type):  # an error: the same one
+        assert got == want
+        return
     if isinstance(got, (list, tuple)):
         for g, w in zip(got, want, strict=True):
             assert_same(g, w, rtol)
@@ -36,9 +50,8 @@ def assert_same(got, want, rtol=0.0):
         np.testing.assert_array_equal(got, want)  # (the same bits; NaN where NaN)
 
 
-# Expressions over a float `lr` and a tensor `x`: arithmetic Python does on the float
-# (float64, rounded once where it meets the tensor), the float weak beside the tensor, and
-# graphjit functions applied to it.
+# Expressions over a number (`lr`, `n`) and a tensor `x`: Python's arithmetic on the
+# number, the number weak beside the tensor, graphjit functions applied to it.
 EXPRESSIONS = {
     "scale": lambda x, lr: x * lr,
     "python arithmetic first": lambda x, lr: x * (1 - lr) / (lr + 3) - lr * lr * 0.5,
@@ -48,39 +61,76 @@ EXPRESSIONS = {
     "graphjit functions": lambda x, lr: gj.maximum(x, lr) + gj.exp(lr * 0.01) + gj.sqrt(lr),
     "where": lambda x, lr: gj.where(x > 1, x, lr),
     "nested arguments": lambda x, hp: x * hp["lr"] + hp["decay"][0],
-    "two floats": lambda x, a, b: x * a + b,
+    "two numbers": lambda x, a, b: x * a + b,
+    "integer arithmetic": lambda x, n: x * (n // 3) + n % 4 - (n * n) // 5 + abs(-n),
+    "true division": lambda x, n: x / (n + 0.5) + n / 4,
+    "a loop bound": lambda x, n: gj.while_loop(
+        lambda i, v: i < n % 5, lambda i, v: (i + 1, v + 1), [0, x]
+    )[1],
+}
+INTEGER = {"integer arithmetic", "true division", "a loop bound"}
+# Where the same bits are not to be had: a float64 power is not exactly rounded (NumPy's
+# and C's differ by an ulp), and a trace per value folds `gj.exp(constant)` with NumPy's
+# exp where the traced number's runs llvm's (within an ulp of float32).
+TOLERANCE = {
+    ("powers", "interpreter"): 4e-16,
+    ("powers", "llvm"): 4e-16,
+    ("graphjit functions", "llvm"): 2.4e-7,
 }
 
 
-def arguments(name, x, lr):
+def arguments(name, x, number):
     if name == "nested arguments":
-        return (x, {"lr": lr, "decay": [lr * 0.5]})
-    if name == "two floats":
-        return (x, lr, 1 - lr)
-    return (x, lr)
+        return (x, {"lr": number, "decay": [number * 0.5]})
+    if name == "two numbers":
+        return (x, number, 1 - number)
+    return (x, number)
 
 
+@pytest.mark.filterwarnings("ignore::graphjit.errors.RetraceWarning")  # (refused ints: 8+)
 @pytest.mark.parametrize("backend", ["interpreter", "llvm"])
-@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32, np.int8])
 @pytest.mark.parametrize("name", EXPRESSIONS)
-def test_a_float_that_changes_is_traced_once_more_and_gives_what_a_trace_per_value_gives(
+def test_a_number_that_changes_is_traced_once_more_and_gives_what_a_trace_per_value_gives(
     name, dtype, backend
 ):
     fn = EXPRESSIONS[name]
     x = np.array([-2, 0, 1, 3], dtype)
     compiled = gj.function(fn, backend=backend)
-    with np.errstate(all="ignore"):
-        for lr in RATES:
-            args = arguments(name, x, lr)
-            got = compiled(*args)
-            try:
-                want = per_value(fn, *args, backend=backend)
-            except ArithmeticError:  # (Python's 2 ** 1e30 raises; the graph gives inf)
-                continue
-            # (a float64 power is not exactly rounded: NumPy's and C's differ by an ulp)
-            assert_same(got, want, rtol=4e-16 if name == "powers" else 0.0)
-    assert compiled.trace_count == 2  # (the first value's trace, then one for every value)
+    values = COUNTS if name in INTEGER else RATES + COUNTS[:5]
+    refused = 0  # values whose trace per value raises (each traced so, again)
+    for number in values:
+        args = arguments(name, x, number)
+        got = outcome(compiled, *args)
+        want = outcome(lambda *a: per_value(fn, *a, backend=backend), *args)
+        refused += isinstance(want, tuple)
+        assert_same(got, want, rtol=TOLERANCE.get((name, backend), 0.0))
+    families = len({type(v) for v in values})  # (an int and a float select other traces)
+    if name != "powers":  # (2 ** n is a float for n < 0: a trace per such value)
+        assert compiled.trace_count <= 2 * families + refused
     assert "with it as a value of the call" in compiled.retrace_reasons[0]
+
+
+def test_a_schedule_of_floats_and_a_step_counter_take_two_traces():
+    x = np.arange(4, dtype=np.float32)
+    f = gj.function(lambda x, lr, step: x * lr / (1 - 0.9**step), backend="interpreter")
+    for step in range(1, 30):
+        lr = 0.1 * 0.95**step
+        want = x * np.float32(lr) / np.float32(1 - 0.9**step)  # (Python's arithmetic, rounded)
+        np.testing.assert_array_equal(f(x, lr, step), want)
+    assert f.trace_count == 2
+
+
+def test_an_int_its_dtype_cannot_hold_raises_as_a_trace_per_value_would():
+    """`x + n` with int32 x: n = 2**40 is refused where the constant would be made; the
+    trace that takes n as a value goes on serving the values that fit."""
+    f = gj.function(lambda x, n: x + n, backend="interpreter")
+    x = np.zeros(2, np.int32)
+    assert f(x, 1).tolist() == [1, 1] and f(x, 2).tolist() == [2, 2]
+    with pytest.raises(gj.DTypeError, match="does not fit int32"):
+        f(x, 2**40)
+    assert f(x, -(2**31)).tolist() == [-(2**31)] * 2 and f(x, 7).tolist() == [7, 7]
+    assert f.trace_count == 3  # (the first value's, the traced one's, and the refused one's)
 
 
 NEEDS_THE_VALUE = {
@@ -187,26 +237,26 @@ def test_floats_that_change_later_join_the_traced_ones():
 
 
 def test_a_function_traced_again_and_again_warns_once_at_the_callers_line():
-    f = gj.function(lambda x, n: x * n, backend="interpreter")
+    f = gj.function(lambda x, n: x * len(range(n)), backend="interpreter")  # (n: a size)
     x = np.ones(2, np.float32)
     with pytest.warns(gj.RetraceWarning) as caught:
         for n in range(2 * gj.frontend.tracing.RETRACE_WARNING_AT):
             f(x, n)
     assert len(caught) == 1 and caught[0].filename == __file__
     assert "argument 'n' changed from constant" in str(caught[0].message)
-    assert "np.int32(step)" in str(caught[0].message)
+    assert "NumPy scalar" in str(caught[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error", gj.RetraceWarning)
-        g = gj.function(lambda x, lr: x * lr, backend="interpreter")
+        g = gj.function(lambda x, lr, step: x * lr + step, backend="interpreter")
         for i in range(4 * gj.frontend.tracing.RETRACE_WARNING_AT):  # (two traces)
-            g(x, 0.5 + i)
+            g(x, 0.5 + i, i)
 
 
-def test_other_numbers_stay_constants_of_their_trace():
-    """Ints and bools are often structure (sizes, flags, loop counts): one trace each."""
-    f = gj.function(lambda x, n, flag: x * n if flag else x, backend="interpreter")
+def test_bools_and_other_constants_stay_constants_of_their_trace():
+    """Bools and strings select code (flags, modes): one trace each; an int and a float
+    of the same value are different constants."""
+    f = gj.function(lambda x, scale, flag, mode: x * scale if flag else x, backend="interpreter")
     x = np.ones(2, np.float32)
-    for n in [1, 2, 3]:
-        assert f(x, n, True).tolist() == [n, n]
-    assert f(x, 3, False).tolist() == [1, 1]
+    assert f(x, 2, True, "a").tolist() == [2, 2] and f(x, 2, False, "a").tolist() == [1, 1]
+    assert f(x, 2, True, "b").tolist() == [2, 2] and f(x, 2.0, True, "b").tolist() == [2, 2]
     assert f.trace_count == 4
