@@ -122,7 +122,9 @@ class TracedFunction:
         if not kwargs and self._positional:
             concrete = self._positional.get(_positional_key(args))
             if concrete is not None:
-                return concrete.run_positional(args)
+                out = concrete.run_positional(args)
+                if out is not _NOT_TAKEN:
+                    return out
         call = _Call(self, args, kwargs)
         if call.symbolic:  # called while tracing another function: inline it
             return self.call_python(call.bound.arguments)
@@ -292,8 +294,10 @@ def _stacklevel_outside_graphjit() -> int:
 
 
 def _positional_key(args) -> tuple | None:
-    """What selects a trace for a call with arrays and tensors that need no gradient as its
-    only (positional) arguments: their shapes and dtypes; None for any other call."""
+    """What selects a trace for a call with arrays, NumPy scalars, tensors that need no
+    gradient and Python numbers as its only (positional) arguments: their shapes and
+    dtypes, the numbers' types (a trace on this path takes their values as values of the
+    call); None for any other call."""
     key = []
     for a in args:
         kind = type(a)
@@ -301,20 +305,29 @@ def _positional_key(args) -> tuple | None:
             if a.requires_grad:
                 return None
             a = a._data
-        elif kind is not np.ndarray:
+        elif kind is float or kind is int:
+            key.append(kind)
+            continue
+        elif kind is not np.ndarray and not isinstance(a, np.generic):
             return None
         key.append((kind, a.shape, a.dtype))
     return tuple(key)
+
+
+_NOT_TAKEN = object()  # run_positional's answer where the call needs the full path
 
 
 def _takes_fast_path(call: _Call, args: tuple, concrete: ConcreteFunction) -> bool:
     """Can calls like this one skip binding, flattening and the tape? When its arguments
     are its leaves (no nesting, no constants), it reads no module (no state to copy in or
     back: a global rebound to a module later is not seen, as jax.jit and tf.function do
-    not see rebound globals), draws no random numbers, and its key is a positional one."""
+    not see rebound globals), draws no random numbers, takes each Python number argument
+    as a value of the call, and its key is a positional one."""
+    numbers = [i for i, a in enumerate(args) if type(a) in (int, float)]
     return (
         len(call.leaves) == len(args)
         and all(leaf is a for leaf, a in zip(call.leaves, args))
+        and numbers == list(concrete.numbers)
         and not call.captured
         and not concrete.state
         and concrete.rng.base is None
@@ -612,9 +625,18 @@ class ConcreteFunction:
 
     def run_positional(self, args: tuple):
         """A call on the fast path (see `_takes_fast_path`): the arrays straight to the
-        session's callable, the results wrapped as tensors when tensors came in."""
-        inputs = [a._data if type(a) is Tensor else a for a in args]
-        results = self.run_session(*inputs)[: len(self.fetches)]
+        session's callable, the results wrapped as tensors when tensors came in;
+        `_NOT_TAKEN` where its Python numbers need a trace of their own values."""
+        if self.numbers:
+            number_feeds = self.sites.feeds(tuple(args[i] for i in self.numbers))
+            if number_feeds is None:
+                return _NOT_TAKEN
+            args = tuple(a for a in args if type(a) not in (int, float))
+            inputs = [a._data if type(a) is Tensor else a for a in args]
+            results = self.run_session(*inputs, *number_feeds)[: len(self.fetches)]
+        else:
+            inputs = [a._data if type(a) is Tensor else a for a in args]
+            results = self.run_session(*inputs)[: len(self.fetches)]
         fetched = [_not_aliasing(a, inputs) for a in results]
         if any(type(a) is Tensor for a in args):
             fetched = [wrap(a) for a in fetched]

@@ -260,3 +260,29 @@ def test_bools_and_other_constants_stay_constants_of_their_trace():
     assert f(x, 2, True, "a").tolist() == [2, 2] and f(x, 2, False, "a").tolist() == [1, 1]
     assert f(x, 2, True, "b").tolist() == [2, 2] and f(x, 2.0, True, "b").tolist() == [2, 2]
     assert f.trace_count == 4
+
+
+def test_positional_calls_with_numbers_and_numpy_scalars_take_the_fast_path(monkeypatch):
+    """Once its numbers are traced as values of the call, a positional call skips binding
+    and flattening (Session.run's cost, about), still converting each number as its
+    constant would be: a value that does not fit goes the full way, and is refused."""
+    from graphjit.frontend import tracing
+
+    f = gj.function(lambda x, lr, n, s: x * lr + n * s, backend="interpreter")
+    x = np.ones(3, np.int32)
+    f(x, 0.5, 1, np.float32(2))
+    f(x, 0.25, 2, np.float32(2))  # (the second values: both numbers traced)
+    full = []
+    call = tracing._Call
+    monkeypatch.setattr(tracing, "_Call", lambda *a: full.append(1) or call(*a))
+    for i in range(5):
+        got = f(x, 0.1 * i, i, np.float32(i))
+        np.testing.assert_array_equal(got, np.float64(0.1 * i) + np.float32(i * i))
+    assert not full
+    with pytest.raises(gj.DTypeError, match="does not fit int32"):
+        gj.function(lambda x, n: x + n, backend="interpreter")(x, 2**40)
+    g = gj.function(lambda x, n: x + n, backend="interpreter")
+    g(x, 1), g(x, 2)
+    with pytest.raises(gj.DTypeError, match="does not fit int32"):
+        g(x, 2**40)
+    assert len(full) >= 1 and g(x, 3).tolist() == [4, 4, 4]
