@@ -195,7 +195,7 @@ class TracedFunction:
         numbers = tuple(sorted(differing.union(entry[1] if entry else ())))  # (never fewer)
         try:
             concrete = ConcreteFunction(self, call, numbers=numbers)
-        except (GraphjitError, TypeError, ValueError, ArithmeticError) as e:
+        except Exception as e:  # (`lr.is_integer()` too; a real error recurs per value)
             self._traced_numbers[family] = False  # (the trace per value that follows counts)
             self._explain_retrace(call, f"; traced per value: the function needs it ({e})")
             return None, True

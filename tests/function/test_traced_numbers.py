@@ -145,6 +145,7 @@ NEEDS_THE_VALUE = {
     "a range": lambda x, lr: x * len(range(int(lr * 4))),
     "returned": lambda x, lr: (x * lr, lr * 2),
     "dict key": lambda x, lr: x * {0.25: 1.0, 0.5: 2.0}.get(lr, 3.0),
+    "a float method": lambda x, lr: x * lr.as_integer_ratio()[1],
 }
 
 
