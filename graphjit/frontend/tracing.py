@@ -119,8 +119,9 @@ class TracedFunction:
         return f"<gj.function {self.__qualname__}: {self.trace_count} trace(s)>"
 
     def __call__(self, *args, **kwargs):
-        if not kwargs and self._positional:
-            concrete = self._positional.get(_positional_key(args))
+        key = None if kwargs or _may_record(args) else _positional_key(args)
+        if key is not None and self._positional:
+            concrete = self._positional.get(key)
             if concrete is not None:
                 out = concrete.run_positional(args)
                 if out is not _NOT_TAKEN:
@@ -129,8 +130,9 @@ class TracedFunction:
         if call.symbolic:  # called while tracing another function: inline it
             return self.call_python(call.bound.arguments)
         concrete = self._concrete(call)
-        if not kwargs and _takes_fast_path(call, args, concrete):
-            self._positional[_positional_key(args)] = concrete
+        if key is not None and key not in self._positional:
+            if _takes_fast_path(call, args, concrete):
+                self._positional[key] = concrete
         as_tensors = any(isinstance(x, Tensor) for x in call.leaves)
         if as_tensors and concrete.fetches and _records_gradient(call, concrete):
             outs = CompiledFunction.apply(
@@ -295,10 +297,10 @@ def _stacklevel_outside_graphjit() -> int:
 
 def _positional_key(args) -> tuple | None:
     """What selects a trace for a call with arrays, NumPy scalars, tensors that need no
-    gradient and Python numbers as its only (positional) arguments: their shapes and
-    dtypes, the numbers' types (a trace on this path takes their values as values of the
-    call); None for any other call."""
-    key = []
+    gradient, Python numbers and modules as its only (positional) arguments: their shapes
+    and dtypes, the numbers' types (a trace on this path takes their values as values of
+    the call), the modules' keys (`_leaf_key`); None for any other call."""
+    key, modules = [], []
     for a in args:
         kind = type(a)
         if kind is Tensor:
@@ -309,29 +311,45 @@ def _positional_key(args) -> tuple | None:
             key.append(kind)
             continue
         elif kind is not np.ndarray and not isinstance(a, np.generic):
-            return None
+            if not isinstance(a, Module):
+                return None  # (a graph value too: a call while tracing, whose modules'
+            modules.append(len(key))  # parameters are Variables -- so modules last)
+            key.append(a)
+            continue
         key.append((kind, a.shape, a.dtype))
+    for i in modules:
+        key[i] = _leaf_key(key[i], "")
     return tuple(key)
 
 
 _NOT_TAKEN = object()  # run_positional's answer where the call needs the full path
 
 
+def _may_record(args) -> bool:
+    """Whether a call with a module and tensors is likely to be taped (a training step's
+    forward pass): it takes the full path without trying the fast one, whose module key
+    would be computed for nothing."""
+    return (
+        is_grad_enabled()
+        and any(type(a) is Tensor for a in args)
+        and any(isinstance(a, Module) for a in args)
+    )
+
+
 def _takes_fast_path(call: _Call, args: tuple, concrete: ConcreteFunction) -> bool:
-    """Can calls like this one skip binding, flattening and the tape? When its arguments
-    are its leaves (no nesting, no constants), it reads no module (no state to copy in or
-    back: a global rebound to a module later is not seen, as jax.jit and tf.function do
-    not see rebound globals), draws no random numbers, takes each Python number argument
-    as a value of the call, and its key is a positional one."""
+    """Can calls like this one skip binding and flattening? When its arguments are its
+    leaves (no nesting, no constants), it reads no module from a global or closure (which
+    could be rebound: jax.jit and tf.function do not see that either, but the full path
+    does), draws no random numbers, takes each Python number argument as a value of the
+    call (its key is a positional one). Whether it records on the tape is decided per call
+    (`run_positional`)."""
     numbers = [i for i, a in enumerate(args) if type(a) in (int, float)]
     return (
         len(call.leaves) == len(args)
         and all(leaf is a for leaf, a in zip(call.leaves, args))
         and numbers == list(concrete.numbers)
         and not call.captured
-        and not concrete.state
         and concrete.rng.base is None
-        and _positional_key(args) is not None
     )
 
 
@@ -604,17 +622,22 @@ class ConcreteFunction:
         return feeds is not None
 
     def run(self, call: _Call) -> list:
-        """The fetched outputs as arrays; parameters and buffers are copied in first, and
-        those the function assigned are written back after."""
+        """The fetched outputs as arrays."""
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
-        for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
-            self.session.variables[var.name] = np.asarray(t._data, order="C")
-        feeds = inputs + call.number_feeds
+        extra = call.number_feeds
         if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
             if call.rng is None:
                 call.rng = random.next_rng(self.rng.count)
-            feeds = [*feeds, call.rng]
-        results = self.run_session(*feeds)
+            extra = [*extra, call.rng]
+        return self._run_arrays(inputs, extra)
+
+    def _run_arrays(self, inputs: list, extra: list) -> list:
+        """The fetched outputs as arrays for these tensor arguments (then the traced
+        numbers' and random ops' feeds): parameters and buffers are copied in first, and
+        those the function assigned are written back after."""
+        for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
+            self.session.variables[var.name] = np.asarray(t._data, order="C")
+        results = self.run_session(*inputs, *extra)
         for var, t in self.written_back:
             new = self.session.variables[var.name]
             if new is not t._data:  # (the compiled code may have written t's array in place)
@@ -626,21 +649,20 @@ class ConcreteFunction:
     def run_positional(self, args: tuple):
         """A call on the fast path (see `_takes_fast_path`): the arrays straight to the
         session's callable, the results wrapped as tensors when tensors came in;
-        `_NOT_TAKEN` where its Python numbers need a trace of their own values."""
+        `_NOT_TAKEN` where the call needs the full path (its Python numbers a trace of
+        their own values, or its parameters the tape)."""
+        number_feeds = []
         if self.numbers:
             number_feeds = self.sites.feeds(tuple(args[i] for i in self.numbers))
             if number_feeds is None:
                 return _NOT_TAKEN
-            args = tuple(a for a in args if type(a) not in (int, float))
-            inputs = [a._data if type(a) is Tensor else a for a in args]
-            results = self.run_session(*inputs, *number_feeds)[: len(self.fetches)]
-        else:
-            inputs = [a._data if type(a) is Tensor else a for a in args]
-            results = self.run_session(*inputs)[: len(self.fetches)]
-        fetched = [_not_aliasing(a, inputs) for a in results]
-        if any(type(a) is Tensor for a in args):
-            fetched = [wrap(a) for a in fetched]
-        return self.assemble(fetched)
+        tensors = [a for a in args if isinstance(a, _TENSORS)]
+        as_tensors = any(type(a) is Tensor for a in tensors)
+        if as_tensors and self.params and self.fetches and _params_record(self.params):
+            return _NOT_TAKEN
+        inputs = [a._data if type(a) is Tensor else a for a in tensors]
+        fetched = self._run_arrays(inputs, number_feeds)
+        return self.assemble([wrap(a) for a in fetched] if as_tensors else fetched)
 
     def assemble(self, fetched: list):
         """The function's output structure, with `fetched` for its graph tensors."""
@@ -747,6 +769,10 @@ def _add_tracing_context(error: GraphjitError, name: str) -> None:
 
 
 # ---- gradients through compiled calls -----------------------------------------------------
+
+
+def _params_record(params: list) -> bool:
+    return is_grad_enabled() and any(p.requires_grad for p in params)
 
 
 def _records_gradient(call: _Call, concrete: ConcreteFunction) -> bool:

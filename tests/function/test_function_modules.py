@@ -297,3 +297,51 @@ def test_train_and_eval_select_their_own_trace():
     model[2].eval()  # a submodule's flag counts too: batch statistics, no dropout
     np.testing.assert_allclose(compiled(x), model(gj.tensor(x)).numpy(), rtol=1e-5, atol=1e-6)
     assert compiled.trace_count == 3 and "mixed train/eval mode" in compiled.retrace_reasons[-1]
+
+
+def test_module_calls_take_the_fast_path_and_still_see_the_module(monkeypatch):
+    """`gj.function(model)(x)` repeated skips binding and flattening (its module's key
+    still checked on every call: train/eval, parameter shapes), copies the parameters in,
+    writes batch norm's statistics back, and records on the tape when gradients are
+    wanted -- the same as the full path, which it leaves for those calls."""
+    gj.manual_seed(0)
+    model = gj.nn.Sequential(gj.nn.Linear(3, 4), gj.nn.BatchNorm1d(4), gj.nn.Linear(4, 2))
+    twin = gj.nn.Sequential(gj.nn.Linear(3, 4), gj.nn.BatchNorm1d(4), gj.nn.Linear(4, 2))
+    twin.load_state_dict(model.state_dict())
+    compiled = gj.function(model, backend="interpreter")
+    compiled(X)
+    twin(gj.tensor(X))
+    full = []  # the calls that took the full path
+    concrete = compiled.traced._concrete
+    monkeypatch.setattr(compiled.traced, "_concrete", lambda c: full.append(1) or concrete(c))
+    for _ in range(3):  # train mode: the running statistics move on every call
+        np.testing.assert_allclose(compiled(X), twin(gj.tensor(X)).numpy(), rtol=1e-5)
+    assert not full
+    np.testing.assert_allclose(model[1].running_var.numpy(), twin[1].running_var.numpy())
+    model.eval(), twin.eval()
+    np.testing.assert_allclose(compiled(X), twin(gj.tensor(X)).numpy(), rtol=1e-5)
+    assert len(full) == 1  # (eval: a new key, a new trace)
+    x = gj.tensor(X)
+    compiled(x).sum().backward()  # (the parameters want gradients: the tape, full path)
+    twin(x).sum().backward()
+    np.testing.assert_allclose(model[0].weight.grad.numpy(), twin[0].weight.grad.numpy(), 1e-5)
+    assert len(full) == 2
+    with gj.no_grad():  # (no gradients wanted: the fast path, from the second call)
+        for _ in range(2):
+            np.testing.assert_allclose(compiled(x).numpy(), twin(x).numpy(), rtol=1e-5)
+    assert len(full) == 3
+
+
+def test_a_new_module_where_a_dead_one_was_gets_its_own_trace():
+    """The fast path keys a module by a weak reference: a module created after another
+    died (perhaps at its address) never runs the dead one's trace and parameters."""
+    f = gj.function(lambda m, x: m(x), backend="interpreter")
+    results = []
+    for seed in range(4):
+        model = mlp(seed)
+        f(model, X)
+        results.append((f(model, X), model(gj.tensor(X)).numpy()))
+        del model
+        gc.collect()
+    for got, want in results:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
