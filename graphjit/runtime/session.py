@@ -192,7 +192,7 @@ class Session:
         args = [values[i] for i in plan.feed_order]
         if plan.converted:  # scalars (and arrays of another dtype): `run`'s conversion
             args = [a if f is None else f(a) for a, f in zip(args, plan.converted)]
-        return self._execute(plan.executable, args, plan.leaves, plan.spec)
+        return self._execute(plan.executable, args, plan.fetched)
 
     def make_callable(self, fetches, feed_list=None):
         """TF1's `Session.make_callable`: a function of the values for `feed_list` (in that
@@ -215,7 +215,7 @@ class Session:
             args = [feed_values[i] for i in plan.feed_order]
             if plan.converted:
                 args = [a if f is None else f(a) for a, f in zip(args, plan.converted)]
-            return self._execute(plan.executable, args, plan.leaves, plan.spec)
+            return self._execute(plan.executable, args, plan.fetched)
 
         return call
 
@@ -236,6 +236,7 @@ class Session:
         to repeat this run without the checks when nothing about it changes."""
         leaves, spec = flatten(fetches)
         values, ops = self._classify_fetches(leaves)
+        fetched = _Fetched.of(leaves, spec)
         feeds = self._validate_feeds(feed_dict or {})
         self._initialise_new_variables()
         signature = _signature(values, ops, feeds)
@@ -250,13 +251,13 @@ class Session:
             ]
             if all(c is None for c in converted):
                 converted = None
-            plan = _RunPlan(executable, order, leaves, spec, signature, converted)
+            plan = _RunPlan(executable, order, fetched, signature, converted)
             with self._lock:  # not for a signature another thread evicted meanwhile
                 if signature in self._cache:
                     self._run_plans[key] = plan
-        return self._execute(executable, [feeds[p] for p in placeholders], leaves, spec)
+        return self._execute(executable, [feeds[p] for p in placeholders], fetched)
 
-    def _execute(self, executable: Executable, feed_args: list, leaves, spec):
+    def _execute(self, executable: Executable, feed_args: list, fetched: _Fetched):
         program = executable.program
         outs = executable.run(feed_args + [self.variables[name] for name in program.variables])
         n = len(program.fetches)
@@ -264,10 +265,7 @@ class Session:
             with self._lock:
                 for name, new in zip(program.assigned, outs[n:], strict=True):
                     self.variables[name] = new
-        if spec is None:  # one tensor or op
-            return outs[0] if n else None
-        fetched = iter(outs[:n])
-        return unflatten(spec, [next(fetched) if _is_value(x) else None for x in leaves])
+        return fetched.build(outs[:n])
 
     def inspect(self, fetches, feed_dict=None) -> CompileReport:
         """Compile (or reuse) what `run` would, and report on it: kernels, planned memory,
@@ -528,6 +526,31 @@ def _leave(session) -> None:
             return
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """How a run gives its fetched arrays back: in the fetches' structure (`spec`), with
+    None for each leaf that is an op (`tensors`: per leaf, whether it is a tensor). `flat`:
+    the structure is a plain list or tuple of leaves (`[train_op, loss]`), built directly."""
+
+    spec: object
+    tensors: tuple
+    flat: type | None
+
+    @classmethod
+    def of(cls, leaves: list, spec) -> _Fetched:
+        flat = None
+        if spec is not None and spec[0] in (list, tuple) and all(s == (1, None) for s in spec[2]):
+            flat = spec[0]
+        return cls(spec, tuple(map(_is_value, leaves)), flat)
+
+    def build(self, outs: list):
+        if self.spec is None:  # one tensor or op
+            return outs[0] if outs else None
+        fetched = iter(outs)
+        leaves = [next(fetched) if tensor else None for tensor in self.tensors]
+        return self.flat(leaves) if self.flat is not None else unflatten(self.spec, leaves)
+
+
 @dataclass
 class _RunPlan:
     """How to repeat a validated run: the executable, and which feed_dict value (by
@@ -535,8 +558,7 @@ class _RunPlan:
 
     executable: Executable
     feed_order: list[int]
-    leaves: list
-    spec: object
+    fetched: _Fetched
     signature: tuple  # the executable's key in the session's cache
     # Per placeholder, None where its feed is taken as it is given (an array of its dtype
     # and a shape it fits), else how to convert and check the feed (a scalar, an array of
