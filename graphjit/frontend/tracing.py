@@ -119,11 +119,11 @@ class TracedFunction:
         return f"<gj.function {self.__qualname__}: {self.trace_count} trace(s)>"
 
     def __call__(self, *args, **kwargs):
-        key = None if kwargs or _may_record(args) else _positional_key(args)
+        key = None if kwargs else _positional_key(args)
         if key is not None and self._positional:
-            concrete = self._positional.get(key)
-            if concrete is not None:
-                out = concrete.run_positional(args)
+            fast = self._positional.get(key)
+            if fast is not None:
+                out = fast[0].run_positional(args, *fast[1:])
                 if out is not _NOT_TAKEN:
                     return out
         call = _Call(self, args, kwargs)
@@ -132,7 +132,7 @@ class TracedFunction:
         concrete = self._concrete(call)
         if key is not None and key not in self._positional:
             if _takes_fast_path(call, args, concrete):
-                self._positional[key] = concrete
+                self._positional[key] = (concrete, *_layout(args))
         as_tensors = any(isinstance(x, Tensor) for x in call.leaves)
         if as_tensors and concrete.fetches and _records_gradient(call, concrete):
             outs = CompiledFunction.apply(
@@ -299,14 +299,16 @@ def _positional_key(args) -> tuple | None:
     """What selects a trace for a call with arrays, NumPy scalars, tensors that need no
     gradient, Python numbers and modules as its only (positional) arguments: their shapes
     and dtypes, the numbers' types (a trace on this path takes their values as values of
-    the call), the modules' keys (`_leaf_key`); None for any other call."""
-    key, modules = [], []
+    the call), the modules' keys (`_leaf_key`); None for any other call, and for a call
+    with a module and a gj.Tensor while gradients are enabled (a training step's forward
+    pass: it is taped, so its module's key would be computed for nothing)."""
+    key, modules, wrapped = [], [], False
     for a in args:
         kind = type(a)
         if kind is Tensor:
             if a.requires_grad:
                 return None
-            a = a._data
+            a, wrapped = a._data, True
         elif kind is float or kind is int:
             key.append(kind)
             continue
@@ -317,6 +319,8 @@ def _positional_key(args) -> tuple | None:
             key.append(a)
             continue
         key.append((kind, a.shape, a.dtype))
+    if modules and wrapped and is_grad_enabled():
+        return None
     for i in modules:
         key[i] = _leaf_key(key[i], "")
     return tuple(key)
@@ -325,15 +329,13 @@ def _positional_key(args) -> tuple | None:
 _NOT_TAKEN = object()  # run_positional's answer where the call needs the full path
 
 
-def _may_record(args) -> bool:
-    """Whether a call with a module and tensors is likely to be taped (a training step's
-    forward pass): it takes the full path without trying the fast one, whose module key
-    would be computed for nothing."""
-    return (
-        is_grad_enabled()
-        and any(type(a) is Tensor for a in args)
-        and any(isinstance(a, Module) for a in args)
-    )
+def _layout(args) -> tuple:
+    """What a positional key fixes about its calls' arguments, for run_positional: the
+    positions of the tensor arguments (None: all of them), and whether some are gj.Tensors
+    (results are gj.Tensors then, and the parameters may want the tape)."""
+    positions = [i for i, a in enumerate(args) if isinstance(a, _TENSORS)]
+    wrapped = any(type(a) is Tensor for a in args)
+    return (None if len(positions) == len(args) else positions), wrapped
 
 
 def _takes_fast_path(call: _Call, args: tuple, concrete: ConcreteFunction) -> bool:
@@ -646,23 +648,23 @@ class ConcreteFunction:
         owned = inputs + [t._data for _, t in self.state]
         return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
 
-    def run_positional(self, args: tuple):
-        """A call on the fast path (see `_takes_fast_path`): the arrays straight to the
-        session's callable, the results wrapped as tensors when tensors came in;
-        `_NOT_TAKEN` where the call needs the full path (its Python numbers a trace of
-        their own values, or its parameters the tape)."""
+    def run_positional(self, args: tuple, positions: list | None, wrapped: bool):
+        """A call on the fast path (see `_takes_fast_path`; `_layout` gives `positions` and
+        `wrapped`): the arrays straight to the session's callable, the results wrapped as
+        tensors when tensors came in; `_NOT_TAKEN` where the call needs the full path (its
+        Python numbers a trace of their own values, or its parameters the tape)."""
         number_feeds = []
         if self.numbers:
             number_feeds = self.sites.feeds(tuple(args[i] for i in self.numbers))
             if number_feeds is None:
                 return _NOT_TAKEN
-        tensors = [a for a in args if isinstance(a, _TENSORS)]
-        as_tensors = any(type(a) is Tensor for a in tensors)
-        if as_tensors and self.params and self.fetches and _params_record(self.params):
+        tensors = list(args) if positions is None else [args[i] for i in positions]
+        if not wrapped:
+            return self.assemble(self._run_arrays(tensors, number_feeds))
+        if self.params and self.fetches and _params_record(self.params):
             return _NOT_TAKEN
         inputs = [a._data if type(a) is Tensor else a for a in tensors]
-        fetched = self._run_arrays(inputs, number_feeds)
-        return self.assemble([wrap(a) for a in fetched] if as_tensors else fetched)
+        return self.assemble([wrap(a) for a in self._run_arrays(inputs, number_feeds)])
 
     def assemble(self, fetched: list):
         """The function's output structure, with `fetched` for its graph tensors."""
