@@ -97,4 +97,5 @@ class RuntimeCheckError(GraphjitError):
 
 class RetraceWarning(UserWarning):
     """A gj.function has been traced (and compiled) many times: some argument changes
-    from call to call in a way that selects a new trace (a Python int, a shape)."""
+    from call to call in a way that selects a new trace (a value it branches on, a
+    shape)."""
