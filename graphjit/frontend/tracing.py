@@ -121,7 +121,7 @@ class TracedFunction:
     def __call__(self, *args, **kwargs):
         key = None if kwargs else _positional_key(args)
         if key is not None and self._positional:
-            fast = self._positional.get(key)
+            fast = self._positional.get(key) or self._positional.get((key, _values_of(args)))
             if fast is not None:
                 out = fast[0].run_positional(args, *fast[1:])
                 if out is not _NOT_TAKEN:
@@ -130,9 +130,9 @@ class TracedFunction:
         if call.symbolic:  # called while tracing another function: inline it
             return self.call_python(call.bound.arguments)
         concrete = self._concrete(call)
-        if key is not None and key not in self._positional:
-            if _takes_fast_path(call, args, concrete):
-                self._positional[key] = (concrete, *_layout(args))
+        fast_key = _fast_key(call, args, concrete, key) if key is not None else None
+        if fast_key is not None and fast_key not in self._positional:
+            self._positional[fast_key] = (concrete, *_layout(args))
         as_tensors = any(isinstance(x, Tensor) for x in call.leaves)
         if as_tensors and concrete.fetches and _records_gradient(call, concrete):
             outs = CompiledFunction.apply(
@@ -338,21 +338,30 @@ def _layout(args) -> tuple:
     return (None if len(positions) == len(args) else positions), wrapped
 
 
-def _takes_fast_path(call: _Call, args: tuple, concrete: ConcreteFunction) -> bool:
-    """Can calls like this one skip binding and flattening? When its arguments are its
-    leaves (no nesting, no constants), it reads no module from a global or closure (which
-    could be rebound: jax.jit and tf.function do not see that either, but the full path
-    does), draws no random numbers, takes each Python number argument as a value of the
-    call (its key is a positional one). Whether it records on the tape is decided per call
-    (`run_positional`)."""
-    numbers = [i for i, a in enumerate(args) if type(a) in (int, float)]
-    return (
+def _values_of(args) -> tuple:
+    """The Python numbers among a call's arguments, keyed as `_leaf_key` keys them."""
+    return tuple(a.hex() if type(a) is float else a for a in args if type(a) in (int, float))
+
+
+def _fast_key(call: _Call, args: tuple, concrete: ConcreteFunction, key: tuple):
+    """The key under which calls like this one skip binding and flattening, or None where
+    they cannot: the positional key, or with the numbers' values beside it for a trace
+    that has them as constants (a trace that takes only some of them as values of the
+    call: none). Its arguments must be its leaves (no nesting, no constants), and it must
+    read no module from a global or closure (which could be rebound: jax.jit and
+    tf.function do not see that either, but the full path does) and draw no random
+    numbers. Whether a call records on the tape is decided per call (`run_positional`)."""
+    if not (
         len(call.leaves) == len(args)
         and all(leaf is a for leaf, a in zip(call.leaves, args))
-        and numbers == list(concrete.numbers)
         and not call.captured
         and concrete.rng.base is None
-    )
+    ):
+        return None
+    numbers = tuple(i for i, a in enumerate(args) if type(a) in (int, float))
+    if concrete.numbers == numbers:
+        return key
+    return (key, _values_of(args)) if not concrete.numbers else None
 
 
 # ---- the arguments of one call ------------------------------------------------------------
@@ -649,7 +658,7 @@ class ConcreteFunction:
         return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
 
     def run_positional(self, args: tuple, positions: list | None, wrapped: bool):
-        """A call on the fast path (see `_takes_fast_path`; `_layout` gives `positions` and
+        """A call on the fast path (see `_fast_key`; `_layout` gives `positions` and
         `wrapped`): the arrays straight to the session's callable, the results wrapped as
         tensors when tensors came in; `_NOT_TAKEN` where the call needs the full path (its
         Python numbers a trace of their own values, or its parameters the tape)."""
