@@ -31,7 +31,7 @@ from graphjit.errors import DTypeError
 from graphjit.frontend.convert import WeakNumber
 from graphjit.frontend.graph import placeholder
 from graphjit.ir.core import Value
-from graphjit.ir.types import DType, array_of
+from graphjit.ir.types import DType, array_of, number_array
 
 _OPERAND_TYPES = (int, float, bool)  # Python numbers a TracedNumber combines with
 
@@ -77,14 +77,8 @@ class NumberSites:
 
 def _converted(value, dtype: DType) -> np.ndarray:
     """`array_of(value, dtype)` (a constant's conversion), the common cases by a short way."""
-    kind = dtype.np.kind
-    if kind in "fc" and type(value) is float:
-        return np.array(value, dtype.np)  # (one rounding, from the double: as array_of)
-    if kind in "iu" and type(value) is int:
-        info = np.iinfo(dtype.np)
-        if info.min <= value <= info.max:
-            return np.array(value, dtype.np)
-    return array_of(value, dtype)
+    array = number_array(value, dtype.np)
+    return array if array is not None else array_of(value, dtype)
 
 
 class TracedNumber(WeakNumber):

@@ -670,7 +670,7 @@ class ConcreteFunction:
         tensors = list(args) if positions is None else [args[i] for i in positions]
         if not wrapped:
             return self.assemble(self._run_arrays(tensors, number_feeds))
-        if self.params and self.fetches and _params_record(self.params):
+        if self.params and self.fetches and _wants_gradient(self.params):
             return _NOT_TAKEN
         inputs = [a._data if type(a) is Tensor else a for a in tensors]
         return self.assemble([wrap(a) for a in self._run_arrays(inputs, number_feeds)])
@@ -782,13 +782,12 @@ def _add_tracing_context(error: GraphjitError, name: str) -> None:
 # ---- gradients through compiled calls -----------------------------------------------------
 
 
-def _params_record(params: list) -> bool:
-    return is_grad_enabled() and any(p.requires_grad for p in params)
+def _wants_gradient(tensors: list) -> bool:
+    return is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _records_gradient(call: _Call, concrete: ConcreteFunction) -> bool:
-    tensors = [x for x in call.leaves if isinstance(x, Tensor)] + concrete.params
-    return is_grad_enabled() and any(t.requires_grad for t in tensors)
+    return _wants_gradient([x for x in call.leaves if isinstance(x, Tensor)] + concrete.params)
 
 
 class CompiledFunction(AutogradFunction):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 import operator
@@ -244,6 +245,38 @@ def array_of(data, dtype: DType, copy: bool = True) -> np.ndarray:
     raise DTypeError(
         f"{bad} does not fit {dtype.name}: its values must lie in [{info.min}, {info.max}]"
     )
+
+
+def number_array(value, dtype) -> np.ndarray | None:
+    """A Python float, int or bool as a 0-d array of NumPy `dtype`, as NumPy converts a
+    0-d array of it (`np.asarray(value).astype(dtype)`: an int through int64), by the
+    shortest way -- for the numbers fed on every call (Session feeds, gj.function's traced
+    numbers); None where the caller's general path must decide (an int outside an integer
+    dtype's range or int64's, a float for a non-float dtype), which it may refuse."""
+    kind = type(value)
+    if kind is bool:
+        return np.array(value, dtype)
+    if kind is float:
+        return np.array(value, dtype) if np.dtype(dtype).kind in "fc" else None
+    if kind is int:
+        low, high, exact = _int_range(dtype)
+        if low <= value <= high:
+            return np.array(value, dtype) if exact else np.array(value, np.int64).astype(dtype)
+    return None
+
+
+@functools.cache
+def _int_range(dtype) -> tuple[int, int, bool]:
+    """The ints `number_array` converts to `dtype`: an integer dtype's range, directly;
+    int64's for a float or complex one (NumPy makes such an int an int64 array first);
+    none for others."""
+    kind = np.dtype(dtype).kind
+    if kind in "iu":
+        info = np.iinfo(dtype)
+        return int(info.min), int(info.max), True
+    if kind in "fc":
+        return -(2**63), 2**63 - 1, False
+    return 1, 0, False
 
 
 def constant_array(value, dtype: DType, copy: bool = True) -> np.ndarray:

@@ -21,7 +21,7 @@ from graphjit.errors import (
 )
 from graphjit.ir.core import Operation, Value, user_location
 from graphjit.ir.ops import FEED
-from graphjit.ir.types import integer_out_of_range, shape_str
+from graphjit.ir.types import integer_out_of_range, number_array, shape_str
 from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
 from graphjit.runtime.executable import BACKENDS, Executable, compile_program
@@ -628,21 +628,8 @@ def _reconversion(placeholder: Value, given):
 
 
 def _int_feed(placeholder: Value, dtype, value: int) -> np.ndarray:
-    low, high, exact = _int_feed_range(dtype)
-    if not low <= value <= high:  # (`_convert_feed` raises, or converts a huge int)
-        return _convert_feed(placeholder, value)
-    return np.array(value, dtype) if exact else np.array(value, np.int64).astype(dtype)
-
-
-@functools.cache
-def _int_feed_range(dtype) -> tuple[int, int, bool]:
-    """The Python ints `_convert_feed` passes to a placeholder of `dtype` as NumPy would
-    convert them directly: an integer dtype's range (exactly); else int64's (NumPy makes
-    such an int an int64 array first, then casts it)."""
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        return int(info.min), int(info.max), True
-    return -(2**63), 2**63 - 1, False
+    array = number_array(value, dtype)  # (None: `_convert_feed` raises, or takes a huge int)
+    return array if array is not None else _convert_feed(placeholder, value)
 
 
 def _hashable(x) -> bool:

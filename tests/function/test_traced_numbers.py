@@ -293,3 +293,20 @@ def test_positional_calls_with_numbers_and_numpy_scalars_take_the_fast_path(monk
     with pytest.raises(gj.DTypeError, match="does not fit int32"):
         g(x, 2**40)
     assert len(full) >= 1 and g(x, 3).tolist() == [4, 4, 4]
+
+
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+@pytest.mark.parametrize(
+    "x", [np.zeros((0, 3), np.float32), np.array(2.0, np.float32), np.array(7, np.int8)]
+)
+def test_traced_numbers_with_empty_and_0d_tensors_and_hostile_values(x, backend):
+    """Zero-size and 0-d tensors, NaN, inf, 1e30, ints beyond int64: a trace per value's
+    result or error on both backends, from two traces (the refused ones aside)."""
+    fn = lambda x, lr, n: gj.sum(x * lr + n) + (1 - lr) * n  # noqa: E731
+    compiled = gj.function(fn, backend=backend)
+    values = [(0.5, 1), (0.25, 2), (float("nan"), 3), (float("inf"), -1), (1e30, 2**40)]
+    values += [(-0.0, 2**70), (0.1, 0)]
+    for lr, n in values:
+        got = outcome(compiled, x, lr, n)
+        assert_same(got, outcome(lambda *a: per_value(fn, *a, backend=backend), x, lr, n))
+    assert compiled.trace_count <= 3  # (2**70 fits no dtype: a trace of its own, refused)
