@@ -119,20 +119,23 @@ class TracedFunction:
         return f"<gj.function {self.__qualname__}: {self.trace_count} trace(s)>"
 
     def __call__(self, *args, **kwargs):
-        key = None if kwargs else _positional_key(args)
+        flat = args + tuple(kwargs.values()) if kwargs else args
+        key = _positional_key(flat)
+        if key is not None and kwargs:
+            key = (key, tuple(kwargs))  # (the names, in the call's order)
         if key is not None and self._positional:
-            fast = self._positional.get(key) or self._positional.get((key, _values_of(args)))
+            fast = self._positional.get(key) or self._positional.get((key, _values_of(flat)))
             if fast is not None:
-                out = fast[0].run_positional(args, *fast[1:])
+                out = fast[0].run_positional(flat, *fast[1:])
                 if out is not _NOT_TAKEN:
                     return out
         call = _Call(self, args, kwargs)
         if call.symbolic:  # called while tracing another function: inline it
             return self.call_python(call.bound.arguments)
         concrete = self._concrete(call)
-        fast_key = _fast_key(call, args, concrete, key) if key is not None else None
+        fast_key = _fast_key(call, flat, concrete, key) if key is not None else None
         if fast_key is not None and fast_key not in self._positional:
-            self._positional[fast_key] = (concrete, *_layout(args))
+            self._positional[fast_key] = (concrete, *_layout(flat))
         as_tensors = any(isinstance(x, Tensor) for x in call.leaves)
         if as_tensors and concrete.fetches and _records_gradient(call, concrete):
             outs = CompiledFunction.apply(
@@ -347,12 +350,15 @@ def _fast_key(call: _Call, args: tuple, concrete: ConcreteFunction, key: tuple):
     """The key under which calls like this one skip binding and flattening, or None where
     they cannot: the positional key, or with the numbers' values beside it for a trace
     that has them as constants (a trace that takes only some of them as values of the
-    call: none). Its arguments must be its leaves (no nesting, no constants), and it must
-    read no module from a global or closure (which could be rebound: jax.jit and
-    tf.function do not see that either, but the full path does) and draw no random
-    numbers. Whether a call records on the tape is decided per call (`run_positional`)."""
+    call: none). Its arguments (the positional ones, then the keyword ones in the call's
+    order) must be its leaves in that order (no nesting, no constants, keywords in the
+    signature's order), and it must read no module from a global or closure (which could
+    be rebound: jax.jit and tf.function do not see that either, but the full path does)
+    and draw no random numbers. Whether a call records on the tape is decided per call
+    (`run_positional`)."""
     if not (
         len(call.leaves) == len(args)
+        and _keywords_in_order(call)
         and all(leaf is a for leaf, a in zip(call.leaves, args))
         and not call.captured
         and concrete.rng.base is None
@@ -362,6 +368,14 @@ def _fast_key(call: _Call, args: tuple, concrete: ConcreteFunction, key: tuple):
     if concrete.numbers == numbers:
         return key
     return (key, _values_of(args)) if not concrete.numbers else None
+
+
+def _keywords_in_order(call: _Call) -> bool:
+    """Whether the call's keyword arguments bind, in the call's order, to the signature's
+    last bound parameters (so that its leaves are its positional arguments, then its
+    keyword ones; not so where a `**kwargs` parameter takes them)."""
+    names = call.keywords
+    return not names or tuple(call.bound.arguments)[-len(names) :] == names
 
 
 # ---- the arguments of one call ------------------------------------------------------------
@@ -374,6 +388,7 @@ class _Call:
 
     def __init__(self, traced: TracedFunction, args, kwargs):
         self.bound = traced.signature.bind(*args, **kwargs)
+        self.keywords = tuple(kwargs)
         self.leaves, self.paths = [], []
         self.spec = _flatten(self.bound.arguments, "", self.leaves, self.paths)
         self.symbolic = any(isinstance(x, (Value, Variable, TracedNumber)) for x in self.leaves)

@@ -152,6 +152,39 @@ def test_repeated_positional_calls_give_what_the_first_gave():
     np.testing.assert_array_equal(f(np.ones(4), np.ones(4)), np.full(4, 2.0))
 
 
+def test_keyword_calls_on_the_fast_path_bind_by_name():
+    """Keyword calls repeat too (keyed by their names in the call's order): each value
+    goes to its parameter whatever the order of the keywords, and equal values that
+    happen to be one object (small ints) do not make one order stand for another."""
+
+    @traced
+    def f(x, a=1, b=10, *, scale=1.0):
+        return (x * a + b) * scale
+
+    x = np.arange(3.0)
+    for _ in range(3):
+        np.testing.assert_array_equal(f(x, a=2, b=3), x * 2 + 3)
+        np.testing.assert_array_equal(f(x, b=3, a=2), x * 2 + 3)
+        np.testing.assert_array_equal(f(x, b=5, a=5), x * 5 + 5)  # one object twice
+        np.testing.assert_array_equal(f(x, b=4, a=6), x * 6 + 4)
+        np.testing.assert_array_equal(f(b=7, x=x), x + 7)
+        np.testing.assert_array_equal(f(x, scale=np.float64(0.5)), (x + 10) * 0.5)
+        np.testing.assert_array_equal(f(x=np.ones(2), scale=2.0), np.full(2, 22.0))
+
+    schedule = traced(lambda x, lr=0.1, step=0: x * lr + step)
+    for i in range(6):  # numbers by keyword become values of the call as positional ones do
+        np.testing.assert_array_equal(schedule(x, lr=0.5**i, step=i), x * 0.5**i + i)
+    assert schedule.trace_count == 2
+
+    @traced
+    def g(x, **options):
+        return x * options["a"] + options["b"]
+
+    for a, b in [(2, 3), (3, 3), (5, 2)]:
+        np.testing.assert_array_equal(g(x, b=b, a=a), x * a + b)
+        np.testing.assert_array_equal(g(x, a=a, b=b), x * a + b)
+
+
 def test_numpy_scalars_are_tensors_python_numbers_constants():
     f = traced(lambda a: a * 2)
     assert f(np.float64(1.5)) == 3.0 and f(np.float64(2.5)) == 5.0
