@@ -32,7 +32,7 @@ from graphjit.errors import GraphjitError, RetraceWarning
 from graphjit.frontend import random
 from graphjit.frontend.convert import unwrap
 from graphjit.frontend.eager.custom_function import Function as AutogradFunction
-from graphjit.frontend.eager.grad_mode import is_grad_enabled
+from graphjit.frontend.eager.grad_mode import is_grad_enabled, traced_grad_mode
 from graphjit.frontend.eager.nn import Module
 from graphjit.frontend.eager.tensor import Tensor, bump_version, wrap
 from graphjit.frontend.gradients import gradients
@@ -621,9 +621,9 @@ class ConcreteFunction:
             self.state += [(_BufferVariable(b._data, name), b) for name, b in named_buffers]
             swap = {id(t): var for var, t in self.state}
             with _state_replaced([m for _, m in modules], swap):
-                with random.traced_rng(self.graph) as self.rng:  # (fed per call in `run`)
+                with random.traced_rng(self.graph) as self.rng, traced_grad_mode():
                     arguments = call.arguments_with(self.placeholders, traced_numbers)
-                    out = traced.call_python(arguments)
+                    out = traced.call_python(arguments)  # (self.rng: fed per call in `run`)
         self.out_leaves: list = []
         self.out_spec = _flatten(out, "", self.out_leaves, [])
         if any(isinstance(x, TracedNumber) for x in self.out_leaves):

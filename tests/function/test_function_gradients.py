@@ -122,6 +122,44 @@ def test_no_node_under_no_grad_and_in_place_changes_are_caught():
         out.backward()
 
 
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_no_grad_inside_a_compiled_function_stops_gradients_as_in_eager(backend):
+    """Ops the function runs under its own gj.no_grad() are constants to gradients (the
+    compiled call's VJP and gj.gradients inside it); a value passed through no_grad
+    unchanged is still the input, and a trace made under the caller's no_grad is the
+    same trace (the caller's mode decides only whether the call is taped)."""
+
+    def f(x, w):
+        with gj.no_grad():
+            scale = gj.sum(x @ w)  # a constant to gradients
+            same = x  # no op: the input itself, as in PyTorch
+            picked = gj.cond(gj.sum(x) > 0, lambda: w, lambda: w * 2)
+        return gj.sum(gj.tanh(x @ w) * scale) + gj.sum(same * x) + gj.sum(picked * w)
+
+    compiled = gj.function(f, backend=backend)
+    with gj.no_grad():  # the first call, and so the trace, under the caller's no_grad
+        value = compiled(gj.tensor(X, requires_grad=True), gj.tensor(W))
+        assert value.grad_fn is None
+        np.testing.assert_allclose(value.numpy(), f(gj.tensor(X), gj.tensor(W)).numpy())
+    for got, want in zip(_grads_of(compiled, X, W), eager_grads(f, X, W)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+    assert compiled.trace_count == 1
+
+    @gj.function(backend=backend)
+    def inner_gradients(x, w):
+        loss = f(x, w)
+        return gj.gradients(loss, [x, w])
+
+    for got, want in zip(inner_gradients(X, W), eager_grads(f, X, W)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _grads_of(fn, *arrays):
+    tensors = [gj.tensor(a, requires_grad=True) for a in arrays]
+    fn(*tensors).backward()
+    return [t.grad for t in tensors]
+
+
 def test_module_parameters_get_gradients_through_a_compiled_forward():
     gj.manual_seed(0)
     model = gj.nn.Sequential(gj.nn.Linear(3, 5), gj.nn.ReLU(), gj.nn.Linear(5, 1))

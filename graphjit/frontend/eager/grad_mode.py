@@ -7,8 +7,11 @@ once, as PyTorch's does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+
+from graphjit.ir.ops import GRADIENT_SCOPE
 
 
 class _GradMode(threading.local):
@@ -117,3 +120,21 @@ class inference_mode(_GradModeSwitch):  # (PyTorch's spelling)
 
     def _fresh(self) -> _GradModeSwitch:
         return inference_mode(self.mode)
+
+
+@contextlib.contextmanager
+def traced_grad_mode():
+    """While a gj.function is traced: gradients on (a trace made under the caller's
+    `no_grad` serves calls with gradients too), and the graph ops the function builds
+    inside its own `gj.no_grad()` blocks stop gradients, as PyTorch's do."""
+    scope = GRADIENT_SCOPE.stops
+    GRADIENT_SCOPE.stops = _grad_disabled
+    try:
+        with enable_grad(), inference_mode(False):
+            yield
+    finally:
+        GRADIENT_SCOPE.stops = scope
+
+
+def _grad_disabled() -> bool:
+    return not _MODE.enabled

@@ -11,6 +11,7 @@ autograd, static autodiff and higher-order gradients.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's pu
     get_op,
     register,
 )
-from graphjit.ir.types import as_dtype, constant_array
+from graphjit.ir.types import TensorType, as_dtype, constant_array
 
 
 def as_list(results) -> list:
@@ -63,6 +64,22 @@ class Handler:
 
 
 _HANDLERS: dict[type, Handler] = {}
+
+
+class _GradientScope(threading.local):
+    """Whether the graph ops being built take part in gradients. While a gj.function is
+    traced the frontend sets `stops` to a predicate that is true inside `gj.no_grad()`:
+    the float results of the ops built then are wrapped in stop_gradient (GraphHandler),
+    as PyTorch's no_grad makes them constants to autograd."""
+
+    stops: Callable[[], bool] | None = None
+
+
+GRADIENT_SCOPE = _GradientScope()
+
+
+def _is_float_tensor(value: Value) -> bool:
+    return isinstance(value.type, TensorType) and value.dtype.is_floating
 
 
 def register_handler(cls: type, handler: Handler) -> None:
@@ -142,7 +159,11 @@ class GraphHandler(Handler):
                     f"op '{opdef.name}' got an operand of type {type(x).__name__}, not a tensor",
                     location=user_location(),
                 )
-        return builder.create(opdef.name, operands, attrs).results
+        results = builder.create(opdef.name, operands, attrs).results
+        stops = GRADIENT_SCOPE.stops
+        if stops is None or opdef.name == "stop_gradient" or not stops():
+            return results
+        return [P.stop_gradient(r) if _is_float_tensor(r) else r for r in results]
 
     def lift(self, value, dtype):
         from graphjit.ir import builder
