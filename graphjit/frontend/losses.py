@@ -155,8 +155,10 @@ def _sparse(logits, labels, kept=None):
             location=user_location(),
         )
     _class_index_shape(labels, logits)
-    onehot = ops.one_hot(labels, depth, dtype=logits.dtype)
-    picked = ops.neg(ops.sum(ops.mul(onehot, ops.log_softmax(logits)), axis=-1))
+    # Selected, not multiplied by a one-hot row: a masked-out class's log-probability is
+    # -inf, and 0 * -inf would make the example's loss NaN.
+    is_label = ops.one_hot(labels, depth, dtype="bool")
+    picked = ops.neg(ops.sum(ops.where(is_label, ops.log_softmax(logits), 0.0), axis=-1))
     in_range = ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, depth))
     if kept is None:
         return ops.where(in_range, picked, np.nan)

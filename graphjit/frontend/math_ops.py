@@ -11,11 +11,26 @@ from __future__ import annotations
 
 from graphjit.errors import DTypeError
 from graphjit.frontend.convert import bind  # (ir.ops.bind, with the all-eager fast path)
-from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands, reduction_axes
+from graphjit.frontend.ops import (
+    as_tensor,
+    axis_aliases,
+    isfinite,
+    isinf,
+    isnan,
+    normalize_axes,
+    operands,
+    reduction_axes,
+)
 from graphjit.ir.core import user_location
 from graphjit.ir.types import int64
 
 __all__ = [
+    "isnan",
+    "isinf",
+    "isfinite",
+    "is_nan",
+    "is_inf",
+    "is_finite",
     "bitwise_and",
     "bitwise_or",
     "bitwise_xor",
@@ -209,3 +224,6 @@ def any(x, axis=None, keepdims=False):  # noqa: A001
 def all(x, axis=None, keepdims=False):  # noqa: A001
     """Whether every element along `axis` (all by default) is nonzero (TF1's reduce_all)."""
     return bind("equal", _count_true(x, axis, keepdims, negate=True), 0)
+
+
+is_nan, is_inf, is_finite = isnan, isinf, isfinite  # (TF1's names)

@@ -312,7 +312,7 @@ _SAME_NAME = [
     # elementwise
     *("exp", "log", "sqrt", "sin", "cos", "square", "abs", "sign", "tanh", "sigmoid", "relu"),
     *("neg", "add", "sub", "mul", "div", "pow", "maximum", "minimum"),
-    *("logical_and", "logical_or", "logical_not", "cast"),
+    *("logical_and", "logical_or", "logical_not", "cast", "isnan", "isinf", "isfinite"),
     # reductions (each takes dim=/keepdim= and axis=/keepdims=: ops.axis_aliases)
     *("sum", "mean", "argmax", "norm", "softmax", "log_softmax", "logsumexp"),
     "matmul",

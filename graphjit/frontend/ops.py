@@ -122,6 +122,24 @@ def check_numerics(x, message: str):
     return bind("check_numerics", as_tensor(x), message=str(message))
 
 
+def isnan(x):
+    """Elementwise: whether x is NaN (False for integers and booleans)."""
+    x = as_tensor(x)
+    return not_equal(x, x)
+
+
+def isinf(x):
+    """Elementwise: whether x is +inf or -inf."""
+    x = as_tensor(x)
+    return equal(abs(x), np.inf) if x.dtype.is_floating else not_equal(x, x)
+
+
+def isfinite(x):
+    """Elementwise: whether x is neither infinite nor NaN."""
+    x = as_tensor(x)
+    return less(abs(x), np.inf) if x.dtype.is_floating else equal(x, x)
+
+
 def _as_bool(x, *context):
     """x as a boolean tensor; a Python or NumPy constant takes the mode of the tensors in
     `context` (so `logical_and(True, t)` stays eager with an eager t)."""
@@ -292,10 +310,16 @@ def min(x, axis=None, keepdims=False):
 
 @axis_aliases
 def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))), computed stably by shifting with the (constant) maximum."""
+    """log(sum(exp(x))), computed stably by shifting with the (constant) maximum. Where
+    the maximum is infinite, x - max is NaN (inf - inf) for a row of -inf or a row holding
+    inf: such differences count as 0, so that the row gives -inf or inf, as SciPy and
+    PyTorch do, and a row holding NaN still gives NaN (the maximum, added back)."""
     x = as_tensor(x)
     shift = stop_gradient(max(x, axis=axis, keepdims=True))
-    out = add(log(sum(exp(sub(x, shift)), axis=axis, keepdims=True)), shift)
+    shifted = sub(x, shift)
+    # (elementwise, not a select on the maximum: it stays in the kernel of exp and sum)
+    shifted = where(equal(shifted, shifted), shifted, 0)
+    out = add(log(sum(exp(shifted), axis=axis, keepdims=True)), shift)
     return out if keepdims else bind("squeeze", out, axes=normalize_axes(axis, x.ndim))
 
 

@@ -67,6 +67,8 @@ CASES = [
     C("logical_and", "x.logical_and(y)", B34, B34),
     C("logical_or", "x.logical_or(y)", B34, B34),
     C("logical_not", "x.logical_not()", B34),
+    *(C(name, f"x.{name}()") for name in ["isnan", "isinf", "isfinite"]),
+    C("isfinite", "x.isfinite()", I34),
     C("bitwise_and", "x.bitwise_and(y)", I34, I34),
     C("bitwise_or", "x.bitwise_or(y)", I34, I34),
     C("bitwise_xor", "x.bitwise_xor(y)", I34, I34),
