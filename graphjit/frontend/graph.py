@@ -15,11 +15,18 @@ import numpy as np
 
 from graphjit.errors import DTypeError, FeedError, FetchError, GraphjitError, ShapeError
 from graphjit.frontend import ops
-from graphjit.frontend.convert import _top_block, default_dtype, graph_constant, operands
+from graphjit.frontend.convert import (
+    _top_block,
+    default_dtype,
+    graph_constant,
+    is_tensor,
+    operands,
+    unwrap,
+)
 from graphjit.ir import builder
 from graphjit.ir.core import Function, Module, Value, user_location
 from graphjit.ir.ops import bind
-from graphjit.ir.types import array_of, as_dims, as_dtype
+from graphjit.ir.types import array_of, as_dims, as_dtype, exact_array_of
 from graphjit.runtime.session import get_default_session, set_default_graph_provider
 
 
@@ -186,9 +193,11 @@ class Variable:
         return len(self.shape)
 
     def assign(self, value) -> Value:
-        """An op that sets the variable; its result is the new value."""
+        """An op that sets the variable; its result is the new value. A tensor must have the
+        variable's dtype, and a constant must convert to it exactly, as in TF1 (a cast
+        would silently truncate 2.5 into an int32 variable or wrap 2**40)."""
         self._check_building_here()
-        (new,) = operands(value, dtype=self.dtype)
+        new = self._assigned(value)
         if tuple(new.shape) != tuple(self.shape):
             if not _broadcasts_to(new.shape, self.shape):
                 raise ShapeError(
@@ -200,6 +209,28 @@ class Variable:
         out = builder.create("assign", [new], {"var": self.name}).result
         out.name_hint = f"{self.name}/assign"
         return out
+
+    def _assigned(self, value) -> Value:
+        """`value` as a tensor of the variable's dtype (see `assign`)."""
+        value = unwrap(value)
+        if is_tensor(value):
+            if value.dtype != self.dtype:
+                raise DTypeError(
+                    f"cannot assign a value of dtype {value.dtype.name} to variable "
+                    f"'{self.name}' of dtype {self.dtype.name}: cast it first (gj.cast(value, "
+                    f"gj.{self.dtype.name}))",
+                    location=user_location(),
+                )
+            (new,) = operands(value)
+            return new
+        try:
+            array = exact_array_of(value, self.dtype)
+        except DTypeError as e:
+            raise DTypeError(
+                f"cannot assign to variable '{self.name}': {e.raw_message}",
+                location=user_location(),
+            ) from None
+        return graph_constant(array, self.dtype)
 
     def _check_building_here(self) -> None:
         """An assign is built at the top level of the variable's own graph."""
@@ -220,10 +251,12 @@ class Variable:
         )
 
     def assign_add(self, delta) -> Value:
-        return self.assign(ops.add(self.value, delta))
+        """`assign(v + delta)`, delta of the variable's dtype as for `assign`."""
+        return self.assign(ops.add(self.value, self._assigned(delta)))
 
     def assign_sub(self, delta) -> Value:
-        return self.assign(ops.sub(self.value, delta))
+        """`assign(v - delta)`, delta of the variable's dtype as for `assign`."""
+        return self.assign(ops.sub(self.value, self._assigned(delta)))
 
     @property
     def initializer(self):

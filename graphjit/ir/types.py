@@ -247,6 +247,22 @@ def array_of(data, dtype: DType, copy: bool = True) -> np.ndarray:
     )
 
 
+def exact_array_of(data, dtype: DType) -> np.ndarray:
+    """`array_of(data, dtype)`, refusing also floats that an integer (or boolean) dtype
+    cannot hold exactly (2.5 for int32) and non-boolean values for bool, where a cast
+    would truncate: for values that must keep their meaning (an assign to a variable)."""
+    array = array_of(data, dtype)
+    raw = np.asarray(data)
+    if raw.dtype.kind in "fc" and dtype.np.kind in "iub":
+        inexact = raw != array
+        if np.any(inexact):
+            bad = raw[inexact].flat[0]
+            raise DTypeError(f"{bad} is not exactly a {dtype.name} (cast it to say how to round)")
+    if raw.dtype.kind in "iu" and dtype.np.kind == "b" and np.any((raw != 0) & (raw != 1)):
+        raise DTypeError(f"{raw[(raw != 0) & (raw != 1)].flat[0]} is not a bool (0 or 1)")
+    return array
+
+
 def number_array(value, dtype) -> np.ndarray | None:
     """A Python float, int or bool as a 0-d array of NumPy `dtype`, as NumPy converts a
     0-d array of it (`np.asarray(value).astype(dtype)`: an int through int64), by the

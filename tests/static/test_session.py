@@ -86,6 +86,41 @@ def test_variables_are_initialised_at_open_and_kept_between_runs():
         np.testing.assert_array_equal(fresh.run(v), [1.0, 2.0])  # each session starts anew
 
 
+def test_an_assign_keeps_the_variables_dtype_or_refuses():
+    """As in TF1: a tensor of another dtype is refused (it was cast: int64 2**40 wrapped
+    to 0, float 7.9 truncated to 7), and a constant must convert exactly (2.5 into an
+    int32 variable was stored as 2; `assign_add(0.5)` left the variable unchanged)."""
+    g = gj.Graph()
+    with g.as_default():
+        step = gj.Variable(3, name="step")  # int32
+        w = gj.Variable(np.ones(2, np.float32), name="w")
+        flag = gj.Variable(False, name="flag")
+        refused = {
+            "step.assign_add(0.5)": lambda: step.assign_add(0.5),
+            "step.assign(2.5)": lambda: step.assign(2.5),
+            "step.assign(int64)": lambda: step.assign(gj.constant(2**40, gj.int64)),
+            "step.assign(2**40)": lambda: step.assign(2**40),
+            "step.assign(float64 7.9)": lambda: step.assign(gj.constant(7.9, gj.float64)),
+            "step.assign(np.inf)": lambda: step.assign(np.inf),
+            "w.assign(float64)": lambda: w.assign(gj.ones([2], dtype=gj.float64)),
+            "flag.assign(2)": lambda: flag.assign(2),
+        }
+        for what, build in refused.items():
+            with pytest.raises(gj.DTypeError, match="step|w|flag") as caught:
+                build()
+            assert "test_session.py" in str(caught.value), what
+        kept = [
+            step.assign(np.float64(7.0)),  # exact: converted
+            step.assign_add(np.int64(2)),  # a NumPy scalar is a constant: weak
+            w.assign(np.array([0.1, 2.5])),  # float64 constants round to float32
+            w.assign_sub(gj.cast(gj.ones([2], dtype=gj.float64), gj.float32)),
+            flag.assign(1),
+        ]
+    with session(g) as sess:
+        for op, want in zip(kept, [7, 9, np.float32([0.1, 2.5]), np.float32([-0.9, 1.5]), True]):
+            np.testing.assert_array_equal(sess.run(op), want)
+
+
 def test_a_run_reads_variables_as_they_were_when_it_started():
     """A run that fetches both a variable (or a value computed from it) and an assign to it
     sees the variable's value at the start of the run; the new value is written back when
