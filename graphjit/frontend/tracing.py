@@ -608,8 +608,9 @@ class ConcreteFunction:
         self.numbers = numbers  # the leaves (Python numbers) traced as values of the call
         self.graph = Graph()
         modules = call.named_modules()
-        named_params, named_buffers = _module_parameters(modules), _module_buffers(modules)
-        self.params = [p for _, p in named_params]
+        param_members = _members(modules, "_parameters")
+        buffer_members = _members(modules, "_buffers")
+        self.param_members = [member for _, member in param_members]
         with self.graph.as_default():
             tensors = [(x, p) for x, p in zip(call.leaves, call.paths) if isinstance(x, _TENSORS)]
             self.placeholders = [
@@ -617,9 +618,9 @@ class ConcreteFunction:
                 for (x, path), shape in zip(tensors, self.shapes, strict=True)
             ]
             traced_numbers, self.sites = traced_arguments(call.leaves, call.paths, numbers)
-            self.state = [(Variable(p._data, name=name), p) for name, p in named_params]
-            self.state += [(_BufferVariable(b._data, name), b) for name, b in named_buffers]
-            swap = {id(t): var for var, t in self.state}
+            self.state = [(Variable(m.get()._data, name=name), m) for name, m in param_members]
+            self.state += [(_BufferVariable(m.get()._data, name), m) for name, m in buffer_members]
+            swap = {id(m.get()): var for var, m in self.state}
             with _state_replaced([m for _, m in modules], swap):
                 with random.traced_rng(self.graph) as self.rng, traced_grad_mode():
                     arguments = call.arguments_with(self.placeholders, traced_numbers)
@@ -638,6 +639,11 @@ class ConcreteFunction:
         fed = self.placeholders + self.sites.placeholders
         fed += [self.rng.base] if self.rng.base is not None else []
         self.run_session = self.session.make_callable(self.fetches + self.assigns, fed)
+
+    @property
+    def params(self) -> list:
+        """The parameters of the trace's modules, as the modules hold them now."""
+        return [member.get() for member in self.param_members]
 
     def takes_numbers_of(self, call: _Call) -> bool:
         """Whether this trace takes the call's traced numbers (their values converted as
@@ -661,15 +667,17 @@ class ConcreteFunction:
         """The fetched outputs as arrays for these tensor arguments (then the traced
         numbers' and random ops' feeds): parameters and buffers are copied in first, and
         those the function assigned are written back after."""
-        for var, t in self.state:  # (not np.ascontiguousarray: it makes a 0-d count 1-d)
-            self.session.variables[var.name] = np.asarray(t._data, order="C")
+        state = [t.get()._data for _, t in self.state]  # (what the modules hold now)
+        for (var, _), data in zip(self.state, state):
+            # (not np.ascontiguousarray: it makes a 0-d count 1-d)
+            self.session.variables[var.name] = np.asarray(data, order="C")
         results = self.run_session(*inputs, *extra)
-        for var, t in self.written_back:
-            new = self.session.variables[var.name]
+        for var, member in self.written_back:
+            t, new = member.get(), self.session.variables[var.name]
             if new is not t._data:  # (the compiled code may have written t's array in place)
                 np.copyto(t._data, new)
             bump_version(t)  # an in-place change, as optimizer.step() makes
-        owned = inputs + [t._data for _, t in self.state]
+        owned = inputs + state
         return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
 
     def run_positional(self, args: tuple, positions: list | None, wrapped: bool):
@@ -736,9 +744,47 @@ def _module_parameters(named_modules: list) -> list:
     return _each_once(module.named_parameters(path) for path, module in named_modules)
 
 
-def _module_buffers(named_modules: list) -> list:
-    """(name, buffer) for each buffer of (path, module) pairs, each once."""
-    return _each_once(module.named_buffers(path) for path, module in named_modules)
+class _Member:
+    """Where a parameter or buffer of a module passed to (or read by) a traced function is
+    found on each call: the module (weakly: a trace of a dead module is never run), the
+    names of the submodules down to its owner, and its registry ("_parameters" or
+    "_buffers") and name there. A module's attribute may be reassigned between calls
+    (`m.mask = new_mask`, `m.fc.weight = Parameter(...)`); a run must read, write back
+    and differentiate the tensor the module holds now, not the one it held when traced.
+    (Its shape and dtype are in the call's key: another one selects another trace.)"""
+
+    __slots__ = ("module", "path", "registry", "name")
+
+    def __init__(self, module: Module, path: tuple, registry: str, name: str):
+        self.module, self.path = weakref.ref(module), path
+        self.registry, self.name = registry, name
+
+    def get(self) -> Tensor:
+        module = self.module()
+        for child in self.path:
+            module = module._modules[child]
+        return module.__dict__[self.registry][self.name]
+
+
+def _members(named_modules: list, registry: str) -> list:
+    """(name, _Member) for each parameter or buffer (`registry`) of (path, module) pairs,
+    each once (a shared one under its first name), in `_module_parameters`' order."""
+    found: dict = {}
+    for prefix, root in named_modules:
+        for path, module in _submodules(root, ()):
+            for name, t in module.__dict__[registry].items():
+                if t is not None and id(t) not in found:
+                    qualified = ".".join((prefix, *path, name) if prefix else (*path, name))
+                    found[id(t)] = (qualified, _Member(root, path, registry, name))
+    return list(found.values())
+
+
+def _submodules(module: Module, path: tuple):
+    """(path, module) for the module and its submodules, in named_modules' order."""
+    yield path, module
+    for name, child in module._modules.items():
+        if child is not None:
+            yield from _submodules(child, (*path, name))
 
 
 def _each_once(named_groups) -> list:

@@ -262,6 +262,48 @@ def test_buffers_are_read_each_call_and_get_no_gradient():
     assert compiled.trace_count == 2 and "shapes or dtypes" in compiled.retrace_reasons[-1]
 
 
+@pytest.mark.parametrize("backend", ["interpreter", "llvm"])
+def test_reassigned_parameters_buffers_and_submodules_are_what_the_next_call_uses(backend):
+    """`m.scale = new`, `m.linear.weight = Parameter(...)`, `m.linear = Linear(...)` with
+    the same shapes: no new trace, and each call (fast path, no_grad, taped) reads,
+    differentiates and writes back what the module holds now, as the eager module does
+    (they were the tensors of the trace's time, silently)."""
+    model = Scaled()
+    compiled = gj.function(model, backend=backend)
+    x = gj.tensor(X)
+
+    def check():
+        want = model(x).numpy()
+        np.testing.assert_allclose(compiled(X), want, rtol=1e-6)
+        with gj.no_grad():
+            np.testing.assert_allclose(compiled(x).numpy(), want, rtol=1e-6)
+        model.zero_grad()
+        gj.sum(compiled(x) ** 2).backward()
+        got = [p.grad.numpy() for p in model.parameters()]
+        model.zero_grad()
+        gj.sum(model(x) ** 2).backward()
+        for g, p in zip(got, model.parameters()):
+            np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5)
+
+    check()
+    model.scale = gj.tensor([3.0, 0.5])
+    check()
+    model.linear.weight = gj.nn.Parameter(gj.ones(2, 3) * 0.25)
+    check()
+    model.linear = gj.nn.Linear(3, 2)
+    check()
+    assert compiled.trace_count == 1
+
+
+def test_batch_norm_statistics_are_written_back_to_reassigned_buffers():
+    bn = gj.nn.BatchNorm1d(3)
+    compiled = gj.function(bn, backend="interpreter")
+    compiled(X)
+    bn.running_mean = gj.zeros(3)  # a fresh buffer: the next update lands in it
+    compiled(X)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * X.mean(axis=0), rtol=1e-5)
+
+
 def test_a_static_optimizer_in_a_traced_step_trains_parameters_not_buffers():
     model, twin = _twins(lambda: gj.nn.Sequential(gj.nn.Linear(3, 4), gj.nn.BatchNorm1d(4)))
     opt = gj.optim.SGD(twin.parameters(), lr=0.1)

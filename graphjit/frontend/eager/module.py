@@ -68,15 +68,19 @@ class Module:
                 raise GraphjitError(f"cannot assign a Parameter to buffer '{name}'")
             self._buffers[name] = value  # (a buffer stays a buffer when reassigned, as torch)
             return
-        for registry in _REGISTRIES:
-            self.__dict__[registry].pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            into = "_parameters"
         elif isinstance(value, Module):
-            self._modules[name] = value
+            into = "_modules"
         else:
+            into = None
+        for registry in _REGISTRIES:
+            if registry != into:  # (a reassigned member keeps its place in order, as torch)
+                self.__dict__[registry].pop(name, None)
+        if into is None:
             object.__setattr__(self, name, value)
             return
+        self.__dict__[into][name] = value
         self.__dict__.pop(name, None)
 
     def __getattr__(self, name: str):
