@@ -16,6 +16,7 @@ batch_norm's running statistics in training:
 
 from __future__ import annotations
 
+import math
 import operator
 import weakref
 
@@ -156,6 +157,7 @@ def batch_norm(
         scale = sqrt(add(bind("reshape", as_tensor(running_var), shape=per_channel), eps))
         return _affine(div(centred, scale), weight, bias, per_channel)
     axes = (0,) + tuple(range(2, x.ndim))
+    _more_than_one_value_per_channel(x, axes)
     y, batch_mean, batch_var = _normalize(x, axes, eps)
     if running_mean is not None or running_var is not None:
         n = bind("count", x, axes=axes)
@@ -164,6 +166,19 @@ def batch_norm(
             if running is not None:
                 _update_running(running, bind("reshape", batch, shape=(-1,)), momentum)
     return _affine(y, weight, bias, per_channel)
+
+
+def _more_than_one_value_per_channel(x, axes) -> None:
+    """A batch of one value per channel has no variance to normalise by: its output is 0
+    and its unbiased variance NaN, which the running statistics would keep. PyTorch
+    refuses it; so does this, where the shape is known when the op is built."""
+    sizes = [x.shape[a] for a in axes]
+    if None not in sizes and math.prod(sizes) == 1:
+        raise ShapeError(
+            f"batch_norm: expected more than 1 value per channel when training, got input "
+            f"of shape {tuple(x.shape)}",
+            location=user_location(),
+        )
 
 
 def _update_running(running, batch, momentum: float) -> None:

@@ -207,10 +207,25 @@ def axis_aliases(fn=None, *, indices=None):
                 if name in kwargs:
                     raise TypeError(f"{fn.__name__}() got both {name}= and {torch_name}=")
                 kwargs[name] = kwargs.pop(torch_name)
-        values = fn(*args, **kwargs)
-        return ValuesIndices(values, indices(*args, **kwargs)) if wants_indices else values
+        if not wants_indices:
+            return fn(*args, **kwargs)
+        at = indices(*args, **kwargs)
+        return ValuesIndices(_values_at(args[0], at, kwargs.get("axis"), kwargs), at)
 
     return function
+
+
+def _values_at(x, at, axis, kwargs):
+    """The values max/min(x, dim=axis) return beside their indices `at`: x taken at them,
+    so that the gradient goes to that one element, as PyTorch's does (the reduction's own
+    gradient shares it among ties)."""
+    from graphjit.frontend.indexing import take_along_axis  # (indexing builds on this module)
+
+    keepdims = kwargs.get("keepdims", False)
+    x = _numeric(x)
+    axis = normalize_axes(axis, x.ndim)[0]
+    values = take_along_axis(x, at if keepdims else bind("expand_dims", at, axes=(axis,)), axis)
+    return values if keepdims else bind("squeeze", values, axes=(axis,))
 
 
 def reduction_axes(x, axis, keepdims) -> tuple:
@@ -371,7 +386,7 @@ def norm(x, p=2, axis=None, keepdims=False):
     x = _floating(x)
     reduce = {"axis": axis, "keepdims": keepdims}
     if p in ("fro", 2):
-        return sqrt(sum(square(x), **reduce))
+        return _root(sum(square(x), **reduce), 2)
     if isinstance(p, str) or not np.isscalar(p):
         raise ValueError(f"norm: p must be a number or 'fro', got {p!r}")
     if p == math.inf:
@@ -382,7 +397,18 @@ def norm(x, p=2, axis=None, keepdims=False):
         return sum(cast(not_equal(x, 0), x.dtype), **reduce)
     if p == 1:
         return sum(abs(x), **reduce)
-    return pow(sum(pow(abs(x), p), **reduce), 1.0 / p)
+    return _root(sum(pow(abs(x), p), **reduce), p)
+
+
+def _root(total, p):
+    """total ** (1/p), whose gradient is 0 where total is 0 (PyTorch's subgradient of a
+    norm at zero), not the NaN the chain rule gives there (inf * 0). The select is taken
+    twice: the root of a placeholder 1 keeps an infinite derivative out of the other
+    branch, whose gradient the select would otherwise multiply by 0."""
+    positive = greater(total, 0)
+    safe = where(positive, total, 1)
+    root = sqrt(safe) if p == 2 else pow(safe, 1.0 / p)
+    return where(positive, root, 0)
 
 
 # ---- linear algebra ----------------------------------------------------------------------
