@@ -117,6 +117,7 @@ install_operators(Variable)
 import graphjit.mlir as mlir  # noqa: E402 (gj.mlir.export; IREE only when used)
 from graphjit import distributed  # noqa: E402 (gj.distributed; MPI loads on first use)
 from graphjit.frontend import random  # noqa: E402 (gj.random.normal, ...)
+from graphjit.frontend import tf1 as _tf1  # noqa: E402
 from graphjit.frontend.activations import *  # noqa: E402,F401,F403
 from graphjit.frontend.conv import *  # noqa: E402,F401,F403
 from graphjit.frontend.dynamic_slicing import *  # noqa: E402,F401,F403
@@ -131,3 +132,7 @@ from graphjit.frontend.sorting import *  # noqa: E402,F401,F403
 from graphjit.frontend.tensor_array import *  # noqa: E402,F401,F403
 from graphjit.frontend.tf1 import *  # noqa: E402,F401,F403
 from graphjit.frontend.tracing import function  # noqa: E402 (needs the eager mode)
+
+for _name in _tf1.TAKES_NAME:  # TF1's name= on the op functions that lack it
+    globals()[_name] = _tf1.takes_name(globals()[_name])
+del _name

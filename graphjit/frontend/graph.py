@@ -135,13 +135,27 @@ def constant(value, dtype=None, name: str | None = None) -> Value:
 def named(value, name: str | None):
     """`value` under `name` (made unique in the default graph, as TF1 does: "loss", "loss_1"),
     so that `sess.run("loss:0")` finds it. A value that already has a name (a placeholder, a
-    variable) keeps it: the new name goes to an identity of it. Eager tensors have no names."""
+    variable) or is not its op's first result keeps it: the new name goes to an identity of
+    it. Eager tensors have no names.
+    A tuple or list of the results of one op (top_k's values and indices) is named as TF1
+    names an op's outputs: "name:0", "name:1"."""
+    if isinstance(value, (tuple, list)) and name is not None:
+        return _named_outputs(value, name)
     if name is None or not isinstance(value, Value):
         return value
-    if value.name_hint is not None:
+    if value.name_hint is not None or value.index != 0:  # (an op's second result: "name:1")
         value = bind("reshape_like", value, value)  # the identity (canonicalize drops it)
     value.name_hint = get_default_graph().unique_name(name)
     return value
+
+
+def _named_outputs(values, name: str):
+    ops = {id(v.op) if isinstance(v, Value) else None for v in values}
+    if len(ops) == 1 and None not in ops and all(v.name_hint is None for v in values):
+        unique = get_default_graph().unique_name(name)
+        for v in values:
+            v.name_hint = unique
+    return values
 
 
 def _value_at_creation(value: Value, graph) -> np.ndarray:

@@ -7,6 +7,7 @@ and NumPy disagree the function follows TF1 (reductions keep integer dtypes, as 
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -34,6 +35,33 @@ __all__ = [
     "reduce_prod", "reduce_sum", "shape", "size", "split", "tile", "trainable_variables",
     "unstack", "variables_initializer",
 ]  # fmt: skip
+
+
+# ---- name= on the op functions -------------------------------------------------------------
+
+# The op functions TF1 programs call with `name=` (the name a result is fetched by:
+# `sess.run("logits:0")`), which graphjit's own spellings do not take: graphjit/__init__.py
+# wraps gj's functions of these names with `takes_name`.
+TAKES_NAME = (
+    "add sub mul div neg exp log sqrt rsqrt sin cos square abs sign tanh sigmoid relu maximum "
+    "minimum pow where cast equal not_equal less less_equal greater greater_equal logical_and "
+    "logical_or logical_not isnan isinf isfinite is_nan is_inf is_finite floor_divide floordiv "
+    "mod floormod remainder bitwise_and bitwise_or bitwise_xor matmul argmax argmin softmax "
+    "log_softmax one_hot stop_gradient check_numerics norm sum mean max min reshape transpose "
+    "concat stack expand_dims squeeze broadcast_to gather boolean_mask pad cumsum einsum sort "
+    "argsort topk"
+).split()
+
+
+def takes_name(fn):
+    """`fn` also taking TF1's `name=`, under which its result is fetched (see `named`)."""
+
+    @functools.wraps(fn)
+    def op(*args, name=None, **kwargs):
+        out = fn(*args, **kwargs)
+        return out if name is None else named(out, name)
+
+    return op
 
 
 # ---- reductions ----------------------------------------------------------------------------

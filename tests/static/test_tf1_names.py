@@ -115,6 +115,76 @@ def test_fetch_by_name():
             sess.run("twice:x")
 
 
+# One call per function that takes TF1's name= through gj (tf1.TAKES_NAME), over x, a
+# 2 x 3 float32 placeholder, and i, a 2 x 3 int32 one; `kw` is the name= argument.
+def _calls(names: str, args):
+    return {
+        n: (lambda f: lambda x, i, **kw: f(*args(x, i), **kw))(getattr(gj, n))
+        for n in names.split()
+    }
+
+
+NAME_CALLS = {
+    **_calls(
+        "neg exp sin cos square abs sign tanh sigmoid relu softmax log_softmax", lambda x, i: [x]
+    ),
+    **_calls(
+        "stop_gradient norm sum mean max min isnan isinf isfinite is_nan is_inf", lambda x, i: [x]
+    ),
+    **_calls("is_finite sort argsort cumsum transpose squeeze", lambda x, i: [x]),
+    **_calls(
+        "add sub mul div maximum minimum pow equal not_equal less less_equal", lambda x, i: [x, x]
+    ),
+    **_calls("greater greater_equal", lambda x, i: [x, x]),
+    **_calls("floor_divide floordiv mod floormod remainder", lambda x, i: [i, i + 1]),
+    **_calls("bitwise_and bitwise_or bitwise_xor", lambda x, i: [i, i + 1]),
+    **_calls("logical_and logical_or", lambda x, i: [x > 0, x < 1]),
+    **_calls("logical_not", lambda x, i: [x > 0]),
+    **_calls("sqrt log rsqrt", lambda x, i: [gj.abs(x) + 1]),
+    **_calls("where", lambda x, i: [x > 0, x, -x]),
+    **_calls("cast", lambda x, i: [x, gj.int32]),
+    **_calls("matmul", lambda x, i: [x, gj.transpose(x)]),
+    **_calls("argmax argmin", lambda x, i: [x, 1]),
+    **_calls("one_hot", lambda x, i: [i, 4]),
+    **_calls("check_numerics", lambda x, i: [x, "x"]),
+    **_calls("reshape", lambda x, i: [x, [3, 2]]),
+    **_calls("concat", lambda x, i: [[x, x], 0]),
+    **_calls("stack", lambda x, i: [[x, x]]),
+    **_calls("expand_dims", lambda x, i: [x, 0]),
+    **_calls("broadcast_to", lambda x, i: [x, [4, 2, 3]]),
+    **_calls("gather", lambda x, i: [x, [1, 0]]),
+    **_calls("boolean_mask", lambda x, i: [x, np.array([True, False])]),
+    **_calls("pad", lambda x, i: [x, (1, 1)]),
+    **_calls("einsum", lambda x, i: ["ij->ji", x]),
+    **_calls("topk", lambda x, i: [x, 2]),
+}
+
+
+def test_op_functions_take_tf1_names():
+    """Each takes name=, and its result (each of sort's and top_k's two) is fetched by it, equal to
+    the unnamed call's; eager tensors take (and ignore) it too."""
+    assert sorted(NAME_CALLS) == sorted(gj.frontend.tf1.TAKES_NAME)
+    feeds = {
+        "x:0": np.array([[0.5, -1.0, 2.0], [3.0, 0.25, -0.5]], np.float32),
+        "i:0": np.array([[1, 2, 3], [4, 5, 6]], np.int32),
+    }
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [2, 3], name="x")
+        i = gj.placeholder(gj.int32, [2, 3], name="i")
+        plain = {n: call(x, i) for n, call in NAME_CALLS.items()}
+        for n, call in NAME_CALLS.items():
+            call(x, i, name=f"named_{n}")
+    with gj.Session(g, backend="interpreter") as sess:
+        for n, want in plain.items():
+            want = list(want) if isinstance(want, tuple) else [want]
+            got = sess.run([f"named_{n}:{k}" for k in range(len(want))], feeds)
+            for a, b in zip(got, sess.run(want, feeds), strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=n)
+    eager = gj.add(gj.tensor([1.0]), 2.0, name="ignored")
+    assert eager.tolist() == [3.0]
+
+
 def test_eval_load_and_the_default_session():
     g = gj.Graph()
     with g.as_default():
