@@ -13,9 +13,9 @@ import operator
 
 import numpy as np
 
-from graphjit.errors import DTypeError, ShapeError
+from graphjit.errors import DTypeError, GraphjitError, ShapeError
 from graphjit.frontend import shape_ops
-from graphjit.frontend.convert import constant_like
+from graphjit.frontend.convert import constant_like, is_tensor, unwrap
 from graphjit.frontend.ops import (
     add,
     as_tensor,
@@ -227,14 +227,22 @@ def tril(x, diagonal: int = 0):
     return _band(x, diagonal, False, "tril")
 
 
-def pad(x, pad, mode: str = "constant", value=0):
+def pad(x, pad=None, mode: str = "constant", value=0, *, paddings=None, constant_values=None):
     """x padded with `value` (torch.nn.functional.pad, constant mode): `pad` lists (before,
     after) amounts from the last axis backwards, (left, right, top, bottom, ...); a
-    negative amount crops. Differentiable in x: the pad's gradient is the slice back."""
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    negative amount crops. Differentiable in x: the pad's gradient is the slice back.
+    TF1's form (tf.pad(x, paddings, "CONSTANT", constant_values)) gives one [before,
+    after] pair per axis, first axis first: a nested `pad` (or `paddings=`) is read so."""
+    if paddings is not None:
+        pad = paddings
+    if constant_values is not None:
+        value = constant_values
+    if str(mode).lower() != "constant":
+        raise GraphjitError(
+            f"pad: only mode='constant' is supported, got {mode!r}", location=user_location()
+        )
     x = as_tensor(x)
-    amounts = [operator.index(p) for p in pad]
+    amounts = _torch_pad_amounts(pad, x.ndim)
     if len(amounts) % 2 or len(amounts) // 2 > x.ndim:
         raise ShapeError(
             f"pad: needs an even number of amounts, at most 2 per axis (rank {x.ndim}), "
@@ -244,6 +252,26 @@ def pad(x, pad, mode: str = "constant", value=0):
     for k in range(len(amounts) // 2):
         x = _pad_axis(x, x.ndim - 1 - k, amounts[2 * k], amounts[2 * k + 1], value)
     return x
+
+
+def _torch_pad_amounts(pad, rank: int) -> list:
+    """`pad` as torch's flat list of amounts, read from TF1's per-axis pairs if nested."""
+    if is_tensor(unwrap(pad)):
+        raise ShapeError(
+            "pad: the amounts must be known when the op is built (Python ints or a NumPy "
+            "array), not a tensor",
+            location=user_location(),
+        )
+    rows = np.asarray(pad, dtype=object)
+    if rows.ndim != 2:
+        return [operator.index(p) for p in pad]
+    if rows.shape != (rank, 2):
+        raise ShapeError(
+            f"pad: TF1's paddings need one [before, after] pair per axis (shape ({rank}, 2)), "
+            f"got shape {rows.shape}",
+            location=user_location(),
+        )
+    return [operator.index(n) for pair in reversed(rows.tolist()) for n in pair]
 
 
 def _pad_axis(x, axis: int, before: int, after: int, value):

@@ -85,7 +85,10 @@ def _rows_like(size: int, like):
 def gather(params, indices, axis=0, batch_dims=0):
     """TF1's tf.gather: the slices of `params` along `axis` at `indices` (any shape); the
     result is params.shape[:axis] + indices.shape + params.shape[axis + 1:]. Negative
-    indices count from the end (TF1 refuses them)."""
+    indices count from the end (TF1 refuses them). PyTorch's torch.gather(x, dim, index),
+    an int then a tensor where TF1 has indices then an int axis, is `gather_along`."""
+    if isinstance(indices, (int, np.integer)) and not isinstance(axis, (int, np.integer)):
+        return gather_along(params, indices, axis)
     if batch_dims != 0:
         raise ShapeError(
             "gather supports batch_dims=0 only; for per-row indices use gj.take_along_axis",

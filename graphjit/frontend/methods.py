@@ -55,6 +55,16 @@ def unsqueeze(x, dim: int):
     return shape_ops.expand_dims(x, dim)
 
 
+def squeeze(x, dim=None, *, axis=None):
+    """PyTorch's Tensor.squeeze: the size-1 axes among `dim` (every one when None) removed;
+    an axis of another size is left as it is (gj.squeeze, TF1's and NumPy's, refuses it)."""
+    dim = axis if dim is None else dim
+    if dim is None:
+        return shape_ops.squeeze(x)
+    axes = ops.normalize_axes(dim, x.ndim)
+    return shape_ops.squeeze(x, tuple(a for a in axes if x.shape[a] == 1))
+
+
 def flatten(x, start_dim: int = 0, end_dim: int = -1):
     """Dimensions start_dim..end_dim merged into one (all of them by default)."""
     if x.ndim == 0:
@@ -208,11 +218,31 @@ def numel(x) -> int:
     return math.prod(_known_shape(x, "numel()"))
 
 
-def item(x):
+def _reads_the_value(method: str):
+    """A method that needs an eager tensor's value, refused on a graph tensor, saying why."""
+
+    def refuse(x, *args, **kwargs):
+        raise GraphjitError(
+            f"{method}() reads a tensor's value, and graph tensor '{unwrap(x).name}' has none "
+            "until the graph runs: return it from the function (gj.function) or fetch it "
+            "with Session.run, and use gj.cond/gj.while_loop for control flow that depends "
+            "on it",
+            location=user_location(),
+        )
+
+    refuse.__name__ = method
+    return refuse
+
+
+item = _reads_the_value("item")
+
+
+def backward(x, *args, **kwargs):
     raise GraphjitError(
-        f"item() reads a tensor's value, and graph tensor '{unwrap(x).name}' has none until "
-        "the graph runs: return it from the function (gj.function) or fetch it with "
-        "Session.run, and use gj.cond/gj.while_loop for control flow that depends on it",
+        f"backward() on graph tensor '{unwrap(x).name}': a graph (a gj.function being traced, "
+        "a TF1 graph) has no tape; take gradients with gj.gradients(loss, params) and apply "
+        "them (p.assign_sub(lr * g), or a gj.train optimizer's minimize), or call the "
+        "compiled function and .backward() its result outside it",
         location=user_location(),
     )
 
@@ -365,7 +395,7 @@ METHODS = {name: getattr(ops, name) for name in _SAME_NAME} | {
     "permute": permute,
     "unsqueeze": unsqueeze,
     "expand_dims": shape_ops.expand_dims,
-    "squeeze": shape_ops.squeeze,
+    "squeeze": squeeze,
     "flatten": flatten,
     "expand": expand,
     "expand_as": expand_as,
@@ -383,6 +413,9 @@ METHODS = {name: getattr(ops, name) for name in _SAME_NAME} | {
     "dim": rank,
     "numel": numel,
     "item": item,
+    "numpy": _reads_the_value("numpy"),
+    "tolist": _reads_the_value("tolist"),
+    "backward": backward,
     # dtypes (graphjit's: no complex)
     "float": _cast_to(float32),
     "double": _cast_to(float64),

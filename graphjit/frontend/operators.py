@@ -70,6 +70,14 @@ def _no_len(self):
     )
 
 
+def _no_setitem(self, key, value):
+    raise GraphjitError(
+        f"graph tensor '{self.name}' cannot be changed in place (x[...] = v): build the new "
+        "tensor instead, e.g. gj.where(mask, v, x), or gj.index_add / scatter_add",
+        location=user_location(),
+    )
+
+
 def install_operators(cls, methods: bool = True) -> None:
     """The operators, and the methods the class does not define itself (an eager tensor's
     own `item`, `detach`, `view`, ... override the shared entries)."""
@@ -87,3 +95,4 @@ def install_graph_guards(cls) -> None:
     cls.__bool__ = _no_bool
     cls.__iter__ = _no_iter
     cls.__len__ = _no_len
+    cls.__setitem__ = _no_setitem

@@ -308,7 +308,9 @@ def _argmin(x, axis=None, keepdims=False):
 @axis_aliases(indices=argmax)
 def max(x, axis=None, keepdims=False):
     """The largest element along `axis` (every axis by default); `dim=` gives PyTorch's
-    `(values, indices)`."""
+    `(values, indices)`; a tensor in axis's place is torch.max(a, b): `maximum`."""
+    if is_tensor(unwrap(axis)):
+        return maximum(x, axis)
     x = _numeric(x)
     x, axes = reduction_axes(x, axis, keepdims)
     return bind("reduce_max", x, axes=axes, keepdims=keepdims)
@@ -317,7 +319,9 @@ def max(x, axis=None, keepdims=False):
 @axis_aliases(indices=_argmin)
 def min(x, axis=None, keepdims=False):
     """The smallest element along `axis` (every axis by default); `dim=` gives PyTorch's
-    `(values, indices)`."""
+    `(values, indices)`; a tensor in axis's place is torch.min(a, b): `minimum`."""
+    if is_tensor(unwrap(axis)):
+        return minimum(x, axis)
     x = _numeric(x)
     x, axes = reduction_axes(x, axis, keepdims)
     return bind("reduce_min", x, axes=axes, keepdims=keepdims)
@@ -330,6 +334,9 @@ def logsumexp(x, axis=None, keepdims=False):
     inf: such differences count as 0, so that the row gives -inf or inf, as SciPy and
     PyTorch do, and a row holding NaN still gives NaN (the maximum, added back)."""
     x = as_tensor(x)
+    if _empty_along(x, axis):  # (no maximum to shift by: the sum of nothing is 0, log -inf)
+        out = log(sum(exp(x), axis=axis, keepdims=True))
+        return out if keepdims else bind("squeeze", out, axes=normalize_axes(axis, x.ndim))
     shift = stop_gradient(max(x, axis=axis, keepdims=True))
     shifted = sub(x, shift)
     # (elementwise, not a select on the maximum: it stays in the kernel of exp and sum)
@@ -338,16 +345,24 @@ def logsumexp(x, axis=None, keepdims=False):
     return out if keepdims else bind("squeeze", out, axes=normalize_axes(axis, x.ndim))
 
 
+def _empty_along(x, axis) -> bool:
+    """Whether one of the axes (all when None) has a known length of 0."""
+    return any(x.shape[a] == 0 for a in normalize_axes(axis, x.ndim))
+
+
 @axis_aliases
 def softmax(x, axis=-1):
     x = as_tensor(x)
+    if _empty_along(x, axis):  # (as PyTorch: an empty result, no maximum to shift by)
+        return mul(x, 1)
     e = exp(sub(x, stop_gradient(max(x, axis=axis, keepdims=True))))
     return div(e, sum(e, axis=axis, keepdims=True))
 
 
 @axis_aliases
 def log_softmax(x, axis=-1):
-    return sub(x, logsumexp(x, axis=axis, keepdims=True))
+    x = as_tensor(x)
+    return mul(x, 1) if _empty_along(x, axis) else sub(x, logsumexp(x, axis=axis, keepdims=True))
 
 
 def _floating(x):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.frontend.convert import is_tensor
+from graphjit.frontend.convert import is_tensor, unwrap
 from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
@@ -16,13 +16,53 @@ def shape_args(shape: tuple) -> tuple:
     """A method's shape given as separate ints or as one sequence: `x.reshape(2, 3)` and
     `x.reshape((2, 3))` alike."""
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        _not_computed(shape[0])
         return tuple(shape[0])
     return shape
 
 
+def static_dims(shape) -> tuple:
+    """A shape argument as ints, known when the op is built (see `_not_computed`)."""
+    _not_computed(shape)
+    return as_dims(shape)
+
+
+def _not_computed(shape) -> None:
+    """A shape the graph computes (gj.shape(x), or a list holding its elements) is refused
+    with what to write instead: graphjit's shapes are known when an op is built, except
+    the dimensions a placeholder leaves unknown, which every op carries through."""
+    dims = [shape] if is_tensor(unwrap(shape)) else shape
+    if isinstance(dims, (list, tuple)) and any(is_tensor(unwrap(d)) for d in dims):
+        raise ShapeError(
+            "a shape computed by the graph (such as gj.shape(x)) is not supported here: give "
+            "Python ints (x.shape's known dimensions), and for a tensor shaped like x use "
+            "gj.zeros_like(x) / gj.ones_like(x), or x * 0 + value",
+            location=user_location(),
+        )
+
+
 def reshape(x, shape):
-    """Reshape; one dimension may be -1 (inferred)."""
-    return bind("reshape", as_tensor(x), shape=as_dims(shape))
+    """Reshape; one dimension may be -1 (inferred). TF1's `[gj.shape(x)[0], -1]` idiom:
+    where only one dimension is a tensor and the others are ints, that dimension is the one
+    the reshape infers (the element count fixes it), so it stands for -1."""
+    return bind("reshape", as_tensor(x), shape=static_dims(_inferred_from_tensor(shape)))
+
+
+def _inferred_from_tensor(shape):
+    if not isinstance(shape, (list, tuple)):
+        return shape
+    computed = [i for i, d in enumerate(shape) if is_tensor(unwrap(d))]
+    if not computed:
+        return shape
+    if len(computed) > 1 or any(isinstance(d, (int, np.integer)) and d == -1 for d in shape):
+        raise ShapeError(
+            "reshape: more than one dimension is unknown when the op is built (-1 or "
+            "computed by the graph, such as gj.shape(x)[0]): write -1 for one of them and "
+            "ints for the others (the product of x's known dimensions: [-1, 6] for x of "
+            "shape (None, 2, 3))",
+            location=user_location(),
+        )
+    return [-1 if i == computed[0] else d for i, d in enumerate(shape)]
 
 
 def transpose(x, axes=None):
@@ -41,7 +81,7 @@ def normalize_perm(axes, rank: int) -> tuple:
 
 
 def broadcast_to(x, shape):
-    return bind("broadcast_to", as_tensor(x), shape=as_dims(shape))
+    return bind("broadcast_to", as_tensor(x), shape=static_dims(shape))
 
 
 @axis_aliases
@@ -64,18 +104,18 @@ def squeeze(x, axis=None):
 
 @axis_aliases
 def concat(xs, axis=0):
-    xs = operands(*xs)
-    if not xs:
+    if not len(xs):
         raise ShapeError("concat needs at least one tensor", location=user_location())
+    xs = operands(*xs)
     (axis,) = normalize_axes(axis, xs[0].ndim)
     return bind("concat", *xs, axis=axis) if len(xs) > 1 else xs[0]
 
 
 @axis_aliases
 def stack(xs, axis=0):
-    xs = operands(*xs)
-    if not xs:
+    if not len(xs):
         raise ShapeError("stack needs at least one tensor", location=user_location())
+    xs = operands(*xs)
     (axis,) = normalize_axes(axis, xs[0].ndim + 1)
     return concat([bind("expand_dims", x, axes=(axis,)) for x in xs], axis=axis)
 

@@ -291,6 +291,7 @@ def unstack(value, num=None, axis=0, name=None):
 def tile(input, multiples, name=None):
     """`input` repeated `multiples[i]` times along axis i (Python ints, one per axis)."""
     x = as_tensor(input)
+    shape_ops.static_dims(multiples)  # (a tensor of multiples: refused, saying why)
     try:
         multiples = [operator.index(m) for m in multiples]
     except TypeError:

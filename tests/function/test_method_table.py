@@ -188,6 +188,9 @@ CASES = [
     C("dim", "x.dim()", "f 2 3 4"),
     C("numel", "x.numel()"),
     C("item", "x.item()", "f", graph_error=gj.GraphjitError),
+    C("numpy", "x.detach().numpy()", graph_error=gj.GraphjitError),
+    C("tolist", "x.detach().tolist()", graph_error=gj.GraphjitError),
+    C("backward", "x.sum().backward()", graph_error=gj.GraphjitError),
     # dtypes
     C("float", "x.float()"),
     C("double", "x.float().double()"),
