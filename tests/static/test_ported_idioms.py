@@ -105,3 +105,17 @@ def test_eager_only_calls_on_graph_tensors_say_what_to_do():
         return y
 
     assert gj.function(step)(gj.ones(2)).tolist() == [2.0, 2.0]
+
+
+def test_eager_item_assignment_errors_are_graphjit_errors():
+    """As reading x[5] is: a ShapeError (NumPy's IndexError and ValueError escaped)."""
+    x = gj.zeros(3)
+    for key, value in [(5, 1.0), (gj.tensor([True, False]), 1.0), ((0, 1), 1.0)]:
+        with pytest.raises(gj.ShapeError, match=r"x\[...\] = value"):
+            x[key] = value
+    with pytest.raises(gj.ShapeError, match="could not broadcast"):
+        x[0:2] = gj.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(gj.ShapeError, match="out of bounds"):
+        x[5]
+    x[gj.tensor([True, False, True])] = 5.0
+    assert x.tolist() == [5.0, 0.0, 5.0]

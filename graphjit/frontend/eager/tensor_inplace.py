@@ -157,7 +157,10 @@ def setitem(self, key, value) -> None:
             "under gj.no_grad()",
             location=user_location(),
         )
-    self._data[key] = value._data if isinstance(value, Tensor) else value
+    try:
+        self._data[key] = value._data if isinstance(value, Tensor) else value
+    except (IndexError, ValueError) as e:  # (an index out of range, a value that does not fit)
+        raise ShapeError(f"x[...] = value: {e}", location=user_location()) from None
     bump_version(self)
 
 
