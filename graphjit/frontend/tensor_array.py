@@ -152,9 +152,11 @@ class TensorArray:
 
     def _require_list(self, what: str) -> Value:
         if self._list is None:
+            given = "" if self._element_shape is None else f" (given: {list(self._element_shape)})"
             raise ControlFlowError(
-                f"TensorArray.{what} before anything was written: its element shape is "
-                "unknown (pass element_shape)",
+                f"TensorArray.{what} before anything was written: its element shape must be "
+                f"fully known{given}; pass element_shape with every dimension, or write or "
+                "unstack a value before",
                 location=user_location(),
             )
         return self._list

@@ -49,12 +49,16 @@ def _inputs(op: Operation) -> list[Value]:
 
 
 def ops_on_path(ops: list[Operation], xs, ys) -> list[Operation]:
-    """The ops of `ops` that depend on some x and that some y depends on."""
+    """The ops of `ops` that depend on some x through values that carry gradients (float
+    tensors and lists of them) and that some y depends on. A dependence through an integer
+    (gj.shape(x), a loop bound or a size computed from x) carries no gradient: the ops
+    downstream of it alone are not differentiated (a TensorArray whose size is computed
+    from x is filled by a loop of list pushes, which have no VJP and need none)."""
     reached = set(xs)
     forward = []
     for op in ops:
         if any(v in reached for v in _inputs(op)):
-            reached.update(op.results)
+            reached.update(r for r in op.results if differentiable(r))
             forward.append(op)
     needed = set(ys)
     path = []

@@ -341,6 +341,41 @@ def test_tensor_array_of_run_time_size_and_unstack(backend):
         np.testing.assert_allclose(dgot, 8 * x0 * [[1], [1], [0]])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tensor_array_sized_by_the_input_is_differentiable(backend):
+    """TF1's dynamic RNN idiom: size=tf.shape(x)[0]. The size reaches the loop that fills
+    the array with zeros only through an integer, so that loop is not differentiated (its
+    list pushes have no VJP: this was a GradientError)."""
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float64, [None], name="x")
+        n = gj.shape(x)[0]
+        ta = gj.TensorArray(gj.float64, size=n, element_shape=[])
+        body = lambda i, ta: (i + 1, ta.write(i, x[i] * x[i]))  # noqa: E731
+        _, ta = gj.while_loop(lambda i, ta: i < n, body, [0, ta])
+        w = gj.placeholder(gj.float64, [None], name="w")
+        loss = gj.reduce_sum(ta.stack() * w)
+        (dx,) = gj.gradients(loss, [x])
+    with gj.Session(g, backend=backend) as sess:
+        for x0 in (np.array([1.0, 2.0, 3.0]), np.array([0.5, -4.0])):
+            weights = np.arange(1.0, len(x0) + 1)
+            got, dgot = sess.run([loss, dx], {x: x0, w: weights})
+            np.testing.assert_allclose(got, np.sum(x0 * x0 * weights))
+            np.testing.assert_allclose(dgot, 2 * x0 * weights)
+
+
+def test_tensor_array_element_shape_must_be_fully_known_in_a_loop():
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float64, [3], name="x")
+        with pytest.raises(gj.ControlFlowError, match=r"fully known \(given: \[None, 3\]\)"):
+            gj.while_loop(
+                lambda i, ta: i < 2,
+                lambda i, ta: (i + 1, ta.write(i, gj.stack([x, x]))),
+                [0, gj.TensorArray(gj.float64, size=2, element_shape=[None, 3])],
+            )
+
+
 def test_tensor_array_eager():
     x0, w0 = np.array([1.0, 2.0, -1.0]), np.array([0.9, -0.5, 1.2])
     x = gj.tensor(x0, dtype="float64", requires_grad=True)
