@@ -119,3 +119,16 @@ def test_eager_item_assignment_errors_are_graphjit_errors():
         x[5]
     x[gj.tensor([True, False, True])] = 5.0
     assert x.tolist() == [5.0, 0.0, 5.0]
+
+
+def test_copy_converts_to_the_destination_dtype_as_torch():
+    x = gj.zeros(3, dtype=gj.int64)
+    x.copy_(gj.tensor([1.5, -2.5, 3.7]))  # (float32 into int64: truncated, as torch)
+    assert x.tolist() == [1, -2, 3] and x.dtype == gj.int64
+    w = gj.tensor([1.0, 2.0], requires_grad=True)  # float32 into float64, differentiably
+    z = gj.zeros(2, dtype=gj.float64).clone()
+    z.copy_(w)
+    gj.sum(z * z).backward()
+    assert z.dtype == gj.float64 and w.grad.tolist() == [2.0, 4.0]
+    with pytest.raises(gj.DTypeError, match="cannot be stored"):
+        x.add_(gj.tensor([0.5, 0.5, 0.5]))  # torch refuses a float result in place too

@@ -110,9 +110,12 @@ def clamp_(self, min=None, max=None):  # (PyTorch's argument names)
 
 
 def copy_(self, source):
-    """Every element set from `source` (a number, or a tensor broadcast to this shape).
-    Recorded as a select, so gradient flows to `source` and none to the old value (nor do
-    nan or inf in the old value leak into the result)."""
+    """Every element set from `source` (a number, or a tensor broadcast to this shape),
+    converted to this tensor's dtype as PyTorch's copy_ converts (floats into an integer
+    tensor truncate). Recorded as a select, so gradient flows to `source` and none to the
+    old value (nor do nan or inf in the old value leak into the result)."""
+    if isinstance(source, Tensor) and source.dtype != self.dtype:
+        source = ops.cast(source, self.dtype)
     everywhere = wrap(np.ones(self.shape, dtype=np.bool_))
     return apply_inplace(self, lambda old: ops.where(everywhere, source, old), source)
 
