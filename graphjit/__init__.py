@@ -119,6 +119,7 @@ from graphjit import distributed  # noqa: E402 (gj.distributed; MPI loads on fir
 from graphjit.frontend import random  # noqa: E402 (gj.random.normal, ...)
 from graphjit.frontend import tf1 as _tf1  # noqa: E402
 from graphjit.frontend.activations import *  # noqa: E402,F401,F403
+from graphjit.frontend.compat import *  # noqa: E402,F401,F403
 from graphjit.frontend.conv import *  # noqa: E402,F401,F403
 from graphjit.frontend.dynamic_slicing import *  # noqa: E402,F401,F403
 from graphjit.frontend.eager import *  # noqa: E402,F401,F403

@@ -1,5 +1,6 @@
-"""Loss functions: softmax cross entropy in PyTorch's and TensorFlow 1's forms, and the
-sigmoid and L2 losses.
+"""Loss functions: softmax cross entropy in PyTorch's and TensorFlow 1's forms, the sigmoid
+and L2 losses, and PyTorch's nll_loss, binary_cross_entropy (with logits), l1_loss and
+smooth_l1_loss (exported by gj.nn and gj.nn.functional only, not in `__all__`).
 
 Compositions of the op functions both modes share, so each works on graph values and eager
 tensors and is differentiated through its primitives. The TF1 forms return one loss per
@@ -10,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import DTypeError, GraphjitError, ShapeError
-from graphjit.frontend import ops
+from graphjit.frontend import ops, shape_ops
+from graphjit.frontend.activations import log1p
 from graphjit.frontend.convert import constant_like, is_tensor, unwrap
 from graphjit.frontend.graph import named
+from graphjit.frontend.indexing import gather
 from graphjit.frontend.ops import as_tensor
 from graphjit.ir.core import user_location
 from graphjit.ir.types import int64
@@ -93,6 +96,121 @@ def l2_loss(t, name=None):
     return named(ops.div(ops.sum(ops.square(t)), 2), name)
 
 
+# ---- PyTorch's torch.nn.functional losses (exported by gj.nn and gj.nn.functional) --------
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """PyTorch's F.nll_loss: -input[n, target[n]] for log-probabilities `input` of shape
+    (N, C), (N, C, d1, ...) or (C,), `target` integer class indices (the input's shape
+    without axis C). A target equal to `ignore_index` contributes nothing; one out of range
+    gives NaN (PyTorch raises). `weight`: one weight per class, multiplying each loss;
+    "mean" divides by the weights (the count) of the examples not ignored, as PyTorch."""
+    _check_reduction(reduction)
+    log_probs = as_tensor(input)
+    if log_probs.ndim > 2:  # (N, C, d1, ...) -> (N, d1, ..., C)
+        log_probs = shape_ops.transpose(log_probs, (0, *range(2, log_probs.ndim), 1))
+    labels = _labels(target, log_probs)
+    if not labels.dtype.is_integer:
+        raise DTypeError(
+            f"nll_loss needs integer class indices, got {labels.dtype.name}",
+            location=user_location(),
+        )
+    depth = log_probs.shape[-1]
+    if depth is None:
+        raise ShapeError("nll_loss needs the number of classes known", location=user_location())
+    _class_index_shape(labels, log_probs)
+    kept = ops.not_equal(labels, ignore_index)
+    losses = _picked(log_probs, labels, depth, kept)
+    if weight is None:
+        weights = ops.cast(kept, losses.dtype)
+    else:  # (each example's class weight; 0 where ignored, the class clamped into range)
+        safe = ops.minimum(ops.maximum(labels, 0), depth - 1)
+        weights = ops.where(kept, ops.cast(gather(weight, safe), losses.dtype), 0.0)
+        losses = ops.mul(losses, weights)
+    if reduction == "mean":
+        return ops.div(ops.sum(losses), ops.sum(weights))
+    return _reduce(losses, reduction)
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """PyTorch's F.binary_cross_entropy: -(t * log(p) + (1 - t) * log(1 - p)) for
+    probabilities p = `input`, each log clamped to >= -100 as PyTorch's (so p = 0 or 1 gives
+    a finite loss); `weight` multiplies each loss. A p outside [0, 1] gives NaN (PyTorch
+    raises). Where p is 0 or 1 the clamped log is constant, so its gradient is 0 there
+    (PyTorch's backward writes (p - t) / max(p (1 - p), 1e-12) instead)."""
+    _check_reduction(reduction)
+    p = as_tensor(input)
+    t = _float_labels(target, p)
+    _same_shape("binary_cross_entropy", t, p)
+    log_p, log_q = _clamped_log(p), _clamped_log(ops.sub(1, p))
+    losses = ops.neg(ops.add(ops.mul(t, log_p), ops.mul(ops.sub(1, t), log_q)))
+    return _weighted(losses, weight, reduction)
+
+
+def _clamped_log(v):
+    """max(log(v), -100), with gradient 0 where v is 0 (not 0 * inf = NaN): the log is taken
+    of a placeholder 1 there. NaN where v < 0."""
+    positive = ops.greater(v, 0)
+    inside = ops.maximum(ops.log(ops.where(positive, v, 1)), -100)
+    at_zero = ops.where(ops.equal(v, 0), constant_like(-100, v.dtype, [v]), np.nan)
+    return ops.where(positive, inside, at_zero)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """PyTorch's F.binary_cross_entropy_with_logits: binary cross entropy of sigmoid(x),
+    computed stably as TF1's sigmoid_cross_entropy_with_logits is, max(x, 0) - x t +
+    log1p(exp(-|x|)); `pos_weight` w (broadcast against the target: one per class, last)
+    weighs the positive term, (1 - t) x + (1 + (w - 1) t) log(1 + exp(-x)), and `weight`
+    multiplies each loss."""
+    _check_reduction(reduction)
+    x = as_tensor(input)
+    t = _float_labels(target, x)
+    _same_shape("binary_cross_entropy_with_logits", t, x)
+    # max(x, 0), max(-x, 0) and -|x| from one select on x >= 0, so that at x = 0 the
+    # gradient is exactly sigmoid(0) - t, as for sigmoid_cross_entropy_with_logits
+    nonnegative = ops.greater_equal(x, 0)
+    neg_x = ops.neg(x)
+    log_term = log1p(ops.exp(ops.where(nonnegative, neg_x, x)))
+    losses = ops.sub(ops.where(nonnegative, x, 0), ops.mul(x, t))
+    if pos_weight is None:
+        return _weighted(ops.add(losses, log_term), weight, reduction)
+    extra = ops.mul(ops.sub(_float_labels(pos_weight, x), 1), t)  # (w - 1) t
+    log_term = ops.add(
+        log_term, ops.mul(extra, ops.add(log_term, ops.where(nonnegative, 0, neg_x)))
+    )
+    return _weighted(ops.add(losses, log_term), weight, reduction)
+
+
+def _weighted(losses, weight, reduction: str):
+    """The losses times `weight` (if given, in their dtype), reduced."""
+    if weight is not None:
+        losses = ops.mul(losses, _float_labels(weight, losses))
+    return _reduce(losses, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    """PyTorch's F.l1_loss: |input - target|, averaged ("mean"), summed or not ("none")."""
+    _check_reduction(reduction)
+    return _reduce(ops.abs(ops.sub(input, target)), reduction)
+
+
+def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+    """PyTorch's F.smooth_l1_loss (Huber's loss over beta): 0.5 d ** 2 / beta where |d| <
+    beta, else |d| - 0.5 beta, for d = input - target; beta = 0 is the L1 loss."""
+    _check_reduction(reduction)
+    if beta < 0:
+        raise GraphjitError(
+            f"smooth_l1_loss: beta must be >= 0, got {beta}", location=user_location()
+        )
+    d = ops.sub(input, target)
+    magnitude = ops.abs(d)
+    if beta == 0:
+        return _reduce(magnitude, reduction)
+    quadratic = ops.div(ops.mul(ops.square(d), 0.5), beta)
+    linear = ops.sub(magnitude, 0.5 * beta)
+    return _reduce(ops.where(ops.less(magnitude, beta), quadratic, linear), reduction)
+
+
 # ---- parts ---------------------------------------------------------------------------------
 
 
@@ -155,10 +273,16 @@ def _sparse(logits, labels, kept=None):
             location=user_location(),
         )
     _class_index_shape(labels, logits)
+    return _picked(ops.log_softmax(logits), labels, depth, kept)
+
+
+def _picked(log_probs, labels, depth: int, kept=None):
+    """-log_probs[label] per example (the classes last); NaN where the label is out of
+    range, 0 where `kept` (if given) does not hold."""
     # Selected, not multiplied by a one-hot row: a masked-out class's log-probability is
     # -inf, and 0 * -inf would make the example's loss NaN.
     is_label = ops.one_hot(labels, depth, dtype="bool")
-    picked = ops.neg(ops.sum(ops.where(is_label, ops.log_softmax(logits), 0.0), axis=-1))
+    picked = ops.neg(ops.sum(ops.where(is_label, log_probs, 0.0), axis=-1))
     in_range = ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, depth))
     if kept is None:
         return ops.where(in_range, picked, np.nan)

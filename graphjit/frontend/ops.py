@@ -158,6 +158,12 @@ def logical_not(x):
     return bind("logical_not", _as_bool(x))
 
 
+def logical_xor(x, y):
+    """Elementwise exclusive or, True where exactly one of x and y holds (numbers: nonzero
+    is True), as TF1's tf.math.logical_xor and torch.logical_xor."""
+    return bind("not_equal", *operands(_as_bool(x, y), _as_bool(y, x)))
+
+
 def where(condition, x=None, y=None):
     """Elements of x where condition holds, else of y (broadcasting all three). With the
     condition alone, TF1's tf.where(condition): the coordinates of its True elements."""

@@ -1,6 +1,7 @@
 """`gj.nn.functional` (`import graphjit.nn.functional as F`): PyTorch's torch.nn.functional
 names for the op functions both modes share, gathered from the modules that define them
-(frontend/conv.py, normalization.py, activations.py, indexing.py, random.py, ops.py), plus
+(frontend/conv.py, normalization.py, activations.py, indexing.py, random.py, ops.py,
+losses.py, compat.py), plus
 linear, mse_loss, cross_entropy (classes on axis 1, as PyTorch) and attention.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from graphjit.errors import GraphjitError
 from graphjit.frontend import ops, shape_ops
 from graphjit.frontend.activations import elu, gelu, leaky_relu, pad, silu, softplus
+from graphjit.frontend.compat import one_hot
 from graphjit.frontend.conv import (
     adaptive_avg_pool2d,
     avg_pool2d,
@@ -20,16 +22,25 @@ from graphjit.frontend.conv import (
 from graphjit.frontend.eager.attention import scaled_dot_product_attention
 from graphjit.frontend.eager.layers import flatten
 from graphjit.frontend.indexing import embedding
-from graphjit.frontend.losses import softmax_cross_entropy
+from graphjit.frontend.losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    l1_loss,
+    nll_loss,
+    smooth_l1_loss,
+    softmax_cross_entropy,
+)
 from graphjit.frontend.normalization import batch_norm, group_norm, layer_norm
 from graphjit.frontend.ops import log_softmax, relu, sigmoid, softmax, tanh
 from graphjit.frontend.random import dropout
 
 __all__ = [
-    "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv1d", "conv2d", "conv_transpose2d",
-    "cross_entropy", "dropout", "elu", "embedding", "flatten", "gelu", "group_norm",
-    "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "pad",
-    "relu", "scaled_dot_product_attention", "sigmoid", "silu", "softmax", "softplus", "tanh",
+    "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy",
+    "binary_cross_entropy_with_logits", "conv1d", "conv2d", "conv_transpose2d", "cross_entropy",
+    "dropout", "elu", "embedding", "flatten", "gelu", "group_norm", "l1_loss", "layer_norm",
+    "leaky_relu", "linear", "log_softmax", "max_pool2d", "mse_loss", "nll_loss", "one_hot",
+    "pad", "relu", "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss",
+    "softmax", "softplus", "tanh",
 ]  # fmt: skip
 
 

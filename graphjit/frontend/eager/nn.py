@@ -8,6 +8,7 @@ this module is the namespace users import.
 
 from __future__ import annotations
 
+from graphjit.frontend.compat import bias_add, embedding_lookup, l2_normalize, moments
 from graphjit.frontend.eager import functional, init, parallel  # noqa: F401 (gj.nn.parallel)
 from graphjit.frontend.eager import nn_utils as utils
 from graphjit.frontend.eager.attention import MultiheadAttention, scaled_dot_product_attention
@@ -15,6 +16,8 @@ from graphjit.frontend.eager.functional import (  # the functional names, as gj.
     adaptive_avg_pool2d,
     avg_pool2d,
     batch_norm,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
     conv1d,
     conv2d,
     conv_transpose2d,
@@ -24,13 +27,17 @@ from graphjit.frontend.eager.functional import (  # the functional names, as gj.
     embedding,
     gelu,
     group_norm,
+    l1_loss,
     layer_norm,
     leaky_relu,
     linear,
     max_pool2d,
     mse_loss,
+    nll_loss,
+    one_hot,
     pad,
     silu,
+    smooth_l1_loss,
     softplus,
 )
 from graphjit.frontend.eager.layers import (
@@ -75,13 +82,16 @@ __all__ = [
     "Dropout", "ELU", "Embedding", "Flatten", "GELU", "GroupNorm", "Identity", "LayerNorm",
     "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "Module", "ModuleDict",
     "ModuleList", "MultiheadAttention", "Parameter", "ReLU", "Sequential", "SiLU", "Sigmoid",
-    "Softmax", "Softplus", "Tanh", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "conv1d",
-    "conv2d", "conv_transpose2d", "cross_entropy", "dropout", "elu", "embedding", "flatten",
-    "functional", "gelu", "group_norm", "init", "l2_loss", "layer_norm", "leaky_relu", "linear",
-    "log_softmax", "max_pool2d", "mse_loss", "pad", "relu", "scaled_dot_product_attention",
-    "sigmoid", "sigmoid_cross_entropy_with_logits", "silu", "softmax", "softmax_cross_entropy",
-    "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2", "softplus",
-    "sparse_softmax_cross_entropy_with_logits", "tanh", "utils",
+    "Softmax", "Softplus", "Tanh", "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "bias_add",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "conv1d", "conv2d",
+    "conv_transpose2d", "cross_entropy", "dropout", "elu", "embedding", "embedding_lookup",
+    "flatten", "functional", "gelu", "group_norm", "init", "l1_loss", "l2_loss", "l2_normalize",
+    "layer_norm", "leaky_relu", "linear", "log_softmax", "max_pool2d", "moments", "mse_loss",
+    "nll_loss", "one_hot", "pad", "relu", "scaled_dot_product_attention", "sigmoid",
+    "sigmoid_cross_entropy_with_logits", "silu", "smooth_l1_loss", "softmax",
+    "softmax_cross_entropy", "softmax_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits_v2", "softplus", "sparse_softmax_cross_entropy_with_logits",
+    "tanh", "utils",
 ]  # fmt: skip
 
 
