@@ -1,5 +1,5 @@
 """Eager mode's fast paths give what the plain paths give: the branch-free select kernel
-(np.where's bits), and backward handing a VJP's fresh cotangent array to `.grad` instead of
+(np.where's bits), mean dividing by a count it knows (the graph's count op's bits), and backward handing a VJP's fresh cotangent array to `.grad` instead of
 copying it (only where nobody else can see that array)."""
 
 from __future__ import annotations
@@ -14,6 +14,31 @@ from graphjit.autograd import Function
 from graphjit.bench.workloads import mlp
 from graphjit.frontend.eager import dispatch, engine
 from graphjit.ir.ops import bind
+
+# ---- mean ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32])
+@pytest.mark.parametrize(
+    "shape, axis", [((256, 1), None), ((3, 5, 7), (0, 2)), ((0, 3), 0), ((2**24 + 3,), None)]
+)
+def test_eager_mean_gives_the_graphs_bits(dtype, shape, axis):
+    """Eagerly the count is known, so mean divides by it as a number: the same bits as the
+    graph's sum / count op (float32 rounding of counts above 2**24 included)."""
+    x = np.random.default_rng(1).normal(size=shape).astype(dtype)
+    g = gj.Graph()
+    with g.as_default():
+        p = gj.placeholder(dtype, shape)
+        out = gj.mean(p, axis=axis)
+    want = gj.Session(g, backend="interpreter").run(out, {p: x})
+    with np.errstate(invalid="ignore"):
+        got = gj.mean(gj.tensor(x), axis=axis)
+    np.testing.assert_array_equal(got.numpy(), want)
+    assert got.dtype.np == want.dtype
+    w = gj.tensor(np.array([1.0, 2.0, 4.0]), requires_grad=True)
+    gj.mean(w).backward()
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(3, 1 / 3))
+
 
 # ---- select -------------------------------------------------------------------------------
 
