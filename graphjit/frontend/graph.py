@@ -150,8 +150,8 @@ def named(value, name: str | None):
 
 
 def _named_outputs(values, name: str):
-    ops = {id(v.op) if isinstance(v, Value) else None for v in values}
-    if len(ops) == 1 and None not in ops and all(v.name_hint is None for v in values):
+    producers = {id(v.op) if isinstance(v, Value) else None for v in values}
+    if len(producers) == 1 and None not in producers and all(v.name_hint is None for v in values):
         unique = get_default_graph().unique_name(name)
         for v in values:
             v.name_hint = unique

@@ -667,7 +667,7 @@ class ConcreteFunction:
         """The fetched outputs as arrays for these tensor arguments (then the traced
         numbers' and random ops' feeds): parameters and buffers are copied in first, and
         those the function assigned are written back after."""
-        state = [t.get()._data for _, t in self.state]  # (what the modules hold now)
+        state = [member.get()._data for _, member in self.state]  # (what the modules hold now)
         for (var, _), data in zip(self.state, state):
             # (not np.ascontiguousarray: it makes a 0-d count 1-d)
             self.session.variables[var.name] = np.asarray(data, order="C")
