@@ -105,13 +105,26 @@ def test_a_rank_that_raises_ends_the_job_with_its_error_within_seconds(tmp_path)
 
 @needs_mpi
 def test_a_rank_that_exits_without_an_error_is_named_by_its_monitor_within_seconds(tmp_path):
-    start = time.perf_counter()
-    job = subprocess.Popen(  # the launcher a user types: mpiexec, a monitor per rank
-        [sys.executable, "-m", "graphjit.distributed.run", "-n", "2", str(WORKER), "exit", "x"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parents[1])},
-    )  # fmt: skip
-    status, output = _finish(job)
+    for attempt in range(2):
+        start = time.perf_counter()
+        job = subprocess.Popen(  # the launcher a user types: mpiexec, a monitor per rank
+            [sys.executable, "-m", "graphjit.distributed.run", "-n", "2", str(WORKER), "exit",
+             "x"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(HERE.parents[1])},
+        )  # fmt: skip
+        try:
+            status, output = _finish(job)
+            break
+        except subprocess.TimeoutExpired as hung:
+            # Once in a CI run under full load, mpich's mpiexec printed "process manager
+            # error waiting for completion" after the monitor's report and then waited
+            # for the rank it was to kill; the monitor had done its part (its message was
+            # there). mpiexec's hang, not graphjit's: try once more, with every check.
+            told = hung.stderr or b""
+            told = told if isinstance(told, str) else told.decode(errors="replace")
+            if attempt or "process manager error waiting for completion" not in told:
+                raise
     # (mpiexec's own exit status is 3, or 9 when it happens to reap a rank it killed first)
     assert status != 0
     assert "rank 1 of 2 (pid " in output
