@@ -18,11 +18,12 @@ import numpy as np
 
 from graphjit.errors import DTypeError, GraphjitError, RuntimeCheckError, ShapeError
 from graphjit.frontend import activations, math_ops, methods, ops, shape_ops
-from graphjit.frontend.activations import pad, rsqrt
+from graphjit.frontend.activations import _as_float, pad, rsqrt
 from graphjit.frontend.convert import constant_like, is_tensor, unwrap
 from graphjit.frontend.eager.factories import arange
 from graphjit.frontend.graph import group, named
 from graphjit.frontend.indexing import gather
+from graphjit.frontend.methods import _known_dim
 from graphjit.frontend.ops import as_tensor, normalize_axes, operands
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.types import float32, int32, int64
@@ -32,24 +33,6 @@ __all__ = [
     "log10", "log2", "logical_xor", "mm", "multiply", "mv", "nan_to_num", "no_op", "outer",
     "range", "reciprocal", "roll", "squared_difference", "subtract", "tan",
 ]  # fmt: skip
-
-
-def _floating(x):
-    """x as a floating tensor (integers as float64 if 64-bit, else float32, as ops.log)."""
-    x = as_tensor(x)
-    if x.dtype.is_floating:
-        return x
-    return ops.cast(x, "float64" if x.dtype.np.itemsize > 4 else float32)
-
-
-def _known_dim(x, axis: int, what: str) -> int:
-    if x.shape[axis] is None:
-        raise ShapeError(
-            f"{what}: the size of axis {axis} of shape {x.shape} must be known when the op "
-            "is built",
-            location=user_location(),
-        )
-    return x.shape[axis]
 
 
 def _rank(x, ranks: tuple, what: str) -> None:
@@ -166,7 +149,7 @@ def log10(x, name=None):
 def _log_base(x, base: int):
     """log(x) / log(base), moved onto the integer k where x is the float nearest base**k
     (a table of them, compared exactly), keeping the gradient of the quotient there."""
-    x = _floating(x)
+    x = _as_float(x)
     y = ops.div(ops.log(x), math.log(base))
     info = np.finfo(np.float64 if x.dtype.np.itemsize > 4 else np.float32)
     if base == 2:  # (every power of 2 the dtype holds, subnormals included)
@@ -188,7 +171,7 @@ def _power(base: int, k: int) -> float:
 
 def tan(x, name=None):
     """The tangent elementwise, sin(x) / cos(x) (integers are cast to float, as by `sin`)."""
-    x = _floating(x)
+    x = _as_float(x)
     return named(ops.div(ops.sin(x), ops.cos(x)), name)
 
 
@@ -238,7 +221,7 @@ def l2_normalize(x, axis=None, epsilon=1e-12, name=None, dim=None):
     """TF1's tf.nn.l2_normalize: x / sqrt(max(sum(x ** 2, axis), epsilon)) (every axis when
     axis is None); `dim` is TF1's old name of axis."""
     axis = dim if axis is None else axis
-    x = _floating(x)
+    x = _as_float(x)
     square_sum = ops.sum(ops.square(x), axis=axis, keepdims=True)
     return named(ops.mul(x, rsqrt(ops.maximum(square_sum, epsilon))), name)
 
