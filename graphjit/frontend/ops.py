@@ -238,8 +238,9 @@ def reduction_axes(x, axis, keepdims) -> tuple:
     """`(x, axes)` for a reduction of x over `axis`: the axes normalised against x's rank;
     a tensor of unknown rank reduced over every axis is flattened first (the result's
     rank is 0 whatever x's is)."""
-    # (x.type last: building an eager tensor's type costs more than the rest of this)
-    if axis is None and not keepdims and x.type.rank is None:
+    # (x.type last: building an eager tensor's type costs more than the rest of this, and
+    # an eager tensor's rank is always known)
+    if axis is None and not keepdims and not plain_eager(type(x)) and x.type.rank is None:
         return bind("reshape", x, shape=(-1,)), (0,)
     return x, normalize_axes(axis, x.ndim)
 
@@ -283,14 +284,15 @@ def sum(x, axis=None, keepdims=False):
 @axis_aliases
 def mean(x, axis=None, keepdims=False):
     x = _numeric(x)
-    if x.dtype.is_narrow_float:  # float32 sum and division, one rounding (PyTorch's)
-        return cast(mean(cast(x, float32), axis, keepdims), x.dtype)
-    if not x.dtype.is_floating:
+    dtype = x.dtype
+    if dtype.is_narrow_float:  # float32 sum and division, one rounding (PyTorch's)
+        return cast(mean(cast(x, float32), axis, keepdims), dtype)
+    if not dtype.is_floating:
         x = cast(x, float64)
     x, axes = reduction_axes(x, axis, keepdims)
     total = bind("reduce_sum", x, axes=axes, keepdims=keepdims)
     if plain_eager(type(x)):  # (the count is known: one op fewer to run and record)
-        return div(total, math.prod([x.shape[a] for a in axes]))
+        return total / math.prod([x.shape[a] for a in axes])  # (the operator's fast path)
     return bind("div", total, bind("count", x, axes=axes))
 
 

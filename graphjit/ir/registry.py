@@ -70,9 +70,11 @@ class OpDef:
     canonicalize: tuple[Callable, ...] = ()
 
     is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
+    attr_names: tuple[str, ...] = field(init=False)  # (the keys of attrs, in order)
 
     def __post_init__(self):
         self.is_terminator = bool(self.traits & {ENDS_FUNCTION, ENDS_REGION})
+        self.attr_names = tuple(self.attrs)
 
     @property
     def num_regions(self) -> int:
@@ -93,8 +95,12 @@ class OpDef:
         return trait in self.traits
 
     def normalize_attrs(self, attrs: dict) -> dict:
+        """Every declared attribute, in declaration order, defaults filled in. (The dict
+        given may be returned: every caller passes one it made for the call.)"""
         if not attrs and not self.attrs:
             return attrs  # most primitives: nothing to check (and this is eager's hot path)
+        if tuple(attrs) == self.attr_names:  # (all given, in order: eager's other hot path)
+            return attrs
         unknown = set(attrs) - set(self.attrs)
         if unknown:
             raise GraphjitError(f"op '{self.name}' has no attribute(s) {sorted(unknown)}")

@@ -6,6 +6,8 @@ switched off (every type reported as not a plain eager tensor) and on, and compa
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,9 @@ import graphjit as gj
 from graphjit.errors import GraphjitError
 from graphjit.frontend import convert, losses, math_ops, ops
 from graphjit.frontend.eager.module import Parameter
+from graphjit.frontend.eager.tensor_methods import FAST_UNARY
 from graphjit.ir.ops import bind
+from graphjit.ir.ops.shape import broadcast_like_kernel, expand_dims_view
 
 
 @pytest.fixture
@@ -256,3 +260,69 @@ def test_the_general_path_fixture_switches_the_fast_paths_off(general_path):
     general_path()
     assert convert._eager_operands((x, 2.0)) is None
     assert not ops.plain_eager(type(x))
+
+
+@pytest.mark.parametrize("method", sorted(FAST_UNARY))
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int64, np.bool_])
+@pytest.mark.parametrize("kind", [gj.Tensor, Parameter])
+def test_fast_unary_methods_match_the_op_functions(method, dtype, kind):
+    """`-x`, `x.exp()`, ... go straight to the op for a float Tensor; the result, its
+    dtype, history and gradient are what the op function gives (which a Parameter, an
+    integer or a boolean tensor still reaches through the shared method table)."""
+    data = np.array([-1.5, 0.25, 2.0]).astype(dtype)
+    op = getattr(ops, FAST_UNARY[method])
+    fn = (lambda x: abs(x)) if method == "__abs__" else getattr(kind, method)
+
+    def outcome(apply):
+        is_float = np.dtype(dtype).kind == "f"
+        x = gj.tensor(data, requires_grad=is_float)
+        if kind is Parameter:
+            x = Parameter(x, requires_grad=is_float)
+        got = _outcome(lambda: apply(x))
+        try:
+            y = apply(x)
+        except GraphjitError:
+            return got, None
+        if not y.requires_grad:
+            return got, None
+        y.sum().backward()
+        return got, (type(y.grad_fn).__name__, x.grad.numpy().tobytes())
+
+    assert outcome(fn) == outcome(op)
+
+
+def test_expand_dims_views_are_numpys():
+    """The shortcut eager views and every reduction's gradient take (shape.expand_dims_view):
+    the shape, strides and shared memory np.expand_dims gives, for any axes it accepts,
+    and NumPy's own error for the rest (repeated, negative or too large axes)."""
+    for shape in [(), (3,), (2, 3), (0, 4)]:
+        x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+        rank = len(shape)
+        for k in (1, 2):
+            for axes in itertools.permutations(range(-rank - k - 1, rank + k + 1), k):
+                expected = _outcome_of(lambda: np.expand_dims(x, axes))
+                got = _outcome_of(lambda: expand_dims_view(x, axes))
+                assert got == expected, (shape, axes)
+
+
+def _outcome_of(fn):
+    try:
+        a = fn()
+    except Exception as e:  # noqa: BLE001 (the error is the outcome compared)
+        return type(e)
+    return a.shape, a.strides, a.base is not None
+
+
+def test_broadcast_like_kernel_is_numpys_broadcast():
+    for x_shape, ref_shape in [((), (3, 4)), ((1,), (3, 4)), ((4,), (3, 1)), ((2, 1), (1, 5)),
+                               ((0, 1), (1, 3)), ((3,), (2,)), ((2, 1, 3), (4, 1))]:  # fmt: skip
+        x, ref = np.random.default_rng(0).normal(size=x_shape), np.ones(ref_shape)
+        try:
+            expected = np.array(np.broadcast_to(x, np.broadcast_shapes(x_shape, ref_shape)))
+        except ValueError:
+            with pytest.raises(ValueError):
+                broadcast_like_kernel(x, ref)
+            continue
+        got = broadcast_like_kernel(x, ref)
+        assert got.flags.c_contiguous and got.flags.writeable and got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)

@@ -191,7 +191,7 @@ class _BackwardPass:
     def drain(self) -> None:
         """Run nodes newest first until none is left (the hot loop of backward)."""
         ready, buffers, needed = self.ready, self.buffers, self.needed
-        hooks_active = self.hooks_active
+        hooks_active, captures, release = self.hooks_active, self.captures, not self.retain_graph
         while ready:
             node = heappop(ready)[1]
             cts = buffers.pop(node)
@@ -201,12 +201,12 @@ class _BackwardPass:
                 self.run_output_hooks(node, cts)
             if node.retained:
                 self.retain(node, cts)
-            if self.captures is not None:
+            if captures is not None:
                 self.capture_outputs(node, cts)
             in_cts = node.apply(cts)
             if ANOMALY[0]:
                 check_finite_gradients(node, in_cts)
-            if not self.retain_graph:
+            if release:
                 node.release()
             if type(in_cts) is not list:
                 in_cts = list(in_cts)

@@ -197,11 +197,14 @@ class OpNode(Node):
     def _inputs(self) -> list:
         """The inputs as the VJP rule sees them (see _rebuilt)."""
         saved, indices = self.saved_inputs, self.edge_indices
-        if len(indices) == 2:  # (most ops: no loop)
+        n = len(indices)
+        if n == 2:  # (most ops: no loop)
             return [
                 _rebuilt(self._target0, indices[0], saved[0], saved[1]),
                 _rebuilt(self._target1, indices[1], saved[3], saved[4]),
             ]
+        if n == 1:
+            return [_rebuilt(self._target0, indices[0], saved[0], saved[1])]
         targets = self.edge_targets
         return [
             _rebuilt(targets[i], indices[i], saved[3 * i], saved[3 * i + 1])

@@ -108,6 +108,36 @@ def _fast_binary(op_name: str, general, swapped: bool = False):
     return operator
 
 
+def _fast_unary(op_name: str, general):
+    """The same shortcut for a unary method (`-x`, `x.exp()`) of a float tensor."""
+    opdef = get_op(op_name)
+    no_attrs: dict = {}
+
+    def method(self):
+        if type(self) is not Tensor or self._data.dtype.kind != "f":
+            return general(self)
+        return run_op(opdef, [self], no_attrs)[0]
+
+    method.__name__ = general.__name__
+    method.__doc__ = general.__doc__
+    return method
+
+
+# method -> op, for float tensors: the shared table's methods call the op functions of
+# frontend/ops.py, which for a float operand bind the op (the float_only cast aside).
+FAST_UNARY = {
+    "__neg__": "neg",
+    "__abs__": "abs",
+    "abs": "abs",
+    "exp": "exp",
+    "log": "log",
+    "sqrt": "sqrt",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "sin": "sin",
+    "cos": "cos",
+}
+
 FAST_OPERATORS = {
     "__add__": ("add", False),
     "__radd__": ("add", True),
@@ -127,3 +157,5 @@ def install_tensor_methods(cls: type) -> None:
     install_operators(cls)  # the shared tables fill in the rest (exp, sum, __add__, ...)
     for name, (op_name, swapped) in FAST_OPERATORS.items():
         setattr(cls, name, _fast_binary(op_name, getattr(cls, name), swapped))
+    for name, op_name in FAST_UNARY.items():
+        setattr(cls, name, _fast_unary(op_name, getattr(cls, name)))

@@ -23,6 +23,7 @@ from graphjit.frontend.eager.node import STALE, Node, next_sequence_nr
 from graphjit.frontend.eager.tensor import SYNC_VIEW, Tensor, wrap
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import bind
+from graphjit.ir.ops.shape import expand_dims_view
 
 
 def _reshape(x: np.ndarray, shape) -> np.ndarray | None:
@@ -44,7 +45,7 @@ VIEW_KERNELS = {
     "transpose": lambda x, perm: np.transpose(x, perm),
     "slice": _slice,
     "squeeze": lambda x, axes: np.squeeze(x, tuple(axes)),
-    "expand_dims": lambda x, axes: np.expand_dims(x, tuple(axes)),
+    "expand_dims": expand_dims_view,
     "broadcast_to": lambda x, shape: np.broadcast_to(x, shape),
 }
 

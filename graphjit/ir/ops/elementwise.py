@@ -65,11 +65,16 @@ def elementwise_rule(result_dtype=None, kinds="fiub", what="numeric"):
     return infer
 
 
+def known_shape(x) -> tuple | None:
+    """x's shape as far as it is known: a graph value's may have unknown (None) dimensions,
+    or be None for an unknown rank. Reads an eager tensor's shape directly: its `.type` is
+    built per call."""
+    return x.type.shape if isinstance(x, Value) else x.shape
+
+
 def statically_same_shape(a, b) -> bool:
-    """Both shapes known (a graph value's may have unknown dimensions, or an unknown rank)
-    and equal. Reads an eager tensor's shape directly: its `.type` is built per call."""
-    sa = a.type.shape if isinstance(a, Value) else a.shape
-    sb = b.type.shape if isinstance(b, Value) else b.shape
+    """Both shapes known and equal."""
+    sa, sb = known_shape(a), known_shape(b)
     return sa is not None and sa == sb and None not in sa
 
 

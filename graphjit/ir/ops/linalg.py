@@ -51,7 +51,7 @@ def _flags(attrs) -> str:
 
 
 def swap_last(x):
-    return np.swapaxes(x, -1, -2)
+    return x.swapaxes(-1, -2)  # (the method: np.swapaxes adds ~0.3 us of Python)
 
 
 @computes_in_float32  # float16/bfloat16: float32 products and sums, one rounding (PyTorch's)

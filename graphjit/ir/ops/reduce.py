@@ -6,6 +6,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir.ops import NONDIFF, REDUCTION, OpDef, P, register
+from graphjit.ir.ops.elementwise import known_shape
 from graphjit.ir.types import TensorType, computes_in_float32, int64, np_kind
 
 
@@ -42,8 +43,10 @@ def _extremum_infer(name: str):
 
 
 def expand_back(g, x, attrs):
-    """Broadcast a reduction's cotangent back to the operand's shape."""
-    if not attrs["keepdims"] and attrs["axes"]:
+    """Broadcast a reduction's cotangent back to the operand's shape. (A 0-d cotangent, of
+    a reduction over every axis, broadcasts as it is: one op fewer in every loss's
+    backward.)"""
+    if not attrs["keepdims"] and attrs["axes"] and known_shape(g) != ():
         g = P.expand_dims(g, axes=attrs["axes"])
     return P.broadcast_like(g, x)
 
@@ -86,12 +89,19 @@ def _extremum_identity(sign: int):
 
 
 def _reducer(np_fn):
-    """float16/bfloat16 accumulate in float32 and round once at the end, as PyTorch does."""
+    """float16/bfloat16 accumulate in float32 and round once at the end, as PyTorch does.
+    `np_fn` is the ufunc's reduce (what np.sum, np.max, ... call, without their ~1 us of
+    Python: every eager sum and the backward of every broadcast run this)."""
     return computes_in_float32(
-        lambda x, axes, keepdims: np.asarray(np_fn(x, axis=axes, keepdims=keepdims)).astype(
-            x.dtype, copy=False
-        )
+        lambda x, axes, keepdims: _as_array_of(np_fn(x, axis=axes, keepdims=keepdims), x.dtype)
     )
+
+
+def _as_array_of(out, dtype: np.dtype) -> np.ndarray:
+    """A reduction's result (a NumPy scalar where every axis went) as an array of `dtype`
+    (NumPy sums small integers as int64)."""
+    out = np.asarray(out)
+    return out if out.dtype is dtype else out.astype(dtype)
 
 
 REDUCES = frozenset({REDUCTION})
@@ -99,7 +109,7 @@ register(
     OpDef(
         "reduce_sum",
         _reduce_infer,
-        _reducer(np.sum),
+        _reducer(np.add.reduce),
         _sum_vjp,
         attrs=AXES,
         traits=REDUCES,
@@ -134,14 +144,17 @@ register(
     OpDef(
         "reduce_prod",
         _reduce_infer,
-        _reducer(np.prod),
+        _reducer(np.multiply.reduce),
         _prod_vjp,
         attrs=AXES,
         traits=REDUCES,
         identity=prod_identity,
     )
 )
-for _name, _np_fn, _sign in (("reduce_max", np.max, -1), ("reduce_min", np.min, 1)):
+for _name, _np_fn, _sign in (
+    ("reduce_max", np.maximum.reduce, -1),
+    ("reduce_min", np.minimum.reduce, 1),
+):
     register(
         OpDef(
             _name,

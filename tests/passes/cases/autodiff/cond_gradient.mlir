@@ -2,7 +2,8 @@
 // The gradient of a cond is a cond on the same predicate: each branch recomputes its
 // forward branch and differentiates it with respect to the values the branch captures.
 // %w is captured by one branch only: the other yields a zero for it. The predicate is
-// boolean and gets no gradient.
+// boolean and gets no gradient. The sum's 0-d cotangent broadcasts to %r as it is (no
+// expand_dims first).
 func.func @main(%p: tensor<i1>, %x: tensor<3xf64>, %w: tensor<f64>) -> tensor<f64> {
   %r = "gj.cond"(%p) ({
     %m = "gj.mul"(%x, %w) : (tensor<3xf64>, tensor<f64>) -> tensor<3xf64>
@@ -17,7 +18,8 @@ func.func @main(%p: tensor<i1>, %x: tensor<3xf64>, %w: tensor<f64>) -> tensor<f6
 }
 // CHECK:      [[R:%[0-9]+]] = "gj.cond"(%arg0) ({
 // CHECK:      [[S:%[0-9]+]] = "gj.reduce_sum"([[R]]
-// CHECK:      [[DR:%[0-9]+]] = "gj.broadcast_like"(%{{[0-9]+}}, [[R]]) : (tensor<1xf64>, tensor<3xf64>)
+// CHECK-NOT:  "gj.expand_dims"
+// CHECK:      [[DR:%[0-9]+]] = "gj.broadcast_like"(%{{[0-9]+}}, [[R]]) : (tensor<f64>, tensor<3xf64>)
 // CHECK-NEXT: [[G:%[0-9]+]]:2 = "gj.cond"(%arg0) ({
 // CHECK-NEXT:   [[M:%[0-9]+]] = "gj.mul"(%arg1, %arg2
 // CHECK-NEXT:   [[E:%[0-9]+]] = "gj.exp"([[M]]
