@@ -1,7 +1,8 @@
 """Op-table records for indexing ops (issue 17); op_table.py adds them to OP_TABLE.
 
 Index inputs come from the "index" domain (integers in [-4, 4): negative ones count from
-the end, repeats make scatters add) or "label" ([0, 4)), so every indexed axis here has
+the end in x[i] and take_along_axis, repeats make scatters add) or "label" ([0, 4): TF1's
+and PyTorch's gathers, scatters and embeddings refuse negative indices), so every indexed axis here has
 at least 4 entries; they are fixed to one integer dtype, so gradients are taken with
 respect to the float inputs alone. Records whose shapes broadcast or shrink when known
 are not built with unknown dimensions (dynamic=False)."""
@@ -13,7 +14,8 @@ import numpy as np
 import graphjit as gj
 from op_table import FLOATS, INTS, OpCase
 
-INDEX = ("real", "index")
+INDEX = ("real", "index")  # (x[i] and take_along_axis: negative indices count from the end)
+LABEL = ("real", "label")  # (TF1's and PyTorch's gathers and scatters refuse negative ones)
 MASK = np.array([True, False, True, True])
 
 
@@ -49,7 +51,7 @@ def _gather_cases() -> list[OpCase]:
             lambda p, i: gj.gather(p, i),
             lambda p, i: np.take(p, i, axis=0),
             [((5, 3), (4,)), ((4, 2, 3), (2, 3)), ((6,), ())],
-            INDEX,
+            LABEL,
             fixed={1: "int64"},
         ),
         OpCase(
@@ -57,7 +59,7 @@ def _gather_cases() -> list[OpCase]:
             lambda p, i: gj.gather(p, i, axis=1),
             lambda p, i: np.take(p, i, axis=1),
             [((3, 4, 2), (3,)), ((3, 4, 2), (5,)), ((2, 5), (2, 2))],
-            INDEX,
+            LABEL,
             fixed={1: "int32"},
         ),
         OpCase(
@@ -65,7 +67,7 @@ def _gather_cases() -> list[OpCase]:
             lambda p, i: gj.gather(p, i, axis=-1),
             lambda p, i: np.take(p, i, axis=-1),
             [((3, 4), (3,))],
-            ("int", "index"),
+            ("int", "label"),
             INTS,
             grad=False,
             fixed={1: "int64"},
@@ -75,7 +77,7 @@ def _gather_cases() -> list[OpCase]:
             lambda x, i: gj.index_select(x, 1, i),
             lambda x, i: np.take(x, i, axis=1),
             [((3, 4), (6,))],
-            INDEX,
+            LABEL,
             fixed={1: "int64"},
         ),
         OpCase(
@@ -108,7 +110,7 @@ def _gather_cases() -> list[OpCase]:
             lambda x, i: gj.gather_along(x, 1, i),
             lambda x, i: np.take_along_axis(x[: i.shape[0]], i, axis=1),
             [((3, 5), (3, 2)), ((4, 5), (2, 7))],
-            INDEX,
+            LABEL,
             fixed={1: "int64"},
             dynamic=False,
         ),
@@ -122,7 +124,7 @@ def _scatter_cases() -> list[OpCase]:
             lambda x, i, u: gj.scatter_add(x, i, u),
             lambda x, i, u: _scatter_add_ref(x, i, u, 0),
             [((5, 3), (6,), (6, 3)), ((4,), (2, 3), (2, 3))],
-            ("real", "index", "real"),
+            ("real", "label", "real"),
             fixed={1: "int64"},
         ),
         OpCase(
@@ -130,7 +132,7 @@ def _scatter_cases() -> list[OpCase]:
             lambda x, i, u: gj.scatter_add(x, i, u, axis=1),
             lambda x, i, u: _scatter_add_ref(x, i, u, 1),
             [((2, 4, 3), (2, 2), (2, 2, 2, 3))],
-            ("real", "index", "real"),
+            ("real", "label", "real"),
             fixed={1: "int32"},
         ),
         OpCase(
@@ -138,7 +140,7 @@ def _scatter_cases() -> list[OpCase]:
             lambda x, i, u: gj.scatter_add(x, i, u),
             lambda x, i, u: _scatter_add_ref(x, i, u, 0),
             [((4, 2), (5,), (5, 2))],
-            ("int", "index", "int"),
+            ("int", "label", "int"),
             INTS,
             grad=False,
             fixed={1: "int64"},
@@ -148,7 +150,7 @@ def _scatter_cases() -> list[OpCase]:
             lambda x, i, s: gj.index_add(x, 0, i, s, alpha=2),
             lambda x, i, s: _scatter_add_ref(x, i, 2 * s, 0),
             [((4, 3), (5,), (5, 3))],
-            ("real", "index", "real"),
+            ("real", "label", "real"),
             fixed={1: "int64"},
         ),
         OpCase(
@@ -156,7 +158,7 @@ def _scatter_cases() -> list[OpCase]:
             lambda x, i, s: gj.scatter_add_along(x, 1, i, s),
             lambda x, i, s: _scatter_add_along_ref(x, 1, i, s[: i.shape[0], : i.shape[1]]),
             [((3, 5), (3, 4), (3, 4)), ((4, 4), (2, 6), (3, 6))],
-            ("real", "index", "real"),
+            ("real", "label", "real"),
             fixed={1: "int64"},
             dynamic=False,
         ),

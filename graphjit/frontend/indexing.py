@@ -84,8 +84,9 @@ def _rows_like(size: int, like):
 
 def gather(params, indices, axis=0, batch_dims=0):
     """TF1's tf.gather: the slices of `params` along `axis` at `indices` (any shape); the
-    result is params.shape[:axis] + indices.shape + params.shape[axis + 1:]. Negative
-    indices count from the end (TF1 refuses them). PyTorch's torch.gather(x, dim, index),
+    result is params.shape[:axis] + indices.shape + params.shape[axis + 1:]. An index
+    outside [0, n), negative ones included, is a RuntimeCheckError, as in TF1 (`x[idx]`
+    counts negative ones from the end, as NumPy). PyTorch's torch.gather(x, dim, index),
     an int then a tensor where TF1 has indices then an int axis, is `gather_along`."""
     if isinstance(indices, (int, np.integer)) and not isinstance(axis, (int, np.integer)):
         return gather_along(params, indices, axis)
@@ -95,11 +96,13 @@ def gather(params, indices, axis=0, batch_dims=0):
             location=user_location(),
         )
     params = as_tensor(params)
-    return bind("gather", params, _indices(indices, params), axis=_axis(axis, params.ndim))
+    indices = _indices(indices, params)
+    return bind("gather", params, indices, axis=_axis(axis, params.ndim), wrap_negative=False)
 
 
 def index_select(x, dim, index):
-    """PyTorch's torch.index_select: x's slices along `dim` at the 1-D `index`."""
+    """PyTorch's torch.index_select: x's slices along `dim` at the 1-D `index` (each in
+    [0, n), as PyTorch checks)."""
     x = as_tensor(x)
     index = _indices(index, x, "index")
     if index.ndim > 1:
@@ -108,7 +111,7 @@ def index_select(x, dim, index):
         )
     if index.ndim == 0:
         index = bind("expand_dims", index, axes=(0,))
-    return bind("gather", x, index, axis=_axis(dim, x.ndim))
+    return bind("gather", x, index, axis=_axis(dim, x.ndim), wrap_negative=False)
 
 
 def take_along_axis(x, indices, axis):
@@ -156,7 +159,7 @@ def _broadcast_off_axis(x, indices, axis: int):
 def gather_along(x, dim, index):
     """PyTorch's torch.gather (the method Tensor.gather): out[i][j] = x[index[i][j]][j]
     for dim=0. index has x's rank and may be smaller than x off `dim` (x's leading
-    part is used)."""
+    part is used); each index must lie in [0, n), as PyTorch checks."""
     x = as_tensor(x)
     index = _indices(index, x, "index")
     dim = _axis(dim, x.ndim)
@@ -165,7 +168,8 @@ def gather_along(x, dim, index):
             f"gather needs an index of x's rank {x.ndim}, got rank {index.ndim}",
             location=user_location(),
         )
-    return bind("take_along_axis", _leading_part(x, index.shape, dim), index, axis=dim)
+    x = _leading_part(x, index.shape, dim)
+    return bind("take_along_axis", x, index, axis=dim, wrap_negative=False)
 
 
 def _leading_part(x, shape, dim: int | None):
@@ -194,12 +198,13 @@ def _leading_spec(have_shape, want_shape, dim: int | None):
 def scatter_add(x, indices, updates, axis=0):
     """x with `updates` added at `indices` along `axis` (TF1's tf.scatter_add and
     tf.tensor_scatter_nd_add on rows, as a new tensor; PyTorch's index_add): updates
-    have the shape gather(x, indices, axis) would give; repeated indices add up."""
+    have the shape gather(x, indices, axis) would give; repeated indices add up; each
+    must lie in [0, n), as in both libraries."""
     x = as_tensor(x)
     indices = _indices(indices, x)
     updates = as_tensor(updates, dtype=x.dtype)
     axis = _axis(axis, x.ndim)
-    return add(x, bind("scatter_add", updates, indices, x, axis=axis))
+    return add(x, bind("scatter_add", updates, indices, x, axis=axis, wrap_negative=False))
 
 
 def index_add(x, dim, index, source, alpha=1):
@@ -218,7 +223,8 @@ def index_add(x, dim, index, source, alpha=1):
 
 def scatter_add_along(x, dim, index, src):
     """PyTorch's torch.scatter_add (the method Tensor.scatter_add): x with src[i][j]
-    added at x[index[i][j]][j] for dim=0; index may be smaller than src and x off `dim`."""
+    added at x[index[i][j]][j] for dim=0; index may be smaller than src and x off `dim`;
+    each index must lie in [0, n), as PyTorch checks."""
     x = as_tensor(x)
     index = _indices(index, x, "index")
     src = as_tensor(src, dtype=x.dtype)
@@ -232,7 +238,7 @@ def scatter_add_along(x, dim, index, src):
     src = _leading_part(src, index.shape, None)
     spec = _leading_spec(x.shape, index.shape, dim)
     target = x if spec is None else bind("slice", x, spec=spec)
-    added = bind("scatter_add_along_axis", src, index, target, axis=dim)
+    added = bind("scatter_add_along_axis", src, index, target, axis=dim, wrap_negative=False)
     if spec is not None:  # zeros around the part that index reaches
         added = bind("unslice", added, x, spec=spec)
     return add(x, added)
@@ -288,10 +294,12 @@ def segment_sum(data, segment_ids, num_segments=None):
 
 def embedding(indices, weight, padding_idx=None):
     """PyTorch's torch.nn.functional.embedding: the rows of `weight` at `indices`
-    (gather on axis 0). The row `padding_idx` gets no gradient, as in PyTorch."""
+    (gather on axis 0); an id outside [0, num_embeddings), negative ones included, is a
+    RuntimeCheckError, as PyTorch's IndexError. The row `padding_idx` gets no gradient,
+    as in PyTorch (a negative padding_idx counts from the end there, and here)."""
     weight = as_tensor(weight)
     indices = _indices(indices, weight)
-    rows = bind("gather", weight, indices, axis=0)
+    rows = bind("gather", weight, indices, axis=0, wrap_negative=False)
     if padding_idx is None:
         return rows
     padding_idx = operator.index(padding_idx)

@@ -32,43 +32,51 @@ from graphjit.mlir.writer import element_type, tensor_type
 
 
 def check_indices(w, op, indices, t, size, axis: int) -> None:
-    """Fail the call unless every index lies in [-size, size) (skipped for constant
-    indices that do)."""
+    """Fail the call unless every index lies in [-size, size) (without the op's
+    `wrap_negative`: [0, size)); skipped for constant indices that do."""
+    wraps = op.attrs["wrap_negative"]
     constant = constant_value(op.operands[1])
     if constant is not None and isinstance(size, int):
-        if ((constant >= -size) & (constant < size)).all():
+        if ((constant >= (-size if wraps else 0)) & (constant < size)).all():
             return
     ty = element_type(t.dtype)
     bound = w.op(f"arith.index_cast {as_index(w, size)} : index to {ty}")
-    low = w.op(f"arith.subi {w.scalar(0, t.dtype)}, {bound} : {ty}")
+    zero = w.scalar(0, t.dtype)
+    low = w.op(f"arith.subi {zero}, {bound} : {ty}") if wraps else zero
 
     def inside(w, s):
         above = w.op(f"arith.cmpi sge, {s[0]}, {low} : {ty}")
         below = w.op(f"arith.cmpi slt, {s[0]}, {bound} : {ty}")
         return w.op(f"arith.andi {above}, {below} : i1")
 
-    check_all(w, [(indices, t)], inside, _message(axis, size), op)
+    check_all(w, [(indices, t)], inside, _message(axis, size, wraps), op)
 
 
-def _message(axis: int, size) -> str:
+def _message(axis: int, size, wraps: bool) -> str:
     if isinstance(size, int):
-        return out_of_range_message(axis, size)
-    return f"an index is out of range for axis {axis} (indices must be in [-n, n), n its size)"
+        return out_of_range_message(axis, size, wrap_negative=wraps)
+    lowest = "-n" if wraps else "0"
+    return (
+        f"an index is out of range for axis {axis} (indices must be in [{lowest}, n), n its size)"
+    )
 
 
-def wrapped(w, index: str, dtype, size) -> str:
-    """An index scalar as an `index`, negative ones counted from the end."""
+def wrapped(w, index: str, dtype, size, wraps: bool = True) -> str:
+    """An index scalar as an `index`, negative ones counted from the end (where the op
+    `wraps` them: otherwise the check refused them)."""
     i = w.op(f"arith.index_cast {index} : {element_type(dtype)} to index")
+    if not wraps:
+        return i
     n = as_index(w, size)
     negative = w.op(f"arith.cmpi slt, {i}, {w.index(0)} : index")
     from_end = w.op(f"arith.addi {i}, {n} : index")
     return w.op(f"arith.select {negative}, {from_end}, {i} : index")
 
 
-def clamped(w, index: str, dtype, size) -> str:
+def clamped(w, index: str, dtype, size, wraps: bool = True) -> str:
     """wrapped(), then kept inside [0, size): a bad index (which fails the call) reads
     inside the tensor meanwhile."""
-    i = w.op(f"arith.maxsi {wrapped(w, index, dtype, size)}, {w.index(0)} : index")
+    i = w.op(f"arith.maxsi {wrapped(w, index, dtype, size, wraps)}, {w.index(0)} : index")
     last = w.op(f"arith.subi {as_index(w, size)}, {w.index(1)} : index")
     return w.op(f"arith.minsi {i}, {last} : index")
 
@@ -95,7 +103,8 @@ def emit_gather(w, op):
 
     def body(w, s):
         loops = loop_indices(w, rank)
-        at = loops[:axis] + [clamped(w, s[0], ti.dtype, size)] + loops[axis + k :]
+        index = clamped(w, s[0], ti.dtype, size, op.attrs["wrap_negative"])
+        at = loops[:axis] + [index] + loops[axis + k :]
         return [w.op(f"tensor.extract {params}[{', '.join(at)}] : {tensor_type(tp)}")]
 
     init = w.empty(out, dims)
@@ -117,7 +126,7 @@ def emit_take_along_axis(w, op):
 
     def body(w, s):
         at = loop_indices(w, rank)
-        at[axis] = clamped(w, s[0], ti.dtype, size)
+        at[axis] = clamped(w, s[0], ti.dtype, size, op.attrs["wrap_negative"])
         return [w.op(f"tensor.extract {x}[{', '.join(at)}] : {tensor_type(tx)}")]
 
     init = w.empty(out, dims)
@@ -134,10 +143,12 @@ def skipped_addend(w, dtype) -> str:
     return w.scalar(-0.0 if dtype.is_floating else 0, dtype)
 
 
-def add_where_index_matches(w, update, index, accumulator, index_dtype, size, axis, dtype):
-    """accumulator + update when the wrapped index is the output's position on `axis`."""
-    here = w.op(f"linalg.index {axis} : index")
-    match = w.op(f"arith.cmpi eq, {wrapped(w, index, index_dtype, size)}, {here} : index")
+def add_where_index_matches(w, op, update, index, accumulator, index_dtype, size, dtype):
+    """accumulator + update when the wrapped index is the output's position on op's
+    axis."""
+    here = w.op(f"linalg.index {op.attrs['axis']} : index")
+    at = wrapped(w, index, index_dtype, size, op.attrs["wrap_negative"])
+    match = w.op(f"arith.cmpi eq, {at}, {here} : index")
     ty = element_type(dtype)
     addend = w.op(f"arith.select {match}, {update}, {skipped_addend(w, dtype)} : {ty}")
     op = "arith.addf" if dtype.is_floating else "arith.addi"
@@ -165,7 +176,7 @@ def emit_scatter_add(w, op):
     ]
 
     def body(w, s):
-        return [add_where_index_matches(w, s[0], s[1], s[2], ti.dtype, size, axis, out.dtype)]
+        return [add_where_index_matches(w, op, s[0], s[1], s[2], ti.dtype, size, out.dtype)]
 
     init = w.filled(out, dims, 0)
     iterators = ["parallel"] * rank + ["reduction"] * k
@@ -188,7 +199,7 @@ def emit_scatter_add_along_axis(w, op):
     ]
 
     def body(w, s):
-        return [add_where_index_matches(w, s[0], s[1], s[2], ti.dtype, size, axis, out.dtype)]
+        return [add_where_index_matches(w, op, s[0], s[1], s[2], ti.dtype, size, out.dtype)]
 
     init = w.filled(out, dims, 0)
     iterators = ["parallel"] * rank + ["reduction"]

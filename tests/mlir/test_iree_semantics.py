@@ -52,6 +52,7 @@ def test_run_time_checks_raise_as_on_the_interpreter():
     with g.as_default():
         x = gj.placeholder(gj.float32, [5, 3], name="x")
         i = gj.placeholder(gj.int64, [4], name="i")
+        j = gj.placeholder(gj.int64, [4], name="j")  # (TF1's gather: no negative index)
         start, clamped = (gj.placeholder(gj.int64, [], name=n) for n in ("start", "clamped"))
         a, b, e = (gj.placeholder(gj.int32, [4], name=n) for n in ("a", "b", "e"))
         f = gj.placeholder(gj.float32, [3], name="f")
@@ -64,8 +65,9 @@ def test_run_time_checks_raise_as_on_the_interpreter():
         )[1]
         fetches = [
             looped,
-            gj.gather(x, i),
-            gj.scatter_add(x, i, u),
+            x[i],  # (NumPy's rule: a negative index counts from the end)
+            gj.gather(x, j),
+            gj.scatter_add(x, j, u),
             x[start : start + 2],  # checked (TF1's slice)
             gj.dynamic_slice(x, [clamped, 0], [2, 3]),  # clamped (JAX's)
             a // b,
@@ -76,6 +78,7 @@ def test_run_time_checks_raise_as_on_the_interpreter():
     good = {
         x: np.arange(15, dtype=np.float32).reshape(5, 3),
         i: np.array([0, -1, 4, -5]),
+        j: np.array([0, 1, 4, 4]),
         start: np.array(3),
         clamped: np.array(9),
         a: np.array([7, -7, np.iinfo(np.int32).min, 3], np.int32),
@@ -87,6 +90,7 @@ def test_run_time_checks_raise_as_on_the_interpreter():
     }
     bad = {
         "gather index": {i: np.array([0, 5, 1, 1])},
+        "negative index of TF1's gather": {j: np.array([0, -1, 1, 1])},
         "gather index in a loop": {stride: np.array(3)},
         "slice start": {start: np.array(4)},
         "zero divisor": {b: np.array([2, 0, 1, 1], np.int32)},

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import graphjit as gj
+from graphjit.ir.ops import bind
 
 ROOT = Path(__file__).resolve().parents[2]
 RNG = np.random.default_rng(17)
@@ -175,36 +176,57 @@ def test_argument_errors():
 
 # ---- out-of-range indices --------------------------------------------------------------------
 
-# (op, build) pairs: each builds the op from x (5, 3) float64 and an int64 index vector i
+# (op, build) pairs: each builds the primitive from x (5, 3) float64, an int64 index vector
+# i and whether it counts negative indices from the end (`wraps`: x[i]'s rule) or refuses
+# them (TF1's tf.gather, PyTorch's gather, index_select, scatter_add and embedding)
 OUT_OF_RANGE = {
-    "gather": lambda x, i: gj.gather(x, i),
-    "scatter_add": lambda x, i: gj.scatter_add(x, i, gj.ones_like(gj.gather(x, i * 0))),
-    "take_along_axis": lambda x, i: gj.take_along_axis(x, gj.reshape(i, (-1, 1)), axis=0),
-    "scatter_add_along_axis": lambda x, i: gj.scatter_add_along(
-        x, 0, gj.reshape(i, (-1, 1)), gj.ones_like(gj.reshape(gj.cast(i, gj.float64), (-1, 1)))
+    "gather": lambda x, i, wraps: bind("gather", x, i, axis=0, wrap_negative=wraps),
+    "scatter_add": lambda x, i, wraps: bind(
+        "scatter_add", gj.ones_like(x[:3]), i, x, axis=0, wrap_negative=wraps
+    ),
+    "take_along_axis": lambda x, i, wraps: bind(
+        "take_along_axis", x[:, :1], gj.reshape(i, (-1, 1)), axis=0, wrap_negative=wraps
+    ),
+    "scatter_add_along_axis": lambda x, i, wraps: bind(
+        "scatter_add_along_axis",
+        gj.ones_like(x[:3, :1]),
+        gj.reshape(i, (-1, 1)),
+        x[:, :1],
+        axis=0,
+        wrap_negative=wraps,
     ),
 }
+# indices outside [-5, 5) (every rule refuses them), and inside it but negative
 BAD_INDICES = [5, -6, 2**40, -(2**62), np.iinfo(np.int64).min]
+NEGATIVE_INDICES = [-1, -5]
+EDGES = {True: np.array([0, -5, 4]), False: np.array([0, 4, 4])}  # (in range)
 
 
 def _bad(value) -> np.ndarray:
     return np.array([0, value, 1], np.int64)
 
 
+def _refused(wraps: bool) -> list:
+    return BAD_INDICES if wraps else BAD_INDICES + NEGATIVE_INDICES
+
+
+@pytest.mark.parametrize("wraps", [True, False], ids=["wrapping", "refusing"])
 @pytest.mark.parametrize("op", OUT_OF_RANGE)
 @pytest.mark.parametrize("backend", ["interpreter", "llvm"])
-def test_out_of_range_index_is_a_runtime_check_error(op, backend):
+def test_out_of_range_index_is_a_runtime_check_error(op, backend, wraps):
     x = np.ones((5, 3))
+    lowest = -5 if wraps else 0
     g = gj.Graph()
     with g.as_default():
         xg = gj.placeholder(gj.float64, [5, 3], name="x")
         ig = gj.placeholder(gj.int64, [3], name="i")
-        out = OUT_OF_RANGE[op](xg, ig)
+        out = OUT_OF_RANGE[op](xg, ig, wraps)
     with gj.Session(g, backend=backend) as sess:
-        sess.run(out, {xg: x, ig: np.array([0, -5, 4])})  # the edges are in range
-        for value in BAD_INDICES:
+        sess.run(out, {xg: x, ig: EDGES[wraps]})  # the edges are in range
+        for value in _refused(wraps):
             with pytest.raises(
-                gj.RuntimeCheckError, match="out of range for axis . of size 5"
+                gj.RuntimeCheckError,
+                match=rf"out of range for axis . of size 5 \(indices must be in \[{lowest}, 5\)",
             ) as info:
                 sess.run(out, {xg: x, ig: _bad(value)})
             assert op in str(info.value)
@@ -212,14 +234,75 @@ def test_out_of_range_index_is_a_runtime_check_error(op, backend):
                 assert f"index {value} " in str(info.value)
         # the Session stays usable after a failed check
         with gj.Session(g, backend="interpreter") as reference:
-            feed = {xg: np.arange(15.0).reshape(5, 3), ig: np.array([2, -1, 2])}
+            feed = {xg: np.arange(15.0).reshape(5, 3), ig: np.array([2, -1 if wraps else 4, 2])}
             np.testing.assert_array_equal(sess.run(out, feed), reference.run(out, feed))
 
 
 @pytest.mark.parametrize("op", OUT_OF_RANGE)
 def test_out_of_range_index_in_eager_names_the_index(op):
+    x = gj.tensor(np.ones((5, 3)))
     with pytest.raises(gj.RuntimeCheckError, match="index 7 is out of range"):
-        OUT_OF_RANGE[op](gj.tensor(np.ones((5, 3))), gj.tensor(_bad(7)))
+        OUT_OF_RANGE[op](x, gj.tensor(_bad(7)), True)
+    with pytest.raises(gj.RuntimeCheckError, match=r"index -1 is out of range.*\[0, 5\)"):
+        OUT_OF_RANGE[op](x, gj.tensor(_bad(-1)), False)
+
+
+# Each frontend function with an index, and whether it counts negative indices from the end:
+# x[i], NumPy's take_along_axis and the gradients of x[i] do; TF1's and PyTorch's gathers,
+# scatters and embeddings refuse them, as those libraries do (a -1 id is often padding
+# there: counting it as the last row would be a silent wrong answer).
+def _gradient_of(f):
+    """x -> d sum(f(x, i)) / dx, eagerly (autograd) or in a graph (gj.gradients)."""
+
+    def build(x, i):
+        if isinstance(x, gj.Tensor):
+            x = x.detach().requires_grad_()
+            return gj.autograd.grad(gj.sum(f(x, i)), x)[0]
+        return gj.gradients(gj.sum(f(x, i)), [x])[0]
+
+    return build
+
+
+FRONTENDS = {
+    "x[i]": (lambda x, i: x[i], True),
+    "gradient of x[i]": (_gradient_of(lambda x, i: x[i] * 2.0), True),
+    "take_along_axis": (lambda x, i: gj.take_along_axis(x, gj.reshape(i, (-1, 1)), 0), True),
+    "gather": (lambda x, i: gj.gather(x, i), False),
+    "gather(axis=1)": (lambda x, i: gj.gather(gj.transpose(x), i, axis=1), False),
+    "torch gather": (lambda x, i: gj.gather(x, 0, gj.reshape(i, (-1, 1))), False),
+    "index_select": (lambda x, i: gj.index_select(x, 0, i), False),
+    "embedding": (lambda x, i: gj.embedding(i, x), False),
+    "nn.embedding_lookup": (lambda x, i: gj.nn.embedding_lookup(x, i), False),
+    "scatter_add": (lambda x, i: gj.scatter_add(x, i, gj.ones_like(x[:3])), False),
+    "index_add": (lambda x, i: gj.index_add(x, 0, i, gj.ones_like(x[:3])), False),
+    "scatter_add_along": (
+        lambda x, i: gj.scatter_add_along(x, 0, gj.reshape(i, (-1, 1)), gj.ones_like(x[:3])),
+        False,
+    ),
+    "gradient of gather": (_gradient_of(gj.gather), False),
+}
+
+
+@pytest.mark.parametrize("name", FRONTENDS)
+@pytest.mark.parametrize("backend", ["eager", "interpreter", "llvm"])
+def test_which_functions_count_negative_indices_from_the_end(name, backend):
+    build, wraps = FRONTENDS[name]
+    x, i = np.arange(15.0).reshape(5, 3), np.array([0, -1, 2])
+    if backend == "eager":
+        run = lambda: build(gj.tensor(x), gj.tensor(i)).numpy()  # noqa: E731
+    else:
+        g = gj.Graph()
+        with g.as_default():
+            xg = gj.placeholder(gj.float64, [5, 3], name="x")
+            ig = gj.placeholder(gj.int64, [3], name="i")
+            out = build(xg, ig)
+        session = gj.Session(g, backend=backend)
+        run = lambda: session.run(out, {xg: x, ig: i})  # noqa: E731
+    if wraps:
+        np.testing.assert_array_equal(run(), build(gj.tensor(x), gj.tensor(i % 5)).numpy())
+    else:
+        with pytest.raises(gj.RuntimeCheckError, match=r"out of range.*\[0, 5\)"):
+            run()
 
 
 def test_out_of_range_index_through_getitem_and_gradients():
@@ -239,25 +322,26 @@ def test_out_of_range_index_through_getitem_and_gradients():
 
 CUDA_SCRIPT = """
 import json, numpy as np, graphjit as gj
-from test_indexing import BAD_INDICES, OUT_OF_RANGE, _bad
+from test_indexing import EDGES, OUT_OF_RANGE, _bad, _refused
 report = {}
 for op, build in OUT_OF_RANGE.items():
-    g = gj.Graph()
-    with g.as_default():
-        x = gj.placeholder(gj.float64, [5, 3], name="x")
-        i = gj.placeholder(gj.int64, [3], name="i")
-        out = build(x, i)
-    runs = []
-    with gj.Session(g, backend="cuda") as sess, gj.Session(g, backend="interpreter") as ref:
-        feed = {x: np.arange(15.0).reshape(5, 3), i: np.array([0, -5, 4])}
-        runs.append(bool(np.array_equal(sess.run(out, feed), ref.run(out, feed))))
-        for value in BAD_INDICES:
-            try:
-                sess.run(out, {x: np.ones((5, 3)), i: _bad(value)})
-                runs.append("no error")
-            except gj.RuntimeCheckError as e:
-                runs.append(str(e))
-    report[op] = runs
+    for wraps in (True, False):
+        g = gj.Graph()
+        with g.as_default():
+            x = gj.placeholder(gj.float64, [5, 3], name="x")
+            i = gj.placeholder(gj.int64, [3], name="i")
+            out = build(x, i, wraps)
+        runs = []
+        with gj.Session(g, backend="cuda") as sess, gj.Session(g, backend="interpreter") as ref:
+            feed = {x: np.arange(15.0).reshape(5, 3), i: EDGES[wraps]}
+            runs.append(bool(np.array_equal(sess.run(out, feed), ref.run(out, feed))))
+            for value in _refused(wraps):
+                try:
+                    sess.run(out, {x: np.ones((5, 3)), i: _bad(value)})
+                    runs.append("no error")
+                except gj.RuntimeCheckError as e:
+                    runs.append(str(e))
+        report[f"{op} {wraps}"] = runs
 print("REPORT" + json.dumps(report))
 """
 
@@ -280,10 +364,14 @@ def test_out_of_range_index_on_cuda_simulator():
     )
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(done.stdout.split("REPORT", 1)[1])
-    for op, (in_range_ok, *errors) in report.items():
-        assert in_range_ok, op
-        for value, message in zip(BAD_INDICES, errors, strict=True):
+    assert len(report) == 2 * len(OUT_OF_RANGE)
+    for key, (in_range_ok, *errors) in report.items():
+        op, wraps = key.split()
+        assert in_range_ok, key
+        lowest = -5 if wraps == "True" else 0
+        for value, message in zip(_refused(wraps == "True"), errors, strict=True):
             assert f"index {value} is out of range for axis" in message and op in message, message
+            assert f"indices must be in [{lowest}, 5)" in message, message
 
 
 # ---- PyTorch as the reference -----------------------------------------------------------------
@@ -318,6 +406,35 @@ def test_against_torch_gather_index_select_and_scatters(torch):
     ]
     for ours, theirs in pairs:
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+
+
+def test_negative_indices_refused_where_torch_refuses_them(torch):
+    """PyTorch's gather, index_select, scatter_add, index_add and embedding refuse -1;
+    x[i] and take_along_dim count it from the end. graphjit's functions of those names do
+    the same (a RuntimeCheckError where PyTorch raises)."""
+    x, i = np.arange(15.0).reshape(5, 3), np.array([0, -1, 2])
+    tx, ti, col = torch.tensor(x), torch.tensor(i), torch.tensor(i).reshape(-1, 1)
+    ones = torch.ones(3, 3, dtype=torch.float64)
+    torch_calls = {
+        "torch gather": lambda: torch.gather(tx, 0, col),
+        "index_select": lambda: torch.index_select(tx, 0, ti),
+        "embedding": lambda: torch.nn.functional.embedding(ti, tx),
+        "index_add": lambda: tx.index_add(0, ti, ones),
+        "scatter_add_along": lambda: tx.scatter_add(0, col, ones[:, :1]),
+        "x[i]": lambda: tx[ti],
+        "take_along_axis": lambda: torch.take_along_dim(tx, col, 0),
+    }
+    for name, call in torch_calls.items():
+        build, wraps = FRONTENDS[name]
+        if wraps:
+            np.testing.assert_array_equal(
+                build(gj.tensor(x), gj.tensor(i)).numpy(), call().numpy(), err_msg=name
+            )
+            continue
+        with pytest.raises((IndexError, RuntimeError)):
+            call()
+        with pytest.raises(gj.RuntimeCheckError):
+            build(gj.tensor(x), gj.tensor(i))
 
 
 def test_against_torch_gather_gradient(torch):
@@ -376,7 +493,7 @@ def test_large_gather_and_scatter_on_llvm():
     with g.as_default():
         w = gj.placeholder(gj.float64, table.shape, name="w")
         i = gj.placeholder(gj.int64, [2048], name="i")
-        rows = gj.gather(w, i)
+        rows = w[i]  # (negative indices count from the end: NumPy's rule)
         summed = gj.unsorted_segment_sum(rows, i, 1000)
     with gj.Session(g, backend="llvm") as sess:
         for seed in range(2):

@@ -1,7 +1,8 @@
 """The cuda lowerings of ir/ops/indexing.py: op name -> lowering(low, op), returning steps.
 
 Each op is one grid-stride kernel over its `geometry` (ir/ops/indexing.py). A thread
-loads its index, counts a negative one from the end, and only inside [0, n) touches
+loads its index, counts a negative one from the end (where the op wraps them), and only
+inside [0, n) touches
 memory through it; outside, it lowers a flag (one int64, reset before the launch) to the
 index's position by atomic min, so the host reads back the first bad index in row-major
 order, the one the interpreter names, and raises the same RuntimeCheckError. A scatter
@@ -45,8 +46,9 @@ def indexed_kernel(
             coords = coordinates(w, "i", geo.space, "c")
             w.line(f"at = {offset(coords, geo.index_strides)}")
             w.line("j = indices[at]")
-            with w.block("if j < 0"):
-                w.line(f"j += {geo.axis_size}")
+            if geo.wrap_negative:
+                with w.block("if j < 0"):
+                    w.line(f"j += {geo.axis_size}")
             with w.block(f"if j < 0 or j >= {geo.axis_size}"):
                 w.line("cuda.atomic.min(flag, 0, at)")
                 w.line("continue")
@@ -100,7 +102,7 @@ def _check(op: Operation, flag, none_bad: int, geo: IndexGeometry):
         at = int(frame[flag].copy_to_host()[0])
         if at < none_bad:
             bad = int(frame[indices][at : at + 1].copy_to_host()[0])
-            message = out_of_range_message(axis, geo.axis_size, bad)
+            message = out_of_range_message(axis, geo.axis_size, bad, geo.wrap_negative)
             raise RuntimeCheckError(message, op=op)
 
     return check

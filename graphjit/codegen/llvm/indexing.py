@@ -1,7 +1,7 @@
 """The llvm lowerings of ir/ops/indexing.py: op name -> lowering(low, op).
 
 Every op is one loop nest over the rows of its `geometry` (ir/ops/indexing.py): load the
-row's index, count a negative one from the end, and leave the run with a
+row's index, count a negative one from the end (where the op wraps them), and leave the run with a
 RuntimeCheckError when it is still outside [0, n) (one unsigned compare), before any
 memory is touched through it; then copy (or, for a scatter, add) the row's contiguous
 elements in an inner loop free of checks, which vectorises. A scatter zeroes its result
@@ -36,14 +36,18 @@ def lower_indexed(low, op: Operation) -> None:
     if geo.scatter:
         _zero(low, indexed)
     data_p, index_p, indexed_p = low.typed(data), low.typed(indices), low.typed(indexed)
-    message = sizes.message(partial(out_of_range_message, op.attrs["axis"]), geo.axis_size)
+    words = partial(out_of_range_message, op.attrs["axis"], wrap_negative=geo.wrap_negative)
+    message = sizes.message(words, geo.axis_size)
     rows, strides = geo.rows()
     poll_rows = polls(geo.space) and geo.row_length >= LONG_ROW
     chunked = None if poll_rows else low.poll_interrupt
     with loop_nest(b, rows, strides, "idx", poll=chunked) as (d, i, base):
         if poll_rows:
             low.poll_interrupt()
-        index = _wrapped_index(b, b.load(b.gep(index_p, [i])), geo.axis_size)
+        index = _as_i64(b, b.load(b.gep(index_p, [i])))
+        if geo.wrap_negative:
+            index = _wrapped_index(b, index, geo.axis_size)
+        # (unsigned: a negative index left unwrapped is a huge one)
         outside = b.icmp_unsigned(">=", index, sizes.i64(geo.axis_size, b))
         low.fail(message, outside, RuntimeCheckError, op)
         row = b.add(base, b.mul(index, sizes.i64(geo.axis_stride, b)))
@@ -60,9 +64,12 @@ def _move_row(b: ir.IRBuilder, geo: IndexGeometry, data_row, indexed_row, dtype)
             b.store(b.load(row_element), element)
 
 
-def _wrapped_index(b: ir.IRBuilder, raw: ir.Value, size: int) -> ir.Value:
-    """The index as i64, a negative one counted from the end (NumPy's x[-1])."""
-    index = b.sext(raw, T.I64) if raw.type != T.I64 else raw
+def _as_i64(b: ir.IRBuilder, raw: ir.Value) -> ir.Value:
+    return b.sext(raw, T.I64) if raw.type != T.I64 else raw
+
+
+def _wrapped_index(b: ir.IRBuilder, index: ir.Value, size: int) -> ir.Value:
+    """The i64 index, a negative one counted from the end (NumPy's x[-1])."""
     negative = b.icmp_signed("<", index, ir.Constant(T.I64, 0))
     return b.select(negative, b.add(index, sizes.i64(size, b)), index)
 

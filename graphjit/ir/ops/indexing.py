@@ -11,9 +11,12 @@ Two pairs of primitives, each the other's transpose, so gradients of any order e
   x's shape off the axis): one index per result element; `scatter_add_along_axis(updates,
   indices, like) {axis}` is its transpose (PyTorch's scatter_add into zeros like `like`).
 
-Negative indices count from the end, as in NumPy's x[idx] (TF1's gather and PyTorch's
-index_select refuse them; counting from the end costs one compare and is what `x[idx]`
-needs). Indices outside [-n, n) are a RuntimeCheckError on every backend.
+With `wrap_negative` (the default: NumPy's x[idx], which `x[idx]` needs) negative indices
+count from the end and those outside [-n, n) are a RuntimeCheckError on every backend;
+without it (TF1's tf.gather and embedding_lookup, PyTorch's gather, index_select,
+scatter_add and embedding, whose frontend functions set it) every index outside [0, n) is,
+negative ones included: counting -1 as the last row would be a silent wrong answer in
+code written for those libraries (an id of -1 is often padding there, and refused).
 
 The code generators lower all four with one loop: `geometry(op)` says, for the op's
 iteration space, where each element's data, index and indexed row base are.
@@ -34,24 +37,27 @@ from graphjit.ir.types import TensorType, computes_in_float32, int64, shape_str
 # ---- the run-time check ------------------------------------------------------------------
 
 
-def out_of_range_message(axis: int, size: int, index=None) -> str:
+def out_of_range_message(axis: int, size: int, index=None, wrap_negative: bool = True) -> str:
     """The RuntimeCheckError's words (the error names the op): the bad index when the
     backend knows it (the interpreter, eager and cuda; llvm knows only that one failed)."""
     which = f"index {index}" if index is not None else "an index"
+    lowest = -size if wrap_negative else 0
     return (
         f"{which} is out of range for axis {axis} of size {size} "
-        f"(indices must be in [{-size}, {size}))"
+        f"(indices must be in [{lowest}, {size}))"
     )
 
 
-def checked_indices(indices, size: int, axis: int) -> np.ndarray:
-    """indices as int64 with negative ones counted from the end; the first index (in
-    row-major order) outside [-size, size) is a RuntimeCheckError naming it."""
+def checked_indices(indices, size: int, axis: int, wrap_negative: bool = True) -> np.ndarray:
+    """indices as int64, negative ones counted from the end (with `wrap_negative`); the first
+    index (in row-major order) outside [-size, size) (without: [0, size)) is a
+    RuntimeCheckError naming it."""
     idx = np.asarray(indices).astype(np.int64)
-    bad = (idx < -size) | (idx >= size)
+    bad = (idx < (-size if wrap_negative else 0)) | (idx >= size)
     if bad.any():
-        raise RuntimeCheckError(out_of_range_message(axis, size, int(idx[bad][0])))
-    return np.where(idx < 0, idx + size, idx)
+        message = out_of_range_message(axis, size, int(idx[bad][0]), wrap_negative)
+        raise RuntimeCheckError(message)
+    return np.where(idx < 0, idx + size, idx) if wrap_negative else idx
 
 
 # ---- shape rules -------------------------------------------------------------------------
@@ -149,8 +155,8 @@ def _scatter_along_axis_infer(types, attrs):
 # ---- reference kernels -------------------------------------------------------------------
 
 
-def _gather(params, indices, axis):
-    idx = checked_indices(indices, params.shape[axis], axis)
+def _gather(params, indices, axis, wrap_negative):
+    idx = checked_indices(indices, params.shape[axis], axis, wrap_negative)
     return np.take(params, idx, axis=axis)
 
 
@@ -159,22 +165,22 @@ def _rows(a: np.ndarray, axis: int, k: int) -> np.ndarray:
     return a.reshape(math.prod(a.shape[:axis]), -1, math.prod(a.shape[axis + k :]))
 
 
-def _scatter_add(updates, indices, like, axis):
+def _scatter_add(updates, indices, like, axis, wrap_negative):
     size = like.shape[axis]
-    idx = checked_indices(indices, size, axis).reshape(-1)
+    idx = checked_indices(indices, size, axis, wrap_negative).reshape(-1)
     shape = updates.shape[:axis] + (size,) + updates.shape[axis + np.ndim(indices) :]
     out = np.zeros(shape, updates.dtype)
     np.add.at(_rows(out, axis, 1), (slice(None), idx), _rows(updates, axis, np.ndim(indices)))
     return out
 
 
-def _take_along_axis(x, indices, axis):
-    idx = checked_indices(indices, x.shape[axis], axis)
+def _take_along_axis(x, indices, axis, wrap_negative):
+    idx = checked_indices(indices, x.shape[axis], axis, wrap_negative)
     return np.take_along_axis(x, idx, axis=axis)
 
 
-def _scatter_add_along_axis(updates, indices, like, axis):
-    idx = checked_indices(indices, like.shape[axis], axis)
+def _scatter_add_along_axis(updates, indices, like, axis, wrap_negative):
+    idx = checked_indices(indices, like.shape[axis], axis, wrap_negative)
     out = np.zeros(like.shape, updates.dtype)
     where = list(np.ogrid[tuple(slice(d) for d in updates.shape)])
     where[axis] = idx
@@ -184,13 +190,21 @@ def _scatter_add_along_axis(updates, indices, like, axis):
 
 # ---- registration ------------------------------------------------------------------------
 
+INDEXED = {"axis": REQUIRED, "wrap_negative": True}
+
+
+def _same_rule(a: dict) -> dict:
+    """The attributes a VJP rule passes on: the transpose checks indices as the op did."""
+    return {"axis": a["axis"], "wrap_negative": a["wrap_negative"]}
+
+
 register(
     OpDef(
         "gather",
         _gather_infer,
         _gather,
-        lambda cts, ins, outs, a: [P.scatter_add(cts[0], ins[1], ins[0], axis=a["axis"]), None],
-        attrs={"axis": REQUIRED},
+        lambda cts, ins, outs, a: [P.scatter_add(cts[0], ins[1], ins[0], **_same_rule(a)), None],
+        attrs=INDEXED,
     )
 )
 register(
@@ -198,8 +212,8 @@ register(
         "scatter_add",
         _scatter_add_infer,
         computes_in_float32(_scatter_add),  # (float16/bfloat16: float32 sums, one rounding)
-        lambda cts, ins, outs, a: [P.gather(cts[0], ins[1], axis=a["axis"]), None, None],
-        attrs={"axis": REQUIRED},
+        lambda cts, ins, outs, a: [P.gather(cts[0], ins[1], **_same_rule(a)), None, None],
+        attrs=INDEXED,
         shape_only=(2,),
     )
 )
@@ -209,10 +223,10 @@ register(
         _along_axis_infer,
         _take_along_axis,
         lambda cts, ins, outs, a: [
-            P.scatter_add_along_axis(cts[0], ins[1], ins[0], axis=a["axis"]),
+            P.scatter_add_along_axis(cts[0], ins[1], ins[0], **_same_rule(a)),
             None,
         ],
-        attrs={"axis": REQUIRED},
+        attrs=INDEXED,
     )
 )
 register(
@@ -220,8 +234,8 @@ register(
         "scatter_add_along_axis",
         _scatter_along_axis_infer,
         computes_in_float32(_scatter_add_along_axis),
-        lambda cts, ins, outs, a: [P.take_along_axis(cts[0], ins[1], axis=a["axis"]), None, None],
-        attrs={"axis": REQUIRED},
+        lambda cts, ins, outs, a: [P.take_along_axis(cts[0], ins[1], **_same_rule(a)), None, None],
+        attrs=INDEXED,
         shape_only=(2,),
     )
 )
@@ -259,7 +273,8 @@ class IndexGeometry:
     updates, contiguous), `index` = point . index_strides (into the indices) and `base` =
     point . base_strides (into the indexed tensor with the indexed axis at 0): the element
     read or written is indexed[base + wrap(indices[index]) * axis_stride], where the index
-    must lie in [-axis_size, axis_size).
+    must lie in [-axis_size, axis_size) (without `wrap_negative`: in [0, axis_size), and
+    wrap is the identity).
 
     The last `inner_axes` axes of the space (a gather's params.shape[axis + 1:]) share one
     index and are contiguous on both sides: a backend may check the index once per row
@@ -273,6 +288,7 @@ class IndexGeometry:
     axis_size: int
     scatter: bool
     inner_axes: int
+    wrap_negative: bool
 
     @property
     def row_length(self) -> int:
@@ -319,4 +335,5 @@ def geometry(op: Operation) -> IndexGeometry:
         indexed.type.shape[axis],
         scatter,
         inner_axes,
+        op.attrs["wrap_negative"],
     )
