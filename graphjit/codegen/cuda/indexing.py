@@ -2,13 +2,13 @@
 
 Each op is one grid-stride kernel over its `geometry` (ir/ops/indexing.py). A thread
 loads its index, counts a negative one from the end (where the op wraps them), and only
-inside [0, n) touches
-memory through it; outside, it lowers a flag (one int64, reset before the launch) to the
-index's position by atomic min, so the host reads back the first bad index in row-major
-order, the one the interpreter names, and raises the same RuntimeCheckError. A scatter
-fills its result with zeros, then adds with atomics (so float sums may round in any
-order, as PyTorch's index_add_ on a GPU). A float16/bfloat16 scatter adds into a float32
-buffer, rounded into the result once at the end (float32 accumulation, as reductions)."""
+inside [0, n) touches memory through it; outside, it lowers a flag (one int64, reset
+before the launch) to the index's position by atomic min, so the host reads back the
+first bad index in row-major order, the one the interpreter names, and raises the same
+RuntimeCheckError. A scatter fills its result with zeros, then adds with atomics (so
+float sums may round in any order, as PyTorch's index_add_ on a GPU). A float16/bfloat16
+scatter adds into a float32 buffer, rounded into the result once at the end (float32
+accumulation, as reductions)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The llvm lowerings of ir/ops/indexing.py: op name -> lowering(low, op).
 
 Every op is one loop nest over the rows of its `geometry` (ir/ops/indexing.py): load the
-row's index, count a negative one from the end (where the op wraps them), and leave the run with a
-RuntimeCheckError when it is still outside [0, n) (one unsigned compare), before any
+row's index, count a negative one from the end (where the op wraps them), and leave the
+run with a RuntimeCheckError when it is still outside [0, n) (one unsigned compare), before any
 memory is touched through it; then copy (or, for a scatter, add) the row's contiguous
 elements in an inner loop free of checks, which vectorises. A scatter zeroes its result
 first. Long nests poll for Ctrl-C: between chunks of rows, as copies do, or on every row
