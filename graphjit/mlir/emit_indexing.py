@@ -61,7 +61,7 @@ def _message(axis: int, size, wraps: bool) -> str:
     )
 
 
-def wrapped(w, index: str, dtype, size, wraps: bool = True) -> str:
+def wrapped(w, index: str, dtype, size, wraps: bool) -> str:
     """An index scalar as an `index`, negative ones counted from the end (where the op
     `wraps` them: otherwise the check refused them)."""
     i = w.op(f"arith.index_cast {index} : {element_type(dtype)} to index")
@@ -73,7 +73,7 @@ def wrapped(w, index: str, dtype, size, wraps: bool = True) -> str:
     return w.op(f"arith.select {negative}, {from_end}, {i} : index")
 
 
-def clamped(w, index: str, dtype, size, wraps: bool = True) -> str:
+def clamped(w, index: str, dtype, size, wraps: bool) -> str:
     """wrapped(), then kept inside [0, size): a bad index (which fails the call) reads
     inside the tensor meanwhile."""
     i = w.op(f"arith.maxsi {wrapped(w, index, dtype, size, wraps)}, {w.index(0)} : index")
@@ -151,8 +151,8 @@ def add_where_index_matches(w, op, update, index, accumulator, index_dtype, size
     match = w.op(f"arith.cmpi eq, {at}, {here} : index")
     ty = element_type(dtype)
     addend = w.op(f"arith.select {match}, {update}, {skipped_addend(w, dtype)} : {ty}")
-    op = "arith.addf" if dtype.is_floating else "arith.addi"
-    return w.op(f"{op} {accumulator}, {addend} : {ty}")
+    add = "arith.addf" if dtype.is_floating else "arith.addi"
+    return w.op(f"{add} {accumulator}, {addend} : {ty}")
 
 
 def emit_scatter_add(w, op):
