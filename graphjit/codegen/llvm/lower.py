@@ -38,6 +38,7 @@ from graphjit.codegen.llvm import (
     row_chains,
     scan,
     sizes,
+    small_gemm,
     sorting,
     widen,
 )
@@ -626,6 +627,9 @@ class Lowering:
         m, n, k = sizes
         if dtype.is_narrow_float:
             self._narrow_gemm(dtype, a, bm, c, sizes, transposed, scaling)
+            return
+        if small_gemm.takes(dtype.name, sizes, transposed):
+            small_gemm.call_small_gemm(self.b, dtype.name, (a, bm, c), sizes, transposed, scaling)
             return
         if dtype.name in ("float32", "float64") and m and n and k:
             # (a matmul too small to split: the same single-threaded BLAS, where there is one,

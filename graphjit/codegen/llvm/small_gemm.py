@@ -1,0 +1,329 @@
+"""Small float matrix products as register-tiled loops in the program's own code, with no
+BLAS call.
+
+Why: below a quarter of a million multiply-adds a product costs more around its
+arithmetic than in it when it goes to BLAS. The RNN workload's step (16x32 @ 32x64 and
+16x64 @ 64x64, in a while_loop) spent 80% of its time in OpenBLAS, half of that copying
+its operands into OpenBLAS's own layout (`sgemm_itcopy`) before a kernel that ran a few
+hundred cycles; jax.jit, which emits such products inline, took half graphjit's time.
+Here each product of static sizes is a function of the module, specialised to its sizes,
+transposes and scaling, that reads the operands where they lie:
+
+- `op(B)` not transposed (its rows are contiguous): a tile of ROWS x VECTORS accumulator
+  vectors of C (4 x 4 of 16 floats with AVX-512) is summed over the inner dimension, each
+  step loading a vector of each of B's row and broadcasting one element of A per row.
+  Every element of C is then one chain of fused multiply-adds in the inner dimension's
+  order, as in BLAS's kernels.
+- `op(B)` transposed (x @ w.T, backward's `g @ W^T`): C's elements are dot products of
+  contiguous rows, so the tile holds ROWS x COLUMNS vectors along the inner dimension,
+  summed lane by lane and then across the lanes by halves (a fixed tree).
+- both transposed: BLAS (no bench workload makes such a product).
+
+The sizes are constants, so the tiles at C's right and bottom edges are narrower tiles of
+the same code (vectors of fewer lanes), not masked or padded ones, and nothing is read or
+written outside the matrices. Every order of summation is fixed at compile time: a
+product gives the same bits on every call. The inner dimension is at most MAX_INNER, so a
+lane's chain stays short (accuracy as BLAS's blocked kernels).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from llvmlite import ir
+
+from graphjit.codegen.llvm import target
+from graphjit.codegen.llvm import types as T
+from graphjit.codegen.llvm.loops import for_range
+from graphjit.ir.symbolic import is_symbolic
+
+# Above this many multiply-adds BLAS's packing pays for itself (measured against OpenBLAS
+# on this machine's shapes: docs/benchmarks.md).
+MAX_MACS = 1 << 18
+MAX_INNER = 1024
+_ELEMENT = {"float32": T.F32, "float64": T.F64}
+
+
+@functools.cache
+def _vector_bits() -> tuple[int, int]:
+    """(bits of a vector register, how many there are) on this CPU."""
+    features = target.features().split(",")
+    if "+avx512f" in features:
+        return 512, 32
+    if "+avx" in features:
+        return 256, 16
+    return 128, 16
+
+
+def takes(dtype_name: str, sizes, transposed) -> bool:
+    """Whether an m x n x k product of this dtype is emitted here rather than sent to BLAS."""
+    m, n, k = sizes
+    if dtype_name not in _ELEMENT or any(is_symbolic(d) for d in sizes):
+        return False
+    if not (m and n and k) or all(transposed):
+        return False
+    return m * n * k <= MAX_MACS and k <= MAX_INNER
+
+
+def call_small_gemm(b: ir.IRBuilder, dtype_name: str, pointers, sizes, transposed, scaling):
+    """C (m x n) = alpha op(A) @ op(B) (+ C when accumulating) for row-major, contiguous
+    matrices (A m x k, or k x m transposed; B k x n, or n x k transposed), by a call to
+    the module's function for these sizes (made on first use)."""
+    fn = _function(b.module, dtype_name, tuple(sizes), tuple(transposed), tuple(scaling))
+    pointer = _ELEMENT[dtype_name].as_pointer()
+    b.call(fn, [b.bitcast(p, pointer) for p in pointers])
+
+
+def _function(module: ir.Module, dtype_name: str, sizes, transposed, scaling) -> ir.Function:
+    (m, n, k), (ta, tb), (alpha, accumulate) = sizes, transposed, scaling
+    flags = f"{'t' if ta else 'n'}{'t' if tb else 'n'}{'+' if accumulate else ''}"
+    name = f"graphjit.small_gemm.{dtype_name}.{m}x{n}x{k}.{flags}.{float(alpha).hex()}"
+    existing = module.globals.get(name)
+    if existing is not None:
+        return existing
+    pointer = _ELEMENT[dtype_name].as_pointer()
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [pointer] * 3), name)
+    fn.linkage = "internal"
+    for arg in fn.args:
+        arg.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    product = _Product(b, _ELEMENT[dtype_name], fn.args, sizes, transposed, scaling)
+    if tb:
+        product.emit_dots()
+    else:
+        product.emit_rows()
+    b.ret_void()
+    return fn
+
+
+class _Product:
+    """One product's emission: the operands, sizes and the vector shape of this CPU."""
+
+    def __init__(self, b, element, args, sizes, transposed, scaling):
+        self.b, self.element = b, element
+        self.a, self.bm, self.c = args
+        (self.m, self.n, self.k), (self.ta, _) = sizes, transposed
+        self.alpha, self.accumulate = float(scaling[0]), scaling[1]
+        bits, self.registers = _vector_bits()
+        self.lanes = bits // _bits(element)
+
+    # ---- op(B) not transposed: C's rows as sums of B's rows --------------------------------
+
+    def emit_rows(self) -> None:
+        """Tiles of `rows` rows x `vectors` vectors of C, over the whole of C: full tiles in
+        loops, then the narrower column tile at the right edge and the shorter row tile at
+        the bottom."""
+        vectors = 4 if self.registers >= 32 else 2
+        rows = 4
+        span = vectors * self.lanes
+        full_rows, full_cols = self.m - self.m % rows, self.n - self.n % span
+        edge_widths = self._widths(self.n - full_cols)
+        for first_row, row_end, tile_rows in (
+            (0, full_rows, rows),
+            (full_rows, self.m, self.m - full_rows),
+        ):
+            if first_row >= row_end:
+                continue
+            with for_range(self.b, row_end, "sg.i", start=first_row, step=tile_rows) as i:
+                if full_cols:
+                    with for_range(self.b, full_cols, "sg.j", step=span) as j:
+                        self._row_tile(i, j, tile_rows, [self.lanes] * vectors)
+                if edge_widths:
+                    self._row_tile(i, self._i(full_cols), tile_rows, edge_widths)
+
+    def _row_tile(self, i, j, rows: int, widths: list) -> None:
+        b = self.b
+        acc = self._accumulators(widths * rows)
+        with for_range(b, self.k, "sg.p") as p:
+            b_row = b.gep(self.bm, [b.add(b.mul(p, self._i(self.n)), j)])
+            starts = _starts(widths)
+            loaded = [self._load(b_row, s, w) for s, w in zip(starts, widths)]
+            for r in range(rows):
+                scalar = b.load(self._a_at(b.add(i, self._i(r)), p))
+                for v, w in enumerate(widths):
+                    slot = acc[r * len(widths) + v]
+                    b.store(self._fma(self._splat(scalar, w), loaded[v], b.load(slot)), slot)
+        for r in range(rows):
+            c_row = b.gep(self.c, [b.add(b.mul(b.add(i, self._i(r)), self._i(self.n)), j)])
+            for v, (s, w) in enumerate(zip(_starts(widths), widths)):
+                at = self._vector_pointer(c_row, s, w)
+                b.store(self._finish(b.load(acc[r * len(widths) + v]), at, w), at, align=1)
+
+    def _a_at(self, row, p):
+        """Where op(A)[row, p] is."""
+        if self.ta:
+            return self.b.gep(self.a, [self.b.add(self.b.mul(p, self._i(self.m)), row)])
+        return self.b.gep(self.a, [self.b.add(self.b.mul(row, self._i(self.k)), p)])
+
+    # ---- op(B) transposed: C's elements as dot products of rows ------------------------
+
+    def emit_dots(self) -> None:
+        """Tiles of `rows` x `cols` elements of C, each a dot product of A's and B's rows,
+        whole tiles in loops, the edge tiles after them."""
+        rows, cols = 4, 4 if self.registers >= 32 else 2
+        full_rows, full_cols = self.m - self.m % rows, self.n - self.n % cols
+        for first_row, row_end, tile_rows in (
+            (0, full_rows, rows),
+            (full_rows, self.m, self.m - full_rows),
+        ):
+            if first_row >= row_end:
+                continue
+            with for_range(self.b, row_end, "sd.i", start=first_row, step=tile_rows) as i:
+                if full_cols:
+                    with for_range(self.b, full_cols, "sd.j", step=cols) as j:
+                        self._dot_tile(i, j, tile_rows, cols)
+                if self.n > full_cols:
+                    self._dot_tile(i, self._i(full_cols), tile_rows, self.n - full_cols)
+
+    def _dot_tile(self, i, j, rows: int, cols: int) -> None:
+        b, lanes, k = self.b, self.lanes, self.k
+        a_rows = [b.gep(self.a, [b.mul(b.add(i, self._i(r)), self._i(k))]) for r in range(rows)]
+        b_rows = [b.gep(self.bm, [b.mul(b.add(j, self._i(c)), self._i(k))]) for c in range(cols)]
+        whole, tail = k - k % lanes, k % lanes
+        acc = self._accumulators([lanes] * (rows * cols))
+
+        def step(av: list, bv: list) -> None:
+            for r in range(rows):
+                for c in range(cols):
+                    slot = acc[r * cols + c]
+                    b.store(self._fma(av[r], bv[c], b.load(slot)), slot)
+
+        if whole:
+            with for_range(b, whole, "sd.p", step=lanes) as p:
+                step(
+                    [self._load(b.gep(row, [p]), 0, lanes) for row in a_rows],
+                    [self._load(b.gep(row, [p]), 0, lanes) for row in b_rows],
+                )
+        if tail:  # the last k % lanes products: shorter loads, zero-padded to whole vectors
+            step(
+                [self._padded(self._load(row, whole, tail)) for row in a_rows],
+                [self._padded(self._load(row, whole, tail)) for row in b_rows],
+            )
+        sums = _sum_lanes(b, [b.load(slot) for slot in acc], lanes)
+        for r in range(rows):
+            c_row = b.gep(self.c, [b.add(b.mul(b.add(i, self._i(r)), self._i(self.n)), j)])
+            for c in range(cols):
+                at = b.gep(c_row, [self._i(c)])
+                b.store(self._finish_scalar(sums[r * cols + c], at), at)
+
+    def _padded(self, vector):
+        """A vector of fewer lanes, widened to `lanes` with zeros."""
+        width = vector.type.count
+        zero = ir.Constant(vector.type, None)
+        picks = [w if w < width else width for w in range(self.lanes)]
+        return self.b.shuffle_vector(vector, zero, _lanes(picks))
+
+    # ---- shared pieces ---------------------------------------------------------------------
+
+    def _i(self, value: int) -> ir.Constant:
+        return ir.Constant(T.I64, value)
+
+    def _widths(self, count: int) -> list:
+        """Vectors of `lanes` lanes covering `count` elements, the last one shorter."""
+        return [min(self.lanes, count - s) for s in range(0, count, self.lanes)]
+
+    def _vector_pointer(self, base, start: int, width: int):
+        at = self.b.gep(base, [self._i(start)])
+        return self.b.bitcast(at, ir.VectorType(self.element, width).as_pointer())
+
+    def _load(self, base, start: int, width: int):
+        return self.b.load(self._vector_pointer(base, start, width), align=1)
+
+    def _accumulators(self, widths: list) -> list:
+        """Zeroed vectors, one of each width, in allocas of the entry block (which LLVM
+        promotes to registers)."""
+        b = self.b
+        with b.goto_entry_block():
+            slots = [b.alloca(ir.VectorType(self.element, w)) for w in widths]
+        for slot, w in zip(slots, widths, strict=True):
+            b.store(ir.Constant(ir.VectorType(self.element, w), None), slot)
+        return slots
+
+    def _splat(self, scalar, width: int):
+        vector = ir.VectorType(self.element, width)
+        one = self.b.insert_element(ir.Constant(vector, ir.Undefined), scalar, _i32(0))
+        return self.b.shuffle_vector(one, one, ir.Constant(ir.VectorType(T.I32, width), None))
+
+    def _fma(self, x, y, z):
+        name = f"llvm.fma.v{x.type.count}{_suffix(self.element)}"
+        fma = self.b.module.globals.get(name) or ir.Function(
+            self.b.module, ir.FunctionType(x.type, [x.type] * 3), name
+        )
+        return self.b.call(fma, [x, y, z])
+
+    def _finish(self, value, at, width: int):
+        """alpha * value, plus C's value at `at` when accumulating (vectors)."""
+        if self.alpha != 1.0:
+            value = self.b.fmul(self._splat(ir.Constant(self.element, self.alpha), width), value)
+        if self.accumulate:
+            value = self.b.fadd(self.b.load(at, align=1), value)
+        return value
+
+    def _finish_scalar(self, value, at):
+        if self.alpha != 1.0:
+            value = self.b.fmul(ir.Constant(self.element, self.alpha), value)
+        if self.accumulate:
+            value = self.b.fadd(self.b.load(at), value)
+        return value
+
+
+def _starts(widths: list) -> list:
+    starts, at = [], 0
+    for w in widths:
+        starts.append(at)
+        at += w
+    return starts
+
+
+def _sum_lanes(b: ir.IRBuilder, vectors: list, width: int) -> list:
+    """The sum of each vector's lanes, for all of them at once (a transposing reduction):
+    pairs of vectors are folded into one, each half of it the two halves of one of them
+    added (the first vector's lanes then the second's), until each vector's sum is one
+    lane (a last vector folds alone). Every sum is a fixed tree of
+    additions, whatever the tile, so the bits do not depend on where an element lies."""
+    groups = [(v, [index], width) for index, v in enumerate(vectors)]  # (vector, owners, span)
+    zero = ir.Constant(vectors[0].type, None)
+    while len(groups) & (len(groups) - 1):  # (zeros up to a power of two: pairs alike)
+        groups.append((zero, [None], width))
+    while any(span > 1 for _, _, span in groups):
+        folded = []
+        for g in range(0, len(groups), 2):
+            pair = groups[g : g + 2]
+            vector, owners, span = pair[0]
+            other = pair[1][0] if len(pair) == 2 else vector
+            count = vector.type.count
+            low = [s * span + t for s in range(len(owners)) for t in range(span // 2)]
+            high = [s * span + span // 2 + t for s in range(len(owners)) for t in range(span // 2)]
+            if len(pair) == 2:
+                low += [count + x for x in low]
+                high += [count + x for x in high]
+                owners = owners + pair[1][1]
+            summed = b.fadd(
+                b.shuffle_vector(vector, other, _lanes(low)),
+                b.shuffle_vector(vector, other, _lanes(high)),
+            )
+            folded.append((summed, owners, span // 2))
+        groups = folded
+    sums: list = [None] * len(vectors)
+    for vector, owners, _ in groups:
+        for lane, owner in enumerate(owners):
+            if owner is not None:
+                sums[owner] = b.extract_element(vector, _i32(lane))
+    return sums
+
+
+def _lanes(indices) -> ir.Constant:
+    indices = list(indices)
+    return ir.Constant(ir.VectorType(T.I32, len(indices)), [_i32(i) for i in indices])
+
+
+def _i32(value: int) -> ir.Constant:
+    return ir.Constant(T.I32, value)
+
+
+def _bits(element) -> int:
+    return 32 if element == T.F32 else 64
+
+
+def _suffix(element) -> str:
+    return "f32" if element == T.F32 else "f64"

@@ -1,0 +1,230 @@
+"""Small float products emitted inline (codegen/llvm/small_gemm.py): which products take
+that path, their values against NumPy in float64 for every tile shape and transpose, the
+same bits wherever an element lies, special values, and BLAS for what they do not take."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from llvm_helpers import record_llvm_ir
+
+import graphjit as gj
+from graphjit.codegen.llvm import blas, small_gemm
+from graphjit.ir.symbolic import ShapeEnv
+
+DTYPES = [(gj.float32, np.float32, 2e-6), (gj.float64, np.float64, 1e-13)]
+# (m, n, k): whole tiles, edge tiles in rows, columns and both, k under, at and over one
+# vector (16 floats, 8 doubles with AVX-512), one element, a long thin inner dimension
+SHAPES = [
+    (16, 64, 64),
+    (16, 32, 64),
+    (5, 7, 3),
+    (1, 1, 1),
+    (3, 40, 17),
+    (33, 70, 19),
+    (8, 16, 8),
+    (7, 9, 100),
+    (2, 3, 1024),
+    (6, 5, 33),
+    (1, 300, 2),
+    (300, 1, 2),
+]
+TRANSPOSES = [(False, False), (True, False), (False, True)]
+
+
+def product_graph(gdtype, shapes, transposed, alpha=1.0, accumulate=False):
+    (sa, sb), (ta, tb) = shapes, transposed
+    g = gj.Graph()
+    with g.as_default():
+        a = gj.placeholder(gdtype, sa, name="a")
+        b = gj.placeholder(gdtype, sb, name="b")
+        c = gj.placeholder(gdtype, (sa[1] if ta else sa[0], sb[0] if tb else sb[1]), name="c")
+        y = gj.matmul(a, b, transpose_a=ta, transpose_b=tb)
+        if alpha != 1.0:
+            y = y * alpha
+        if accumulate:
+            y = y + c
+    return g, (a, b, c), y
+
+
+def operands(rng, npdtype, m, n, k, transposed):
+    ta, tb = transposed
+    a = rng.normal(size=(k, m) if ta else (m, k)).astype(npdtype)
+    b = rng.normal(size=(n, k) if tb else (k, n)).astype(npdtype)
+    return a, b, rng.normal(size=(m, n)).astype(npdtype)
+
+
+def expected(a, b, c, transposed, alpha, accumulate):
+    ta, tb = transposed
+    product = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    return alpha * product + (c if accumulate else 0)
+
+
+@pytest.mark.parametrize("gdtype,npdtype,rtol", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("transposed", TRANSPOSES, ids=["nn", "tn", "nt"])
+def test_small_products_match_numpy_and_call_no_blas(
+    monkeypatch, gdtype, npdtype, rtol, transposed
+):
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(0)
+    for m, n, k in SHAPES:
+        for alpha, accumulate in ((1.0, False), (0.5, True)):
+            a, b, c = operands(rng, npdtype, m, n, k, transposed)
+            g, (pa, pb, pc), y = product_graph(
+                gdtype, (a.shape, b.shape), transposed, alpha, accumulate
+            )
+            got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b, pc: c})
+            want = expected(a, b, c, transposed, alpha, accumulate)
+            assert got.dtype == npdtype
+            scale = np.abs(want).max()
+            np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale * np.sqrt(k))
+            assert "graphjit.small_gemm." in texts[-1]
+            assert "gemm_" not in texts[-1].replace("small_gemm.", "")  # (no BLAS symbol)
+
+
+def test_scaling_and_accumulation_are_part_of_the_kernel(monkeypatch):
+    """`y * 0.5 + c` is one gemm (alpha 0.5, accumulating): the kernel is specialised to
+    both, and differs from the plain product's."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(1)
+    a, b, c = operands(rng, np.float32, 4, 5, 6, (False, False))
+    g, (pa, pb, pc), y = product_graph(gj.float32, (a.shape, b.shape), (False, False), 0.5, True)
+    got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b, pc: c})
+    np.testing.assert_allclose(got, expected(a, b, c, (False, False), 0.5, True), rtol=1e-5)
+    assert '"graphjit.small_gemm.float32.4x5x6.nn+.0x1.0000000000000p-1"' in texts[-1]
+
+
+@pytest.mark.parametrize("transposed", TRANSPOSES, ids=["nn", "tn", "nt"])
+def test_an_element_has_the_same_bits_in_any_tile(transposed):
+    """Rows and columns repeated across whole and edge tiles: each copy of an element is
+    computed by the same operations in the same order (as BLAS's kernels promise)."""
+    rng = np.random.default_rng(2)
+    m, n, k = 37, 70, 45  # 9 row tiles + 1, 4 column tiles + an edge, k over 2 vectors
+    a, b, _ = operands(rng, np.float32, m, n, k, transposed)
+    ta, tb = transposed
+    a_rows = a.T if ta else a  # (views: writing them writes a and b)
+    b_cols = b if tb else b.T
+    a_rows[m - 1] = a_rows[0]  # first row of a whole tile, and the last (edge) row
+    a_rows[5] = a_rows[0]
+    b_cols[n - 1] = b_cols[0]
+    b_cols[33] = b_cols[0]
+    g, (pa, pb, _), y = product_graph(gj.float32, (a.shape, b.shape), transposed)
+    got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b})
+    for row in (5, m - 1):
+        assert got[row].tobytes() == got[0].tobytes()
+    for col in (33, n - 1):
+        assert got[:, col].tobytes() == got[:, 0].tobytes()
+
+
+def test_special_values_propagate_as_in_numpy():
+    rng = np.random.default_rng(3)
+    for transposed in TRANSPOSES:
+        a, b, _ = operands(rng, np.float32, 6, 20, 18, transposed)
+        a[(0, 0)] = np.inf
+        a[(1, 2)] = np.nan
+        b[(2, 3)] = -np.inf
+        g, (pa, pb, _), y = product_graph(gj.float32, (a.shape, b.shape), transposed)
+        got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b})
+        want = gj.Session(g, backend="interpreter").run(y, {pa: a, pb: b})
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(
+            got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)]
+        )
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "sizes,transposed,why",
+    [
+        ((64, 64, 65), (False, False), "over MAX_MACS"),
+        ((1, 1, 1025), (False, False), "a longer inner dimension than MAX_INNER"),
+        ((4, 4, 4), (True, True), "both operands transposed"),
+    ],
+)
+def test_blas_takes_what_the_kernel_does_not(monkeypatch, sizes, transposed, why):
+    texts = record_llvm_ir(monkeypatch)
+    m, n, k = sizes
+    assert not small_gemm.takes("float64", sizes, transposed), why
+    rng = np.random.default_rng(4)
+    a, b, c = operands(rng, np.float64, m, n, k, transposed)
+    g, (pa, pb, _), y = product_graph(gj.float64, (a.shape, b.shape), transposed)
+    got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b})
+    np.testing.assert_allclose(got, expected(a, b, c, transposed, 1.0, False), rtol=1e-12)
+    assert "graphjit.small_gemm." not in texts[-1]
+    symbol = (blas.split_gemm("float64") or blas.gemm("float64")).symbol
+    assert f'@"{symbol}"(' in texts[-1]
+
+
+def test_sizes_of_the_run_integers_and_narrow_floats_keep_their_paths():
+    rows = ShapeEnv().symbol(4)  # (a batch size known only when the program runs)
+    assert not small_gemm.takes("float32", (rows, 4, 4), (False, False))
+    assert not small_gemm.takes("int32", (4, 4, 4), (False, False))
+    assert not small_gemm.takes("float16", (4, 4, 4), (False, False))  # (widened first)
+    assert not small_gemm.takes("float32", (0, 4, 4), (False, False))
+    assert small_gemm.takes("float32", (4, 4, 4), (False, True))
+
+
+@pytest.mark.parametrize("transposed", TRANSPOSES, ids=["nn", "tn", "nt"])
+def test_blas_and_the_kernel_agree(monkeypatch, transposed):
+    """The same programs with the kernel switched off (BLAS for every product) give the
+    same values to rounding: neither path is tested only against itself."""
+    rng = np.random.default_rng(5)
+    for m, n, k in SHAPES[:6]:
+        a, b, c = operands(rng, np.float64, m, n, k, transposed)
+        g, (pa, pb, pc), y = product_graph(gj.float64, (a.shape, b.shape), transposed, 2.0, True)
+        feeds = {pa: a, pb: b, pc: c}
+        inline = gj.Session(g, backend="llvm").run(y, feeds)
+        with monkeypatch.context() as patch:
+            patch.setattr(small_gemm, "MAX_MACS", 0)
+            through_blas = gj.Session(g, backend="llvm").run(y, feeds)
+        np.testing.assert_allclose(inline, through_blas, rtol=1e-12, atol=1e-12)
+
+
+def test_the_rnn_step_and_its_gradient_match_the_interpreter():
+    """Products in a while_loop and in its gradient (transposed both ways), as the RNN
+    workload runs them."""
+    rng = np.random.default_rng(6)
+    xs_value = rng.normal(size=(12, 4, 5)).astype(np.float32)
+    params = [rng.normal(size=s).astype(np.float32) * 0.4 for s in ((5, 16), (16, 16), (16,))]
+    g = gj.Graph()
+    with g.as_default():
+        xs = gj.placeholder(gj.float32, xs_value.shape)
+        length = gj.placeholder(gj.int32, [])
+        ws = [gj.placeholder(gj.float32, p.shape) for p in params]
+        wx, wh, bias = ws
+
+        def cell(t, h):
+            return t + 1, gj.tanh(xs[t] @ wx + h @ wh + bias)
+
+        start = [gj.constant(0, gj.int32), gj.zeros((4, 16))]
+        _, h = gj.while_loop(lambda t, h: t < length, cell, start)
+        loss = gj.mean(gj.square(h))
+        fetches = [loss, gj.gradients(loss, ws)]
+    feeds = {xs: xs_value, length: np.int32(9), **dict(zip(ws, params))}
+    got = gj.Session(g, backend="llvm").run(fetches, feeds)
+    want = gj.Session(g, backend="interpreter").run(fetches, feeds)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for x, y in zip(got[1], want[1]):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("vector", [(256, 16), (128, 16)], ids=["avx2", "sse"])
+def test_tiles_for_narrower_vector_units(monkeypatch, vector):
+    """The tiles chosen for CPUs with 16 registers of 256 or 128 bits (compiled for this
+    one, which runs them too)."""
+    monkeypatch.setattr(small_gemm, "_vector_bits", lambda: vector)
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(7)
+    lanes = vector[0] // 32
+    for transposed in TRANSPOSES:
+        for m, n, k in ((9, 2 * lanes + 3, lanes + 1), (4, 8, 2 * lanes), (1, 1, 3)):
+            a, b, c = operands(rng, np.float32, m, n, k, transposed)
+            g, (pa, pb, pc), y = product_graph(
+                gj.float32, (a.shape, b.shape), transposed, 0.5, True
+            )
+            got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b, pc: c})
+            want = expected(a, b, c, transposed, 0.5, True)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+            if m > 1:  # (1 x 1 x 3: vectors of 3 or 1 lanes)
+                assert f"<{lanes} x float>" in texts[-1]
