@@ -228,3 +228,24 @@ def test_tiles_for_narrower_vector_units(monkeypatch, vector):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
             if m > 1:  # (1 x 1 x 3: vectors of 3 or 1 lanes)
                 assert f"<{lanes} x float>" in texts[-1]
+
+
+@pytest.mark.parametrize("transposed", TRANSPOSES + [(True, True)], ids=["nn", "tn", "nt", "tt"])
+def test_products_with_a_vector_run_in_the_wider_form(monkeypatch, transposed):
+    """One row or column of C is the same memory as its transpose: x @ w of one output
+    becomes dot products, X^T @ r one row of r^T @ X (a tile of one lane would be a chain
+    of scalar multiply-adds), for every transpose, both included."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(8)
+    for m, n, k in ((256, 1, 8), (8, 1, 256), (1, 8, 256), (1, 1, 40), (1, 37, 3)):
+        assert small_gemm.takes("float32", (m, n, k), transposed)
+        a, b, c = operands(rng, np.float32, m, n, k, transposed)
+        g, (pa, pb, pc), y = product_graph(gj.float32, (a.shape, b.shape), transposed, 0.5, True)
+        got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b, pc: c})
+        want = expected(a, b, c, transposed, 0.5, True)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+        form = "nt" if n == 1 and not transposed[0] else "nn" if n == 1 else None
+        if form is not None:
+            assert (
+                f".{m if form == 'nt' else 1}x{1 if form == 'nt' else m}x{k}.{form}+" in texts[-1]
+            )

@@ -60,7 +60,7 @@ def takes(dtype_name: str, sizes, transposed) -> bool:
     m, n, k = sizes
     if dtype_name not in _ELEMENT or any(is_symbolic(d) for d in sizes):
         return False
-    if not (m and n and k) or all(transposed):
+    if not (m and n and k) or all(_canonical(sizes, transposed)[1]):
         return False
     return m * n * k <= MAX_MACS and k <= MAX_INNER
 
@@ -69,9 +69,25 @@ def call_small_gemm(b: ir.IRBuilder, dtype_name: str, pointers, sizes, transpose
     """C (m x n) = alpha op(A) @ op(B) (+ C when accumulating) for row-major, contiguous
     matrices (A m x k, or k x m transposed; B k x n, or n x k transposed), by a call to
     the module's function for these sizes (made on first use)."""
-    fn = _function(b.module, dtype_name, tuple(sizes), tuple(transposed), tuple(scaling))
+    sizes, transposed, swapped = _canonical(tuple(sizes), tuple(transposed))
+    a, bm, c = pointers
+    fn = _function(b.module, dtype_name, sizes, transposed, tuple(scaling))
     pointer = _ELEMENT[dtype_name].as_pointer()
-    b.call(fn, [b.bitcast(p, pointer) for p in pointers])
+    b.call(fn, [b.bitcast(p, pointer) for p in ((bm, a, c) if swapped else (a, bm, c))])
+
+
+def _canonical(sizes: tuple, transposed: tuple) -> tuple:
+    """(sizes, transposes, whether A and B swap) of the same product in the form the
+    kernels run best. A vector is the same memory whether it is a row or a column: with
+    one column (x @ w for a single output, X^T @ r in its gradient) C is C^T, and a tile of
+    one vector lane wide would be a scalar chain. Then x @ w is dot products of x's rows
+    with w (B transposed), and A^T @ r is r^T @ A, one row of C^T (A and B swapped)."""
+    (m, n, k), (ta, tb) = sizes, transposed
+    if n == 1:
+        return ((1, m, k), (False, False), True) if ta else ((m, 1, k), (False, True), False)
+    if m == 1:
+        return (1, n, k), (False, tb), False
+    return sizes, transposed, False
 
 
 def _function(module: ir.Module, dtype_name: str, sizes, transposed, scaling) -> ir.Function:
