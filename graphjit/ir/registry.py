@@ -71,10 +71,15 @@ class OpDef:
 
     is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
     attr_names: tuple[str, ...] = field(init=False)  # (the keys of attrs, in order)
+    # the kernel for operands none of which is a float16/bfloat16 array: without the
+    # wrapper that computes those in float32 (types.computes_in_float32), whose Python
+    # eager mode pays on every op of a tiny tensor
+    float_kernel: Callable | None = field(init=False)
 
     def __post_init__(self):
         self.is_terminator = bool(self.traits & {ENDS_FUNCTION, ENDS_REGION})
         self.attr_names = tuple(self.attrs)
+        self.float_kernel = getattr(self.kernel, "float_kernel", self.kernel)
 
     @property
     def num_regions(self) -> int:

@@ -14,10 +14,12 @@ import pytest
 import graphjit as gj
 from graphjit.errors import GraphjitError
 from graphjit.frontend import convert, losses, math_ops, ops
+from graphjit.frontend.eager.dispatch import run_op
 from graphjit.frontend.eager.module import Parameter
 from graphjit.frontend.eager.tensor_methods import FAST_UNARY
-from graphjit.ir.ops import bind
+from graphjit.ir.ops import bind, get_op
 from graphjit.ir.ops.shape import broadcast_like_kernel, expand_dims_view
+from graphjit.ir.types import as_dtype
 
 
 @pytest.fixture
@@ -326,3 +328,28 @@ def test_broadcast_like_kernel_is_numpys_broadcast():
         got = broadcast_like_kernel(x, ref)
         assert got.flags.c_contiguous and got.flags.writeable and got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("name", ["neg", "exp", "tanh", "add", "mul", "div", "maximum", "matmul"])
+def test_run_op_computes_narrow_floats_as_the_registry_kernel_does(dtype, name):
+    """run_op calls an op's kernel without the wrapper that computes float16/bfloat16 in
+    float32 (OpDef.float_kernel) only when no operand is such a float: for every float
+    dtype its results are the registry kernel's bits, and so are a VJP rule's (backward
+    runs through run_op too)."""
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    opdef = get_op(name)
+    npdtype = as_dtype(dtype).np
+    rng = np.random.default_rng(0)
+    arity = 1 if name in ("neg", "exp", "tanh") else 2
+    shape = (4, 4) if name == "matmul" else (5,)
+    arrays = [rng.normal(size=shape).astype(np.float32).astype(npdtype) for _ in range(arity)]
+    attrs = opdef.normalize_attrs({})
+    want = opdef.kernel(*arrays, **attrs)
+    tensors = [gj.tensor(a, requires_grad=True) for a in arrays]
+    (got,) = run_op(opdef, tensors, attrs)
+    assert got.numpy().dtype == want.dtype and got.numpy().tobytes() == want.tobytes()
+    got.sum().backward()
+    for t in tensors:
+        assert t.grad.dtype == t.dtype and np.isfinite(t.grad.numpy().astype(np.float64)).all()

@@ -19,7 +19,7 @@ from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
-from graphjit.ir.types import constant_array, is_float_array
+from graphjit.ir.types import NARROW_FLOATS, constant_array, is_float_array
 
 _asarray = np.asarray
 
@@ -66,14 +66,22 @@ def _all_ones_where(c: np.ndarray) -> np.ndarray:
 _SAME_SIZE_INTEGERS = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
 
 # Kernels eager mode runs in place of the registry's, giving the same bits faster (the
-# registry's serve the reference interpreter and constant folding as well).
+# registry's serve the reference interpreter and constant folding as well). Only for ops
+# of three or more operands: run_op calls those of one or two directly.
 EAGER_KERNELS = {"select": _select}
 
 
 def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
     try:
-        if len(operands) == 2:  # (the common case, without building a list)
-            raw = opdef.kernel(operands[0]._data, operands[1]._data, **attrs)
+        count = len(operands)
+        if count == 2:  # (the common cases first, without building a list of arrays)
+            x, y = operands[0]._data, operands[1]._data
+            if x.dtype in NARROW_FLOATS or y.dtype in NARROW_FLOATS:
+                raw = opdef.kernel(x, y, **attrs)
+            else:
+                raw = opdef.float_kernel(x, y, **attrs) if attrs else opdef.float_kernel(x, y)
+        elif count == 1 and not attrs and operands[0]._data.dtype not in NARROW_FLOATS:
+            raw = opdef.float_kernel(operands[0]._data)
         else:
             kernel = EAGER_KERNELS.get(opdef.name, opdef.kernel)
             raw = kernel(*[t._data for t in operands], **attrs)
@@ -100,6 +108,30 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
                 record(opdef, operands, attrs, results)
                 break
     return results
+
+
+def run_float_op(opdef: OpDef, kernel, operands: list) -> Tensor:
+    """run_op for the operators' fast path (tensor_methods.py): a unary or binary
+    elementwise op without attributes on float32/float64 tensors, `kernel` the op's own without the narrow-float
+    wrapper (a third of the Python a tiny tensor's op costs). A kernel that fails is run
+    again by run_op, which explains the failure."""
+    try:  # (one or two operands: no list of arrays to build)
+        if len(operands) == 2:
+            raw = kernel(operands[0]._data, operands[1]._data)
+        else:
+            raw = kernel(operands[0]._data)
+    except Exception:
+        return run_op(opdef, operands, {})[0]
+    result = wrap(raw if type(raw) is np.ndarray else _asarray(raw))
+    if _MODE.enabled:
+        for t in operands:  # (as run_op's)
+            if t._base is not None and t._version[0] != t._view_seen:
+                sync_view(t)
+        for t in operands:
+            if t._requires_grad:
+                record(opdef, operands, {}, [result])
+                break
+    return result
 
 
 def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:

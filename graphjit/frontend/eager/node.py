@@ -63,7 +63,6 @@ class Node:
         self.set_targets([None if e is None else e[0] for e in edges])
 
     def set_targets(self, targets: list) -> None:
-        """(Inlined in OpNode.__init__.)"""
         self._more_targets = tuple(targets[2:]) if len(targets) > 2 else None
         self._target0, self._target1 = [*targets, None, None][:2]
 
@@ -168,25 +167,31 @@ class OpNode(Node):
         self.sequence_nr = next_sequence_nr()
         self.epoch = MUTATIONS[0]
         self.opdef, self.attrs = opdef, attrs
-        # The edges, and what the VJP rule needs to rebuild the inputs (see _rebuilt).
-        # (One loop and no calls: this runs for every recorded op.)
-        targets, indices, saved = [], [], []
-        for t in inputs:
+        # The edges, and what the VJP rule needs to rebuild the inputs (see _rebuilt); for
+        # one or two inputs (most ops) without a loop.
+        count = len(inputs)
+        if count == 1:
+            t = inputs[0]
             cell = t._version
-            saved += (t._data, cell, cell[0])
-            if not t._requires_grad:
-                targets.append(None)
-                indices.append(0)
-            elif t._grad_fn is None:
-                targets.append(t)
-                indices.append(-1)
-            else:
-                targets.append(t._grad_fn)
-                indices.append(t._output_nr)
-        self.edge_indices, self.saved_inputs = tuple(indices), tuple(saved)
-        self._more_targets = tuple(targets[2:]) if len(targets) > 2 else None  # (set_targets)
-        targets += (None, None)  # (for ops with fewer than two inputs)
-        self._target0, self._target1 = targets[0], targets[1]
+            self.saved_inputs = (t._data, cell, cell[0])
+            self._target0, index = _edge(t)
+            self._target1 = self._more_targets = None
+            self.edge_indices = (index,)
+        elif count == 2:
+            t, u = inputs
+            cell, other = t._version, u._version
+            self.saved_inputs = (t._data, cell, cell[0], u._data, other, other[0])
+            self._target0, index = _edge(t)
+            self._target1, second = _edge(u)
+            self._more_targets = None
+            self.edge_indices = (index, second)
+        else:  # (no inputs, or three or more)
+            saved = []
+            for t in inputs:
+                cell = t._version
+                saved += (t._data, cell, cell[0])
+            self.saved_inputs = tuple(saved)
+            self.set_edges([_edge(t) for t in inputs])
         if len(results) == 1:  # (most ops: skip the loop)
             out = results[0]
             cell = out._version
@@ -256,6 +261,16 @@ class OpNode(Node):
 
     def release(self) -> None:
         self.saved_inputs = self.saved_outputs = None
+
+
+def _edge(t: Tensor) -> tuple:
+    """Where input `t`'s cotangent goes: (None, 0) if it needs none, (t, -1) for a leaf
+    that requires grad, else (its grad_fn, its output index)."""
+    if not t._requires_grad:
+        return None, 0
+    if t._grad_fn is None:
+        return t, -1
+    return t._grad_fn, t._output_nr
 
 
 def _rebuilt(target, index: int, data, cell) -> Tensor:

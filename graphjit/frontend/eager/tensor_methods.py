@@ -12,7 +12,7 @@ import numpy as np
 
 from graphjit.errors import ShapeError
 from graphjit.frontend import methods, ops, shape_ops
-from graphjit.frontend.eager.dispatch import run_op
+from graphjit.frontend.eager.dispatch import run_float_op
 from graphjit.frontend.eager.tensor import Tensor, wrap
 from graphjit.frontend.eager.tensor_inplace import INPLACE_METHODS
 from graphjit.frontend.operators import install_operators
@@ -90,19 +90,19 @@ def scalar_constant(value, dtype: np.dtype) -> Tensor:
 
 def _fast_binary(op_name: str, general, swapped: bool = False):
     opdef = get_op(op_name)
-    no_attrs: dict = {}
+    kernel = opdef.float_kernel  # (the fast paths leave narrow floats to `general`)
 
     def operator(self, other):
         kind = type(other)
+        dtype = self._data.dtype
         if kind is Tensor:
-            if other._data.dtype is not self._data.dtype or self._data.dtype.kind != "f":
+            if other._data.dtype is not dtype or dtype.kind != "f" or dtype.itemsize < 4:
                 return general(self, other)
-        elif (kind is float or kind is int) and self._data.dtype.kind == "f":
-            other = scalar_constant(other, self._data.dtype)
+        elif (kind is float or kind is int) and dtype.kind == "f" and dtype.itemsize >= 4:
+            other = scalar_constant(other, dtype)
         else:
             return general(self, other)
-        operands = [other, self] if swapped else [self, other]
-        return run_op(opdef, operands, no_attrs)[0]
+        return run_float_op(opdef, kernel, [other, self] if swapped else [self, other])
 
     operator.__name__ = general.__name__
     return operator
@@ -111,12 +111,13 @@ def _fast_binary(op_name: str, general, swapped: bool = False):
 def _fast_unary(op_name: str, general):
     """The same shortcut for a unary method (`-x`, `x.exp()`) of a float tensor."""
     opdef = get_op(op_name)
-    no_attrs: dict = {}
+    kernel = opdef.float_kernel  # (the fast paths leave narrow floats to `general`)
 
     def method(self):
-        if type(self) is not Tensor or self._data.dtype.kind != "f":
+        dtype = self._data.dtype
+        if type(self) is not Tensor or dtype.kind != "f" or dtype.itemsize < 4:
             return general(self)
-        return run_op(opdef, [self], no_attrs)[0]
+        return run_float_op(opdef, kernel, [self])
 
     method.__name__ = general.__name__
     method.__doc__ = general.__doc__

@@ -10,7 +10,6 @@ autograd, static autodiff and higher-order gradients.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -101,8 +100,15 @@ def handler_for(operands) -> Handler:
 
 def bind(name: str, *operands, **attrs):
     """Apply op `name`; returns one result, or a tuple when the op has several."""
-    opdef = get_op(name)
-    handler = handler_for(operands)
+    return bind_op(get_op(name), operands, attrs)
+
+
+def bind_op(opdef: OpDef, operands: tuple, attrs: dict):
+    """bind, for a caller that has the OpDef (the binders of `P`: VJP rules, eager's hot
+    path)."""
+    handler = _HANDLERS.get(type(operands[0])) if operands else None
+    if handler is None:
+        handler = handler_for(operands)
     for x in operands:  # a plain loop, not all(...): bind is the eager mode's hot path
         if type(x) not in _HANDLERS and not _is_handled(x):
             operands = [
@@ -131,8 +137,12 @@ class _Namespace:
     """`P.mul(a, b)` is `bind("mul", a, b)`: the op-building namespace VJP rules use."""
 
     def __getattr__(self, name: str) -> Callable:
-        get_op(name)
-        binder = functools.partial(bind, name)
+        opdef = get_op(name)
+
+        def binder(*operands, **attrs):
+            return bind_op(opdef, operands, attrs)
+
+        binder.__name__ = binder.__qualname__ = name
         setattr(self, name, binder)  # later lookups find it without calling __getattr__
         return binder
 

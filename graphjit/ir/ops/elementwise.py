@@ -74,6 +74,8 @@ def known_shape(x) -> tuple | None:
 
 def statically_same_shape(a, b) -> bool:
     """Both shapes known and equal."""
+    if type(a) is not Value and type(b) is not Value:  # (eager tensors: shapes known)
+        return a.shape == b.shape
     sa, sb = known_shape(a), known_shape(b)
     return sa is not None and sa == sb and None not in sa
 
