@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import ShapeError
-from graphjit.frontend.convert import is_tensor, unwrap
+from graphjit.frontend.convert import is_tensor, plain_eager, unwrap
 from graphjit.frontend.ops import as_tensor, axis_aliases, normalize_axes, operands
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import as_list, bind
@@ -168,6 +168,10 @@ def getitem(x, key):
     """x[key]: basic indexing (ints, slices, None for a new axis, Ellipsis) here; integer
     and boolean array indices in frontend/indexing.py; run-time bounds in
     frontend/dynamic_slicing.py."""
+    if plain_eager(type(x)):  # (x[i], x[:, j], x[a:b] of an eager tensor: decoded at once)
+        basic = _basic_index(key, x.shape)
+        if basic is not None:
+            return _apply_index(x, *basic, [])
     from graphjit.frontend import dynamic_slicing, indexing  # (both build on this module)
 
     x = as_tensor(x)
@@ -197,6 +201,29 @@ def getitem(x, key):
             drop.append(axis)
         axis += 1
     return _apply_index(x, spec, drop, new_axes)
+
+
+def _basic_index(key, shape: tuple) -> tuple | None:
+    """(spec, drop) as getitem makes them for a key of Python ints and slices of int or
+    None bounds, no more of them than axes; None for any other key (getitem's general
+    path then decodes it)."""
+    entries = key if type(key) is tuple else (key,)
+    if len(entries) > len(shape):
+        return None
+    spec, drop = [], []
+    for axis, k in enumerate(entries):
+        kind = type(k)
+        if kind is int:
+            spec.append(_int_index(k, shape[axis]))
+            drop.append(axis)
+        elif kind is slice and all(type(b) in _SLICE_BOUNDS for b in (k.start, k.stop, k.step)):
+            spec.append((k.start, k.stop, k.step))
+        else:
+            return None
+    return spec, drop
+
+
+_SLICE_BOUNDS = (int, type(None))
 
 
 def _int_index(i: int, dim) -> tuple:

@@ -15,7 +15,7 @@ from graphjit.errors import DTypeError, GraphjitError, ResourceError, ShapeError
 from graphjit.frontend.eager.anomaly import ANOMALY
 from graphjit.frontend.eager.grad_mode import _MODE
 from graphjit.frontend.eager.node import STALE, check_stale, node_class
-from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.frontend.eager.tensor import DTYPE_OF, Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
@@ -177,6 +177,29 @@ def _kernel_error(opdef: OpDef, operands: list, attrs: dict, error: Exception) -
     return kind(f"{opdef.name}: {error}", location=location)
 
 
+# Python numbers in ops on tensors (`x * 0.5`, a VJP rule's `1 - y * y`), as constant
+# tensors by (type, value, dtype). They are never handed to the user, so sharing them
+# between ops is safe; nan keys never match, so the cache is cleared when it grows. A float
+# zero is not cached: -0.0 == 0.0, and the sign is part of the value.
+_CONSTANTS: dict = {}
+
+
+def scalar_constant(value, dtype: np.dtype) -> Tensor:
+    """The constant tensor of Python number `value` as NumPy `dtype`, made as the handler's
+    lift makes it (integers the dtype cannot hold are refused)."""
+    key = (type(value), value, dtype)
+    constant = _CONSTANTS.get(key)
+    if constant is None:
+        array = constant_array(value, DTYPE_OF[dtype])
+        array.flags.writeable = False  # (shared: nothing may write it through a view)
+        constant = wrap(array)
+        if value or type(value) is not float:
+            if len(_CONSTANTS) > 512:
+                _CONSTANTS.clear()
+            _CONSTANTS[key] = constant
+    return constant
+
+
 class EagerHandler(Handler):
     def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:
         if STALE:  # (only while a VJP rule runs with a saved tensor changed in place)
@@ -189,6 +212,8 @@ class EagerHandler(Handler):
         return run_op(opdef, operands, attrs)
 
     def lift(self, value, dtype) -> Tensor:
+        if type(value) in (int, float):  # (nobody else holds a Python number: shared)
+            return scalar_constant(value, dtype.np)
         # A copy: a tape node may save this constant, and the user may change their array.
         return wrap(constant_array(value, dtype))
 

@@ -12,8 +12,8 @@ import numpy as np
 
 from graphjit.errors import ShapeError
 from graphjit.frontend import methods, ops, shape_ops
-from graphjit.frontend.eager.dispatch import run_float_op
-from graphjit.frontend.eager.tensor import Tensor, wrap
+from graphjit.frontend.eager.dispatch import run_float_op, run_op, scalar_constant
+from graphjit.frontend.eager.tensor import Tensor
 from graphjit.frontend.eager.tensor_inplace import INPLACE_METHODS
 from graphjit.frontend.operators import install_operators
 from graphjit.frontend.shape_ops import shape_args
@@ -72,22 +72,6 @@ EAGER_ONLY = {"__eq__": ops.equal, "__ne__": ops.not_equal, **INPLACE_METHODS}
 # operator table's function, which promotes and checks. The results are the same either way.
 
 
-# Python numbers used with float tensors, as constant tensors, by (value, dtype). They are
-# never handed to the user, so sharing them between ops is safe; nan keys never match, so
-# the cache is cleared when it grows.
-_CONSTANTS: dict = {}
-
-
-def scalar_constant(value, dtype: np.dtype) -> Tensor:
-    key = (value, dtype)
-    constant = _CONSTANTS.get(key)
-    if constant is None:
-        if len(_CONSTANTS) > 512:
-            _CONSTANTS.clear()
-        constant = _CONSTANTS[key] = wrap(np.array(value, dtype=dtype))
-    return constant
-
-
 def _fast_binary(op_name: str, general, swapped: bool = False):
     opdef = get_op(op_name)
     kernel = opdef.float_kernel  # (the fast paths leave narrow floats to `general`)
@@ -103,6 +87,22 @@ def _fast_binary(op_name: str, general, swapped: bool = False):
         else:
             return general(self, other)
         return run_float_op(opdef, kernel, [other, self] if swapped else [self, other])
+
+    operator.__name__ = general.__name__
+    return operator
+
+
+def _fast_matmul(general):
+    """`a @ b` of two float tensors of one dtype, both matrices or batches of them: the
+    op at once (the shared operator promotes, checks ranks and lifts vectors first)."""
+    opdef = get_op("matmul")
+
+    def operator(self, other):
+        if type(other) is Tensor:
+            x, y = self._data, other._data
+            if x.dtype is y.dtype and x.dtype.kind == "f" and x.ndim >= 2 and y.ndim >= 2:
+                return run_op(opdef, [self, other], {"transpose_a": False, "transpose_b": False})[0]
+        return general(self, other)
 
     operator.__name__ = general.__name__
     return operator
@@ -158,5 +158,6 @@ def install_tensor_methods(cls: type) -> None:
     install_operators(cls)  # the shared tables fill in the rest (exp, sum, __add__, ...)
     for name, (op_name, swapped) in FAST_OPERATORS.items():
         setattr(cls, name, _fast_binary(op_name, getattr(cls, name), swapped))
+    cls.__matmul__ = _fast_matmul(cls.__matmul__)
     for name, op_name in FAST_UNARY.items():
         setattr(cls, name, _fast_unary(op_name, getattr(cls, name)))

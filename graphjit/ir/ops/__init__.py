@@ -106,7 +106,11 @@ def bind(name: str, *operands, **attrs):
 def bind_op(opdef: OpDef, operands: tuple, attrs: dict):
     """bind, for a caller that has the OpDef (the binders of `P`: VJP rules, eager's hot
     path)."""
-    handler = _HANDLERS.get(type(operands[0])) if operands else None
+    handler = None
+    for x in operands:  # (handler_for, without a call: the first operand of a known type)
+        handler = _HANDLERS.get(type(x))
+        if handler is not None:
+            break
     if handler is None:
         handler = handler_for(operands)
     for x in operands:  # a plain loop, not all(...): bind is the eager mode's hot path
@@ -125,12 +129,25 @@ def _constant_dtype(constant, operands):
     operand that is not boolean (`select(mask, g, 0)` makes a 0 of g's dtype)."""
     if isinstance(constant, (np.ndarray, np.generic)):
         return as_dtype(constant.dtype)
+    for x in operands:  # (the common case: the first tensor operand, of a numeric dtype)
+        if type(x) in _HANDLERS:
+            if not x.dtype.is_bool:
+                return x.dtype
+            break
     tensors = [x for x in operands if _is_handled(x) and getattr(x, "dtype", None) is not None]
     return next((x for x in tensors if not x.dtype.is_bool), tensors[0]).dtype
 
 
 def _is_handled(x) -> bool:
-    return type(x) in _HANDLERS or any(isinstance(x, cls) for cls in _HANDLERS)
+    kind = type(x)
+    if kind in _HANDLERS:
+        return True
+    if kind in _NUMBERS:  # (a rule's `1 - y`: no isinstance tests for a number)
+        return False
+    return any(isinstance(x, cls) for cls in _HANDLERS)
+
+
+_NUMBERS = frozenset({int, float, bool, complex})
 
 
 class _Namespace:
