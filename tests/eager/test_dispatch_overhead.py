@@ -353,3 +353,32 @@ def test_run_op_computes_narrow_floats_as_the_registry_kernel_does(dtype, name):
     got.sum().backward()
     for t in tensors:
         assert t.grad.dtype == t.dtype and np.isfinite(t.grad.numpy().astype(np.float64)).all()
+
+
+def test_lifted_numbers_take_the_first_tensors_dtype_and_handler():
+    """bind's shortcuts (exact types looked up, numbers skipped) choose what its general
+    rules choose: the handler of the first tensor operand, and for a Python number the
+    dtype of the first tensor operand that is not boolean (of the first, if all are)."""
+    from graphjit.ir.ops import _constant_dtype
+
+    p64 = Parameter(gj.tensor(np.ones(2)), requires_grad=False)  # (a subclass of Tensor)
+    t32 = gj.tensor(np.ones(2, np.float32))
+    mask = gj.tensor(np.array([True, False]))
+    cases = [
+        ((1, t32), "float32"),
+        ((p64, t32), "float64"),
+        ((1, p64, t32), "float64"),
+        ((mask, t32), "float32"),
+        ((mask, 1.0, p64, t32), "float64"),
+        ((mask, mask), "bool"),
+        ((2.5, mask), "bool"),
+    ]
+    for operands, dtype in cases:
+        assert _constant_dtype(1, operands).name == dtype, operands
+    assert bind("add", 1.0, p64).dtype == gj.float64
+    g = gj.Graph()
+    with g.as_default():
+        b = gj.placeholder(gj.float32, (2,))
+        assert isinstance(bind("add", 1.0, b), type(b))  # the graph's handler
+        with pytest.raises(GraphjitError, match="mixes"):
+            bind("add", p64, b)  # the eager handler, which refuses the graph value

@@ -107,9 +107,10 @@ def bind_op(opdef: OpDef, operands: tuple, attrs: dict):
     """bind, for a caller that has the OpDef (the binders of `P`: VJP rules, eager's hot
     path)."""
     handler = None
-    for x in operands:  # (handler_for, without a call: the first operand of a known type)
-        handler = _HANDLERS.get(type(x))
-        if handler is not None:
+    for x in operands:  # (handler_for without a call, where the first operand that is
+        kind = type(x)  # not a number is of a handler's exact type)
+        handler = _HANDLERS.get(kind)
+        if handler is not None or kind not in _NUMBERS:
             break
     if handler is None:
         handler = handler_for(operands)
@@ -129,10 +130,14 @@ def _constant_dtype(constant, operands):
     operand that is not boolean (`select(mask, g, 0)` makes a 0 of g's dtype)."""
     if isinstance(constant, (np.ndarray, np.generic)):
         return as_dtype(constant.dtype)
-    for x in operands:  # (the common case: the first tensor operand, of a numeric dtype)
-        if type(x) in _HANDLERS:
-            if not x.dtype.is_bool:
-                return x.dtype
+    for x in operands:  # (the common case: the first operand not a number is a tensor
+        kind = type(x)  # of a handler's exact type, of a numeric dtype)
+        if kind in _HANDLERS:
+            dtype = getattr(x, "dtype", None)
+            if dtype is not None and not dtype.is_bool:
+                return dtype
+            break
+        if kind not in _NUMBERS:
             break
     tensors = [x for x in operands if _is_handled(x) and getattr(x, "dtype", None) is not None]
     return next((x for x in tensors if not x.dtype.is_bool), tensors[0]).dtype
