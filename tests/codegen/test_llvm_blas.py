@@ -54,13 +54,13 @@ def test_numpy_openblas_is_preferred_and_scipy_is_the_fallback():
 def test_generated_code_calls_gemm_by_symbol_not_by_address():
     """An address baked into the IR would change with every process's layout: the disk
     cache would never hit, or worse, load code calling a stale address. (A product too
-    large for small_gemm.py's inline kernels, too small to split between threads.)"""
+    large for small_gemm.py's inline kernels: its blocks call BLAS.)"""
     g = gj.Graph()
     with g.as_default():
-        x = gj.placeholder(gj.float64, [80, 80])
+        x = gj.placeholder(gj.float64, [96, 96])
         y = x @ x
     sess = gj.Session(g)
-    sess.run(y, {x: np.eye(80)})
+    sess.run(y, {x: np.eye(96)})
     (executable,) = sess._cache.values()
     text = executable.runner.llvm_ir
     symbol = blas.split_gemm("float64") or blas.gemm("float64")  # (the one-thread one first)

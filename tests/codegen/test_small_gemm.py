@@ -78,8 +78,11 @@ def test_small_products_match_numpy_and_call_no_blas(
             assert got.dtype == npdtype
             scale = np.abs(want).max()
             np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale * np.sqrt(k))
-            assert "graphjit.small_gemm." in texts[-1]
-            assert "gemm_" not in texts[-1].replace("small_gemm.", "")  # (no BLAS symbol)
+            if small_gemm.takes(np.dtype(npdtype).name, (m, n, k), transposed):
+                assert "graphjit.small_gemm." in texts[-1]
+                assert "gemm_" not in texts[-1].replace("small_gemm.", "")  # (no BLAS)
+            else:  # (33 x 70 dot products of 19 floats: BLAS, see TINY_MACS)
+                assert (m, n, k, transposed) == (33, 70, 19, (False, True))
 
 
 def test_scaling_and_accumulation_are_part_of_the_kernel(monkeypatch):
@@ -137,7 +140,8 @@ def test_special_values_propagate_as_in_numpy():
 @pytest.mark.parametrize(
     "sizes,transposed,why",
     [
-        ((64, 64, 65), (False, False), "over MAX_MACS"),
+        ((64, 128, 65), (False, False), "over MAX_MACS"),
+        ((64, 64, 8), (False, True), "dot products of 8 in a product of 32k multiply-adds"),
         ((1, 1, 1025), (False, False), "a longer inner dimension than MAX_INNER"),
         ((4, 4, 4), (True, True), "both operands transposed"),
     ],
@@ -249,3 +253,15 @@ def test_products_with_a_vector_run_in_the_wider_form(monkeypatch, transposed):
             assert (
                 f".{m if form == 'nt' else 1}x{1 if form == 'nt' else m}x{k}.{form}+" in texts[-1]
             )
+
+
+def test_which_products_with_b_transposed_are_taken():
+    """Dot products shorter than two vectors are left to BLAS unless the product is tiny
+    or has one column (then it is a vector: one row of dot products of any length)."""
+    lanes = small_gemm._vector_bits()[0] // 32
+    nt = (False, True)
+    assert small_gemm.takes("float32", (16, 64, 2 * lanes), nt)
+    assert not small_gemm.takes("float32", (64, 64, 2 * lanes - 1), nt)
+    assert small_gemm.takes("float32", (16, 16, 8), nt)  # (tiny)
+    assert small_gemm.takes("float32", (256, 1, 8), (False, False))  # (a column: dots)
+    assert small_gemm.takes("float64", (64, 64, lanes), nt)  # (8 doubles a vector)

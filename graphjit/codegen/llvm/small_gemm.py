@@ -37,10 +37,16 @@ from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.ir.symbolic import is_symbolic
 
-# Above this many multiply-adds BLAS's packing pays for itself (measured against OpenBLAS
-# on this machine's shapes: docs/benchmarks.md).
-MAX_MACS = 1 << 18
+# Up to this many multiply-adds the tiles here ran 2-4x faster than OpenBLAS's Haswell
+# kernels on a Zen 5 (docs/benchmarks.md); larger products are split between threads
+# (blas.SPLIT_MIN_MACS), whose blocks call BLAS.
+MAX_MACS = 1 << 19
 MAX_INNER = 1024
+# Dot products shorter than two vectors (B transposed, k < 32 floats with AVX-512) cost
+# more in their fold across lanes than BLAS's packing, except in products this small,
+# where BLAS's call is most of the time: 64x16x16 0.42 us against 0.52, 64x64x8 1.55
+# against 0.87.
+TINY_MACS = 1 << 14
 _ELEMENT = {"float32": T.F32, "float64": T.F64}
 
 
@@ -56,13 +62,18 @@ def _vector_bits() -> tuple[int, int]:
 
 
 def takes(dtype_name: str, sizes, transposed) -> bool:
-    """Whether an m x n x k product of this dtype is emitted here rather than sent to BLAS."""
+    """Whether an m x n x k product of this dtype is emitted here rather than sent to BLAS
+    (see TINY_MACS for B transposed)."""
     m, n, k = sizes
     if dtype_name not in _ELEMENT or any(is_symbolic(d) for d in sizes):
         return False
-    if not (m and n and k) or all(_canonical(sizes, transposed)[1]):
+    if not (m and n and k) or m * n * k > MAX_MACS or k > MAX_INNER:
         return False
-    return m * n * k <= MAX_MACS and k <= MAX_INNER
+    (_, columns, _), (ta, tb), _ = _canonical(sizes, transposed)
+    if ta and tb:
+        return False
+    lanes = _vector_bits()[0] // _bits(_ELEMENT[dtype_name])
+    return not tb or columns == 1 or k >= 2 * lanes or m * n * k <= TINY_MACS
 
 
 def call_small_gemm(b: ir.IRBuilder, dtype_name: str, pointers, sizes, transposed, scaling):
