@@ -145,6 +145,8 @@ class _BackwardPass:
         self.retain_graph, self.create_graph = retain_graph, create_graph
         self.captures = captures
         self.found = [None] * len(captures) if captures is not None else None
+        # whether a captured input is a node's output (a non-leaf): keyed (node, index)
+        self.captures_outputs = captures is not None and any(type(key) is tuple for key in captures)
         self.buffers: dict = {}  # node -> list of summed cotangents, one per output
         # Nodes with a buffer, newest first: a node's inputs come from older nodes, so by the
         # time a node is popped every cotangent of its outputs has arrived.
@@ -180,7 +182,9 @@ class _BackwardPass:
         return needed
 
     def reaches_capture(self, node, needed: set) -> bool:
-        if any((node, i) in self.captures for i in range(node.num_outputs)):
+        if self.captures_outputs and any(
+            (node, i) in self.captures for i in range(node.num_outputs)
+        ):
             return True
         for target, index in _edges(node):
             if target is not None:
@@ -191,7 +195,8 @@ class _BackwardPass:
     def drain(self) -> None:
         """Run nodes newest first until none is left (the hot loop of backward)."""
         ready, buffers, needed = self.ready, self.buffers, self.needed
-        hooks_active, captures, release = self.hooks_active, self.captures, not self.retain_graph
+        hooks_active, release = self.hooks_active, not self.retain_graph
+        captures_outputs = self.captures_outputs
         while ready:
             node = heappop(ready)[1]
             cts = buffers.pop(node)
@@ -201,7 +206,7 @@ class _BackwardPass:
                 self.run_output_hooks(node, cts)
             if node.retained:
                 self.retain(node, cts)
-            if captures is not None:
+            if captures_outputs:
                 self.capture_outputs(node, cts)
             in_cts = node.apply(cts)
             if ANOMALY[0]:
