@@ -1,23 +1,26 @@
 """Small float matrix products as register-tiled loops in the program's own code, with no
 BLAS call.
 
-Why: below a quarter of a million multiply-adds a product costs more around its
-arithmetic than in it when it goes to BLAS. The RNN workload's step (16x32 @ 32x64 and
+Why: below half a million multiply-adds a product costs more around its arithmetic
+than in it when it goes to BLAS. The RNN workload's step (16x32 @ 32x64 and
 16x64 @ 64x64, in a while_loop) spent 80% of its time in OpenBLAS, half of that copying
 its operands into OpenBLAS's own layout (`sgemm_itcopy`) before a kernel that ran a few
 hundred cycles; jax.jit, which emits such products inline, took half graphjit's time.
 Here each product of static sizes is a function of the module, specialised to its sizes,
 transposes and scaling, that reads the operands where they lie:
 
-- `op(B)` not transposed (its rows are contiguous): a tile of ROWS x VECTORS accumulator
-  vectors of C (4 x 4 of 16 floats with AVX-512) is summed over the inner dimension, each
+- `op(B)` not transposed (its rows are contiguous): a tile of 4 rows x 4 accumulator
+  vectors of C (of 16 floats with AVX-512; 4 x 2 with 16 vector registers) is summed over the inner dimension, each
   step loading a vector of each of B's row and broadcasting one element of A per row.
   Every element of C is then one chain of fused multiply-adds in the inner dimension's
   order, as in BLAS's kernels.
 - `op(B)` transposed (x @ w.T, backward's `g @ W^T`): C's elements are dot products of
-  contiguous rows, so the tile holds ROWS x COLUMNS vectors along the inner dimension,
-  summed lane by lane and then across the lanes by halves (a fixed tree).
+  contiguous rows, so the tile holds 4 x 4 vectors along the inner dimension, summed lane
+  by lane and then across the lanes, all 16 together by a transposing fold (a fixed tree
+  per element). Dot products shorter than two vectors go to BLAS (TINY_MACS).
 - both transposed: BLAS (no bench workload makes such a product).
+- one row or one column of C: whichever of the two forms makes its tiles vectors
+  (_canonical).
 
 The sizes are constants, so the tiles at C's right and bottom edges are narrower tiles of
 the same code (vectors of fewer lanes), not masked or padded ones, and nothing is read or
@@ -137,26 +140,11 @@ class _Product:
     # ---- op(B) not transposed: C's rows as sums of B's rows --------------------------------
 
     def emit_rows(self) -> None:
-        """Tiles of `rows` rows x `vectors` vectors of C, over the whole of C: full tiles in
-        loops, then the narrower column tile at the right edge and the shorter row tile at
-        the bottom."""
-        vectors = 4 if self.registers >= 32 else 2
-        rows = 4
-        span = vectors * self.lanes
-        full_rows, full_cols = self.m - self.m % rows, self.n - self.n % span
-        edge_widths = self._widths(self.n - full_cols)
-        for first_row, row_end, tile_rows in (
-            (0, full_rows, rows),
-            (full_rows, self.m, self.m - full_rows),
-        ):
-            if first_row >= row_end:
-                continue
-            with for_range(self.b, row_end, "sg.i", start=first_row, step=tile_rows) as i:
-                if full_cols:
-                    with for_range(self.b, full_cols, "sg.j", step=span) as j:
-                        self._row_tile(i, j, tile_rows, [self.lanes] * vectors)
-                if edge_widths:
-                    self._row_tile(i, self._i(full_cols), tile_rows, edge_widths)
+        """Tiles of 4 rows x 4 vectors of C (2 vectors with 16 registers)."""
+        span = (4 if self.registers >= 32 else 2) * self.lanes
+        self._over_tiles(
+            4, span, lambda i, j, rows, cols: self._row_tile(i, j, rows, self._widths(cols))
+        )
 
     def _row_tile(self, i, j, rows: int, widths: list) -> None:
         b = self.b
@@ -185,22 +173,9 @@ class _Product:
     # ---- op(B) transposed: C's elements as dot products of rows ------------------------
 
     def emit_dots(self) -> None:
-        """Tiles of `rows` x `cols` elements of C, each a dot product of A's and B's rows,
-        whole tiles in loops, the edge tiles after them."""
-        rows, cols = 4, 4 if self.registers >= 32 else 2
-        full_rows, full_cols = self.m - self.m % rows, self.n - self.n % cols
-        for first_row, row_end, tile_rows in (
-            (0, full_rows, rows),
-            (full_rows, self.m, self.m - full_rows),
-        ):
-            if first_row >= row_end:
-                continue
-            with for_range(self.b, row_end, "sd.i", start=first_row, step=tile_rows) as i:
-                if full_cols:
-                    with for_range(self.b, full_cols, "sd.j", step=cols) as j:
-                        self._dot_tile(i, j, tile_rows, cols)
-                if self.n > full_cols:
-                    self._dot_tile(i, self._i(full_cols), tile_rows, self.n - full_cols)
+        """Tiles of 4 x 4 elements of C (4 x 2 with 16 registers), each a dot product of a
+        row of A and a row of B."""
+        self._over_tiles(4, 4 if self.registers >= 32 else 2, self._dot_tile)
 
     def _dot_tile(self, i, j, rows: int, cols: int) -> None:
         b, lanes, k = self.b, self.lanes, self.k
@@ -241,6 +216,24 @@ class _Product:
         return self.b.shuffle_vector(vector, zero, _lanes(picks))
 
     # ---- shared pieces ---------------------------------------------------------------------
+
+    def _over_tiles(self, rows: int, cols: int, tile) -> None:
+        """tile(i, j, tile_rows, tile_cols) over C in tiles of `rows` x `cols` elements:
+        the whole ones in loops, then the narrower tile at the right edge of each row of
+        tiles and the shorter row of tiles at the bottom."""
+        full_rows, full_cols = self.m - self.m % rows, self.n - self.n % cols
+        for first_row, row_end, tile_rows in (
+            (0, full_rows, rows),
+            (full_rows, self.m, self.m - full_rows),
+        ):
+            if first_row >= row_end:
+                continue
+            with for_range(self.b, row_end, "tile.i", start=first_row, step=tile_rows) as i:
+                if full_cols:
+                    with for_range(self.b, full_cols, "tile.j", step=cols) as j:
+                        tile(i, j, tile_rows, cols)
+                if self.n > full_cols:
+                    tile(i, self._i(full_cols), tile_rows, self.n - full_cols)
 
     def _i(self, value: int) -> ir.Constant:
         return ir.Constant(T.I64, value)
