@@ -133,7 +133,7 @@ ALL_DTYPES = _DTYPES + ((bfloat16,) if isinstance(bfloat16, DType) else ())
 NARROW_FLOATS = (float16,) + ALL_DTYPES[len(_DTYPES) :]  # 16-bit floats: float32 compute
 # bfloat16's NumPy dtype joins these when ml_dtypes is imported (_Bfloat16)
 _NARROW_NP = {float16.np}
-NARROW_FLOATS = _NARROW_NP  # (NumPy dtypes of float16, and bfloat16 once ml_dtypes is in)
+NARROW_NP = _NARROW_NP  # (their NumPy dtypes, for eager's per-op check)
 _BY_NAME = {d.name: d for d in ALL_DTYPES} | {"bool_": bool_}
 _BY_SHORT = {d.short: d for d in ALL_DTYPES}
 BY_NP = {d.np: d for d in _DTYPES}  # NumPy dtype -> graphjit's

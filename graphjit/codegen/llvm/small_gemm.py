@@ -10,8 +10,9 @@ Here each product of static sizes is a function of the module, specialised to it
 transposes and scaling, that reads the operands where they lie:
 
 - `op(B)` not transposed (its rows are contiguous): a tile of 4 rows x 4 accumulator
-  vectors of C (of 16 floats with AVX-512; 4 x 2 with 16 vector registers) is summed over the inner dimension, each
-  step loading a vector of each of B's row and broadcasting one element of A per row.
+  vectors of C (of 16 floats with AVX-512; 4 x 2 with 16 vector registers) is summed
+  over the inner dimension, each step loading vectors of B's row and broadcasting one
+  element of A per row.
   Every element of C is then one chain of fused multiply-adds in the inner dimension's
   order, as in BLAS's kernels.
 - `op(B)` transposed (x @ w.T, backward's `g @ W^T`): C's elements are dot products of

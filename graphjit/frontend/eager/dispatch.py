@@ -19,7 +19,7 @@ from graphjit.frontend.eager.tensor import DTYPE_OF, Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, Handler, OpDef
-from graphjit.ir.types import NARROW_FLOATS, constant_array, is_float_array
+from graphjit.ir.types import NARROW_NP, constant_array, is_float_array
 
 _asarray = np.asarray
 
@@ -76,11 +76,11 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
         count = len(operands)
         if count == 2:  # (the common cases first, without building a list of arrays)
             x, y = operands[0]._data, operands[1]._data
-            if x.dtype in NARROW_FLOATS or y.dtype in NARROW_FLOATS:
+            if x.dtype in NARROW_NP or y.dtype in NARROW_NP:
                 raw = opdef.kernel(x, y, **attrs)
             else:
                 raw = opdef.float_kernel(x, y, **attrs) if attrs else opdef.float_kernel(x, y)
-        elif count == 1 and not attrs and operands[0]._data.dtype not in NARROW_FLOATS:
+        elif count == 1 and not attrs and operands[0]._data.dtype not in NARROW_NP:
             raw = opdef.float_kernel(operands[0]._data)
         else:
             kernel = EAGER_KERNELS.get(opdef.name, opdef.kernel)
@@ -112,9 +112,9 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
 
 def run_float_op(opdef: OpDef, kernel, operands: list) -> Tensor:
     """run_op for the operators' fast path (tensor_methods.py): a unary or binary
-    elementwise op without attributes on float32/float64 tensors, `kernel` the op's own without the narrow-float
-    wrapper (a third of the Python a tiny tensor's op costs). A kernel that fails is run
-    again by run_op, which explains the failure."""
+    elementwise op without attributes on float32/float64 tensors, `kernel` the op's own
+    without the narrow-float wrapper (a third of the Python a tiny tensor's op costs). A
+    kernel that fails is run again by run_op, which explains the failure."""
     try:  # (one or two operands: no list of arrays to build)
         if len(operands) == 2:
             raw = kernel(operands[0]._data, operands[1]._data)
