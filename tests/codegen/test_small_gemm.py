@@ -78,11 +78,8 @@ def test_small_products_match_numpy_and_call_no_blas(
             assert got.dtype == npdtype
             scale = np.abs(want).max()
             np.testing.assert_allclose(got, want, rtol=0, atol=rtol * scale * np.sqrt(k))
-            if small_gemm.takes(np.dtype(npdtype).name, (m, n, k), transposed):
-                assert "graphjit.small_gemm." in texts[-1]
-                assert "gemm_" not in texts[-1].replace("small_gemm.", "")  # (no BLAS)
-            else:  # (33 x 70 dot products of 19 floats: BLAS, see TINY_MACS)
-                assert (m, n, k, transposed) == (33, 70, 19, (False, True))
+            assert "graphjit.small_gemm." in texts[-1]
+            assert "gemm_" not in texts[-1].replace("small_gemm.", "")  # (no BLAS symbol)
 
 
 def test_scaling_and_accumulation_are_part_of_the_kernel(monkeypatch):
@@ -141,7 +138,6 @@ def test_special_values_propagate_as_in_numpy():
     "sizes,transposed,why",
     [
         ((64, 128, 65), (False, False), "over MAX_MACS"),
-        ((64, 64, 8), (False, True), "dot products of 8 in a product of 32k multiply-adds"),
         ((1, 1, 1025), (False, False), "a longer inner dimension than MAX_INNER"),
         ((4, 4, 4), (True, True), "both operands transposed"),
     ],
@@ -255,13 +251,35 @@ def test_products_with_a_vector_run_in_the_wider_form(monkeypatch, transposed):
             )
 
 
-def test_which_products_with_b_transposed_are_taken():
-    """Dot products shorter than two vectors are left to BLAS unless the product is tiny
-    or has one column (then it is a vector: one row of dot products of any length)."""
-    lanes = small_gemm._vector_bits()[0] // 32
-    nt = (False, True)
-    assert small_gemm.takes("float32", (16, 64, 2 * lanes), nt)
-    assert not small_gemm.takes("float32", (64, 64, 2 * lanes - 1), nt)
-    assert small_gemm.takes("float32", (16, 16, 8), nt)  # (tiny)
-    assert small_gemm.takes("float32", (256, 1, 8), (False, False))  # (a column: dots)
-    assert small_gemm.takes("float64", (64, 64, lanes), nt)  # (8 doubles a vector)
+@pytest.mark.parametrize("gdtype,npdtype,rtol", DTYPES, ids=["float32", "float64"])
+def test_short_dot_products_run_on_a_transposed_copy(monkeypatch, gdtype, npdtype, rtol):
+    """B transposed with k shorter than two vectors, or many rows sharing each of B's:
+    blocks of B's rows copied transposed into a scratch block, then summed as the rows
+    form sums (the fold across lanes would cost more than the copy); one column of C, and
+    few rows of long dot products, stay dot products."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(9)
+    lanes = small_gemm._vector_bits()[0] // (32 if npdtype == np.float32 else 64)
+    for m, n, k in (
+        (64, 64, 8),
+        (9, 70, 2 * lanes - 1),
+        (5, 3, 1),
+        (70, 130, lanes),
+        (130, 20, 2 * lanes),
+    ):
+        a, b, c = operands(rng, npdtype, m, n, k, (False, True))
+        g, (pa, pb, pc), y = product_graph(gdtype, (a.shape, b.shape), (False, True), 0.5, True)
+        got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b, pc: c})
+        want = expected(a, b, c, (False, True), 0.5, True)
+        np.testing.assert_allclose(got, want, rtol=0, atol=rtol * np.abs(want).max() * np.sqrt(k))
+        assert "pack.c.header" in texts[-1]
+    a, b, c = operands(rng, npdtype, 64, 1, 8, (False, True))
+    g, (pa, pb, pc), y = product_graph(gdtype, (a.shape, b.shape), (False, True))
+    gj.Session(g, backend="llvm").run(y, {pa: a, pb: b})
+    assert "pack.c" not in texts[-1]
+    a, b, c = operands(rng, npdtype, 16, 64, 4 * lanes, (False, True))
+    g, (pa, pb, pc), y = product_graph(gdtype, (a.shape, b.shape), (False, True))
+    got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b})
+    want = expected(a, b, c, (False, True), 1.0, False)
+    np.testing.assert_allclose(got, want, rtol=0, atol=rtol * np.abs(want).max() * 8)
+    assert "pack.c" not in texts[-1] and "sd.p" in texts[-1]

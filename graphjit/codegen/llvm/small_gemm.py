@@ -18,7 +18,8 @@ transposes and scaling, that reads the operands where they lie:
 - `op(B)` transposed (x @ w.T, backward's `g @ W^T`): C's elements are dot products of
   contiguous rows, so the tile holds 4 x 4 vectors along the inner dimension, summed lane
   by lane and then across the lanes, all 16 together by a transposing fold (a fixed tree
-  per element). Dot products shorter than two vectors go to BLAS (TINY_MACS).
+  per element); or, where the dot products are short or many rows share each of B's,
+  blocks of B's rows copied transposed into a scratch block, then the rows form.
 - both transposed: BLAS (no bench workload makes such a product).
 - one row or one column of C: whichever of the two forms makes its tiles vectors
   (_canonical).
@@ -46,11 +47,10 @@ from graphjit.ir.symbolic import is_symbolic
 # (blas.SPLIT_MIN_MACS), whose blocks call BLAS.
 MAX_MACS = 1 << 19
 MAX_INNER = 1024
-# Dot products shorter than two vectors (B transposed, k < 32 floats with AVX-512) cost
-# more in their fold across lanes than BLAS's packing, except in products this small,
-# where BLAS's call is most of the time: 64x16x16 0.42 us against 0.52, 64x64x8 1.55
-# against 0.87.
-TINY_MACS = 1 << 14
+# The most stack a product's copy of a block of B takes (emit_packed_dots): a constant,
+# whatever the data, and small beside any thread's stack (pool workers run convolutions'
+# products too).
+SCRATCH_BYTES = 8192
 _ELEMENT = {"float32": T.F32, "float64": T.F64}
 
 
@@ -66,18 +66,14 @@ def _vector_bits() -> tuple[int, int]:
 
 
 def takes(dtype_name: str, sizes, transposed) -> bool:
-    """Whether an m x n x k product of this dtype is emitted here rather than sent to BLAS
-    (see TINY_MACS for B transposed)."""
+    """Whether an m x n x k product of this dtype is emitted here rather than sent to BLAS."""
     m, n, k = sizes
     if dtype_name not in _ELEMENT or any(is_symbolic(d) for d in sizes):
         return False
     if not (m and n and k) or m * n * k > MAX_MACS or k > MAX_INNER:
         return False
-    (_, columns, _), (ta, tb), _ = _canonical(sizes, transposed)
-    if ta and tb:
-        return False
-    lanes = _vector_bits()[0] // _bits(_ELEMENT[dtype_name])
-    return not tb or columns == 1 or k >= 2 * lanes or m * n * k <= TINY_MACS
+    ta, tb = _canonical(sizes, transposed)[1]
+    return not (ta and tb)
 
 
 def call_small_gemm(b: ir.IRBuilder, dtype_name: str, pointers, sizes, transposed, scaling):
@@ -118,11 +114,7 @@ def _function(module: ir.Module, dtype_name: str, sizes, transposed, scaling) ->
     for arg in fn.args:
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    product = _Product(b, _ELEMENT[dtype_name], fn.args, sizes, transposed, scaling)
-    if tb:
-        product.emit_dots()
-    else:
-        product.emit_rows()
+    _Product(b, _ELEMENT[dtype_name], fn.args, sizes, transposed, scaling).emit()
     b.ret_void()
     return fn
 
@@ -133,25 +125,44 @@ class _Product:
     def __init__(self, b, element, args, sizes, transposed, scaling):
         self.b, self.element = b, element
         self.a, self.bm, self.c = args
-        (self.m, self.n, self.k), (self.ta, _) = sizes, transposed
+        (self.m, self.n, self.k), (self.ta, self.tb) = sizes, transposed
         self.alpha, self.accumulate = float(scaling[0]), scaling[1]
         bits, self.registers = _vector_bits()
         self.lanes = bits // _bits(element)
+
+    def emit(self) -> None:
+        """The rows form where op(B)'s rows are contiguous. With B transposed, dot products
+        where they are long and few rows share each of B's (one column of C, k of two
+        vectors or more and fewer than 2k rows); else B's rows copied transposed, then the
+        rows form: the copy, k x n elements once, costs less than folding every dot
+        product across lanes (us per product, dots against copy: 128x64x32 4.07 / 2.52,
+        512x64x8 12.3 / 2.38; 16x64x64 0.74 / 1.44, 4x64x256 0.72 / 5.69)."""
+        fits = self.k * self._span() * _bits(self.element) // 8 <= SCRATCH_BYTES
+        if not self.tb:
+            self.emit_rows()
+        elif self.n == 1 or not fits or (self.k >= 2 * self.lanes and self.m < 2 * self.k):
+            self.emit_dots()
+        else:
+            self.emit_packed_dots()
 
     # ---- op(B) not transposed: C's rows as sums of B's rows --------------------------------
 
     def emit_rows(self) -> None:
         """Tiles of 4 rows x 4 vectors of C (2 vectors with 16 registers)."""
-        span = (4 if self.registers >= 32 else 2) * self.lanes
         self._over_tiles(
-            4, span, lambda i, j, rows, cols: self._row_tile(i, j, rows, self._widths(cols))
+            4, self._span(), lambda i, j, rows, cols: self._row_tile(i, j, rows, self._widths(cols))
         )
 
-    def _row_tile(self, i, j, rows: int, widths: list) -> None:
+    def _row_tile(self, i, j, rows: int, widths: list, b_row_at=None) -> None:
+        """C[i : i + rows, j : j + sum(widths)]; `b_row_at(p)` is where that block's row p
+        of op(B) starts (default: in B itself)."""
         b = self.b
         acc = self._accumulators(widths * rows)
         with for_range(b, self.k, "sg.p") as p:
-            b_row = b.gep(self.bm, [b.add(b.mul(p, self._i(self.n)), j)])
+            if b_row_at is None:
+                b_row = b.gep(self.bm, [b.add(b.mul(p, self._i(self.n)), j)])
+            else:
+                b_row = b_row_at(p)
             starts = _starts(widths)
             loaded = [self._load(b_row, s, w) for s, w in zip(starts, widths)]
             for r in range(rows):
@@ -177,6 +188,38 @@ class _Product:
         """Tiles of 4 x 4 elements of C (4 x 2 with 16 registers), each a dot product of a
         row of A and a row of B."""
         self._over_tiles(4, 4 if self.registers >= 32 else 2, self._dot_tile)
+
+    def emit_packed_dots(self) -> None:
+        """B transposed, summed as the rows form sums: each block of `span` rows of B is
+        first copied, transposed, into a scratch block of k x span elements on the stack
+        (at most SCRATCH_BYTES), which the tiles then read as op(B)."""
+        b, span = self.b, self._span()
+        with b.goto_entry_block():
+            block = b.alloca(ir.ArrayType(self.element, self.k * span))
+        scratch = b.gep(block, [self._i(0), self._i(0)])
+
+        def column_block(j, width: int) -> None:
+            self._pack_transposed(scratch, j, width, span)
+            row_at = lambda p: b.gep(scratch, [b.mul(p, self._i(span))])  # noqa: E731
+            self._over_rows(
+                4, lambda i, rows: self._row_tile(i, j, rows, self._widths(width), row_at)
+            )
+
+        full_cols = self.n - self.n % span
+        if full_cols:
+            with for_range(b, full_cols, "pack.j", step=span) as j:
+                column_block(j, span)
+        if self.n > full_cols:
+            column_block(self._i(full_cols), self.n - full_cols)
+
+    def _pack_transposed(self, scratch, j, width: int, span: int) -> None:
+        """scratch[p * span + c] = B[j + c, p] for c < width, p < k."""
+        b = self.b
+        with for_range(b, width, "pack.c") as c:
+            row = b.gep(self.bm, [b.mul(b.add(j, c), self._i(self.k))])
+            for p in range(self.k):
+                value = b.load(b.gep(row, [self._i(p)]))
+                b.store(value, b.gep(scratch, [b.add(self._i(p * span), c)]))
 
     def _dot_tile(self, i, j, rows: int, cols: int) -> None:
         b, lanes, k = self.b, self.lanes, self.k
@@ -222,19 +265,31 @@ class _Product:
         """tile(i, j, tile_rows, tile_cols) over C in tiles of `rows` x `cols` elements:
         the whole ones in loops, then the narrower tile at the right edge of each row of
         tiles and the shorter row of tiles at the bottom."""
-        full_rows, full_cols = self.m - self.m % rows, self.n - self.n % cols
+        full_cols = self.n - self.n % cols
+
+        def row_of_tiles(i, tile_rows: int) -> None:
+            if full_cols:
+                with for_range(self.b, full_cols, "tile.j", step=cols) as j:
+                    tile(i, j, tile_rows, cols)
+            if self.n > full_cols:
+                tile(i, self._i(full_cols), tile_rows, self.n - full_cols)
+
+        self._over_rows(rows, row_of_tiles)
+
+    def _over_rows(self, rows: int, body) -> None:
+        """body(i, tile_rows) for each row of tiles `rows` high, then the shorter last."""
+        full_rows = self.m - self.m % rows
         for first_row, row_end, tile_rows in (
             (0, full_rows, rows),
             (full_rows, self.m, self.m - full_rows),
         ):
-            if first_row >= row_end:
-                continue
-            with for_range(self.b, row_end, "tile.i", start=first_row, step=tile_rows) as i:
-                if full_cols:
-                    with for_range(self.b, full_cols, "tile.j", step=cols) as j:
-                        tile(i, j, tile_rows, cols)
-                if self.n > full_cols:
-                    tile(i, self._i(full_cols), tile_rows, self.n - full_cols)
+            if first_row < row_end:
+                with for_range(self.b, row_end, "tile.i", start=first_row, step=tile_rows) as i:
+                    body(i, tile_rows)
+
+    def _span(self) -> int:
+        """Columns of the rows form's tile: 4 vectors (2 with 16 vector registers)."""
+        return (4 if self.registers >= 32 else 2) * self.lanes
 
     def _i(self, value: int) -> ir.Constant:
         return ir.Constant(T.I64, value)
