@@ -71,7 +71,7 @@ def test_squeeze_views_are_numpys():
     base = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     views = [base[:1, :1, :1, :1], base[1:2, ::2, 2:3, ::-2], base[:, 1:2, :, 3:4], base]
     for array in views:
-        for axes in [(), (0,), (-1,), (0, 1), (1, 3), (-4, 2), (0, 0), (4,), (-5,)]:
+        for axes in [(), (0,), (-1,), (0, 1), (1, 3), (-4, 2), (0, 0), (4,), (-5,), (np.int64(0),)]:
             try:
                 want = np.squeeze(array, axes)
             except ValueError:

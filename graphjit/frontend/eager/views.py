@@ -46,9 +46,13 @@ def _squeeze(x: np.ndarray, axes) -> np.ndarray | None:
     shape, rank = x.shape, x.ndim
     dropped = set()
     for axis in axes:
-        if type(axis) is not int or not -rank <= axis < rank or shape[axis] != 1:
+        if type(axis) is bool or not isinstance(axis, (int, np.integer)):
             return None
-        dropped.add(axis % rank)
+        if not -rank <= axis < rank:
+            return None
+        if shape[axis] != 1:
+            return None
+        dropped.add(int(axis) % rank)
     if len(dropped) != len(axes):  # (an axis named twice: NumPy refuses it)
         return None
     return x.reshape([d for i, d in enumerate(shape) if i not in dropped])
