@@ -75,11 +75,17 @@ class OpDef:
     # wrapper that computes those in float32 (types.computes_in_float32), whose Python
     # eager mode pays on every op of a tiny tensor
     float_kernel: Callable | None = field(init=False)
+    # whether the VJP rule reads the op's inputs, its outputs (values, shapes or dtypes):
+    # declared with the rule (`vjp_reading`); eager mode's tape keeps only what it reads
+    vjp_reads_inputs: bool = field(init=False)
+    vjp_reads_outputs: bool = field(init=False)
 
     def __post_init__(self):
         self.is_terminator = bool(self.traits & {ENDS_FUNCTION, ENDS_REGION})
         self.attr_names = tuple(self.attrs)
         self.float_kernel = getattr(self.kernel, "float_kernel", self.kernel)
+        self.vjp_reads_inputs = getattr(self.vjp, "reads_inputs", True)
+        self.vjp_reads_outputs = getattr(self.vjp, "reads_outputs", True)
 
     @property
     def num_regions(self) -> int:
@@ -187,6 +193,15 @@ REST = "rest"  # shape_only: every operand after the first
 
 
 _REGISTRY: dict[str, OpDef] = {}
+
+
+def vjp_reading(rule: Callable, inputs: bool = True, outputs: bool = True) -> Callable:
+    """Declare what VJP rule `rule` reads of its op's inputs and outputs (values, shapes or
+    dtypes). Where it reads no input (or no output), eager mode's tape keeps none of those
+    arrays and the rule gets None for each: what PyTorch's autograd does, saving only what
+    a derivative formula names. A rule declares nothing reads both."""
+    rule.reads_inputs, rule.reads_outputs = inputs, outputs
+    return rule
 
 
 def register(opdef: OpDef) -> OpDef:

@@ -95,7 +95,9 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
         raise
     except Exception as e:
         raise _kernel_error(opdef, operands, attrs, e) from None
-    if type(raw) is tuple:
+    if type(raw) is np.ndarray:  # (most kernels: no asarray to call)
+        results = [wrap(raw)]
+    elif type(raw) is tuple:
         results = [wrap(_asarray(r)) for r in raw]
     else:
         results = [wrap(_asarray(raw))]
@@ -111,10 +113,11 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
 
 
 def run_float_op(opdef: OpDef, kernel, operands: list) -> Tensor:
-    """run_op for the operators' fast path (tensor_methods.py): a unary or binary
-    elementwise op without attributes on float32/float64 tensors, `kernel` the op's own
-    without the narrow-float wrapper (a third of the Python a tiny tensor's op costs). A
-    kernel that fails is run again by run_op, which explains the failure."""
+    """run_op for the fast paths (the operators', tensor_methods.py, and bind's): a unary
+    or binary differentiable elementwise op without attributes on tensors none of which is
+    a narrow float, `kernel` the op's own without the narrow-float wrapper (a third of the
+    Python a tiny tensor's op costs). A kernel that fails is run again by run_op, which
+    explains the failure."""
     try:  # (one or two operands: no list of arrays to build)
         if len(operands) == 2:
             raw = kernel(operands[0]._data, operands[1]._data)
@@ -129,7 +132,7 @@ def run_float_op(opdef: OpDef, kernel, operands: list) -> Tensor:
                 sync_view(t)
         for t in operands:
             if t._requires_grad:
-                record(opdef, operands, {}, [result])
+                record_one(opdef, operands, result)
                 break
     return result
 
@@ -141,12 +144,31 @@ def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
     for index, r in enumerate(results):
         if is_float_array(r._data):
             if node is None:
-                node = node_class(opdef.name)(opdef, attrs, inputs, results)
-                if ANOMALY[0]:
-                    node.location = user_location()
+                node = _new_node(opdef, attrs, inputs, results)
             r._grad_fn = node
             r._output_nr = index
             r._requires_grad = True
+
+
+def record_one(opdef: OpDef, inputs: list, result: Tensor) -> None:
+    """record, for one result of an op without attributes (the operators' fast path)."""
+    data = result._data
+    if data.dtype.kind == "f" or data.dtype in NARROW_NP:  # (is_float_array, inlined)
+        result._grad_fn = _new_node(opdef, {}, inputs, [result])
+        result._requires_grad = True
+
+
+def _new_node(opdef: OpDef, attrs: dict, inputs: list, results: list):
+    cls = _NODE_CLASSES.get(opdef)
+    if cls is None:
+        cls = _NODE_CLASSES[opdef] = node_class(opdef.name)
+    node = cls(opdef, attrs, inputs, results)
+    if ANOMALY[0]:
+        node.location = user_location()
+    return node
+
+
+_NODE_CLASSES: dict = {}  # OpDef -> its grad_fn class (node_class, without the name's hash)
 
 
 def _kernel_error(opdef: OpDef, operands: list, attrs: dict, error: Exception) -> GraphjitError:
@@ -201,6 +223,24 @@ def scalar_constant(value, dtype: np.dtype) -> Tensor:
 
 
 class EagerHandler(Handler):
+    def bind(self, opdef: OpDef, operands, attrs: dict):
+        """Handler.bind; an elementwise op of one or two operands, none a narrow float, and
+        no attributes (a VJP rule's `P.mul(g, y)`) goes straight to its kernel."""
+        if opdef.elementwise and not attrs and not opdef.attr_names and not STALE:
+            if len(operands) == 2:
+                x, y = operands  # (x is a Tensor: this handler is x's)
+                if (
+                    type(y) is Tensor
+                    and x._data.dtype not in NARROW_NP
+                    and y._data.dtype not in NARROW_NP
+                ):
+                    if opdef.vjp != NONDIFF:  # (run_float_op records any float result)
+                        return run_float_op(opdef, opdef.float_kernel, [x, y])
+            elif len(operands) == 1 and operands[0]._data.dtype not in NARROW_NP:
+                if opdef.vjp != NONDIFF:
+                    return run_float_op(opdef, opdef.float_kernel, [operands[0]])
+        return Handler.bind(self, opdef, operands, attrs)
+
     def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:
         if STALE:  # (only while a VJP rule runs with a saved tensor changed in place)
             check_stale(opdef, operands)

@@ -215,12 +215,19 @@ class _BackwardPass:
                 node.release()
             if type(in_cts) is not list:
                 in_cts = list(in_cts)
-            targets = node.edge_targets
-            for i in range(len(targets)):  # (not zip: its cached pair would hold on to ct)
+            indices = node.edge_indices
+            count = len(indices)
+            if count == 1:  # (node.edge_targets, without the property's call)
+                targets = (node._target0,)
+            elif count == 2:
+                targets = (node._target0, node._target1)
+            else:
+                targets = node.edge_targets
+            for i in range(count):  # (not zip: its cached pair would hold on to ct)
                 target, ct = targets[i], in_cts[i]
                 if target is None or ct is None:
                     continue
-                index = node.edge_indices[i]
+                index = indices[i]
                 if index < 0:
                     in_cts[i] = None  # (ct is now held by this frame alone, unless shared)
                     # (counted on a line of its own: as an argument beside ct, ct's count

@@ -167,32 +167,38 @@ class OpNode(Node):
         self.sequence_nr = next_sequence_nr()
         self.epoch = MUTATIONS[0]
         self.opdef, self.attrs = opdef, attrs
-        # The edges, and what the VJP rule needs to rebuild the inputs (see _rebuilt); for
-        # one or two inputs (most ops) without a loop.
+        # The edges, and what the VJP rule reads of the inputs and outputs (see _rebuilt;
+        # an empty tuple where it reads none of them); for one or two inputs (most ops)
+        # without a loop.
+        reads = opdef.vjp_reads_inputs
         count = len(inputs)
         if count == 1:
             t = inputs[0]
-            cell = t._version
-            self.saved_inputs = (t._data, cell, cell[0])
             self._target0, index = _edge(t)
             self._target1 = self._more_targets = None
             self.edge_indices = (index,)
+            if reads:
+                cell = t._version
+                self.saved_inputs = (t._data, cell, cell[0])
+            else:
+                self.saved_inputs = ()
         elif count == 2:
             t, u = inputs
-            cell, other = t._version, u._version
-            self.saved_inputs = (t._data, cell, cell[0], u._data, other, other[0])
             self._target0, index = _edge(t)
             self._target1, second = _edge(u)
             self._more_targets = None
             self.edge_indices = (index, second)
+            if reads:
+                cell, other = t._version, u._version
+                self.saved_inputs = (t._data, cell, cell[0], u._data, other, other[0])
+            else:
+                self.saved_inputs = ()
         else:  # (no inputs, or three or more)
-            saved = []
-            for t in inputs:
-                cell = t._version
-                saved += (t._data, cell, cell[0])
-            self.saved_inputs = tuple(saved)
             self.set_edges([_edge(t) for t in inputs])
-        if len(results) == 1:  # (most ops: skip the loop)
+            self.saved_inputs = tuple(_saved(inputs)) if reads else ()
+        if not opdef.vjp_reads_outputs:
+            self.saved_outputs = ()
+        elif len(results) == 1:  # (most ops: skip the loop)
             out = results[0]
             cell = out._version
             self.saved_outputs = (out._data, cell, cell[0])
@@ -200,7 +206,7 @@ class OpNode(Node):
             self.saved_outputs = tuple(_saved(results))
 
     def _inputs(self) -> list:
-        """The inputs as the VJP rule sees them (see _rebuilt)."""
+        """The inputs as the VJP rule sees them (see _rebuilt), where it reads them."""
         saved, indices = self.saved_inputs, self.edge_indices
         n = len(indices)
         if n == 2:  # (most ops: no loop)
@@ -225,22 +231,27 @@ class OpNode(Node):
         ]
 
     def apply(self, cts: list) -> list:
-        if self.saved_inputs is None:
+        saved = self.saved_inputs
+        if saved is None:
             raise freed_error(self.name, where_built(self))
         vjp = self.opdef.vjp
         if not callable(vjp):
             raise no_vjp_error(self.opdef, where_built(self))
-        inputs, outs = self._inputs(), self._outputs()
-        stale = self._changed(inputs, outs) if self.epoch != MUTATIONS[0] else None
+        inputs = self._inputs() if saved else [None] * len(self.edge_indices)
+        outs = self._outputs() if self.saved_outputs else [None] * self.num_outputs
+        stale = None
+        if self.epoch != MUTATIONS[0] and (saved or self.saved_outputs):
+            stale = self._changed(inputs, outs)  # (something changed in place somewhere)
         if stale:
             in_cts = _run_guarded(vjp, cts, inputs, outs, self.attrs, stale)
         else:
             in_cts = vjp(cts, inputs, outs, self.attrs)
         if len(in_cts) != len(inputs):
             check_cotangents(self.name, in_cts, inputs)
-        for ct, x in zip(in_cts, inputs):
-            if ct is not None and ct._data.shape != x._data.shape:
-                check_cotangents(self.name, in_cts, [x.shape for x in inputs])
+        if saved:  # (a rule that reads no input: its cotangents are not checked)
+            for ct, x in zip(in_cts, inputs):
+                if ct is not None and ct._data.shape != x._data.shape:
+                    check_cotangents(self.name, in_cts, [x.shape for x in inputs])
         return in_cts
 
     def _changed(self, inputs: list, outs: list) -> dict:
@@ -260,7 +271,9 @@ class OpNode(Node):
         return changed
 
     def release(self) -> None:
-        self.saved_inputs = self.saved_outputs = None
+        # (a node that kept nothing can run again, as PyTorch's: `(-x).sum()` backward twice)
+        if self.saved_inputs or self.saved_outputs:
+            self.saved_inputs = self.saved_outputs = None
 
 
 def _edge(t: Tensor) -> tuple:

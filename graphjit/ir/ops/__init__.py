@@ -39,6 +39,7 @@ from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's pu
     all_ops,
     get_op,
     register,
+    vjp_reading,
 )
 from graphjit.ir.types import TensorType, as_dtype, constant_array
 
@@ -56,6 +57,14 @@ class Handler:
 
     def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:
         raise NotImplementedError
+
+    def bind(self, opdef: OpDef, operands, attrs: dict):
+        """bind_op, for operands all of this handler's exact type: one result, or a tuple.
+        (A handler may override it with a shorter path for its common cases.)"""
+        if attrs or opdef.attr_names:
+            attrs = opdef.normalize_attrs(attrs)
+        results = self.apply(opdef, operands, attrs)
+        return results[0] if len(results) == 1 else tuple(results)
 
     def lift(self, value, dtype) -> Any:
         """Turn a Python/NumPy constant into an operand of this kind, of graphjit `dtype`."""
@@ -106,23 +115,34 @@ def bind(name: str, *operands, **attrs):
 def bind_op(opdef: OpDef, operands: tuple, attrs: dict):
     """bind, for a caller that has the OpDef (the binders of `P`: VJP rules, eager's hot
     path)."""
+    for x in operands:  # (a plain loop, not all(...): bind is the eager mode's hot path)
+        if type(x) not in _HANDLERS:  # a number to lift, or a subclass: the general rules
+            return _bind_lifted(opdef, operands, attrs)
+    if not operands:
+        handler_for(operands)  # (raises: no tensor among them)
+    return _HANDLERS[type(operands[0])].bind(opdef, operands, attrs)
+
+
+def _bind_lifted(opdef: OpDef, operands, attrs: dict):
+    """bind_op where an operand is not of a handler's exact type: a number, lifted by the
+    handler of the first operand that is not one (handler_for's choice where that operand
+    is of a subclass)."""
     handler = None
-    for x in operands:  # (handler_for without a call, where the first operand that is
-        kind = type(x)  # not a number is of a handler's exact type)
+    for x in operands:
+        kind = type(x)
         handler = _HANDLERS.get(kind)
         if handler is not None or kind not in _NUMBERS:
             break
     if handler is None:
         handler = handler_for(operands)
-    for x in operands:  # a plain loop, not all(...): bind is the eager mode's hot path
-        if type(x) not in _HANDLERS and not _is_handled(x):
+    for x in operands:
+        if not _is_handled(x):
             operands = [
                 y if _is_handled(y) else handler.lift(y, _constant_dtype(y, operands))
                 for y in operands
             ]
             break
-    results = handler.apply(opdef, operands, opdef.normalize_attrs(attrs))
-    return results[0] if len(results) == 1 else tuple(results)
+    return Handler.bind(handler, opdef, operands, attrs)
 
 
 def _constant_dtype(constant, operands):
@@ -161,8 +181,13 @@ class _Namespace:
     def __getattr__(self, name: str) -> Callable:
         opdef = get_op(name)
 
-        def binder(*operands, **attrs):
-            return bind_op(opdef, operands, attrs)
+        def binder(*operands, **attrs):  # (bind_op, inlined: VJP rules' hot path)
+            for x in operands:
+                if type(x) not in _HANDLERS:
+                    return _bind_lifted(opdef, operands, attrs)
+            if not operands:
+                handler_for(operands)  # (raises: no tensor among them)
+            return _HANDLERS[type(operands[0])].bind(opdef, operands, attrs)
 
         binder.__name__ = binder.__qualname__ = name
         setattr(self, name, binder)  # later lookups find it without calling __getattr__

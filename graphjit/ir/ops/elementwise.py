@@ -12,7 +12,15 @@ import numpy as np
 
 from graphjit.errors import DTypeError, RuntimeCheckError, ShapeError
 from graphjit.ir.core import Value
-from graphjit.ir.ops import NONDIFF, REQUIRED, OpDef, P, register, wants_cotangent
+from graphjit.ir.ops import (
+    NONDIFF,
+    REQUIRED,
+    OpDef,
+    P,
+    register,
+    vjp_reading,
+    wants_cotangent,
+)
 from graphjit.ir.patterns import involution, same_type_is_identity, unit_element
 from graphjit.ir.types import (
     TensorType,
@@ -82,16 +90,25 @@ def statically_same_shape(a, b) -> bool:
 
 def unbroadcast(ct, x):
     """Sum a cotangent down to operand `x`'s shape (the transpose of implicit broadcasting)."""
+    if type(ct) is not Value and type(x) is not Value:  # (eager: statically_same_shape's
+        return ct if ct.shape == x.shape else P.sum_to(ct, x)  # test, without its call)
     return ct if statically_same_shape(ct, x) else P.sum_to(ct, x)
 
 
-def unary(fn):
-    """A VJP rule for a one-operand op from `fn(g, x, y) -> cotangent of x`."""
-    return lambda cts, ins, outs, attrs: [fn(cts[0], ins[0], outs[0])]
+def unary(fn, reads: str):
+    """A VJP rule for a one-operand op from `fn(g, x, y) -> cotangent of x`; `reads` says
+    which of x and y fn reads ("", "x", "y", "xy"): eager mode keeps only those (fn gets None
+    for the others)."""
+    if not set(reads) <= {"x", "y"}:
+        raise ValueError(f"unary: reads names x and y only, got {reads!r}")
+    rule = lambda cts, ins, outs, attrs: [fn(cts[0], ins[0], outs[0])]  # noqa: E731
+    return vjp_reading(rule, inputs="x" in reads, outputs="y" in reads)
 
 
-def binary(fx, fy):
-    """A VJP rule for a broadcasting two-operand op; each of fx, fy is `(g, x, y, out)`."""
+def binary(fx, fy, reads_out: bool):
+    """A VJP rule for a broadcasting two-operand op; each of fx, fy is `(g, x, y, out)`.
+    Both read the operands (for their shapes at least); `reads_out`: whether either reads
+    `out` (eager mode keeps it only then)."""
 
     def vjp(cts, ins, outs, attrs):
         g, (x, y), out = cts[0], ins, outs[0]
@@ -100,7 +117,7 @@ def binary(fx, fy):
             unbroadcast(fy(g, x, y, out), y) if wants_cotangent(y) else None,
         ]
 
-    return vjp
+    return vjp_reading(vjp, outputs=reads_out)
 
 
 def _elementwise(
@@ -137,20 +154,26 @@ COMPARE = dict(result_dtype=bool_)
 # ---- unary -------------------------------------------------------------------------------
 
 _elementwise(
-    "neg", np.negative, unary(lambda g, x, y: P.neg(g)), canonicalize=(involution,), **NUMERIC
+    "neg",
+    np.negative,
+    unary(lambda g, x, y: P.neg(g), reads=""),
+    canonicalize=(involution,),
+    **NUMERIC,
 )
-_elementwise("exp", np.exp, unary(lambda g, x, y: P.mul(g, y)), **FLOAT)
-_elementwise("log", np.log, unary(lambda g, x, y: P.div(g, x)), **FLOAT)
-_elementwise("sqrt", np.sqrt, unary(lambda g, x, y: P.div(g, P.mul(y, 2))), **FLOAT)
-_elementwise("abs", np.abs, unary(lambda g, x, y: P.mul(g, P.sign(x))), **NUMERIC)
+_elementwise("exp", np.exp, unary(lambda g, x, y: P.mul(g, y), reads="y"), **FLOAT)
+_elementwise("log", np.log, unary(lambda g, x, y: P.div(g, x), reads="x"), **FLOAT)
+_elementwise("sqrt", np.sqrt, unary(lambda g, x, y: P.div(g, P.mul(y, 2)), reads="y"), **FLOAT)
+_elementwise("abs", np.abs, unary(lambda g, x, y: P.mul(g, P.sign(x)), reads="x"), **NUMERIC)
 _elementwise("sign", np.sign, NONDIFF, **NUMERIC)
-_elementwise("sin", np.sin, unary(lambda g, x, y: P.mul(g, P.cos(x))), **FLOAT)
-_elementwise("cos", np.cos, unary(lambda g, x, y: P.neg(P.mul(g, P.sin(x)))), **FLOAT)
-_elementwise("tanh", np.tanh, unary(lambda g, x, y: P.mul(g, P.sub(1, P.mul(y, y)))), **FLOAT)
+_elementwise("sin", np.sin, unary(lambda g, x, y: P.mul(g, P.cos(x)), reads="x"), **FLOAT)
+_elementwise("cos", np.cos, unary(lambda g, x, y: P.neg(P.mul(g, P.sin(x))), reads="x"), **FLOAT)
+_elementwise(
+    "tanh", np.tanh, unary(lambda g, x, y: P.mul(g, P.sub(1, P.mul(y, y))), reads="y"), **FLOAT
+)
 _elementwise(
     "sigmoid",
     _scipy_special("expit"),
-    unary(lambda g, x, y: P.mul(g, P.mul(y, P.sub(1, y)))),
+    unary(lambda g, x, y: P.mul(g, P.mul(y, P.sub(1, y))), reads="y"),
     **FLOAT,
 )
 # d/dx erf(x) = 2/sqrt(pi) exp(-x^2); log1p and expm1 keep their precision near 0, and
@@ -159,11 +182,11 @@ _TWO_OVER_SQRT_PI = float(2.0 / np.sqrt(np.pi))  # (a Python float: weakly typed
 _elementwise(
     "erf",
     _scipy_special("erf"),
-    unary(lambda g, x, y: P.mul(g, P.mul(P.exp(P.neg(P.mul(x, x))), _TWO_OVER_SQRT_PI))),
+    unary(lambda g, x, y: P.mul(g, P.mul(P.exp(P.neg(P.mul(x, x))), _TWO_OVER_SQRT_PI)), reads="x"),
     **FLOAT,
 )
-_elementwise("log1p", np.log1p, unary(lambda g, x, y: P.div(g, P.add(x, 1))), **FLOAT)
-_elementwise("expm1", np.expm1, unary(lambda g, x, y: P.mul(g, P.add(y, 1))), **FLOAT)
+_elementwise("log1p", np.log1p, unary(lambda g, x, y: P.div(g, P.add(x, 1)), reads="x"), **FLOAT)
+_elementwise("expm1", np.expm1, unary(lambda g, x, y: P.mul(g, P.add(y, 1)), reads="y"), **FLOAT)
 # Rounding to an integer is piecewise constant: no gradient, as for sign. `round` is
 # NumPy's (and PyTorch's): halves go to the even neighbour. Integer operands never reach
 # these (the frontend returns them unchanged), so they are floating-point only.
@@ -220,7 +243,7 @@ register(
         "cast",
         _cast_infer,
         lambda x, dtype: cast_values(x, as_dtype(dtype).np),
-        _cast_vjp,
+        vjp_reading(_cast_vjp, outputs=False),
         attrs={"dtype": REQUIRED},
         elementwise=True,
         canonicalize=(same_type_is_identity,),
@@ -234,28 +257,32 @@ register(
 _elementwise(
     "add",
     np.add,
-    binary(lambda g, x, y, o: g, lambda g, x, y, o: g),
+    binary(lambda g, x, y, o: g, lambda g, x, y, o: g, reads_out=False),
     canonicalize=(unit_element(-0.0, commutes=True),),
     **NUMERIC,
 )
 _elementwise(
     "sub",
     np.subtract,
-    binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(g)),
+    binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(g), reads_out=False),
     canonicalize=(unit_element(0.0, commutes=False),),
     **NUMERIC,
 )
 _elementwise(
     "mul",
     np.multiply,
-    binary(lambda g, x, y, o: P.mul(g, y), lambda g, x, y, o: P.mul(g, x)),
+    binary(lambda g, x, y, o: P.mul(g, y), lambda g, x, y, o: P.mul(g, x), reads_out=False),
     canonicalize=(unit_element(1, commutes=True),),
     **NUMERIC,
 )
 _elementwise(
     "div",
     np.true_divide,
-    binary(lambda g, x, y, o: P.div(g, y), lambda g, x, y, o: P.neg(P.div(P.mul(g, o), y))),
+    binary(
+        lambda g, x, y, o: P.div(g, y),
+        lambda g, x, y, o: P.neg(P.div(P.mul(g, o), y)),
+        reads_out=True,
+    ),
     canonicalize=(unit_element(1, commutes=False),),
     **FLOAT,
 )
@@ -305,7 +332,7 @@ def _power(x, y):
 _elementwise(
     "pow",
     _power,
-    binary(lambda g, x, y, o: P.mul(g, P.mul(y, P.pow(x, P.sub(y, 1)))), _pow_dy),
+    binary(lambda g, x, y, o: P.mul(g, P.mul(y, P.pow(x, P.sub(y, 1)))), _pow_dy, reads_out=True),
     **NUMERIC,
 )
 # Ties send the gradient to the second operand, so relu(x) = maximum(x, 0) has gradient 0 at 0.
@@ -315,6 +342,7 @@ _elementwise(
     binary(
         lambda g, x, y, o: P.select(P.greater(x, y), g, 0),
         lambda g, x, y, o: P.select(P.greater(x, y), 0, g),
+        reads_out=False,
     ),
     **NUMERIC,
 )
@@ -324,6 +352,7 @@ _elementwise(
     binary(
         lambda g, x, y, o: P.select(P.less(x, y), g, 0),
         lambda g, x, y, o: P.select(P.less(x, y), 0, g),
+        reads_out=False,
     ),
     **NUMERIC,
 )
@@ -370,7 +399,11 @@ _elementwise("floor_divide", _checked_division(np.floor_divide), NONDIFF, **NUME
 _elementwise(
     "floor_mod",
     _checked_division(np.mod),
-    binary(lambda g, x, y, o: g, lambda g, x, y, o: P.neg(P.mul(g, P.floor_divide(x, y)))),
+    binary(
+        lambda g, x, y, o: g,
+        lambda g, x, y, o: P.neg(P.mul(g, P.floor_divide(x, y))),
+        reads_out=False,
+    ),
     **NUMERIC,
 )
 
@@ -394,4 +427,12 @@ def _select_vjp(cts, ins, outs, attrs):
     ]
 
 
-register(OpDef("select", _select_infer, np.where, _select_vjp, elementwise=True))
+register(
+    OpDef(
+        "select",
+        _select_infer,
+        np.where,
+        vjp_reading(_select_vjp, outputs=False),
+        elementwise=True,
+    )
+)

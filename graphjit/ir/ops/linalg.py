@@ -15,7 +15,7 @@ import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir import builder
-from graphjit.ir.ops import OpDef, P, get_op, register, wants_cotangent
+from graphjit.ir.ops import OpDef, P, get_op, register, vjp_reading, wants_cotangent
 from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, unbroadcast
 from graphjit.ir.patterns import producer, scalar_constant
 from graphjit.ir.types import TensorType, computes_in_float32, shape_str
@@ -106,7 +106,7 @@ register(
         "gemm",
         _gemm_infer,
         _gemm_kernel,
-        _gemm_vjp,
+        vjp_reading(_gemm_vjp, outputs=False),
         attrs={"alpha": 1.0, "transpose_a": False, "transpose_b": False},
         overwrites=((0, 2),),  # BLAS reads C[i, j], then writes alpha·(AB)[i, j] + C[i, j]
     )
@@ -140,7 +140,7 @@ MATMUL = register(
         "matmul",
         _matmul_infer,
         _matmul_kernel,
-        _matmul_vjp,
+        vjp_reading(_matmul_vjp, outputs=False),
         attrs={"transpose_a": False, "transpose_b": False},
         canonicalize=(fold_transposed_operands,),
     )

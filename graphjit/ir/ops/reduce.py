@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.ir.ops import NONDIFF, REDUCTION, OpDef, P, register
+from graphjit.ir.ops import NONDIFF, REDUCTION, OpDef, P, register, vjp_reading
 from graphjit.ir.ops.elementwise import known_shape
 from graphjit.ir.types import TensorType, computes_in_float32, int64, np_kind
 
@@ -110,7 +110,7 @@ register(
         "reduce_sum",
         _reduce_infer,
         _reducer(np.add.reduce),
-        _sum_vjp,
+        vjp_reading(_sum_vjp, outputs=False),
         attrs=AXES,
         traits=REDUCES,
         identity=sum_identity,
