@@ -101,14 +101,8 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
         results = [wrap(_asarray(r)) for r in raw]
     else:
         results = [wrap(_asarray(raw))]
-    if _MODE.enabled and opdef.vjp != NONDIFF:
-        for t in operands:  # views whose base changed in place: bring grad_fn up to date
-            if t._base is not None and t._version[0] != t._view_seen:
-                sync_view(t)
-        for t in operands:
-            if t._requires_grad:
-                record(opdef, operands, attrs, results)
-                break
+    if _MODE.enabled and opdef.vjp != NONDIFF and _any_requires_grad(operands):
+        record(opdef, operands, attrs, results)
     return results
 
 
@@ -126,15 +120,21 @@ def run_float_op(opdef: OpDef, kernel, operands: list) -> Tensor:
     except Exception:
         return run_op(opdef, operands, {})[0]
     result = wrap(raw if type(raw) is np.ndarray else _asarray(raw))
-    if _MODE.enabled:
-        for t in operands:  # (as run_op's)
-            if t._base is not None and t._version[0] != t._view_seen:
-                sync_view(t)
-        for t in operands:
-            if t._requires_grad:
-                record_one(opdef, operands, result)
-                break
+    if _MODE.enabled and _any_requires_grad(operands):
+        record_one(opdef, operands, result)
     return result
+
+
+def _any_requires_grad(operands: list) -> bool:
+    """Whether an operand requires grad, each view whose base changed in place brought up
+    to date first (its grad_fn, and whether it requires grad, follow the base's history)."""
+    wanted = False
+    for t in operands:
+        if t._base is not None and t._version[0] != t._view_seen:
+            sync_view(t)
+        if t._requires_grad:
+            wanted = True
+    return wanted
 
 
 def record(opdef: OpDef, inputs: list, attrs: dict, results: list) -> None:
