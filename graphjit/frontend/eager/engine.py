@@ -111,30 +111,11 @@ def _root_cotangent(t: Tensor, gradient) -> Tensor:
     return gradient
 
 
-def post_order(start_nodes) -> list:
-    """Nodes reachable from `start_nodes`, each after every node it sends cotangents to."""
-    order, seen = [], set()
-    for start in start_nodes:
-        if start in seen:
-            continue
-        seen.add(start)
-        stack = [(start, _edges(start))]
-        while stack:
-            node, edges = stack[-1]
-            for target, index in edges:
-                if target is not None and index >= 0 and target not in seen:
-                    seen.add(target)
-                    stack.append((target, _edges(target)))
-                    break
-            else:
-                order.append(node)
-                stack.pop()
-    return order
-
-
-def _edges(node):
-    """An iterator over node's edges as (target, index) pairs."""
-    return zip(node.edge_targets, node.edge_indices)
+def _edge_target(node, i: int):
+    """node.edge_targets[i], without making the tuple."""
+    if i == 0:
+        return node._target0
+    return node._target1 if i == 1 else node._more_targets[i - 2]
 
 
 class _BackwardPass:
@@ -167,30 +148,63 @@ class _BackwardPass:
                 else:
                     self.add_to_buffer(t.grad_fn, t._output_nr, ct)
             if self.captures is not None:
-                self.needed = self.nodes_reaching_captures(post_order(list(self.buffers)))
+                self.needed = self.nodes_reaching_captures(list(self.buffers))
             self.drain()
             self.deliver_hooked_leaves()
         finally:
             _MODE.enabled = previous
         return self.found
 
-    def nodes_reaching_captures(self, order: list) -> set:
-        needed: set = set()
-        for node in order:  # children first, so `needed` is complete for each node's edges
-            if self.reaches_capture(node, needed):
-                needed.add(node)
-        return needed
+    def nodes_reaching_captures(self, roots: list) -> set:
+        """The nodes from which a captured input is reached: one depth-first walk from the
+        roots, each node decided when its last edge is done (its targets decided before
+        it: the tape has no cycles), and passing a yes on to the node below it.
 
-    def reaches_capture(self, node, needed: set) -> bool:
-        if self.captures_outputs and any(
-            (node, i) in self.captures for i in range(node.num_outputs)
-        ):
-            return True
-        for target, index in _edges(node):
-            if target is not None:
-                if (target in needed) if index >= 0 else (id(target) in self.captures):
-                    return True
-        return False
+        The walk's stack is three flat lists, and edges are read from the nodes' slots: it
+        makes no object per node, since every object the cycle collector tracks counts
+        towards its next collection, which walks the tape's nodes too."""
+        captures, captures_outputs = self.captures, self.captures_outputs
+        needed, seen = set(), set()
+        nodes, positions, reaches = [], [], []  # the stack: node, next edge, reaches so far
+        for root in roots:
+            if root in seen:  # (reached from an earlier root: decided)
+                continue
+            seen.add(root)
+            nodes.append(root)
+            positions.append(0)
+            reaches.append(False)
+            while nodes:
+                node, i = nodes[-1], positions[-1]
+                indices = node.edge_indices
+                while i < len(indices):
+                    target = _edge_target(node, i)
+                    index = indices[i]
+                    i += 1
+                    if target is None:
+                        continue
+                    if index < 0:  # a leaf
+                        if id(target) in captures:
+                            reaches[-1] = True
+                    elif target in needed:
+                        reaches[-1] = True
+                    elif target not in seen:
+                        seen.add(target)
+                        positions[-1] = i
+                        nodes.append(target)
+                        positions.append(0)
+                        reaches.append(False)
+                        break
+                else:
+                    nodes.pop()
+                    positions.pop()
+                    if reaches.pop() or (
+                        captures_outputs
+                        and any((node, i) in captures for i in range(node.num_outputs))
+                    ):
+                        needed.add(node)
+                        if reaches:
+                            reaches[-1] = True
+        return needed
 
     def drain(self) -> None:
         """Run nodes newest first until none is left (the hot loop of backward)."""
