@@ -71,6 +71,7 @@ class OpDef:
 
     is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
     attr_names: tuple[str, ...] = field(init=False)  # (the keys of attrs, in order)
+    required_attrs: tuple[str, ...] = field(init=False)  # (those without a default)
     # the kernel for operands none of which is a float16/bfloat16 array: without the
     # wrapper that computes those in float32 (types.computes_in_float32), whose Python
     # eager mode pays on every op of a tiny tensor
@@ -83,6 +84,7 @@ class OpDef:
     def __post_init__(self):
         self.is_terminator = bool(self.traits & {ENDS_FUNCTION, ENDS_REGION})
         self.attr_names = tuple(self.attrs)
+        self.required_attrs = tuple(k for k, v in self.attrs.items() if v is REQUIRED)
         self.float_kernel = getattr(self.kernel, "float_kernel", self.kernel)
         self.vjp_reads_inputs = getattr(self.vjp, "reads_inputs", True)
         self.vjp_reads_outputs = getattr(self.vjp, "reads_outputs", True)
@@ -112,18 +114,15 @@ class OpDef:
             return attrs  # most primitives: nothing to check (and this is eager's hot path)
         if tuple(attrs) == self.attr_names:  # (all given, in order: eager's other hot path)
             return attrs
-        unknown = set(attrs) - set(self.attrs)
-        if unknown:
-            raise GraphjitError(f"op '{self.name}' has no attribute(s) {sorted(unknown)}")
-        out = {}
-        for key, default in self.attrs.items():
-            if key in attrs:
-                out[key] = attrs[key]
-            elif default is REQUIRED:
+        declared = self.attrs
+        for key in attrs:  # (a loop, not sets: a VJP rule's P.matmul(g, b, transpose_b=True))
+            if key not in declared:
+                unknown = sorted(set(attrs) - set(declared))
+                raise GraphjitError(f"op '{self.name}' has no attribute(s) {unknown}")
+        for key in self.required_attrs:
+            if key not in attrs:
                 raise GraphjitError(f"op '{self.name}' needs attribute '{key}'")
-            else:
-                out[key] = default
-        return out
+        return {**declared, **attrs}  # (declaration order: every key given is declared)
 
     def infer_types(self, operands, attrs, regions=(), loc=None) -> list:
         types = [v.type for v in operands]
