@@ -54,13 +54,13 @@ def test_numpy_openblas_is_preferred_and_scipy_is_the_fallback():
 def test_generated_code_calls_gemm_by_symbol_not_by_address():
     """An address baked into the IR would change with every process's layout: the disk
     cache would never hit, or worse, load code calling a stale address. (A product too
-    large for small_gemm.py's inline kernels: its blocks call BLAS.)"""
+    large for small_gemm.py's tiles, whole or in blocks: its blocks call BLAS.)"""
     g = gj.Graph()
     with g.as_default():
-        x = gj.placeholder(gj.float64, [96, 96])
+        x = gj.placeholder(gj.float64, [160, 160])
         y = x @ x
     sess = gj.Session(g)
-    sess.run(y, {x: np.eye(96)})
+    sess.run(y, {x: np.eye(160)})
     (executable,) = sess._cache.values()
     text = executable.runner.llvm_ir
     symbol = blas.split_gemm("float64") or blas.gemm("float64")  # (the one-thread one first)
@@ -120,7 +120,8 @@ SPLIT_CASES = [  # (a shape, b shape, transpose_a, transpose_b): every block/off
     ((1024, 600), (1024, 96), True, False),  # row blocks, A transposed
     ((1000, 96), (96, 300), False, False),  # row blocks of unequal size
     ((1024, 96), (600, 1024), True, True),  # column blocks, both transposed
-    ((4, 1, 200, 64), (3, 64, 160), False, False),  # a broadcast batch of small products
+    ((4, 1, 200, 128), (3, 128, 160), False, False),  # a broadcast batch (tiles take
+    # smaller products: test_small_gemm's blocks of tiles)
 ]
 
 

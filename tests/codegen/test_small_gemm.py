@@ -91,7 +91,7 @@ def test_scaling_and_accumulation_are_part_of_the_kernel(monkeypatch):
     g, (pa, pb, pc), y = product_graph(gj.float32, (a.shape, b.shape), (False, False), 0.5, True)
     got = gj.Session(g, backend="llvm").run(y, {pa: a, pb: b, pc: c})
     np.testing.assert_allclose(got, expected(a, b, c, (False, False), 0.5, True), rtol=1e-5)
-    assert '"graphjit.small_gemm.float32.4x5x6.nn+.0x1.0000000000000p-1"' in texts[-1]
+    assert '"graphjit.small_gemm.float32.4x5x6.nn.rows+.0x1.0000000000000p-1"' in texts[-1]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,7 @@ def test_special_values_propagate_as_in_numpy():
 @pytest.mark.parametrize(
     "sizes,transposed,why",
     [
-        ((64, 128, 65), (False, False), "over MAX_MACS"),
+        ((128, 160, 129), (False, False), "over MAX_BLOCKED_MACS"),
         ((1, 1, 1025), (False, False), "a longer inner dimension than MAX_INNER"),
         ((4, 4, 4), (True, True), "both operands transposed"),
     ],
@@ -151,6 +151,7 @@ def test_blas_takes_what_the_kernel_does_not(monkeypatch, sizes, transposed, why
     texts = record_llvm_ir(monkeypatch)
     m, n, k = sizes
     assert not small_gemm.takes("float64", sizes, transposed), why
+    assert not small_gemm.takes_blocks("float64", sizes, transposed), why
     rng = np.random.default_rng(4)
     a, b, c = operands(rng, np.float64, m, n, k, transposed)
     g, (pa, pb, _), y = product_graph(gj.float64, (a.shape, b.shape), transposed)
@@ -252,7 +253,7 @@ def test_products_with_a_vector_run_in_the_wider_form(monkeypatch, transposed):
         form = "nt" if n == 1 and not transposed[0] else "nn" if n == 1 else None
         if form is not None:
             assert (
-                f".{m if form == 'nt' else 1}x{1 if form == 'nt' else m}x{k}.{form}+" in texts[-1]
+                f".{m if form == 'nt' else 1}x{1 if form == 'nt' else m}x{k}.{form}." in texts[-1]
             )
 
 
@@ -288,3 +289,109 @@ def test_short_dot_products_run_on_a_transposed_copy(monkeypatch, gdtype, npdtyp
     want = expected(a, b, c, (False, True), 1.0, False)
     np.testing.assert_allclose(got, want, rtol=0, atol=rtol * np.abs(want).max() * 8)
     assert "pack.c" not in texts[-1] and "sd.p" in texts[-1]
+
+
+# ---- products split into blocks of tiles (MAX_MACS to MAX_BLOCKED_MACS) --------------------
+
+# (m, n, k, transposed): each form, whole and edge blocks, one product of 2^21
+BLOCKED = [
+    (200, 160, 24, (False, False)),  # rows, blocks of rows
+    (60, 700, 24, (False, False)),  # rows, blocks of columns (span-wide, the last narrower)
+    (200, 97, 40, (True, False)),  # A transposed
+    (100, 100, 100, (False, True)),  # dot products
+    (300, 130, 16, (False, True)),  # B copied transposed: blocks of columns
+    (128, 128, 128, (False, False)),  # 2^21
+]
+
+
+@pytest.mark.parametrize("gdtype,npdtype,rtol", DTYPES, ids=["float32", "float64"])
+def test_blocks_of_tiles_match_numpy_the_whole_product_and_any_thread_count(
+    monkeypatch, gdtype, npdtype, rtol
+):
+    """A product between MAX_MACS and MAX_BLOCKED_MACS runs as blocks of rows or columns of
+    C on graphjit's threads, each block the tiles' function for its sizes and the whole
+    product's strides, no BLAS: its values are NumPy's, and its bits those of the whole
+    product as one function (MAX_MACS and the split's threshold raised) and the same at 1,
+    2 or 3 threads."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(10)
+    for m, n, k, transposed in BLOCKED:
+        assert not small_gemm.takes("float32", (m, n, k), transposed)
+        assert small_gemm.takes_blocks("float32", (m, n, k), transposed)
+        a, b, c = operands(rng, npdtype, m, n, k, transposed)
+        g, (pa, pb, pc), y = product_graph(gdtype, (a.shape, b.shape), transposed, 0.5, True)
+        feeds = {pa: a, pb: b, pc: c}
+        with gj.Session(g, backend="llvm") as sess:
+            runs = []
+            for threads in (1, 2, 3):
+                gj.set_num_threads(threads)
+                runs.append(sess.run(y, feeds))
+        gj.set_num_threads(gj.config.num_threads())
+        assert 'void @"gemm_tiles' in texts[-1] and "gemm_1" not in texts[-1]
+        want = expected(a, b, c, transposed, 0.5, True)
+        np.testing.assert_allclose(runs[0], want, rtol=0, atol=rtol * np.abs(want).max() * k**0.5)
+        for other in runs[1:]:
+            assert other.tobytes() == runs[0].tobytes()
+        with monkeypatch.context() as whole:
+            whole.setattr(small_gemm, "MAX_MACS", m * n * k)
+            whole.setattr(blas, "SPLIT_MIN_MACS", m * n * k + 1)
+            one = gj.Session(g, backend="llvm").run(y, feeds)
+            assert 'void @"gemm_tiles' not in texts[-1]
+        assert one.tobytes() == runs[0].tobytes(), (m, n, k, transposed)
+
+
+def test_a_batch_of_products_runs_as_whole_products_or_blocks_of_them(monkeypatch):
+    """A broadcast batch: each product a block where the batch gives every thread work
+    (ENOUGH_BLOCKS), else each split; NumPy's values either way."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(11)
+    for sa, sb in [((4, 1, 64, 48), (3, 48, 40)), ((2, 150, 96), (96, 80))]:
+        g = gj.Graph()
+        with g.as_default():
+            a = gj.placeholder(gj.float32, sa, name="a")
+            b = gj.placeholder(gj.float32, sb, name="b")
+            y = gj.matmul(a, b)
+        feeds = {
+            a: rng.normal(size=sa).astype(np.float32),
+            b: rng.normal(size=sb).astype(np.float32),
+        }
+        got = gj.Session(g, backend="llvm").run(y, feeds)
+        assert 'void @"gemm_tiles' in texts[-1] and "gemm_1" not in texts[-1]
+        want = np.matmul(feeds[a].astype(np.float64), feeds[b].astype(np.float64))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_block_plans_are_whole_tiles_and_what_blocks_take():
+    span = small_gemm._span_of(small_gemm._ELEMENT["float32"])
+    for sizes, transposed in [((200, 160, 24), (False, False)), ((60, 700, 24), (False, False))]:
+        by_columns, step = small_gemm.block_plan("float32", sizes, transposed, 8)
+        m, n, k = sizes
+        width, unit = (n, span) if by_columns else (m, 4)
+        assert step % unit == 0 and -(-width // step) <= 8
+        assert min(step, width) * (m if by_columns else n) * k >= small_gemm.BLOCK_MIN_MACS
+    assert small_gemm.block_plan("float32", (300, 130, 16), (False, True), 8)[0]  # (copied)
+    # B copied transposed but C too narrow for blocks of columns: BLAS's blocks
+    assert not small_gemm.takes_blocks("float32", (2048, 64, 16), (False, True))
+    assert not small_gemm.takes_blocks("float32", (1, 4096, 256), (False, False))  # one row
+    assert not small_gemm.takes_blocks("float32", (64, 64, 64), (True, True))
+
+
+def test_convolutions_small_per_image_products_run_as_tiles(monkeypatch):
+    """A batch of images whose products are too small to split (LeNet's second
+    convolution) runs in blocks of images on the threads; each image's product (and the
+    gradients') is the tiles' function, not a BLAS call. Values as the interpreter's."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(12)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [8, 6, 14, 14], name="x")
+        w = gj.placeholder(gj.float32, [16, 6, 5, 5], name="w")
+        y = gj.nn.conv2d(x, w)
+        fetches = [y, *gj.gradients(gj.reduce_sum(y * y), [x, w])]
+    feeds = {x: rng.normal(size=(8, 6, 14, 14)), w: rng.normal(size=(16, 6, 5, 5)) * 0.1}
+    feeds = {k: v.astype(np.float32) for k, v in feeds.items()}
+    got = gj.Session(g, backend="llvm").run(fetches, feeds)
+    assert "graphjit.small_gemm." in texts[-1] and "gemm_1" not in texts[-1]
+    want = gj.Session(g, backend="interpreter").run(fetches, feeds)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * np.abs(b).max())

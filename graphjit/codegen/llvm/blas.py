@@ -21,7 +21,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from graphjit import config
-from graphjit.codegen.llvm import sgemm
+from graphjit.codegen.llvm import sgemm, small_gemm
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.loops import for_range
 from graphjit.codegen.llvm.sizes import run_size
@@ -298,6 +298,12 @@ def split_matmul(
     if not is_symbolic(macs) and macs < SPLIT_MIN_MACS:
         direct()
         return
+    if small_gemm.takes_blocks(dtype_name, sizes, transposed):
+        task, blocks = _tile_task(
+            low.module, dtype_name, batch, strides, sizes, transposed, scaling
+        )
+        call_split(low, task, [*pointers, low.dims], blocks, macs)
+        return
     blas = single_threaded_gemm(dtype_name, sizes)
     if blas is None:
         direct()
@@ -396,12 +402,7 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
     step = b.udiv(b.add(const(width), b.sub(blocks, const(1))), blocks)  # (rounded up)
     with for_range(b, hi, "block", start=lo) as t:
         matrix, part = b.udiv(t, blocks), b.urem(t, blocks)
-        a_off, b_off, rest = const(0), const(0), matrix
-        for d in reversed(range(len(batch))):  # unravel the matrix index over the batch
-            coord = b.urem(rest, const(batch[d]))
-            rest = b.udiv(rest, const(batch[d]))
-            a_off = b.add(a_off, b.mul(coord, const(strides[0][d] * m * k)))
-            b_off = b.add(b_off, b.mul(coord, const(strides[1][d] * k * n)))
+        a_off, b_off, c_off = _matrix_offsets(b, const, matrix, batch, strides, sizes)
         first = b.mul(part, step)
         size = b.sub(
             b.select(
@@ -411,7 +412,6 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
             ),
             first,
         )
-        c_off = b.mul(matrix, const(m * n))
         if by_columns:  # C[:, first:first+size] = op(A) @ op(B)[:, first:...]
             b_off = b.add(b_off, b.mul(first, const(k)) if tb else first)
             c_off = b.add(c_off, first)
@@ -442,3 +442,72 @@ def set_blas_threads(n: int) -> bool:
             setter(n)
             return True
     return False
+
+
+def _matrix_offsets(b: ir.IRBuilder, const, matrix, batch, strides, sizes) -> tuple:
+    """Where product `matrix` of the batch starts in A, B and C, in elements (the index
+    unravelled over the batch; a broadcast operand's stride is 0)."""
+    m, n, k = sizes
+    a_off, b_off, rest = const(0), const(0), matrix
+    for d in reversed(range(len(batch))):
+        coord = b.urem(rest, const(batch[d]))
+        rest = b.udiv(rest, const(batch[d]))
+        a_off = b.add(a_off, b.mul(coord, const(strides[0][d] * m * k)))
+        b_off = b.add(b_off, b.mul(coord, const(strides[1][d] * k * n)))
+    return a_off, b_off, b.mul(matrix, const(m * n))
+
+
+def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -> tuple:
+    """(void task(A, B, C, i64* dims, i64 lo, i64 hi), its block count) for a batch of
+    products small_gemm.takes_blocks: block t is part t % parts of product t // parts,
+    whole products where the batch alone gives the threads enough blocks, else blocks of
+    rows or columns of C (small_gemm.block_plan), each a call of small_gemm's function for
+    its static sizes. No BLAS, no packing: between 0.5M and 2M multiply-adds OpenBLAS's
+    blocks spent more in packing and calls than the tiles do in all."""
+    (m, n, k), (ta, tb) = sizes, transposed
+    count = 1
+    for d in batch:
+        count *= d
+    blocks = -(-ENOUGH_BLOCKS // count)
+    by_columns, step = small_gemm.block_plan(dtype_name, sizes, transposed, blocks)
+    width = n if by_columns else m
+    parts, last = -(-width // step), width - (-(-width // step) - 1) * step
+    ptr = (F32 if dtype_name == "float32" else F64).as_pointer()
+    fn = ir.Function(
+        module,
+        ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, T.I64.as_pointer(), T.I64, T.I64]),
+        f"gemm_tiles{len(module.functions)}",
+    )
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    a, bm, c, _, lo, hi = fn.args
+
+    def const(v):
+        return ir.Constant(I64, v)
+
+    with for_range(b, hi, "block", start=lo) as t:
+        matrix, part = b.udiv(t, const(parts)), b.urem(t, const(parts))
+        a_off, b_off, c_off = _matrix_offsets(b, const, matrix, batch, strides, sizes)
+        first = b.mul(part, const(step))
+        if by_columns:  # C[:, first:first+step] = op(A) @ op(B)[:, first:...]
+            b_off = b.add(b_off, b.mul(first, const(k)) if tb else first)
+            c_off = b.add(c_off, first)
+        else:  # C[first:first+step, :] = op(A)[first:...] @ op(B)
+            a_off = b.add(a_off, first if ta else b.mul(first, const(k)))
+            c_off = b.add(c_off, b.mul(first, const(n)))
+        pointers = (b.gep(a, [a_off]), b.gep(bm, [b_off]), b.gep(c, [c_off]))
+
+        def block(size: int) -> None:
+            shape = (m, size) if by_columns else (size, n)
+            small_gemm.call_block(b, dtype_name, pointers, sizes, transposed, scaling, shape)
+
+        if last == step:
+            block(step)
+        else:
+            with b.if_else(b.icmp_unsigned("==", part, const(parts - 1))) as (tail, whole):
+                with tail:
+                    block(last)
+                with whole:
+                    block(step)
+    b.ret_void()
+    return fn, count * parts

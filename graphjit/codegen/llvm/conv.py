@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
-from graphjit.codegen.llvm import interrupt, sizes
+from graphjit.codegen.llvm import interrupt, sizes, small_gemm
 from graphjit.codegen.llvm import types as T
 from graphjit.codegen.llvm.blas import SPLIT_MIN_MACS, call_gemm, single_threaded_gemm, split_matmul
 from graphjit.codegen.llvm.loops import for_range
@@ -275,6 +275,9 @@ def _image_blocks(low, shape: ConvShape, dtype, blas, buffers, own, per_image, b
 
     def gemm(pointers, sizes_, transposed, accumulate=False):
         scaling = (1.0, accumulate)
+        if small_gemm.takes(dtype.name, sizes_, transposed):  # (no BLAS call: Lowering.gemm's)
+            small_gemm.call_small_gemm(b, dtype.name, pointers, sizes_, transposed, scaling)
+            return
         call_gemm(b, local, dtype.name, pointers, sizes_, transposed, scaling, None, blas, dims)
 
     poll = interrupt.returning_poll(b, low.module)

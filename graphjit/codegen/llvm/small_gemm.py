@@ -33,6 +33,7 @@ lane's chain stays short (accuracy as BLAS's blocked kernels).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from llvmlite import ir
@@ -47,6 +48,11 @@ from graphjit.ir.symbolic import is_symbolic
 # (blas.SPLIT_MIN_MACS), whose blocks call BLAS.
 MAX_MACS = 1 << 19
 MAX_INNER = 1024
+# Products up to this size are split into blocks of C on graphjit's threads, each block
+# this module's tiles (takes_blocks); larger ones are BLAS's (graphjit's own sgemm packs
+# its operands, which pays from there). No block has fewer than BLOCK_MIN_MACS.
+MAX_BLOCKED_MACS = 1 << 21
+BLOCK_MIN_MACS = 1 << 16
 # The most stack a product's copy of a block of B takes (emit_packed_dots): a constant,
 # whatever the data, and small beside any thread's stack (pool workers run convolutions'
 # products too).
@@ -82,9 +88,57 @@ def call_small_gemm(b: ir.IRBuilder, dtype_name: str, pointers, sizes, transpose
     the module's function for these sizes (made on first use)."""
     sizes, transposed, swapped = _canonical(tuple(sizes), tuple(transposed))
     a, bm, c = pointers
-    fn = _function(b.module, dtype_name, sizes, transposed, tuple(scaling))
+    layout = _Layout(sizes, transposed, _natural_strides(sizes, transposed))
+    fn = _function(b.module, dtype_name, layout, tuple(scaling), _form(dtype_name, layout))
     pointer = _ELEMENT[dtype_name].as_pointer()
     b.call(fn, [b.bitcast(p, pointer) for p in ((bm, a, c) if swapped else (a, bm, c))])
+
+
+def takes_blocks(dtype_name: str, sizes, transposed) -> bool:
+    """Whether a product of MAX_MACS to MAX_BLOCKED_MACS multiply-adds is split into
+    blocks of rows or columns of C emitted here (blas.split_matmul runs them on graphjit's
+    threads), rather than into blocks for BLAS. Not one row or column (_canonical's forms
+    need the whole matrices), and B transposed into copies only where C's columns split:
+    each block copies the columns it reads, and a block of rows would copy all of them
+    (256x128x32: 11.9 us in blocks of rows against OpenBLAS's 10.6)."""
+    m, n, k = sizes
+    if dtype_name not in _ELEMENT or any(is_symbolic(d) for d in sizes):
+        return False
+    if m < 2 or n < 2 or not k or m * n * k > MAX_BLOCKED_MACS or k > MAX_INNER:
+        return False
+    if transposed[0] and transposed[1]:
+        return False
+    layout = _Layout(tuple(sizes), tuple(transposed), _natural_strides(sizes, transposed))
+    return _form(dtype_name, layout) != "copied" or n >= 2 * _span_of(_ELEMENT[dtype_name])
+
+
+def block_plan(dtype_name: str, sizes, transposed, blocks: int) -> tuple[bool, int]:
+    """(split C by columns rather than rows, rows or columns a block) for about `blocks`
+    blocks of an m x n x k product: whole tiles each (4 rows, or the rows form's span of
+    columns), along C's longer side in tiles (by columns where B is copied), none under
+    BLOCK_MIN_MACS. Any split gives the same bits: every element's sum is the same chain
+    whatever block holds it."""
+    m, n, k = sizes
+    span = _span_of(_ELEMENT[dtype_name])
+    layout = _Layout(tuple(sizes), tuple(transposed), _natural_strides(sizes, transposed))
+    by_columns = n // span > m // 4 or _form(dtype_name, layout) == "copied"
+    width, unit = (n, span) if by_columns else (m, 4)
+    most = max(1, min(blocks, -(-width // unit), m * n * k // BLOCK_MIN_MACS))
+    step = -(-width // most)
+    return by_columns, -(-step // unit) * unit
+
+
+def call_block(b, dtype_name: str, pointers, sizes, transposed, scaling, block) -> None:
+    """A block of C (`block`: its rows and columns) of the m x n x k product `sizes`, at
+    pointers to its first elements in A, B and C: the whole product's strides and form
+    (call_small_gemm's, as takes_blocks allows)."""
+    layout = _Layout(sizes, tuple(transposed), _natural_strides(sizes, transposed))
+    form = _form(dtype_name, layout)
+    rows, cols = block
+    layout = _Layout((rows, cols, sizes[2]), layout.transposed, layout.strides)
+    fn = _function(b.module, dtype_name, layout, tuple(scaling), form)
+    pointer = _ELEMENT[dtype_name].as_pointer()
+    b.call(fn, [b.bitcast(p, pointer) for p in pointers])
 
 
 def _canonical(sizes: tuple, transposed: tuple) -> tuple:
@@ -101,10 +155,52 @@ def _canonical(sizes: tuple, transposed: tuple) -> tuple:
     return sizes, transposed, False
 
 
-def _function(module: ir.Module, dtype_name: str, sizes, transposed, scaling) -> ir.Function:
-    (m, n, k), (ta, tb), (alpha, accumulate) = sizes, transposed, scaling
-    flags = f"{'t' if ta else 'n'}{'t' if tb else 'n'}{'+' if accumulate else ''}"
-    name = f"graphjit.small_gemm.{dtype_name}.{m}x{n}x{k}.{flags}.{float(alpha).hex()}"
+@dataclasses.dataclass(frozen=True)
+class _Layout:
+    """The m x n x k product a function computes, and the row strides of op(A)'s, op(B)'s
+    and C's matrices as stored (a block of a larger product keeps the larger's)."""
+
+    sizes: tuple
+    transposed: tuple
+    strides: tuple  # (A's, B's, C's), in elements
+
+    def key(self) -> str:
+        (m, n, k), (ta, tb) = self.sizes, self.transposed
+        flags = f"{'t' if ta else 'n'}{'t' if tb else 'n'}"
+        natural = _natural_strides(self.sizes, self.transposed)
+        strides = "" if self.strides == natural else ".ld" + "x".join(map(str, self.strides))
+        return f"{m}x{n}x{k}.{flags}{strides}"
+
+
+def _natural_strides(sizes, transposed) -> tuple:
+    """The row strides of contiguous operands: A is m x k (k x m transposed), B k x n
+    (n x k transposed), C m x n."""
+    (m, n, k), (ta, tb) = sizes, transposed
+    return (m if ta else k, k if tb else n, n)
+
+
+def _form(dtype_name: str, layout: _Layout) -> str:
+    """How the product is summed: "rows" where op(B)'s rows are contiguous; with B
+    transposed, "dots" where the dot products are long and few rows share each of B's (one
+    column of C, k of two vectors or more and fewer than 2k rows), else "copied" (B's rows
+    copied transposed, then the rows form): the copy, k x n elements once, costs less than
+    folding every dot product across lanes (us per product, dots against copy: 128x64x32
+    4.07 / 2.52, 512x64x8 12.3 / 2.38; 16x64x64 0.74 / 1.44, 4x64x256 0.72 / 5.69)."""
+    (m, n, k), (_, tb) = layout.sizes, layout.transposed
+    element = _ELEMENT[dtype_name]
+    lanes = _vector_bits()[0] // _bits(element)
+    fits = k * _span_of(element) * _bits(element) // 8 <= SCRATCH_BYTES
+    if not tb:
+        return "rows"
+    if n == 1 or not fits or (k >= 2 * lanes and m < 2 * k):
+        return "dots"
+    return "copied"
+
+
+def _function(module: ir.Module, dtype_name: str, layout: _Layout, scaling, form: str):
+    alpha, accumulate = scaling
+    flags = f"{form}{'+' if accumulate else ''}"
+    name = f"graphjit.small_gemm.{dtype_name}.{layout.key()}.{flags}.{float(alpha).hex()}"
     existing = module.globals.get(name)
     if existing is not None:
         return existing
@@ -114,7 +210,7 @@ def _function(module: ir.Module, dtype_name: str, sizes, transposed, scaling) ->
     for arg in fn.args:
         arg.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    _Product(b, _ELEMENT[dtype_name], fn.args, sizes, transposed, scaling).emit()
+    _Product(b, _ELEMENT[dtype_name], fn.args, layout, scaling).emit(form)
     b.ret_void()
     return fn
 
@@ -122,28 +218,18 @@ def _function(module: ir.Module, dtype_name: str, sizes, transposed, scaling) ->
 class _Product:
     """One product's emission: the operands, sizes and the vector shape of this CPU."""
 
-    def __init__(self, b, element, args, sizes, transposed, scaling):
+    def __init__(self, b, element, args, layout: _Layout, scaling):
         self.b, self.element = b, element
         self.a, self.bm, self.c = args
-        (self.m, self.n, self.k), (self.ta, self.tb) = sizes, transposed
+        (self.m, self.n, self.k), (self.ta, self.tb) = layout.sizes, layout.transposed
+        self.lda, self.ldb, self.ldc = layout.strides
         self.alpha, self.accumulate = float(scaling[0]), scaling[1]
         bits, self.registers = _vector_bits()
         self.lanes = bits // _bits(element)
 
-    def emit(self) -> None:
-        """The rows form where op(B)'s rows are contiguous. With B transposed, dot products
-        where they are long and few rows share each of B's (one column of C, k of two
-        vectors or more and fewer than 2k rows); else B's rows copied transposed, then the
-        rows form: the copy, k x n elements once, costs less than folding every dot
-        product across lanes (us per product, dots against copy: 128x64x32 4.07 / 2.52,
-        512x64x8 12.3 / 2.38; 16x64x64 0.74 / 1.44, 4x64x256 0.72 / 5.69)."""
-        fits = self.k * self._span() * _bits(self.element) // 8 <= SCRATCH_BYTES
-        if not self.tb:
-            self.emit_rows()
-        elif self.n == 1 or not fits or (self.k >= 2 * self.lanes and self.m < 2 * self.k):
-            self.emit_dots()
-        else:
-            self.emit_packed_dots()
+    def emit(self, form: str) -> None:
+        """The form _form chose for the whole product."""
+        {"rows": self.emit_rows, "dots": self.emit_dots, "copied": self.emit_packed_dots}[form]()
 
     # ---- op(B) not transposed: C's rows as sums of B's rows --------------------------------
 
@@ -160,7 +246,7 @@ class _Product:
         acc = self._accumulators(widths * rows)
         with for_range(b, self.k, "sg.p") as p:
             if b_row_at is None:
-                b_row = b.gep(self.bm, [b.add(b.mul(p, self._i(self.n)), j)])
+                b_row = b.gep(self.bm, [b.add(b.mul(p, self._i(self.ldb)), j)])
             else:
                 b_row = b_row_at(p)
             starts = _starts(widths)
@@ -171,7 +257,7 @@ class _Product:
                     slot = acc[r * len(widths) + v]
                     b.store(self._fma(self._splat(scalar, w), loaded[v], b.load(slot)), slot)
         for r in range(rows):
-            c_row = b.gep(self.c, [b.add(b.mul(b.add(i, self._i(r)), self._i(self.n)), j)])
+            c_row = b.gep(self.c, [b.add(b.mul(b.add(i, self._i(r)), self._i(self.ldc)), j)])
             for v, (s, w) in enumerate(zip(_starts(widths), widths)):
                 at = self._vector_pointer(c_row, s, w)
                 b.store(self._finish(b.load(acc[r * len(widths) + v]), at, w), at, align=1)
@@ -179,8 +265,8 @@ class _Product:
     def _a_at(self, row, p):
         """Where op(A)[row, p] is."""
         if self.ta:
-            return self.b.gep(self.a, [self.b.add(self.b.mul(p, self._i(self.m)), row)])
-        return self.b.gep(self.a, [self.b.add(self.b.mul(row, self._i(self.k)), p)])
+            return self.b.gep(self.a, [self.b.add(self.b.mul(p, self._i(self.lda)), row)])
+        return self.b.gep(self.a, [self.b.add(self.b.mul(row, self._i(self.lda)), p)])
 
     # ---- op(B) transposed: C's elements as dot products of rows ------------------------
 
@@ -216,15 +302,19 @@ class _Product:
         """scratch[p * span + c] = B[j + c, p] for c < width, p < k."""
         b = self.b
         with for_range(b, width, "pack.c") as c:
-            row = b.gep(self.bm, [b.mul(b.add(j, c), self._i(self.k))])
+            row = b.gep(self.bm, [b.mul(b.add(j, c), self._i(self.ldb))])
             for p in range(self.k):
                 value = b.load(b.gep(row, [self._i(p)]))
                 b.store(value, b.gep(scratch, [b.add(self._i(p * span), c)]))
 
     def _dot_tile(self, i, j, rows: int, cols: int) -> None:
         b, lanes, k = self.b, self.lanes, self.k
-        a_rows = [b.gep(self.a, [b.mul(b.add(i, self._i(r)), self._i(k))]) for r in range(rows)]
-        b_rows = [b.gep(self.bm, [b.mul(b.add(j, self._i(c)), self._i(k))]) for c in range(cols)]
+        a_rows = [
+            b.gep(self.a, [b.mul(b.add(i, self._i(r)), self._i(self.lda))]) for r in range(rows)
+        ]
+        b_rows = [
+            b.gep(self.bm, [b.mul(b.add(j, self._i(c)), self._i(self.ldb))]) for c in range(cols)
+        ]
         whole, tail = k - k % lanes, k % lanes
         acc = self._accumulators([lanes] * (rows * cols))
 
@@ -247,7 +337,7 @@ class _Product:
             )
         sums = _sum_lanes(b, [b.load(slot) for slot in acc], lanes)
         for r in range(rows):
-            c_row = b.gep(self.c, [b.add(b.mul(b.add(i, self._i(r)), self._i(self.n)), j)])
+            c_row = b.gep(self.c, [b.add(b.mul(b.add(i, self._i(r)), self._i(self.ldc)), j)])
             for c in range(cols):
                 at = b.gep(c_row, [self._i(c)])
                 b.store(self._finish_scalar(sums[r * cols + c], at), at)
@@ -288,8 +378,7 @@ class _Product:
                     body(i, tile_rows)
 
     def _span(self) -> int:
-        """Columns of the rows form's tile: 4 vectors (2 with 16 vector registers)."""
-        return (4 if self.registers >= 32 else 2) * self.lanes
+        return _span_of(self.element)
 
     def _i(self, value: int) -> ir.Constant:
         return ir.Constant(T.I64, value)
@@ -341,6 +430,12 @@ class _Product:
         if self.accumulate:
             value = self.b.fadd(self.b.load(at), value)
         return value
+
+
+def _span_of(element) -> int:
+    """Columns of the rows form's tile: 4 vectors (2 with 16 vector registers)."""
+    bits, registers = _vector_bits()
+    return (4 if registers >= 32 else 2) * (bits // _bits(element))
 
 
 def _starts(widths: list) -> list:
