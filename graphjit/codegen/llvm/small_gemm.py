@@ -24,6 +24,11 @@ transposes and scaling, that reads the operands where they lie:
 - one row or one column of C: whichever of the two forms makes its tiles vectors
   (_canonical).
 
+Products of up to MAX_BLOCKED_MACS (and batches of small ones) run as blocks of rows or
+columns of C on graphjit's threads (blas.split_matmul): each block is a function of the
+same form for the block's sizes, reading and writing with the whole product's row strides,
+so each element of C is the same chain of multiply-adds whichever block holds it.
+
 The sizes are constants, so the tiles at C's right and bottom edges are narrower tiles of
 the same code (vectors of fewer lanes), not masked or padded ones, and nothing is read or
 written outside the matrices. Every order of summation is fixed at compile time: a
@@ -45,12 +50,15 @@ from graphjit.ir.symbolic import is_symbolic
 
 # Up to this many multiply-adds the tiles here ran 2-4x faster than OpenBLAS's Haswell
 # kernels on a Zen 5 (docs/benchmarks.md); larger products are split between threads
-# (blas.SPLIT_MIN_MACS), whose blocks call BLAS.
+# (blas.SPLIT_MIN_MACS), into blocks of the tiles below MAX_BLOCKED_MACS.
 MAX_MACS = 1 << 19
 MAX_INNER = 1024
 # Products up to this size are split into blocks of C on graphjit's threads, each block
-# this module's tiles (takes_blocks); larger ones are BLAS's (graphjit's own sgemm packs
-# its operands, which pays from there). No block has fewer than BLOCK_MIN_MACS.
+# this module's tiles (takes_blocks); larger ones are BLAS's. On two threads, us per
+# product against OpenBLAS's (and sgemm.py's) blocks: 64x84x120 3.5 / 8.3, 64x128x128
+# 5.7 / 11.8, 128x128x128 11.4 / 14.5, 128x256x128 17.8 / 19.4, 256x256x64 (B
+# transposed) 23.9 / 19.3: from 4M the packed kernels win. No block has fewer than
+# BLOCK_MIN_MACS.
 MAX_BLOCKED_MACS = 1 << 21
 BLOCK_MIN_MACS = 1 << 16
 # The most stack a product's copy of a block of B takes (emit_packed_dots): a constant,
