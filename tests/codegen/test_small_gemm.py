@@ -395,3 +395,21 @@ def test_convolutions_small_per_image_products_run_as_tiles(monkeypatch):
     want = gj.Session(g, backend="interpreter").run(fetches, feeds)
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * np.abs(b).max())
+
+
+def test_a_batch_of_the_runs_size_runs_as_tiles_without_pinning_it(monkeypatch):
+    """A batch known only when the program runs (Session(dynamic=True)): the blocks are
+    counted at run time, one compile serves every batch size, NumPy's values."""
+    texts = record_llvm_ir(monkeypatch)
+    rng = np.random.default_rng(13)
+    w = rng.normal(size=(48, 40)).astype(np.float32)
+    g = gj.Graph()
+    with g.as_default():
+        x = gj.placeholder(gj.float32, [None, 64, 48], name="x")
+        y = gj.matmul(x, gj.constant(w))
+    sess = gj.Session(g, dynamic=True)
+    for batch in (3, 20, 7):
+        data = rng.normal(size=(batch, 64, 48)).astype(np.float32)
+        got = sess.run(y, {x: data})
+        np.testing.assert_allclose(got, data.astype(np.float64) @ w, rtol=1e-5, atol=1e-4)
+    assert len(texts) == 1 and 'void @"gemm_tiles' in texts[0]

@@ -198,3 +198,14 @@ def test_the_handlers_shortcut_gives_the_general_paths_results(name, dtype):
         return result
 
     assert outcome(HANDLER.bind) == outcome(lambda *args: Handler.bind(HANDLER, *args))
+
+
+def test_cotangents_of_a_rule_that_reads_no_input_are_still_checked(monkeypatch):
+    """The node keeps its inputs' shapes where it keeps no input: a rule returning a
+    cotangent of the wrong shape is named, not summed into something by broadcasting."""
+    opdef = get_op("neg")
+    assert not opdef.vjp_reads_inputs
+    monkeypatch.setattr(opdef, "vjp", lambda cts, ins, outs, attrs: [gj.ones(1)])
+    x = gj.tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(gj.GradientError, match=r"returned a gradient of shape \(1,\)"):
+        (-(x * 2)).sum().backward()

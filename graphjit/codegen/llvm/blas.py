@@ -459,7 +459,8 @@ def _matrix_offsets(b: ir.IRBuilder, const, matrix, batch, strides, sizes) -> tu
 
 def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -> tuple:
     """(void task(A, B, C, i64* dims, i64 lo, i64 hi), its block count) for a batch of
-    products small_gemm.takes_blocks: block t is part t % parts of product t // parts,
+    products small_gemm.takes_blocks (of a size of the run, perhaps: `dims` the run's
+    sizes, sizes.py): block t is part t % parts of product t // parts,
     whole products where the batch alone gives the threads enough blocks, else blocks of
     rows or columns of C (small_gemm.block_plan), each a call of small_gemm's function for
     its static sizes. No BLAS, no packing: between 0.5M and 2M multiply-adds OpenBLAS's
@@ -468,7 +469,7 @@ def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -
     count = 1
     for d in batch:
         count *= d
-    blocks = -(-ENOUGH_BLOCKS // count)
+    blocks = -(-ENOUGH_BLOCKS // hint(count))  # (a batch of the run's: its hint, unpinned)
     by_columns, step = small_gemm.block_plan(dtype_name, sizes, transposed, blocks)
     width = n if by_columns else m
     parts, last = -(-width // step), width - (-(-width // step) - 1) * step
@@ -480,10 +481,10 @@ def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -
     )
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    a, bm, c, _, lo, hi = fn.args
+    a, bm, c, dims, lo, hi = fn.args
 
     def const(v):
-        return ir.Constant(I64, v)
+        return run_size(b, dims, v)
 
     with for_range(b, hi, "block", start=lo) as t:
         matrix, part = b.udiv(t, const(parts)), b.urem(t, const(parts))

@@ -160,7 +160,9 @@ class OpNode(Node):
     # `saved_inputs` and `saved_outputs`: three entries per tensor, flat (one tuple per side
     # is all the collector sees per op, once): its array, its version cell (shared with its
     # views and aliases) and the version it had when saved (a view's may not start at 0).
-    __slots__ = ("opdef", "attrs", "saved_inputs", "saved_outputs", "epoch")
+    # `input_shapes`: set only where the rule reads no input (so that its cotangents are
+    # still checked against the inputs' shapes).
+    __slots__ = ("opdef", "attrs", "saved_inputs", "saved_outputs", "epoch", "input_shapes")
 
     def __init__(self, opdef: OpDef, attrs: dict, inputs: list, results: list):
         self.num_outputs, self.retained = len(results), None
@@ -181,7 +183,7 @@ class OpNode(Node):
                 cell = t._version
                 self.saved_inputs = (t._data, cell, cell[0])
             else:
-                self.saved_inputs = ()
+                self.saved_inputs, self.input_shapes = (), (t._data.shape,)
         elif count == 2:
             t, u = inputs
             self._target0, index = _edge(t)
@@ -192,10 +194,13 @@ class OpNode(Node):
                 cell, other = t._version, u._version
                 self.saved_inputs = (t._data, cell, cell[0], u._data, other, other[0])
             else:
-                self.saved_inputs = ()
+                self.saved_inputs, self.input_shapes = (), (t._data.shape, u._data.shape)
         else:  # (no inputs, or three or more)
             self.set_edges([_edge(t) for t in inputs])
-            self.saved_inputs = tuple(_saved(inputs)) if reads else ()
+            if reads:
+                self.saved_inputs = tuple(_saved(inputs))
+            else:
+                self.saved_inputs, self.input_shapes = (), tuple(t._data.shape for t in inputs)
         if not opdef.vjp_reads_outputs:
             self.saved_outputs = ()
         elif len(results) == 1:  # (most ops: skip the loop)
@@ -248,10 +253,14 @@ class OpNode(Node):
             in_cts = vjp(cts, inputs, outs, self.attrs)
         if len(in_cts) != len(inputs):
             check_cotangents(self.name, in_cts, inputs)
-        if saved:  # (a rule that reads no input: its cotangents are not checked)
+        if saved:
             for ct, x in zip(in_cts, inputs):
                 if ct is not None and ct._data.shape != x._data.shape:
                     check_cotangents(self.name, in_cts, [x.shape for x in inputs])
+        else:
+            for ct, shape in zip(in_cts, self.input_shapes):
+                if ct is not None and ct._data.shape != shape:
+                    check_cotangents(self.name, in_cts, self.input_shapes)
         return in_cts
 
     def _changed(self, inputs: list, outs: list) -> dict:
@@ -271,7 +280,7 @@ class OpNode(Node):
         return changed
 
     def release(self) -> None:
-        # (a node that kept nothing can run again, as PyTorch's: `(-x).sum()` backward twice)
+        # (a node that kept nothing can run again, as PyTorch's: `y = -x` backward twice)
         if self.saved_inputs or self.saved_outputs:
             self.saved_inputs = self.saved_outputs = None
 
