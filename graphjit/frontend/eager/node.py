@@ -160,8 +160,10 @@ class OpNode(Node):
     # `saved_inputs` and `saved_outputs`: three entries per tensor, flat (one tuple per side
     # is all the collector sees per op, once): its array, its version cell (shared with its
     # views and aliases) and the version it had when saved (a view's may not start at 0).
-    # `input_shapes`: set only where the rule reads no input (so that its cotangents are
-    # still checked against the inputs' shapes).
+    # `input_shapes`: set only where the rule reads no input, so that its cotangents are
+    # still checked: one input's shape itself (a tuple of ints, which the collector stops
+    # tracking at once; a tuple holding it would stay tracked a collection longer), else
+    # a tuple of the inputs' shapes.
     __slots__ = ("opdef", "attrs", "saved_inputs", "saved_outputs", "epoch", "input_shapes")
 
     def __init__(self, opdef: OpDef, attrs: dict, inputs: list, results: list):
@@ -183,7 +185,7 @@ class OpNode(Node):
                 cell = t._version
                 self.saved_inputs = (t._data, cell, cell[0])
             else:
-                self.saved_inputs, self.input_shapes = (), (t._data.shape,)
+                self.saved_inputs, self.input_shapes = (), t._data.shape
         elif count == 2:
             t, u = inputs
             self._target0, index = _edge(t)
@@ -258,9 +260,10 @@ class OpNode(Node):
                 if ct is not None and ct._data.shape != x._data.shape:
                     check_cotangents(self.name, in_cts, [x.shape for x in inputs])
         else:
-            for ct, shape in zip(in_cts, self.input_shapes):
+            shapes = self.input_shapes if len(in_cts) > 1 else (self.input_shapes,)
+            for ct, shape in zip(in_cts, shapes):
                 if ct is not None and ct._data.shape != shape:
-                    check_cotangents(self.name, in_cts, self.input_shapes)
+                    check_cotangents(self.name, in_cts, shapes)
         return in_cts
 
     def _changed(self, inputs: list, outs: list) -> dict:
