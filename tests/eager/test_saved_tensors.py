@@ -166,6 +166,8 @@ def test_second_order_through_rules_that_read_less():
         (lambda v: v.exp(), np.exp),
         (lambda v: v.tanh(), lambda v: -2 * np.tanh(v) * (1 - np.tanh(v) ** 2)),
         (lambda v: -(v * v), lambda v: -2 * np.ones_like(v)),
+        # one non-leaf tensor twice (x * x: rebuilt once, as it was recorded): 2 * 3^2
+        (lambda v: (lambda h: h * h)(v * 3.0), lambda v: 18 * np.ones_like(v)),
     ]:
         (g,) = gj.autograd.grad(fn(x).sum(), x, create_graph=True)
         (h,) = gj.autograd.grad(g.sum(), x)

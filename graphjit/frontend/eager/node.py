@@ -217,10 +217,10 @@ class OpNode(Node):
         saved, indices = self.saved_inputs, self.edge_indices
         n = len(indices)
         if n == 2:  # (most ops: no loop)
-            return [
-                _rebuilt(self._target0, indices[0], saved[0], saved[1]),
-                _rebuilt(self._target1, indices[1], saved[3], saved[4]),
-            ]
+            first = _rebuilt(self._target0, indices[0], saved[0], saved[1])
+            if saved[3] is saved[0] and saved[4] is saved[1] and self._target1 is self._target0:
+                return [first, first]  # (`x * x`: one tensor twice, as it was recorded)
+            return [first, _rebuilt(self._target1, indices[1], saved[3], saved[4])]
         if n == 1:
             return [_rebuilt(self._target0, indices[0], saved[0], saved[1])]
         targets = self.edge_targets
@@ -259,11 +259,14 @@ class OpNode(Node):
             for ct, x in zip(in_cts, inputs):
                 if ct is not None and ct._data.shape != x._data.shape:
                     check_cotangents(self.name, in_cts, [x.shape for x in inputs])
+        elif len(in_cts) == 1:  # (one input: input_shapes is its shape)
+            ct = in_cts[0]
+            if ct is not None and ct._data.shape != self.input_shapes:
+                check_cotangents(self.name, in_cts, (self.input_shapes,))
         else:
-            shapes = self.input_shapes if len(in_cts) > 1 else (self.input_shapes,)
-            for ct, shape in zip(in_cts, shapes):
+            for ct, shape in zip(in_cts, self.input_shapes):
                 if ct is not None and ct._data.shape != shape:
-                    check_cotangents(self.name, in_cts, shapes)
+                    check_cotangents(self.name, in_cts, self.input_shapes)
         return in_cts
 
     def _changed(self, inputs: list, outs: list) -> dict:
