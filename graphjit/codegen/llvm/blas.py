@@ -374,15 +374,9 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
     """void task(A, B, C, i64* dims, i64 lo, i64 hi): blocks [lo, hi) of the batch's
     products, block t being block t % blocks of matrix t // blocks; `dims` the run's sizes
     (sizes.py)."""
-    (m, n, k), (ta, tb) = sizes, transposed
+    m, n, _ = sizes
     width = n if by_columns else m
-    ptr = (F32 if dtype_name == "float32" else F64).as_pointer()
-    fn = ir.Function(
-        module,
-        ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, T.I64.as_pointer(), T.I64, T.I64]),
-        f"gemm_blocks{len(module.functions)}",
-    )
-    fn.linkage = "internal"
+    fn = _task_function(module, dtype_name, "gemm_blocks")
     entry = fn.append_basic_block("entry")
     b = ir.IRBuilder(entry)
     a, bm, c, dims, lo, hi = fn.args
@@ -402,7 +396,6 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
     step = b.udiv(b.add(const(width), b.sub(blocks, const(1))), blocks)  # (rounded up)
     with for_range(b, hi, "block", start=lo) as t:
         matrix, part = b.udiv(t, blocks), b.urem(t, blocks)
-        a_off, b_off, c_off = _matrix_offsets(b, const, matrix, batch, strides, sizes)
         first = b.mul(part, step)
         size = b.sub(
             b.select(
@@ -412,15 +405,10 @@ def _block_task(module, blas, dtype_name, batch, strides, sizes, transposed, sca
             ),
             first,
         )
-        if by_columns:  # C[:, first:first+size] = op(A) @ op(B)[:, first:...]
-            b_off = b.add(b_off, b.mul(first, const(k)) if tb else first)
-            c_off = b.add(c_off, first)
-            block = (const(m), size)
-        else:  # C[first:first+size, :] = op(A)[first:...] @ op(B)
-            a_off = b.add(a_off, first if ta else b.mul(first, const(k)))
-            c_off = b.add(c_off, b.mul(first, const(n)))
-            block = (size, const(n))
-        pointers = (b.gep(a, [a_off]), b.gep(bm, [b_off]), b.gep(c, [c_off]))
+        block = (const(m), size) if by_columns else (size, const(n))
+        pointers = _block_pointers(
+            b, const, (a, bm, c), matrix, first, by_columns, batch, strides, sizes, transposed
+        )
         call_gemm(b, local, dtype_name, pointers, sizes, transposed, scaling, block, blas, dims)
     b.ret_void()
     return fn
@@ -444,17 +432,41 @@ def set_blas_threads(n: int) -> bool:
     return False
 
 
-def _matrix_offsets(b: ir.IRBuilder, const, matrix, batch, strides, sizes) -> tuple:
-    """Where product `matrix` of the batch starts in A, B and C, in elements (the index
-    unravelled over the batch; a broadcast operand's stride is 0)."""
-    m, n, k = sizes
+def _task_function(module, dtype_name: str, prefix: str) -> ir.Function:
+    """A new internal `void task(A, B, C, i64* dims, i64 lo, i64 hi)` of the module, the
+    signature call_split calls with blocks [lo, hi)."""
+    ptr = (F32 if dtype_name == "float32" else F64).as_pointer()
+    fn = ir.Function(
+        module,
+        ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, T.I64.as_pointer(), T.I64, T.I64]),
+        f"{prefix}{len(module.functions)}",
+    )
+    fn.linkage = "internal"
+    return fn
+
+
+def _block_pointers(
+    b, const, pointers, matrix, first, by_columns, batch, strides, sizes, transposed
+):
+    """A, B and C where the block of product `matrix` of the batch starts whose first
+    column (by_columns) or row of C is `first` (an i64). A product's place is its index
+    unravelled over the batch (a broadcast operand's stride is 0)."""
+    (m, n, k), (ta, tb) = sizes, transposed
     a_off, b_off, rest = const(0), const(0), matrix
     for d in reversed(range(len(batch))):
         coord = b.urem(rest, const(batch[d]))
         rest = b.udiv(rest, const(batch[d]))
         a_off = b.add(a_off, b.mul(coord, const(strides[0][d] * m * k)))
         b_off = b.add(b_off, b.mul(coord, const(strides[1][d] * k * n)))
-    return a_off, b_off, b.mul(matrix, const(m * n))
+    c_off = b.mul(matrix, const(m * n))
+    if by_columns:  # C[:, first:...] = op(A) @ op(B)[:, first:...]
+        b_off = b.add(b_off, b.mul(first, const(k)) if tb else first)
+        c_off = b.add(c_off, first)
+    else:  # C[first:..., :] = op(A)[first:...] @ op(B)
+        a_off = b.add(a_off, first if ta else b.mul(first, const(k)))
+        c_off = b.add(c_off, b.mul(first, const(n)))
+    a, bm, c = pointers
+    return b.gep(a, [a_off]), b.gep(bm, [b_off]), b.gep(c, [c_off])
 
 
 def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -> tuple:
@@ -465,7 +477,7 @@ def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -
     rows or columns of C (small_gemm.block_plan), each a call of small_gemm's function for
     its static sizes. No BLAS, no packing: between 0.5M and 2M multiply-adds OpenBLAS's
     blocks spent more in packing and calls than the tiles do in all."""
-    (m, n, k), (ta, tb) = sizes, transposed
+    m, n, _ = sizes
     count = 1
     for d in batch:
         count *= d
@@ -473,13 +485,7 @@ def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -
     by_columns, step = small_gemm.block_plan(dtype_name, sizes, transposed, blocks)
     width = n if by_columns else m
     parts, last = -(-width // step), width - (-(-width // step) - 1) * step
-    ptr = (F32 if dtype_name == "float32" else F64).as_pointer()
-    fn = ir.Function(
-        module,
-        ir.FunctionType(ir.VoidType(), [ptr, ptr, ptr, T.I64.as_pointer(), T.I64, T.I64]),
-        f"gemm_tiles{len(module.functions)}",
-    )
-    fn.linkage = "internal"
+    fn = _task_function(module, dtype_name, "gemm_tiles")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     a, bm, c, dims, lo, hi = fn.args
 
@@ -488,15 +494,10 @@ def _tile_task(module, dtype_name, batch, strides, sizes, transposed, scaling) -
 
     with for_range(b, hi, "block", start=lo) as t:
         matrix, part = b.udiv(t, const(parts)), b.urem(t, const(parts))
-        a_off, b_off, c_off = _matrix_offsets(b, const, matrix, batch, strides, sizes)
         first = b.mul(part, const(step))
-        if by_columns:  # C[:, first:first+step] = op(A) @ op(B)[:, first:...]
-            b_off = b.add(b_off, b.mul(first, const(k)) if tb else first)
-            c_off = b.add(c_off, first)
-        else:  # C[first:first+step, :] = op(A)[first:...] @ op(B)
-            a_off = b.add(a_off, first if ta else b.mul(first, const(k)))
-            c_off = b.add(c_off, b.mul(first, const(n)))
-        pointers = (b.gep(a, [a_off]), b.gep(bm, [b_off]), b.gep(c, [c_off]))
+        pointers = _block_pointers(
+            b, const, (a, bm, c), matrix, first, by_columns, batch, strides, sizes, transposed
+        )
 
         def block(size: int) -> None:
             shape = (m, size) if by_columns else (size, n)
