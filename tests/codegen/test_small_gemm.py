@@ -413,3 +413,28 @@ def test_a_batch_of_the_runs_size_runs_as_tiles_without_pinning_it(monkeypatch):
         got = sess.run(y, {x: data})
         np.testing.assert_allclose(got, data.astype(np.float64) @ w, rtol=1e-5, atol=1e-4)
     assert len(texts) == 1 and 'void @"gemm_tiles' in texts[0]
+    assert sess.run(y, {x: np.zeros((0, 64, 48), np.float32)}).shape == (0, 64, 40)
+
+
+@pytest.mark.parametrize("transposed", TRANSPOSES, ids=["nn", "tn", "nt"])
+def test_blocks_of_tiles_carry_nan_and_inf_as_the_interpreter(transposed):
+    """NaN and inf in the operands of a product split into blocks: the interpreter's NaNs,
+    infinities and finite values (inf * a nonzero finite is inf; inf - inf is NaN)."""
+    m, n, k = 200, 160, 24
+    assert small_gemm.takes_blocks("float32", (m, n, k), transposed)
+    rng = np.random.default_rng(14)
+    a, b, c = operands(rng, np.float32, m, n, k, transposed)
+    a[(3, 5) if not transposed[0] else (5, 3)] = np.nan
+    b[(7, 100) if not transposed[1] else (100, 7)] = np.inf
+    b[(8, 101) if not transposed[1] else (101, 8)] = -np.inf
+    b[(9, 101) if not transposed[1] else (101, 9)] = np.inf
+    g, (pa, pb, _), y = product_graph(gj.float32, (a.shape, b.shape), transposed)
+    feeds = {pa: a, pb: b}
+    got = gj.Session(g, backend="llvm").run(y, feeds)
+    want = gj.Session(g, backend="interpreter").run(y, feeds)
+    assert np.isnan(got).sum() > 0 and np.isinf(got).sum() > 0
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    np.testing.assert_array_equal(np.sign(got[np.isinf(got)]), np.sign(want[np.isinf(want)]))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)

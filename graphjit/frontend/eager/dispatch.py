@@ -224,9 +224,16 @@ def scalar_constant(value, dtype: np.dtype) -> Tensor:
 
 class EagerHandler(Handler):
     def bind(self, opdef: OpDef, operands, attrs: dict):
-        """Handler.bind; an elementwise op of one or two operands, none a narrow float, and
-        no attributes (a VJP rule's `P.mul(g, y)`) goes straight to its kernel."""
-        if opdef.elementwise and not attrs and not opdef.attr_names and not STALE:
+        """Handler.bind; a differentiable elementwise op of one or two operands, none a
+        narrow float, and no attributes (a VJP rule's `P.mul(g, y)`) goes straight to its
+        kernel. (Not a NONDIFF op: run_float_op records any float result.)"""
+        if (
+            opdef.elementwise
+            and not attrs
+            and not opdef.attr_names
+            and not STALE
+            and opdef.vjp != NONDIFF
+        ):
             if len(operands) == 2:
                 x, y = operands  # (x is a Tensor: this handler is x's)
                 if (
@@ -234,11 +241,9 @@ class EagerHandler(Handler):
                     and x._data.dtype not in NARROW_NP
                     and y._data.dtype not in NARROW_NP
                 ):
-                    if opdef.vjp != NONDIFF:  # (run_float_op records any float result)
-                        return run_float_op(opdef, opdef.float_kernel, [x, y])
+                    return run_float_op(opdef, opdef.float_kernel, [x, y])
             elif len(operands) == 1 and operands[0]._data.dtype not in NARROW_NP:
-                if opdef.vjp != NONDIFF:
-                    return run_float_op(opdef, opdef.float_kernel, [operands[0]])
+                return run_float_op(opdef, opdef.float_kernel, [operands[0]])
         return Handler.bind(self, opdef, operands, attrs)
 
     def apply(self, opdef: OpDef, operands: list, attrs: dict) -> list:

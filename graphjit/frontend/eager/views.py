@@ -63,7 +63,7 @@ VIEW_KERNELS = {
     "reshape": _reshape,
     "transpose": lambda x, perm: np.transpose(x, perm),
     "slice": _slice,
-    "squeeze": lambda x, axes: _squeeze(x, axes),
+    "squeeze": _squeeze,
     "expand_dims": expand_dims_view,
     "broadcast_to": lambda x, shape: np.broadcast_to(x, shape),
 }

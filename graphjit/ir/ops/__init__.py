@@ -181,13 +181,8 @@ class _Namespace:
     def __getattr__(self, name: str) -> Callable:
         opdef = get_op(name)
 
-        def binder(*operands, **attrs):  # (bind_op, inlined: VJP rules' hot path)
-            for x in operands:
-                if type(x) not in _HANDLERS:
-                    return _bind_lifted(opdef, operands, attrs)
-            if not operands:
-                handler_for(operands)  # (raises: no tensor among them)
-            return _HANDLERS[type(operands[0])].bind(opdef, operands, attrs)
+        def binder(*operands, **attrs):
+            return bind_op(opdef, operands, attrs)
 
         binder.__name__ = binder.__qualname__ = name
         setattr(self, name, binder)  # later lookups find it without calling __getattr__
