@@ -82,6 +82,12 @@ def explain_retrace() -> bool:
     return flag("GRAPHJIT_EXPLAIN_RETRACE")
 
 
+def eager_compile() -> bool:
+    """GRAPHJIT_EAGER_COMPILE: run eager convolutions and pooling as compiled code once a
+    signature is hot (default on; frontend/eager/native.py)."""
+    return flag("GRAPHJIT_EAGER_COMPILE", default=True)
+
+
 def compile_worker() -> bool:
     """GRAPHJIT_COMPILE_WORKER: optimise and compile in the worker process (default on)."""
     return flag("GRAPHJIT_COMPILE_WORKER", default=True)

@@ -14,11 +14,12 @@ import numpy as np
 from graphjit.errors import DTypeError, GraphjitError, ResourceError, ShapeError
 from graphjit.frontend.eager.anomaly import ANOMALY
 from graphjit.frontend.eager.grad_mode import _MODE
+from graphjit.frontend.eager.native import native_kernel
 from graphjit.frontend.eager.node import STALE, check_stale, node_class
 from graphjit.frontend.eager.tensor import DTYPE_OF, Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.ir.core import Value, user_location
-from graphjit.ir.ops import NONDIFF, Handler, OpDef
+from graphjit.ir.ops import NONDIFF, WINDOWED, Handler, OpDef, all_ops, get_op
 from graphjit.ir.types import NARROW_NP, constant_array, is_float_array
 
 _asarray = np.asarray
@@ -65,16 +66,20 @@ def _all_ones_where(c: np.ndarray) -> np.ndarray:
 
 _SAME_SIZE_INTEGERS = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
 
-# Kernels eager mode runs in place of the registry's, giving the same bits faster (the
-# registry's serve the reference interpreter and constant folding as well). Only for ops
-# of three or more operands: run_op calls those of one or two directly.
-EAGER_KERNELS = {"select": _select}
+# Kernels eager mode runs in place of the registry's, faster (the registry's serve the
+# reference interpreter and constant folding as well): select's gives the same bits, the
+# WINDOWED ops' compiled code the same results up to rounding (native.py).
+EAGER_KERNELS = {
+    get_op("select"): _select,
+    **{op: native_kernel(op) for op in all_ops().values() if op.has(WINDOWED)},
+}
 
 
 def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
     try:
         count = len(operands)
-        if count == 2:  # (the common cases first, without building a list of arrays)
+        # (the common cases first, without building a list of arrays)
+        if count == 2 and opdef not in EAGER_KERNELS:
             x, y = operands[0]._data, operands[1]._data
             if x.dtype in NARROW_NP or y.dtype in NARROW_NP:
                 raw = opdef.kernel(x, y, **attrs)
@@ -83,7 +88,7 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
         elif count == 1 and not attrs and operands[0]._data.dtype not in NARROW_NP:
             raw = opdef.float_kernel(operands[0]._data)
         else:
-            kernel = EAGER_KERNELS.get(opdef.name, opdef.kernel)
+            kernel = EAGER_KERNELS.get(opdef, opdef.kernel)
             raw = kernel(*[t._data for t in operands], **attrs)
     except MemoryError:
         raise ResourceError(

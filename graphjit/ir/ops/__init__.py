@@ -34,6 +34,7 @@ from graphjit.ir.registry import (  # noqa: F401 (re-exported: the registry's pu
     STATE_UPDATE,
     VALUE_SHAPED,
     VIEW,
+    WINDOWED,
     OpDef,
     RegionSpec,
     all_ops,

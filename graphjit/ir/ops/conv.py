@@ -30,7 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from graphjit.errors import DTypeError, ShapeError
-from graphjit.ir.ops import REQUIRED, OpDef, P, register, wants_cotangent
+from graphjit.ir.ops import REQUIRED, WINDOWED, OpDef, P, register, wants_cotangent
 from graphjit.ir.types import TensorType, as_dtype, computes_in_float32, shape_str
 
 # ---- geometry (shared with the code generators) ---------------------------------------------
@@ -430,10 +430,16 @@ def checked(infer, kernel):
 
 CONV_ATTRS = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1), "groups": 1}
 POOL_ATTRS = {"kernel": REQUIRED, "stride": REQUIRED, "padding": (0, 0)}
+WINDOWS = frozenset({WINDOWED})
 
 register(
     OpDef(
-        "conv2d", _conv_infer, checked(_conv_infer, _conv_kernel), _conv_vjp, attrs=dict(CONV_ATTRS)
+        "conv2d",
+        _conv_infer,
+        checked(_conv_infer, _conv_kernel),
+        _conv_vjp,
+        attrs=dict(CONV_ATTRS),
+        traits=WINDOWS,
     )
 )
 register(
@@ -443,6 +449,7 @@ register(
         checked(_input_grad_infer, _input_grad_kernel),
         _input_grad_vjp,
         attrs={**CONV_ATTRS, "output_padding": (0, 0)},
+        traits=WINDOWS,
         shape_only=(2,),
     )
 )
@@ -453,6 +460,7 @@ register(
         checked(_filter_grad_infer, _filter_grad_kernel),
         _filter_grad_vjp,
         attrs=dict(CONV_ATTRS),
+        traits=WINDOWS,
         shape_only=(2,),
     )
 )
@@ -463,6 +471,7 @@ register(
         checked(_pool_infer("max_pool2d"), _max_pool_kernel),
         lambda cts, ins, outs, a: [P.max_pool2d_grad(ins[0], cts[0], **a)],
         attrs=dict(POOL_ATTRS),
+        traits=WINDOWS,
     )
 )
 register(
@@ -472,6 +481,7 @@ register(
         checked(_pool_grad_infer("max_pool2d_grad", cotangent=1, like=0), _max_pool_grad_kernel),
         lambda cts, ins, outs, a: [None, P.max_pool2d_pick(ins[0], cts[0], **a)],
         attrs=dict(POOL_ATTRS),
+        traits=WINDOWS,
     )
 )
 register(
@@ -481,6 +491,7 @@ register(
         checked(_max_pick_infer, _max_pool_pick_kernel),
         lambda cts, ins, outs, a: [None, P.max_pool2d_grad(ins[0], cts[0], **a)],
         attrs=dict(POOL_ATTRS),
+        traits=WINDOWS,
     )
 )
 register(
@@ -490,6 +501,7 @@ register(
         checked(_pool_infer("avg_pool2d"), _avg_pool_kernel),
         lambda cts, ins, outs, a: [P.avg_pool2d_grad(cts[0], ins[0], **a)],
         attrs=dict(POOL_ATTRS),
+        traits=WINDOWS,
     )
 )
 register(
@@ -499,6 +511,7 @@ register(
         checked(_pool_grad_infer("avg_pool2d_grad", cotangent=0, like=1), _avg_pool_grad_kernel),
         lambda cts, ins, outs, a: [P.avg_pool2d(cts[0], **a), None],
         attrs=dict(POOL_ATTRS),
+        traits=WINDOWS,
         shape_only=(1,),
     )
 )
