@@ -56,6 +56,7 @@ class Mode:
     static: bool = False  # a compiled session whose dispatch overhead is measured
     probe: Callable[[], None] = _always_available
     partial: bool = False  # only some workloads build it; the others report "no builder"
+    warmup: int = 0  # untimed calls it needs (beside the checked one) before it is steady
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import os
 import platform
 from pathlib import Path
 
-from graphjit.bench.modes import BASELINE_MODE, REFERENCE_MODE
+from graphjit.bench.modes import BASELINE_MODE, MODES, REFERENCE_MODE
 from graphjit.bench.runner import BenchRun, CellResult, load_average
 from graphjit.bench.schema import SCHEMA_ID
 from graphjit.bench.timing import BUSY_EXPLANATION
@@ -323,9 +323,15 @@ def describe_run(report: dict) -> str:
         if min_time
         else ""
     )
+    longer = [  # (modes that need more warm-up calls than asked: eager's compiles)
+        f"{m.label} {m.warmup}"
+        for m in MODES
+        if m.name in settings["modes"] and m.warmup > settings["warmup"]
+    ]
+    warmup = f"{settings['warmup']}" + (f" ({', '.join(longer)})" if longer else "")
     lines = [
         f"size {settings['size']}, times per call: medians (and minima) of {settings['repeat']} "
-        f"samples after {settings['warmup']} warm-up, {calibrated}"
+        f"samples after {warmup} warm-up, {calibrated}"
         "speed-up = graphjit eager median / median",
         f"{machine['cpu']}, {machine['cores']} cores, {machine['os']}, Python {machine['python']}; "
         f"load average {machine['load_average_start']} -> {machine['load_average_end']}"

@@ -207,6 +207,7 @@ def _checked_then_timed(attempt, workload, mode, reference, reference_problem, c
         return cell
     prepared = attempt.prepared
     try:
+        config = dataclasses.replace(config, warmup=max(config.warmup, mode.warmup))
         cell.timing, cell.cores = cores_used(time_cell, prepared, workload, config)
         if mode.static and prepared.trivial is not None:
             cell.dispatch = measure(
