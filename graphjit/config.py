@@ -83,8 +83,9 @@ def explain_retrace() -> bool:
 
 
 def eager_compile() -> bool:
-    """GRAPHJIT_EAGER_COMPILE: run eager convolutions and pooling as compiled code once a
-    signature is hot (default on; frontend/eager/native.py)."""
+    """GRAPHJIT_EAGER_COMPILE: run eager convolutions, pooling and fused composites
+    (softmax, layer norm, ...) as compiled code once a signature is hot (default on;
+    frontend/eager_compiled.py)."""
     return flag("GRAPHJIT_EAGER_COMPILE", default=True)
 
 

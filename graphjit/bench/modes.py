@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from graphjit.bench import peers
 from graphjit.bench.core import Mode, ModeUnavailable
-from graphjit.frontend.eager.native import HOT_CALLS
+from graphjit.frontend.eager_compiled import HOT_CALLS
 
 BASELINE_MODE = "gj-eager"
 REFERENCE_MODE = "numpy"

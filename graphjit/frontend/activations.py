@@ -16,6 +16,7 @@ import numpy as np
 from graphjit.errors import DTypeError, GraphjitError, ShapeError
 from graphjit.frontend import shape_ops
 from graphjit.frontend.convert import constant_like, is_tensor, unwrap
+from graphjit.frontend.eager_compiled import compiled_when_hot
 from graphjit.frontend.ops import (
     add,
     as_tensor,
@@ -112,6 +113,7 @@ def round(x, decimals: int = 0):  # noqa: A001 (PyTorch's name)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+@compiled_when_hot
 def gelu(x, approximate: str = "none"):
     """x * Phi(x), Phi the standard normal CDF (torch.nn.functional.gelu): exactly with
     erf (approximate="none") or with PyTorch's tanh approximation (approximate="tanh")."""

@@ -21,6 +21,7 @@ import operator
 import weakref
 
 from graphjit.errors import GraphjitError, ShapeError
+from graphjit.frontend.eager_compiled import compiled_when_hot
 from graphjit.frontend.graph import Variable, get_default_graph
 from graphjit.frontend.ops import add, as_tensor, div, mean, mul, sqrt, square, sub
 from graphjit.ir.core import user_location
@@ -62,6 +63,7 @@ def _affine(y, weight, bias, shape=None):
     return y
 
 
+@compiled_when_hot
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     """Normalise over the last len(normalized_shape) axes, then scale by `weight` and shift
     by `bias` (of shape normalized_shape) elementwise (torch.nn.functional.layer_norm)."""

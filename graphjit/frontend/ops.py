@@ -26,6 +26,7 @@ from graphjit.frontend.convert import (
     result_dtype,
     unwrap,
 )
+from graphjit.frontend.eager_compiled import compiled_when_hot
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import get_op, handler_for
 from graphjit.ir.types import as_dtype, bool_, float32, float64
@@ -360,7 +361,18 @@ def _empty_along(x, axis) -> bool:
     return any(x.shape[a] == 0 for a in normalize_axes(axis, x.ndim))
 
 
+def _softmax_vjp(y, g, axis):
+    """softmax's VJP from its result: y * (g - sum(g * y))."""
+    return mul(y, sub(g, sum(mul(g, y), axis=axis, keepdims=True)))
+
+
+def _log_softmax_vjp(y, g, axis):
+    """log_softmax's VJP from its result: g - exp(y) * sum(g)."""
+    return sub(g, mul(exp(y), sum(g, axis=axis, keepdims=True)))
+
+
 @axis_aliases
+@compiled_when_hot(vjp_of_result=_softmax_vjp)
 def softmax(x, axis=-1):
     x = as_tensor(x)
     if _empty_along(x, axis):  # (as PyTorch: an empty result, no maximum to shift by)
@@ -370,6 +382,7 @@ def softmax(x, axis=-1):
 
 
 @axis_aliases
+@compiled_when_hot(vjp_of_result=_log_softmax_vjp)
 def log_softmax(x, axis=-1):
     x = as_tensor(x)
     return mul(x, 1) if _empty_along(x, axis) else sub(x, logsumexp(x, axis=axis, keepdims=True))

@@ -58,6 +58,7 @@ def function(
     check_numerics: bool = False,
     optimize=None,
     reduce_retracing: bool = False,
+    flush_denormals: bool = True,
 ):
     """Decorator: trace `fn` on its first call per input signature, compile, cache, reuse.
 
@@ -70,8 +71,16 @@ def function(
     backend compiles such a trace once for all those sizes (a Session's unknown
     dimensions). The function then sees None for those dimensions while it traces
     (`x.shape[0]`): one that needs the number fails to trace so, and gets a trace per
-    shape as without the option."""
-    options = {"backend": backend, "check_numerics": check_numerics, "optimize": optimize}
+    shape as without the option.
+
+    `flush_denormals` is the Session's: True (the default) lets compiled code make
+    subnormal values zero; False keeps them, as NumPy and PyTorch eager do."""
+    options = {
+        "backend": backend,
+        "check_numerics": check_numerics,
+        "optimize": optimize,
+        "flush_denormals": flush_denormals,
+    }
     if fn is None:
         return lambda f: function(f, **options, reduce_retracing=reduce_retracing)
     if isinstance(fn, Module):
@@ -88,12 +97,23 @@ class TracedFunction:
     `concrete(*args)` gives the traced specialisation (its `.graph` and `.session`)."""
 
     def __init__(
-        self, fn, backend="llvm", check_numerics=False, optimize=None, reduce_retracing=False
+        self,
+        fn,
+        backend="llvm",
+        check_numerics=False,
+        optimize=None,
+        reduce_retracing=False,
+        flush_denormals=True,
     ):
         self.__name__ = self.__qualname__ = type(fn).__name__  # (partials have no name)
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.options = {"backend": backend, "check_numerics": check_numerics, "optimize": optimize}
+        self.options = {
+            "backend": backend,
+            "check_numerics": check_numerics,
+            "optimize": optimize,
+            "flush_denormals": flush_denormals,  # (Session's: subnormal results made 0)
+        }
         self.signature = inspect.signature(fn)
         code = getattr(fn, "__code__", None)
         self.global_names = _global_names(code) if code is not None else set()

@@ -28,7 +28,7 @@ STATE = "state"  # a function input that keeps its value between runs (a variabl
 STATE_UPDATE = "state_update"  # computes a STATE's new value, written back after the run
 BROADCAST = "broadcast"  # its result is its first operand broadcast to a larger shape
 # Each result element combines a window of an operand's elements (convolutions, pooling and
-# their gradients): NumPy has no such kernel, so eager mode compiles them (eager/native.py).
+# their gradients): NumPy has no such kernel, so eager mode compiles them (eager_compiled.py).
 WINDOWED = "windowed"
 # Its result's shape depends on its operands' values (the positions of a mask's True
 # elements), so it is known only when it runs: backends that plan buffers ahead run it on

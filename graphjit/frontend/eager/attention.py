@@ -15,6 +15,7 @@ from graphjit.frontend.convert import as_tensor
 from graphjit.frontend.eager import init
 from graphjit.frontend.eager.layers import Linear, _empty_parameter
 from graphjit.frontend.eager.module import Module
+from graphjit.frontend.eager_compiled import compiled_when_hot
 
 __all__ = ["MultiheadAttention", "scaled_dot_product_attention"]
 
@@ -61,11 +62,22 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: f
     added to the scores; is_causal masks out keys after each query position."""
     if is_causal and attn_mask is not None:
         raise GraphjitError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+    # (compiled when hot only without dropout, which draws random numbers, and without a
+    # mask: its node would keep the mask, which the eager ops' rules do not read)
+    plain = dropout_p or attn_mask is not None
+    attend = _attention if plain else _compiled_attention
+    return attend(query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+def _attention(query, key, value, attn_mask, dropout_p, is_causal, scale):
     if is_causal:
         attn_mask = _causal_mask(query.shape[-2], key.shape[-2])
     mask = None if attn_mask is None else _additive(attn_mask, True)
     _, out = attention_weights_and_output(query, key, value, mask, dropout_p, scale)
     return out
+
+
+_compiled_attention = compiled_when_hot(_attention)
 
 
 class MultiheadAttention(Module):

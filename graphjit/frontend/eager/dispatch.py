@@ -14,10 +14,10 @@ import numpy as np
 from graphjit.errors import DTypeError, GraphjitError, ResourceError, ShapeError
 from graphjit.frontend.eager.anomaly import ANOMALY
 from graphjit.frontend.eager.grad_mode import _MODE
-from graphjit.frontend.eager.native import native_kernel
 from graphjit.frontend.eager.node import STALE, check_stale, node_class
 from graphjit.frontend.eager.tensor import DTYPE_OF, Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
+from graphjit.frontend.eager_compiled import native_kernel
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, WINDOWED, Handler, OpDef, all_ops, get_op
 from graphjit.ir.types import NARROW_NP, constant_array, is_float_array

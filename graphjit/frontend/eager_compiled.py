@@ -1,0 +1,299 @@
+"""Eager work that runs as compiled code once it is hot: convolutions and pooling, and the
+composites PyTorch has fused kernels for (softmax, layer norm, GELU, attention).
+
+Eager mode computes each op at once with NumPy, one thread, one pass over memory per op.
+Two kinds of eager work lose most by it:
+- ops NumPy has no kernel for: the registry's kernels for the WINDOWED ops (ir/ops/conv.py:
+  the reference interpreter's) gather each output's window through a strided view and
+  reduce it with einsum or max. LeNet's first convolution of 64 images takes them 2.6 ms
+  and its 2x2 max pooling 4.5 ms, the llvm backend's kernels 0.12 and 0.08 ms (PyTorch's
+  0.2 and 0.6). `native_kernel` gives such an op a one-op program compiled for its
+  signature (its attributes, its operands' shapes and dtypes).
+- composites of many elementwise ops and reductions: softmax of 4096x1024 floats is five
+  ops and five passes over 16 MB (10 ms), PyTorch's one fused kernel (1.2 ms).
+  `compiled_when_hot` makes such a frontend function run as one `gj.function` call for its
+  signature (the tensors' shapes, dtypes and requires_grad, the other arguments' values):
+  one fused program forward, one backward (0.8 ms forward).
+
+Either runs compiled only once its signature has run HOT_CALLS times the eager way, on
+float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements: a call made
+once, exploring at the prompt, never waits for a compile (0.05-0.3 s), a training loop
+compiles at its third step (JAX's op-by-op mode compiles each primitive at its first call).
+A composite's signature counts only calls that succeeded, so the compiled path never meets
+an input the eager one refused; a WINDOWED op's that failed fall back as below.
+
+The results are the eager ones up to rounding (the llvm backend is tested against the
+interpreter op by op). Subnormals are kept, as NumPy and PyTorch keep them. Whatever the
+compiled path cannot do (a build or compile error, an error at run time) runs the eager
+path instead, which gives its result or its error, so errors do not depend on this; only a
+malformed GRAPHJIT_* variable is raised as it is. Under anomaly detection composites stay
+eager (its reports name each op). GRAPHJIT_EAGER_COMPILE=0 turns all of it off.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from graphjit import config
+from graphjit.errors import ConfigError
+from graphjit.frontend.convert import plain_eager
+from graphjit.ir.ops import OpDef, bind_op
+from graphjit.ir.types import BY_NP
+
+HOT_CALLS = 2  # eager runs of a signature before it is compiled
+# Below this many elements in every tensor the eager path takes tens of microseconds: the
+# compiled one gains less than its compile costs in a thousand calls.
+NATIVE_MIN_ELEMENTS = 1 << 14
+MAX_COMPILED = 64  # signatures whose compiled code is kept, the least recently used dropped
+_FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+_UNUSABLE = object()  # a signature the compiled path failed for: eager from then on
+_PLAIN = (int, float, bool, str, type(None))  # other arguments a signature holds by value
+
+
+class _Signatures:
+    """Per signature: how often it ran the eager way, then its compiled callable."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts: dict = {}
+        self.compiled: OrderedDict = OrderedDict()
+
+    def compiled_for(self, key):
+        """Its compiled callable, _UNUSABLE, or None (not compiled yet)."""
+        with self.lock:
+            compiled = self.compiled.get(key)
+            if compiled is not None:
+                self.compiled.move_to_end(key)
+            return compiled
+
+    def counted(self, key) -> int:
+        """One more eager run of `key`: how many there have been."""
+        with self.lock:
+            count = self.counts.get(key, 0) + 1
+            if len(self.counts) >= 8 * MAX_COMPILED:  # (shapes seen once or twice: forget)
+                self.counts.clear()
+            self.counts[key] = count
+            return count
+
+    def store(self, key, compiled) -> None:
+        with self.lock:
+            self.counts.pop(key, None)
+            self.compiled[key] = compiled
+            self.compiled.move_to_end(key)
+            while len(self.compiled) > MAX_COMPILED:
+                self.compiled.popitem(last=False)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.compiled.clear()
+
+
+SIGNATURES = _Signatures()
+
+
+# ---- WINDOWED ops ----------------------------------------------------------------------------
+
+
+def native_kernel(opdef: OpDef):
+    """The eager kernel of a WINDOWED op: its compiled code where that pays, else (and on
+    any failure of the compiled path) the registry's kernel."""
+    reference = opdef.kernel
+
+    def kernel(*arrays, **attrs):
+        key = _op_signature(opdef, arrays, attrs)
+        compiled = None if key is None else _hot(key, lambda: _compile_op(opdef, arrays, attrs))
+        if compiled is not None:
+            try:
+                results = compiled(*arrays)
+            except ConfigError:
+                raise
+            except Exception:  # (not KeyboardInterrupt: Ctrl-C stops the op)
+                SIGNATURES.store(key, _UNUSABLE)
+            else:
+                return results[0] if len(results) == 1 else tuple(results)
+        return reference(*arrays, **attrs)
+
+    return kernel
+
+
+def _hot(key, compile):
+    """The compiled callable for `key`, made by `compile()` at its HOT_CALLS + 1st call;
+    None while the eager path should run (and counts this run)."""
+    compiled = SIGNATURES.compiled_for(key)
+    if compiled is None:
+        if SIGNATURES.counted(key) <= HOT_CALLS:
+            return None
+        compiled = compile()  # (outside the lock: it takes a while)
+        SIGNATURES.store(key, compiled)
+    return None if compiled is _UNUSABLE else compiled
+
+
+def _op_signature(opdef: OpDef, arrays, attrs):
+    if max(a.size for a in arrays) < NATIVE_MIN_ELEMENTS:
+        return None
+    if any(a.dtype not in _FLOATS for a in arrays) or not config.eager_compile():
+        return None
+    key = (opdef, tuple((a.shape, a.dtype.char) for a in arrays), tuple(attrs.items()))
+    try:
+        hash(key)
+    except TypeError:  # (an attribute given as a list: no signature, NumPy's kernel)
+        return None
+    return key
+
+
+def _compile_op(opdef: OpDef, arrays, attrs):
+    """A callable of the arrays returning the op's results as a list: a Session's on a
+    graph of the op alone, its operands fed at exactly these shapes (compiled at its first
+    call, where a failure falls back as any other); _UNUSABLE if the op cannot be built."""
+    from graphjit.frontend.graph import Graph, placeholder
+    from graphjit.runtime.session import Session
+
+    graph = Graph()
+    try:
+        with graph.as_default():
+            feeds = [placeholder(BY_NP[a.dtype], shape=a.shape) for a in arrays]
+            results = bind_op(opdef, tuple(feeds), dict(attrs))
+        fetches = list(results) if isinstance(results, tuple) else [results]
+        session = Session(graph, backend="llvm", flush_denormals=False, dynamic=False)
+    except ConfigError:
+        raise
+    except Exception:
+        return _UNUSABLE
+    return session.make_callable(fetches, feeds)
+
+
+# ---- composites ------------------------------------------------------------------------------
+
+
+def compiled_when_hot(fn=None, *, vjp_of_result=None):
+    """Decorator for a frontend composite of graphjit ops with no randomness, no state and
+    no error that depends on values: on eager tensors it runs as one gj.function call once
+    its signature is hot (the module's docstring); on graph values, and otherwise, as
+    written. Its node keeps its tensor arguments for gj.function's VJP, as PyTorch's
+    layer_norm, GELU and attention keep theirs; `vjp_of_result(result, g, *options)` for
+    a composite of one tensor argument that PyTorch lets change in place before backward
+    (softmax keeps its result, not its input): the node keeps the result for it instead,
+    as the eager ops' rules do."""
+    if fn is None:
+        return lambda f: compiled_when_hot(f, vjp_of_result=vjp_of_result)
+
+    @functools.wraps(fn)
+    def composite(*args, **kwargs):
+        key = _composite_signature(fn, args, kwargs)
+        if key is None:
+            return fn(*args, **kwargs)
+        compiled = SIGNATURES.compiled_for(key)
+        if compiled is not None and compiled is not _UNUSABLE:
+            try:
+                return compiled(*args, **kwargs)
+            except ConfigError:
+                raise
+            except Exception:  # (the eager path below gives the result, or the error)
+                SIGNATURES.store(key, _UNUSABLE)
+        result = fn(*args, **kwargs)
+        if compiled is None and SIGNATURES.counted(key) >= HOT_CALLS:
+            # (traced and compiled at its first call)
+            SIGNATURES.store(key, _compiled(fn, vjp_of_result))
+        return result
+
+    return composite
+
+
+def _compiled(fn, vjp_of_result):
+    if vjp_of_result is None:
+        return _function(fn)
+    return _KeepsResult(fn, vjp_of_result)
+
+
+class _KeepsResult:
+    """A composite of one tensor argument (then options), compiled, recorded as one node
+    (a `Compiled<Name>Backward`) that keeps its result for `vjp_of_result`, compiled too."""
+
+    def __init__(self, fn, vjp_of_result):
+        self.signature = inspect.signature(fn)
+        self.forward, self.backward = _function(fn), _function(vjp_of_result)
+        self.node_function = _node_function(fn.__name__)
+
+    def __call__(self, *args, **kwargs):
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return self.node_function.apply(self, *bound.args)
+
+
+@functools.cache
+def _node_function(name: str) -> type:
+    """One autograd Function per composite (not per signature: a class each would stay in
+    custom_function's table of node classes), named for `Compiled<Name>Backward` nodes."""
+    camel = "".join(part.title() for part in name.split("_"))
+    return type(f"Compiled{camel}", (_result_keeping(),), {})
+
+
+@functools.cache
+def _result_keeping():
+    """The autograd Function of _KeepsResult (made at first use: the eager package imports
+    this module)."""
+    from graphjit.frontend.eager.custom_function import Function
+
+    class ResultKeeping(Function):
+        @staticmethod
+        def forward(ctx, compiled, x, *options):
+            result = compiled.forward(x, *options)
+            ctx.save_for_backward(result)
+            ctx.compiled, ctx.options = compiled, options
+            return result
+
+        @staticmethod
+        def backward(ctx, g):
+            (result,) = ctx.saved_tensors
+            dx = ctx.compiled.backward(result, g, *ctx.options)
+            return (None, dx, *(None for _ in ctx.options))
+
+    return ResultKeeping
+
+
+def _composite_signature(fn, args, kwargs):
+    """(fn, each argument's tensor signature or value, the keywords' names), or None when
+    the call should run eagerly as written: no eager float tensor of NATIVE_MIN_ELEMENTS,
+    a graph value or an argument of another kind, anomaly detection on, the path off."""
+    for value in args:  # (the usual refusal first, and cheaply: no tensor that large)
+        if plain_eager(type(value)) and value._data.size >= NATIVE_MIN_ELEMENTS:
+            break
+    else:
+        if not any(
+            plain_eager(type(v)) and v._data.size >= NATIVE_MIN_ELEMENTS for v in kwargs.values()
+        ):
+            return None
+    parts = []
+    for value in (*args, *kwargs.values()):
+        if type(value) in _PLAIN:
+            parts.append(value)
+        elif plain_eager(type(value)):
+            data = value._data
+            if data.dtype not in _FLOATS:
+                return None
+            parts.append((data.shape, data.dtype.char, value.requires_grad))
+        elif type(value) in (tuple, list) and all(type(v) is int for v in value):
+            parts.append((type(value), *value))
+        else:
+            return None
+    if not config.eager_compile() or _anomaly_enabled():
+        return None
+    return (fn, tuple(parts), tuple(kwargs))
+
+
+def _anomaly_enabled() -> bool:
+    from graphjit.frontend.eager.anomaly import is_anomaly_enabled
+
+    return is_anomaly_enabled()
+
+
+def _function(fn):
+    from graphjit.frontend.tracing import function
+
+    return function(fn, flush_denormals=False)
