@@ -315,6 +315,27 @@ def test_max_pool_gradient_has_the_interpreters_bits_on_hostile_values(kwargs):
 BACKENDS = ("interpreter", "llvm")
 
 
+def test_max_pool_gradient_of_random_windows_that_share_no_tap_is_bitwise_the_interpreters():
+    """Kernels, strides past them, paddings (up to half the kernel) and sides drawn at
+    random, integer-valued inputs (ties everywhere): the routed gradient, bit for bit."""
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        kernel = tuple(int(k) for k in rng.integers(1, 4, size=2))
+        stride = tuple(k + int(rng.integers(0, 2)) for k in kernel)
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+        side = tuple(int(rng.integers(k, k + 9)) for k in kernel)
+        x = rng.integers(-2, 3, size=(2, 3, *side)).astype(np.float32)
+        graph = gj.Graph()
+        with graph.as_default():
+            xp = gj.placeholder(gj.float32, x.shape)
+            pooled = gj.max_pool2d(xp, kernel, stride, padding)
+            gp = gj.placeholder(gj.float32, pooled.shape)
+            dx = gj.gradients(pooled, [xp], grad_ys=[gp])[0]
+        g = rng.normal(size=pooled.shape).astype(np.float32)
+        want, got = (gj.Session(graph, backend=b).run(dx, {xp: x, gp: g}) for b in BACKENDS)
+        np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
+
+
 @needs_torch
 @pytest.mark.parametrize("size", [1, (2, 3), (None, 2)])
 def test_adaptive_avg_pool2d_matches_pytorch(size):

@@ -68,7 +68,7 @@ _SAME_SIZE_INTEGERS = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype
 
 # Kernels eager mode runs in place of the registry's, faster (the registry's serve the
 # reference interpreter and constant folding as well): select's gives the same bits, the
-# WINDOWED ops' compiled code the same results up to rounding (native.py).
+# WINDOWED ops' compiled code the same results up to rounding (eager_compiled.py).
 EAGER_KERNELS = {
     get_op("select"): _select,
     **{op: native_kernel(op) for op in all_ops().values() if op.has(WINDOWED)},
