@@ -23,7 +23,10 @@ A composite's signature counts only calls that succeeded, so the compiled path n
 an input the eager one refused; a WINDOWED op's that failed fall back as below.
 
 The results are the eager ones up to rounding (the llvm backend is tested against the
-interpreter op by op). Subnormals are kept, as NumPy and PyTorch keep them. Whatever the
+interpreter op by op). Subnormals are kept, as NumPy and PyTorch keep them. The programs
+keep no working memory between runs (`held_buffer_bytes=0`): eager tensors hold their
+results anyway, and 64 signatures each keeping up to GRAPHJIT_HELD_BUFFER_BYTES would sit on
+gigabytes (a 256-wide transformer's eager step held 250 MiB more). Whatever the
 compiled path cannot do (a build or compile error, an error at run time) runs the eager
 path instead, which gives its result or its error, so errors do not depend on this; only a
 malformed GRAPHJIT_* variable is raised as it is. Under anomaly detection composites stay
@@ -160,7 +163,7 @@ def _compile_op(opdef: OpDef, arrays, attrs):
             feeds = [placeholder(BY_NP[a.dtype], shape=a.shape) for a in arrays]
             results = bind_op(opdef, tuple(feeds), dict(attrs))
         fetches = list(results) if isinstance(results, tuple) else [results]
-        session = Session(graph, backend="llvm", flush_denormals=False, dynamic=False)
+        session = Session(graph, flush_denormals=False, dynamic=False, held_buffer_bytes=0)
     except ConfigError:
         raise
     except Exception:
@@ -296,4 +299,4 @@ def _anomaly_enabled() -> bool:
 def _function(fn):
     from graphjit.frontend.tracing import function
 
-    return function(fn, flush_denormals=False)
+    return function(fn, flush_denormals=False, held_buffer_bytes=0)

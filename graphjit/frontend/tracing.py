@@ -59,6 +59,7 @@ def function(
     optimize=None,
     reduce_retracing: bool = False,
     flush_denormals: bool = True,
+    held_buffer_bytes: int | None = None,
 ):
     """Decorator: trace `fn` on its first call per input signature, compile, cache, reuse.
 
@@ -73,13 +74,15 @@ def function(
     (`x.shape[0]`): one that needs the number fails to trace so, and gets a trace per
     shape as without the option.
 
-    `flush_denormals` is the Session's: True (the default) lets compiled code make
-    subnormal values zero; False keeps them, as NumPy and PyTorch eager do."""
+    `flush_denormals` and `held_buffer_bytes` are the Session's: True (the default) lets
+    compiled code make subnormal values zero, False keeps them, as NumPy and PyTorch eager
+    do; how much working memory each compiled program keeps between calls."""
     options = {
         "backend": backend,
         "check_numerics": check_numerics,
         "optimize": optimize,
         "flush_denormals": flush_denormals,
+        "held_buffer_bytes": held_buffer_bytes,
     }
     if fn is None:
         return lambda f: function(f, **options, reduce_retracing=reduce_retracing)
@@ -104,6 +107,7 @@ class TracedFunction:
         optimize=None,
         reduce_retracing=False,
         flush_denormals=True,
+        held_buffer_bytes=None,
     ):
         self.__name__ = self.__qualname__ = type(fn).__name__  # (partials have no name)
         functools.update_wrapper(self, fn)
@@ -113,6 +117,7 @@ class TracedFunction:
             "check_numerics": check_numerics,
             "optimize": optimize,
             "flush_denormals": flush_denormals,  # (Session's: subnormal results made 0)
+            "held_buffer_bytes": held_buffer_bytes,
         }
         self.signature = inspect.signature(fn)
         code = getattr(fn, "__code__", None)

@@ -114,7 +114,7 @@ def compile_program(
 
 def _staged_runner(program, backend, check_numerics, optimize_ir, flush_denormals):
     def compile_stage(fn):
-        stage = Program(fn, [], [], [], [])
+        stage = Program(fn, [], [], [], [], held_buffer_bytes=program.held_buffer_bytes)
         options = dict(check_numerics=check_numerics, flush_denormals=flush_denormals)
         return compile_program(stage, backend, optimize_ir=optimize_ir, staged=False, **options)
 

@@ -32,6 +32,8 @@ class Program:
     # size it is at run time; the guards the compile took on the symbols.
     sizes: list[tuple[int, int]] = field(default_factory=list)
     shape_env: ShapeEnv | None = None
+    # the working memory its runs keep between them (None: GRAPHJIT_HELD_BUFFER_BYTES)
+    held_buffer_bytes: int | None = None
 
     def size_values(self, args) -> list[int]:
         """The symbols' values in a run on `args`: each read from a fed dimension, or for a

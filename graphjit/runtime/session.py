@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import numbers
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -88,6 +89,8 @@ class Session:
     compiles the first run of a feed's unknown dimensions for the fed sizes, and from the
     second size on compiles them as sizes of the run (ir/symbolic.py), one compile for
     every size its guards admit; True does so from the first run, False never.
+    `held_buffer_bytes` (llvm): how much working memory (scratch arena, spare output
+    arrays) each compiled program keeps between runs; default GRAPHJIT_HELD_BUFFER_BYTES.
 
     Threads: one Session may be used from several threads at once. Each `run` sees its
     own feeds and returns its own result arrays; runs of one compiled signature take turns
@@ -106,6 +109,7 @@ class Session:
         max_tensor_bytes: int | None = None,
         flush_denormals: bool = True,
         dynamic: bool | None = None,
+        held_buffer_bytes: int | None = None,
     ):
         if graph is None:
             graph = _default_graph()
@@ -128,6 +132,17 @@ class Session:
         self.max_tensor_bytes = max_tensor_bytes
         self.flush_denormals = flush_denormals
         self.dynamic = dynamic
+        if held_buffer_bytes is not None and (
+            isinstance(held_buffer_bytes, bool)
+            or not isinstance(held_buffer_bytes, numbers.Integral)
+            or held_buffer_bytes < 0
+        ):
+            raise BackendError(
+                f"held_buffer_bytes must be a whole number of bytes >= 0 (or None), got "
+                f"{held_buffer_bytes!r}",
+                location=user_location(),
+            )
+        self.held_buffer_bytes = held_buffer_bytes
         self.variables: dict[str, np.ndarray] = {}
         self._cache: OrderedDict = OrderedDict()  # signature -> Executable, oldest first
         self._valid_fetches: dict = {}  # fetch object -> validated Value or Operation
@@ -321,6 +336,7 @@ class Session:
         else:
             feed_types, env = {p: p.type.with_shape(a.shape) for p, a in feeds.items()}, None
         program = build_program(self.graph, values, ops, feed_types, self.max_tensor_bytes)
+        program.held_buffer_bytes = self.held_buffer_bytes
         if env is not None:
             program.shape_env = env
             program.sizes = size_sources(program.placeholders, sized[2], sized[1])

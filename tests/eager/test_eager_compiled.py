@@ -347,3 +347,22 @@ def test_compiled_composites_keep_subnormals():
         got = F.gelu(gj.tensor(x)).numpy()
     assert "gelu" in _compiled_ops()
     np.testing.assert_array_equal(got, want)
+
+
+def test_compiled_eager_code_keeps_no_working_memory_between_runs():
+    """held_buffer_bytes=0: eager tensors hold their results anyway, and every hot
+    signature keeping up to GRAPHJIT_HELD_BUFFER_BYTES would add up."""
+    import gc
+
+    from graphjit.codegen.llvm import LLVMRunner
+
+    x, w, b = _arrays([BIG["x"], BIG["w"], (8,)])
+    (rows,) = _arrays([ROWS])
+    for _ in range(native.HOT_CALLS + 2):
+        _step(x, w, b)
+        _run(COMPOSITES["layer_norm"][0], [rows])
+    assert {"conv2d", "max_pool2d_grad", "layer_norm"} <= _compiled_ops()
+    runners = [r for r in gc.get_objects() if isinstance(r, LLVMRunner)]
+    # (a program needing no scratch still has a one-byte arena)
+    assert runners and all(r.held_limit == 0 and r.held_bytes <= 1 for r in runners)
+    assert any(r.arena_size > 1 << 20 for r in runners)  # (MiB of scratch, not held)

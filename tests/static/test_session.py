@@ -297,10 +297,15 @@ def test_make_callable_repeats_numpy_scalar_feeds_without_the_checks(monkeypatch
             run(np.ones(3, np.float32), 1j)
 
 
-@pytest.mark.parametrize("limit", [None, "0", "100000", "1000000"])
-def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit):
-    """The arena and spare output arrays stay between runs up to GRAPHJIT_HELD_BUFFER_BYTES
-    (default 256 MiB); bigger ones are allocated per run, and sess.inspect says which."""
+@pytest.mark.parametrize(
+    "limit, held",
+    [(None, None), ("0", None), ("100000", None), ("1000000", None)]
+    + [(None, 0), ("1000000", 100000), ("0", 1000000)],  # (the Session's own limit wins)
+)
+def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit, held):
+    """The arena and spare output arrays stay between runs up to the Session's
+    held_buffer_bytes, else GRAPHJIT_HELD_BUFFER_BYTES (default 256 MiB); bigger ones are
+    allocated per run, and sess.inspect says which."""
     if limit is None:
         monkeypatch.delenv("GRAPHJIT_HELD_BUFFER_BYTES", raising=False)
     else:
@@ -311,7 +316,7 @@ def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit):
         h = gj.exp(x) * gj.sin(x)  # (two consumers of one tensor: an arena buffer)
         out = [gj.sum(h), h * 2.0 + gj.cos(h)]
     data = np.linspace(-1.0, 1.0, 20000)
-    with gj.Session(g, backend="llvm") as sess:
+    with gj.Session(g, backend="llvm", held_buffer_bytes=held) as sess:
         for _ in range(3):
             total, y = sess.run(out, {x: data})
             h0 = np.exp(data) * np.sin(data)
@@ -320,11 +325,17 @@ def test_working_memory_held_between_runs_follows_the_limit(monkeypatch, limit):
             del y  # (nobody holds the output: the runner may reuse it)
         report = sess.inspect(out, {x: data})
     assert report.arena_bytes > 0
-    if limit in ("0", "100000"):  # (the arena and the output are 160 kB each)
+    if (limit if held is None else str(held)) in ("0", "100000"):  # (160 kB: arena, output)
         assert report.held_bytes == 0
     else:  # the arena (and, after a run, output arrays that nobody holds)
         assert report.held_bytes >= report.arena_bytes
     assert f"held between runs: {report.held_bytes} bytes" in str(report)
+
+
+@pytest.mark.parametrize("held", [-1, 1.5, True, "0"])
+def test_held_buffer_bytes_must_be_a_whole_number(held):
+    with pytest.raises(gj.BackendError, match="held_buffer_bytes"):
+        gj.Session(gj.Graph(), held_buffer_bytes=held)
 
 
 def test_outputs_are_reused_only_when_nobody_holds_them():

@@ -47,8 +47,9 @@ class LLVMRunner:
         # no fresh pages to fault in); a bigger arena is the run's own, freed after it, so
         # that a Session does not sit on hundreds of MiB between runs. Compiled for every
         # batch size (symbolic.py), the sizes are polynomials in the run's `dims`: the
-        # held arena is the largest a run has needed.
-        self.held_limit = config.held_buffer_bytes()
+        # held arena is the largest a run has needed. (A Session may set its own limit.)
+        held = program.held_buffer_bytes
+        self.held_limit = config.held_buffer_bytes() if held is None else held
         self.program = program
         self.sizes = program.sizes
         self.dims = (ctypes.c_int64 * max(len(self.sizes), 1))()
