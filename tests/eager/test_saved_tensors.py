@@ -211,3 +211,35 @@ def test_cotangents_of_a_rule_that_reads_no_input_are_still_checked(monkeypatch)
     x = gj.tensor(np.ones(3), requires_grad=True)
     with pytest.raises(gj.GradientError, match=r"returned a gradient of shape \(1,\)"):
         (-(x * 2)).sum().backward()
+
+
+def test_a_square_as_x_times_x_computes_one_product_with_the_bits_of_two():
+    """mul's rule for one tensor twice gives both operands one g * x (the engine adds it to
+    itself): g * x + g * x, bit for bit, in eager mode, in a static graph, through a hook,
+    a retained grad and a second derivative."""
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(5, 7)).astype(np.float32)
+    g = rng.normal(size=(5, 7)).astype(np.float32)
+    want = g * a + g * a
+    x = gj.tensor(a, requires_grad=True)
+    seen = []
+    x.register_hook(lambda grad: seen.append(grad.numpy().copy()))
+    h = x * 1.0
+    h.retain_grad()
+    y = h * h
+    y.backward(gj.tensor(g))
+    np.testing.assert_array_equal(h.grad.numpy(), want)
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], want)
+    x2 = gj.tensor(a, requires_grad=True)
+    (dx,) = gj.autograd.grad(gj.sum(x2 * x2), [x2], create_graph=True)
+    (ddx,) = gj.autograd.grad(gj.sum(dx), [x2])
+    np.testing.assert_array_equal(ddx.numpy(), np.full_like(a, 2.0))
+    graph = gj.Graph()
+    with graph.as_default():
+        xp, gp = gj.placeholder(gj.float32, a.shape), gj.placeholder(gj.float32, a.shape)
+        (dxp,) = gj.gradients(xp * xp, [xp], grad_ys=[gp])
+    for backend in ("interpreter", "llvm"):
+        got = gj.Session(graph, backend=backend).run(dxp, {xp: a, gp: g})
+        np.testing.assert_array_equal(got, want)

@@ -105,13 +105,18 @@ def unary(fn, reads: str):
     return vjp_reading(rule, inputs="x" in reads, outputs="y" in reads)
 
 
-def binary(fx, fy, reads_out: bool):
+def binary(fx, fy, reads_out: bool, symmetric: bool = False):
     """A VJP rule for a broadcasting two-operand op; each of fx, fy is `(g, x, y, out)`.
     Both read the operands (for their shapes at least); `reads_out`: whether either reads
-    `out` (eager mode keeps it only then)."""
+    `out` (eager mode keeps it only then). `symmetric`: fx(g, x, x, out) is fy(g, x, x,
+    out), so for one tensor twice (`x * x`) the rule computes it once for both operands
+    (the caller adds it to itself: the same bits as adding the two)."""
 
     def vjp(cts, ins, outs, attrs):
         g, (x, y), out = cts[0], ins, outs[0]
+        if symmetric and x is y and wants_cotangent(x):
+            both = unbroadcast(fx(g, x, y, out), x)
+            return [both, both]
         return [
             unbroadcast(fx(g, x, y, out), x) if wants_cotangent(x) else None,
             unbroadcast(fy(g, x, y, out), y) if wants_cotangent(y) else None,
@@ -271,7 +276,12 @@ _elementwise(
 _elementwise(
     "mul",
     np.multiply,
-    binary(lambda g, x, y, o: P.mul(g, y), lambda g, x, y, o: P.mul(g, x), reads_out=False),
+    binary(
+        lambda g, x, y, o: P.mul(g, y),
+        lambda g, x, y, o: P.mul(g, x),
+        reads_out=False,
+        symmetric=True,  # (g * y and g * x, for y = x: one product)
+    ),
     canonicalize=(unit_element(1, commutes=True),),
     **NUMERIC,
 )
