@@ -430,88 +430,73 @@ def checked(infer, kernel):
 
 CONV_ATTRS = {"stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (1, 1), "groups": 1}
 POOL_ATTRS = {"kernel": REQUIRED, "stride": REQUIRED, "padding": (0, 0)}
-WINDOWS = frozenset({WINDOWED})
 
-register(
-    OpDef(
-        "conv2d",
-        _conv_infer,
-        checked(_conv_infer, _conv_kernel),
-        _conv_vjp,
-        attrs=dict(CONV_ATTRS),
-        traits=WINDOWS,
+
+def _windowed(name, infer, kernel, vjp, attrs, shape_only=()):
+    """Register a WINDOWED op: its kernel runs after its shape rule (`checked`)."""
+    register(
+        OpDef(
+            name,
+            infer,
+            checked(infer, kernel),
+            vjp,
+            attrs=dict(attrs),
+            traits=frozenset({WINDOWED}),
+            shape_only=shape_only,
+        )
     )
+
+
+_windowed("conv2d", _conv_infer, _conv_kernel, _conv_vjp, CONV_ATTRS)
+_windowed(
+    "conv2d_input_grad",
+    _input_grad_infer,
+    _input_grad_kernel,
+    _input_grad_vjp,
+    {**CONV_ATTRS, "output_padding": (0, 0)},
+    shape_only=(2,),
 )
-register(
-    OpDef(
-        "conv2d_input_grad",
-        _input_grad_infer,
-        checked(_input_grad_infer, _input_grad_kernel),
-        _input_grad_vjp,
-        attrs={**CONV_ATTRS, "output_padding": (0, 0)},
-        traits=WINDOWS,
-        shape_only=(2,),
-    )
+_windowed(
+    "conv2d_filter_grad",
+    _filter_grad_infer,
+    _filter_grad_kernel,
+    _filter_grad_vjp,
+    CONV_ATTRS,
+    shape_only=(2,),
 )
-register(
-    OpDef(
-        "conv2d_filter_grad",
-        _filter_grad_infer,
-        checked(_filter_grad_infer, _filter_grad_kernel),
-        _filter_grad_vjp,
-        attrs=dict(CONV_ATTRS),
-        traits=WINDOWS,
-        shape_only=(2,),
-    )
+_windowed(
+    "max_pool2d",
+    _pool_infer("max_pool2d"),
+    _max_pool_kernel,
+    lambda cts, ins, outs, a: [P.max_pool2d_grad(ins[0], cts[0], **a)],
+    POOL_ATTRS,
 )
-register(
-    OpDef(
-        "max_pool2d",
-        _pool_infer("max_pool2d"),
-        checked(_pool_infer("max_pool2d"), _max_pool_kernel),
-        lambda cts, ins, outs, a: [P.max_pool2d_grad(ins[0], cts[0], **a)],
-        attrs=dict(POOL_ATTRS),
-        traits=WINDOWS,
-    )
+_windowed(
+    "max_pool2d_grad",  # (x, g): x decides where g goes; piecewise constant in x
+    _pool_grad_infer("max_pool2d_grad", cotangent=1, like=0),
+    _max_pool_grad_kernel,
+    lambda cts, ins, outs, a: [None, P.max_pool2d_pick(ins[0], cts[0], **a)],
+    POOL_ATTRS,
 )
-register(
-    OpDef(
-        "max_pool2d_grad",  # (x, g): x decides where g goes; piecewise constant in x
-        _pool_grad_infer("max_pool2d_grad", cotangent=1, like=0),
-        checked(_pool_grad_infer("max_pool2d_grad", cotangent=1, like=0), _max_pool_grad_kernel),
-        lambda cts, ins, outs, a: [None, P.max_pool2d_pick(ins[0], cts[0], **a)],
-        attrs=dict(POOL_ATTRS),
-        traits=WINDOWS,
-    )
+_windowed(
+    "max_pool2d_pick",  # (x, v): v at x's maxima, the transpose of max_pool2d_grad
+    _max_pick_infer,
+    _max_pool_pick_kernel,
+    lambda cts, ins, outs, a: [None, P.max_pool2d_grad(ins[0], cts[0], **a)],
+    POOL_ATTRS,
 )
-register(
-    OpDef(
-        "max_pool2d_pick",  # (x, v): v at x's maxima, the transpose of max_pool2d_grad
-        _max_pick_infer,
-        checked(_max_pick_infer, _max_pool_pick_kernel),
-        lambda cts, ins, outs, a: [None, P.max_pool2d_grad(ins[0], cts[0], **a)],
-        attrs=dict(POOL_ATTRS),
-        traits=WINDOWS,
-    )
+_windowed(
+    "avg_pool2d",
+    _pool_infer("avg_pool2d"),
+    _avg_pool_kernel,
+    lambda cts, ins, outs, a: [P.avg_pool2d_grad(cts[0], ins[0], **a)],
+    POOL_ATTRS,
 )
-register(
-    OpDef(
-        "avg_pool2d",
-        _pool_infer("avg_pool2d"),
-        checked(_pool_infer("avg_pool2d"), _avg_pool_kernel),
-        lambda cts, ins, outs, a: [P.avg_pool2d_grad(cts[0], ins[0], **a)],
-        attrs=dict(POOL_ATTRS),
-        traits=WINDOWS,
-    )
-)
-register(
-    OpDef(
-        "avg_pool2d_grad",  # (g, like): linear in g
-        _pool_grad_infer("avg_pool2d_grad", cotangent=0, like=1),
-        checked(_pool_grad_infer("avg_pool2d_grad", cotangent=0, like=1), _avg_pool_grad_kernel),
-        lambda cts, ins, outs, a: [P.avg_pool2d(cts[0], **a), None],
-        attrs=dict(POOL_ATTRS),
-        traits=WINDOWS,
-        shape_only=(1,),
-    )
+_windowed(
+    "avg_pool2d_grad",  # (g, like): linear in g
+    _pool_grad_infer("avg_pool2d_grad", cotangent=0, like=1),
+    _avg_pool_grad_kernel,
+    lambda cts, ins, outs, a: [P.avg_pool2d(cts[0], **a), None],
+    POOL_ATTRS,
+    shape_only=(1,),
 )
