@@ -20,7 +20,8 @@ float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements: 
 once, exploring at the prompt, never waits for a compile (0.05-0.3 s), a training loop
 compiles at its third step (JAX's op-by-op mode compiles each primitive at its first call).
 A composite's signature counts only calls that succeeded, so the compiled path never meets
-an input the eager one refused; a WINDOWED op's that failed fall back as below.
+an input the eager one refused (a WINDOWED op's counts failed calls too: its compile then
+fails in turn, and the op falls back as below).
 
 The results are the eager ones up to rounding (the llvm backend is tested against the
 interpreter op by op). Subnormals are kept, as NumPy and PyTorch keep them. The programs
