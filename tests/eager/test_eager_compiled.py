@@ -13,7 +13,7 @@ import pytest
 
 import graphjit as gj
 from graphjit.errors import ConfigError, GradientError, ShapeError
-from graphjit.frontend import eager_compiled as native
+from graphjit.frontend import eager_compiled
 from graphjit.ir.ops import get_op
 
 LENET = {"x": (8, 3, 16, 16), "w": (6, 3, 5, 5)}  # 6144 and 450 elements ...
@@ -23,9 +23,9 @@ BIG = {"x": (16, 3, 24, 24), "w": (8, 3, 5, 5)}  # ... 27648: above NATIVE_MIN_E
 @pytest.fixture(autouse=True)
 def fresh_signatures(monkeypatch):
     monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE", raising=False)
-    native.SIGNATURES.clear()
+    eager_compiled.SIGNATURES.clear()
     yield
-    native.SIGNATURES.clear()
+    eager_compiled.SIGNATURES.clear()
 
 
 def _arrays(shapes, dtype=np.float32, seed=0):
@@ -43,7 +43,7 @@ def _compiled_ops() -> set[str]:
     """The WINDOWED ops and composites with compiled code."""
     return {
         getattr(key[0], "name", None) or key[0].__name__
-        for key, c in native.SIGNATURES.compiled.items()
+        for key, c in eager_compiled.SIGNATURES.compiled.items()
         if callable(c)
     }
 
@@ -59,7 +59,7 @@ def _step(x, w, b):
 
 def test_a_hot_signature_is_compiled_and_agrees_with_numpy(monkeypatch):
     x, w, b = _arrays([BIG["x"], BIG["w"], (8,)])
-    runs = [_step(x, w, b) for _ in range(native.HOT_CALLS + 2)]
+    runs = [_step(x, w, b) for _ in range(eager_compiled.HOT_CALLS + 2)]
     assert _compiled_ops() == {
         "conv2d",
         "conv2d_input_grad",
@@ -67,9 +67,9 @@ def test_a_hot_signature_is_compiled_and_agrees_with_numpy(monkeypatch):
         "max_pool2d",
         "max_pool2d_grad",
     }
-    for numpy_run in runs[: native.HOT_CALLS]:  # NumPy's kernels gave the first runs
+    for numpy_run in runs[: eager_compiled.HOT_CALLS]:  # NumPy's kernels gave the first runs
         np.testing.assert_array_equal(numpy_run[1], runs[0][1])
-    for compiled in runs[native.HOT_CALLS :]:
+    for compiled in runs[eager_compiled.HOT_CALLS :]:
         for got, want in zip(compiled, runs[0], strict=True):
             _close(got, want, 1e-5)
     monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")  # off: NumPy's kernels again
@@ -78,7 +78,7 @@ def test_a_hot_signature_is_compiled_and_agrees_with_numpy(monkeypatch):
 
 def test_float64_compiled_matches_numpy_closely():
     x, w, b = _arrays([BIG["x"], BIG["w"], (8,)], np.float64)
-    runs = [_step(x, w, b) for _ in range(native.HOT_CALLS + 1)]
+    runs = [_step(x, w, b) for _ in range(eager_compiled.HOT_CALLS + 1)]
     assert "conv2d" in _compiled_ops()
     for got, want in zip(runs[-1], runs[0], strict=True):
         _close(got, want, 1e-13)
@@ -86,13 +86,13 @@ def test_float64_compiled_matches_numpy_closely():
 
 def test_small_one_off_and_non_float_calls_are_not_compiled():
     x, w, b = _arrays([LENET["x"], LENET["w"], (6,)])
-    for _ in range(native.HOT_CALLS + 2):  # small: NumPy's every time
+    for _ in range(eager_compiled.HOT_CALLS + 2):  # small: NumPy's every time
         _step(x, w, b)
     big = _arrays([BIG["x"], BIG["w"], (8,)])
     _step(*big)  # once: never compiled
     assert _compiled_ops() == set()
     x16 = gj.tensor(_arrays([BIG["x"]])[0].astype(np.float16))
-    for _ in range(native.HOT_CALLS + 1):  # float16: NumPy's (computing in float32)
+    for _ in range(eager_compiled.HOT_CALLS + 1):  # float16: NumPy's (computing in float32)
         pooled = gj.nn.max_pool2d(x16, 2)
     assert pooled.dtype == gj.float16 and _compiled_ops() == set()
 
@@ -100,7 +100,7 @@ def test_small_one_off_and_non_float_calls_are_not_compiled():
 def test_errors_are_numpys_whether_or_not_the_signature_is_hot():
     (x,) = _arrays([BIG["x"]])
     w = gj.tensor(_arrays([(8, 4, 5, 5)])[0])  # 4 input channels for 3
-    for _ in range(native.HOT_CALLS + 2):
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         with pytest.raises(ShapeError, match="conv2d"):
             gj.nn.conv2d(gj.tensor(x), w)
     assert _compiled_ops() == set()
@@ -113,11 +113,11 @@ def test_a_failing_compile_or_run_falls_back_to_numpy(monkeypatch):
     def broken(*arrays):
         raise RuntimeError("a kernel that cannot run")
 
-    monkeypatch.setattr(native, "_compile_op", lambda *a: broken)
-    for _ in range(native.HOT_CALLS + 2):
+    monkeypatch.setattr(eager_compiled, "_compile_op", lambda *a: broken)
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         np.testing.assert_array_equal(gj.nn.max_pool2d(gj.tensor(x), 2).numpy(), want)
-    (state,) = native.SIGNATURES.compiled.values()
-    assert state is native._UNUSABLE  # tried once, then NumPy's for good
+    (state,) = eager_compiled.SIGNATURES.compiled.values()
+    assert state is eager_compiled._UNUSABLE  # tried once, then NumPy's for good
 
 
 def test_a_malformed_switch_is_a_config_error(monkeypatch):
@@ -128,17 +128,17 @@ def test_a_malformed_switch_is_a_config_error(monkeypatch):
 
 
 def test_compiled_signatures_are_bounded(monkeypatch):
-    monkeypatch.setattr(native, "MAX_COMPILED", 2)
-    monkeypatch.setattr(native, "HOT_CALLS", 0)
+    monkeypatch.setattr(eager_compiled, "MAX_COMPILED", 2)
+    monkeypatch.setattr(eager_compiled, "HOT_CALLS", 0)
     (x,) = _arrays([(8, 4, 32, 32)])
     for side in (32, 30, 28):
         gj.nn.max_pool2d(gj.tensor(x[..., :side, :side]), 2)
-    shapes = [key[1][0][0] for key in native.SIGNATURES.compiled]
+    shapes = [key[1][0][0] for key in eager_compiled.SIGNATURES.compiled]
     assert shapes == [(8, 4, 30, 30), (8, 4, 28, 28)]  # the oldest dropped
 
 
 def test_subnormals_are_kept_as_numpy_keeps_them(monkeypatch):
-    monkeypatch.setattr(native, "HOT_CALLS", 0)
+    monkeypatch.setattr(eager_compiled, "HOT_CALLS", 0)
     x = np.full(BIG["x"], np.finfo(np.float32).smallest_subnormal * 4, np.float32)
     out = gj.nn.max_pool2d(gj.tensor(x), 2).numpy()
     assert "max_pool2d" in _compiled_ops()
@@ -152,7 +152,7 @@ def test_threads_share_a_signature():
 
     def work():
         try:
-            for _ in range(native.HOT_CALLS + 3):
+            for _ in range(eager_compiled.HOT_CALLS + 3):
                 results.append(gj.nn.max_pool2d(gj.tensor(x), 2).numpy())
         except Exception as e:  # (reported below, not lost in the thread)
             errors.append(e)
@@ -162,7 +162,7 @@ def test_threads_share_a_signature():
         t.start()
     for t in threads:
         t.join()
-    assert not errors and len(results) == 3 * (native.HOT_CALLS + 3)
+    assert not errors and len(results) == 3 * (eager_compiled.HOT_CALLS + 3)
     for got in results:
         np.testing.assert_array_equal(got, want)
     assert _compiled_ops() == {"max_pool2d"}
@@ -228,7 +228,7 @@ def test_a_hot_composite_runs_compiled_and_agrees_with_eager(name, monkeypatch):
     monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
     want, eager_y = _run(build, arrays, create_graph=True)
     monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE")
-    for _ in range(native.HOT_CALLS + 2):
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         got, y = _run(build, arrays, create_graph=True)
         for g, w in zip(got, want, strict=True):
             _close(g, w, 1e-12)
@@ -241,7 +241,7 @@ def test_float32_composites_agree_with_eager(monkeypatch):
     monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
     want = [_run(COMPOSITES[n][0], [x])[0] for n in ("softmax", "layer_norm", "gelu")]
     monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE")
-    for _ in range(native.HOT_CALLS + 1):
+    for _ in range(eager_compiled.HOT_CALLS + 1):
         got = [_run(COMPOSITES[n][0], [x])[0] for n in ("softmax", "layer_norm", "gelu")]
     assert {"softmax", "layer_norm", "gelu"} <= _compiled_ops()
     for g, w in zip(got, want, strict=True):
@@ -254,7 +254,7 @@ def test_softmax_input_may_change_in_place_before_backward_on_every_call():
     eager ops' rules and the compiled node."""
     (a,) = _arrays([ROWS])
     grads = []
-    for _ in range(native.HOT_CALLS + 2):
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         x = gj.tensor(a, requires_grad=True)
         h = x * 2.0
         y = gj.softmax(h, axis=-1)
@@ -268,7 +268,7 @@ def test_softmax_input_may_change_in_place_before_backward_on_every_call():
 
 def test_a_changed_softmax_result_is_refused_on_every_call():
     (a,) = _arrays([ROWS])
-    for _ in range(native.HOT_CALLS + 2):
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         x = gj.tensor(a, requires_grad=True)
         y = gj.softmax(x, axis=-1)
         z = gj.sum(y * 3.0)  # (mul by a constant: z's rule does not keep y)
@@ -279,7 +279,7 @@ def test_a_changed_softmax_result_is_refused_on_every_call():
 
 def test_compiled_layer_norm_keeps_its_input_as_pytorchs_does():
     (a,) = _arrays([ROWS])
-    for _ in range(native.HOT_CALLS + 1):
+    for _ in range(eager_compiled.HOT_CALLS + 1):
         x = gj.tensor(a, requires_grad=True)
         h = x * 2.0
         y = F.layer_norm(h, (512,))
@@ -290,7 +290,7 @@ def test_compiled_layer_norm_keeps_its_input_as_pytorchs_does():
 
 def test_composite_errors_are_the_eager_paths_every_time():
     (x,) = _arrays([ROWS])
-    for _ in range(native.HOT_CALLS + 2):
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         with pytest.raises(ShapeError, match="normalized_shape"):
             F.layer_norm(gj.tensor(x), (256,))
     assert _compiled_ops() == set()
@@ -299,17 +299,17 @@ def test_composite_errors_are_the_eager_paths_every_time():
 def test_no_grad_anomaly_dropout_and_masks(monkeypatch):
     (x,) = _arrays([ROWS])
     with gj.no_grad():
-        for _ in range(native.HOT_CALLS + 1):
+        for _ in range(eager_compiled.HOT_CALLS + 1):
             y = gj.softmax(gj.tensor(x, requires_grad=True), axis=-1)
     assert y.grad_fn is None and not y.requires_grad and "softmax" in _compiled_ops()
-    native.SIGNATURES.clear()
+    eager_compiled.SIGNATURES.clear()
     with gj.autograd.detect_anomaly():
-        for _ in range(native.HOT_CALLS + 1):
+        for _ in range(eager_compiled.HOT_CALLS + 1):
             gj.softmax(gj.tensor(x), axis=-1)
     assert _compiled_ops() == set()
     q = [gj.tensor(a) for a in _arrays([(4, 2, 64, 32)] * 3)]
     mask = gj.tensor(np.zeros((64, 64), np.float32))
-    for _ in range(native.HOT_CALLS + 1):
+    for _ in range(eager_compiled.HOT_CALLS + 1):
         _qkv(*q, dropout_p=0.5)
         _qkv(*q, attn_mask=mask)
     assert "_attention" not in _compiled_ops()  # (the softmax inside may be compiled)
@@ -319,9 +319,9 @@ def test_graph_values_take_the_composite_as_written():
     graph = gj.Graph()
     with graph.as_default():
         x = gj.placeholder(gj.float32, ROWS)
-        for _ in range(native.HOT_CALLS + 1):
+        for _ in range(eager_compiled.HOT_CALLS + 1):
             y = gj.softmax(x, axis=-1)
-    assert not native.SIGNATURES.counts and not native.SIGNATURES.compiled
+    assert not eager_compiled.SIGNATURES.counts and not eager_compiled.SIGNATURES.compiled
     (a,) = _arrays([ROWS])
     _close(gj.Session(graph).run(y, {x: a}), gj.softmax(gj.tensor(a), axis=-1).numpy(), 1e-6)
 
@@ -333,17 +333,17 @@ def test_a_failing_compiled_composite_falls_back_to_eager(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("a compile that fails")
 
-    monkeypatch.setattr(native, "_compiled", lambda fn, vjp: broken)
-    for _ in range(native.HOT_CALLS + 2):
+    monkeypatch.setattr(eager_compiled, "_compiled", lambda fn, vjp: broken)
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         np.testing.assert_array_equal(F.gelu(gj.tensor(x)).numpy(), want)
-    assert list(native.SIGNATURES.compiled.values()) == [native._UNUSABLE]
+    assert list(eager_compiled.SIGNATURES.compiled.values()) == [eager_compiled._UNUSABLE]
 
 
 def test_compiled_composites_keep_subnormals():
     x = np.full(ROWS, np.finfo(np.float32).smallest_normal, np.float32)
     want = F.gelu(gj.tensor(x)).numpy()  # ~x / 2: subnormal
     assert (want > 0).all() and (want < np.finfo(np.float32).smallest_normal).all()
-    for _ in range(native.HOT_CALLS + 1):
+    for _ in range(eager_compiled.HOT_CALLS + 1):
         got = F.gelu(gj.tensor(x)).numpy()
     assert "gelu" in _compiled_ops()
     np.testing.assert_array_equal(got, want)
@@ -358,7 +358,7 @@ def test_compiled_eager_code_keeps_no_working_memory_between_runs():
 
     x, w, b = _arrays([BIG["x"], BIG["w"], (8,)])
     (rows,) = _arrays([ROWS])
-    for _ in range(native.HOT_CALLS + 2):
+    for _ in range(eager_compiled.HOT_CALLS + 2):
         _step(x, w, b)
         _run(COMPOSITES["layer_norm"][0], [rows])
     assert {"conv2d", "max_pool2d_grad", "layer_norm"} <= _compiled_ops()
