@@ -652,9 +652,10 @@ def _pool_element(b, name, kind, shape, planes, out, oh, ow, o, count, dtype) ->
 def _route_max(b, shape: PoolShape, g, out, oh, ow, o, where, dtype) -> None:
     """max_pool2d_grad where no two windows share a tap: each tap of the window is written
     once, g where it is the maximum's, else zero (0 + g: the bits the addition into the
-    zeroed plane gives, -0.0 made +0.0). Unconditional stores, unlike a store at the
-    maximum alone, let the border-free part of the scan vectorise (LeNet's first pooling
-    gradient, 64x6x28x28: 1.1 ms -> 0.3 ms on one thread). (Positions no window covers keep the plane's zeros.)"""
+    zeroed plane gives, -0.0 made +0.0); positions no window covers keep the plane's
+    zeros. Unconditional stores, unlike a store at the maximum alone, let the border-free
+    part of the scan vectorise (LeNet's first pooling gradient, 64x6x28x28: 1.1 ms -> 0.3
+    ms on one thread)."""
     zero = T.constant(dtype, 0)
     routed = b.fadd(zero, b.load(b.gep(g, [o])))
     for i in range(shape.win.kernel[0]):
