@@ -366,3 +366,25 @@ def test_compiled_eager_code_keeps_no_working_memory_between_runs():
     # (a program needing no scratch still has a one-byte arena)
     assert runners and all(r.held_limit == 0 and r.held_bytes <= 1 for r in runners)
     assert any(r.arena_size > 1 << 20 for r in runners)  # (MiB of scratch, not held)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "layer_norm", "gelu"])
+def test_hostile_values_through_a_compiled_composite_match_eager(name, monkeypatch):
+    """NaN, +-inf rows and entries, a value near float32's largest: NaN and infinities at
+    the same places as on the eager path, the finite values equal up to rounding."""
+    (a,) = _arrays([ROWS])
+    a[0, 3], a[1, :], a[2, 5], a[3, :], a[4, 7] = np.nan, np.inf, -np.inf, -np.inf, 3e38
+    build = COMPOSITES[name][0]
+    monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
+    with np.errstate(all="ignore"):
+        want = build(gj.tensor(a)).numpy()
+    monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE")
+    for _ in range(eager_compiled.HOT_CALLS + 1):
+        with np.errstate(all="ignore"):
+            got = build(gj.tensor(a)).numpy()
+    assert name in _compiled_ops()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5)
