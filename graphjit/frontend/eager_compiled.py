@@ -126,20 +126,21 @@ def native_kernel(opdef: OpDef):
     return kernel
 
 
-def _hot(key, compile):
-    """The compiled callable for `key`, made by `compile()` at its HOT_CALLS + 1st call;
+def _hot(key, make):
+    """The compiled callable for `key`, made by `make()` at its HOT_CALLS + 1st call;
     None while the eager path should run (and counts this run)."""
     compiled = SIGNATURES.compiled_for(key)
     if compiled is None:
         if SIGNATURES.counted(key) <= HOT_CALLS:
             return None
-        compiled = compile()  # (outside the lock: it takes a while)
+        compiled = make()  # (outside the lock: it takes a while)
         SIGNATURES.store(key, compiled)
     return None if compiled is _UNUSABLE else compiled
 
 
 def _op_signature(opdef: OpDef, arrays, attrs):
-    if max(a.size for a in arrays) < NATIVE_MIN_ELEMENTS:
+    sizes = [a.size for a in arrays]
+    if max(sizes) < NATIVE_MIN_ELEMENTS or min(sizes) == 0:  # (empty: nothing to compute)
         return None
     if any(a.dtype not in _FLOATS for a in arrays) or not config.eager_compile():
         return None

@@ -97,6 +97,18 @@ def test_small_one_off_and_non_float_calls_are_not_compiled():
     assert pooled.dtype == gj.float16 and _compiled_ops() == set()
 
 
+def test_an_empty_batch_beside_large_weights_stays_with_numpy():
+    w = gj.tensor(np.ones((64, 64, 3, 3), np.float32), requires_grad=True)  # 36864 elements
+    for _ in range(eager_compiled.HOT_CALLS + 2):
+        x = gj.tensor(np.ones((0, 64, 32, 32), np.float32), requires_grad=True)
+        y = gj.nn.max_pool2d(gj.nn.conv2d(x, w, padding=1), 2)
+        gj.sum(y).backward()
+        assert y.shape == (0, 64, 16, 16) and x.grad.shape == (0, 64, 32, 32)
+        np.testing.assert_array_equal(w.grad.numpy(), np.zeros((64, 64, 3, 3), np.float32))
+        w.grad = None
+    assert _compiled_ops() == set()
+
+
 def test_errors_are_numpys_whether_or_not_the_signature_is_hot():
     (x,) = _arrays([BIG["x"]])
     w = gj.tensor(_arrays([(8, 4, 5, 5)])[0])  # 4 input channels for 3
