@@ -190,6 +190,44 @@ def test_conv1d_and_bias_match_pytorch():
     _close(same, F.conv1d(torch.tensor(x), torch.tensor(w), padding="same").numpy(), np.float32)
 
 
+@pytest.mark.parametrize("dynamic", [False, True], ids=["fixed sizes", "sizes of the run"])
+def test_random_windows_and_their_gradients_match_the_interpreter(dynamic):
+    """Kernels, strides, dilations and paddings drawn at random, up to paddings past the
+    kernel's reach (taps that never land inside the input, outputs all padding): the llvm
+    backend's convolution and both gradients against NumPy's and the interpreter's,
+    compiled for the fed sizes and for sizes of the run (image sides unknown). The llvm
+    backend's im2col and col2im loop over the kernel's rows, each row's range of outputs
+    inside the input computed when the code runs."""
+    rng = np.random.default_rng(17)
+    for _ in range(8):
+        kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+        stride = tuple(int(s) for s in rng.integers(1, 4, size=2))
+        dilation = tuple(int(d) for d in rng.integers(1, 4, size=2))
+        padding = tuple(int(p) for p in rng.integers(0, 2 * max(kernel) + 1, size=2))
+        reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+        side = tuple(int(rng.integers(max(1, r - 2 * p), r + 9)) for r, p in zip(reach, padding))
+        x, w = _arrays([(2, 3, *side), (4, 3, *kernel)], np.float32, seed=int(rng.integers(99)))
+        kwargs = {"stride": stride, "padding": padding, "dilation": dilation}
+        graph = gj.Graph()
+        with graph.as_default():
+            xp = gj.placeholder(gj.float32, [None, 3, None, None] if dynamic else x.shape)
+            wp = gj.placeholder(gj.float32, w.shape)
+            y = gj.conv2d(xp, wp, **kwargs)
+            gy = gj.placeholder(gj.float32, [None] * 4)
+            grads = gj.gradients(y, [xp, wp], grad_ys=[gy])
+        g = rng.uniform(-1, 1, numpy_conv(x, w, **kwargs).shape).astype(np.float32)
+        feed = {xp: x, wp: w, gy: g}
+        want, got = (
+            gj.Session(graph, backend=b, dynamic=dynamic or None).run([y, *grads], feed)
+            for b in BACKENDS
+        )
+        what = f"kernel {kernel}, stride {stride}, dilation {dilation}, padding {padding}"
+        _close(got[0], numpy_conv(x, w, **kwargs), np.float32)
+        for got_value, want_value in zip(got, want):
+            assert got_value.shape == want_value.shape, what
+            _close(got_value, want_value, np.float32)
+
+
 def test_conv2d_bias_is_added_per_channel():
     x, w, b = _arrays([(2, 3, 5, 5), (4, 3, 3, 3), (4,)], np.float64)
     out, grads, weights = static_run(lambda *a: gj.conv2d(*a, padding=1), [x, w, b], "llvm")

@@ -11,10 +11,11 @@ a batch of small images, each block of images into partial sums of its own, then
 blocks in order: the same bits on any machine and number of threads).
 A 1x1 convolution with stride 1 and no padding uses the image itself as the matrix.
 
-im2col and col2im are functions over a range of channels, the kernel taps unrolled, so
-the inner loops are plain strided copies that LLVM vectorises. At fixed sizes every loop
-bound is a constant; an image's sizes of the run (ir/symbolic.py) reach them through
-`dims`, and each tap's range of outputs inside the input is clamped when they run. A
+im2col and col2im are functions over a range of channels, a loop over the kernel's rows
+and its columns unrolled, so the inner loops are plain strided copies that LLVM
+vectorises, of trip counts known when compiling at fixed sizes. A kernel row's range of
+outputs inside the input is computed when the code runs; an image's sizes of the run
+(ir/symbolic.py) reach the loops through `dims`, each tap's range clamped to them. A
 large image's im2col and products split over threads (codegen/llvm/parallel.py, blas.py);
 a batch of small ones runs in blocks of images on the threads (_image_blocks). Pooling
 splits every image's planes at once and scans each window's interior unchecked, its
@@ -22,6 +23,7 @@ border checked. Every image and plane loop polls for Ctrl-C."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from llvmlite import ir
@@ -115,12 +117,55 @@ def _channel_function(low, name: str, dtype, buffers: int):
     return fn, b
 
 
-def _tap_rows(b: ir.IRBuilder, win: Window, k: int, shape: ConvShape):
-    """For kernel tap k = (i, j): (i, j, rows [lo, hi) of outputs inside the input,
-    columns [lo, hi) likewise), the bounds i64 values."""
-    i, j = divmod(k, win.kernel[1])
-    rows = _valid_outputs(b, win, 0, i, shape.h, shape.oh)
-    return i, j, rows, _valid_outputs(b, win, 1, j, shape.w, shape.ow)
+@contextmanager
+def _taps(b: ir.IRBuilder, shape: ConvShape):
+    """`with _taps(b, shape) as taps:` a loop over the kernel's rows i (an i64 value); taps
+    yields, for each column j of the kernel (unrolled), (k = i·kw + j, i, j, rows [lo, hi)
+    of outputs inside the input, columns likewise; all but j and the columns i64 values).
+    The rows in a loop rather than every tap unrolled: kw copies of the body for LLVM to
+    optimise, not kh·kw (a 5x5 kernel's im2col was 1311 lines of IR, a third of LeNet's
+    training step, and about as much of its compile); the columns unrolled, so that the
+    innermost loops (along a row) keep trip counts known when compiling."""
+    win = shape.win
+    with for_range(b, win.kernel[0], "i") as i:
+        rows = _tap_outputs(b, win, 0, i, shape.h, shape.oh)
+        first = b.mul(i, ir.Constant(T.I64, win.kernel[1]))
+        yield [
+            (
+                b.add(first, ir.Constant(T.I64, j)),
+                i,
+                j,
+                rows,
+                _valid_outputs(b, win, 1, j, shape.w, shape.ow),
+            )
+            for j in range(win.kernel[1])
+        ]
+
+
+def _tap_offset(b: ir.IRBuilder, win: Window, axis: int, tap: ir.Value) -> ir.Value:
+    """Window.offset for a tap known when the code runs."""
+    scaled = b.mul(tap, ir.Constant(T.I64, win.dilation[axis]))
+    return b.sub(scaled, ir.Constant(T.I64, win.padding[axis][0]))
+
+
+def _tap_outputs(b: ir.IRBuilder, win: Window, axis: int, tap: ir.Value, in_size, out_size):
+    """Window.valid_outputs for a tap known when the code runs: [lo, hi), with lo =
+    min(out, max(0, ceil(-off / s))) and hi = min(out, max(lo, ceil((in - off) / s))).
+    Each ceiling is a truncating division of n + s - 1: exact for n > 0, and otherwise at
+    most 0, which the max with 0 (or with lo >= 0) turns into the true bound."""
+    stride = ir.Constant(T.I64, win.stride[axis])
+    off = _tap_offset(b, win, axis, tap)
+    out = sizes.i64(out_size, b)
+
+    def ceil_div(n):
+        return b.sdiv(b.add(n, ir.Constant(T.I64, win.stride[axis] - 1)), stride)
+
+    def most(x, y):
+        return b.select(b.icmp_signed("<", x, y), y, x)
+
+    lo = _at_most(b, out, most(ir.Constant(T.I64, 0), ceil_div(b.neg(off))))
+    hi = _at_most(b, out, most(lo, ceil_div(b.sub(sizes.i64(in_size, b), off))))
+    return lo, hi
 
 
 def _valid_outputs(b: ir.IRBuilder, win: Window, axis: int, tap: int, in_size, out_size):
@@ -150,25 +195,16 @@ def _im2col_function(low, shape: ConvShape, dtype):
     fn, b = _channel_function(low, "im2col", dtype, 2)
     x, col, _, lo, hi = fn.args
     win, hw, pixels = shape.win, shape.h * shape.w, shape.pixels
-    with for_range(b, hi, "c", start=lo) as c:
+    ow_size, oh_size = sizes.i64(shape.ow, b), sizes.i64(shape.oh, b)
+    with for_range(b, hi, "c", start=lo) as c, _taps(b, shape) as taps:
         plane = _offset(b, x, c, hw)
-        for k in range(shape.taps):
-            i, j, (r0, r1), (c0, c1) = _tap_rows(b, win, k, shape)
-            row = _offset(
-                b,
-                col,
-                b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), ir.Constant(T.I64, k)),
-                pixels,
-            )
-            ow_size, oh_size = sizes.i64(shape.ow, b), sizes.i64(shape.oh, b)
+        for k, i, j, (r0, r1), (c0, c1) in taps:
+            row = _offset(b, col, b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), k), pixels)
             _zero(b, row, b.mul(r0, ow_size), dtype)
             _zero(b, _offset(b, row, r1, shape.ow), b.mul(b.sub(oh_size, r1), ow_size), dtype)
             with for_range(b, r1, "oh", start=r0) as oh:
                 dst = _offset(b, row, oh, shape.ow)
-                ih = b.add(
-                    b.mul(oh, ir.Constant(T.I64, win.stride[0])),
-                    ir.Constant(T.I64, win.offset(0, i)),
-                )
+                ih = b.add(b.mul(oh, ir.Constant(T.I64, win.stride[0])), _tap_offset(b, win, 0, i))
                 src = _offset(b, _offset(b, plane, ih, shape.w), win.offset(1, j))
                 _zero(b, dst, c0, dtype)
                 _zero(b, _offset(b, dst, c1), b.sub(ow_size, c1), dtype)
@@ -188,24 +224,18 @@ def _col2im_function(low, shape: ConvShape, dtype):
     with for_range(b, hi, "c", start=lo) as c:
         plane = _offset(b, x, c, hw)
         _zero(b, plane, hw, dtype)
-        for k in range(shape.taps):
-            i, j, (r0, r1), (c0, c1) = _tap_rows(b, win, k, shape)
-            row = _offset(
-                b,
-                col,
-                b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), ir.Constant(T.I64, k)),
-                pixels,
-            )
-            with for_range(b, r1, "oh", start=r0) as oh:
-                src = _offset(b, row, oh, shape.ow)
-                ih = b.add(
-                    b.mul(oh, ir.Constant(T.I64, win.stride[0])),
-                    ir.Constant(T.I64, win.offset(0, i)),
-                )
-                dst = _offset(b, _offset(b, plane, ih, shape.w), win.offset(1, j))
-                with for_range(b, c1, "ow", start=c0) as ow:
-                    at = _offset(b, dst, ow, win.stride[1])
-                    b.store(b.fadd(b.load(at), b.load(b.gep(src, [ow]))), at)
+        with _taps(b, shape) as taps:
+            for k, i, j, (r0, r1), (c0, c1) in taps:  # (in order: the same bits)
+                row = _offset(b, col, b.add(b.mul(c, ir.Constant(T.I64, shape.taps)), k), pixels)
+                with for_range(b, r1, "oh", start=r0) as oh:
+                    src = _offset(b, row, oh, shape.ow)
+                    ih = b.add(
+                        b.mul(oh, ir.Constant(T.I64, win.stride[0])), _tap_offset(b, win, 0, i)
+                    )
+                    dst = _offset(b, _offset(b, plane, ih, shape.w), win.offset(1, j))
+                    with for_range(b, c1, "ow", start=c0) as ow:
+                        at = _offset(b, dst, ow, win.stride[1])
+                        b.store(b.fadd(b.load(at), b.load(b.gep(src, [ow]))), at)
     b.ret_void()
     return fn
 
