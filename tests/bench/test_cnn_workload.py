@@ -3,12 +3,12 @@ every installed mode, gj.function included, computes NumPy's result; and NumPy's
 hand-written backward pass, the reference of that check, matches graphjit's autodiff
 tightly, since the check after one small SGD step would miss a small gradient error.
 
-torch.compile runs with its "eager" backend, as in test_harness_run.py."""
+(The cells are those of the bench tests' shared tiny run: conftest.py.)"""
 
 import numpy as np
 import pytest
 
-from graphjit.bench import MODES, BenchConfig, run_benchmarks
+from graphjit.bench import MODES
 from graphjit.bench.modes import FUNCTION_MODE
 from graphjit.bench.workloads import cnn
 
@@ -16,13 +16,8 @@ CORE_MODES = {"gj-llvm", "gj-interp", "gj-eager", "numpy", FUNCTION_MODE.name}
 
 
 @pytest.fixture(scope="module")
-def cells() -> dict:
-    config = BenchConfig(
-        size="tiny", repeat=1, warmup=0, progress=False, torch_compile_backend="eager"
-    )
-    run = run_benchmarks(config, workloads=[cnn.TRAIN_STEP], modes=MODES)
-    (result,) = run.results
-    return {cell.mode: cell for cell in result.cells}
+def cells(workload_cells) -> dict:
+    return workload_cells(cnn.TRAIN_STEP.name)
 
 
 def test_every_available_mode_computes_the_reference_result(cells):

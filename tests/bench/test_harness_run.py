@@ -2,8 +2,8 @@
 schema, the tables and the plot; and the same with every peer library hidden, so that
 skipping is tested on every machine. Timings are produced, never asserted.
 
-torch.compile runs with its "eager" backend here: dynamo still traces every builder, but
-inductor's code generation (tens of seconds on two cores) is left to `graphjit bench`."""
+The run is the bench tests' shared tiny run (conftest.py: torch.compile on its "eager"
+backend)."""
 
 import json
 import sys
@@ -20,11 +20,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def tiny_report() -> dict:
-    config = BenchConfig(
-        size="tiny", repeat=1, warmup=0, progress=False, torch_compile_backend="eager"
-    )
-    return report.to_json(run_benchmarks(config))
+def tiny_report(tiny_run) -> dict:
+    return report.to_json(tiny_run)
 
 
 def cells(tiny_report):

@@ -3,12 +3,12 @@ the harness: every installed mode, gj.function included, computes NumPy's result
 NumPy's hand-written backward pass, the reference of that check, matches graphjit's
 autodiff in float64 (to 1e-5: its constants are float32) (the check after one Adam step sees mostly gradient signs).
 
-torch.compile runs with its "eager" backend, as in test_harness_run.py."""
+(The cells are those of the bench tests' shared tiny run: conftest.py.)"""
 
 import numpy as np
 import pytest
 
-from graphjit.bench import MODES, BenchConfig, run_benchmarks
+from graphjit.bench import MODES
 from graphjit.bench.modes import FUNCTION_MODE
 from graphjit.bench.workloads import transformer
 
@@ -16,14 +16,8 @@ CORE_MODES = {"gj-llvm", "gj-interp", "gj-eager", "numpy", FUNCTION_MODE.name}
 
 
 @pytest.fixture(scope="module")
-def cells() -> dict:
-    config = BenchConfig(
-        size="tiny", repeat=1, warmup=0, progress=False, torch_compile_backend="eager"
-    )
-    workload = transformer.TRAIN_STEP
-    run = run_benchmarks(config, workloads=[workload], modes=MODES)
-    (result,) = run.results
-    return {cell.mode: cell for cell in result.cells}
+def cells(workload_cells) -> dict:
+    return workload_cells(transformer.TRAIN_STEP.name)
 
 
 def test_every_available_mode_computes_the_reference_result(cells):
