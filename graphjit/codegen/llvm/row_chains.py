@@ -605,7 +605,14 @@ class _GroupStep:
         b = self.low.b
         for column, partials in zip(self.columns, self.partials, strict=True):
             width = size_of(column.type.shape)
-            combine_pairwise(b, partials, self.blocks, width, width)
+            blocks = self.blocks  # (an int, or a size of the run: then the count's argument)
+
+            def combine(b, partials, count, width=width):
+                static = blocks if isinstance(blocks, int) else count
+                combine_pairwise(b, partials, static, width, width)
+
+            key = (blocks, width)
+            self.low.outlined("combine", key, [partials, self.low.i64(blocks)], combine)
             out = self.low.ptr(column)
             self.low.memcpy(out, b.bitcast(partials, T.I8P), nbytes(column))
 
