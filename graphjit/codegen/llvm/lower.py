@@ -149,6 +149,7 @@ class Lowering:
             self.returned.setdefault(v, j)
         self.kernels = 0
         self.outlined_functions: dict = {}  # (name, argument types, key) -> function
+        self.block_readers: dict = {}  # block -> value -> its readers (row_chains._readers)
         self.errors: list[tuple] = []  # status word - 1 -> (error class, message, op)
         self.lists = ListLowering(self)
         self.numerics = NumericsChecks(self) if check_numerics else None

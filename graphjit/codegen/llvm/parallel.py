@@ -82,7 +82,12 @@ def num_threads() -> int:
 
 def _claimer(module: ir.Module, kernel: ir.Function, packet: ir.LiteralStructType):
     """void* task(void* packet): claim the next chunk of the packet's range from its
-    counter and run the kernel over it, until every chunk is claimed."""
+    counter and run the kernel over it, until every chunk is claimed. One per kernel: a
+    kernel split at several places (blas.py's task functions, which the products of a
+    model's layers share) has one."""
+    existing = module.globals.get(f"{kernel.name}.task")
+    if existing is not None:
+        return existing
     fn = ir.Function(module, ir.FunctionType(T.I8P, [T.I8P]), f"{kernel.name}.task")
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
