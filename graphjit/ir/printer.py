@@ -92,6 +92,15 @@ def print_op_context(op: Operation, lines: int = 3, function: Function | None = 
     return "\n".join(("> " if i == at else "  ") + printer.lines[i] for i in range(lo, hi))
 
 
+def print_region(block: Block) -> str:
+    """A region's block as a function of its arguments, its values numbered from 0: two
+    regions of the same ops, attributes and types print alike (the llvm backend keys its
+    kernels by it)."""
+    printer = _Printer([block], locations=False)
+    printer.function("region", [block])
+    return printer.text()
+
+
 def value_names(fn: Function) -> dict[Value, str]:
     """How the printer spells each value of `fn` where it is used (`%3`, `%3#1`, `%arg0`)."""
     return _name_values(fn.body.blocks)

@@ -405,6 +405,7 @@ def lower_chain(low, ops: list[Operation]) -> None:
     fn = ir.Function(
         low.module, ir.FunctionType(ir.VoidType(), arg_types + [T.I64, T.I64]), f"rows{low.kernels}"
     )
+    low.kernels += 1  # (its steps' kernels may be shared ones: the name must be its own)
     fn.linkage = "internal"
     sizes.register(fn, fn.args[-3])  # (the run's sizes: rows known only when it runs)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
