@@ -10,10 +10,13 @@ once; each copy returns early on Ctrl-C and the entry point then stops the run."
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
+import pytest
 
 import graphjit as gj
+from graphjit.errors import RuntimeCheckError
 
 ENTRY = re.compile(r'^define i32 @"graphjit_entry".*?^}', re.S | re.M)
 
@@ -129,3 +132,32 @@ def test_kernels_a_while_loop_calls_may_be_inlined_and_the_others_not():
     inlinable = [name for name in called if "noinline" not in headers[name]]
     kept_out = [name for name in called if "noinline" in headers[name]]
     assert len(inlinable) >= 1 and len(kept_out) >= 1, (inlinable, kept_out)
+
+
+def test_a_shared_kernel_names_the_calling_op_in_its_errors():
+    """Two layers of the same integer division share one kernel; a zero divisor in the
+    second is reported at the second's line, not the first's."""
+    g = gj.Graph()
+    with g.as_default():
+        a, b, c, d = (gj.placeholder(gj.int32, [64]) for _ in range(4))
+        first = a // b + 1
+        first_line = _line()
+        second = c // d + 1
+        second_line = _line()
+    sess = gj.Session(g)
+    ones = np.ones(64, np.int32)
+    zero_at_10 = ones.copy()
+    zero_at_10[10] = 0
+    feed = {a: ones, b: ones, c: ones, d: zero_at_10}
+    with pytest.raises(RuntimeCheckError, match="division") as raised:
+        sess.run([first, second], feed)
+    assert f"test_entry_point.py:{second_line - 1}]" in str(raised.value), str(raised.value)
+    assert f":{first_line - 1}]" not in str(raised.value)
+    (executable,) = sess._cache.values()
+    assert len(_defined(executable.runner.llvm_ir, "kernel")) == 1  # (shared)
+    np.testing.assert_array_equal(sess.run(second, {**feed, d: ones}), ones * 2)
+
+
+def _line() -> int:
+    """The caller's line number."""
+    return sys._getframe(1).f_lineno
