@@ -160,11 +160,8 @@ def _tap_outputs(b: ir.IRBuilder, win: Window, axis: int, tap: ir.Value, in_size
     def ceil_div(n):
         return b.sdiv(b.add(n, ir.Constant(T.I64, win.stride[axis] - 1)), stride)
 
-    def most(x, y):
-        return b.select(b.icmp_signed("<", x, y), y, x)
-
-    lo = _at_most(b, out, most(ir.Constant(T.I64, 0), ceil_div(b.neg(off))))
-    hi = _at_most(b, out, most(lo, ceil_div(b.sub(sizes.i64(in_size, b), off))))
+    lo = _at_most(b, out, _at_least(b, ir.Constant(T.I64, 0), ceil_div(b.neg(off))))
+    hi = _at_most(b, out, _at_least(b, lo, ceil_div(b.sub(sizes.i64(in_size, b), off))))
     return lo, hi
 
 
@@ -179,14 +176,17 @@ def _valid_outputs(b: ir.IRBuilder, win: Window, axis: int, tap: int, in_size, o
         return _at_most(b, sizes.i64(x, b), sizes.i64(y, b))
 
     def most(x, y):
-        x, y = sizes.i64(x, b), sizes.i64(y, b)
-        return b.select(b.icmp_signed("<", x, y), y, x)
+        return _at_least(b, sizes.i64(x, b), sizes.i64(y, b))
 
     return win.valid_outputs(axis, tap, in_size, out_size, least, most)
 
 
 def _at_most(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed("<", y, x), y, x)
+
+
+def _at_least(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), y, x)
 
 
 def _im2col_function(low, shape: ConvShape, dtype):

@@ -398,7 +398,7 @@ class Lowering:
         a function of its own (see `outlined`), which returns early on Ctrl-C."""
 
         def copy(b, sp, dp):
-            poll = interrupt.returning_poll(b, self.module)
+            poll = interrupt.returning_poll(b, self.module) if polls(space) else None
             with loop_nest(b, space, [src_strides, dst_strides], "copy", poll=poll) as (so, do):
                 so = b.add(so, sizes.i64(src_base, b))
                 do = b.add(do, sizes.i64(dst_base, b))
