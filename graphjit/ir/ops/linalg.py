@@ -16,7 +16,7 @@ import numpy as np
 from graphjit.errors import DTypeError, ShapeError
 from graphjit.ir import builder
 from graphjit.ir.ops import OpDef, P, get_op, register, vjp_reading, wants_cotangent
-from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, unbroadcast
+from graphjit.ir.ops.elementwise import _same_dtype, broadcast_shapes, known_shape, unbroadcast
 from graphjit.ir.patterns import producer, scalar_constant
 from graphjit.ir.types import TensorType, computes_in_float32, shape_str
 
@@ -56,7 +56,16 @@ def swap_last(x):
 
 @computes_in_float32  # float16/bfloat16: float32 products and sums, one rounding (PyTorch's)
 def _matmul_kernel(a, b, transpose_a=False, transpose_b=False):
-    return np.matmul(swap_last(a) if transpose_a else a, swap_last(b) if transpose_b else b)
+    op_b = swap_last(b) if transpose_b else b
+    if b.ndim == 2 and a.ndim > 2 and not transpose_a and a.flags.c_contiguous and a.shape[-1]:
+        # A batch of rows times one matrix (a Linear layer on (batch, seq, d)) is one
+        # product of all the rows: np.matmul would make one BLAS call per matrix of the
+        # batch, each too small to keep two threads busy (16x128x128 @ 128x512: 1.30
+        # against 1.11 ms), and each element is the same dot product either way. (Rows of
+        # no elements have no -1 to reshape to: np.matmul's own rule.)
+        rows = np.matmul(a.reshape(-1, a.shape[-1]), op_b)
+        return rows.reshape(a.shape[:-1] + rows.shape[-1:])
+    return np.matmul(swap_last(a) if transpose_a else a, op_b)
 
 
 def _matmul_vjp(cts, ins, outs, attrs):
@@ -72,12 +81,31 @@ def _matmul_vjp(cts, ins, outs, attrs):
             da = P.matmul(g, b, transpose_b=not tb)
         da = unbroadcast(da, a)
     if wants_cotangent(b):
-        if tb:  # dB = (op(A)ᵀ g)ᵀ = gᵀ op(A)
-            db = P.matmul(g, a, transpose_a=True, transpose_b=ta)
-        else:
-            db = P.matmul(a, g, transpose_a=not ta)
-        db = unbroadcast(db, b)
+        db = _weight_cotangent(g, a, b, ta, tb)
+        if db is None:
+            if tb:  # dB = (op(A)ᵀ g)ᵀ = gᵀ op(A)
+                db = P.matmul(g, a, transpose_a=True, transpose_b=ta)
+            else:
+                db = P.matmul(a, g, transpose_a=not ta)
+            db = unbroadcast(db, b)
     return [da, db]
+
+
+def _weight_cotangent(g, a, b, ta: bool, tb: bool):
+    """dB for one matrix B times a batch of A's rows (`x @ w` on (batch, seq, d)): the sum
+    over the batch of op(A)ᵀ g is one product of all the rows, (rows x k)ᵀ (rows x n),
+    rather than a batch of products summed (a batch-sized intermediate, then a reduction).
+    None where that does not apply: B batched, A transposed, or a matrix size unknown."""
+    a_shape, b_shape, g_shape = known_shape(a), known_shape(b), known_shape(g)
+    if ta or None in (a_shape, b_shape, g_shape) or len(b_shape) != 2 or len(a_shape) <= 2:
+        return None
+    k, n = a_shape[-1], g_shape[-1]
+    if not k or not n:  # (unknown, or zero: no -1 to reshape to)
+        return None
+    rows_a, rows_g = P.reshape(a, shape=(-1, k)), P.reshape(g, shape=(-1, n))
+    if tb:  # dB = (op(A)ᵀ g)ᵀ = gᵀ A
+        return P.matmul(rows_g, rows_a, transpose_a=True)
+    return P.matmul(rows_a, rows_g, transpose_a=True)
 
 
 def _gemm_infer(types, attrs):
