@@ -13,7 +13,9 @@ Two kinds of eager work lose most by it:
   ops and five passes over 16 MB (10 ms), PyTorch's one fused kernel (1.2 ms).
   `compiled_when_hot` makes such a frontend function run as one `gj.function` call for its
   signature (the tensors' shapes, dtypes and requires_grad, the other arguments' values):
-  one fused program forward, one backward (0.8 ms forward).
+  one fused program forward, one backward (0.8 ms forward). Where a gradient is recorded,
+  the two are split from one trace (partition.py), so that the backward reads what the
+  forward computed rather than computing it again.
 
 Either runs compiled only once its signature has run HOT_CALLS times the eager way, on
 float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements: a call made
@@ -212,8 +214,59 @@ def compiled_when_hot(fn=None, *, vjp_of_result=None):
 
 def _compiled(fn, vjp_of_result):
     if vjp_of_result is None:
-        return _function(fn)
+        return _Partitioned(fn)
     return _KeepsResult(fn, vjp_of_result)
+
+
+class _Partitioned:
+    """A composite compiled: where a gradient is recorded, as two programs from one trace
+    (partition.py: the forward keeps what the backward would otherwise compute again),
+    recorded as one node (a `Compiled<Name>Backward`); otherwise its gj.function."""
+
+    def __init__(self, fn):
+        self.fn, self.signature = fn, inspect.signature(fn)
+        self.plain = _function(fn)
+        self.split = None  # (made at the first call that records a gradient)
+        self.tensor_positions: list = []  # where the tensor arguments are, in order
+        self.node_function = _node_function(fn.__name__, _SAVES_FOR_BACKWARD)
+
+    def __call__(self, *args, **kwargs):
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if bound.kwargs or not _records_gradient(bound.args):
+            return self.plain(*args, **kwargs)
+        if self.split is None:
+            self.split = self._split(bound.args) or _UNUSABLE
+        if self.split is _UNUSABLE:
+            return self.plain(*args, **kwargs)
+        return self.node_function.apply(self, *bound.args)
+
+    def _split(self, args: tuple):
+        from graphjit.frontend.partition import split
+
+        names = list(self.signature.parameters)
+        self.tensor_positions = [i for i, a in enumerate(args) if plain_eager(type(a))]
+        tensors = {names[i]: (BY_NP[args[i]._data.dtype], args[i].shape)
+                   for i in self.tensor_positions}  # fmt: skip
+        wanted = [names[i] for i in self.tensor_positions if args[i].requires_grad]
+        others = {name: a for name, a in zip(names, args) if name not in tensors}
+        return split(self.fn, others, tensors, wanted)
+
+    def replayed_gradients(self, args: list, cotangents: tuple) -> tuple:
+        """The gradients as the eager composite gives them, recorded (create_graph: a
+        gradient to differentiate again): the composite run again on the saved inputs."""
+        from graphjit.frontend.eager.engine import grad
+
+        result = self.fn(*args)
+        outputs = list(result) if isinstance(result, tuple) else [result]
+        wanted = [args[i] for i in self.tensor_positions if args[i].requires_grad]
+        return grad(outputs, wanted, list(cotangents), create_graph=True, allow_unused=True)
+
+
+def _records_gradient(args: tuple) -> bool:
+    from graphjit.frontend.eager.grad_mode import is_grad_enabled
+
+    return is_grad_enabled() and any(plain_eager(type(a)) and a.requires_grad for a in args)
 
 
 class _KeepsResult:
@@ -231,12 +284,16 @@ class _KeepsResult:
         return self.node_function.apply(self, *bound.args)
 
 
+_KEEPS_RESULT, _SAVES_FOR_BACKWARD = "keeps result", "saves for backward"
+
+
 @functools.cache
-def _node_function(name: str) -> type:
+def _node_function(name: str, kind: str = _KEEPS_RESULT) -> type:
     """One autograd Function per composite (not per signature: a class each would stay in
     custom_function's table of node classes), named for `Compiled<Name>Backward` nodes."""
     camel = "".join(part.title() for part in name.split("_"))
-    return type(f"Compiled{camel}", (_result_keeping(),), {})
+    base = _result_keeping() if kind == _KEEPS_RESULT else _saving_for_backward()
+    return type(f"Compiled{camel}", (base,), {})
 
 
 @functools.cache
@@ -260,6 +317,57 @@ def _result_keeping():
             return (None, dx, *(None for _ in ctx.options))
 
     return ResultKeeping
+
+
+@functools.cache
+def _saving_for_backward():
+    """The autograd Function of _Partitioned (made at first use, as _result_keeping)."""
+    from graphjit.frontend.eager.custom_function import Function
+    from graphjit.frontend.eager.grad_mode import is_grad_enabled
+    from graphjit.frontend.eager.tensor import wrap
+
+    class SavingForBackward(Function):
+        @staticmethod
+        def forward(ctx, compiled, *args):
+            split, positions = compiled.split, compiled.tensor_positions
+            tensors = [args[i] for i in positions]
+            # (a view such as attention's heads, transposed, is copied here once rather than
+            # by both programs; the copy is what the backward reads)
+            inputs = [np.ascontiguousarray(t._data) for t in tensors]
+            arrays = split.forward(*inputs)
+            outputs, kept = arrays[: split.outputs], arrays[split.outputs :]
+            # (an output handed out, or an input, may be changed in place before backward:
+            # the kept value must not change with it)
+            given = outputs + inputs
+            kept = [k.copy() if any(k is a for a in given) else k for k in kept]
+            outputs = [o.copy() if any(o is a for a in inputs) else o for o in outputs]
+            kept = [inputs[i] for i in split.kept_inputs] + kept
+            ctx.save_for_backward(*tensors, *[wrap(k) for k in kept])  # (freed with the node)
+            ctx.compiled = compiled
+            ctx.options = [None if i in positions else a for i, a in enumerate(args)]
+            results = tuple(wrap(o) for o in outputs)
+            return results[0] if len(results) == 1 else results
+
+        @staticmethod
+        def backward(ctx, *cotangents):
+            compiled, saved = ctx.compiled, ctx.saved_tensors
+            split, positions = compiled.split, compiled.tensor_positions
+            tensors, kept = saved[: len(positions)], saved[len(positions) :]
+            if is_grad_enabled():  # (create_graph)
+                args = list(ctx.options)
+                for i, t in zip(positions, tensors):
+                    args[i] = t
+                grads = compiled.replayed_gradients(args, cotangents)
+            else:
+                fed = [k._data for k in kept] + [g._data for g in cotangents]
+                grads = [wrap(g) for g in split.backward(*fed)]
+            per_argument = [None] * len(ctx.options)
+            wanted = [i for i, t in zip(positions, tensors) if t.requires_grad]
+            for i, g in zip(wanted, grads):
+                per_argument[i] = g
+            return (None, *per_argument)
+
+    return SavingForBackward
 
 
 def _composite_signature(fn, args, kwargs):

@@ -248,6 +248,81 @@ def test_a_hot_composite_runs_compiled_and_agrees_with_eager(name, monkeypatch):
     assert type(y.grad_fn).__name__ != type(eager_y.grad_fn).__name__  # (one node, compiled)
 
 
+@pytest.mark.parametrize("name", list(COMPOSITES))
+def test_a_hot_composites_backward_reads_what_its_forward_kept(name, monkeypatch):
+    """Without create_graph, a compiled composite's node runs a backward program of its
+    own, fed what its forward kept (frontend/partition.py): the gradients are the eager
+    path's up to rounding, every call."""
+    build, shapes, composite = COMPOSITES[name]
+    arrays = _arrays(shapes, np.float64, seed=5)
+    monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
+    want, _ = _run(build, arrays)
+    monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE")
+    for _ in range(eager_compiled.HOT_CALLS + 2):
+        got, y = _run(build, arrays)
+        for g, w in zip(got, want, strict=True):
+            _close(g, w, 1e-12)
+    assert composite in _compiled_ops()
+    assert type(y.grad_fn).__name__.startswith("Compiled")
+
+
+def _splits() -> dict:
+    """{composite name: the Split of its one compiled signature}."""
+    return {
+        key[0].__name__: c.split
+        for key, c in eager_compiled.SIGNATURES.compiled.items()
+        if isinstance(c, eager_compiled._Partitioned) and c.split is not None
+    }
+
+
+def _kept_shapes(split) -> list:
+    _, fetches, _ = split.programs[0]
+    return [tuple(v.shape) for v in fetches[split.outputs :]]
+
+
+def _backward_ops(split) -> list[str]:
+    session = split.programs[1][0]
+    return [op.name for op in session.graph.block.ops]
+
+
+def test_what_a_compiled_composite_keeps_for_its_backward():
+    """Elementwise values are made again from what the backward reads anyway; a product's
+    or a reduction's result is kept, and so is a value as large made from one (attention's
+    softmax, not its scores): no backward computes a product of the forward again."""
+    (x,) = _arrays([ROWS])
+    q = _arrays([(4, 2, 64, 32)] * 3)
+    w, b = _arrays([(512,), (512,)])
+    for _ in range(eager_compiled.HOT_CALLS + 1):
+        _run(COMPOSITES["gelu_tanh"][0], [x])
+        _run(COMPOSITES["layer_norm_affine"][0], [x, w, b])
+        _run(COMPOSITES["attention_causal"][0], q)
+    splits = _splits()
+    gelu, norm, attention = splits["gelu"], splits["layer_norm"], splits["_attention"]
+    assert gelu.kept_inputs == [0] and _kept_shapes(gelu) == []  # (its input alone)
+    assert 0 in norm.kept_inputs  # (and its row statistics, counts: nothing as large)
+    assert (64, 1) in _kept_shapes(norm) and max(map(np.prod, _kept_shapes(norm))) == 64
+    assert (4, 2, 64, 64) in _kept_shapes(attention)
+    # (dQ, dK, dV and the weights' cotangent: not QKᵀ or the weights times V again)
+    assert _backward_ops(attention).count("matmul") == 4
+
+
+def test_a_composites_output_may_change_in_place_before_backward():
+    """GELU's and layer norm's nodes keep their inputs, as PyTorch's do: their results may
+    change in place before backward (a kept value that is also an output is a copy)."""
+    a, w = _arrays([ROWS, (512,)])
+    grads = []
+    for _ in range(eager_compiled.HOT_CALLS + 2):
+        x = gj.tensor(a, requires_grad=True)
+        y = F.layer_norm(F.gelu(x), (512,), gj.tensor(w))
+        z = gj.sum(y * 3.0)  # (mul by a constant: z's rule does not keep y)
+        y.mul_(2.0)
+        z.backward()
+        grads.append(x.grad.numpy())
+    assert "layer_norm" in _splits()
+    for g in grads[1:]:
+        _close(g, grads[0], 1e-6)
+
+
 def test_float32_composites_agree_with_eager(monkeypatch):
     (x,) = _arrays([ROWS])
     monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
