@@ -128,6 +128,14 @@ def _bind_lifted(opdef: OpDef, operands, attrs: dict):
     """bind_op where an operand is not of a handler's exact type: a number, lifted by the
     handler of the first operand that is not one (handler_for's choice where that operand
     is of a subclass)."""
+    if len(operands) == 2:  # (a rule's `1 - y` or `g * 0.5`: _constant_dtype's answer, sooner)
+        x, y = operands
+        number_first = type(x) in _NUMBERS
+        tensor, number = (y, x) if number_first else (x, y)
+        handler = _HANDLERS.get(type(tensor))
+        if handler is not None and type(number) in _NUMBERS and not tensor.dtype.is_bool:
+            lifted = handler.lift(number, tensor.dtype)
+            return handler.bind(opdef, [lifted, y] if number_first else [x, lifted], attrs)
     handler = None
     for x in operands:
         kind = type(x)
@@ -143,7 +151,7 @@ def _bind_lifted(opdef: OpDef, operands, attrs: dict):
                 for y in operands
             ]
             break
-    return Handler.bind(handler, opdef, operands, attrs)
+    return handler.bind(opdef, operands, attrs)  # (the handler's short path: a rule's `1 - y`)
 
 
 def _constant_dtype(constant, operands):
