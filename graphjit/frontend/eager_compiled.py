@@ -242,7 +242,7 @@ class _Partitioned:
         return self.node_function.apply(self, *bound.args)
 
     def _split(self, args: tuple):
-        from graphjit.frontend.partition import split
+        from graphjit.frontend.partition import split_composite
 
         names = list(self.signature.parameters)
         self.tensor_positions = [i for i, a in enumerate(args) if plain_eager(type(a))]
@@ -250,7 +250,7 @@ class _Partitioned:
                    for i in self.tensor_positions}  # fmt: skip
         wanted = [names[i] for i in self.tensor_positions if args[i].requires_grad]
         others = {name: a for name, a in zip(names, args) if name not in tensors}
-        return split(self.fn, others, tensors, wanted)
+        return split_composite(self.fn, others, tensors, wanted)
 
     def replayed_gradients(self, args: list, cotangents: tuple) -> tuple:
         """The gradients as the eager composite gives them, recorded (create_graph: a
@@ -335,13 +335,14 @@ def _saving_for_backward():
             # by both programs; the copy is what the backward reads)
             inputs = [np.ascontiguousarray(t._data) for t in tensors]
             arrays = split.forward(*inputs)
-            outputs, kept = arrays[: split.outputs], arrays[split.outputs :]
+            count = len(arrays) - len(split.kept_values)
+            outputs, kept = arrays[:count], arrays[count:]
             # (an output handed out, or an input, may be changed in place before backward:
             # the kept value must not change with it)
             given = outputs + inputs
             kept = [k.copy() if any(k is a for a in given) else k for k in kept]
             outputs = [o.copy() if any(o is a for a in inputs) else o for o in outputs]
-            kept = [inputs[i] for i in split.kept_inputs] + kept
+            kept = [inputs[i] for i in split.kept_sources] + kept
             ctx.save_for_backward(*tensors, *[wrap(k) for k in kept])  # (freed with the node)
             ctx.compiled = compiled
             ctx.options = [None if i in positions else a for i, a in enumerate(args)]
@@ -360,7 +361,7 @@ def _saving_for_backward():
                 grads = compiled.replayed_gradients(args, cotangents)
             else:
                 fed = [k._data for k in kept] + [g._data for g in cotangents]
-                grads = [wrap(g) for g in split.backward(*fed)]
+                grads = [None if g is None else wrap(g) for g in split.backward(*fed)]
             per_argument = [None] * len(ctx.options)
             wanted = [i for i, t in zip(positions, tensors) if t.requires_grad]
             for i, g in zip(wanted, grads):

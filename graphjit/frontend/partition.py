@@ -27,7 +27,7 @@ from graphjit.frontend.gradients import gradients
 from graphjit.frontend.graph import Graph, placeholder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Value
-from graphjit.ir.ops import BROADCAST, CONSTANT, FEED, INDEX_MAP, STATE, STATE_UPDATE, VIEW
+from graphjit.ir.ops import BROADCAST, CONSTANT, FEED, INDEX_MAP, STATE_UPDATE, VIEW
 from graphjit.runtime.session import Session
 
 _MADE_AGAIN = (CONSTANT, VIEW, BROADCAST, INDEX_MAP)
@@ -35,53 +35,75 @@ _MADE_AGAIN = (CONSTANT, VIEW, BROADCAST, INDEX_MAP)
 
 @dataclass
 class Split:
-    """`forward(*inputs)` -> outputs, then the kept values (arrays); `backward(*kept,
-    *cotangents)` -> the gradient of each input in `wanted` (one per index), where `kept`
-    are the inputs at `kept_inputs` (indices into the inputs) followed by forward's kept
-    values, in order."""
+    """The backward half of a forward graph: `kept_sources` (indices into the sources) and
+    `kept_values` (forward values, to fetch beside the outputs) are what it reads;
+    `backward(*kept sources, *kept values, *cotangents of the float outputs)` -> the
+    gradient of each x, None where no output depends on it. `forward`, where the split made
+    it: `forward(*sources)` -> the outputs, then the kept values."""
 
-    forward: object
+    kept_sources: list
+    kept_values: list
     backward: object
-    outputs: int
-    kept_inputs: list
-    programs: tuple  # ((session, fetches, feeds) of the forward, of the backward): to inspect
+    forward: object = None
+    programs: tuple = ()  # (session, fetches, feeds) of each program made here: to inspect
 
 
-def split(fn, arguments: dict, tensors: dict, wanted: list) -> Split | None:
-    """Trace `fn(**arguments)` with each argument named in `tensors` ({name: (dtype,
-    shape)}) a placeholder, differentiate its outputs with respect to the `wanted` ones,
-    and split the two; None where it cannot (an output that is not a float tensor, control
-    flow or state in the trace, an input nothing depends on)."""
+def split(graph: Graph, sources: list, outputs: list, xs: list, **session_options):
+    """The backward of `outputs` (values of `graph`, computed from `sources`: its
+    placeholders and Variables' values) with respect to `xs` (some of the sources), as a
+    program of its own that reads what `_partition` keeps. Adds the cotangents'
+    placeholders and the gradient ops to `graph` (as tf.gradients does). None where the
+    graph has control flow or assigns (the caller differentiates the way it did)."""
+    if any(_not_pure(op) for op in graph.block.ops):
+        return None
+    floats = [y for y in outputs if y.dtype.is_floating]
+    with graph.as_default():
+        cotangents = [placeholder(y.dtype, shape=y.type.shape) for y in floats]
+        grads = gradients(floats, xs, cotangents) if floats else [None] * len(xs)
+    found = [g for g in grads if g is not None]
+    backward_ops, kept = _partition(graph.block.ops, cotangents, found, sources)
+    kept_sources = [sources.index(v) for v in kept if v in sources]
+    kept_values = [v for v in kept if v not in sources]
+    fed = [sources[i] for i in kept_sources] + kept_values + cotangents
+    program = _backward_program(backward_ops, fed, found, session_options)
+    run = program[0].make_callable(*program[1:])
+
+    def backward(*arrays):
+        it = iter(run(*arrays) if found else ())
+        return [None if g is None else next(it) for g in grads]
+
+    return Split(kept_sources, kept_values, backward, programs=(program,))
+
+
+def split_composite(fn, arguments: dict, tensors: dict, wanted: list) -> Split | None:
+    """`split` for a composite: `fn(**arguments)` traced with each argument named in
+    `tensors` ({name: (dtype, shape)}) a placeholder, differentiated with respect to the
+    `wanted` ones, with a forward program made too. None where it cannot be (an output
+    that is not a float tensor, control flow, an input nothing depends on)."""
     graph = Graph()
     with graph.as_default():
         inputs = {name: placeholder(dtype, shape=shape) for name, (dtype, shape) in tensors.items()}
         result = fn(**{**arguments, **inputs})
-        outputs = list(result) if isinstance(result, tuple) else [result]
-        if not all(isinstance(y, Value) and y.dtype.is_floating for y in outputs):
-            return None
-        cotangents = [placeholder(y.dtype, shape=y.shape) for y in outputs]
-        grads = gradients(outputs, [inputs[name] for name in wanted], cotangents)
-    if any(g is None for g in grads) or any(_not_pure(op) for op in graph.block.ops):
+    outputs = list(result) if isinstance(result, tuple) else [result]
+    if not all(isinstance(y, Value) and y.dtype.is_floating for y in outputs):
         return None
-    placeholders = list(inputs.values())
-    backward_ops, kept = _partition(graph.block.ops, cotangents, grads, placeholders)
-    kept_inputs = [placeholders.index(v) for v in kept if v in placeholders]
-    kept_values = [v for v in kept if v not in placeholders]
-    forward = (_session(graph), outputs + kept_values, placeholders)
-    backward = _backward_program(backward_ops, kept_inputs, placeholders, kept_values,
-                                 cotangents, grads)  # fmt: skip
-    return Split(
-        forward[0].make_callable(*forward[1:]),
-        backward[0].make_callable(*backward[1:]),
-        len(outputs),
-        kept_inputs,
-        (forward, backward),
-    )
+    sources = list(inputs.values())
+    found = split(graph, sources, outputs, [inputs[name] for name in wanted], **_EAGER)
+    if found is None:
+        return None
+    forward = (Session(graph, **_EAGER), outputs + found.kept_values, sources)
+    found.forward = forward[0].make_callable(*forward[1:])
+    found.programs = (forward, *found.programs)
+    return found
+
+
+# As eager_compiled's programs: subnormals kept, no working memory held between runs.
+_EAGER = {"flush_denormals": False, "dynamic": False, "held_buffer_bytes": 0}
 
 
 def _not_pure(op) -> bool:
-    """Control flow (regions: their values are not split here) or state."""
-    return bool(op.regions) or op.opdef.has(STATE) or op.opdef.has(STATE_UPDATE)
+    """Control flow (regions: their values are not split here) or an assign."""
+    return bool(op.regions) or op.opdef.has(STATE_UPDATE)
 
 
 def _partition(ops: list, cotangents: list, grads: list, inputs: list) -> tuple[list, list]:
@@ -149,21 +171,13 @@ def _elements(v: Value) -> float:
     return math.prod(shape)
 
 
-def _backward_program(ops, kept_inputs, placeholders, kept_values, cotangents, grads):
-    """(session, fetches, feeds) of (the kept inputs, the kept values, the cotangents) ->
-    the gradients: a graph of the backward's ops reading placeholders where they read kept
-    values."""
+def _backward_program(ops, fed: list, grads: list, session_options: dict) -> tuple:
+    """(session, fetches, feeds) of the backward: a graph of its ops, each value of `fed`
+    a placeholder."""
     graph = Graph()
-    vmap = {}
     with graph.as_default():
-        fed = [placeholders[i] for i in kept_inputs] + kept_values + cotangents
-        feeds = [placeholder(v.dtype, shape=v.shape) for v in fed]
-        vmap.update(zip(fed, feeds))
+        feeds = [placeholder(v.dtype, shape=v.type.shape) for v in fed]
+        vmap = dict(zip(fed, feeds))
         for op in ops:
             clone_op(op, vmap, graph.block)
-    return _session(graph), [vmap[g] for g in grads], feeds
-
-
-def _session(graph: Graph) -> Session:
-    """As eager_compiled's programs: subnormals kept, no working memory held between runs."""
-    return Session(graph, flush_denormals=False, dynamic=False, held_buffer_bytes=0)
+    return Session(graph, **session_options), [vmap[g] for g in grads], feeds

@@ -21,6 +21,7 @@ import linecache
 import logging
 import os
 import sys
+import threading
 import warnings
 import weakref
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ import numpy as np
 
 from graphjit import config
 from graphjit.errors import GraphjitError, RetraceWarning
-from graphjit.frontend import random
+from graphjit.frontend import partition, random
 from graphjit.frontend.convert import unwrap
 from graphjit.frontend.eager.custom_function import Function as AutogradFunction
 from graphjit.frontend.eager.grad_mode import is_grad_enabled, traced_grad_mode
@@ -660,10 +661,13 @@ class ConcreteFunction:
         assigned = {op.attrs["var"] for op in self.assigns}
         self.written_back = [(var, t) for var, t in self.state if var.name in assigned]
         # (a trace with unknown dimensions is for many sizes: compiled for all at once)
-        self.session = Session(self.graph, **traced.options, dynamic=True if shapes else None)
+        self.options = {**traced.options, "dynamic": True if shapes else None}
+        self.session = Session(self.graph, **self.options)
         fed = self.placeholders + self.sites.placeholders
-        fed += [self.rng.base] if self.rng.base is not None else []
-        self.run_session = self.session.make_callable(self.fetches + self.assigns, fed)
+        self.fed = fed + [self.rng.base] if self.rng.base is not None else fed
+        self.run_session = self.session.make_callable(self.fetches + self.assigns, self.fed)
+        self._splits: dict = {}  # mask -> partition.Split, or False where there is none
+        self._splitting = threading.Lock()  # (a split adds the gradient's ops to the graph)
 
     @property
     def params(self) -> list:
@@ -678,32 +682,69 @@ class ConcreteFunction:
         call.number_feeds = feeds or []
         return feeds is not None
 
-    def run(self, call: _Call) -> list:
-        """The fetched outputs as arrays."""
+    def run(self, call: _Call, split: partition.Split | None = None):
+        """The fetched outputs as arrays; with `split` (see `split`), also the arrays its
+        backward reads: (outputs, kept)."""
         inputs = [np.asarray(x) for x in call.tensor_leaves()]
         extra = call.number_feeds
         if self.rng.base is not None:  # random ops: this call's (seed, step), kept for its VJP
             if call.rng is None:
                 call.rng = random.next_rng(self.rng.count)
             extra = [*extra, call.rng]
-        return self._run_arrays(inputs, extra)
+        return self._run_arrays(inputs, extra, split)
 
-    def _run_arrays(self, inputs: list, extra: list) -> list:
+    def _run_arrays(self, inputs: list, extra: list, split: partition.Split | None = None):
         """The fetched outputs as arrays for these tensor arguments (then the traced
         numbers' and random ops' feeds): parameters and buffers are copied in first, and
-        those the function assigned are written back after."""
+        those the function assigned are written back after. With `split`, also what its
+        backward reads (see `run`)."""
         state = [member.get()._data for _, member in self.state]  # (what the modules hold now)
         for (var, _), data in zip(self.state, state):
             # (not np.ascontiguousarray: it makes a 0-d count 1-d)
             self.session.variables[var.name] = np.asarray(data, order="C")
-        results = self.run_session(*inputs, *extra)
+        results = (self.run_session if split is None else split.forward)(*inputs, *extra)
         for var, member in self.written_back:
             t, new = member.get(), self.session.variables[var.name]
             if new is not t._data:  # (the compiled code may have written t's array in place)
                 np.copyto(t._data, new)
             bump_version(t)  # an in-place change, as optimizer.step() makes
         owned = inputs + state
-        return [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
+        outputs = [_not_aliasing(a, owned) for a in results[: len(self.fetches)]]
+        if split is None:
+            return outputs
+        # (a kept value that is also an output, or an input, must not change with it)
+        kept = [_not_aliasing(a, owned + outputs) for a in results[len(self.fetches) :]]
+        sources = inputs + extra + state
+        return outputs, [sources[i] for i in split.kept_sources] + kept
+
+    def split(self, mask: tuple) -> partition.Split | None:
+        """The gradient of this trace with respect to the tensors `mask` selects (the
+        tensor arguments, then the parameters: the tape node's inputs) as a backward
+        program that reads what its forward keeps (partition.py), with that forward; None
+        where the trace assigns (its forward runs them, once) or has control flow: the
+        VJP then traces the forward again (`_vjp`)."""
+        found = self._splits.get(mask)
+        if found is None:
+            with self._splitting:
+                found = self._splits.get(mask)
+                if found is None:
+                    found = self._splits[mask] = self._split(mask) or False
+        return found or None
+
+    def _split(self, mask: tuple) -> partition.Split | None:
+        if self.assigns:
+            return None
+        params = [var.value for var, _ in self.state[: len(self.param_members)]]
+        xs = [x for x, wanted in zip(self.placeholders + params, mask, strict=True) if wanted]
+        sources = self.fed + [var.value for var, _ in self.state]
+        try:
+            found = partition.split(self.graph, sources, self.fetches, xs, **self.options)
+        except GraphjitError as e:  # (an op with no gradient: the VJP says so at backward)
+            _log.info("gj.function: no split backward, the VJP instead: %s", e)
+            return None
+        if found is not None:
+            found.forward = self.session.make_callable(self.fetches + found.kept_values, self.fed)
+        return found
 
     def run_positional(self, args: tuple, positions: list | None, wrapped: bool):
         """A call on the fast path (see `_fast_key`; `_layout` gives `positions` and
@@ -882,14 +923,27 @@ class CompiledFunction(AutogradFunction):
     @staticmethod
     def forward(ctx, state, *tensors):
         traced, concrete, call = state
-        ctx.state = state
-        ctx.save_for_backward(*tensors)
-        return tuple(wrap(a) for a in concrete.run(call))
+        ctx.state, ctx.inputs = state, len(tensors)
+        mask = tuple(ctx.needs_input_grad[1:])
+        ctx.split = concrete.split(mask) if any(mask) else None
+        if ctx.split is None:
+            ctx.save_for_backward(*tensors)
+            return tuple(wrap(a) for a in concrete.run(call))
+        outputs, kept = concrete.run(call, ctx.split)
+        ctx.save_for_backward(*tensors, *[wrap(k) for k in kept])  # (freed with the node)
+        return tuple(wrap(a) for a in outputs)
 
     @staticmethod
     def backward(ctx, *cotangents):
         traced, concrete, call = ctx.state
         saved = ctx.saved_tensors  # (raises if an input was changed in place since)
+        if ctx.split is not None and not is_grad_enabled():  # (not create_graph)
+            floats = [g._data for g, y in zip(cotangents, concrete.fetches) if y.dtype.is_floating]
+            grads = iter(ctx.split.backward(*[k._data for k in saved[ctx.inputs :]], *floats))
+            mask = ctx.needs_input_grad[1:]
+            found = [next(grads) if needed else None for needed in mask]
+            return (None, *[None if g is None else wrap(g) for g in found])
+        saved = saved[: ctx.inputs]
         n = len(saved) - len(concrete.params)
         arguments = call.arguments_with(saved[:n])
         captured = tuple(m for _, m in call.captured)

@@ -276,8 +276,7 @@ def _splits() -> dict:
 
 
 def _kept_shapes(split) -> list:
-    _, fetches, _ = split.programs[0]
-    return [tuple(v.shape) for v in fetches[split.outputs :]]
+    return [tuple(v.shape) for v in split.kept_values]
 
 
 def _backward_ops(split) -> list[str]:
@@ -298,8 +297,8 @@ def test_what_a_compiled_composite_keeps_for_its_backward():
         _run(COMPOSITES["attention_causal"][0], q)
     splits = _splits()
     gelu, norm, attention = splits["gelu"], splits["layer_norm"], splits["_attention"]
-    assert gelu.kept_inputs == [0] and _kept_shapes(gelu) == []  # (its input alone)
-    assert 0 in norm.kept_inputs  # (and its row statistics, counts: nothing as large)
+    assert gelu.kept_sources == [0] and _kept_shapes(gelu) == []  # (its input alone)
+    assert 0 in norm.kept_sources  # (and its row statistics, counts: nothing as large)
     assert (64, 1) in _kept_shapes(norm) and max(map(np.prod, _kept_shapes(norm))) == 64
     assert (4, 2, 64, 64) in _kept_shapes(attention)
     # (dQ, dK, dV and the weights' cotangent: not QKᵀ or the weights times V again)

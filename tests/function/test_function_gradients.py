@@ -1,6 +1,8 @@
 """Gradients and gj.function, both ways: gj.gradients inside a traced function, and eager
 `.backward()` through a compiled call (one CompiledFunctionBackward node whose backward is
-the compiled VJP), to higher order and through data-dependent loops."""
+a program split from the trace, reading what the forward kept; or, for a trace with control
+flow or assigns and with create_graph, the compiled VJP), to higher order and through
+data-dependent loops."""
 
 from __future__ import annotations
 
@@ -107,7 +109,8 @@ def test_gradcheck_through_a_compiled_call():
     compiled = traced(lambda x, w: gj.sum(gj.sigmoid(x @ w)))
     inputs = (gj.tensor(X, requires_grad=True), gj.tensor(W, requires_grad=True))
     assert gj.autograd.gradcheck(compiled, inputs)
-    assert compiled.trace_count == 1 and compiled.vjp.trace_count == 1
+    # (its backward is a program split from the trace: no VJP traced)
+    assert compiled.trace_count == 1 and compiled.vjp.trace_count == 0
 
 
 def test_no_node_under_no_grad_and_in_place_changes_are_caught():
@@ -171,3 +174,107 @@ def test_module_parameters_get_gradients_through_a_compiled_forward():
     gj.sum(model(x) ** 2).backward()
     for g, p in zip(got, model.parameters()):
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def _backward_matmuls(compiled, *args) -> int:
+    (split,) = [s for s in compiled.concrete(*args)._splits.values() if s]
+    session = split.programs[0][0]
+    return [op.name for op in session.graph.block.ops].count("matmul")
+
+
+def test_a_compiled_models_backward_reads_what_its_forward_kept():
+    """The backward of a compiled call is a program of its own, fed what the forward kept
+    (frontend/partition.py): no VJP is traced and no product of the forward is computed
+    again; the gradients are eager's."""
+    gj.manual_seed(0)
+    model = gj.nn.Sequential(gj.nn.Linear(3, 8), gj.nn.Tanh(), gj.nn.Linear(8, 2))
+    compiled = gj.function(model)
+    x = gj.tensor(X.astype(np.float32))
+    for _ in range(2):
+        model.zero_grad()
+        gj.sum(compiled(x) ** 2).backward()
+        got = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    gj.sum(model(x) ** 2).backward()
+    for g, p in zip(got, model.parameters(), strict=True):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert compiled.trace_count == 1 and compiled.vjp.trace_count == 0
+    # (the two weights' cotangents and the hidden layer's: not the forward's two products)
+    assert _backward_matmuls(compiled, x) == 3
+
+
+def test_an_output_may_change_in_place_before_the_split_backward():
+    """What the backward reads is the forward's own copy: the tanh result handed out and
+    then changed in place does not change the gradient."""
+    compiled = traced(lambda x: (gj.tanh(x), gj.sum(gj.tanh(x) * 3.0)))
+    x = gj.tensor(X, requires_grad=True)
+    y, total = compiled(x)
+    y.mul_(0.0)
+    total.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 3.0 * (1 - np.tanh(X) ** 2), rtol=1e-12)
+
+
+def test_random_masks_are_kept_for_the_backward():
+    """Dropout's mask is drawn once, by the forward, and the backward reads it."""
+    compiled = gj.function(lambda x: gj.nn.functional.dropout(x, 0.5, training=True) * 2.0)
+    x = gj.tensor(np.ones((64, 64)), requires_grad=True)
+    out = compiled(x)
+    gj.sum(out).backward()
+    assert compiled.vjp.trace_count == 0
+    np.testing.assert_array_equal(x.grad.numpy(), 2.0 * out.numpy() / 2.0)
+    assert 0 < (out.numpy() == 0).mean() < 1
+
+
+def test_a_trace_that_assigns_is_differentiated_by_its_vjp():
+    """Batch norm in training updates its running statistics: the forward must run its
+    assigns once, so the backward is the VJP (which does not assign), as before."""
+    gj.manual_seed(0)
+    model = gj.nn.Sequential(gj.nn.Linear(3, 4), gj.nn.BatchNorm1d(4))
+    compiled = gj.function(model, backend="interpreter")
+    x = gj.tensor(X.astype(np.float32))
+    gj.sum(compiled(x) ** 3).backward()
+    got = [p.grad.numpy().copy() for p in model.parameters()]
+    assert compiled.vjp.trace_count == 1
+    running = model[1].running_mean.numpy().copy()
+    model.zero_grad()
+    gj.sum(model(x) ** 3).backward()
+    for g, p in zip(got, model.parameters(), strict=True):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(model[1].running_mean.numpy(), running)  # (one update each)
+
+
+def test_the_split_backward_of_a_trace_for_any_batch_size():
+    """reduce_retracing: one trace with the batch unknown; its backward program, fed what
+    the forward kept at each batch size, gives eager's gradients at each."""
+    gj.manual_seed(0)
+    model = gj.nn.Sequential(gj.nn.Linear(3, 8), gj.nn.Tanh(), gj.nn.Linear(8, 2))
+    compiled = gj.function(model, reduce_retracing=True)
+    for batch in (4, 7, 5):
+        x = gj.tensor(np.random.default_rng(batch).normal(size=(batch, 3)).astype(np.float32))
+        model.zero_grad()
+        gj.sum(compiled(x) ** 2).backward()
+        got = [p.grad.numpy().copy() for p in model.parameters()]
+        model.zero_grad()
+        gj.sum(model(x) ** 2).backward()
+        for g, p in zip(got, model.parameters(), strict=True):
+            np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+    assert compiled.trace_count == 2 and compiled.vjp.trace_count == 0
+
+
+def test_a_trace_that_cannot_be_split_is_differentiated_by_its_vjp(monkeypatch):
+    """The split is made when the call is taped: where making it fails (an op with no
+    gradient rule), the forward still runs and the backward is the VJP, which reports such
+    an op where it is reached, as before."""
+    from graphjit.errors import GradientError
+    from graphjit.frontend import partition
+
+    def no_split(*args, **kwargs):
+        raise GradientError("op 'all_reduce' has no gradient")
+
+    monkeypatch.setattr(partition, "split", no_split)
+    compiled = traced(loss_fn)
+    x, w = gj.tensor(X, requires_grad=True), gj.tensor(W, requires_grad=True)
+    compiled(x, w).backward()
+    assert compiled.vjp.trace_count == 1
+    for got, want in zip([x.grad, w.grad], eager_grads(loss_fn, X, W), strict=True):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10)
