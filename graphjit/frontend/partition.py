@@ -1,21 +1,24 @@
-"""A composite's forward and backward as two programs from one trace of both (AOTAutograd's
-partition, in small): the forward also returns the values the backward reads that would
-cost a product or a reduction to make again, and the backward reads those instead of
-computing the forward a second time.
+"""A forward graph's backward as a program of its own (AOTAutograd's partition, in
+small): the gradient ops are added to the graph, the forward also returns the values the
+backward reads that would cost a product or a reduction to make again, and the backward
+reads those instead of computing the forward a second time. Used by gj.function's tape
+node (tracing.py) and eager mode's compiled composites (eager_compiled.py).
 
-Why: gj.function's gradient replays the whole forward inside its backward program (its VJP
-is a traced function of the forward and its gradients). For attention that is both
-products and the softmax again: eager causal attention over a transformer's heads
-(16x4x128x32, views of one projection), forward and backward, 4.7-6.3 ms; split, 4.0-4.3.
+Why: gj.function's gradient replayed the whole forward inside its backward program (its
+VJP is a traced function of the forward and its gradients): a compiled model trained
+eagerly ran its forward twice a step (MLP 1024x1024x1024x10, batch 128: 6.4-6.6 ms a
+step; split, 5.0-5.2). For attention that is both products and the softmax again: eager
+causal attention over a transformer's heads (16x4x128x32, views of one projection),
+forward and backward, 4.7-6.3 ms; split, 4.0-4.3.
 
 What is made again rather than kept (`_MadeAgain`): elementwise values, constants, views
-and broadcasts made from the composite's inputs (kept anyway) or from smaller values (row
-statistics): the backward's fused kernels compute them from values they read anyway, where
-keeping them would cost a pass over memory to write and one to read (GELU keeps its input
-alone, layer norm its input and row statistics). A value made from one as large that is
-kept (a product's result) is kept itself: attention keeps its softmax, not its scores.
-Everything else the backward reads (products, reductions) is kept, one array each: no
-more than the eager ops would keep.
+and broadcasts made from the sources (inputs and parameters, kept anyway) or from smaller
+values (row statistics): the backward's fused kernels compute them from values they read
+anyway, where keeping them would cost a pass over memory to write and one to read (GELU
+keeps its input alone, layer norm its input and row statistics). A value made from one as
+large that is kept (a product's result) is kept itself: attention keeps its softmax, not
+its scores. Everything else the backward reads (products, reductions) is kept, one array
+each: no more than the eager ops would keep.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from graphjit.frontend.graph import Graph, placeholder
 from graphjit.ir.clone import clone_op
 from graphjit.ir.core import Value
 from graphjit.ir.ops import BROADCAST, CONSTANT, FEED, INDEX_MAP, STATE_UPDATE, VIEW
+from graphjit.ir.types import TensorType
 from graphjit.runtime.session import Session
 
 _MADE_AGAIN = (CONSTANT, VIEW, BROADCAST, INDEX_MAP)
@@ -79,7 +83,7 @@ def split_composite(fn, arguments: dict, tensors: dict, wanted: list) -> Split |
     """`split` for a composite: `fn(**arguments)` traced with each argument named in
     `tensors` ({name: (dtype, shape)}) a placeholder, differentiated with respect to the
     `wanted` ones, with a forward program made too. None where it cannot be (an output
-    that is not a float tensor, control flow, an input nothing depends on)."""
+    that is not a float tensor, control flow)."""
     graph = Graph()
     with graph.as_default():
         inputs = {name: placeholder(dtype, shape=shape) for name, (dtype, shape) in tensors.items()}
@@ -102,8 +106,11 @@ _EAGER = {"flush_denormals": False, "dynamic": False, "held_buffer_bytes": 0}
 
 
 def _not_pure(op) -> bool:
-    """Control flow (regions: their values are not split here) or an assign."""
-    return bool(op.regions) or op.opdef.has(STATE_UPDATE)
+    """Control flow (regions: their values are not split here), an assign, or a value that
+    is not a tensor (a tensor list): what this split leaves to the traced VJP."""
+    if op.regions or op.opdef.has(STATE_UPDATE):
+        return True
+    return any(not isinstance(v.type, TensorType) for v in op.results)
 
 
 def _partition(ops: list, cotangents: list, grads: list, inputs: list) -> tuple[list, list]:
