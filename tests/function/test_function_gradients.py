@@ -176,6 +176,22 @@ def test_module_parameters_get_gradients_through_a_compiled_forward():
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def _small_model():
+    gj.manual_seed(0)
+    return gj.nn.Sequential(gj.nn.Linear(3, 8), gj.nn.Tanh(), gj.nn.Linear(8, 2))
+
+
+def _same_parameter_grads(model, compiled, x) -> None:
+    """The parameters' gradients of sum(compiled(x)**2) are those of the eager model."""
+    model.zero_grad()
+    gj.sum(compiled(x) ** 2).backward()
+    got = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    gj.sum(model(x) ** 2).backward()
+    for g, p in zip(got, model.parameters(), strict=True):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
 def _backward_matmuls(compiled, *args) -> int:
     (split,) = [s for s in compiled.concrete(*args)._splits.values() if s]
     session = split.programs[0][0]
@@ -186,18 +202,11 @@ def test_a_compiled_models_backward_reads_what_its_forward_kept():
     """The backward of a compiled call is a program of its own, fed what the forward kept
     (frontend/partition.py): no VJP is traced and no product of the forward is computed
     again; the gradients are eager's."""
-    gj.manual_seed(0)
-    model = gj.nn.Sequential(gj.nn.Linear(3, 8), gj.nn.Tanh(), gj.nn.Linear(8, 2))
+    model = _small_model()
     compiled = gj.function(model)
     x = gj.tensor(X.astype(np.float32))
     for _ in range(2):
-        model.zero_grad()
-        gj.sum(compiled(x) ** 2).backward()
-        got = [p.grad.numpy().copy() for p in model.parameters()]
-    model.zero_grad()
-    gj.sum(model(x) ** 2).backward()
-    for g, p in zip(got, model.parameters(), strict=True):
-        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+        _same_parameter_grads(model, compiled, x)
     assert compiled.trace_count == 1 and compiled.vjp.trace_count == 0
     # (the two weights' cotangents and the hidden layer's: not the forward's two products)
     assert _backward_matmuls(compiled, x) == 3
@@ -246,18 +255,11 @@ def test_a_trace_that_assigns_is_differentiated_by_its_vjp():
 def test_the_split_backward_of_a_trace_for_any_batch_size():
     """reduce_retracing: one trace with the batch unknown; its backward program, fed what
     the forward kept at each batch size, gives eager's gradients at each."""
-    gj.manual_seed(0)
-    model = gj.nn.Sequential(gj.nn.Linear(3, 8), gj.nn.Tanh(), gj.nn.Linear(8, 2))
+    model = _small_model()
     compiled = gj.function(model, reduce_retracing=True)
     for batch in (4, 7, 5):
         x = gj.tensor(np.random.default_rng(batch).normal(size=(batch, 3)).astype(np.float32))
-        model.zero_grad()
-        gj.sum(compiled(x) ** 2).backward()
-        got = [p.grad.numpy().copy() for p in model.parameters()]
-        model.zero_grad()
-        gj.sum(model(x) ** 2).backward()
-        for g, p in zip(got, model.parameters(), strict=True):
-            np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-5, atol=1e-6)
+        _same_parameter_grads(model, compiled, x)
     assert compiled.trace_count == 2 and compiled.vjp.trace_count == 0
 
 
