@@ -252,15 +252,16 @@ class _Partitioned:
         others = {name: a for name, a in zip(names, args) if name not in tensors}
         return split_composite(self.fn, others, tensors, wanted)
 
-    def replayed_gradients(self, args: list, cotangents: tuple) -> tuple:
-        """The gradients as the eager composite gives them, recorded (create_graph: a
-        gradient to differentiate again): the composite run again on the saved inputs."""
+    def replayed_gradients(self, args: list, wanted: list, cotangents: tuple) -> tuple:
+        """The gradients of the arguments at `wanted` as the eager composite gives them,
+        recorded (create_graph: a gradient to differentiate again): the composite run again
+        on the saved inputs."""
         from graphjit.frontend.eager.engine import grad
 
         result = self.fn(*args)
         outputs = list(result) if isinstance(result, tuple) else [result]
-        wanted = [args[i] for i in self.tensor_positions if args[i].requires_grad]
-        return grad(outputs, wanted, list(cotangents), create_graph=True, allow_unused=True)
+        inputs = [args[i] for i in wanted]
+        return grad(outputs, inputs, list(cotangents), create_graph=True, allow_unused=True)
 
 
 def _records_gradient(args: tuple) -> bool:
@@ -354,16 +355,16 @@ def _saving_for_backward():
             compiled, saved = ctx.compiled, ctx.saved_tensors
             split, positions = compiled.split, compiled.tensor_positions
             tensors, kept = saved[: len(positions)], saved[len(positions) :]
+            wanted = [i for i in positions if ctx.needs_input_grad[1 + i]]  # (as split)
             if is_grad_enabled():  # (create_graph)
                 args = list(ctx.options)
                 for i, t in zip(positions, tensors):
                     args[i] = t
-                grads = compiled.replayed_gradients(args, cotangents)
+                grads = compiled.replayed_gradients(args, wanted, cotangents)
             else:
                 fed = [k._data for k in kept] + [g._data for g in cotangents]
                 grads = [None if g is None else wrap(g) for g in split.backward(*fed)]
             per_argument = [None] * len(ctx.options)
-            wanted = [i for i, t in zip(positions, tensors) if t.requires_grad]
             for i, g in zip(wanted, grads):
                 per_argument[i] = g
             return (None, *per_argument)

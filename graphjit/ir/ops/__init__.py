@@ -133,8 +133,9 @@ def _bind_lifted(opdef: OpDef, operands, attrs: dict):
         number_first = type(x) in _NUMBERS
         tensor, number = (y, x) if number_first else (x, y)
         handler = _HANDLERS.get(type(tensor))
-        if handler is not None and type(number) in _NUMBERS and not tensor.dtype.is_bool:
-            lifted = handler.lift(number, tensor.dtype)
+        dtype = getattr(tensor, "dtype", None) if handler is not None else None
+        if dtype is not None and type(number) in _NUMBERS and not dtype.is_bool:
+            lifted = handler.lift(number, dtype)
             return handler.bind(opdef, [lifted, y] if number_first else [x, lifted], attrs)
     handler = None
     for x in operands:
