@@ -169,7 +169,7 @@ def getitem(x, key):
     and boolean array indices in frontend/indexing.py; run-time bounds in
     frontend/dynamic_slicing.py."""
     if plain_eager(type(x)):  # (x[i], x[:, j], x[a:b] of an eager tensor: decoded at once)
-        basic = _basic_index(key, x.shape)
+        basic = basic_index(key, x.shape)
         if basic is not None:
             return _apply_index(x, *basic, [])
     from graphjit.frontend import dynamic_slicing, indexing  # (both build on this module)
@@ -203,7 +203,7 @@ def getitem(x, key):
     return _apply_index(x, spec, drop, new_axes)
 
 
-def _basic_index(key, shape: tuple) -> tuple | None:
+def basic_index(key, shape: tuple) -> tuple | None:
     """(spec, drop) as getitem makes them for a key of Python ints and slices of int or
     None bounds, no more of them than axes; None for any other key (getitem's general
     path then decodes it)."""

@@ -63,6 +63,36 @@ def test_basic_indexing_of_eager_tensors_matches_the_general_path(monkeypatch, k
     assert outcome(index, x) == fast
 
 
+def view_outcome(fn, x):
+    """fn(x) of a tensor off the tape: its value, whether it is a view of x with x's
+    version cell and the chain of view ops it would replay, and x after adding 1 to it in
+    place; or the error."""
+    try:
+        y = fn(x)
+    except Exception as e:  # noqa: BLE001 (the error is the outcome compared)
+        return ("error", type(e), str(e))
+    described = (y.dtype.name, y.shape, y.numpy().tobytes(), y._base is x, y._view_chain)
+    same_cell = y._version is x._version
+    y.add_(1.0)
+    return described, same_cell, x._version[0], x.numpy().tobytes()
+
+
+@pytest.mark.parametrize("key", KEYS, ids=repr)
+def test_indexing_a_tensor_off_the_tape_matches_the_general_path(monkeypatch, key):
+    """`xs[t]` of a batch nothing differentiates is one NumPy view (tensor_methods'
+    _fast_getitem): the same view, chain and version cell as the slice and squeeze the
+    general path binds, so an in-place change through it reaches the base the same way."""
+    from graphjit.frontend.eager import tensor_methods
+
+    def index(t):
+        return t[key]
+
+    fast = view_outcome(index, gj.tensor(np.arange(60, dtype=np.float32).reshape(6, 5, 2)))
+    monkeypatch.setattr(tensor_methods, "basic_index", lambda key, shape: None)
+    general = view_outcome(index, gj.tensor(np.arange(60, dtype=np.float32).reshape(6, 5, 2)))
+    assert fast == general
+
+
 def test_squeeze_views_are_numpys():
     """The squeeze view (a reshape) against np.squeeze: shape, storage and the strides of
     every axis longer than 1 (a unit axis's stride never moves a pointer), on contiguous,

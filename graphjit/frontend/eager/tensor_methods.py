@@ -12,11 +12,13 @@ import numpy as np
 
 from graphjit.errors import ShapeError
 from graphjit.frontend import methods, ops, shape_ops
+from graphjit.frontend.eager import grad_mode
 from graphjit.frontend.eager.dispatch import run_float_op, run_op, scalar_constant
 from graphjit.frontend.eager.tensor import Tensor
 from graphjit.frontend.eager.tensor_inplace import INPLACE_METHODS
+from graphjit.frontend.eager.views import basic_index_view
 from graphjit.frontend.operators import install_operators
-from graphjit.frontend.shape_ops import shape_args
+from graphjit.frontend.shape_ops import basic_index, shape_args
 from graphjit.ir.core import user_location
 from graphjit.ir.ops import get_op
 from graphjit.ir.types import as_dims
@@ -108,6 +110,23 @@ def _fast_matmul(general):
     return operator
 
 
+def _fast_getitem(general):
+    """`x[i]`, `x[a:b]`, `x[i, j:k]` of a base tensor that no gradient is recorded for (a
+    batch of data): its view at once (views.basic_index_view); every other index, and a
+    tensor on the tape, takes the shared operator."""
+
+    def getitem(self, key):
+        if type(self) is Tensor and self._base is None:
+            if not (self._requires_grad and grad_mode._MODE.enabled):
+                basic = basic_index(key, self._data.shape)
+                if basic is not None:
+                    return basic_index_view(self, key if type(key) is tuple else (key,), *basic)
+        return general(self, key)
+
+    getitem.__name__ = general.__name__
+    return getitem
+
+
 def _fast_unary(op_name: str, general):
     """The same shortcut for a unary method (`-x`, `x.exp()`) of a float tensor."""
     opdef = get_op(op_name)
@@ -159,5 +178,6 @@ def install_tensor_methods(cls: type) -> None:
     for name, (op_name, swapped) in FAST_OPERATORS.items():
         setattr(cls, name, _fast_binary(op_name, getattr(cls, name), swapped))
     cls.__matmul__ = _fast_matmul(cls.__matmul__)
+    cls.__getitem__ = _fast_getitem(cls.__getitem__)
     for name, op_name in FAST_UNARY.items():
         setattr(cls, name, _fast_unary(op_name, getattr(cls, name)))
