@@ -96,8 +96,11 @@ def _weight_cotangent(g, a, b, ta: bool, tb: bool):
     over the batch of op(A)ᵀ g is one product of all the rows, (rows x k)ᵀ (rows x n),
     rather than a batch of products summed (a batch-sized intermediate, then a reduction).
     None where that does not apply: B batched, A transposed, or a matrix size unknown."""
-    a_shape, b_shape, g_shape = known_shape(a), known_shape(b), known_shape(g)
-    if ta or None in (a_shape, b_shape, g_shape) or len(b_shape) != 2 or len(a_shape) <= 2:
+    a_shape = known_shape(a)
+    if ta or a_shape is None or len(a_shape) <= 2:  # (most products: two matrices)
+        return None
+    b_shape, g_shape = known_shape(b), known_shape(g)
+    if b_shape is None or g_shape is None or len(b_shape) != 2:
         return None
     k, n = a_shape[-1], g_shape[-1]
     if not k or not n:  # (unknown, or zero: no -1 to reshape to)
