@@ -334,7 +334,7 @@ def _saving_for_backward():
             tensors = [args[i] for i in positions]
             # (a view such as attention's heads, transposed, is copied here once rather than
             # by both programs; the copy is what the backward reads)
-            inputs = [np.ascontiguousarray(t._data) for t in tensors]
+            inputs = [np.asarray(t._data, order="C") for t in tensors]  # (0-d stays 0-d)
             arrays = split.forward(*inputs)
             count = len(arrays) - len(split.kept_values)
             outputs, kept = arrays[:count], arrays[count:]
