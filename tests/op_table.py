@@ -112,6 +112,18 @@ OP_TABLE: list[OpCase] = [
     _unary("cos", np.cos),
     _unary("tanh", np.tanh),
     _unary("sigmoid", scipy.special.expit),
+    *[  # (tanh's and sigmoid's cotangents from their results, g and y: one op eagerly)
+        OpCase(
+            name,
+            lambda g, y, name=name: bind(name, g, y),
+            ref,
+            [((3, 4), (3, 4)), ((2, 3), (3,)), ((), (2, 2))],
+        )
+        for name, ref in [
+            ("tanh_grad", lambda g, y: g * (1 - y * y)),
+            ("sigmoid_grad", lambda g, y: g * (y * (1 - y))),
+        ]
+    ],
     _unary("square", np.square),
     _unary("relu", lambda x: np.maximum(x, 0), "nonzero"),
     _unary("neg", np.negative, "small_int", grad=False, dtypes=INTS),

@@ -71,6 +71,11 @@ class OpDef:
     # rewrite patterns rooted at this op, run by the canonicalize pass (MLIR's
     # canonicalization patterns): `pattern(op) -> [replacement values] | None`
     canonicalize: tuple[Callable, ...] = ()
+    # the ops it stands for, for an op eager mode runs as one kernel where a graph needs
+    # none of its own (PyTorch's tanh_backward): `decompose(op) -> [replacement values]`,
+    # applied to every program before its passes (runtime/program.py), so no backend,
+    # pass or exporter ever meets the op
+    decompose: Callable | None = None
 
     is_terminator: bool = field(init=False)  # (computed once: interpreters ask per op)
     attr_names: tuple[str, ...] = field(init=False)  # (the keys of attrs, in order)

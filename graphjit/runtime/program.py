@@ -17,6 +17,7 @@ from graphjit.ir.core import Block, Function, Operation, Value, captured_values
 from graphjit.ir.ops import FEED, STATE, STATE_UPDATE
 from graphjit.ir.symbolic import MIN_SIZE, ShapeEnv, hint
 from graphjit.ir.types import TensorType
+from graphjit.passes.rewrite import apply_patterns
 
 
 @dataclass
@@ -91,12 +92,25 @@ def build_program(
             new_values.append(clone.result)
     results = [vmap[v] for v in fetch_values] + new_values
     builder.create("return", results, block=block, loc=None)
+    decompose(fn)
     check_tensor_sizes(
         fn, config.tensor_bytes_limit() if max_tensor_bytes is None else max_tensor_bytes
     )
     return Program(
         fn, placeholders, [op.attrs["name"] for op in variables], list(fetch_values), assigned
     )
+
+
+def decompose(fn: Function) -> None:
+    """Replace each op that stands for others (OpDef.decompose: tanh_grad) by them, so that
+    no pass, backend or exporter meets one."""
+    if any(op.opdef.decompose is not None for op in fn.walk()):
+        apply_patterns(fn, [_decomposed])
+
+
+def _decomposed(op: Operation):
+    rule = op.opdef.decompose
+    return None if rule is None else rule(op)
 
 
 def size_class(feeds: dict) -> tuple[tuple, list, list]:
