@@ -38,6 +38,8 @@ def how_handled(name: str) -> str | None:
         return "folded by scalar.combine"  # checked by test_reductions_fold_with_combine
     if opdef.has(VALUE_SHAPED):
         return "run on the host between compiled stages (runtime/staged.py)"
+    if opdef.decompose is not None:
+        return "replaced by the ops it stands for when the program is built"
     if (opdef.elementwise or opdef.has(INDEX_MAP)) and name in SCALAR_EMITTERS:
         return "scalar emitter in fused kernels"
     return None

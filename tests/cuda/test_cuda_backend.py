@@ -38,6 +38,8 @@ def test_every_op_has_a_cuda_rule():
     every other op a lowering or a structural role."""
     missing = []
     for name, opdef in all_ops().items():
+        if opdef.decompose is not None:  # (replaced by its ops when a program is built)
+            continue
         if opdef.elementwise:
             covered = name in scalar.CUDA_SCALAR
         else:

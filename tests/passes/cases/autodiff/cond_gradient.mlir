@@ -30,9 +30,7 @@ func.func @main(%p: tensor<i1>, %x: tensor<3xf64>, %w: tensor<f64>) -> tensor<f6
 // CHECK-NEXT:   "gj.yield"([[DX]], [[DW]]) : (tensor<3xf64>, tensor<f64>) -> ()
 // CHECK-NEXT: }, {
 // CHECK-NEXT:   [[T:%[0-9]+]] = "gj.tanh"(%arg1
-// CHECK-NEXT:   [[TT:%[0-9]+]] = "gj.mul"([[T]], [[T]]
-// CHECK:        [[DT:%[0-9]+]] = "gj.sub"(%{{[0-9]+}}, [[TT]]
-// CHECK-NEXT:   [[DX2:%[0-9]+]] = "gj.mul"([[DR]], [[DT]]
+// CHECK-NEXT:   [[DX2:%[0-9]+]] = "gj.tanh_grad"([[DR]], [[T]]
 // CHECK-NOT:    %arg1
 // CHECK:        [[ZERO:%[0-9]+]] = "gj.broadcast_like"(%{{[0-9]+}}, %arg2
 // CHECK-NEXT:   "gj.yield"([[DX2]], [[ZERO]]) : (tensor<3xf64>, tensor<f64>) -> ()

@@ -50,7 +50,7 @@ func.func @main(%x: tensor<2xf64>, %w: tensor<f64>, %n: tensor<i64>) -> tensor<f
 // CHECK:        [[AK:%[0-9]+]] = "gj.list_get"([[F]]#4, [[K3]]) : (!gj.list<tensor<2xf64>>, tensor<i64>) -> tensor<2xf64>
 // CHECK-NEXT:   [[M:%[0-9]+]] = "gj.mul"([[AK]], %arg1
 // CHECK-NEXT:   [[T:%[0-9]+]] = "gj.tanh"([[M]]
-// CHECK:        [[DM:%[0-9]+]] = "gj.mul"([[DA]], %{{[0-9]+}}
+// CHECK-NEXT:   [[DM:%[0-9]+]] = "gj.tanh_grad"([[DA]], [[T]]
 // CHECK-NEXT:   [[DA2:%[0-9]+]] = "gj.mul"([[DM]], %arg1
 // CHECK-NEXT:   [[DWM:%[0-9]+]] = "gj.mul"([[DM]], [[AK]]
 // CHECK-NEXT:   [[DWI:%[0-9]+]] = "gj.sum_to"([[DWM]], %arg1
