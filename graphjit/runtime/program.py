@@ -110,7 +110,14 @@ def decompose(fn: Function) -> None:
 
 def _decomposed(op: Operation):
     rule = op.opdef.decompose
-    return None if rule is None else rule(op)
+    if rule is None:
+        return None
+    scratch = builder.current_block()  # (the driver's: the rule's ops land here)
+    start = len(scratch.ops)
+    values = rule(op)
+    for new in scratch.ops[start:]:
+        new.loc = op.loc  # (an error names the user's line that made the op, not the run's)
+    return values
 
 
 def size_class(feeds: dict) -> tuple[tuple, list, list]:
