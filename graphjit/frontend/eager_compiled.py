@@ -228,7 +228,7 @@ class _Partitioned:
         self.plain = _function(fn)
         self.split = None  # (made at the first call that records a gradient)
         self.tensor_positions: list = []  # where the tensor arguments are, in order
-        self.node_function = _node_function(fn.__name__, _SAVES_FOR_BACKWARD)
+        self.node_function = _node_function(fn.__name__, _saving_for_backward)
 
     def __call__(self, *args, **kwargs):
         bound = self.signature.bind(*args, **kwargs)
@@ -277,7 +277,7 @@ class _KeepsResult:
     def __init__(self, fn, vjp_of_result):
         self.signature = inspect.signature(fn)
         self.forward, self.backward = _function(fn), _function(vjp_of_result)
-        self.node_function = _node_function(fn.__name__)
+        self.node_function = _node_function(fn.__name__, _result_keeping)
 
     def __call__(self, *args, **kwargs):
         bound = self.signature.bind(*args, **kwargs)
@@ -285,16 +285,13 @@ class _KeepsResult:
         return self.node_function.apply(self, *bound.args)
 
 
-_KEEPS_RESULT, _SAVES_FOR_BACKWARD = "keeps result", "saves for backward"
-
-
 @functools.cache
-def _node_function(name: str, kind: str = _KEEPS_RESULT) -> type:
+def _node_function(name: str, base) -> type:
     """One autograd Function per composite (not per signature: a class each would stay in
-    custom_function's table of node classes), named for `Compiled<Name>Backward` nodes."""
+    custom_function's table of node classes), named for `Compiled<Name>Backward` nodes;
+    `base()` makes the Function it derives from."""
     camel = "".join(part.title() for part in name.split("_"))
-    base = _result_keeping() if kind == _KEEPS_RESULT else _saving_for_backward()
-    return type(f"Compiled{camel}", (base,), {})
+    return type(f"Compiled{camel}", (base(),), {})
 
 
 @functools.cache

@@ -141,10 +141,10 @@ def _partition(ops: list, cotangents: list, grads: list, inputs: list) -> tuple[
 class _MadeAgain:
     """Whether the backward computes forward value v again rather than reading it kept:
     v is elementwise (or a constant, a view, a broadcast), and so is everything it is made
-    from, down to the composite's inputs (kept anyway) and values smaller than v (kept,
-    cheaply). A value made from one as large that the forward computed otherwise (a
-    product, a reduction over nothing) is kept itself: making it again would read that
-    one, kept, as large, and write it again (attention's softmax, made of its scores)."""
+    from, down to the sources (inputs and parameters: kept anyway) and values smaller than
+    v (kept, cheaply). A value made from one as large that the forward computed otherwise
+    (a product) is kept itself: making it again would read that one, kept, as large, and
+    write it again (attention's softmax, made of its scores)."""
 
     def __init__(self, inputs: set):
         self.inputs, self.known = inputs, {}

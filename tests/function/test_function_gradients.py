@@ -213,14 +213,22 @@ def test_a_compiled_models_backward_reads_what_its_forward_kept():
 
 
 def test_an_output_may_change_in_place_before_the_split_backward():
-    """What the backward reads is the forward's own copy: the tanh result handed out and
-    then changed in place does not change the gradient."""
-    compiled = traced(lambda x: (gj.tanh(x), gj.sum(gj.tanh(x) * 3.0)))
-    x = gj.tensor(X, requires_grad=True)
-    y, total = compiled(x)
-    y.mul_(0.0)
+    """What the backward reads is the forward's own copy: tanh(x @ w), kept (made from a
+    product) and also handed out, then changed in place, does not change the gradient."""
+
+    def f(x, w):
+        t = gj.tanh(x @ w)
+        return t, gj.sum(t * 3.0)
+
+    compiled = traced(f)
+    x, w = gj.tensor(X, requires_grad=True), gj.tensor(W, requires_grad=True)
+    t, total = compiled(x, w)
+    t.mul_(0.0)
     total.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 3.0 * (1 - np.tanh(X) ** 2), rtol=1e-12)
+    assert compiled.vjp.trace_count == 0
+    d_pre = 3.0 * (1 - np.tanh(X @ W) ** 2)
+    np.testing.assert_allclose(x.grad.numpy(), d_pre @ W.T, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.numpy(), X.T @ d_pre, rtol=1e-12)
 
 
 def test_random_masks_are_kept_for_the_backward():
