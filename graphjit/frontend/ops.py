@@ -291,10 +291,7 @@ def mean(x, axis=None, keepdims=False):
     if not dtype.is_floating:
         x = cast(x, float64)
     x, axes = reduction_axes(x, axis, keepdims)
-    total = bind("reduce_sum", x, axes=axes, keepdims=keepdims)
-    if plain_eager(type(x)):  # (the count is known: one op fewer to run and record)
-        return total / math.prod([x.shape[a] for a in axes])  # (the operator's fast path)
-    return bind("div", total, bind("count", x, axes=axes))
+    return bind("reduce_mean", x, axes=axes, keepdims=keepdims)
 
 
 @axis_aliases

@@ -43,7 +43,7 @@ def _operands(name: str, broadcast: bool) -> tuple[list, dict]:
     if name in ("matmul", "gemm"):
         operands = [values(2, 4), values(4, 3)] + ([values(2, 3)] if name == "gemm" else [])
         return operands, opdef.normalize_attrs({})
-    if name == "reduce_sum":
+    if name in ("reduce_sum", "reduce_mean"):
         return [values(2, 3)], {"axes": (1,), "keepdims": False}
     arity = 2 if opdef.elementwise and name not in ("neg", "exp", "log", "sqrt", "abs", "sin",
                                                    "cos", "tanh", "sigmoid", "erf", "log1p",

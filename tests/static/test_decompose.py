@@ -1,6 +1,7 @@
-"""Ops that stand for others (OpDef.decompose: tanh_grad, sigmoid_grad) are replaced by
-them when a program is built: no program holds one, the ops keep the location of the op
-they replace, and eager mode's one kernel gives the bits the static programs give."""
+"""Ops that stand for others (OpDef.decompose: tanh_grad, sigmoid_grad, reduce_mean) are
+replaced by them when a program is built: no program holds one, the ops keep the location
+of the op they replace, and eager mode's one kernel gives the bits the static programs
+give."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import numpy as np
 import pytest
 
 import graphjit as gj
-from graphjit.ir.ops import all_ops
+from graphjit.ir.ops import all_ops, bind
 from graphjit.runtime.program import build_program
 
 DECOMPOSED = sorted(name for name, op in all_ops().items() if op.decompose is not None)
 
 
-def test_the_activations_cotangents_decompose():
-    assert DECOMPOSED == ["sigmoid_grad", "tanh_grad"]
+def test_the_activations_cotangents_and_mean_decompose():
+    assert DECOMPOSED == ["reduce_mean", "sigmoid_grad", "tanh_grad"]
 
 
 @pytest.mark.parametrize("activation", [gj.tanh, gj.sigmoid])
@@ -48,3 +49,42 @@ def test_eager_and_interpreted_gradients_are_the_same_bits(activation):
     t = gj.tensor(a, requires_grad=True)
     gj.sum(activation(t) * 3.0).backward()
     np.testing.assert_array_equal(t.grad.numpy(), static)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (0, False), (1, True), ((0, 1), True)])
+def test_mean_is_the_sum_divided_by_the_count_in_every_mode(dtype, axis, keepdims):
+    """mean binds one op, which programs replace by the reduce_sum, count and div it bound
+    before (so the interpreter's bits are the division of NumPy's sum by the count, as
+    before), and whose eager kernel and gradient give those same bits."""
+    a = np.random.default_rng(1).normal(size=(37, 53)).astype(dtype)
+    wide = a.astype(np.float32) if dtype == "float16" else a  # (narrow: float32 within)
+    count = a.size if axis is None else np.prod([a.shape[i] for i in np.atleast_1d(axis)])
+    want = (np.add.reduce(wide, axis=axis, keepdims=keepdims) / wide.dtype.type(count)).astype(
+        dtype
+    )
+    graph = gj.Graph()
+    with graph.as_default():
+        x = gj.placeholder(getattr(gj, dtype), [None, 53])
+        mean = gj.mean(x, axis=axis, keepdims=keepdims)
+        (grad,) = gj.gradients(gj.sum(mean * mean), [x])
+    assert [op.name for op in graph.block.ops].count("reduce_mean") == 1  # (float16: in float32)
+    program = build_program(graph, [mean, grad], [], {})
+    names = [op.name for op in program.function.walk()]
+    assert "reduce_mean" not in names and {"reduce_sum", "count", "div"} <= set(names)
+    static, static_grad = gj.Session(graph, backend="interpreter").run([mean, grad], {x: a})
+    np.testing.assert_array_equal(static, want)
+    t = gj.tensor(a, requires_grad=True)
+    eager = gj.mean(t, axis=axis, keepdims=keepdims)
+    gj.sum(eager * eager).backward()
+    if dtype != "float16":  # (narrow: float32 within, then a cast)
+        assert eager.grad_fn.name == "ReduceMeanBackward"
+    np.testing.assert_array_equal(eager.numpy(), want)
+    np.testing.assert_array_equal(t.grad.numpy(), static_grad)
+
+
+def test_mean_of_integers_is_a_float64_mean_and_reduce_mean_refuses_them():
+    a = np.arange(12, dtype=np.int32).reshape(3, 4)
+    np.testing.assert_array_equal(gj.mean(gj.tensor(a), axis=1).numpy(), a.mean(axis=1))
+    with pytest.raises(gj.DTypeError, match="reduce_mean needs a floating-point"):
+        bind("reduce_mean", gj.tensor(a), axes=(1,), keepdims=False)
