@@ -1,5 +1,6 @@
-"""Eager work that runs as compiled code once it is hot: convolutions and pooling, and the
-composites PyTorch has fused kernels for (softmax, layer norm, GELU, attention).
+"""Eager work that runs as compiled code once it is hot: convolutions and pooling, large
+matrix products, and the composites PyTorch has fused kernels for (softmax, layer norm,
+GELU, attention).
 
 Eager mode computes each op at once with NumPy, one thread, one pass over memory per op.
 Two kinds of eager work lose most by it:
@@ -16,9 +17,13 @@ Two kinds of eager work lose most by it:
   one fused program forward, one backward (0.8 ms forward). Where a gradient is recorded,
   the two are split from one trace (partition.py), so that the backward reads what the
   forward computed rather than computing it again.
+- large matrix products, which NumPy has a kernel for but runs on OpenBLAS's threads, not
+  graphjit's (native_matmul says why that matters).
 
-Either runs compiled only once its signature has run HOT_CALLS times the eager way, on
-float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements: a call made
+Each runs compiled only once its signature has run HOT_CALLS times the eager way, on
+float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements (a product:
+at least NATIVE_MIN_MACS multiply-adds, and its signature is its dtype, ranks and
+transposes, not its shapes; shape errors never reach its program): a call made
 once, exploring at the prompt, never waits for a compile (0.05-0.3 s), a training loop
 compiles at its third step (JAX's op-by-op mode compiles each primitive at its first call).
 A composite's signature counts only calls that succeeded, so the compiled path never meets
@@ -173,6 +178,110 @@ def _compile_op(opdef: OpDef, arrays, attrs):
     except Exception:
         return _UNUSABLE
     return session.make_callable(fetches, feeds)
+
+
+# ---- matrix products -------------------------------------------------------------------------
+
+# Products of at least this many multiply-adds run on graphjit's threads; smaller ones are
+# NumPy's (its call costs less than the compiled program's, and OpenBLAS runs them on one
+# thread). blas.SPLIT_MIN_MACS is where the llvm backend starts splitting a product.
+NATIVE_MIN_MACS = 1 << 19
+
+
+def native_matmul(opdef: OpDef):
+    """Eager matmul's kernel for operands none of which is a narrow float: large float32/float64 products through a compiled program
+    of the product alone, whose sizes are run-time values (one compile per dtype, ranks
+    and transposes), the rest through the registry's kernel (NumPy).
+
+    Why not NumPy for all of them: its OpenBLAS splits a large product over threads of its
+    own, which then spin on the cores for a while after each call (~0.1 s: OpenBLAS's
+    THREAD_TIMEOUT), while the convolutions, pooling and composites of the same step run
+    on graphjit's threads (native_kernel, compiled_when_hot). Each pool's threads then
+    wait for cores the other one holds: in an eager transformer step the compiled
+    attention took 1.9-2.5 ms, alone 0.8-0.9 ms. The llvm backend's products run as
+    blocks on graphjit's threads, each block a single-threaded BLAS call (or graphjit's
+    own float32 kernel) -- one pool for all of a step's parallel work, as PyTorch's."""
+    reference = opdef.float_kernel  # (eager's, for operands none of which is a narrow float)
+
+    def kernel(a, b, transpose_a=False, transpose_b=False):
+        # (a.size * b.size / k bounds the multiply-adds from above: most products stop here)
+        inner = a.shape[-2] if transpose_a else a.shape[-1]
+        if a.size * b.size < NATIVE_MIN_MACS * inner or not _large_product(
+            a, b, transpose_a, transpose_b
+        ):
+            return reference(a, b, transpose_a, transpose_b)
+        if b.ndim == 2 and a.ndim > 2 and not transpose_a and a.flags.c_contiguous:
+            # (a batch of rows times one matrix: one product of all the rows, as the
+            # registry's kernel does; its result has the rows' layout)
+            rows = _product(opdef, a.reshape(-1, a.shape[-1]), b, False, transpose_b, reference)
+            return rows.reshape(a.shape[:-1] + rows.shape[-1:])
+        return _product(opdef, a, b, transpose_a, transpose_b, reference)
+
+    return kernel
+
+
+def _large_product(a, b, transpose_a: bool, transpose_b: bool) -> bool:
+    if a.dtype not in _FLOATS or b.dtype != a.dtype or a.ndim < 2 or b.ndim < 2:
+        return False
+    if not a.size or not b.size or not config.eager_compile():
+        return False
+    m, k = (a.shape[-1], a.shape[-2]) if transpose_a else (a.shape[-2], a.shape[-1])
+    inner, n = (b.shape[-1], b.shape[-2]) if transpose_b else (b.shape[-2], b.shape[-1])
+    if inner != k or not _broadcastable(a.shape[:-2], b.shape[:-2]):
+        return False  # (NumPy's kernel raises the error: no compiled program must fail)
+    batch = max(a.size // (m * k), b.size // (k * n))  # (at least that many products)
+    return batch * m * n * k >= NATIVE_MIN_MACS
+
+
+def _broadcastable(x: tuple, y: tuple) -> bool:
+    return all(p == q or p == 1 or q == 1 for p, q in zip(x[::-1], y[::-1]))
+
+
+def _product(opdef: OpDef, a, b, transpose_a: bool, transpose_b: bool, reference):
+    """op(a) @ op(b) by the compiled program for their dtype, ranks and transposes; an
+    operand that is the transpose of a contiguous array (`w.T`) is given as that array
+    with its transpose flag flipped, as BLAS takes it (the program would copy it)."""
+    a, transpose_a = _contiguous_operand(a, transpose_a)
+    b, transpose_b = _contiguous_operand(b, transpose_b)
+    key = (opdef, a.dtype.char, a.ndim, b.ndim, transpose_a, transpose_b)
+    compiled = _hot(key, lambda: _compile_product(opdef, a, b, transpose_a, transpose_b))
+    if compiled is not None:
+        try:
+            return compiled(a, b)[0]
+        except ConfigError:
+            raise
+        except Exception:  # (the reference below gives the result, or the error)
+            SIGNATURES.store(key, _UNUSABLE)
+    return reference(a, b, transpose_a, transpose_b)
+
+
+def _contiguous_operand(x, transposed: bool):
+    if x.flags.c_contiguous:
+        return x, transposed
+    swapped = x.swapaxes(-1, -2)
+    if swapped.flags.c_contiguous:
+        return swapped, not transposed
+    return x, transposed
+
+
+def _compile_product(opdef: OpDef, a, b, transpose_a: bool, transpose_b: bool):
+    """A callable of two arrays of a's and b's dtype and ranks: a Session's on a graph of
+    the product alone, every dimension unknown (compiled for sizes of the run)."""
+    from graphjit.frontend.graph import Graph, placeholder
+    from graphjit.runtime.session import Session
+
+    graph = Graph()
+    try:
+        with graph.as_default():
+            feeds = [placeholder(BY_NP[x.dtype], shape=(None,) * x.ndim) for x in (a, b)]
+            attrs = {"transpose_a": transpose_a, "transpose_b": transpose_b}
+            product = bind_op(opdef, tuple(feeds), attrs)
+        session = Session(graph, flush_denormals=False, dynamic=True, held_buffer_bytes=0)
+    except ConfigError:
+        raise
+    except Exception:
+        return _UNUSABLE
+    return session.make_callable([product], feeds)
 
 
 # ---- composites ------------------------------------------------------------------------------

@@ -219,6 +219,9 @@ def _train(steps: int) -> list:
 
 
 def test_the_training_step_gives_the_same_bits_as_the_plain_paths(monkeypatch):
+    # (products on NumPy in both runs: compiled ones, from a signature's third call, are
+    # equal to NumPy's up to rounding only; tests/eager/test_native_products.py)
+    monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
     fast = _train(steps=3)
     monkeypatch.setattr(dispatch, "EAGER_KERNELS", {})  # np.where for every select
     monkeypatch.setattr(engine, "_UNSHARED_COUNTS", (-1, -1))  # every gradient copied

@@ -17,7 +17,7 @@ from graphjit.frontend.eager.grad_mode import _MODE
 from graphjit.frontend.eager.node import STALE, check_stale, node_class
 from graphjit.frontend.eager.tensor import DTYPE_OF, Tensor, wrap
 from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
-from graphjit.frontend.eager_compiled import native_kernel
+from graphjit.frontend.eager_compiled import native_kernel, native_matmul
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, WINDOWED, Handler, OpDef, all_ops, get_op
 from graphjit.ir.types import NARROW_NP, constant_array, is_float_array
@@ -73,6 +73,9 @@ EAGER_KERNELS = {
     get_op("select"): _select,
     **{op: native_kernel(op) for op in all_ops().values() if op.has(WINDOWED)},
 }
+# The same, for two operands neither of which is a narrow float, with attributes (in place
+# of the registry's float_kernel): large matmuls on graphjit's threads (eager_compiled.py).
+EAGER_FLOAT_KERNELS = {get_op("matmul"): native_matmul(get_op("matmul"))}
 
 
 def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
@@ -83,8 +86,10 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
             x, y = operands[0]._data, operands[1]._data
             if x.dtype in NARROW_NP or y.dtype in NARROW_NP:
                 raw = opdef.kernel(x, y, **attrs)
+            elif attrs:
+                raw = EAGER_FLOAT_KERNELS.get(opdef, opdef.float_kernel)(x, y, **attrs)
             else:
-                raw = opdef.float_kernel(x, y, **attrs) if attrs else opdef.float_kernel(x, y)
+                raw = opdef.float_kernel(x, y)
         elif count == 1 and not attrs and operands[0]._data.dtype not in NARROW_NP:
             raw = opdef.float_kernel(operands[0]._data)
         else:
