@@ -295,9 +295,9 @@ def bind(name: str, *operands, **attrs):
 def bind_eager(opdef, operands: list, attrs: dict):
     """`bind(opdef.name, *operands, **attrs)` for operands known to be plain eager tensors
     (see `plain_eager`): straight to the eager handler, without bind's per-call lookups
-    of the op, of the handler and of constants to lift (there are none)."""
-    results = _EAGER_HANDLER[0].apply(opdef, operands, opdef.normalize_attrs(attrs))
-    return results[0] if len(results) == 1 else tuple(results)
+    of the op, of the handler and of constants to lift (there are none); the handler's
+    bind takes its short path for a float elementwise op (`gj.tanh(x)` as `x.tanh()`)."""
+    return _EAGER_HANDLER[0].bind(opdef, operands, attrs)
 
 
 def lift(handler, value, dtype: DType):
