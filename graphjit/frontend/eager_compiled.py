@@ -51,7 +51,7 @@ from collections import OrderedDict
 import numpy as np
 
 from graphjit import config
-from graphjit.errors import ConfigError
+from graphjit.errors import ConfigError, ResourceError
 from graphjit.frontend.convert import plain_eager
 from graphjit.ir.ops import OpDef, bind_op
 from graphjit.ir.types import BY_NP
@@ -63,6 +63,10 @@ NATIVE_MIN_ELEMENTS = 1 << 14
 MAX_COMPILED = 64  # signatures whose compiled code is kept, the least recently used dropped
 _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 _UNUSABLE = object()  # a signature the compiled path failed for: eager from then on
+# Errors of a compiled run that say nothing against its code, raised as they are rather than
+# giving up the signature: a malformed GRAPHJIT_* variable, and memory running out (NumPy's
+# kernel would run out too; a later call of the signature may well fit).
+_RAISED = (ConfigError, ResourceError, MemoryError)
 _PLAIN = (int, float, bool, str, type(None))  # other arguments a signature holds by value
 
 
@@ -122,7 +126,7 @@ def native_kernel(opdef: OpDef):
         if compiled is not None:
             try:
                 results = compiled(*arrays)
-            except ConfigError:
+            except _RAISED:
                 raise
             except Exception:  # (not KeyboardInterrupt: Ctrl-C stops the op)
                 SIGNATURES.store(key, _UNUSABLE)
@@ -248,7 +252,7 @@ def _product(opdef: OpDef, a, b, transpose_a: bool, transpose_b: bool, reference
     if compiled is not None:
         try:
             return compiled(a, b)[0]
-        except ConfigError:
+        except _RAISED:
             raise
         except Exception:  # (the reference below gives the result, or the error)
             SIGNATURES.store(key, _UNUSABLE)
@@ -308,7 +312,7 @@ def compiled_when_hot(fn=None, *, vjp_of_result=None):
         if compiled is not None and compiled is not _UNUSABLE:
             try:
                 return compiled(*args, **kwargs)
-            except ConfigError:
+            except _RAISED:
                 raise
             except Exception:  # (the eager path below gives the result, or the error)
                 SIGNATURES.store(key, _UNUSABLE)

@@ -170,3 +170,20 @@ def test_switched_off_every_product_is_numpys(monkeypatch):
     )
     np.testing.assert_array_equal(_hot_product(a, b), MATMUL.kernel(a, b))
     assert _programs() == []
+
+
+def test_memory_running_out_is_a_resource_error_and_keeps_the_program(monkeypatch):
+    """Running out of memory says nothing against the program (NumPy would run out too):
+    the error is raised as eager mode raises it, and the next call may use the program."""
+
+    def out_of_memory(*arrays):
+        raise MemoryError
+
+    monkeypatch.setattr(eager_compiled, "_compile_product", lambda *args: out_of_memory)
+    a, b = gj.tensor(np.ones((128, 256), np.float32)), gj.tensor(np.ones((256, 64), np.float32))
+    for _ in range(eager_compiled.HOT_CALLS):
+        gj.matmul(a, b)
+    with pytest.raises(gj.ResourceError, match="out of memory computing 'matmul'"):
+        gj.matmul(a, b)
+    (state,) = eager_compiled.SIGNATURES.compiled.values()
+    assert state is out_of_memory
