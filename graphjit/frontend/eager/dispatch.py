@@ -80,21 +80,14 @@ EAGER_FLOAT_KERNELS = {get_op("matmul"): native_matmul(get_op("matmul"))}
 
 def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
     try:
-        count = len(operands)
-        # (the common cases first, without building a list of arrays)
-        if count == 2 and opdef not in EAGER_KERNELS:
-            x, y = operands[0]._data, operands[1]._data
-            if x.dtype in NARROW_NP or y.dtype in NARROW_NP:
-                raw = opdef.kernel(x, y, **attrs)
-            elif attrs:
-                raw = EAGER_FLOAT_KERNELS.get(opdef, opdef.float_kernel)(x, y, **attrs)
-            else:
-                raw = opdef.float_kernel(x, y)
-        elif count == 1 and not attrs and operands[0]._data.dtype not in NARROW_NP:
-            raw = opdef.float_kernel(operands[0]._data)
-        else:
-            kernel = EAGER_KERNELS.get(opdef, opdef.kernel)
-            raw = kernel(*[t._data for t in operands], **attrs)
+        try:
+            raw = _run_kernel(opdef, operands, attrs)
+        except (RuntimeWarning, FloatingPointError):
+            # NumPy's floating-point warning (x / 0, exp(1000), inf - inf) made an error by
+            # the user's warning filters (`-W error`) or np.seterr: the IEEE result, which
+            # compiled code and the interpreter give, and PyTorch (which never warns).
+            with np.errstate(all="ignore"):
+                raw = _run_kernel(opdef, operands, attrs)
     except MemoryError:
         raise ResourceError(
             f"out of memory computing '{opdef.name}'", location=user_location()
@@ -114,6 +107,23 @@ def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
     if _MODE.enabled and opdef.vjp != NONDIFF and _any_requires_grad(operands):
         record(opdef, operands, attrs, results)
     return results
+
+
+def _run_kernel(opdef: OpDef, operands: list, attrs: dict):
+    """The op's eager kernel on the operands' arrays: its raw result."""
+    count = len(operands)
+    # (the common cases first, without building a list of arrays)
+    if count == 2 and opdef not in EAGER_KERNELS:
+        x, y = operands[0]._data, operands[1]._data
+        if x.dtype in NARROW_NP or y.dtype in NARROW_NP:
+            return opdef.kernel(x, y, **attrs)
+        if attrs:
+            return EAGER_FLOAT_KERNELS.get(opdef, opdef.float_kernel)(x, y, **attrs)
+        return opdef.float_kernel(x, y)
+    if count == 1 and not attrs and operands[0]._data.dtype not in NARROW_NP:
+        return opdef.float_kernel(operands[0]._data)
+    kernel = EAGER_KERNELS.get(opdef, opdef.kernel)
+    return kernel(*[t._data for t in operands], **attrs)
 
 
 def run_float_op(opdef: OpDef, kernel, operands: list) -> Tensor:

@@ -142,15 +142,19 @@ class _BackwardPass:
         previous = _MODE.enabled
         _MODE.enabled = self.create_graph
         try:
-            for t, ct in zip(tensors, root_cts):
-                if t.grad_fn is None:
-                    self.deliver_to_leaf(t, ct)
-                else:
-                    self.add_to_buffer(t.grad_fn, t._output_nr, ct)
-            if self.captures is not None:
-                self.needed = self.nodes_reaching_captures(list(self.buffers))
-            self.drain()
-            self.deliver_hooked_leaves()
+            # (IEEE results without NumPy's floating-point warnings, as compiled code and
+            # PyTorch give them: a cotangent g / 0 is inf, not a warning -- or, under
+            # `-W error`, an error; one context for the whole pass, ~1 us)
+            with np.errstate(all="ignore"):
+                for t, ct in zip(tensors, root_cts):
+                    if t.grad_fn is None:
+                        self.deliver_to_leaf(t, ct)
+                    else:
+                        self.add_to_buffer(t.grad_fn, t._output_nr, ct)
+                if self.captures is not None:
+                    self.needed = self.nodes_reaching_captures(list(self.buffers))
+                self.drain()
+                self.deliver_hooked_leaves()
         finally:
             _MODE.enabled = previous
         return self.found

@@ -28,15 +28,17 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0) -> Tens
     if not params:
         return wrap(np.asarray(0.0, dtype=np.float32))
     grads = [p.grad._data for p in params]
-    if norm_type == float("inf"):
-        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
-    else:
-        total = float(sum(np.sum(np.abs(g.astype(np.float64)) ** norm_type) for g in grads))
-        total = total ** (1.0 / norm_type)
-    scale = min(1.0, max_norm / (total + 1e-6))
-    for p in params:
-        p.grad._data *= p.grad._data.dtype.type(scale)
-        bump_version(p.grad)
+    with np.errstate(all="ignore"):  # (an inf or NaN gradient: IEEE results, no warnings)
+        if norm_type == float("inf"):  # (np.max, not max(): a NaN wins wherever it is)
+            total = float(np.max([np.max(np.abs(g)) if g.size else 0.0 for g in grads]))
+        else:
+            total = float(sum(np.sum(np.abs(g.astype(np.float64)) ** norm_type) for g in grads))
+            total = total ** (1.0 / norm_type)
+        scale = max_norm / (total + 1e-6)
+        scale = scale if not scale >= 1.0 else 1.0  # (PyTorch's clamp: a NaN norm scales by NaN)
+        for p in params:
+            p.grad._data *= p.grad._data.dtype.type(scale)
+            bump_version(p.grad)
     return wrap(np.asarray(total, dtype=grads[0].dtype))
 
 

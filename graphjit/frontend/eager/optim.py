@@ -65,12 +65,13 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    grad = p.grad._data.astype(p._data.dtype, copy=False)
-                    self._update(p, grad, group, self.state.setdefault(p, {}))
-                    bump_version(p)
+        with np.errstate(all="ignore"):  # (IEEE results, no NumPy warnings: the engine's)
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        grad = p.grad._data.astype(p._data.dtype, copy=False)
+                        self._update(p, grad, group, self.state.setdefault(p, {}))
+                        bump_version(p)
         return loss
 
     def _update(self, p: Tensor, grad: np.ndarray, group: dict, state: dict) -> None:
