@@ -22,7 +22,7 @@ from graphjit.errors import (
 )
 from graphjit.ir.core import Operation, Value, user_location
 from graphjit.ir.ops import FEED
-from graphjit.ir.types import integer_out_of_range, number_array, shape_str
+from graphjit.ir.types import ieee_results, integer_out_of_range, number_array, shape_str
 from graphjit.nest import flatten, unflatten
 from graphjit.runtime import checkpoint
 from graphjit.runtime.executable import BACKENDS, Executable, compile_program
@@ -684,7 +684,7 @@ def _convert_feed(placeholder: Value, value) -> np.ndarray:
                 f"cannot feed {array.dtype} data to placeholder '{name}' of dtype {t.dtype.name}",
                 op=placeholder.op,
             )
-        array = array.astype(t.dtype.np)
+        array = ieee_results(array.astype, t.dtype.np)  # (1e40 fed as float32: inf)
     if not _shape_fits(array.shape, t):
         raise FeedShapeError(
             f"cannot feed shape {shape_str(array.shape)} to placeholder '{name}' of shape "

@@ -91,3 +91,24 @@ def test_a_nan_gradient_norm_scales_every_gradient_by_nan_as_pytorchs_clip(norm_
     norm = gj.nn.utils.clip_grad_norm_(params, 1.0, norm_type=norm_type)
     assert np.isnan(norm.item())
     assert all(np.isnan(p.grad.numpy()).all() for p in params)
+
+
+def test_values_too_large_for_float32_become_inf_when_made_or_fed():
+    """A tensor made from 1e40 as float32, a fill of it, and a float64 feed of it to a
+    float32 placeholder are inf (NumPy's cast and PyTorch's), whatever the warning filters."""
+    graph = gj.Graph()
+    with graph.as_default():
+        x = gj.placeholder(gj.float32, [2])
+        doubled = x * 2.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            huge = gj.constant(1e40, dtype=gj.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(gj.tensor([1e40, 1.0]).numpy(), [np.inf, 1.0])
+        np.testing.assert_array_equal(gj.full((2,), -1e40, dtype=gj.float32).numpy(), -np.inf)
+        for backend in ("interpreter", "llvm"):
+            run = gj.Session(graph, backend=backend).run
+            fed, constant = run([doubled, huge], {x: np.array([1e40, 1.0])})
+            np.testing.assert_array_equal(fed, [np.inf, 2.0])
+            assert constant == np.inf

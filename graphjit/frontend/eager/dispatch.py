@@ -20,7 +20,7 @@ from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.frontend.eager_compiled import native_kernel, native_matmul
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, WINDOWED, Handler, OpDef, all_ops, get_op
-from graphjit.ir.types import NARROW_NP, constant_array, is_float_array
+from graphjit.ir.types import NARROW_NP, constant_array, ieee_results, is_float_array
 
 _asarray = np.asarray
 
@@ -80,14 +80,7 @@ EAGER_FLOAT_KERNELS = {get_op("matmul"): native_matmul(get_op("matmul"))}
 
 def run_op(opdef: OpDef, operands: list, attrs: dict) -> list:
     try:
-        try:
-            raw = _run_kernel(opdef, operands, attrs)
-        except (RuntimeWarning, FloatingPointError):
-            # NumPy's floating-point warning (x / 0, exp(1000), inf - inf) made an error by
-            # the user's warning filters (`-W error`) or np.seterr: the IEEE result, which
-            # compiled code and the interpreter give, and PyTorch (which never warns).
-            with np.errstate(all="ignore"):
-                raw = _run_kernel(opdef, operands, attrs)
+        raw = ieee_results(_run_kernel, opdef, operands, attrs)  # (x / 0: inf, never an error)
     except MemoryError:
         raise ResourceError(
             f"out of memory computing '{opdef.name}'", location=user_location()

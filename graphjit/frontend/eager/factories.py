@@ -29,7 +29,7 @@ from graphjit.frontend.shape_ops import shape_args
 from graphjit.ir import builder
 from graphjit.ir.core import Block, Value, user_location
 from graphjit.ir.ops import bind
-from graphjit.ir.types import DType, as_dims, as_dtype, bool_, float32, int64
+from graphjit.ir.types import DType, as_dims, as_dtype, bool_, float32, ieee_results, int64
 
 _generator = np.random.default_rng()
 
@@ -134,7 +134,7 @@ def _filled(fill_value, shape: tuple, dtype, requires_grad: bool, what: str):
     if not building_graph():
         if fill_value == 0:  # (np.zeros: calloc'd pages, faster than filling)
             return _new(np.zeros, shape, dtype, requires_grad)
-        fill = lambda shape, np_dtype: np.full(shape, fill_value, np_dtype)
+        fill = lambda shape, np_dtype: ieee_results(np.full, shape, fill_value, np_dtype)
         return _new(fill, shape, dtype, requires_grad)
     _no_requires_grad_in_graph(requires_grad, what)
     scalar = graph_constant(fill_value, as_dtype(dtype))
