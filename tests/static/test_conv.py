@@ -374,6 +374,57 @@ def test_max_pool_gradient_of_random_windows_that_share_no_tap_is_bitwise_the_in
         np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))
 
 
+def _hostile_pooling_inputs(rng, shape, dtype):
+    """Integer values (ties in most windows), a NaN before and after a larger value, +-inf,
+    a window of signed zeros, a window of NaNs; the cotangent with -0.0 and a NaN."""
+    x = rng.integers(-2, 3, size=shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.integers(0, flat.size, size=4)] = np.nan
+    flat[rng.integers(0, flat.size, size=2)] = np.inf
+    flat[rng.integers(0, flat.size, size=2)] = -np.inf
+    x[..., :2, :2] = -0.0
+    x[-1, -1, -2:, -2:] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_two_by_two_max_pooling_is_the_interpreters_bits_at_every_row_width(dtype, padding):
+    """2x2 stride-2 max pooling and its gradient load two input rows a step and split the
+    taps by shuffles (codegen/llvm/conv.py, _Pairs), `lanes` outputs a step, the last step
+    overlapping the one before: every row width from 1 output to past two steps of 16, odd
+    sides (an uncovered last row and column), padding, and hostile values give the
+    interpreter's bits; so do sizes known only when the program runs (the step's width is
+    chosen from the first size seen)."""
+    rng = np.random.default_rng(21)
+    for width in [2, 3, 6, 8, 9, 10, 15, 16, 17, 24, 31, 32, 33, 40, 66, 70]:
+        shape = (2, 3, 5 + width % 3, width)
+        x = _hostile_pooling_inputs(rng, shape, dtype)
+        graph = gj.Graph()
+        with graph.as_default():
+            xp = gj.placeholder(np.dtype(dtype).name, x.shape)
+            pooled = gj.max_pool2d(xp, 2, 2, padding)
+            gp = gj.placeholder(np.dtype(dtype).name, pooled.shape)
+            dx = gj.gradients(pooled, [xp], grad_ys=[gp])[0]
+        g = rng.normal(size=pooled.shape).astype(dtype)
+        g.reshape(-1)[:2] = (-0.0, np.nan)
+        feeds = {xp: x, gp: g}
+        want, got = (gj.Session(graph, backend=b).run([pooled, dx], feeds) for b in BACKENDS)
+        for w, o in zip(want, got):
+            assert o.tobytes() == w.tobytes(), (width, padding)
+    graph = gj.Graph()  # sizes of the run: one program, compiled at the widest
+    with graph.as_default():
+        xp = gj.placeholder(np.dtype(dtype).name, (None, 3, None, None))
+        pooled = gj.max_pool2d(xp, 2, 2, padding)
+        dx = gj.gradients(gj.sum(pooled * pooled), [xp])[0]
+    sessions = [gj.Session(graph, backend=b, dynamic=True) for b in BACKENDS]
+    for width in [64, 40, 9, 3, 2]:
+        x = _hostile_pooling_inputs(rng, (2, 3, 7, width), dtype)
+        want, got = (s.run([pooled, dx], {xp: x}) for s in sessions)
+        for w, o in zip(want, got):
+            assert o.tobytes() == w.tobytes(), ("dynamic", width, padding)
+
+
 @needs_torch
 @pytest.mark.parametrize("size", [1, (2, 3), (None, 2)])
 def test_adaptive_avg_pool2d_matches_pytorch(size):

@@ -348,8 +348,10 @@ def max_positions(x: np.ndarray, win: Window) -> np.ndarray:
 
 
 def _max_pool_kernel(x, **attrs):
-    taps = windows(x, pool_window(**attrs), fill=-np.inf)
-    return np.ascontiguousarray(taps.max(axis=(-2, -1)), x.dtype)
+    """Each window's first NaN, else its first maximum (PyTorch's, and the llvm kernel's:
+    NumPy's max over a window holding -0.0 and +0.0 gives either, as its reduction order
+    has it; -inf for a window with no tap inside)."""
+    return _max_pool_pick_kernel(x, x, empty=-np.inf, **attrs)
 
 
 def _max_pool_grad_kernel(x, g, **attrs):
@@ -361,14 +363,14 @@ def _max_pool_grad_kernel(x, g, **attrs):
     return scatter_windows(taps.reshape(*g.shape, *win.kernel), x.shape, win)
 
 
-def _max_pool_pick_kernel(x, v, **attrs):
-    """v's tap at each of x's window maxima (zero for a window with no tap inside)."""
+def _max_pool_pick_kernel(x, v, empty=0, **attrs):
+    """v's tap at each of x's window maxima (`empty` for a window with no tap inside)."""
     win = pool_window(**attrs)
     taps = windows(v, win)
     taps = taps.reshape(*taps.shape[:4], win.kernel[0] * win.kernel[1])
     positions = max_positions(x, win)
     picked = np.take_along_axis(taps, np.maximum(positions, 0)[..., None], axis=-1)[..., 0]
-    return np.where(positions >= 0, picked, 0).astype(v.dtype)
+    return np.ascontiguousarray(np.where(positions >= 0, picked, empty), v.dtype)
 
 
 def _avg_pool_kernel(x, **attrs):
