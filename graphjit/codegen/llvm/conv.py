@@ -610,7 +610,7 @@ def _pool_function(low, op: Operation, shape: PoolShape):
         poll(b)
         planes = [_offset(b, s, p, size) for s, size in zip(srcs, src_sizes)]
         out = _offset(b, dst, p, dst_size)
-        if not returns:
+        if not returns and not (kind == "max" and _tiles_the_plane(shape)):
             _zero(b, out, dst_size, dtype)
         with for_range(b, shape.oh, "oh") as oh:
 
@@ -732,6 +732,21 @@ class _Pairs:
 def _lane_mask(indices):
     indices = list(indices)
     return ir.Constant(ir.VectorType(T.I32, len(indices)), [ir.Constant(T.I32, i) for i in indices])
+
+
+def _tiles_the_plane(shape: PoolShape) -> bool:
+    """Whether the windows cover every input position exactly once (kernel = stride, no
+    padding, sides their multiples, known when compiling): max_pool2d_grad then writes
+    every element of its plane (_route_max), and zeroing it first would be a wasted pass."""
+    win = shape.win
+    return (
+        win.kernel == win.stride
+        and win.dilation == (1, 1)
+        and win.padding == ((0, 0), (0, 0))
+        and not any(is_symbolic(d) for d in (shape.h, shape.w, shape.oh, shape.ow))
+        and shape.h == shape.oh * win.stride[0]
+        and shape.w == shape.ow * win.stride[1]
+    )
 
 
 def _interior(b: ir.IRBuilder, shape: PoolShape, axis: int) -> tuple[ir.Value, ir.Value]:
