@@ -193,9 +193,10 @@ NATIVE_MIN_MACS = 1 << 19
 
 
 def native_matmul(opdef: OpDef):
-    """Eager matmul's kernel for operands none of which is a narrow float: large float32/float64 products through a compiled program
-    of the product alone, whose sizes are run-time values (one compile per dtype, ranks
-    and transposes), the rest through the registry's kernel (NumPy).
+    """Eager matmul's kernel for operands none of which is a narrow float: large float32/
+    float64 products through a compiled program of the product alone, whose sizes are
+    run-time values (one compile per dtype, ranks and transposes), the rest through the
+    registry's kernel (NumPy).
 
     Why not NumPy for all of them: its OpenBLAS splits a large product over threads of its
     own, which then spin on the cores for a while after each call (~0.1 s: OpenBLAS's

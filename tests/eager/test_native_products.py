@@ -113,12 +113,13 @@ def test_gradients_through_compiled_products_agree_with_numpy(dtype):
 
 def test_small_narrow_empty_and_integer_products_stay_numpys():
     rng = np.random.default_rng(4)
+    normal = lambda *shape, dtype=np.float32: rng.normal(size=shape).astype(dtype)  # noqa: E731
     cases = [
-        (rng.normal(size=(16, 64)).astype(np.float32), rng.normal(size=(64, 64)).astype(np.float32)),
-        (rng.normal(size=(128, 256)).astype(np.float16), rng.normal(size=(256, 64)).astype(np.float16)),
+        (normal(16, 64), normal(64, 64)),
+        (normal(128, 256, dtype=np.float16), normal(256, 64, dtype=np.float16)),
         (np.ones((0, 4096), np.float32), np.ones((4096, 4096), np.float32)),
         (np.ones((128, 256), np.int64), np.ones((256, 64), np.int64)),
-    ]  # fmt: skip
+    ]
     for a, b in cases:
         got = _hot_product(a, b)
         want = MATMUL.kernel(a, b)  # the registry's kernel: NumPy's bits
