@@ -637,7 +637,7 @@ def _pool_function(low, op: Operation, shape: PoolShape):
     return fn
 
 
-# 2x2 max pooling with stride 2 (LeNet's, VGG's, ResNet's stem aside), and its gradient:
+# 2x2 max pooling with stride 2 (LeNet's and VGG's; not ResNet's 3x3 stem) and its gradient:
 # a row of outputs reads two input rows whose even and odd elements are the window's taps.
 # The scalar scan had LLVM gather each tap and scatter each gradient element (LeNet's first
 # pooling gradient, 64x6x28x28, 150 us on 2 threads); `_Pairs` loads both rows contiguously,
