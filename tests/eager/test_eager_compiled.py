@@ -20,12 +20,7 @@ LENET = {"x": (8, 3, 16, 16), "w": (6, 3, 5, 5)}  # 6144 and 450 elements ...
 BIG = {"x": (16, 3, 24, 24), "w": (8, 3, 5, 5)}  # ... 27648: above NATIVE_MIN_ELEMENTS
 
 
-@pytest.fixture(autouse=True)
-def fresh_signatures(monkeypatch):
-    monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE", raising=False)
-    eager_compiled.SIGNATURES.clear()
-    yield
-    eager_compiled.SIGNATURES.clear()
+pytestmark = pytest.mark.usefixtures("fresh_signatures")  # (tests/eager/conftest.py)
 
 
 def _arrays(shapes, dtype=np.float32, seed=0):

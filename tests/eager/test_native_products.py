@@ -17,12 +17,7 @@ from graphjit.ir.ops import get_op
 MATMUL = get_op("matmul")
 
 
-@pytest.fixture(autouse=True)
-def fresh_signatures(monkeypatch):
-    monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE", raising=False)
-    eager_compiled.SIGNATURES.clear()
-    yield
-    eager_compiled.SIGNATURES.clear()
+pytestmark = pytest.mark.usefixtures("fresh_signatures")  # (tests/eager/conftest.py)
 
 
 def _programs() -> list[tuple]:
