@@ -392,12 +392,12 @@ def _hostile_pooling_inputs(rng, shape, dtype):
 def test_two_by_two_max_pooling_is_the_interpreters_bits_at_every_row_width(dtype, padding):
     """2x2 stride-2 max pooling and its gradient load two input rows a step and split the
     taps by shuffles (codegen/llvm/conv.py, _Pairs), `lanes` outputs a step, the last step
-    overlapping the one before: every row width from 1 output to past two steps of 16, odd
+    overlapping the one before: row widths from 1 output to past two steps of 16, odd
     sides (an uncovered last row and column), padding, and hostile values give the
     interpreter's bits; so do sizes known only when the program runs (the step's width is
     chosen from the first size seen)."""
     rng = np.random.default_rng(21)
-    for width in [2, 3, 6, 8, 9, 10, 15, 16, 17, 24, 31, 32, 33, 40, 66, 70]:
+    for width in [2, 3, 8, 9, 17, 33, 40, 70]:  # (1 to 35 outputs: each step width, overlaps)
         shape = (2, 3, 5 + width % 3, width)
         x = _hostile_pooling_inputs(rng, shape, dtype)
         graph = gj.Graph()
@@ -421,7 +421,7 @@ def test_two_by_two_max_pooling_is_the_interpreters_bits_at_every_row_width(dtyp
         pooled = gj.max_pool2d(xp, 2, 2, padding)
         dx = gj.gradients(gj.sum(pooled * pooled), [xp])[0]
     sessions = [gj.Session(graph, backend=b, dynamic=True) for b in BACKENDS]
-    for width in [64, 40, 9, 3, 2]:
+    for width in [64, 9, 2]:
         x = _hostile_pooling_inputs(rng, (2, 3, 7, width), dtype)
         want, got = (s.run([pooled, dx], {xp: x}) for s in sessions)
         for w, o in zip(want, got):
