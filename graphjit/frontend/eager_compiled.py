@@ -18,7 +18,8 @@ Two kinds of eager work lose most by it:
   the two are split from one trace (partition.py), so that the backward reads what the
   forward computed rather than computing it again.
 - large matrix products, which NumPy has a kernel for but runs on OpenBLAS's threads, not
-  graphjit's (native_matmul says why that matters).
+  graphjit's (native_matmul says why that matters); and scatter_add, whose np.add.at is
+  slow (eager/dispatch.py: _checked_scatter).
 
 Each runs compiled only once its signature has run HOT_CALLS times the eager way, on
 float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements (a product:
@@ -62,6 +63,7 @@ HOT_CALLS = 2  # eager runs of a signature before it is compiled
 NATIVE_MIN_ELEMENTS = 1 << 14
 MAX_COMPILED = 64  # signatures whose compiled code is kept, the least recently used dropped
 _FLOATS = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
+_INDICES = frozenset({np.dtype(np.int32), np.dtype(np.int64)})
 _UNUSABLE = object()  # a signature the compiled path failed for: eager from then on
 # Errors of a compiled run that say nothing against its code, raised as they are rather than
 # giving up the signature: a malformed GRAPHJIT_* variable, and memory running out (NumPy's
@@ -115,13 +117,15 @@ SIGNATURES = _Signatures()
 # ---- WINDOWED ops ----------------------------------------------------------------------------
 
 
-def native_kernel(opdef: OpDef):
-    """The eager kernel of a WINDOWED op: its compiled code where that pays, else (and on
-    any failure of the compiled path) the registry's kernel."""
+def native_kernel(opdef: OpDef, index_operands: frozenset = frozenset()):
+    """The eager kernel of a WINDOWED op (or a scatter): its compiled code where that pays,
+    else (and on any failure of the compiled path) the registry's kernel. The operands at
+    `index_operands` are integer indices, which the caller has checked (the compiled code
+    must never meet an index error: its failure would give up the signature)."""
     reference = opdef.kernel
 
     def kernel(*arrays, **attrs):
-        key = _op_signature(opdef, arrays, attrs)
+        key = _op_signature(opdef, arrays, attrs, index_operands)
         compiled = None if key is None else _hot(key, lambda: _compile_op(opdef, arrays, attrs))
         if compiled is not None:
             try:
@@ -149,11 +153,14 @@ def _hot(key, make):
     return None if compiled is _UNUSABLE else compiled
 
 
-def _op_signature(opdef: OpDef, arrays, attrs):
+def _op_signature(opdef: OpDef, arrays, attrs, index_operands=frozenset()):
     sizes = [a.size for a in arrays]
     if max(sizes) < NATIVE_MIN_ELEMENTS or min(sizes) == 0:  # (empty: nothing to compute)
         return None
-    if any(a.dtype not in _FLOATS for a in arrays) or not config.eager_compile():
+    for i, a in enumerate(arrays):
+        if a.dtype not in (_INDICES if i in index_operands else _FLOATS):
+            return None
+    if not config.eager_compile():
         return None
     key = (opdef, tuple((a.shape, a.dtype.char) for a in arrays), tuple(attrs.items()))
     try:

@@ -469,3 +469,29 @@ def test_hostile_values_through_a_compiled_composite_match_eager(name, monkeypat
     np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
     finite = np.isfinite(want)
     np.testing.assert_allclose(got[finite], want[finite], rtol=1e-5, atol=1e-5)
+
+
+def test_scatter_add_runs_compiled_once_hot_with_numpys_bits_and_errors():
+    """An embedding's gradient (scatter_add of rows into a table) runs as the llvm
+    backend's scatter once hot: the bits of np.add.at, which adds in the same order; an
+    index out of range is the registry kernel's error before and after, checked before the
+    compiled code runs, so the program stays in use."""
+    from graphjit.ir.ops import bind
+
+    rng = np.random.default_rng(8)
+    table = rng.normal(size=(96, 128)).astype(np.float32)
+    rows = rng.normal(size=(16, 128, 128)).astype(np.float32)
+    ids = rng.integers(-96, 96, size=(16, 128))  # (negative: counted from the end)
+    scatter = get_op("scatter_add")
+    want = scatter.kernel(rows, ids, table, axis=0, wrap_negative=True)
+    bad = ids.copy()
+    bad[3, 5] = 96
+    for _ in range(eager_compiled.HOT_CALLS + 2):
+        got = bind("scatter_add", gj.tensor(rows), gj.tensor(ids), gj.tensor(table), axis=0)
+        assert got.numpy().tobytes() == want.tobytes()
+        with pytest.raises(gj.RuntimeCheckError, match="index 96 is out of range"):
+            bind("scatter_add", gj.tensor(rows), gj.tensor(bad), gj.tensor(table), axis=0)
+    assert "scatter_add" in _compiled_ops()
+    w = gj.tensor(table, requires_grad=True)  # through the embedding's gradient
+    gj.sum(gj.nn.functional.embedding(gj.tensor(ids % 96), w) * gj.tensor(rows)).backward()
+    np.testing.assert_array_equal(w.grad.numpy(), want)

@@ -20,6 +20,7 @@ from graphjit.frontend.eager.views import VIEW_KERNELS, run_view, sync_view
 from graphjit.frontend.eager_compiled import native_kernel, native_matmul
 from graphjit.ir.core import Value, user_location
 from graphjit.ir.ops import NONDIFF, WINDOWED, Handler, OpDef, all_ops, get_op
+from graphjit.ir.ops.indexing import checked_indices
 from graphjit.ir.types import NARROW_NP, constant_array, ieee_results, is_float_array
 
 _asarray = np.asarray
@@ -66,12 +67,30 @@ def _all_ones_where(c: np.ndarray) -> np.ndarray:
 
 _SAME_SIZE_INTEGERS = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
 
+
+def _checked_scatter(opdef: OpDef):
+    """scatter_add (an embedding's or a gather's gradient) as compiled code once hot, its
+    indices checked first as the registry's kernel checks them (the same error, and the
+    compiled code never meets a bad index). NumPy's np.add.at takes its slow path for the
+    registry kernel's (rows, index) form: 2048 rows of 128 floats into 96, the embedding
+    gradient of the bench's transformer, 1.75 ms against the llvm backend's 35 us, which
+    adds in the same order (the same bits)."""
+    native = native_kernel(opdef, index_operands=frozenset({1}))
+
+    def kernel(updates, indices, like, axis, wrap_negative):
+        checked_indices(indices, like.shape[axis], axis, wrap_negative)
+        return native(updates, indices, like, axis=axis, wrap_negative=wrap_negative)
+
+    return kernel
+
+
 # Kernels eager mode runs in place of the registry's, faster (the registry's serve the
 # reference interpreter and constant folding as well): select's gives the same bits, the
 # WINDOWED ops' compiled code the same results up to rounding (eager_compiled.py).
 EAGER_KERNELS = {
     get_op("select"): _select,
     **{op: native_kernel(op) for op in all_ops().values() if op.has(WINDOWED)},
+    get_op("scatter_add"): _checked_scatter(get_op("scatter_add")),
 }
 # The same, for two operands neither of which is a narrow float, with attributes (in place
 # of the registry's float_kernel): large matmuls on graphjit's threads (eager_compiled.py).
