@@ -495,3 +495,10 @@ def test_scatter_add_runs_compiled_once_hot_with_numpys_bits_and_errors():
     w = gj.tensor(table, requires_grad=True)  # through the embedding's gradient
     gj.sum(gj.nn.functional.embedding(gj.tensor(ids % 96), w) * gj.tensor(rows)).backward()
     np.testing.assert_array_equal(w.grad.numpy(), want)
+    inner = rng.normal(size=(8, 300, 64)).astype(np.float32)  # along an inner axis: the same
+    ids = rng.integers(-50, 50, size=300)  # order of additions into each element
+    want = scatter.kernel(inner, ids, np.zeros((8, 50, 64), np.float32), axis=1, wrap_negative=True)
+    for _ in range(eager_compiled.HOT_CALLS + 1):
+        like = gj.tensor(np.zeros((8, 50, 64), np.float32))
+        got = bind("scatter_add", gj.tensor(inner), gj.tensor(ids), like, axis=1)
+        assert got.numpy().tobytes() == want.tobytes()
