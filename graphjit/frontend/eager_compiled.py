@@ -19,7 +19,7 @@ Two kinds of eager work lose most by it:
   forward computed rather than computing it again.
 - large matrix products, which NumPy has a kernel for but runs on OpenBLAS's threads, not
   graphjit's (native_matmul says why that matters); and scatter_add, whose np.add.at is
-  slow (eager/dispatch.py: _checked_scatter).
+  slow (eager/dispatch.py: _scatter_indices).
 
 Each runs compiled only once its signature has run HOT_CALLS times the eager way, on
 float32/float64 tensors one of which has at least NATIVE_MIN_ELEMENTS elements (a product:
@@ -52,9 +52,10 @@ from collections import OrderedDict
 import numpy as np
 
 from graphjit import config
-from graphjit.errors import ConfigError, ResourceError
+from graphjit.errors import ConfigError, ResourceError, ShapeError
 from graphjit.frontend.convert import plain_eager
 from graphjit.ir.ops import OpDef, bind_op
+from graphjit.ir.ops.elementwise import broadcast_shapes
 from graphjit.ir.types import BY_NP
 
 HOT_CALLS = 2  # eager runs of a signature before it is compiled
@@ -117,17 +118,20 @@ SIGNATURES = _Signatures()
 # ---- WINDOWED ops ----------------------------------------------------------------------------
 
 
-def native_kernel(opdef: OpDef, index_operands: frozenset = frozenset()):
+def native_kernel(opdef: OpDef, index_operands: frozenset = frozenset(), check=None):
     """The eager kernel of a WINDOWED op (or a scatter): its compiled code where that pays,
     else (and on any failure of the compiled path) the registry's kernel. The operands at
-    `index_operands` are integer indices, which the caller has checked (the compiled code
-    must never meet an index error: its failure would give up the signature)."""
+    `index_operands` are integer indices, which `check(*arrays, **attrs)` checks before
+    the compiled code runs, raising the registry kernel's error (the compiled code must
+    never meet a bad index: its failure would give up the signature)."""
     reference = opdef.kernel
 
     def kernel(*arrays, **attrs):
         key = _op_signature(opdef, arrays, attrs, index_operands)
         compiled = None if key is None else _hot(key, lambda: _compile_op(opdef, arrays, attrs))
         if compiled is not None:
+            if check is not None:
+                check(*arrays, **attrs)
             try:
                 results = compiled(*arrays)
             except _RAISED:
@@ -239,14 +243,14 @@ def _large_product(a, b, transpose_a: bool, transpose_b: bool) -> bool:
         return False
     m, k = (a.shape[-1], a.shape[-2]) if transpose_a else (a.shape[-2], a.shape[-1])
     inner, n = (b.shape[-1], b.shape[-2]) if transpose_b else (b.shape[-2], b.shape[-1])
-    if inner != k or not _broadcastable(a.shape[:-2], b.shape[:-2]):
+    if inner != k:
         return False  # (NumPy's kernel raises the error: no compiled program must fail)
+    try:
+        broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ShapeError:
+        return False
     batch = max(a.size // (m * k), b.size // (k * n))  # (at least that many products)
     return batch * m * n * k >= NATIVE_MIN_MACS
-
-
-def _broadcastable(x: tuple, y: tuple) -> bool:
-    return all(p == q or p == 1 or q == 1 for p, q in zip(x[::-1], y[::-1]))
 
 
 def _product(opdef: OpDef, a, b, transpose_a: bool, transpose_b: bool, reference):

@@ -68,20 +68,13 @@ def _all_ones_where(c: np.ndarray) -> np.ndarray:
 _SAME_SIZE_INTEGERS = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
 
 
-def _checked_scatter(opdef: OpDef):
-    """scatter_add (an embedding's or a gather's gradient) as compiled code once hot, its
-    indices checked first as the registry's kernel checks them (the same error, and the
-    compiled code never meets a bad index). NumPy's np.add.at takes its slow path for the
-    registry kernel's (rows, index) form: 2048 rows of 128 floats into 96, the embedding
-    gradient of the bench's transformer, 1.75 ms against the llvm backend's 35 us, which
-    adds in the same order (the same bits)."""
-    native = native_kernel(opdef, index_operands=frozenset({1}))
-
-    def kernel(updates, indices, like, axis, wrap_negative):
-        checked_indices(indices, like.shape[axis], axis, wrap_negative)
-        return native(updates, indices, like, axis=axis, wrap_negative=wrap_negative)
-
-    return kernel
+def _scatter_indices(updates, indices, like, axis, wrap_negative) -> None:
+    """scatter_add's index check, the registry kernel's (its error), before compiled code:
+    eager scatter_add runs as the llvm backend's once hot, since NumPy's np.add.at takes
+    its slow path for the kernel's (rows, index) form: 2048 rows of 128 floats into 96,
+    the embedding gradient of the bench's transformer, 1.75 ms against 35 us, added in the
+    same order (the same bits)."""
+    checked_indices(indices, like.shape[axis], axis, wrap_negative)
 
 
 # Kernels eager mode runs in place of the registry's, faster (the registry's serve the
@@ -90,7 +83,9 @@ def _checked_scatter(opdef: OpDef):
 EAGER_KERNELS = {
     get_op("select"): _select,
     **{op: native_kernel(op) for op in all_ops().values() if op.has(WINDOWED)},
-    get_op("scatter_add"): _checked_scatter(get_op("scatter_add")),
+    get_op("scatter_add"): native_kernel(
+        get_op("scatter_add"), index_operands=frozenset({1}), check=_scatter_indices
+    ),
 }
 # The same, for two operands neither of which is a narrow float, with attributes (in place
 # of the registry's float_kernel): large matmuls on graphjit's threads (eager_compiled.py).
