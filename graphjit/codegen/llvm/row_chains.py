@@ -90,6 +90,11 @@ from graphjit.ir.symbolic import hint, is_symbolic, known_multiple
 from graphjit.passes.memory import ALIAS, ARENA, RowGroup
 
 ROW_CACHE_BYTES = 256 << 10  # a row of every value of a chain: within a core's L2
+# The longest chain: checking a candidate costs time in its length (its values against
+# each other), so runs grown without a bound made compiling a long backward pass cubic in
+# its length (an eager tape of 1000 steps of tanh(x * w), compiled whole: 152 s). The
+# longest chain in the bench's programs has 11.
+MAX_MEMBERS = 32
 # A kernel's loop over a row is its vector loop: rows shorter than this would trade
 # vectorised passes for per-row calls (a 1-d chain of 1-element rows ran 9x slower).
 ROW_MIN_ELEMENTS = 64
@@ -280,11 +285,11 @@ def _values(members: list[_Member]) -> list[Value]:
 
 def _row_local(members: list[_Member]) -> set[Value]:
     """The values every member that touches them reads or writes row by row."""
-    return {
-        v
-        for v in _values(members)
-        if all(v in m.row_local for m in members if v in m.op.operands or v in m.op.results)
-    }
+    broadcast = set()  # (one pass over the members: a test per value and member was
+    for m in members:  # quadratic in a chain's length)
+        broadcast.update(v for v in m.op.operands if v not in m.row_local)
+        broadcast.update(v for v in m.op.results if v not in m.row_local)
+    return {v for v in _values(members) if v not in broadcast}
 
 
 def _shapes_fit(members: list[_Member]) -> bool:
@@ -351,25 +356,46 @@ def plan_chains(low, ops: list[Operation]) -> dict[int, list[Operation]]:
 
 
 def _runs(ops: list[Operation], fits) -> dict[int, list[_Member]]:
-    """Greedy runs of consecutive members that `fits` accepts and that are worth it."""
+    """Greedy runs of consecutive members that `fits` accepts and that are worth it. A
+    start from which no run can fold rows is passed over without checking a candidate:
+    growing runs of elementwise kernels from every start only to drop them made compiling
+    a long program quadratic in its length (each check is itself linear in the run)."""
+    members = [_member(op) for op in ops]
     runs: dict[int, list[_Member]] = {}
     i = 0
     while i < len(ops):
-        first = _member(ops[i])
-        members = [first] if first is not None else []
+        first = members[i]
+        if not _may_fold(members, i):
+            i += 1
+            continue
+        run = [first]
         j = i + 1
-        while members and j < len(ops):
-            nxt = _member(ops[j])
-            if nxt is None or nxt.rows != first.rows or not fits(members + [nxt]):
+        while j < len(ops) and len(run) < MAX_MEMBERS:
+            nxt = members[j]
+            if nxt is None or nxt.rows != first.rows or not fits(run + [nxt]):
                 break
-            members.append(nxt)
+            run.append(nxt)
             j += 1
-        if _worth_it(members):
-            runs[i] = members
+        if _worth_it(run):
+            runs[i] = run
             i = j
         else:
             i += 1
     return runs
+
+
+def _may_fold(members: list, start: int) -> bool:
+    """Whether a run from `start` could hold a member that folds rows: one within
+    MAX_MEMBERS, before a non-member or a member of other rows ends every run."""
+    first = members[start]
+    if first is None:
+        return False
+    for m in members[start : start + MAX_MEMBERS]:
+        if m is None or m.rows != first.rows:
+            return False
+        if m.reduces:
+            return True
+    return False
 
 
 def _worth_it(members: list[_Member]) -> bool:
