@@ -14,6 +14,7 @@ import pytest
 import graphjit as gj
 from graphjit.errors import ConfigError, GradientError, ShapeError
 from graphjit.frontend import eager_compiled
+from graphjit.frontend.eager import compiled_backward
 from graphjit.ir.ops import get_op
 
 LENET = {"x": (8, 3, 16, 16), "w": (6, 3, 5, 5)}  # 6144 and 450 elements ...
@@ -43,6 +44,12 @@ def _compiled_ops() -> set[str]:
     }
 
 
+def _per_op_backward(monkeypatch):
+    """Backward node by node, each gradient op compiled for itself, rather than the whole
+    tape as one program (compiled_backward.py, tested in test_compiled_backward.py)."""
+    monkeypatch.setattr(compiled_backward, "MIN_NODES", 1 << 30)
+
+
 def _step(x, w, b):
     """One LeNet-like stage and a loss, with the gradients of its inputs."""
     xt, wt, bt = (gj.tensor(a, requires_grad=True) for a in (x, w, b))
@@ -53,6 +60,7 @@ def _step(x, w, b):
 
 
 def test_a_hot_signature_is_compiled_and_agrees_with_numpy(monkeypatch):
+    _per_op_backward(monkeypatch)
     x, w, b = _arrays([BIG["x"], BIG["w"], (8,)])
     runs = [_step(x, w, b) for _ in range(eager_compiled.HOT_CALLS + 2)]
     assert _compiled_ops() == {
@@ -430,11 +438,12 @@ def test_compiled_composites_keep_subnormals():
     np.testing.assert_array_equal(got, want)
 
 
-def test_compiled_eager_code_keeps_no_working_memory_between_runs():
+def test_compiled_eager_code_keeps_no_working_memory_between_runs(monkeypatch):
     """held_buffer_bytes=0: eager tensors hold their results anyway, and every hot
     signature keeping up to GRAPHJIT_HELD_BUFFER_BYTES would add up."""
     import gc
 
+    _per_op_backward(monkeypatch)
     from graphjit.codegen.llvm import LLVMRunner
 
     x, w, b = _arrays([BIG["x"], BIG["w"], (8,)])

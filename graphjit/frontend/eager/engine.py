@@ -16,6 +16,7 @@ import numpy as np
 
 from graphjit.errors import GradientError
 from graphjit.frontend.eager.anomaly import ANOMALY, check_finite_gradients
+from graphjit.frontend.eager.compiled_backward import run_compiled
 from graphjit.frontend.eager.grad_mode import _MODE
 from graphjit.frontend.eager.node import HOOKS_ACTIVE, run_hooks
 from graphjit.frontend.eager.tensor import Tensor, bump_version, to_array, wrap
@@ -146,6 +147,8 @@ class _BackwardPass:
             # PyTorch give them: a cotangent g / 0 is inf, not a warning -- or, under
             # `-W error`, an error; one context for the whole pass, ~1 us)
             with np.errstate(all="ignore"):
+                if self.plain() and run_compiled(self, tensors, root_cts):
+                    return self.found
                 for t, ct in zip(tensors, root_cts):
                     if t.grad_fn is None:
                         self.deliver_to_leaf(t, ct)
@@ -158,6 +161,11 @@ class _BackwardPass:
         finally:
             _MODE.enabled = previous
         return self.found
+
+    def plain(self) -> bool:
+        """Whether the pass may run as compiled code (compiled_backward.py), as far as the
+        pass itself says: nothing recorded, no hook to call, no gradient at a non-leaf."""
+        return not (self.create_graph or self.hooks_active or ANOMALY[0] or self.captures_outputs)
 
     def nodes_reaching_captures(self, roots: list) -> set:
         """The nodes from which a captured input is reached: one depth-first walk from the
