@@ -39,10 +39,10 @@ from graphjit.frontend.eager_compiled import _RAISED, _UNUSABLE, SIGNATURES, _ho
 from graphjit.ir.types import BY_NP
 
 # Tapes of MIN_NODES to MAX_NODES nodes (MIN_NODES of them reached from the first root).
-# Reading a tape and calling its program cost ~25 us and ~2 us a node, the engine
-# ~6.5 us a node (tanh(x * w) repeated on 64 floats: 5 nodes 43 -> 37 us, 9 nodes 70 ->
-# 45); above, the compile takes seconds (2000 nodes ~1 s, 6000 ~4.4 s).
-MIN_NODES = 8
+# Reading a tape and calling its program cost ~30 us and ~2 us a node, the engine 3.5-6.5
+# us a node (tanh(x * 0.9) repeated on 64 floats: 9 nodes 44 -> 47 us, 13 nodes 59 -> 54,
+# 25 nodes 98 -> 77); above, the compile takes seconds (2000 nodes ~1 s, 6000 ~4.4 s).
+MIN_NODES = 12
 MAX_NODES = 4096
 # A sequence number (node.next_sequence_nr) taken at the last backward pass: a root newer
 # by fewer than MIN_NODES was recorded with fewer new nodes than that (a training step's
