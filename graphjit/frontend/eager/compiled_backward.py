@@ -137,11 +137,16 @@ class _Tape:
                 else:
                     add((position[target], index))
             saved = node.saved_inputs
-            if not _sign_arrays(saved, add, arrays, array_index):
-                return False
-            if not saved:
+            if saved:
+                if not _sign_arrays(saved, add, arrays, array_index):
+                    return False
+            else:
+                add(0)
                 add(node.input_shapes)
-            if not _sign_arrays(node.saved_outputs, add, arrays, array_index):
+            saved = node.saved_outputs
+            if not saved:
+                add(0)
+            elif not _sign_arrays(saved, add, arrays, array_index):
                 return False
         add(len(tensors))
         for t, ct in zip(tensors, root_cts):
