@@ -15,6 +15,7 @@ import graphjit as gj
 from graphjit.errors import GradientError
 from graphjit.frontend import eager_compiled
 from graphjit.frontend.eager import compiled_backward
+from op_table import OP_TABLE, inputs_for
 
 pytestmark = pytest.mark.usefixtures("fresh_signatures")  # (tests/eager/conftest.py)
 
@@ -396,3 +397,32 @@ def test_tapes_longer_than_max_nodes_stay_with_the_engine(monkeypatch, compiled_
     for _ in range(HOT):
         gj.autograd.grad(_rnn_loss(gj.tensor(xs), *ps), ps)
     assert len(compiled_runs) == 1
+
+
+# Every differentiable op of the shared op table (its largest case), its gradients through
+# a program of its tape alone (compiled at the first pass) against the engine's.
+OP_CASES = [pytest.param(case, case.shapes[-1], id=case.name) for case in OP_TABLE if case.grad]
+
+
+@pytest.mark.parametrize("case, shapes", OP_CASES)
+def test_every_op_s_gradient_in_a_program_is_the_engine_s(monkeypatch, compiled_runs, case, shapes):
+    arrays = inputs_for(case, shapes, "float64")
+    wrt = [i for i, a in enumerate(arrays) if a.dtype.kind == "f" and i not in case.fixed]
+
+    def gradients():
+        leaves = [gj.tensor(a, requires_grad=i in wrt) for i, a in enumerate(arrays)]
+        y = case.fn(*leaves)
+        w = gj.tensor(np.random.default_rng(1).uniform(0.5, 1.5, y.shape))
+        grads = gj.autograd.grad((y * w).sum(), [leaves[i] for i in wrt], allow_unused=True)
+        return [None if g is None else g.numpy() for g in grads]
+
+    want = gradients()
+    monkeypatch.setattr(compiled_backward, "MIN_NODES", 1)
+    monkeypatch.setattr(eager_compiled, "HOT_CALLS", 0)
+    got = gradients()
+    assert compiled_runs, "the tape ran on the engine"
+    for i, g, w in zip(wrt, got, want):
+        if w is None:
+            assert g is None, f"input {i}"
+        else:
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12, err_msg=f"input {i}")
