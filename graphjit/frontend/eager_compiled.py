@@ -90,17 +90,21 @@ class _Signatures:
             return compiled
 
     def counted(self, key) -> int:
-        """One more eager run of `key`: how many there have been."""
+        """One more eager run of `key`: how many there have been. Counted by the key's
+        hash: a tape's key (compiled_backward.py) holds a part for every node, 185 KiB for
+        an RNN's 502, and up to 512 keys seen once or twice were kept only to be counted
+        (two keys of one hash are only compiled sooner; what runs is looked up by key)."""
+        digest = hash(key)
         with self.lock:
-            count = self.counts.get(key, 0) + 1
+            count = self.counts.get(digest, 0) + 1
             if len(self.counts) >= 8 * MAX_COMPILED:  # (shapes seen once or twice: forget)
                 self.counts.clear()
-            self.counts[key] = count
+            self.counts[digest] = count
             return count
 
     def store(self, key, compiled) -> None:
         with self.lock:
-            self.counts.pop(key, None)
+            self.counts.pop(hash(key), None)
             self.compiled[key] = compiled
             self.compiled.move_to_end(key)
             while len(self.compiled) > MAX_COMPILED:
