@@ -22,8 +22,8 @@ captured gradients returned), and the nodes the eager pass would have run releas
 Only plain tapes take this path; anything else runs the engine as before, so every error
 and every hook is the eager one: create_graph, hooks, anomaly detection, retain_grad on a
 non-leaf, a gradient captured at a non-leaf, custom Functions and compiled composites on
-the tape, an in-place change anywhere since the tape was recorded (the engine checks the
-saved versions), a freed tape, tapes of fewer than MIN_NODES nodes or more than MAX_NODES,
+the tape, a saved tensor changed in place since it was saved (the engine decides whether
+the rule may still run), a freed tape, tapes of fewer than MIN_NODES nodes or more than MAX_NODES,
 a pass whose newest MIN_NODES nodes were recorded before the last pass (a retained tape
 run again), and any signature whose program could not be built or failed to run. Gradients are the eager ones up to rounding
 (the llvm backend is tested against the interpreter op by op; sums of cotangents are made
@@ -208,7 +208,8 @@ def _large(node) -> bool:
 def _reachable(roots: list) -> list | None:
     """The nodes reached from the roots, newest first; None if there are more than
     MAX_NODES or one is not plain: not a registry op's node, freed, retaining a gradient,
-    or recorded before an in-place change anywhere (the engine then checks what changed)."""
+    or holding a tensor changed in place since it was saved (the engine then decides
+    whether its rule may run)."""
     epoch = MUTATIONS[0]
     seen, stack = set(roots), list(roots)
     while stack:
@@ -217,7 +218,7 @@ def _reachable(roots: list) -> list | None:
             not isinstance(node, OpNode)
             or node.saved_inputs is None
             or node.retained
-            or node.epoch != epoch
+            or (node.epoch != epoch and _changed_since(node))
         ):
             return None
         indices = node.edge_indices
@@ -231,6 +232,23 @@ def _reachable(roots: list) -> list | None:
     nodes = list(seen)
     nodes.sort(key=_newest_first)
     return nodes
+
+
+def _changed_since(node) -> bool:
+    """Whether a tensor the node saved changed since (made only for a node recorded before
+    some in-place op or `.data` assignment: a BatchNorm's running statistics, updated in
+    every training step's forward, would otherwise keep each tape from this path): in
+    place (the engine's test: its version), or a leaf given a new array by `.data = `
+    (the engine's rule reads a leaf input's array as it is now, the program the saved)."""
+    saved = node.saved_inputs
+    for kept in (saved, node.saved_outputs):
+        for j in range(0, len(kept), 3):
+            if kept[j + 1][0] != kept[j + 2]:  # (its version cell against its version)
+                return True
+    for j, index in enumerate(node.edge_indices):
+        if index < 0 and saved and saved[3 * j] is not _edge_target(node, j)._data:
+            return True
+    return False
 
 
 def _edge_target(node, i: int):

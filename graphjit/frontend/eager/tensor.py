@@ -64,6 +64,7 @@ class Tensor:
     def data(self, value) -> None:
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
         self._base = self._view_chain = None  # (its own array now, as in PyTorch)
+        MUTATIONS[0] += 1  # (tapes recorded before look again: compiled_backward.py)
 
     @property
     def shape(self) -> tuple:
