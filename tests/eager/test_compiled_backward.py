@@ -480,3 +480,40 @@ def _close_all(got, want):
     scale = max(np.abs(w).max() for w in want)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize(
+    "dtype, shape",
+    [
+        ("float32", ()),
+        ("float64", ()),
+        ("float16", (50,)),
+        ("bfloat16", (50,)),
+        ("float32", (0, 3)),
+    ],
+)
+def test_zero_d_narrow_float_and_empty_tapes(monkeypatch, compiled_runs, dtype, shape):
+    """0-d tensors, float16 and bfloat16 (computed in float32 on both paths, one rounding)
+    and tensors of no elements: the engine's gradients, dtypes and shapes."""
+    r = np.random.default_rng(7)
+
+    def gradients():
+        x = gj.tensor(r.normal(size=shape)).to(dtype)
+        ps = [gj.tensor(r.normal(size=shape)).to(dtype).requires_grad_() for _ in range(2)]
+        for _ in range(HOT):
+            h = x
+            for _ in range(4):
+                h = gj.tanh(h * ps[0] + ps[1])
+            grads = gj.autograd.grad((h * h).sum(), ps)
+        return [(g.dtype, g.shape, g.numpy().astype(np.float64)) for g in grads]
+
+    monkeypatch.setenv("GRAPHJIT_EAGER_COMPILE", "0")
+    r = np.random.default_rng(7)
+    want = gradients()
+    monkeypatch.delenv("GRAPHJIT_EAGER_COMPILE")
+    r = np.random.default_rng(7)
+    got = gradients()
+    assert len(compiled_runs) == 1
+    for (gd, gs, g), (wd, ws, w) in zip(got, want):
+        assert gd == wd and gd.name == dtype and gs == ws == shape
+        np.testing.assert_allclose(g, w, rtol=1e-2 if dtype in ("float16", "bfloat16") else 1e-6)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from graphjit import config
 from graphjit.errors import ConfigError
-from graphjit.frontend.eager.node import OpNode, next_sequence_nr
+from graphjit.frontend.eager.node import OpNode, edge_target, next_sequence_nr
 from graphjit.frontend.eager.tensor import MUTATIONS, wrap
 from graphjit.frontend.eager_compiled import _RAISED, _UNUSABLE, SIGNATURES, _hot
 from graphjit.ir.types import BY_NP
@@ -223,7 +223,7 @@ def _reachable(roots: list) -> list | None:
             return None
         indices = node.edge_indices
         for i in range(len(indices)):
-            target = _edge_target(node, i)
+            target = edge_target(node, i)
             if target is not None and indices[i] >= 0 and target not in seen:
                 seen.add(target)
                 stack.append(target)
@@ -246,16 +246,9 @@ def _changed_since(node) -> bool:
             if kept[j + 1][0] != kept[j + 2]:  # (its version cell against its version)
                 return True
     for j, index in enumerate(node.edge_indices):
-        if index < 0 and saved and saved[3 * j] is not _edge_target(node, j)._data:
+        if index < 0 and saved and saved[3 * j] is not edge_target(node, j)._data:
             return True
     return False
-
-
-def _edge_target(node, i: int):
-    """node.edge_targets[i], without making the tuple (as engine._edge_target)."""
-    if i == 0:
-        return node._target0
-    return node._target1 if i == 1 else node._more_targets[i - 2]
 
 
 def _newest_first(node) -> int:
@@ -299,18 +292,10 @@ class _Program:
     def deliver(self, tape: _Tape, gradients: list, pass_) -> None:
         """The engine's bookkeeping after its drain: the gradients to the leaves (or to
         pass_.found), and the nodes that ran released unless the graph is retained."""
-        from graphjit.frontend.eager.engine import accumulate_grad
-
-        captures = pass_.captures
+        leaves = tape.leaves
         for k, array in zip(self.leaves_out, gradients):
-            leaf = tape.leaves[k]
-            if captures is None:
-                # (each output is a fresh array of its own: the leaf's .grad may be it)
-                accumulate_grad(leaf, wrap(array), False, unshared=True)
-            else:
-                index = captures.get(id(leaf))
-                if index is not None:
-                    pass_.found[index] = wrap(array)
+            # (each output is a fresh array of its own: the leaf's .grad may be it)
+            pass_.deliver_summed(leaves[k], wrap(array), True)
         if not pass_.retain_graph:
             nodes = tape.nodes
             for i in self.ran:

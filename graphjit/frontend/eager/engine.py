@@ -18,7 +18,7 @@ from graphjit.errors import GradientError
 from graphjit.frontend.eager.anomaly import ANOMALY, check_finite_gradients
 from graphjit.frontend.eager.compiled_backward import run_compiled
 from graphjit.frontend.eager.grad_mode import _MODE
-from graphjit.frontend.eager.node import HOOKS_ACTIVE, run_hooks
+from graphjit.frontend.eager.node import HOOKS_ACTIVE, edge_target, run_hooks
 from graphjit.frontend.eager.tensor import Tensor, bump_version, to_array, wrap
 from graphjit.ir.ops import bind
 
@@ -112,13 +112,6 @@ def _root_cotangent(t: Tensor, gradient) -> Tensor:
     return gradient
 
 
-def _edge_target(node, i: int):
-    """node.edge_targets[i], without making the tuple."""
-    if i == 0:
-        return node._target0
-    return node._target1 if i == 1 else node._more_targets[i - 2]
-
-
 class _BackwardPass:
     """One backward traversal. With `captures` (grad()), the cotangents of the given inputs
     are collected and no `.grad` is touched; otherwise leaves accumulate."""
@@ -189,7 +182,7 @@ class _BackwardPass:
                 node, i = nodes[-1], positions[-1]
                 indices = node.edge_indices
                 while i < len(indices):
-                    target = _edge_target(node, i)
+                    target = edge_target(node, i)
                     index = indices[i]
                     i += 1
                     if target is None:

@@ -107,6 +107,13 @@ class Node:
         return f"<{self.name}>"
 
 
+def edge_target(node: Node, i: int):
+    """node.edge_targets[i], without making the tuple (the backward passes' hot loops)."""
+    if i == 0:
+        return node._target0
+    return node._target1 if i == 1 else node._more_targets[i - 2]
+
+
 def freed_error(what: str, location=None) -> GradientError:
     return GradientError(
         f"trying to backward through the graph a second time ({what} already freed its saved "
